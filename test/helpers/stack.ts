@@ -1,0 +1,186 @@
+/**
+ * Real parts for tests: an anvil with a deployed vault, a fresh database in the run's
+ * PostgreSQL, and `ponder start` as a real child process that can be SIGKILLed.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import pg from "pg";
+import { inject } from "vitest";
+import { repoRoot, withoutLocalDefaults } from "../../lib/config";
+import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
+import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
+import { freePort } from "../../lib/ports";
+import { waitFor } from "../../lib/wait";
+
+const cleanups: (() => Promise<void>)[] = [];
+
+/** Stops everything the helpers started, newest first; call it in afterAll. */
+export async function cleanup() {
+  while (cleanups.length > 0)
+    await cleanups
+      .pop()?.()
+      .catch(() => undefined);
+}
+
+export type TestChain = Anvil & Clients & { deployment: Deployment; vault: ReturnType<typeof vault> };
+
+export async function startChain(options: { chainId?: number; blockTime?: number } = {}): Promise<TestChain> {
+  const anvil = await startAnvil({ port: await freePort(), ...options });
+  cleanups.push(anvil.stop);
+  const clients = await connect(anvil.rpcUrl);
+  const deployment = await deploy(clients);
+  return { ...anvil, ...clients, deployment, vault: vault(clients, deployment) };
+}
+
+/** A new, empty database in the run's PostgreSQL. */
+export async function freshDatabase(): Promise<string> {
+  const port = inject("postgresPort");
+  const name = `t_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres` });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return `postgresql://postgres:postgres@127.0.0.1:${port}/${name}`;
+}
+
+export async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(
+  databaseUrl: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Environment for one or more chains, as an operator would set it. */
+export function chainEnv(chains: TestChain[], extra: Record<string, string> = {}): Record<string, string> {
+  if (chains.length === 1) {
+    const [c] = chains as [TestChain];
+    return {
+      CHAIN_ID: String(c.chainId),
+      RPC_URL: c.rpcUrl,
+      STAKE_VAULT_ADDRESS: c.deployment.stakeVault,
+      START_BLOCK: String(c.deployment.blockNumber),
+      ...extra,
+    };
+  }
+  const env: Record<string, string> = { CHAINS: chains.map((c) => c.chainId).join(","), ...extra };
+  for (const c of chains) {
+    env[`RPC_URL_${c.chainId}`] = c.rpcUrl;
+    env[`STAKE_VAULT_ADDRESS_${c.chainId}`] = c.deployment.stakeVault;
+    env[`START_BLOCK_${c.chainId}`] = String(c.deployment.blockNumber);
+  }
+  return env;
+}
+
+/** The environment a child gets: the machine's PATH and HOME, nothing from .env.local. */
+export function childEnv(env: Record<string, string>): Record<string, string> {
+  return withoutLocalDefaults({
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    PONDER_TELEMETRY_DISABLED: "true",
+    ...env,
+  });
+}
+
+export type RunningProcess = {
+  process: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  stop: () => Promise<void>;
+  kill: () => Promise<void>;
+};
+
+export function run(command: string, args: string[], env: Record<string, string>): RunningProcess {
+  const child = spawn(command, args, { cwd: repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (d) => {
+    output += d;
+  });
+  child.stderr?.on("data", (d) => {
+    output += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const handle: RunningProcess = {
+    process: child,
+    output: () => output,
+    exited,
+    stop: () => stopChild(child, "SIGTERM"),
+    kill: async () => {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+  cleanups.push(() => stopChild(child, "SIGKILL"));
+  return handle;
+}
+
+const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
+
+export type PonderProcess = RunningProcess & { url: string; waitReady: () => Promise<void> };
+
+/** `ponder start` on its own schema and port, JSON logs; the node process itself, so SIGKILL is real. */
+export async function startPonder(env: Record<string, string>): Promise<PonderProcess> {
+  const port = await freePort();
+  const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
+  const proc = run(
+    process.execPath,
+    [ponderBin, "--log-format", "json", "start", "--schema", schema, "--port", String(port)],
+    { DATABASE_SCHEMA: schema, ...env },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    ...proc,
+    url,
+    waitReady: () =>
+      waitFor(
+        "ponder /ready",
+        async () => {
+          if (proc.process.exitCode !== null) throw new Error(`ponder exited:\n${proc.output().slice(-3000)}`);
+          return (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
+        },
+        { timeoutMs: 120_000, intervalMs: 250 },
+      ),
+  };
+}
+
+/** The block Ponder has indexed on each chain (`_ponder_checkpoint`, block at chars 27–42). */
+export async function indexedBlocks(databaseUrl: string, schema: string): Promise<Map<number, number>> {
+  const rows = await sql<{ chain_id: string; block: string }>(
+    databaseUrl,
+    `SELECT chain_id, substring(latest_checkpoint from 27 for 16)::bigint AS block FROM "${schema}"._ponder_checkpoint`,
+  ).catch(() => []);
+  return new Map(rows.map((r) => [Number(r.chain_id), Number(r.block)]));
+}
+
+/** Waits until Ponder has indexed `chain` up to its current head. */
+export async function waitIndexedToHead(databaseUrl: string, schema: string, chain: TestChain) {
+  const head = Number(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+  await waitFor(
+    `${schema} indexed to block ${head} on chain ${chain.chainId}`,
+    async () => ((await indexedBlocks(databaseUrl, schema)).get(chain.chainId) ?? -1) >= head,
+    { timeoutMs: 60_000 },
+  );
+}
+
+/** developer_stake as { developer → amount } for one chain. */
+export async function ponderStakes(databaseUrl: string, schema: string, chainId: number): Promise<Map<string, bigint>> {
+  const rows = await sql<{ developer: string; amount: string }>(
+    databaseUrl,
+    `SELECT developer, amount::text FROM "${schema}".developer_stake WHERE chain_id = $1`,
+    [chainId],
+  );
+  return new Map(rows.map((r) => [r.developer, BigInt(r.amount)]));
+}
+
+/** stakeOf() on chain for each developer, as { developer → amount }. */
+export async function chainStakes(chain: TestChain, developers: Iterable<string>): Promise<Map<string, bigint>> {
+  const result = new Map<string, bigint>();
+  for (const developer of developers) result.set(developer, await chain.vault.stakeOf(developer as `0x${string}`));
+  return result;
+}

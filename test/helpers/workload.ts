@@ -1,0 +1,63 @@
+/** Deterministic stake activity on a test chain: every kind of event, several callers. */
+import { type Address, getAddress, keccak256, toHex } from "viem";
+import { mnemonicToAccount } from "viem/accounts";
+import { connect, vault } from "../../lib/contracts";
+import type { TestChain } from "./stack";
+
+const MNEMONIC = "test test test test test test test test test test test junk";
+
+/** Private keys of anvil's default accounts 1..n (account 0 is the deployer). */
+export function anvilKeys(n: number): `0x${string}`[] {
+  return Array.from({ length: n }, (_, i) => {
+    const key = mnemonicToAccount(MNEMONIC, { addressIndex: i + 1 }).getHdKey().privateKey;
+    return toHex(key as Uint8Array);
+  });
+}
+
+/** `n` addresses derived from a seed, lowercase. */
+export function wallets(n: number, seed = "dev"): Address[] {
+  return Array.from(
+    { length: n },
+    (_, i) => getAddress(keccak256(toHex(`${seed}-${i}`)).slice(0, 42)).toLowerCase() as Address,
+  );
+}
+
+/**
+ * Stakes through stakeForMany and stakeFor for `developers`, slashes some of them, and lets
+ * two self-staking accounts stake and unstake. Returns every developer touched.
+ */
+export async function mixedActivity(chain: TestChain, developers: Address[]): Promise<Address[]> {
+  await chain.vault.fund(10n ** 18n);
+  const amounts = developers.map((_, i) => BigInt(1_000_000 * (i + 1)));
+  for (let i = 0; i < developers.length; i += 10) {
+    await chain.vault.stakeForMany(developers.slice(i, i + 10), amounts.slice(i, i + 10));
+  }
+  for (const [i, developer] of developers.entries()) {
+    if (i % 3 === 0) await chain.vault.stakeFor(developer, 250_000n);
+    if (i % 4 === 0) await chain.vault.slash(developer, 100_000n);
+  }
+  const selfStakers: Address[] = [];
+  for (const key of anvilKeys(2)) {
+    const clients = await connect(chain.rpcUrl, key);
+    const own = vault(clients, chain.deployment);
+    await own.fund(10_000_000n);
+    await own.stake(3_000_000n);
+    await own.unstake(1_000_000n);
+    await own.stake(500_000n);
+    selfStakers.push(clients.wallet.account.address.toLowerCase() as Address);
+  }
+  return [...developers, ...selfStakers];
+}
+
+/** Number of StakeVault logs on the chain so far. */
+export async function vaultLogCount(chain: TestChain): Promise<number> {
+  const logs = await chain.publicClient.getLogs({
+    address: chain.deployment.stakeVault,
+    fromBlock: BigInt(chain.deployment.blockNumber),
+  });
+  return logs.length;
+}
+
+export async function mine(chain: TestChain, blocks: number) {
+  await chain.publicClient.request({ method: "anvil_mine" as never, params: [toHex(blocks)] as never });
+}
