@@ -49,15 +49,32 @@ export async function mixedActivity(chain: TestChain, developers: Address[]): Pr
   return [...developers, ...selfStakers];
 }
 
-/** Number of StakeVault logs on the chain so far. */
+/** Number of StakeVault logs on the chain so far, paged to stay under viem's 10 MB answer cap. */
 export async function vaultLogCount(chain: TestChain): Promise<number> {
-  const logs = await chain.publicClient.getLogs({
-    address: chain.deployment.stakeVault,
-    fromBlock: BigInt(chain.deployment.blockNumber),
-  });
-  return logs.length;
+  const head = await chain.publicClient.getBlockNumber({ cacheTime: 0 });
+  let count = 0;
+  for (let from = BigInt(chain.deployment.blockNumber); from <= head; from += 50n) {
+    const to = from + 49n < head ? from + 49n : head;
+    count += (await chain.publicClient.getLogs({ address: chain.deployment.stakeVault, fromBlock: from, toBlock: to }))
+      .length;
+  }
+  return count;
 }
 
 export async function mine(chain: TestChain, blocks: number) {
   await chain.publicClient.request({ method: "anvil_mine" as never, params: [toHex(blocks)] as never });
+}
+
+/** `rounds` stakeForMany transactions of up to 100 developers each: a large, fast backfill. */
+export async function bulkStakes(chain: TestChain, developers: Address[], rounds: number) {
+  await chain.vault.fund(10n ** 24n);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < developers.length; i += 100) {
+      const batch = developers.slice(i, i + 100);
+      await chain.vault.stakeForMany(
+        batch,
+        batch.map((_, j) => BigInt(1 + ((round * 7919 + i + j) % 1000)) * 10_000n),
+      );
+    }
+  }
 }

@@ -1,0 +1,58 @@
+/**
+ * `npm start` (production): `ponder start` and the sidecar, configured only by the real
+ * environment. `npm run start:indexer` / `start:sidecar` run one of them.
+ *
+ * Ponder's CLI loads .env.local itself, so the children get every key of it that the
+ * environment lacks as "" (unset): a production process can never run on a local default.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { loadIndexerConfig, orExit, repoRoot, requiredInProduction, withoutLocalDefaults } from "../lib/config";
+
+const role = process.argv[2] ?? "all";
+if (!["all", "indexer", "sidecar"].includes(role)) {
+  process.stderr.write(`stakesync: unknown role "${role}" (expected indexer or sidecar)\n`);
+  process.exit(1);
+}
+
+const missing = requiredInProduction(process.env).filter((name) => !process.env[name]?.trim());
+if (missing.length > 0) {
+  process.stderr.write(
+    `stakesync: configuration error: ${missing.join(", ")} must be set in the environment for production (.env.local is only for npm run dev)\n`,
+  );
+  process.exit(1);
+}
+const config = orExit(() => loadIndexerConfig(process.env));
+const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
+
+const children: ChildProcess[] = [];
+function launch(args: string[]) {
+  const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: "inherit" });
+  children.push(child);
+  // One part down means the deployment is down: stop the rest and let the supervisor restart us.
+  child.once("exit", (code, signal) => {
+    for (const other of children) if (other !== child && other.exitCode === null) other.kill("SIGTERM");
+    process.exitCode = code ?? (signal ? 1 : 0);
+  });
+}
+
+if (role !== "sidecar") {
+  const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
+  launch([
+    path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js"),
+    "--log-format",
+    "json",
+    "start",
+    "--schema",
+    config.database.schema,
+    "--port",
+    String(config.port),
+    ...(viewsSchema ? ["--views-schema", viewsSchema] : []),
+  ]);
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of children) child.kill(signal);
+  });
+}

@@ -1,0 +1,84 @@
+/** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadChains, loadIndexerConfig } from "../lib/config";
+import { run } from "./helpers/stack";
+
+const base = {
+  CHAIN_ID: "31337",
+  RPC_URL: "http://127.0.0.1:1",
+  STAKE_VAULT_ADDRESS: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+  DATABASE_URL: "postgresql://u:secret@127.0.0.1:1/db",
+};
+
+async function start(env: Record<string, string>) {
+  const proc = run(process.execPath, ["--import", "tsx", "scripts/start.ts", "indexer"], env);
+  return { code: await proc.exited, output: proc.output() };
+}
+
+describe("npm start configuration", () => {
+  it("refuses to start without STAKE_VAULT_ADDRESS, naming it, even though .env.local has one", async () => {
+    const { STAKE_VAULT_ADDRESS: _, ...env } = base;
+    const { code, output } = await start(env);
+    expect(code).toBe(1);
+    expect(output.trim().split("\n")).toHaveLength(1);
+    expect(output).toMatch(/STAKE_VAULT_ADDRESS/);
+  });
+
+  it("refuses a malformed value with one line naming it and never prints secrets", async () => {
+    const { code, output } = await start({ ...base, CONFIRMATIONS: "two" });
+    expect(code).toBe(1);
+    expect(output.trim().split("\n")).toEqual([expect.stringContaining("CONFIRMATIONS: expected")]);
+
+    const bad = await start({ ...base, DATABASE_URL: "mysql://u:secret@h/db" });
+    expect(bad.code).toBe(1);
+    expect(bad.output).toMatch(/DATABASE_URL: expected a postgresql:\/\/ connection URL/);
+    expect(bad.output).not.toContain("secret");
+  });
+});
+
+describe("chain configuration", () => {
+  it("reads one chain, with a fallback RPC list and the default confirmations", () => {
+    const [chain] = loadChains({ ...base, RPC_URL: "http://a:1, https://b:2", WS_URL: "ws://a:1" });
+    expect(chain).toMatchObject({
+      id: 31337,
+      rpcUrls: ["http://a:1", "https://b:2"],
+      wsUrl: "ws://a:1",
+      confirmations: 2,
+    });
+  });
+
+  it("reads several chains through CHAINS and per-chain variables", () => {
+    const chains = loadChains({
+      CHAINS: "42161,8453",
+      CONFIRMATIONS: "3",
+      RPC_URL_42161: "https://arb",
+      STAKE_VAULT_ADDRESS_42161: base.STAKE_VAULT_ADDRESS,
+      RPC_URL_8453: "https://base",
+      STAKE_VAULT_ADDRESS_8453: base.STAKE_VAULT_ADDRESS,
+      START_BLOCK_8453: "100",
+      CONFIRMATIONS_8453: "10",
+    });
+    expect(chains.map((c) => [c.id, c.startBlock, c.confirmations])).toEqual([
+      [42161, 0, 3],
+      [8453, 100, 10],
+    ]);
+  });
+
+  it.each([
+    [{ CHAINS: "1,1" }, "CHAINS"],
+    [{ CHAINS: "10", RPC_URL_10: "https://x" }, "STAKE_VAULT_ADDRESS_10"],
+    [{ ...base, STAKE_VAULT_ADDRESS: "0x1234" }, "STAKE_VAULT_ADDRESS"],
+    [{ ...base, RPC_URL: "ftp://x" }, "RPC_URL"],
+    [{ ...base, WS_URL: "http://x" }, "WS_URL"],
+    [{ ...base, START_BLOCK: "-1" }, "START_BLOCK"],
+    [{ ...base, DATABASE_SCHEMA: "public" }, "DATABASE_SCHEMA"],
+    [{ ...base, PONDER_PORT: "70000" }, "PONDER_PORT"],
+  ])("names the variable in error %#", (env, variable) => {
+    expect(() => loadIndexerConfig(env)).toThrow(ConfigError);
+    try {
+      loadIndexerConfig(env);
+    } catch (error) {
+      expect((error as ConfigError).variable).toBe(variable);
+    }
+  });
+});
