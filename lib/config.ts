@@ -129,6 +129,113 @@ export function loadIndexerConfig(env: Env): IndexerConfig {
   };
 }
 
+export type TableName = { schema: string; table: string /** quoted, ready to splice into SQL */; sql: string };
+
+const identifier = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** "developers" or "app.developers" → quoted identifiers; null when not a plain name. */
+export function parseTableName(value: string): TableName | null {
+  const parts = value.split(".");
+  const [schema, table] = parts.length === 1 ? ["public", parts[0]] : parts;
+  if (parts.length > 2 || !schema || !table || !identifier.test(schema) || !identifier.test(table)) return null;
+  return { schema, table, sql: `"${schema}"."${table}"` };
+}
+
+export type SidecarConfig = {
+  chains: ChainConfig[];
+  database: DatabaseConfig;
+  /** Where the sidecar reads Ponder's tables: the views schema when set, else Ponder's own. */
+  ponderSchema: string;
+  ponderUrl: string;
+  developersTable: TableName;
+  stakeDecimals: number;
+  /** MIN_STAKE as given, in token units. */
+  minStake: string;
+  /** Smallest raw net stake that makes a developer active: max(1, ceil(MIN_STAKE × 10^decimals)). */
+  activationThreshold: bigint;
+  port: number;
+  smtpUrl: string | undefined;
+  mailFrom: string | undefined;
+  alertWebhookUrl: string | undefined;
+  explorerUrl: string | undefined;
+  adminToken: string | undefined;
+  maxLagBlocks: number;
+  alertAfterErrors: number;
+  retryAttempts: number;
+  retryDelayMs: number;
+  reconcileIntervalMs: number;
+  /** Fallback poll when no commit notification arrives (e.g. during Ponder's backfill). */
+  syncPollMs: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+};
+
+/** ceil(value × 10^decimals) for a non-negative decimal string, exactly. */
+export function toRawCeil(value: string, decimals: number): bigint {
+  const [whole = "0", fraction = ""] = value.split(".");
+  const kept = fraction.slice(0, decimals).padEnd(decimals, "0");
+  const raw = BigInt(whole + kept);
+  return /[1-9]/.test(fraction.slice(decimals)) ? raw + 1n : raw;
+}
+
+export function loadSidecarConfig(env: Env): SidecarConfig {
+  const database = loadDatabase(env);
+  const decimals = read(env, "STAKE_DECIMALS", int(0).max(36).default(6), "a whole number of decimals from 0 to 36");
+  const minStake = read(
+    env,
+    "MIN_STAKE",
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/)
+      .default("0"),
+    "a non-negative decimal number of tokens (e.g. 12.5)",
+  );
+  const threshold = toRawCeil(minStake, decimals);
+  const ponderPort = read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port");
+  return {
+    chains: loadChains(env),
+    database,
+    ponderSchema:
+      read(
+        env,
+        "PONDER_VIEWS_SCHEMA",
+        schemaName.optional(),
+        "a lowercase schema name (≤ 45 chars) other than public and stakesync",
+      ) ?? database.schema,
+    ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponderPort}`), "an http(s) URL"),
+    developersTable: read(
+      env,
+      "DEVELOPERS_TABLE",
+      z
+        .string()
+        .default("public.developers")
+        .transform((v) => parseTableName(v))
+        .pipe(z.custom<TableName>((v) => v !== null)),
+      "a table name such as public.developers (lowercase letters, digits, _)",
+    ),
+    stakeDecimals: decimals,
+    minStake,
+    activationThreshold: threshold > 0n ? threshold : 1n,
+    port: read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port"),
+    smtpUrl: read(env, "SMTP_URL", z.url({ protocol: /^smtps?$/ }).optional(), "an smtp:// or smtps:// URL"),
+    mailFrom: read(env, "MAIL_FROM", z.string().min(3).optional(), "a sender address"),
+    alertWebhookUrl: read(env, "ALERT_WEBHOOK_URL", httpUrl.optional(), "an http(s) URL"),
+    explorerUrl: read(env, "EXPLORER_URL", httpUrl.optional(), "an http(s) URL"),
+    adminToken: read(env, "ADMIN_TOKEN", z.string().min(16).optional(), "a token of at least 16 characters"),
+    maxLagBlocks: read(env, "MAX_LAG_BLOCKS", int(0).default(100), "a whole number of blocks ≥ 0"),
+    alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
+    retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
+    retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),
+    reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
+    syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(1000), "milliseconds ≥ 10"),
+    logLevel: read(
+      env,
+      "LOG_LEVEL",
+      z.enum(["debug", "info", "warn", "error"]).default("info"),
+      "debug, info, warn or error",
+    ),
+  };
+}
+
 /** The variables that must come from the real environment in production (`npm start`). */
 export function requiredInProduction(env: Env): string[] {
   const chainIds = env.CHAINS?.trim() ? env.CHAINS.split(",").map((s) => `_${s.trim()}`) : [""];

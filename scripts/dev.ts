@@ -10,12 +10,12 @@ import path from "node:path";
 import pg from "pg";
 import { type Address, parseUnits } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
-import { loadDatabase, readLocalDefaults, repoRoot } from "../lib/config";
+import { loadDatabase, parseTableName, readLocalDefaults, repoRoot } from "../lib/config";
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
 import { startAnvil, stopChild } from "../lib/local/anvil";
 import { startPostgres } from "../lib/local/postgres";
 import { waitFor } from "../lib/wait";
-import { ensureDevelopersTable, parseTableName } from "../sidecar/db/developers-table";
+import { ensureDevelopersTable } from "../sidecar/db/developers-table";
 
 const dataDir = path.join(repoRoot, ".data");
 const deploymentFile = path.join(dataDir, "deployment.json");

@@ -3,20 +3,9 @@
  * adds only its own columns to an existing one: other columns, rows and constraints stay.
  */
 import type pg from "pg";
+import type { TableName } from "../../lib/config";
 
 /** `sql` is the quoted name, ready to splice into a statement. */
-export type TableName = { schema: string; table: string; sql: string };
-
-const identifier = /^[a-z_][a-z0-9_]{0,62}$/;
-
-/** "developers" or "app.developers" → quoted identifiers; null when not a plain name. */
-export function parseTableName(value: string): TableName | null {
-  const parts = value.split(".");
-  const [schema, table] = parts.length === 1 ? ["public", parts[0]] : parts;
-  if (parts.length > 2 || !schema || !table || !identifier.test(schema) || !identifier.test(table)) return null;
-  return { schema, table, sql: `"${schema}"."${table}"` };
-}
-
 export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName): Promise<void> {
   await db.query(`CREATE SCHEMA IF NOT EXISTS "${name.schema}"`);
   await db.query(`

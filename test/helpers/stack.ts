@@ -184,3 +184,59 @@ export async function chainStakes(chain: TestChain, developers: Iterable<string>
   for (const developer of developers) result.set(developer, await chain.vault.stakeOf(developer as `0x${string}`));
   return result;
 }
+
+export type SidecarProcess = RunningProcess & {
+  url: string;
+  status: () => Promise<SidecarStatus>;
+  waitSynced: (chain: TestChain, databaseUrl: string, ponderSchema: string) => Promise<void>;
+};
+export type SidecarStatus = {
+  role: "leader" | "standby";
+  ready: boolean;
+  chains: { chainId: number; head: number | null; indexed: number | null; synced: number }[];
+  outbox: { pending: number; dead: number };
+};
+
+/** The sidecar as a real process (`node --import tsx sidecar/main.ts`), waiting for /health. */
+export async function startSidecar(env: Record<string, string>): Promise<SidecarProcess> {
+  const port = await freePort();
+  const proc = run(process.execPath, ["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")], {
+    SIDECAR_PORT: String(port),
+    SYNC_POLL_MS: "100",
+    RETRY_DELAY_MS: "200",
+    ...env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor("sidecar /health", async () => {
+    if (proc.process.exitCode !== null) throw new Error(`sidecar exited:\n${proc.output().slice(-3000)}`);
+    return (await fetch(`${url}/health`).catch(() => undefined))?.status === 200;
+  });
+  const status = async () => (await (await fetch(`${url}/status`)).json()) as SidecarStatus;
+  return {
+    ...proc,
+    url,
+    status,
+    /** Until the sidecar has applied everything confirmable at the chain's current head. */
+    waitSynced: async (chain, databaseUrl, ponderSchema) => {
+      await waitIndexedToHead(databaseUrl, ponderSchema, chain);
+      const head = Number(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+      const confirmations = Number(env[`CONFIRMATIONS_${chain.chainId}`] ?? env.CONFIRMATIONS ?? 2);
+      const target = Math.max(head - confirmations, chain.deployment.blockNumber - 1);
+      await waitFor(`sidecar synced to ${target} on chain ${chain.chainId}`, async () => {
+        const synced = (await status()).chains.find((c) => c.chainId === chain.chainId)?.synced ?? -1;
+        return synced >= target;
+      });
+    },
+  };
+}
+
+export type DeveloperRow = { wallet_address: string; status: string; stake_amount: string; staked_at: Date | null };
+
+export async function developer(databaseUrl: string, wallet: string, table = "developers") {
+  const rows = await sql<DeveloperRow>(
+    databaseUrl,
+    `SELECT wallet_address, status, stake_amount::text, staked_at FROM ${table} WHERE lower(wallet_address) = lower($1)`,
+    [wallet],
+  );
+  return rows[0];
+}

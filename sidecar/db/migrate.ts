@@ -1,0 +1,40 @@
+/**
+ * Applies sidecar/migrations/*.sql in name order, each once, then makes sure the developers
+ * table exists: one transaction under a lock, so two sidecars can start together.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type pg from "pg";
+import type { Logger } from "pino";
+import { repoRoot, type TableName } from "../../lib/config";
+import { ensureDevelopersTable } from "./developers-table";
+
+const MIGRATIONS_DIR = path.join(repoRoot, "sidecar", "migrations");
+/** Advisory lock key for migrations; the leader lock uses another. */
+const MIGRATION_LOCK = 7_263_001;
+
+export async function migrate(db: pg.ClientBase, developersTable: TableName, log: Logger): Promise<void> {
+  await db.query("BEGIN");
+  try {
+    await db.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await db.query("CREATE SCHEMA IF NOT EXISTS stakesync");
+    await db.query(
+      "CREATE TABLE IF NOT EXISTS stakesync.schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
+    const { rows } = await db.query<{ name: string }>("SELECT name FROM stakesync.schema_migrations");
+    const applied = new Set(rows.map((r) => r.name));
+    for (const name of readdirSync(MIGRATIONS_DIR)
+      .filter((f) => f.endsWith(".sql"))
+      .sort()) {
+      if (applied.has(name)) continue;
+      await db.query(readFileSync(path.join(MIGRATIONS_DIR, name), "utf8"));
+      await db.query("INSERT INTO stakesync.schema_migrations (name) VALUES ($1)", [name]);
+      log.info({ migration: name }, "applied migration");
+    }
+    await ensureDevelopersTable(db, developersTable);
+    await db.query("COMMIT");
+  } catch (error) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,70 @@
+/** The sidecar's HTTP surface (SPEC.md "Sidecar HTTP"). Handlers only read; writes go through the leader loop. */
+import { Hono } from "hono";
+import type pg from "pg";
+import type { SidecarConfig } from "../../lib/config";
+import type { Head } from "../chain-heads";
+import type { Metrics } from "../metrics";
+import { readDeveloper, readStatus } from "../status";
+import type { SyncLoop } from "../sync/loop";
+import { adminAuth } from "./admin-auth";
+import { StatusPage } from "./page";
+
+export type AppDeps = {
+  config: SidecarConfig;
+  pool: pg.Pool;
+  heads: Map<number, Head>;
+  loop: SyncLoop;
+  metrics: Metrics;
+};
+
+const WALLET = /^0x[0-9a-fA-F]{40}$/;
+
+export function createApp({ config, pool, heads, loop, metrics }: AppDeps) {
+  const app = new Hono();
+  const status = () => readStatus(pool, config, heads, loop.state);
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.get("/ready", async (c) => {
+    const s = await status();
+    return s.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: s.reason }, 503);
+  });
+
+  app.get("/status", async (c) => c.json(await status()));
+
+  app.get("/metrics", async (c) => {
+    const s = await status().catch(() => undefined);
+    for (const chain of s?.chains ?? []) {
+      if (chain.lagBlocks !== null) metrics.lagBlocks.set({ chain_id: chain.chainId }, chain.lagBlocks);
+    }
+    if (s) {
+      metrics.outboxPending.set(s.outbox.pending);
+      metrics.outboxDead.set(s.outbox.dead);
+    }
+    return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
+  });
+
+  app.get("/developers/:wallet", async (c) => {
+    const wallet = c.req.param("wallet");
+    if (!WALLET.test(wallet)) return c.json({ error: "wallet must be 0x followed by 40 hex digits" }, 400);
+    const developer = await readDeveloper(pool, config, wallet.toLowerCase());
+    return developer ? c.json(developer) : c.json({ error: "unknown wallet" }, 404);
+  });
+
+  app.get("/", async (c) => c.html(<StatusPage status={await status()} explorerUrl={config.explorerUrl} />));
+
+  const admin = new Hono();
+  admin.use("*", adminAuth(config.adminToken));
+  admin.post("/reconcile", async (c) => {
+    if (loop.state.role !== "leader") return c.json({ error: "this sidecar is standby; ask the leader" }, 409);
+    const result = await loop.requestReconcile();
+    return c.json({ drifted: result.drifted, changed: result.changes.length });
+  });
+  app.route("/admin", admin);
+
+  app.onError((error, c) => {
+    metrics.syncErrors.inc({ kind: "http" });
+    return c.json({ error: error.message.split("\n")[0] }, 500);
+  });
+  return app;
+}

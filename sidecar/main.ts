@@ -1,0 +1,68 @@
+/**
+ * The sidecar process: migrations, the leader loop (sync, reconcile, effects) and HTTP.
+ * Every sidecar serves HTTP; only the one holding the leader lock writes.
+ */
+import { serve } from "@hono/node-server";
+import pg from "pg";
+import { loadSidecarConfig, orExit } from "../lib/config";
+import { watchHeads } from "./chain-heads";
+import { migrate } from "./db/migrate";
+import { createApp } from "./http/app";
+import { createLogger } from "./log";
+import { createMetrics } from "./metrics";
+import { SyncLoop } from "./sync/loop";
+
+const config = orExit(() => loadSidecarConfig(process.env));
+const log = createLogger(config.logLevel);
+const metrics = createMetrics();
+
+const pool = new pg.Pool({ connectionString: config.database.url, max: 5, application_name: "stakesync_sidecar_read" });
+// An idle client whose server went away must not crash the process; the pool replaces it.
+pool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
+
+await prepareDatabase();
+
+const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
+const loop = new SyncLoop(config, log, metrics);
+loop.start();
+
+const app = createApp({ config, pool, heads: heads.heads, loop, metrics });
+const server = serve({ fetch: app.fetch, port: config.port }, ({ port }) =>
+  log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
+);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, "stopping");
+  heads.stop();
+  server.close();
+  await loop.stop();
+  await pool.end().catch(() => undefined);
+  process.exit(0);
+}
+process.on("SIGINT", () => shutdown("SIGINT"));
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+
+/** Migrations and the developers table; waits for the database rather than exiting. */
+async function prepareDatabase() {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect().catch((error: Error) => error);
+    if (!(client instanceof Error)) {
+      try {
+        await migrate(client, config.developersTable, log);
+        return;
+      } catch (error) {
+        metrics.syncErrors.inc({ kind: "database" });
+        log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");
+      } finally {
+        client.release();
+      }
+    } else {
+      metrics.syncErrors.inc({ kind: "database" });
+      log.warn({ err: client.message, attempt }, "database unreachable; retrying");
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(config.retryDelayMs * 2 ** (attempt - 1), 60_000)));
+  }
+}

@@ -1,0 +1,52 @@
+/** Prometheus metrics with SPEC.md's names, on a registry of the sidecar's own. */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export function createMetrics() {
+  const registry = new Registry();
+  const r = { registers: [registry] };
+  return {
+    registry,
+    eventsSynced: new Counter({
+      name: "stakesync_events_synced_total",
+      help: "Confirmed events applied",
+      labelNames: ["chain_id"],
+      ...r,
+    }),
+    syncErrors: new Counter({
+      name: "stakesync_sync_errors_total",
+      help: "Errors by kind",
+      labelNames: ["kind"],
+      ...r,
+    }),
+    lastSyncedBlock: new Gauge({
+      name: "stakesync_last_synced_block",
+      help: "Cursor block per chain",
+      labelNames: ["chain_id"],
+      ...r,
+    }),
+    lagBlocks: new Gauge({
+      name: "stakesync_lag_blocks",
+      help: "Chain head minus synced block",
+      labelNames: ["chain_id"],
+      ...r,
+    }),
+    syncLatency: new Histogram({
+      name: "stakesync_sync_latency_seconds",
+      help: "Block time of a developer's latest event to the commit of its change",
+      buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300],
+      ...r,
+    }),
+    outboxPending: new Gauge({ name: "stakesync_outbox_pending", help: "Outbox jobs waiting", ...r }),
+    outboxDead: new Gauge({ name: "stakesync_outbox_dead", help: "Outbox jobs dead-lettered", ...r }),
+    emailsSent: new Counter({ name: "stakesync_emails_sent_total", help: "Welcome emails sent", ...r }),
+    alerts: new Counter({ name: "stakesync_alerts_total", help: "Alerts raised", labelNames: ["rule"], ...r }),
+    reorgCorrections: new Counter({
+      name: "stakesync_reorg_corrections_total",
+      help: "Developers corrected after a reorg deeper than CONFIRMATIONS",
+      ...r,
+    }),
+    isLeader: new Gauge({ name: "stakesync_is_leader", help: "1 while this sidecar holds the leader lock", ...r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

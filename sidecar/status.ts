@@ -1,0 +1,130 @@
+/** The sidecar's view of every chain and of its own work, for /status, /ready, / and metrics. */
+import type pg from "pg";
+import type { SidecarConfig } from "../lib/config";
+import type { Head } from "./chain-heads";
+import type { LoopState } from "./sync/loop";
+import { readProgress } from "./sync/ponder";
+import { readCursors } from "./sync/step";
+
+export type ChainStatus = {
+  chainId: number;
+  head: number | null;
+  indexed: number | null;
+  finalized: number | null;
+  synced: number;
+  lagBlocks: number | null;
+  confirmations: number;
+};
+
+export type Status = {
+  role: LoopState["role"];
+  ready: boolean;
+  reason: string | null;
+  chains: ChainStatus[];
+  outbox: { pending: number; dead: number };
+  lastError: LoopState["lastError"];
+  lastSyncAt: string | null;
+};
+
+export async function readStatus(
+  db: pg.Pool,
+  config: SidecarConfig,
+  heads: Map<number, Head>,
+  loop: LoopState,
+): Promise<Status> {
+  const [progress, cursors, outbox] = await Promise.all([
+    readProgress(db, config.ponderSchema).catch(() => new Map()),
+    readCursors(db, config),
+    db
+      .query<{ pending: string; dead: string }>(
+        `SELECT count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'dead') AS dead
+           FROM stakesync.outbox`,
+      )
+      .then((r) => ({ pending: Number(r.rows[0]?.pending ?? 0), dead: Number(r.rows[0]?.dead ?? 0) })),
+  ]);
+  const chains = config.chains.map((chain) => {
+    const head = heads.get(chain.id)?.block ?? null;
+    const p = progress.get(chain.id);
+    const synced = cursors.get(chain.id)?.block ?? chain.startBlock - 1;
+    return {
+      chainId: chain.id,
+      head,
+      indexed: p?.indexed ?? null,
+      finalized: p?.finalized ?? null,
+      synced,
+      lagBlocks: head === null ? null : Math.max(0, head - synced),
+      confirmations: chain.confirmations,
+    };
+  });
+  const behind = chains.find((c) => c.lagBlocks === null || c.lagBlocks > config.maxLagBlocks);
+  const reason = behind
+    ? behind.lagBlocks === null
+      ? `chain ${behind.chainId}: head unknown (RPC unreachable)`
+      : `chain ${behind.chainId}: ${behind.lagBlocks} blocks behind (max ${config.maxLagBlocks})`
+    : null;
+  return {
+    role: loop.role,
+    ready: reason === null,
+    reason,
+    chains,
+    outbox,
+    lastError: loop.lastError,
+    lastSyncAt: loop.lastSyncAt,
+  };
+}
+
+export type DeveloperView = {
+  wallet: string;
+  registered: boolean;
+  status: string | null;
+  stakeAmount: string | null;
+  stakedAt: string | null;
+  chains: { chainId: number; amount: string; lastBlock: number }[];
+  audit: {
+    at: string;
+    reason: string;
+    from: { status: string | null; amount: string | null };
+    to: { status: string; amount: string };
+    chainId: number | null;
+    block: number | null;
+    transaction: string | null;
+  }[];
+};
+
+/** A developer as the sidecar sees it; never the email. Null when the wallet is unknown. */
+export async function readDeveloper(db: pg.Pool, config: SidecarConfig, wallet: string): Promise<DeveloperView | null> {
+  const [row, chains, audit] = await Promise.all([
+    db.query(
+      `SELECT status, stake_amount::text, staked_at FROM ${config.developersTable.sql} WHERE lower(wallet_address) = $1 LIMIT 1`,
+      [wallet],
+    ),
+    db.query(
+      "SELECT chain_id, amount::text, last_block FROM stakesync.chain_stake WHERE wallet = $1 ORDER BY chain_id",
+      [wallet],
+    ),
+    db.query(
+      `SELECT created_at, reason, old_status, old_amount::text, new_status, new_amount::text, chain_id, block_number, transaction_hash
+         FROM stakesync.audit WHERE wallet = $1 ORDER BY id`,
+      [wallet],
+    ),
+  ]);
+  const dev = row.rows[0];
+  if (!dev && chains.rowCount === 0) return null;
+  return {
+    wallet,
+    registered: Boolean(dev),
+    status: dev?.status ?? null,
+    stakeAmount: dev?.stake_amount ?? null,
+    stakedAt: dev?.staked_at ? new Date(dev.staked_at).toISOString() : null,
+    chains: chains.rows.map((c) => ({ chainId: c.chain_id, amount: c.amount, lastBlock: Number(c.last_block) })),
+    audit: audit.rows.map((a) => ({
+      at: new Date(a.created_at).toISOString(),
+      reason: a.reason,
+      from: { status: a.old_status, amount: a.old_amount },
+      to: { status: a.new_status, amount: a.new_amount },
+      chainId: a.chain_id,
+      block: a.block_number === null ? null : Number(a.block_number),
+      transaction: a.transaction_hash,
+    })),
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Applies confirmed stake to the developers table for the wallets in the session's temp table
+ * `affected`, writes one audit row per changed developer and queues the welcome email of a
+ * developer's first activation, all in the caller's transaction.
+ * Status and staked_at follow SPEC.md "Behaviour" 2–4; amounts are exact numerics.
+ */
+import type pg from "pg";
+import type { SidecarConfig } from "../../lib/config";
+
+export type Change = {
+  wallet: string;
+  old_status: string | null;
+  new_status: string;
+  old_amount: string | null;
+  new_amount: string;
+  reason: string;
+  block_timestamp: string | null;
+};
+
+/** Creates the empty `affected` table: one row per wallet to re-evaluate, with what caused it. */
+export async function createAffected(db: pg.ClientBase) {
+  await db.query(`
+    CREATE TEMP TABLE affected (
+      wallet text PRIMARY KEY,
+      chain_id integer,
+      block_number bigint,
+      transaction_hash text,
+      block_timestamp bigint,
+      reason text NOT NULL
+    ) ON COMMIT DROP`);
+}
+
+/**
+ * `confirmed` is each chain's synced block: staked_at is found by replaying a newly active
+ * developer's confirmed events up to it (the block time of the stake that crossed the threshold).
+ */
+export async function applyToDevelopers(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  confirmed: Map<number, number>,
+): Promise<Change[]> {
+  const dev = config.developersTable.sql;
+  const factor = config.stakeDecimals === 0 ? "1" : `0.${"0".repeat(config.stakeDecimals - 1)}1`;
+  const { rows } = await db.query<Change>(
+    `WITH totals AS (
+       SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
+         FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
+        GROUP BY a.wallet
+     ),
+     old AS (
+       SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw
+         FROM ${dev} d JOIN totals t ON lower(d.wallet_address) = t.wallet
+          FOR UPDATE OF d
+     ),
+     next AS (
+       SELECT o.*, o.raw * $1::numeric AS new_amount,
+              CASE WHEN o.raw >= $2::numeric THEN 'active'
+                   WHEN o.status = 'pending' THEN 'pending'
+                   ELSE 'inactive' END AS new_status
+         FROM old o
+     ),
+     confirmed AS (SELECT * FROM unnest($3::int[], $4::bigint[]) AS c(chain_id, block)),
+     crossing AS (
+       SELECT DISTINCT ON (wallet) wallet, block_timestamp
+         FROM (SELECT e.developer AS wallet, e.block_timestamp, e.chain_id, e.block_number, e.log_index,
+                      sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
+                        OVER (PARTITION BY e.developer
+                              ORDER BY e.block_timestamp, e.chain_id, e.block_number, e.log_index) AS running
+                 FROM "${config.ponderSchema}".stake_event e
+                 JOIN confirmed c ON c.chain_id = e.chain_id AND e.block_number <= c.block
+                WHERE e.developer IN (SELECT wallet FROM next WHERE new_status = 'active' AND staked_at IS NULL)) s
+        WHERE running >= $2::numeric
+        ORDER BY wallet, block_timestamp, chain_id, block_number, log_index
+     ),
+     changed AS (
+       UPDATE ${dev} d
+          SET status = n.new_status,
+              stake_amount = n.new_amount,
+              staked_at = COALESCE(d.staked_at, CASE WHEN n.new_status = 'active' THEN to_timestamp(x.block_timestamp) END),
+              updated_at = now()
+         FROM next n LEFT JOIN crossing x ON x.wallet = n.wallet
+        WHERE d.ctid = n.row_id
+          AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
+       RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
+                 n.stake_amount AS old_amount, d.stake_amount AS new_amount
+     ),
+     welcome AS (
+       INSERT INTO stakesync.outbox (kind, wallet)
+       SELECT 'welcome_email', wallet FROM changed WHERE new_status = 'active' AND old_status IS DISTINCT FROM 'active'
+       ON CONFLICT (kind, wallet) DO NOTHING
+     )
+     INSERT INTO stakesync.audit
+            (wallet, old_status, new_status, old_amount, new_amount, chain_id, block_number, transaction_hash, reason)
+     SELECT c.wallet, c.old_status, c.new_status, c.old_amount, c.new_amount,
+            a.chain_id, a.block_number, a.transaction_hash,
+            CASE WHEN a.reason = 'reconcile' AND c.old_status = 'pending' THEN 'registered' ELSE a.reason END
+       FROM changed c JOIN affected a ON a.wallet = c.wallet
+     RETURNING wallet, old_status, new_status, old_amount::text, new_amount::text, reason,
+               (SELECT a.block_timestamp::text FROM affected a WHERE a.wallet = audit.wallet) AS block_timestamp`,
+    [factor, config.activationThreshold.toString(), [...confirmed.keys()], [...confirmed.values()]],
+  );
+  return rows;
+}

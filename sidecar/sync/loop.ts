@@ -1,0 +1,235 @@
+/**
+ * The leader's loop: take the leader lock, then sync whenever Ponder commits (LISTEN on its
+ * live-query channel) or the poll interval passes, and reconcile on schedule or on request.
+ * Errors are counted by kind and retried with exponential backoff, forever: a database or
+ * Ponder outage pauses the sync, it never ends the process.
+ */
+import type pg from "pg";
+import type { Logger } from "pino";
+import type { SidecarConfig } from "../../lib/config";
+import { acquireLeadership } from "../leader";
+import type { Metrics } from "../metrics";
+import type { Change } from "./developers";
+import { type RemovalGuard, type StepResult, syncStep } from "./step";
+
+export type ErrorKind = "database" | "ponder" | "sync";
+
+export type LoopState = {
+  role: "leader" | "standby";
+  consecutiveErrors: number;
+  lastError: { kind: ErrorKind; message: string; at: string } | null;
+  lastSyncAt: string | null;
+};
+
+export type LoopHooks = {
+  /** After every committed step or reconciliation that changed developers. */
+  onChanges?: (changes: Change[]) => void;
+  onError?: (kind: ErrorKind, consecutive: number) => void;
+  onRecovered?: () => void;
+  /** Called with the writer connection after each successful step, e.g. to run outbox work. */
+  afterStep?: (db: pg.Client) => Promise<void>;
+};
+
+export function classify(error: unknown): ErrorKind {
+  const code = (error as { code?: string }).code ?? "";
+  if (code === "42P01" || code === "3F000") return "ponder"; // Ponder's schema or tables missing
+  if (/^(08|57P|53)/.test(code) || /ECONNREFUSED|ECONNRESET|terminat|Connection|closed/i.test(String(error))) {
+    return "database";
+  }
+  return "sync";
+}
+
+export class SyncLoop {
+  readonly state: LoopState = { role: "standby", consecutiveErrors: 0, lastError: null, lastSyncAt: null };
+  private stopped = false;
+  /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
+  private woken = false;
+  private wake: (() => void) | undefined;
+  private reconcileRequests: {
+    resolve: (r: StepResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  private nextReconcileAt = 0;
+  private readonly removalGuard: RemovalGuard = new Map();
+  private finished: Promise<void> | undefined;
+
+  constructor(
+    private readonly config: SidecarConfig,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly hooks: LoopHooks = {},
+  ) {}
+
+  start() {
+    this.finished = this.run();
+  }
+
+  async stop() {
+    this.stopped = true;
+    this.wakeUp();
+    await this.finished;
+  }
+
+  private wakeUp() {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  /** Runs a reconciliation on the leader and resolves with its result. */
+  requestReconcile(): Promise<StepResult> {
+    if (this.state.role !== "leader") return Promise.reject(new Error("this sidecar is standby"));
+    return new Promise((resolve, reject) => {
+      this.reconcileRequests.push({ resolve, reject });
+      this.wakeUp();
+    });
+  }
+
+  private async run() {
+    while (!this.stopped) {
+      const connection = await acquireLeadership(this.config.database.url, this.log, () => this.stopped);
+      if (!connection) break;
+      this.state.role = "leader";
+      this.metrics.isLeader.set(1);
+      this.log.info("leader: syncing");
+      try {
+        await this.lead(connection.client, connection.lost);
+      } catch (error) {
+        this.fail(error);
+      } finally {
+        this.state.role = "standby";
+        this.metrics.isLeader.set(0);
+        for (const request of this.reconcileRequests.splice(0)) request.reject(new Error("leadership lost"));
+        await connection.client.end().catch(() => undefined);
+      }
+      if (!this.stopped) await this.backoff();
+    }
+  }
+
+  private async lead(db: pg.Client, lost: Promise<Error>) {
+    let connectionLost: Error | undefined;
+    lost.then((error) => {
+      connectionLost = error;
+      this.wakeUp();
+    });
+    db.on("notification", () => this.wakeUp());
+    await db.query(`LISTEN "${this.config.ponderSchema}_live_query"`);
+    this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
+
+    while (!this.stopped) {
+      if (connectionLost) throw connectionLost;
+      const reconcile = this.reconcileRequests.length > 0 || Date.now() >= this.nextReconcileAt;
+      const requests = reconcile ? this.reconcileRequests.splice(0) : [];
+      try {
+        const step = await syncStep(db, this.config, this.removalGuard, { reconcile });
+        if (step.deferred) {
+          this.log.info("orphaned events seen; waiting for Ponder's next checkpoint to confirm the reorg");
+          this.reconcileRequests.unshift(...requests);
+        } else {
+          if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
+          if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
+          this.recordStep(step);
+          for (const request of requests) request.resolve(step);
+        }
+        await this.hooks.afterStep?.(db);
+        this.recovered();
+      } catch (error) {
+        for (const request of requests) request.reject(error);
+        if (connectionLost) throw connectionLost;
+        this.fail(error);
+        await this.backoff();
+        continue;
+      }
+      await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
+    }
+  }
+
+  private recordStep(step: StepResult) {
+    this.state.lastSyncAt = new Date().toISOString();
+    for (const chain of step.chains) {
+      this.metrics.lastSyncedBlock.set({ chain_id: chain.chainId }, chain.to);
+      if (chain.added > 0) this.metrics.eventsSynced.inc({ chain_id: chain.chainId }, chain.added);
+      if (chain.added + chain.removed > 0) {
+        this.log.info(
+          {
+            chain_id: chain.chainId,
+            from_block: chain.from + 1,
+            to_block: chain.to,
+            added: chain.added,
+            removed: chain.removed,
+          },
+          "synced",
+        );
+      }
+    }
+    const now = Date.now() / 1000;
+    for (const change of step.changes) {
+      if (change.block_timestamp) this.metrics.syncLatency.observe(Math.max(0, now - Number(change.block_timestamp)));
+      if (change.reason === "reorg") this.metrics.reorgCorrections.inc();
+    }
+    this.logChanges(step.changes);
+    if (step.changes.length > 0) this.hooks.onChanges?.(step.changes);
+  }
+
+  private logChanges(changes: Change[]) {
+    // Per developer at debug (a backfill changes thousands); corrections always at warn.
+    for (const c of changes) {
+      const fields = {
+        developer: c.wallet,
+        from: c.old_status,
+        to: c.new_status,
+        amount: c.new_amount,
+        reason: c.reason,
+      };
+      if (c.reason === "reorg") this.log.warn(fields, "developer corrected after a reorg");
+      else this.log.debug(fields, "developer updated");
+    }
+  }
+
+  private fail(error: unknown) {
+    const kind = classify(error);
+    const message = (error as Error).message ?? String(error);
+    this.state.consecutiveErrors += 1;
+    this.state.lastError = { kind, message, at: new Date().toISOString() };
+    this.metrics.syncErrors.inc({ kind });
+    const critical = this.state.consecutiveErrors >= this.config.alertAfterErrors;
+    this.log[critical ? "error" : "warn"](
+      { kind, err: message, consecutive_errors: this.state.consecutiveErrors, critical },
+      "sync failed; retrying",
+    );
+    this.hooks.onError?.(kind, this.state.consecutiveErrors);
+  }
+
+  private recovered() {
+    if (this.state.consecutiveErrors === 0) return;
+    this.log.info({ after_errors: this.state.consecutiveErrors }, "sync recovered");
+    this.state.consecutiveErrors = 0;
+    this.hooks.onRecovered?.();
+  }
+
+  /** RETRY_DELAY_MS × 2^(n−1) after the n-th consecutive error, at most a minute. */
+  private backoff() {
+    const n = Math.max(1, this.state.consecutiveErrors);
+    return this.sleep(Math.min(this.config.retryDelayMs * 2 ** (n - 1), 60_000), { backoff: true });
+  }
+
+  /** Waits `ms`, or less when woken; a backoff waits its full time unless the loop stops. */
+  private sleep(ms: number, { backoff = false } = {}) {
+    if (this.woken && !backoff) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        if (backoff && !this.stopped) return;
+        clearTimeout(timer);
+        this.woken = false;
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        clearTimeout(timer);
+        resolve();
+      }, ms);
+      this.wake = done;
+    });
+  }
+}

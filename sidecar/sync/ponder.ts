@@ -1,0 +1,21 @@
+/** What the sidecar reads of Ponder: per-chain progress from `_ponder_checkpoint`. */
+import type { Queryable } from "../db/queryable";
+
+/** `checkpoint` is the raw latest checkpoint: it changes with every block Ponder commits. */
+export type PonderProgress = { chainId: number; indexed: number; finalized: number; checkpoint: string };
+
+/** A checkpoint is a 75-digit string; characters 27–42 are the block number. */
+export async function readProgress(db: Queryable, schema: string): Promise<Map<number, PonderProgress>> {
+  const { rows } = await db.query<{ chain_id: number; indexed: string; finalized: string; checkpoint: string }>(
+    `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
+            substring(latest_checkpoint from 27 for 16)::bigint AS indexed,
+            substring(finalized_checkpoint from 27 for 16)::bigint AS finalized
+       FROM "${schema}"._ponder_checkpoint`,
+  );
+  return new Map(
+    rows.map((r) => [
+      r.chain_id,
+      { chainId: r.chain_id, indexed: Number(r.indexed), finalized: Number(r.finalized), checkpoint: r.checkpoint },
+    ]),
+  );
+}

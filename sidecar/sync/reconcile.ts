@@ -1,0 +1,64 @@
+/**
+ * Full reconciliation, run inside a sync step's transaction after the step's own diff, so it
+ * sees the same snapshot and finds only true drift: (1) chain_stake against Ponder's events up
+ * to each cursor; (2) every developers row against chain_stake (late registrations, rows the
+ * application changed). It queues what it finds in `affected` with reason `reconcile`.
+ */
+import type pg from "pg";
+import type { SidecarConfig } from "../../lib/config";
+
+export type ReconcileWindow = { chainId: number; cursor: number; finalBlock: number };
+
+/** Returns how many (chain, wallet) stakes had drifted from Ponder and were repaired. */
+export async function reconcileInStep(db: pg.ClientBase, config: SidecarConfig, windows: ReconcileWindow[]) {
+  await db.query(
+    `CREATE TEMP TABLE recon_window ON COMMIT DROP AS
+       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS w(chain_id, cursor, final_block)`,
+    [windows.map((w) => w.chainId), windows.map((w) => w.cursor), windows.map((w) => w.finalBlock)],
+  );
+  await db.query(
+    `CREATE TEMP TABLE drift ON COMMIT DROP AS
+     WITH expected AS (
+       SELECT e.chain_id, e.developer AS wallet,
+              sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END) AS amount,
+              max(e.block_number) AS last_block
+         FROM recon_window w
+         JOIN "${config.ponderSchema}".stake_event e ON e.chain_id = w.chain_id AND e.block_number <= w.cursor
+        GROUP BY e.chain_id, e.developer
+     ),
+     found AS (SELECT cs.* FROM stakesync.chain_stake cs JOIN recon_window w ON w.chain_id = cs.chain_id)
+     SELECT COALESCE(x.chain_id, f.chain_id) AS chain_id, COALESCE(x.wallet, f.wallet) AS wallet,
+            COALESCE(x.amount, 0) AS amount, COALESCE(x.last_block, f.last_block) AS last_block
+       FROM expected x FULL JOIN found f ON f.chain_id = x.chain_id AND f.wallet = x.wallet
+      WHERE COALESCE(x.amount, 0) <> COALESCE(f.amount, 0)`,
+  );
+  const drifted = await db.query(
+    `INSERT INTO stakesync.chain_stake (wallet, chain_id, amount, last_block)
+     SELECT wallet, chain_id, amount, last_block FROM drift
+     ON CONFLICT (wallet, chain_id) DO UPDATE SET amount = excluded.amount, updated_at = now()`,
+  );
+  if ((drifted.rowCount ?? 0) > 0) {
+    // The per-event ledger of a drifted chain cannot be trusted either: rebuild it from Ponder.
+    await db.query(
+      `DELETE FROM stakesync.applied_event a USING recon_window w
+        WHERE a.chain_id = w.chain_id AND w.chain_id IN (SELECT chain_id FROM drift)`,
+    );
+    await db.query(
+      `INSERT INTO stakesync.applied_event (chain_id, event_key, wallet, delta, block_number)
+       SELECT e.chain_id, e.id || ':' || e.transaction_hash, e.developer, CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END, e.block_number
+         FROM recon_window w
+         JOIN "${config.ponderSchema}".stake_event e
+           ON e.chain_id = w.chain_id AND e.block_number > w.final_block AND e.block_number <= w.cursor
+        WHERE w.chain_id IN (SELECT chain_id FROM drift)`,
+    );
+  }
+  await db.query(
+    `INSERT INTO affected (wallet, reason) SELECT DISTINCT wallet, 'reconcile' FROM drift ON CONFLICT (wallet) DO NOTHING`,
+  );
+  await db.query(
+    `INSERT INTO affected (wallet, reason)
+     SELECT DISTINCT lower(wallet_address), 'reconcile' FROM ${config.developersTable.sql}
+     ON CONFLICT (wallet) DO NOTHING`,
+  );
+  return drifted.rowCount ?? 0;
+}

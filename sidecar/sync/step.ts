@@ -1,0 +1,218 @@
+/**
+ * One sync step, one transaction: Ponder's confirmed events since the cursor (and any change
+ * to the not-yet-final ones already applied) → chain_stake → developers + audit → cursor.
+ * Killing the process at any point rolls the whole step back; the next step redoes it.
+ */
+import type pg from "pg";
+import type { SidecarConfig } from "../../lib/config";
+import type { Queryable } from "../db/queryable";
+import { applyToDevelopers, type Change, createAffected } from "./developers";
+import { type PonderProgress, readProgress } from "./ponder";
+import { reconcileInStep } from "./reconcile";
+
+export type ChainStep = {
+  chainId: number;
+  /** The window diffed: (from, to]. */
+  from: number;
+  to: number;
+  finalBlock: number;
+  added: number;
+  removed: number;
+  progress: PonderProgress | undefined;
+};
+export type StepResult = {
+  chains: ChainStep[];
+  changes: Change[];
+  deferred: boolean;
+  /** With `reconcile`: (chain, wallet) stakes that had drifted from Ponder, repaired. */
+  drifted: number;
+};
+
+/**
+ * Ponder commits a reorg's row deletions without lowering `_ponder_checkpoint`; it lowers it
+ * with the next block. In between, its tables lack the orphaned events *and* the new fork's,
+ * while the checkpoint still vouches for those blocks. So a removal is applied only once a
+ * later checkpoint than the one it was first seen at confirms it: chain id → that checkpoint.
+ */
+export type RemovalGuard = Map<number, string>;
+
+type Cursor = { block: number; finalBlock: number };
+
+export async function readCursors(db: Queryable, config: SidecarConfig): Promise<Map<number, Cursor>> {
+  const { rows } = await db.query<{ chain_id: number; block: string; final_block: string }>(
+    "SELECT chain_id, block, final_block FROM stakesync.cursor",
+  );
+  const saved = new Map(rows.map((r) => [r.chain_id, { block: Number(r.block), finalBlock: Number(r.final_block) }]));
+  return new Map(
+    config.chains.map((c) => [c.id, saved.get(c.id) ?? { block: c.startBlock - 1, finalBlock: c.startBlock - 1 }]),
+  );
+}
+
+/**
+ * Runs in the caller's connection; the caller holds the leader lock on it. With `reconcile`,
+ * a full reconciliation follows the step's diff in the same transaction.
+ */
+export async function syncStep(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  guard: RemovalGuard,
+  { reconcile = false } = {},
+): Promise<StepResult> {
+  await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+  try {
+    const result = await stepInTransaction(db, config, guard, reconcile);
+    await db.query(result.deferred ? "ROLLBACK" : "COMMIT");
+    return result;
+  } catch (error) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
+}
+
+async function stepInTransaction(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  guard: RemovalGuard,
+  reconcile: boolean,
+): Promise<StepResult> {
+  const progress = await readProgress(db, config.ponderSchema);
+  const cursors = await readCursors(db, config);
+
+  // Per chain: the confirmed target, and the window whose applied events are diffed against Ponder.
+  const windows = config.chains.flatMap((chain) => {
+    const p = progress.get(chain.id);
+    const cursor = cursors.get(chain.id) as Cursor;
+    if (!p) return [];
+    const target = p.indexed - chain.confirmations;
+    // Ponder behind our cursor: it is reindexing or undoing a reorg; wait until it is past us.
+    if (target < cursor.block) return [];
+    const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
+    const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
+    return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
+  });
+  const idle = { chains: [], changes: [], deferred: false, drifted: 0 };
+  if (windows.length === 0 && !reconcile) return idle;
+
+  const col = <K extends keyof (typeof windows)[number]>(key: K) => windows.map((w) => w[key]);
+  await db.query(
+    `CREATE TEMP TABLE sync_window ON COMMIT DROP AS
+       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+         AS w(chain_id, cursor, lower, target, final_block)`,
+    [col("chainId"), col("cursor"), col("lower"), col("target"), col("finalBlock")],
+  );
+  // The difference between what Ponder has confirmed in each window and what was applied:
+  // `added` events are new (or, at or below the cursor, brought by a reorg); `removed` ones
+  // were applied but are gone from Ponder: both below the cursor mean a reorg.
+  await db.query(
+    `CREATE TEMP TABLE sync_delta ON COMMIT DROP AS
+     WITH desired AS (
+       SELECT e.chain_id, e.id || ':' || e.transaction_hash AS event_key, e.developer AS wallet,
+              CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END AS delta,
+              e.block_number, e.block_timestamp, e.transaction_hash, e.log_index, e.block_number <= w.cursor AS late
+         FROM sync_window w
+         JOIN "${config.ponderSchema}".stake_event e
+           ON e.chain_id = w.chain_id AND e.block_number > w.lower AND e.block_number <= w.target
+     ),
+     applied AS (
+       SELECT a.* FROM sync_window w
+         JOIN stakesync.applied_event a ON a.chain_id = w.chain_id AND a.block_number > w.lower
+     )
+     SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
+            d.block_timestamp, d.transaction_hash, d.log_index, d.late
+       FROM desired d
+      WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
+     UNION ALL
+     SELECT 'removed', a.chain_id, a.event_key, a.wallet, -a.delta, a.block_number, NULL, NULL, NULL, true
+       FROM applied a
+      WHERE NOT EXISTS (SELECT 1 FROM desired d WHERE d.chain_id = a.chain_id AND d.event_key = a.event_key)`,
+  );
+
+  const counts = await db.query<{ chain_id: number; added: string; removed: string }>(
+    `SELECT chain_id, count(*) FILTER (WHERE change = 'added') AS added, count(*) FILTER (WHERE change = 'removed') AS removed
+       FROM sync_delta GROUP BY chain_id`,
+  );
+  const countOf = new Map(counts.rows.map((r) => [r.chain_id, r]));
+  let deferred = false;
+  for (const w of windows) {
+    if (Number(countOf.get(w.chainId)?.removed ?? 0) === 0) guard.delete(w.chainId);
+    else if (guard.get(w.chainId) === undefined || guard.get(w.chainId) === w.progress.checkpoint) {
+      guard.set(w.chainId, w.progress.checkpoint);
+      deferred = true;
+    }
+  }
+  if (deferred) return { ...idle, deferred };
+  for (const w of windows) guard.delete(w.chainId);
+
+  // Only events above the new final block are tracked one by one.
+  await db.query(
+    `DELETE FROM stakesync.applied_event a USING sync_delta d
+      WHERE d.change = 'removed' AND a.chain_id = d.chain_id AND a.event_key = d.event_key`,
+  );
+  await db.query(
+    `DELETE FROM stakesync.applied_event a USING sync_window w
+      WHERE a.chain_id = w.chain_id AND a.block_number <= w.final_block`,
+  );
+  await db.query(
+    `INSERT INTO stakesync.applied_event (chain_id, event_key, wallet, delta, block_number)
+     SELECT d.chain_id, d.event_key, d.wallet, d.delta, d.block_number
+       FROM sync_delta d JOIN sync_window w ON w.chain_id = d.chain_id
+      WHERE d.change = 'added' AND d.block_number > w.final_block`,
+  );
+  await db.query(
+    `INSERT INTO stakesync.chain_stake (wallet, chain_id, amount, last_block)
+     SELECT wallet, chain_id, sum(delta), max(block_number) FROM sync_delta GROUP BY wallet, chain_id
+     ON CONFLICT (wallet, chain_id) DO UPDATE
+        SET amount = chain_stake.amount + excluded.amount,
+            last_block = GREATEST(chain_stake.last_block, excluded.last_block),
+            updated_at = now()`,
+  );
+
+  // One row per wallet: the latest added event names the block and transaction of the change.
+  await createAffected(db);
+  await db.query(
+    `INSERT INTO affected (wallet, chain_id, block_number, transaction_hash, block_timestamp, reason)
+     SELECT DISTINCT ON (wallet) wallet, chain_id, block_number, transaction_hash,
+            max(block_timestamp) OVER (PARTITION BY wallet),
+            CASE WHEN bool_or(late) OVER (PARTITION BY wallet) THEN 'reorg' ELSE 'stake' END
+       FROM sync_delta
+      ORDER BY wallet, change = 'added' DESC, block_number DESC, log_index DESC NULLS LAST`,
+  );
+
+  const confirmed = new Map(
+    config.chains.map((c) => {
+      const w = windows.find((x) => x.chainId === c.id);
+      return [c.id, w ? w.target : (cursors.get(c.id) as Cursor).block];
+    }),
+  );
+  // Only chains Ponder has caught up on are reconciled: it may be reindexing the others.
+  const drifted = reconcile
+    ? await reconcileInStep(
+        db,
+        config,
+        windows.map((w) => ({ chainId: w.chainId, cursor: w.target, finalBlock: w.finalBlock })),
+      )
+    : 0;
+  const changes = await applyToDevelopers(db, config, confirmed);
+
+  await db.query(
+    `INSERT INTO stakesync.cursor (chain_id, block, final_block)
+     SELECT chain_id, target, final_block FROM sync_window
+     ON CONFLICT (chain_id) DO UPDATE
+        SET block = excluded.block, final_block = excluded.final_block, updated_at = now()`,
+  );
+
+  return {
+    changes,
+    deferred: false,
+    drifted,
+    chains: windows.map((w) => ({
+      chainId: w.chainId,
+      from: w.lower,
+      to: w.target,
+      finalBlock: w.finalBlock,
+      added: Number(countOf.get(w.chainId)?.added ?? 0),
+      removed: Number(countOf.get(w.chainId)?.removed ?? 0),
+      progress: w.progress,
+    })),
+  };
+}
