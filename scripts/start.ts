@@ -7,7 +7,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { loadIndexerConfig, orExit, repoRoot, requiredInProduction, withoutLocalDefaults } from "../lib/config";
+import {
+  loadIndexerConfig,
+  loadSidecarConfig,
+  orExit,
+  repoRoot,
+  requiredInProduction,
+  withoutLocalDefaults,
+} from "../lib/config";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -23,6 +30,7 @@ if (missing.length > 0) {
   process.exit(1);
 }
 const config = orExit(() => loadIndexerConfig(process.env));
+if (role !== "indexer") orExit(() => loadSidecarConfig(process.env));
 const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
 
 const children: ChildProcess[] = [];
@@ -50,6 +58,8 @@ if (role !== "sidecar") {
     ...(viewsSchema ? ["--views-schema", viewsSchema] : []),
   ]);
 }
+
+if (role !== "indexer") launch(["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")]);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {

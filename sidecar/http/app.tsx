@@ -26,7 +26,7 @@ export function createApp({ config, pool, heads, loop, metrics }: AppDeps) {
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.get("/ready", async (c) => {
-    const s = await status();
+    const s = await status().catch((error: Error) => ({ ready: false, reason: `database: ${error.message}` }));
     return s.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: s.reason }, 503);
   });
 

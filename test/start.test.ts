@@ -1,0 +1,46 @@
+/** `npm start` in production mode: Ponder and the sidecar from the environment; SIGTERM stops both. */
+import { afterAll, expect, it } from "vitest";
+import { freePort } from "../lib/ports";
+import { waitFor } from "../lib/wait";
+import { chainEnv, cleanup, developer, freshDatabase, run, sql, startChain } from "./helpers/stack";
+import { mine, wallets } from "./helpers/workload";
+
+afterAll(cleanup);
+
+it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async () => {
+  const chain = await startChain();
+  await chain.vault.fund(10n ** 12n);
+  const databaseUrl = await freshDatabase();
+  const [ponderPort, sidecarPort] = [await freePort(), await freePort()];
+  const proc = run(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    ...chainEnv([chain]),
+    DATABASE_URL: databaseUrl,
+    DATABASE_SCHEMA: "prod_ponder",
+    PONDER_PORT: String(ponderPort),
+    SIDECAR_PORT: String(sidecarPort),
+    POLLING_INTERVAL_MS: "100",
+    SYNC_POLL_MS: "100",
+  });
+  await waitFor(
+    "ponder and sidecar",
+    async () => {
+      const [p, s] = await Promise.all([
+        fetch(`http://127.0.0.1:${ponderPort}/ready`).catch(() => undefined),
+        fetch(`http://127.0.0.1:${sidecarPort}/health`).catch(() => undefined),
+      ]);
+      return p?.status === 200 && s?.status === 200;
+    },
+    { timeoutMs: 60_000 },
+  );
+
+  const [wallet] = wallets(1, "prod") as [`0x${string}`];
+  await sql(databaseUrl, "INSERT INTO developers (wallet_address) VALUES ($1)", [wallet]);
+  await chain.vault.stakeFor(wallet, 3_000_000n);
+  await mine(chain, 2);
+  await waitFor("activation", async () => (await developer(databaseUrl, wallet))?.status === "active");
+
+  proc.process.kill("SIGTERM");
+  expect(await proc.exited).toBe(0);
+  await expect(fetch(`http://127.0.0.1:${sidecarPort}/health`)).rejects.toThrow();
+  await expect(fetch(`http://127.0.0.1:${ponderPort}/health`)).rejects.toThrow();
+});
