@@ -167,6 +167,8 @@ export type SidecarConfig = {
   /** Fallback poll when no commit notification arrives (e.g. during Ponder's backfill). */
   syncPollMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** An alert that lasts is repeated at most this often (SPEC: once per rule per 5 minutes). */
+  alertRepeatMs: number;
 };
 
 /** ceil(value × 10^decimals) for a non-negative decimal string, exactly. */
@@ -227,6 +229,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),
     reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
     syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(1000), "milliseconds ≥ 10"),
+    alertRepeatMs: read(env, "ALERT_REPEAT_MS", int(100).default(300_000), "milliseconds ≥ 100"),
     logLevel: read(
       env,
       "LOG_LEVEL",

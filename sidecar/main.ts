@@ -7,6 +7,10 @@ import pg from "pg";
 import { loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { migrate } from "./db/migrate";
+import { Alerts } from "./effects/alerts";
+import { AlertMonitor } from "./effects/monitor";
+import { startEffects } from "./effects/run";
+import { OutboxWorker } from "./effects/worker";
 import { createApp } from "./http/app";
 import { createLogger } from "./log";
 import { createMetrics } from "./metrics";
@@ -23,10 +27,31 @@ pool.on("error", (error) => log.warn({ err: error.message }, "idle database conn
 await prepareDatabase();
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
-const loop = new SyncLoop(config, log, metrics);
+const alerts = new Alerts({
+  webhookUrl: config.alertWebhookUrl,
+  repeatMs: config.alertRepeatMs,
+  retry: { attempts: config.retryAttempts, delayMs: config.retryDelayMs },
+  log,
+  metrics,
+});
+const monitor = new AlertMonitor(config, pool, heads.heads, alerts);
+const loop = new SyncLoop(config, log, metrics, {
+  onChanges: (changes) => {
+    if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
+  },
+});
 loop.start();
+const stopEffects = startEffects({
+  config,
+  pool,
+  heads: heads.heads,
+  loop,
+  worker: new OutboxWorker(config, pool, log, metrics),
+  monitor,
+  log,
+});
 
-const app = createApp({ config, pool, heads: heads.heads, loop, metrics });
+const app = createApp({ config, pool, heads: heads.heads, loop, metrics, alerts });
 const server = serve({ fetch: app.fetch, port: config.port }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );
@@ -39,6 +64,7 @@ async function shutdown(signal: string) {
   heads.stop();
   server.close();
   await loop.stop();
+  await stopEffects();
   await pool.end().catch(() => undefined);
   process.exit(0);
 }

@@ -2,6 +2,7 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import type { Head } from "./chain-heads";
+import { outboxCounts } from "./effects/outbox";
 import type { LoopState } from "./sync/loop";
 import { readProgress } from "./sync/ponder";
 import { readCursors } from "./sync/step";
@@ -35,12 +36,7 @@ export async function readStatus(
   const [progress, cursors, outbox] = await Promise.all([
     readProgress(db, config.ponderSchema).catch(() => new Map()),
     readCursors(db, config),
-    db
-      .query<{ pending: string; dead: string }>(
-        `SELECT count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'dead') AS dead
-           FROM stakesync.outbox`,
-      )
-      .then((r) => ({ pending: Number(r.rows[0]?.pending ?? 0), dead: Number(r.rows[0]?.dead ?? 0) })),
+    outboxCounts(db),
   ]);
   const chains = config.chains.map((chain) => {
     const head = heads.get(chain.id)?.block ?? null;

@@ -251,5 +251,8 @@ describe("sidecar sync", () => {
     expect((await fetch(`${sidecar.url}/developers/0xnothex`)).status).toBe(400);
     expect((await fetch(`${sidecar.url}/developers/${toHex(1, { size: 20 })}`)).status).toBe(404);
     expect(sidecar.output()).not.toContain("secret-person");
+    // No ADMIN_TOKEN configured here: the admin routes do not exist.
+    expect((await fetch(`${sidecar.url}/admin/dead-letters`)).status).toBe(404);
+    expect((await fetch(`${sidecar.url}/admin/reconcile`, { method: "POST" })).status).toBe(404);
   });
 });

@@ -3,6 +3,8 @@ import { Hono } from "hono";
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
+import type { Alerts } from "../effects/alerts";
+import { listDeadLetters, retryDeadLetter } from "../effects/outbox";
 import type { Metrics } from "../metrics";
 import { readDeveloper, readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
@@ -15,11 +17,12 @@ export type AppDeps = {
   heads: Map<number, Head>;
   loop: SyncLoop;
   metrics: Metrics;
+  alerts: Alerts;
 };
 
 const WALLET = /^0x[0-9a-fA-F]{40}$/;
 
-export function createApp({ config, pool, heads, loop, metrics }: AppDeps) {
+export function createApp({ config, pool, heads, loop, metrics, alerts }: AppDeps) {
   const app = new Hono();
   const status = () => readStatus(pool, config, heads, loop.state);
 
@@ -30,7 +33,7 @@ export function createApp({ config, pool, heads, loop, metrics }: AppDeps) {
     return s.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: s.reason }, 503);
   });
 
-  app.get("/status", async (c) => c.json(await status()));
+  app.get("/status", async (c) => c.json({ ...(await status()), alerts: alerts.firing() }));
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
@@ -51,10 +54,19 @@ export function createApp({ config, pool, heads, loop, metrics }: AppDeps) {
     return developer ? c.json(developer) : c.json({ error: "unknown wallet" }, 404);
   });
 
-  app.get("/", async (c) => c.html(<StatusPage status={await status()} explorerUrl={config.explorerUrl} />));
+  app.get("/", async (c) =>
+    c.html(<StatusPage status={await status()} alerts={alerts.firing()} explorerUrl={config.explorerUrl} />),
+  );
 
   const admin = new Hono();
   admin.use("*", adminAuth(config.adminToken));
+  admin.get("/dead-letters", async (c) => c.json({ deadLetters: await listDeadLetters(pool) }));
+  admin.post("/dead-letters/:id/retry", async (c) => {
+    const id = c.req.param("id");
+    if (!/^[1-9]\d{0,17}$/.test(id)) return c.json({ error: "id must be a positive integer" }, 400);
+    if (!(await retryDeadLetter(pool, BigInt(id)))) return c.json({ error: `no dead letter with id ${id}` }, 404);
+    return c.json({ id, state: "pending" });
+  });
   admin.post("/reconcile", async (c) => {
     if (loop.state.role !== "leader") return c.json({ error: "this sidecar is standby; ask the leader" }, 409);
     const result = await loop.requestReconcile();

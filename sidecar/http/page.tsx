@@ -1,7 +1,14 @@
 /** GET /: a server-rendered status page for people; refreshes itself, works without JavaScript. */
+import type { Alerts } from "../effects/alerts";
 import type { Status } from "../status";
 
-export function StatusPage({ status }: { status: Status; explorerUrl: string | undefined }) {
+export function StatusPage({
+  status,
+}: {
+  status: Status;
+  alerts: ReturnType<Alerts["firing"]>;
+  explorerUrl: string | undefined;
+}) {
   return (
     <html lang="en">
       <head>

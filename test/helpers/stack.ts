@@ -125,8 +125,8 @@ const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "
 export type PonderProcess = RunningProcess & { url: string; waitReady: () => Promise<void> };
 
 /** `ponder start` on its own schema and port, JSON logs; the node process itself, so SIGKILL is real. */
-export async function startPonder(env: Record<string, string>): Promise<PonderProcess> {
-  const port = await freePort();
+export async function startPonder(env: Record<string, string>, port?: number): Promise<PonderProcess> {
+  port ??= await freePort();
   const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
   const proc = run(
     process.execPath,

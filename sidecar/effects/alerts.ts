@@ -1,0 +1,95 @@
+/**
+ * Alert delivery. Each rule is a condition that is either firing or not: it is sent when it
+ * starts, again every ALERT_REPEAT_MS while it lasts, and once when it clears. Always logged;
+ * POSTed to ALERT_WEBHOOK_URL in the background with retries; a failing webhook never stops
+ * anything.
+ */
+import type { Logger } from "pino";
+import type { Metrics } from "../metrics";
+
+export type Rule = "indexer_down" | "lag" | "consecutive_errors" | "rpc_failing" | "dead_letter" | "reorg_correction";
+export type Severity = "critical" | "warning";
+
+export type AlertPayload = {
+  text: string;
+  severity: Severity | "info";
+  rule: Rule;
+  at: string;
+  state: "firing" | "resolved";
+  [detail: string]: unknown;
+};
+
+type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: Severity };
+
+export class Alerts {
+  private readonly rules = new Map<Rule, RuleState>();
+
+  constructor(
+    private readonly options: {
+      webhookUrl: string | undefined;
+      repeatMs: number;
+      retry: { attempts: number; delayMs: number };
+      log: Logger;
+      metrics: Metrics;
+    },
+  ) {}
+
+  /** Reports a rule's condition now; sends only on a change, or a repeat once the window has passed. */
+  set(rule: Rule, firing: boolean, severity: Severity, text: string, details: Record<string, unknown> = {}) {
+    const now = Date.now();
+    const state = this.rules.get(rule);
+    if (firing && (!state?.firing || now - state.lastSentAt >= this.options.repeatMs)) {
+      this.rules.set(rule, { firing, lastSentAt: now, text, severity });
+      this.options.metrics.alerts.inc({ rule });
+      this.deliver({ text, severity, rule, at: new Date(now).toISOString(), state: "firing", ...details });
+    } else if (!firing && state?.firing) {
+      this.rules.set(rule, { ...state, firing: false });
+      this.deliver({
+        text: `resolved: ${state.text}`,
+        severity: "info",
+        rule,
+        at: new Date(now).toISOString(),
+        state: "resolved",
+      });
+    }
+  }
+
+  /** Rules firing now, for the status page. */
+  firing(): { rule: Rule; severity: Severity; text: string; since: string }[] {
+    return [...this.rules]
+      .filter(([, s]) => s.firing)
+      .map(([rule, s]) => ({ rule, severity: s.severity, text: s.text, since: new Date(s.lastSentAt).toISOString() }));
+  }
+
+  private deliver(payload: AlertPayload) {
+    const level = payload.state === "resolved" ? "info" : payload.severity === "critical" ? "error" : "warn";
+    this.options.log[level]({ alert: payload }, `alert ${payload.state}: ${payload.rule}`);
+    if (this.options.webhookUrl) void this.post(this.options.webhookUrl, payload);
+  }
+
+  private async post(url: string, payload: AlertPayload) {
+    const { attempts, delayMs } = this.options.retry;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(payload),
+          signal: AbortSignal.timeout(5000),
+        });
+        if (response.ok) return;
+        throw new Error(`webhook answered ${response.status}`);
+      } catch (error) {
+        this.options.metrics.syncErrors.inc({ kind: "webhook" });
+        if (attempt >= attempts) {
+          this.options.log.error(
+            { rule: payload.rule, err: (error as Error).message },
+            "alert webhook failed; giving up",
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, delayMs * 2 ** attempt));
+      }
+    }
+  }
+}

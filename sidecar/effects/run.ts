@@ -1,0 +1,41 @@
+/** Runs the outbox worker and the alert rules once a second while this sidecar leads. */
+import type pg from "pg";
+import type { Logger } from "pino";
+import type { SidecarConfig } from "../../lib/config";
+import type { Head } from "../chain-heads";
+import { readStatus } from "../status";
+import type { SyncLoop } from "../sync/loop";
+import type { AlertMonitor } from "./monitor";
+import type { OutboxWorker } from "./worker";
+
+export function startEffects(deps: {
+  config: SidecarConfig;
+  pool: pg.Pool;
+  heads: Map<number, Head>;
+  loop: SyncLoop;
+  worker: OutboxWorker;
+  monitor: AlertMonitor;
+  log: Logger;
+}) {
+  const { config, pool, heads, loop, worker, monitor, log } = deps;
+  let running: Promise<void> | undefined;
+  const tick = async () => {
+    if (loop.state.role !== "leader") return;
+    try {
+      await worker.tick();
+      await monitor.check(await readStatus(pool, config, heads, loop.state), loop.state);
+    } catch (error) {
+      log.warn({ err: (error as Error).message }, "effects tick failed; retrying");
+    }
+  };
+  const timer = setInterval(() => {
+    running ??= tick().finally(() => {
+      running = undefined;
+    });
+  }, 1000);
+  return async () => {
+    clearInterval(timer);
+    await running;
+    worker.close();
+  };
+}

@@ -1,0 +1,83 @@
+/** Real network peers for the effects tests: an SMTP server, a webhook receiver, an RPC proxy. */
+import { createServer, type Server } from "node:http";
+import { SMTPServer } from "smtp-server";
+import { freePort } from "../../lib/ports";
+
+export type ReceivedMail = { to: string[]; raw: string; at: number };
+
+/** smtp-server on loopback; `failing` makes it answer 451 to every message. */
+export async function startSmtp() {
+  const port = await freePort();
+  const mails: ReceivedMail[] = [];
+  const attempts: number[] = [];
+  const state = { failing: false };
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS", "AUTH"],
+    logger: false,
+    onData(stream, session, callback) {
+      let raw = "";
+      stream.on("data", (chunk) => {
+        raw += chunk;
+      });
+      stream.on("end", () => {
+        attempts.push(Date.now());
+        if (state.failing) {
+          const error = Object.assign(new Error("try again later"), { responseCode: 451 });
+          return callback(error);
+        }
+        mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw, at: Date.now() });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    mails,
+    attempts,
+    state,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export const header = (raw: string, name: string) => raw.match(new RegExp(`^${name}:\\s*(.*)$`, "im"))?.[1]?.trim();
+
+export type Alert = { text: string; severity: string; rule: string; at: string; state: "firing" | "resolved" };
+
+/** Collects alert payloads POSTed to it. */
+export async function startWebhook() {
+  const port = await freePort();
+  const alerts: Alert[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      alerts.push(JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${port}/alerts`, alerts, close: () => server.close() };
+}
+
+/** Forwards JSON-RPC to `target`; while `state.down`, answers 503 instead. */
+export async function startRpcProxy(target: string) {
+  const port = await freePort();
+  const state = { down: false };
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", async () => {
+      if (state.down) return res.writeHead(503).end("down");
+      const upstream = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
+      res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${port}`, state, close: () => server.close() };
+}
