@@ -58,6 +58,11 @@ export type ChainConfig = {
   pollingIntervalMs: number;
   /** Max blocks per eth_getLogs; undefined lets Ponder learn it from provider errors. */
   getLogsBlockRange: number | undefined;
+  /**
+   * Ponder starts every RPC endpoint at 20 requests/s and raises that 5% at a time; a private
+   * node takes far more. With n lanes a single RPC_URL is given to Ponder n times: n × 20 at start.
+   */
+  rpcLanes: number;
 };
 
 export const chainName = (id: number) => `chain${id}`;
@@ -78,6 +83,9 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
       read(env, v("POLLING_INTERVAL_MS"), int(10).optional(), "milliseconds ≥ 10") ??
       read(env, "POLLING_INTERVAL_MS", int(10).default(1000), "milliseconds ≥ 10"),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
+    rpcLanes:
+      read(env, v("RPC_LANES"), int(1).max(64).optional(), "a whole number from 1 to 64") ??
+      read(env, "RPC_LANES", int(1).max(64).default(1), "a whole number from 1 to 64"),
   };
 }
 
@@ -228,7 +236,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
     retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),
     reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
-    syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(1000), "milliseconds ≥ 10"),
+    syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(250), "milliseconds ≥ 10"),
     alertRepeatMs: read(env, "ALERT_REPEAT_MS", int(100).default(300_000), "milliseconds ≥ 100"),
     logLevel: read(
       env,

@@ -14,6 +14,7 @@ import { loadDatabase, parseTableName, readLocalDefaults, repoRoot } from "../li
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
 import { startAnvil, stopChild } from "../lib/local/anvil";
 import { startPostgres } from "../lib/local/postgres";
+import { ponderBin, sidecarArgs } from "../lib/local/process";
 import { waitFor } from "../lib/wait";
 import { ensureDevelopersTable } from "../sidecar/db/developers-table";
 
@@ -63,10 +64,8 @@ function launch(name: string, args: string[]) {
 }
 
 const ponderPort = env.PONDER_PORT ?? "42069";
-const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
 launch("ponder", [ponderBin, "dev", "--disable-ui", "--schema", database.schema, "--port", ponderPort]);
-const sidecarMain = path.join(repoRoot, "sidecar", "main.ts");
-if (existsSync(sidecarMain)) launch("sidecar", ["--import", "tsx", sidecarMain]);
+launch("sidecar", sidecarArgs);
 
 let stopping = false;
 async function stop() {

@@ -6,7 +6,6 @@
  * environment lacks as "" (unset): a production process can never run on a local default.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import path from "node:path";
 import {
   loadIndexerConfig,
   loadSidecarConfig,
@@ -15,6 +14,7 @@ import {
   requiredInProduction,
   withoutLocalDefaults,
 } from "../lib/config";
+import { ponderBin, sidecarArgs } from "../lib/local/process";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -47,7 +47,7 @@ function launch(args: string[]) {
 if (role !== "sidecar") {
   const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
   launch([
-    path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js"),
+    ponderBin,
     "--log-format",
     "json",
     "start",
@@ -59,7 +59,7 @@ if (role !== "sidecar") {
   ]);
 }
 
-if (role !== "indexer") launch(["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")]);
+if (role !== "indexer") launch(sidecarArgs);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {

@@ -2,6 +2,7 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import type { Head } from "./chain-heads";
+import type { Queryable } from "./db/queryable";
 import { outboxCounts } from "./effects/outbox";
 import type { LoopState } from "./sync/loop";
 import { readProgress } from "./sync/ponder";
@@ -123,4 +124,38 @@ export async function readDeveloper(db: pg.Pool, config: SidecarConfig, wallet: 
       transaction: a.transaction_hash,
     })),
   };
+}
+
+export type RecentChange = {
+  at: string;
+  wallet: string;
+  oldStatus: string | null;
+  newStatus: string;
+  oldAmount: string | null;
+  newAmount: string;
+  reason: string;
+  chainId: number | null;
+  block: number | null;
+  transaction: string | null;
+};
+
+export async function readRecentChanges(db: Queryable, limit = 20): Promise<RecentChange[]> {
+  const { rows } = await db.query(
+    `SELECT created_at, wallet, old_status, new_status, old_amount::text, new_amount::text, reason,
+            chain_id, block_number, transaction_hash
+       FROM stakesync.audit ORDER BY id DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => ({
+    at: new Date(r.created_at).toISOString(),
+    wallet: r.wallet,
+    oldStatus: r.old_status,
+    newStatus: r.new_status,
+    oldAmount: r.old_amount,
+    newAmount: r.new_amount,
+    reason: r.reason,
+    chainId: r.chain_id,
+    block: r.block_number === null ? null : Number(r.block_number),
+    transaction: r.transaction_hash,
+  }));
 }

@@ -17,7 +17,9 @@ export async function migrate(db: pg.ClientBase, developersTable: TableName, log
   await db.query("BEGIN");
   try {
     await db.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
-    await db.query("CREATE SCHEMA IF NOT EXISTS stakesync");
+    // Look first: under the least-privilege role the schema exists and the role cannot create one.
+    const { rowCount } = await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'stakesync'");
+    if (rowCount === 0) await db.query("CREATE SCHEMA stakesync");
     await db.query(
       "CREATE TABLE IF NOT EXISTS stakesync.schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
     );

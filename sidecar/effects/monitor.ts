@@ -61,17 +61,16 @@ export class AlertMonitor {
     );
   }
 
-  /** Ponder's /health, and its heartbeat in _ponder_meta (when the sidecar reads its schema directly). */
+  /** Ponder's /health, and its heartbeat in _ponder_meta (a views schema has it too). */
   private async indexerProblem(): Promise<string | null> {
     const health = await fetch(`${this.config.ponderUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(
       (error: Error) => error,
     );
     if (health instanceof Error) return `${this.config.ponderUrl}/health unreachable`;
     if (!health.ok) return `${this.config.ponderUrl}/health answered ${health.status}`;
-    if (this.config.ponderSchema !== this.config.database.schema) return null; // views: no _ponder_meta there
     const { rows } = await this.pool
       .query<{ beat: string }>(
-        `SELECT value->>'heartbeat_at' AS beat FROM "${this.config.database.schema}"._ponder_meta WHERE key = 'app'`,
+        `SELECT value->>'heartbeat_at' AS beat FROM "${this.config.ponderSchema}"._ponder_meta WHERE key = 'app'`,
       )
       .catch(() => ({ rows: [] as { beat: string }[] }));
     const beat = Number(rows[0]?.beat ?? 0);

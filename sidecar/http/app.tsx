@@ -6,7 +6,7 @@ import type { Head } from "../chain-heads";
 import type { Alerts } from "../effects/alerts";
 import { listDeadLetters, retryDeadLetter } from "../effects/outbox";
 import type { Metrics } from "../metrics";
-import { readDeveloper, readStatus } from "../status";
+import { readDeveloper, readRecentChanges, readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import { adminAuth } from "./admin-auth";
 import { StatusPage } from "./page";
@@ -54,9 +54,19 @@ export function createApp({ config, pool, heads, loop, metrics, alerts }: AppDep
     return developer ? c.json(developer) : c.json({ error: "unknown wallet" }, 404);
   });
 
-  app.get("/", async (c) =>
-    c.html(<StatusPage status={await status()} alerts={alerts.firing()} explorerUrl={config.explorerUrl} />),
-  );
+  const startBlocks = new Map(config.chains.map((chain) => [chain.id, chain.startBlock]));
+  app.get("/", async (c) => {
+    const [s, changes] = await Promise.all([status(), readRecentChanges(pool)]);
+    return c.html(
+      <StatusPage
+        status={s}
+        changes={changes}
+        alerts={alerts.firing()}
+        explorerUrl={config.explorerUrl}
+        startBlocks={startBlocks}
+      />,
+    );
+  });
 
   const admin = new Hono();
   admin.use("*", adminAuth(config.adminToken));

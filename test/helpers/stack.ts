@@ -2,14 +2,13 @@
  * Real parts for tests: an anvil with a deployed vault, a fresh database in the run's
  * PostgreSQL, and `ponder start` as a real child process that can be SIGKILLed.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import path from "node:path";
-import pg from "pg";
 import { inject } from "vitest";
-import { repoRoot, withoutLocalDefaults } from "../../lib/config";
+import { withoutLocalDefaults } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
+import { ponderStartArgs, type RunningProcess, sidecarArgs, spawnProcess } from "../../lib/local/process";
 import { freePort } from "../../lib/ports";
+import { queryOnce as sql } from "../../lib/query-once";
 import { waitFor } from "../../lib/wait";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -36,26 +35,11 @@ export async function startChain(options: { chainId?: number; blockTime?: number
 export async function freshDatabase(): Promise<string> {
   const port = inject("postgresPort");
   const name = `t_${Math.random().toString(36).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres` });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  await sql(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`, `CREATE DATABASE ${name}`);
   return `postgresql://postgres:postgres@127.0.0.1:${port}/${name}`;
 }
 
-export async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(
-  databaseUrl: string,
-  text: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    return (await client.query<T>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+export { queryOnce as sql } from "../../lib/query-once";
 
 /** Environment for one or more chains, as an operator would set it. */
 export function chainEnv(chains: TestChain[], extra: Record<string, string> = {}): Record<string, string> {
@@ -88,39 +72,14 @@ export function childEnv(env: Record<string, string>): Record<string, string> {
   });
 }
 
-export type RunningProcess = {
-  process: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-  stop: () => Promise<void>;
-  kill: () => Promise<void>;
-};
+export type { RunningProcess };
 
+/** Spawns with the test environment and stops the process when the file's tests end. */
 export function run(command: string, args: string[], env: Record<string, string>): RunningProcess {
-  const child = spawn(command, args, { cwd: repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout?.on("data", (d) => {
-    output += d;
-  });
-  child.stderr?.on("data", (d) => {
-    output += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const handle: RunningProcess = {
-    process: child,
-    output: () => output,
-    exited,
-    stop: () => stopChild(child, "SIGTERM"),
-    kill: async () => {
-      child.kill("SIGKILL");
-      await exited;
-    },
-  };
-  cleanups.push(() => stopChild(child, "SIGKILL"));
-  return handle;
+  const proc = spawnProcess(command, args, childEnv(env));
+  cleanups.push(() => stopChild(proc.process, "SIGKILL"));
+  return proc;
 }
-
-const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
 
 export type PonderProcess = RunningProcess & { url: string; waitReady: () => Promise<void> };
 
@@ -128,11 +87,7 @@ export type PonderProcess = RunningProcess & { url: string; waitReady: () => Pro
 export async function startPonder(env: Record<string, string>, port?: number): Promise<PonderProcess> {
   port ??= await freePort();
   const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
-  const proc = run(
-    process.execPath,
-    [ponderBin, "--log-format", "json", "start", "--schema", schema, "--port", String(port)],
-    { DATABASE_SCHEMA: schema, ...env },
-  );
+  const proc = run(process.execPath, ponderStartArgs(schema, port), { DATABASE_SCHEMA: schema, ...env });
   const url = `http://127.0.0.1:${port}`;
   return {
     ...proc,
@@ -200,7 +155,7 @@ export type SidecarStatus = {
 /** The sidecar as a real process (`node --import tsx sidecar/main.ts`), waiting for /health. */
 export async function startSidecar(env: Record<string, string>): Promise<SidecarProcess> {
   const port = await freePort();
-  const proc = run(process.execPath, ["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")], {
+  const proc = run(process.execPath, sidecarArgs, {
     SIDECAR_PORT: String(port),
     SYNC_POLL_MS: "100",
     RETRY_DELAY_MS: "200",

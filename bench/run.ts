@@ -1,0 +1,489 @@
+/**
+ * `npm run bench`: backfill throughput, realtime latency and memory of the full pipeline,
+ * bare Ponder and the original design, on one generated chain. Self-contained like the tests:
+ * its own anvil and embedded PostgreSQL. Prints a markdown table; writes bench/results/latest.json.
+ *
+ *   --events N (100000)  --developers D (10000)  --seed S  --realtime-stakes K (300)
+ *   --scale              also run the full pipeline at N/10 and 10·N
+ *   --only a,b,c,d       run only these scenarios
+ *   --out FILE           where the JSON goes (default bench/results/latest.json)
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os, { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { type Address, createPublicClient, webSocket } from "viem";
+import { StakeVaultAbi } from "../abis/StakeVault";
+import { verify } from "../cli/verify";
+import { loadSidecarConfig, repoRoot, withoutLocalDefaults } from "../lib/config";
+import { connect, deploy, vault } from "../lib/contracts";
+import { type Anvil, startAnvil } from "../lib/local/anvil";
+import { type LocalPostgres, startPostgres } from "../lib/local/postgres";
+import { ponderStartArgs, type RunningProcess, sidecarArgs, spawnProcess } from "../lib/local/process";
+import { freePort } from "../lib/ports";
+import { queryOnce as query } from "../lib/query-once";
+import { waitFor } from "../lib/wait";
+import { runOriginalDesign } from "./baselines/original-design";
+import { developerWallets, type Workload, workloadChain } from "./workload";
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: "string", default: "100000" },
+    developers: { type: "string", default: "10000" },
+    seed: { type: "string", default: "stakesync" },
+    "realtime-stakes": { type: "string", default: "300" },
+    scale: { type: "boolean", default: false },
+    only: { type: "string", default: "a,b,c,d" },
+    out: { type: "string", default: path.join(repoRoot, "bench", "results", "latest.json") },
+  },
+});
+const N = Number(args.events);
+const D = Number(args.developers);
+const only = new Set(args.only.split(","));
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const seconds = (ms: number) => Math.round(ms) / 1000;
+const perSecond = (events: number, s: number) => Math.round(events / s);
+
+/** Private-node RPC settings (README "Performance"): more lanes into Ponder's balancer. */
+const PRIVATE_NODE = { RPC_LANES: "8" };
+
+const dir = mkdtempSync(path.join(tmpdir(), "stakesync-bench-"));
+const postgres: LocalPostgres = await startPostgres({
+  dataDir: path.join(dir, "pg"),
+  port: await freePort(),
+  database: "bench",
+  ephemeral: true,
+});
+const running = new Set<RunningProcess>();
+const anvils = new Set<Anvil>();
+async function shutdown() {
+  await Promise.all([...running].map((p) => p.kill()));
+  await Promise.all([...anvils].map((a) => a.stop()));
+  await postgres.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on("SIGINT", () => shutdown().then(() => process.exit(130)));
+
+function start(args: string[], env: Record<string, string>): RunningProcess {
+  const proc = spawnProcess(
+    process.execPath,
+    args,
+    withoutLocalDefaults({
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      PONDER_TELEMETRY_DISABLED: "true",
+      ...env,
+    }),
+  );
+  running.add(proc);
+  proc.exited.then(() => running.delete(proc));
+  return proc;
+}
+
+function chainEnv(anvil: Anvil, workload: Pick<Workload, "deployment">, extra: Record<string, string> = {}) {
+  return {
+    CHAIN_ID: "31337",
+    RPC_URL: anvil.rpcUrl,
+    STAKE_VAULT_ADDRESS: workload.deployment.stakeVault,
+    START_BLOCK: String(workload.deployment.blockNumber),
+    ...extra,
+  };
+}
+
+let databases = 0;
+const freshDatabase = () => postgres.createDatabase(`bench_${databases++}`);
+
+async function startPonder(env: Record<string, string>, schema: string) {
+  const port = await freePort();
+  const proc = start(ponderStartArgs(schema, port), { ...env, DATABASE_SCHEMA: schema });
+  return { proc, url: `http://127.0.0.1:${port}` };
+}
+const isReady = async (url: string) => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
+
+/** (a) `ponder start` on a fresh schema until /ready. */
+async function barePonder(env: Record<string, string>, schema: string) {
+  const t0 = performance.now();
+  const ponder = await startPonder(env, schema);
+  await waitFor("ponder /ready", () => isReady(ponder.url), { timeoutMs: 3_600_000, intervalMs: 50 });
+  const s = seconds(performance.now() - t0);
+  const peakMb = ponder.proc.peakRssMb();
+  await ponder.proc.stop();
+  return { seconds: s, peakMb };
+}
+
+/** Registers every developer and loads the ground truth for the comparison query. */
+async function prepareApplication(url: string, workload: Workload) {
+  await query(
+    url,
+    `CREATE TABLE IF NOT EXISTS developers (id bigserial PRIMARY KEY, wallet_address text NOT NULL UNIQUE, email text,
+       status text NOT NULL DEFAULT 'pending', stake_amount numeric NOT NULL DEFAULT 0, staked_at timestamptz,
+       updated_at timestamptz NOT NULL DEFAULT now());
+     CREATE TABLE IF NOT EXISTS bench_truth (wallet text PRIMARY KEY, amount numeric NOT NULL)`,
+  );
+  await query(url, "INSERT INTO developers (wallet_address) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", [
+    workload.developers,
+  ]);
+  await query(url, "INSERT INTO bench_truth SELECT * FROM unnest($1::text[], $2::numeric[]) ON CONFLICT DO NOTHING", [
+    Object.keys(workload.truth),
+    Object.values(workload.truth),
+  ]);
+}
+
+async function resetSidecar(url: string) {
+  await query(
+    url,
+    `DROP SCHEMA IF EXISTS stakesync CASCADE;
+     UPDATE developers SET status = 'pending', stake_amount = 0, staked_at = NULL`,
+  );
+}
+
+/** Developers whose stake_amount differs from the ground truth. */
+async function mismatches(url: string): Promise<number> {
+  const [row] = await query<{ n: string }>(
+    url,
+    `SELECT count(*) AS n FROM developers d LEFT JOIN bench_truth t ON t.wallet = lower(d.wallet_address)
+      WHERE d.stake_amount <> coalesce(t.amount, 0) / 1000000`,
+  );
+  return Number(row?.n);
+}
+
+/** (b) Ponder and the sidecar together until developers equals the ground truth. */
+async function fullPipeline(url: string, env: Record<string, string>, schema: string, workload: Workload) {
+  const t0 = performance.now();
+  const ponder = await startPonder({ ...env, DATABASE_URL: url }, schema);
+  const sidecar = start(sidecarArgs, {
+    ...env,
+    DATABASE_URL: url,
+    DATABASE_SCHEMA: schema,
+    SIDECAR_PORT: String(await freePort()),
+  });
+  let readyAt: number | undefined;
+  await waitFor(
+    "developers to equal the ground truth",
+    async () => {
+      if (readyAt === undefined && (await isReady(ponder.url))) readyAt = performance.now();
+      if (sidecar.process.exitCode !== null) throw new Error(`sidecar exited: ${sidecar.output().slice(-2000)}`);
+      return readyAt !== undefined && (await mismatches(url)) === 0;
+    },
+    { timeoutMs: 3_600_000, intervalMs: 50 },
+  );
+  const done = performance.now();
+  const result = {
+    seconds: seconds(done - t0),
+    readyToSyncedSeconds: seconds(done - (readyAt ?? done)),
+    ponderPeakMb: ponder.proc.peakRssMb(),
+    sidecarPeakMb: sidecar.peakRssMb(),
+    eventsPerSecond: perSecond(workload.events, seconds(done - t0)),
+  };
+  await Promise.all([ponder.proc.stop(), sidecar.stop()]);
+  return result;
+}
+
+/** stakeOf() for every developer at the head, against the generator's bookkeeping. */
+async function verifyTruth(anvil: Anvil, workload: Workload) {
+  const clients = await connect(anvil.rpcUrl);
+  let wrong = 0;
+  for (let i = 0; i < workload.developers.length; i += 500) {
+    const slice = workload.developers.slice(i, i + 500);
+    const amounts = await Promise.all(
+      slice.map((d) =>
+        clients.publicClient.readContract({
+          address: workload.deployment.stakeVault,
+          abi: StakeVaultAbi,
+          functionName: "stakeOf",
+          args: [d],
+        }),
+      ),
+    );
+    slice.forEach((d, j) => {
+      if ((amounts[j] ?? 0n).toString() !== (workload.truth[d.toLowerCase()] ?? "0")) wrong++;
+    });
+  }
+  if (wrong > 0) throw new Error(`${wrong} developers' stakeOf() differ from the generated ground truth`);
+}
+
+function percentile(sorted: number[], p: number) {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** (d) 1 s blocks, stakes spread over time; block seen on ws → developers row committed, CONFIRMATIONS=0. */
+async function realtime(mode: "ws" | "polling", stakes: number) {
+  const anvil = await startAnvil({ port: await freePort(), blockTime: 1 });
+  anvils.add(anvil);
+  const clients = await connect(anvil.rpcUrl);
+  const deployment = await deploy(clients);
+  const owner = vault(clients, deployment);
+  await owner.fund(10n ** 15n);
+  const url = await freshDatabase();
+  const wallets = developerWallets(stakes, `realtime-${mode}`);
+  await prepareApplication(url, { developers: wallets, truth: {} } as unknown as Workload);
+  const env = chainEnv(
+    anvil,
+    { deployment },
+    {
+      DATABASE_URL: url,
+      CONFIRMATIONS: "0",
+      ...(mode === "ws" ? { WS_URL: anvil.wsUrl } : {}),
+    },
+  );
+  const ponder = await startPonder(env, "rt");
+  const sidecar = start(sidecarArgs, { ...env, DATABASE_SCHEMA: "rt", SIDECAR_PORT: String(await freePort()) });
+  await waitFor("ponder", () => isReady(ponder.url), { timeoutMs: 120_000 });
+  // Warm up: Ponder takes a few seconds after /ready to start indexing live blocks.
+  const [warmup] = developerWallets(1, `warmup-${mode}`) as [Address];
+  await query(url, "INSERT INTO developers (wallet_address) VALUES ($1)", [warmup]);
+  await owner.stakeFor(warmup, 1n);
+  await waitFor(
+    "the pipeline to be live",
+    async () => {
+      const rows = await query(url, "SELECT 1 FROM developers WHERE wallet_address = $1 AND stake_amount > 0", [
+        warmup,
+      ]);
+      return rows.length === 1;
+    },
+    { timeoutMs: 60_000 },
+  );
+
+  const seenBlock = new Map<number, number>();
+  const ws = createPublicClient({ transport: webSocket(anvil.wsUrl, { reconnect: false }) });
+  const unwatch = ws.watchBlockNumber({
+    emitMissed: true,
+    onBlockNumber: (n) => seenBlock.set(Number(n), performance.now()),
+  });
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+
+  const blockOf = new Map<string, number>();
+  const committedAt = new Map<string, number>();
+  const perBlock = 3;
+  const sending = (async () => {
+    for (let i = 0; i < wallets.length; i += perBlock) {
+      await Promise.all(
+        wallets.slice(i, i + perBlock).map(async (w) => {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 900));
+          const receipt = await owner.stakeFor(w as Address, 1_000_000n);
+          blockOf.set(w.toLowerCase(), Number(receipt.blockNumber));
+        }),
+      );
+    }
+  })();
+  while (committedAt.size < wallets.length) {
+    const { rows } = await db.query<{ w: string }>(
+      "SELECT lower(wallet_address) AS w FROM developers WHERE stake_amount > 0 AND lower(wallet_address) <> ALL($1::text[])",
+      [[...committedAt.keys()]],
+    );
+    const now = performance.now();
+    for (const { w } of rows) committedAt.set(w, now);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await sending;
+  unwatch();
+  (await ws.transport.getRpcClient()).close();
+  await db.end();
+  const latencies = [...committedAt]
+    .map(([w, at]) => at - (seenBlock.get(blockOf.get(w) ?? -1) ?? Number.NaN))
+    .filter((ms) => Number.isFinite(ms))
+    .sort((a, b) => a - b);
+  await Promise.all([ponder.proc.stop(), sidecar.stop()]);
+  await anvil.stop();
+  anvils.delete(anvil);
+  return {
+    mode,
+    samples: latencies.length,
+    p50: Math.round(percentile(latencies, 50)),
+    p95: Math.round(percentile(latencies, 95)),
+    p99: Math.round(percentile(latencies, 99)),
+    max: Math.round(latencies.at(-1) ?? Number.NaN),
+  };
+}
+
+/** (b) cold and cached, with the private-node RPC settings, for one workload size. */
+async function pipelineAt(events: number) {
+  const { anvil, workload } = await workloadChain({ seed: args.seed, events, developers: D }, log);
+  anvils.add(anvil);
+  const env = chainEnv(anvil, workload, PRIVATE_NODE);
+  const url = await freshDatabase();
+  await prepareApplication(url, workload);
+  log(`(b) full pipeline at ${workload.events} events, cold`);
+  const cold = await fullPipeline(url, env, "scale_cold", workload);
+  await resetSidecar(url);
+  const cached = await fullPipeline(url, env, "scale_cached", workload);
+  await anvil.stop();
+  anvils.delete(anvil);
+  return { events: workload.events, cold, cached };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const results: Record<string, unknown> = {
+  at: new Date().toISOString(),
+  machine: {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  },
+  versions: {
+    ponder: JSON.parse(readFileSync(path.join(repoRoot, "node_modules", "ponder", "package.json"), "utf8")).version,
+    postgres: (await query<{ v: string }>(postgres.url, "SHOW server_version"))[0]?.v,
+  },
+  parameters: {
+    events: N,
+    developers: D,
+    seed: args.seed,
+    realtimeStakes: Number(args["realtime-stakes"]),
+    privateNode: PRIVATE_NODE,
+  },
+};
+
+try {
+  const { anvil, workload } = await workloadChain({ seed: args.seed, events: N, developers: D }, log);
+  anvils.add(anvil);
+  await verifyTruth(anvil, workload);
+  results.workload = {
+    events: workload.events,
+    blocks: workload.head - workload.deployment.blockNumber,
+    kinds: workload.kinds,
+  };
+  const base = chainEnv(anvil, workload);
+
+  if (only.has("a")) {
+    const url = await freshDatabase();
+    log("(a) bare Ponder, default RPC settings, cold");
+    const cold = await barePonder({ ...base, DATABASE_URL: url }, "a_cold");
+    log("(a) bare Ponder, cached");
+    const cached = await barePonder({ ...base, DATABASE_URL: url }, "a_cached");
+    const url2 = await freshDatabase();
+    log("(a) bare Ponder, private-node RPC settings, cold");
+    const tunedCold = await barePonder({ ...base, ...PRIVATE_NODE, DATABASE_URL: url2 }, "a_tuned");
+    results.barePonder = {
+      cold: { ...cold, eventsPerSecond: perSecond(workload.events, cold.seconds) },
+      cached: { ...cached, eventsPerSecond: perSecond(workload.events, cached.seconds) },
+      privateNodeCold: { ...tunedCold, eventsPerSecond: perSecond(workload.events, tunedCold.seconds) },
+    };
+  }
+
+  if (only.has("b")) {
+    const url = await freshDatabase();
+    await prepareApplication(url, workload);
+    const env = { ...base, ...PRIVATE_NODE };
+    log("(b) full pipeline, cold");
+    const cold = await fullPipeline(url, env, "b_cold", workload);
+    await resetSidecar(url);
+    log("(b) full pipeline, cached");
+    const cached = await fullPipeline(url, env, "b_cached", workload);
+    results.fullPipeline = { cold, cached };
+    log(`stakesync verify on ${D} developers`);
+    const report = await verify(
+      loadSidecarConfig({ ...env, DATABASE_URL: url, DATABASE_SCHEMA: "b_cached" }),
+      () => {},
+    );
+    results.verify = { wallets: report.wallets, mismatches: report.mismatches.length, seconds: report.seconds };
+  }
+
+  if (only.has("c")) {
+    log("(c) the original design's listener");
+    const url = await freshDatabase();
+    const c = await runOriginalDesign({
+      rpcUrl: anvil.rpcUrl,
+      vault: workload.deployment.stakeVault,
+      fromBlock: workload.deployment.blockNumber,
+      toBlock: workload.head,
+      databaseUrl: url,
+      developers: workload.developers,
+    });
+    results.originalDesign = { ...c, eventsPerSecond: perSecond(c.events, c.seconds) };
+  }
+  await anvil.stop();
+  anvils.delete(anvil);
+
+  if (only.has("d")) {
+    const stakes = Number(args["realtime-stakes"]);
+    log(`(d) realtime over ws, ${stakes} stakes`);
+    const ws = await realtime("ws", stakes);
+    log(`(d) realtime over polling, ${stakes} stakes`);
+    const polling = await realtime("polling", stakes);
+    results.realtime = { ws, polling };
+  }
+
+  if (args.scale) {
+    const sizes = [Math.round(N / 10), N, N * 10];
+    const scale = [];
+    for (const events of sizes) scale.push(await pipelineAt(events));
+    results.scale = scale.map((s) => ({
+      ...s,
+      coldUsPerEvent: Math.round((s.cold.seconds * 1e6) / s.events),
+      cachedUsPerEvent: Math.round((s.cached.seconds * 1e6) / s.events),
+    }));
+  }
+} finally {
+  await shutdown();
+}
+
+mkdirSync(path.dirname(args.out), { recursive: true });
+writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`);
+process.stdout.write(`${table(results)}\n`);
+
+function table(r: Record<string, unknown>): string {
+  const get = (p: string) =>
+    p.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r) ?? "—";
+  const rows: [string, unknown][] = [
+    ["events / developers / blocks", `${get("workload.events")} / ${D} / ${get("workload.blocks")}`],
+    [
+      "(a) bare Ponder, cold (default RPC)",
+      `${get("barePonder.cold.seconds")} s · ${get("barePonder.cold.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(a) bare Ponder, cold (private-node RPC)",
+      `${get("barePonder.privateNodeCold.seconds")} s · ${get("barePonder.privateNodeCold.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(a) bare Ponder, cached",
+      `${get("barePonder.cached.seconds")} s · ${get("barePonder.cached.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(b) full pipeline, cold",
+      `${get("fullPipeline.cold.seconds")} s · ${get("fullPipeline.cold.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(b) full pipeline, cached",
+      `${get("fullPipeline.cached.seconds")} s · ${get("fullPipeline.cached.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(b)/(a) cold (private-node RPC both)",
+      ratio(get("barePonder.privateNodeCold.seconds"), get("fullPipeline.cold.seconds")),
+    ],
+    ["(b)/(a) cached", ratio(get("barePonder.cached.seconds"), get("fullPipeline.cached.seconds"))],
+    [
+      "Ponder /ready → developers synced (cold / cached)",
+      `${get("fullPipeline.cold.readyToSyncedSeconds")} s / ${get("fullPipeline.cached.readyToSyncedSeconds")} s`,
+    ],
+    [
+      "(c) original design",
+      `${get("originalDesign.seconds")} s · ${get("originalDesign.eventsPerSecond")} ev/s (getLogs ${get("originalDesign.batchSize")} blocks)`,
+    ],
+    ["(d) realtime ws p50/p95/p99/max", latency(get("realtime.ws"))],
+    ["(d) realtime polling p50/p95/p99/max", latency(get("realtime.polling"))],
+    [
+      "(e) peak RSS Ponder / sidecar (cold)",
+      `${mb(get("fullPipeline.cold.ponderPeakMb"))} / ${mb(get("fullPipeline.cold.sidecarPeakMb"))}`,
+    ],
+  ];
+  for (const s of (r.scale as { events: number; coldUsPerEvent: number; cachedUsPerEvent: number }[] | undefined) ??
+    []) {
+    rows.push([`(f) ${s.events} events: µs/event cold / cached`, `${s.coldUsPerEvent} / ${s.cachedUsPerEvent}`]);
+  }
+  return ["| measure | result |", "|---|---|", ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join("\n");
+}
+
+function ratio(bare: unknown, full: unknown) {
+  return typeof bare === "number" && typeof full === "number" ? `${(bare / full).toFixed(2)}×` : "—";
+}
+function latency(x: unknown) {
+  const l = x as { p50: number; p95: number; p99: number; max: number } | undefined;
+  return l ? `${l.p50} / ${l.p95} / ${l.p99} / ${l.max} ms` : "—";
+}
+function mb(x: unknown) {
+  return typeof x === "number" ? `${Math.round(x)} MB` : "—";
+}

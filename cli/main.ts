@@ -1,0 +1,9 @@
+/** `stakesync <command>`: the operator's command line. */
+import { verifyCommand } from "./verify";
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === "verify") {
+  process.exit(await verifyCommand(rest));
+}
+process.stderr.write("usage: stakesync verify [--json] [--local]\n");
+process.exit(2);

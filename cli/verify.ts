@@ -1,0 +1,197 @@
+/**
+ * `stakesync verify [--json] [--local]`: reads stakeOf() from the chain for every wallet in the
+ * developers table and every staker Ponder knows, at each chain's confirmed block (the sidecar's
+ * cursor), and compares it with developers and with Ponder's events up to that block.
+ * Read-only. Exit 0: all match; 1: a mismatch; 2: an error. --local uses .env.local's defaults.
+ */
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { createPublicClient, fallback, http } from "viem";
+import { StakeVaultAbi } from "../abis/StakeVault";
+import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
+import { readCursors } from "../sidecar/sync/step";
+
+export type Mismatch = {
+  table: "developers" | "ponder";
+  wallet: string;
+  chainId: number | "all";
+  field: "stake" | "status";
+  expected: string;
+  found: string;
+};
+
+class VerifyError extends Error {}
+
+export async function verifyCommand(argv: string[]): Promise<number> {
+  let json = false;
+  try {
+    const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" }, local: { type: "boolean" } } });
+    json = values.json ?? false;
+    const env = values.local ? { ...readLocalDefaults(), ...process.env } : process.env;
+    const config = loadSidecarConfig(env);
+    const report = await verify(config, (line) => {
+      if (!json) process.stderr.write(`${line}\n`);
+    });
+    if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    else {
+      for (const m of report.mismatches) {
+        process.stdout.write(
+          `MISMATCH ${m.table} ${m.wallet} chain ${m.chainId} ${m.field}: expected ${m.expected}, found ${m.found}\n`,
+        );
+      }
+      const blocks = Object.entries(report.blocks)
+        .map(([c, b]) => `${c}@${b}`)
+        .join(", ");
+      process.stdout.write(
+        `${report.mismatches.length === 0 ? "OK" : "FAILED"}: ${report.wallets} wallets on ${Object.keys(report.blocks).length} chain(s) at ${blocks}: ${report.mismatches.length} mismatch(es) in ${report.seconds} s\n`,
+      );
+    }
+    return report.mismatches.length === 0 ? 0 : 1;
+  } catch (error) {
+    const message =
+      error instanceof ConfigError || error instanceof VerifyError
+        ? error.message
+        : `unexpected error: ${(error as Error).message}`;
+    if (json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
+    process.stderr.write(`stakesync verify: ${message}\n`);
+    return 2;
+  }
+}
+
+export async function verify(config: SidecarConfig, progress: (line: string) => void) {
+  const started = performance.now();
+  const db = new pg.Client({ connectionString: config.database.url });
+  await db.connect().catch((error: Error) => {
+    throw new VerifyError(`cannot reach the database: ${error.message}`);
+  });
+  try {
+    // One snapshot: the cursor and the rows it vouches for are read together.
+    await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const cursors = await readCursors(db, config).catch((error: Error) => {
+      throw new VerifyError(`cannot read stakesync.cursor (has the sidecar run?): ${error.message}`);
+    });
+    const schema = config.ponderSchema;
+    const developers = await db.query<{ wallet: string; status: string; stake_amount: string }>(
+      `SELECT lower(wallet_address) AS wallet, status, stake_amount::text FROM ${config.developersTable.sql}`,
+    );
+    const ponder = await db
+      .query<{ chain_id: number; wallet: string; amount: string }>(
+        `SELECT e.chain_id, e.developer AS wallet,
+              sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)::text AS amount
+         FROM "${schema}".stake_event e
+         JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block) ON c.chain_id = e.chain_id AND e.block_number <= c.block
+        GROUP BY e.chain_id, e.developer`,
+        [[...cursors.keys()], [...cursors.values()].map((c) => c.block)],
+      )
+      .catch((error: Error) => {
+        throw new VerifyError(`cannot read Ponder's tables in schema "${schema}": ${error.message}`);
+      });
+    await db.query("COMMIT");
+
+    const wallets = [...new Set([...developers.rows.map((r) => r.wallet), ...ponder.rows.map((r) => r.wallet)])];
+    const onChain = new Map<string, bigint>(); // `${chain}:${wallet}` → stakeOf
+    for (const chain of config.chains) {
+      const block = BigInt(Math.max(0, cursors.get(chain.id)?.block ?? 0));
+      const client = createPublicClient({
+        transport: fallback(
+          chain.rpcUrls.map((url) => http(url, { batch: { batchSize: 250 }, retryCount: 1, timeout: 10_000 })),
+        ),
+      });
+      let lastReport = performance.now();
+      for (let i = 0; i < wallets.length; i += 2000) {
+        const slice = wallets.slice(i, i + 2000);
+        const amounts = await Promise.all(
+          slice.map((wallet) =>
+            client.readContract({
+              address: chain.stakeVault,
+              abi: StakeVaultAbi,
+              functionName: "stakeOf",
+              args: [wallet as `0x${string}`],
+              blockNumber: block,
+            }),
+          ),
+        ).catch((error: Error) => {
+          const host = chain.rpcUrls.map((u) => new URL(u).host).join(", ");
+          throw new VerifyError(
+            `cannot read stakeOf() on chain ${chain.id} (${host}): ${error.message.split("\n")[0]}`,
+          );
+        });
+        for (const [j, wallet] of slice.entries()) onChain.set(`${chain.id}:${wallet}`, amounts[j] ?? 0n);
+        if (performance.now() - lastReport > 2000 || i + 2000 >= wallets.length) {
+          progress(
+            `chain ${chain.id}: read ${Math.min(i + 2000, wallets.length)}/${wallets.length} wallets at block ${block}`,
+          );
+          lastReport = performance.now();
+        }
+      }
+    }
+
+    const mismatches: Mismatch[] = [];
+    const ponderAmount = new Map(ponder.rows.map((r) => [`${r.chain_id}:${r.wallet}`, BigInt(r.amount)]));
+    for (const chain of config.chains) {
+      for (const wallet of wallets) {
+        const expected = onChain.get(`${chain.id}:${wallet}`) ?? 0n;
+        const found = ponderAmount.get(`${chain.id}:${wallet}`) ?? 0n;
+        if (expected !== found) {
+          mismatches.push({
+            table: "ponder",
+            wallet,
+            chainId: chain.id,
+            field: "stake",
+            expected: `${expected}`,
+            found: `${found}`,
+          });
+        }
+      }
+    }
+    for (const row of developers.rows) {
+      const raw = config.chains.reduce((sum, c) => sum + (onChain.get(`${c.id}:${row.wallet}`) ?? 0n), 0n);
+      const expected = tokenUnits(raw, config.stakeDecimals);
+      if (!sameNumber(expected, row.stake_amount)) {
+        mismatches.push({
+          table: "developers",
+          wallet: row.wallet,
+          chainId: "all",
+          field: "stake",
+          expected,
+          found: row.stake_amount,
+        });
+      }
+      const active = raw >= config.activationThreshold;
+      if (active !== (row.status === "active")) {
+        mismatches.push({
+          table: "developers",
+          wallet: row.wallet,
+          chainId: "all",
+          field: "status",
+          expected: active ? "active" : "pending or inactive",
+          found: row.status,
+        });
+      }
+    }
+    return {
+      ok: mismatches.length === 0,
+      blocks: Object.fromEntries(config.chains.map((c) => [c.id, cursors.get(c.id)?.block ?? null])),
+      wallets: wallets.length,
+      mismatches,
+      seconds: Math.round(performance.now() - started) / 1000,
+    };
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+function tokenUnits(raw: bigint, decimals: number) {
+  if (decimals === 0) return raw.toString();
+  const s = raw.toString().padStart(decimals + 1, "0");
+  return `${s.slice(0, -decimals)}.${s.slice(-decimals)}`;
+}
+
+/** Decimal strings equal as numbers (12.5 = 12.500000). */
+function sameNumber(a: string, b: string) {
+  const norm = (x: string) => {
+    const [i = "0", f = ""] = x.split(".");
+    return `${BigInt(i)}.${f.replace(/0+$/, "")}`;
+  };
+  return norm(a) === norm(b);
+}

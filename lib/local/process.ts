@@ -1,0 +1,54 @@
+/** Child processes for tests and the benchmark: Ponder and the sidecar as real node processes. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { repoRoot } from "../config";
+import { stopChild } from "./anvil";
+
+export type RunningProcess = {
+  process: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  stop: () => Promise<void>;
+  kill: () => Promise<void>;
+  /** Peak resident memory so far (VmHWM), in MB; undefined once exited. */
+  peakRssMb: () => number | undefined;
+};
+
+export function spawnProcess(command: string, args: string[], env: Record<string, string>): RunningProcess {
+  const child = spawn(command, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const collect = (d: Buffer) => {
+    output += d;
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    process: child,
+    output: () => output,
+    exited,
+    stop: () => stopChild(child, "SIGTERM"),
+    kill: async () => {
+      child.kill("SIGKILL");
+      await exited;
+    },
+    peakRssMb: () => {
+      try {
+        const kb = readFileSync(`/proc/${child.pid}/status`, "utf8").match(/^VmHWM:\s+(\d+)/m)?.[1];
+        return kb ? Number(kb) / 1024 : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** Ponder's CLI, run by node directly (not through npx), so a signal reaches Ponder itself. */
+export const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
+
+export function ponderStartArgs(schema: string, port: number): string[] {
+  return [ponderBin, "--log-format", "json", "start", "--schema", schema, "--port", String(port)];
+}
+
+export const sidecarArgs = ["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")];

@@ -1,0 +1,47 @@
+/** A tiny benchmark run: it completes and writes well-formed results (timings are not judged). */
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, expect, it } from "vitest";
+import { cleanup, run } from "./helpers/stack";
+
+afterAll(cleanup);
+
+it("runs every scenario on 2,000 events and writes the results", async () => {
+  const out = path.join(mkdtempSync(path.join(tmpdir(), "stakesync-bench-test-")), "results.json");
+  const bench = run(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "bench/run.ts",
+      "--events",
+      "2000",
+      "--developers",
+      "200",
+      "--realtime-stakes",
+      "6",
+      "--out",
+      out,
+    ],
+    {},
+  );
+  expect(await bench.exited, bench.output().slice(-3000)).toBe(0);
+  const results = JSON.parse(readFileSync(out, "utf8"));
+  expect(results.workload.events).toBe(2000);
+  for (const figure of [
+    results.barePonder.cold.eventsPerSecond,
+    results.barePonder.cached.eventsPerSecond,
+    results.barePonder.privateNodeCold.eventsPerSecond,
+    results.fullPipeline.cold.eventsPerSecond,
+    results.fullPipeline.cached.eventsPerSecond,
+    results.originalDesign.eventsPerSecond,
+    results.fullPipeline.cold.ponderPeakMb,
+    results.fullPipeline.cold.sidecarPeakMb,
+  ]) {
+    expect(figure).toBeGreaterThan(0);
+  }
+  expect(results.verify).toMatchObject({ wallets: 200, mismatches: 0 });
+  for (const mode of ["ws", "polling"]) expect(results.realtime[mode]).toMatchObject({ samples: 6 });
+  expect(bench.output()).toContain("| (b) full pipeline, cached |");
+});

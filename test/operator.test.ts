@@ -1,0 +1,275 @@
+/**
+ * Operator experience: the status page in a real browser, `stakesync verify` against the chain,
+ * a zero-downtime redeploy through a views schema, and the least-privilege roles of the guide.
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot } from "../lib/config";
+import { freePort } from "../lib/ports";
+import { waitFor } from "../lib/wait";
+import {
+  chainEnv,
+  cleanup,
+  developer,
+  freshDatabase,
+  run,
+  sql,
+  startChain,
+  startPonder,
+  startSidecar,
+  type TestChain,
+} from "./helpers/stack";
+import { bulkStakes, mine, wallets } from "./helpers/workload";
+
+afterAll(cleanup);
+
+const artifacts = path.join(repoRoot, "test-artifacts");
+
+describe("status page in Chromium", () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+    });
+  });
+  afterAll(async () => browser?.close());
+
+  it("moves its progress bar during a backfill, then shows a stake's change and the synced block", async () => {
+    const chain = await startChain();
+    await bulkStakes(chain, wallets(1000, "page-bulk"), 20); // a backfill long enough to watch
+    await mine(chain, 40);
+    const databaseUrl = await freshDatabase();
+    const env = {
+      ...chainEnv([chain]),
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: "page_ponder",
+      EXPLORER_URL: "https://explorer.example",
+    };
+    const sidecar = await startSidecar(env);
+    const page = await browser.newPage();
+    const indexedProgress = async () => {
+      await page.goto(sidecar.url);
+      return Number(
+        (await page.locator(`tr[data-chain="${chain.chainId}"] progress.indexed`).getAttribute("value")) ?? -1,
+      );
+    };
+    expect(await indexedProgress()).toBe(0); // no Ponder yet: nothing indexed
+
+    const ponder = await startPonder(env);
+    const seen = new Set<number>();
+    while (
+      !(await fetch(`${ponder.url}/ready`)
+        .then((r) => r.ok)
+        .catch(() => false))
+    ) {
+      const value = await indexedProgress().catch(() => -1);
+      if (value > 0 && value < 1) seen.add(value);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(2); // the bar moved while Ponder backfilled
+
+    const [wallet] = wallets(1, "page-dev") as [`0x${string}`];
+    await sql(databaseUrl, "INSERT INTO developers (wallet_address, email) VALUES ($1, 'page-person@example.test')", [
+      wallet,
+    ]);
+    const receipt = await chain.vault.stakeFor(wallet, 4_200_000n);
+    await mine(chain, 2);
+    await sidecar.waitSynced(chain, databaseUrl, "page_ponder");
+    const synced = (await sidecar.status()).chains[0]?.synced;
+
+    await page.goto(sidecar.url);
+    const row = page.locator(`#changes tr[data-wallet="${wallet}"]`);
+    await expect(row.textContent()).resolves.toContain("pending 0 → active 4.200000");
+    expect(await row.textContent()).toContain(`${chain.chainId} · ${receipt.blockNumber}`);
+    expect(await row.locator("a").getAttribute("href")).toBe(`https://explorer.example/tx/${receipt.transactionHash}`);
+    expect(await page.locator(`tr[data-chain="${chain.chainId}"] td.synced`).textContent()).toContain(String(synced));
+    expect(await page.content()).not.toContain("@example.test");
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, "status-page.png"), fullPage: true });
+  });
+});
+
+describe("stakesync verify", () => {
+  let chain: TestChain;
+  let env: Record<string, string>;
+  let databaseUrl: string;
+  const verify = async (extra: Record<string, string> = {}, args: string[] = []) => {
+    const proc = run(process.execPath, [path.join(repoRoot, "bin", "stakesync.js"), "verify", ...args], {
+      ...env,
+      ...extra,
+    });
+    return { code: await proc.exited, output: proc.output() };
+  };
+
+  beforeAll(async () => {
+    chain = await startChain();
+    databaseUrl = await freshDatabase();
+    env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: "verify_ponder" };
+    const team = wallets(20, "verify");
+    const ponder = await startPonder(env);
+    await ponder.waitReady();
+    const sidecar = await startSidecar(env);
+    await sql(databaseUrl, "INSERT INTO developers (wallet_address) SELECT unnest($1::text[])", [team.slice(0, 15)]);
+    await bulkStakes(chain, team, 2);
+    await chain.vault.slash(team[0] as `0x${string}`, 10_000n);
+    await mine(chain, 2);
+    await sidecar.waitSynced(chain, databaseUrl, "verify_ponder");
+  });
+
+  it("exits 0 when developers and Ponder match the chain", async () => {
+    const { code, output } = await verify();
+    expect(output).toMatch(/^OK: 20 wallets on 1 chain\(s\)/m);
+    expect(code).toBe(0);
+    const json = await verify({}, ["--json"]);
+    expect(JSON.parse(json.output)).toMatchObject({ ok: true, wallets: 20, mismatches: [] });
+  });
+
+  it("exits 1 and reports a row changed by hand with expected and found values", async () => {
+    const [wallet] = wallets(1, "verify");
+    const before = await developer(databaseUrl, wallet as string);
+    await sql(databaseUrl, "UPDATE developers SET stake_amount = 1 WHERE wallet_address = $1", [wallet]);
+    const { code, output } = await verify();
+    expect(code).toBe(1);
+    expect(output).toContain(
+      `MISMATCH developers ${wallet} chain all stake: expected ${before?.stake_amount}, found 1`,
+    );
+    const json = JSON.parse((await verify({}, ["--json"])).output);
+    expect(json.mismatches).toEqual([
+      { table: "developers", wallet, chainId: "all", field: "stake", expected: before?.stake_amount, found: "1" },
+    ]);
+    await sql(databaseUrl, "UPDATE developers SET stake_amount = $2 WHERE wallet_address = $1", [
+      wallet,
+      before?.stake_amount,
+    ]);
+  });
+
+  it("exits 2 with a clear message when the RPC is unreachable", async () => {
+    const { code, output } = await verify({ RPC_URL: "http://127.0.0.1:9" });
+    expect(code).toBe(2);
+    expect(output).toContain("stakesync verify: cannot read stakeOf() on chain 31337 (127.0.0.1:9)");
+  });
+});
+
+describe("zero-downtime redeploy through a views schema", () => {
+  it("switches Ponder deployments under a running sidecar without undoing or repeating anything", async () => {
+    const chain = await startChain();
+    await chain.vault.fund(10n ** 15n);
+    const databaseUrl = await freshDatabase();
+    const base = {
+      ...chainEnv([chain]),
+      DATABASE_URL: databaseUrl,
+      POLLING_INTERVAL_MS: "100",
+      PONDER_VIEWS_SCHEMA: "live",
+    };
+    const token = "redeploy-admin-token-123";
+    // The production way: `npm run start:indexer` passes --views-schema from PONDER_VIEWS_SCHEMA.
+    const deploy = async (schema: string) =>
+      run(process.execPath, ["--import", "tsx", "scripts/start.ts", "indexer"], {
+        ...base,
+        DATABASE_SCHEMA: schema,
+        PONDER_PORT: String(await freePort()),
+      });
+    await deploy("deploy_v1");
+    const sidecar = await startSidecar({ ...base, DATABASE_SCHEMA: "deploy_v1", ADMIN_TOKEN: token });
+    await waitFor(
+      "views of v1",
+      async () => (await sql(databaseUrl, "SELECT 1 FROM pg_views WHERE schemaname = 'live'")).length > 0,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+
+    const team = wallets(5, "redeploy");
+    await sql(
+      databaseUrl,
+      "INSERT INTO developers (wallet_address, email) SELECT w, 'r' || i || '@example.test' FROM unnest($1::text[]) WITH ORDINALITY AS t(w, i)",
+      [team],
+    );
+    await chain.vault.stakeForMany(
+      team,
+      team.map(() => 2_000_000n),
+    );
+    await mine(chain, 2);
+    await sidecar.waitSynced(chain, databaseUrl, "live");
+    const snapshot = async () =>
+      sql(
+        databaseUrl,
+        `SELECT (SELECT count(*) FROM stakesync.audit) AS audit, (SELECT count(*) FROM stakesync.outbox) AS jobs,
+                (SELECT string_agg(wallet_address || status || stake_amount, ',' ORDER BY wallet_address) FROM developers) AS rows`,
+      );
+    const before = await snapshot();
+
+    // Deployment v2 indexes into its own schema and takes over the views when it is ready.
+    await deploy("deploy_v2");
+    await waitFor(
+      "the views to point at v2",
+      async () =>
+        (await sql(databaseUrl, "SELECT 1 FROM pg_views WHERE schemaname = 'live' AND definition LIKE '%deploy_v2%'"))
+          .length > 0,
+      { timeoutMs: 60_000 },
+    );
+    await mine(chain, 2);
+    await sidecar.waitSynced(chain, databaseUrl, "live");
+    const reconcile = await fetch(`${sidecar.url}/admin/reconcile`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(await reconcile.json()).toMatchObject({ drifted: 0, changed: 0 });
+    expect(await snapshot()).toEqual(before);
+
+    await chain.vault.stakeFor(team[0] as `0x${string}`, 1_000_000n); // and it keeps syncing through v2
+    await mine(chain, 2);
+    await waitFor(
+      "a stake through v2",
+      async () => (await developer(databaseUrl, team[0] as string))?.stake_amount === "3.000000",
+    );
+  });
+});
+
+describe("least-privilege roles from docs/sql/roles.sql", () => {
+  it("runs the sidecar under its grants, and a write outside them fails", async () => {
+    const chain = await startChain();
+    await chain.vault.fund(10n ** 15n);
+    const adminUrl = await freshDatabase();
+    await sql(adminUrl, readFileSync(path.join(repoRoot, "docs", "sql", "roles.sql"), "utf8")).catch(async (error) => {
+      // Roles are cluster-wide: another run of this test may have created them already.
+      if (!/already exists/.test(String(error))) throw error;
+      const grants = readFileSync(path.join(repoRoot, "docs", "sql", "roles.sql"), "utf8").replace(
+        /CREATE ROLE [^;]+;/g,
+        "",
+      );
+      await sql(adminUrl, grants);
+    });
+    await sql(
+      adminUrl,
+      "ALTER ROLE stakesync_indexer PASSWORD 'indexer-pw'; ALTER ROLE stakesync_sidecar PASSWORD 'sidecar-pw'",
+    );
+    const as = (role: string, pw: string) => adminUrl.replace("postgres:postgres@", `${role}:${pw}@`);
+    const indexerUrl = as("stakesync_indexer", "indexer-pw");
+    const sidecarUrl = as("stakesync_sidecar", "sidecar-pw");
+    const env = { ...chainEnv([chain]), DATABASE_SCHEMA: "priv_ponder", POLLING_INTERVAL_MS: "100" };
+
+    const ponder = await startPonder({ ...env, DATABASE_URL: indexerUrl });
+    await ponder.waitReady();
+    const sidecar = await startSidecar({ ...env, DATABASE_URL: sidecarUrl });
+    const [wallet] = wallets(1, "least-privilege") as [`0x${string}`];
+    await sql(adminUrl, "INSERT INTO developers (wallet_address, email) VALUES ($1, 'lp@example.test')", [wallet]);
+    await chain.vault.stakeFor(wallet, 7_000_000n);
+    await mine(chain, 2);
+    await sidecar.waitSynced(chain, sidecarUrl, "priv_ponder");
+    expect(await developer(adminUrl, wallet)).toMatchObject({ status: "active", stake_amount: "7.000000" });
+
+    for (const statement of [
+      "INSERT INTO priv_ponder.stake_event (id) VALUES ('x')",
+      "UPDATE developers SET email = 'hijack@example.test'",
+      "DELETE FROM developers",
+      "CREATE TABLE public.sidecar_was_here (x int)",
+      "DROP TABLE priv_ponder.developer_stake",
+    ]) {
+      await expect(sql(sidecarUrl, statement), statement).rejects.toThrow(/permission denied|must be owner/);
+    }
+  });
+});
