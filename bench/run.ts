@@ -49,12 +49,14 @@ const perSecond = (events: number, s: number) => Math.round(events / s);
 const PRIVATE_NODE = { RPC_LANES: "8" };
 
 const dir = mkdtempSync(path.join(tmpdir(), "stakesync-bench-"));
+// Durable (fsync on), as in production: per-event writes pay for it, as they would there.
 const postgres: LocalPostgres = await startPostgres({
   dataDir: path.join(dir, "pg"),
   port: await freePort(),
   database: "bench",
-  ephemeral: true,
 });
+const logDir = path.join(repoRoot, "bench", ".cache", "logs");
+mkdirSync(logDir, { recursive: true });
 const running = new Set<RunningProcess>();
 const anvils = new Set<Anvil>();
 async function shutdown() {
@@ -64,8 +66,16 @@ async function shutdown() {
   rmSync(dir, { recursive: true, force: true });
 }
 process.on("SIGINT", () => shutdown().then(() => process.exit(130)));
+// Children outlive a crashed parent: stop them on any crash too.
+for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+  process.on(event, (error) => {
+    log(`crashed: ${(error as Error)?.stack ?? error}`);
+    shutdown().finally(() => process.exit(1));
+  });
+}
 
-function start(args: string[], env: Record<string, string>): RunningProcess {
+/** Each process's output is kept in bench/.cache/logs/<name>.log, to see where time went. */
+function start(name: string, args: string[], env: Record<string, string>): RunningProcess {
   const proc = spawnProcess(
     process.execPath,
     args,
@@ -77,7 +87,10 @@ function start(args: string[], env: Record<string, string>): RunningProcess {
     }),
   );
   running.add(proc);
-  proc.exited.then(() => running.delete(proc));
+  proc.exited.then(() => {
+    running.delete(proc);
+    writeFileSync(path.join(logDir, `${name}.log`), proc.output());
+  });
   return proc;
 }
 
@@ -96,7 +109,7 @@ const freshDatabase = () => postgres.createDatabase(`bench_${databases++}`);
 
 async function startPonder(env: Record<string, string>, schema: string) {
   const port = await freePort();
-  const proc = start(ponderStartArgs(schema, port), { ...env, DATABASE_SCHEMA: schema });
+  const proc = start(`ponder-${schema}`, ponderStartArgs(schema, port), { ...env, DATABASE_SCHEMA: schema });
   return { proc, url: `http://127.0.0.1:${port}` };
 }
 const isReady = async (url: string) => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
@@ -152,7 +165,7 @@ async function mismatches(url: string): Promise<number> {
 async function fullPipeline(url: string, env: Record<string, string>, schema: string, workload: Workload) {
   const t0 = performance.now();
   const ponder = await startPonder({ ...env, DATABASE_URL: url }, schema);
-  const sidecar = start(sidecarArgs, {
+  const sidecar = start(`sidecar-${schema}`, sidecarArgs, {
     ...env,
     DATABASE_URL: url,
     DATABASE_SCHEMA: schema,
@@ -227,8 +240,12 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
       ...(mode === "ws" ? { WS_URL: anvil.wsUrl } : {}),
     },
   );
-  const ponder = await startPonder(env, "rt");
-  const sidecar = start(sidecarArgs, { ...env, DATABASE_SCHEMA: "rt", SIDECAR_PORT: String(await freePort()) });
+  const ponder = await startPonder(env, `rt_${mode}`);
+  const sidecar = start(`sidecar-rt-${mode}`, sidecarArgs, {
+    ...env,
+    DATABASE_SCHEMA: `rt_${mode}`,
+    SIDECAR_PORT: String(await freePort()),
+  });
   await waitFor("ponder", () => isReady(ponder.url), { timeoutMs: 120_000 });
   // Warm up: Ponder takes a few seconds after /ready to start indexing live blocks.
   const [warmup] = developerWallets(1, `warmup-${mode}`) as [Address];
@@ -251,22 +268,31 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
     emitMissed: true,
     onBlockNumber: (n) => seenBlock.set(Number(n), performance.now()),
   });
+  await waitFor("the block watcher", () => seenBlock.size > 0, { timeoutMs: 10_000 });
   const db = new pg.Client({ connectionString: url });
   await db.connect();
 
   const blockOf = new Map<string, number>();
   const committedAt = new Map<string, number>();
   const perBlock = 3;
+  // One sender, so sends are sequential (each takes the pending nonce); receipts are awaited later.
   const sending = (async () => {
-    for (let i = 0; i < wallets.length; i += perBlock) {
-      await Promise.all(
-        wallets.slice(i, i + perBlock).map(async (w) => {
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 900));
-          const receipt = await owner.stakeFor(w as Address, 1_000_000n);
-          blockOf.set(w.toLowerCase(), Number(receipt.blockNumber));
+    const receipts: Promise<void>[] = [];
+    for (const w of wallets) {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * (2000 / perBlock)));
+      const hash = await clients.wallet.writeContract({
+        address: deployment.stakeVault,
+        abi: StakeVaultAbi,
+        functionName: "stakeFor",
+        args: [w as Address, 1_000_000n],
+      });
+      receipts.push(
+        clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100 }).then((r) => {
+          blockOf.set(w.toLowerCase(), Number(r.blockNumber));
         }),
       );
     }
+    await Promise.all(receipts);
   })();
   while (committedAt.size < wallets.length) {
     const { rows } = await db.query<{ w: string }>(
@@ -466,6 +492,10 @@ function table(r: Record<string, unknown>): string {
     ["(d) realtime ws p50/p95/p99/max", latency(get("realtime.ws"))],
     ["(d) realtime polling p50/p95/p99/max", latency(get("realtime.polling"))],
     [
+      "stakesync verify (wallets · mismatches · time)",
+      `${get("verify.wallets")} · ${get("verify.mismatches")} · ${get("verify.seconds")} s`,
+    ],
+    [
       "(e) peak RSS Ponder / sidecar (cold)",
       `${mb(get("fullPipeline.cold.ponderPeakMb"))} / ${mb(get("fullPipeline.cold.sidecarPeakMb"))}`,
     ],
@@ -481,8 +511,9 @@ function ratio(bare: unknown, full: unknown) {
   return typeof bare === "number" && typeof full === "number" ? `${(bare / full).toFixed(2)}×` : "—";
 }
 function latency(x: unknown) {
-  const l = x as { p50: number; p95: number; p99: number; max: number } | undefined;
-  return l ? `${l.p50} / ${l.p95} / ${l.p99} / ${l.max} ms` : "—";
+  if (typeof x !== "object" || x === null) return "—";
+  const l = x as { p50: number; p95: number; p99: number; max: number };
+  return `${l.p50} / ${l.p95} / ${l.p99} / ${l.max} ms`;
 }
 function mb(x: unknown) {
   return typeof x === "number" ? `${Math.round(x)} MB` : "—";

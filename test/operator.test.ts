@@ -42,11 +42,13 @@ describe("status page in Chromium", () => {
     await bulkStakes(chain, wallets(1000, "page-bulk"), 20); // a backfill long enough to watch
     await mine(chain, 40);
     const databaseUrl = await freshDatabase();
+    const ponderPort = await freePort();
     const env = {
       ...chainEnv([chain]),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: "page_ponder",
       EXPLORER_URL: "https://explorer.example",
+      PONDER_URL: `http://127.0.0.1:${ponderPort}`,
     };
     const sidecar = await startSidecar(env);
     const page = await browser.newPage();
@@ -58,7 +60,7 @@ describe("status page in Chromium", () => {
     };
     expect(await indexedProgress()).toBe(0); // no Ponder yet: nothing indexed
 
-    const ponder = await startPonder(env);
+    const ponder = await startPonder(env, ponderPort);
     const seen = new Set<number>();
     while (
       !(await fetch(`${ponder.url}/ready`)

@@ -20,6 +20,8 @@ export type AnvilOptions = {
   blockTime?: number;
   /** Load and save chain state (block hashes included) across restarts. */
   stateFile?: string;
+  /** Load chain state from this file without ever writing it back. */
+  loadStateFile?: string;
   /** Where anvil's output goes; default: discarded. */
   log?: (line: string) => void;
 };
@@ -31,6 +33,7 @@ export async function startAnvil(options: AnvilOptions): Promise<Anvil> {
   if (options.blockTime !== undefined) args.push("--block-time", String(options.blockTime));
   // --state-interval keeps the file fresh, so even a crash loses at most a few seconds of chain.
   if (options.stateFile) args.push("--state", options.stateFile, "--state-interval", "5");
+  if (options.loadStateFile) args.push("--load-state", options.loadStateFile);
   const child = spawn(anvilBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) if (line.trim()) options.log?.(line);

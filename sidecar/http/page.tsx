@@ -146,9 +146,9 @@ export function StatusPage(props: {
             ))}
           </tbody>
         </table>
-        {status.lastError && (
-          <p class="muted">
-            last error ({status.lastError.kind}, {status.lastError.at}): {status.lastError.message}
+        {status.consecutiveErrors > 0 && status.lastError && (
+          <p class="badge bad">
+            failing ({status.consecutiveErrors}×, {status.lastError.kind}): {status.lastError.message}
           </p>
         )}
       </body>

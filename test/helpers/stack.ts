@@ -77,7 +77,8 @@ export type { RunningProcess };
 /** Spawns with the test environment and stops the process when the file's tests end. */
 export function run(command: string, args: string[], env: Record<string, string>): RunningProcess {
   const proc = spawnProcess(command, args, childEnv(env));
-  cleanups.push(() => stopChild(proc.process, "SIGKILL"));
+  // SIGTERM first: a wrapper such as scripts/start.ts passes it on to its own children.
+  cleanups.push(() => stopChild(proc.process, "SIGTERM"));
   return proc;
 }
 
