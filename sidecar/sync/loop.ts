@@ -22,12 +22,8 @@ export type LoopState = {
 };
 
 export type LoopHooks = {
-  /** After every committed step or reconciliation that changed developers. */
+  /** After every committed step that changed developers. */
   onChanges?: (changes: Change[]) => void;
-  onError?: (kind: ErrorKind, consecutive: number) => void;
-  onRecovered?: () => void;
-  /** Called with the writer connection after each successful step, e.g. to run outbox work. */
-  afterStep?: (db: pg.Client) => Promise<void>;
 };
 
 export function classify(error: unknown): ErrorKind {
@@ -130,7 +126,6 @@ export class SyncLoop {
           this.recordStep(step);
           for (const request of requests) request.resolve(step);
         }
-        await this.hooks.afterStep?.(db);
         this.recovered();
       } catch (error) {
         for (const request of requests) request.reject(error);
@@ -196,14 +191,12 @@ export class SyncLoop {
       { kind, err: message, consecutive_errors: this.state.consecutiveErrors, critical },
       "sync failed; retrying",
     );
-    this.hooks.onError?.(kind, this.state.consecutiveErrors);
   }
 
   private recovered() {
     if (this.state.consecutiveErrors === 0) return;
     this.log.info({ after_errors: this.state.consecutiveErrors }, "sync recovered");
     this.state.consecutiveErrors = 0;
-    this.hooks.onRecovered?.();
   }
 
   /** RETRY_DELAY_MS × 2^(n−1) after the n-th consecutive error, at most a minute. */

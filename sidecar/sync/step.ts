@@ -30,11 +30,13 @@ export type StepResult = {
 
 /**
  * Ponder commits a reorg's row deletions without lowering `_ponder_checkpoint`; it lowers it
- * with the next block. In between, its tables lack the orphaned events *and* the new fork's,
- * while the checkpoint still vouches for those blocks. So a removal is applied only once a
- * later checkpoint than the one it was first seen at confirms it: chain id → that checkpoint.
+ * when it commits the block that revealed the reorg, moments later. In between, its tables lack
+ * the orphaned events *and* the new fork's, while the checkpoint still vouches for those blocks.
+ * So a removal is applied once a later checkpoint confirms it, or once it has stood for
+ * REORG_SETTLE_MS (a quiet chain brings no later checkpoint). Chain id → when and where first seen.
  */
-export type RemovalGuard = Map<number, string>;
+export type RemovalGuard = Map<number, { checkpoint: string; since: number }>;
+const REORG_SETTLE_MS = 2000;
 
 type Cursor = { block: number; finalBlock: number };
 
@@ -134,9 +136,12 @@ async function stepInTransaction(
   const countOf = new Map(counts.rows.map((r) => [r.chain_id, r]));
   let deferred = false;
   for (const w of windows) {
+    const seen = guard.get(w.chainId);
     if (Number(countOf.get(w.chainId)?.removed ?? 0) === 0) guard.delete(w.chainId);
-    else if (guard.get(w.chainId) === undefined || guard.get(w.chainId) === w.progress.checkpoint) {
-      guard.set(w.chainId, w.progress.checkpoint);
+    else if (seen === undefined) {
+      guard.set(w.chainId, { checkpoint: w.progress.checkpoint, since: Date.now() });
+      deferred = true;
+    } else if (seen.checkpoint === w.progress.checkpoint && Date.now() - seen.since < REORG_SETTLE_MS) {
       deferred = true;
     }
   }
