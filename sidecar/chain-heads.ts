@@ -1,23 +1,40 @@
-/** Polls each chain's head block over its RPC URLs (fallbacks in order), for lag and readiness. */
+/**
+ * Polls each chain's head block over its RPC URLs (fallbacks in order), for lag and readiness.
+ * Plain JSON-RPC over fetch: eth_blockNumber is all the sidecar asks of a node, and viem would
+ * add ~55 MB to its memory.
+ */
 import type { Logger } from "pino";
-import { createPublicClient, fallback, http } from "viem";
 import type { ChainConfig } from "../lib/config";
 
 export type Head = { block: number; at: number } | undefined;
 
+async function blockNumber(urls: string[]): Promise<number> {
+  let lastError: unknown;
+  for (const url of urls) {
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }),
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = (await response.json()) as { result?: string; error?: { message: string } };
+      if (typeof body.result === "string") return Number(BigInt(body.result));
+      throw new Error(body.error?.message ?? `HTTP ${response.status}`);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
 export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId: number) => void, intervalMs = 2000) {
   const heads = new Map<number, Head>();
-  const clients = chains.map((chain) => ({
-    chain,
-    client: createPublicClient({
-      transport: fallback(chain.rpcUrls.map((url) => http(url, { timeout: 5000, retryCount: 0 }))),
-    }),
-  }));
   const poll = async () => {
     await Promise.all(
-      clients.map(async ({ chain, client }) => {
+      chains.map(async (chain) => {
         try {
-          heads.set(chain.id, { block: Number(await client.getBlockNumber({ cacheTime: 0 })), at: Date.now() });
+          heads.set(chain.id, { block: await blockNumber(chain.rpcUrls), at: Date.now() });
         } catch (error) {
           onError(chain.id);
           log.warn({ chain_id: chain.id, err: (error as Error).message.split("\n")[0] }, "RPC head request failed");
