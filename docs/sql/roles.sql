@@ -23,6 +23,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE stakesync_indexer GRANT SELECT ON TABLES TO st
 
 -- The shared table belongs to the application. Create it (or let your migrations do so) with
 -- the sidecar's columns and the case-insensitive wallet index, so the sidecar needs no DDL.
+-- Same definition as sidecar/db/developers-table.ts, which creates it when it is missing.
 CREATE TABLE IF NOT EXISTS public.developers (
   id bigserial PRIMARY KEY,
   wallet_address text NOT NULL UNIQUE,

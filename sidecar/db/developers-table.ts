@@ -1,7 +1,8 @@
 /**
  * The application's shared table (DEVELOPERS_TABLE). The sidecar creates it when missing and
  * adds only its own columns to an existing one: other columns, rows and constraints stay.
- * It looks before it alters, so a table prepared by a DBA needs no DDL rights (docs/operations.md).
+ * It looks before it alters, so a table prepared by a DBA with docs/sql/roles.sql (the same
+ * definition) needs no DDL rights.
  */
 import type pg from "pg";
 import type { TableName } from "../../lib/config";
