@@ -300,9 +300,10 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
     await Promise.all(receipts);
   })();
   while (committedAt.size < wallets.length) {
+    const waiting = wallets.map((w) => w.toLowerCase()).filter((w) => !committedAt.has(w));
     const { rows } = await db.query<{ w: string }>(
-      "SELECT lower(wallet_address) AS w FROM developers WHERE stake_amount > 0 AND lower(wallet_address) <> ALL($1::text[])",
-      [[...committedAt.keys()]],
+      "SELECT lower(wallet_address) AS w FROM developers WHERE stake_amount > 0 AND lower(wallet_address) = ANY($1::text[])",
+      [waiting],
     );
     const now = performance.now();
     for (const { w } of rows) committedAt.set(w, now);
