@@ -65,27 +65,22 @@ export type ChainConfig = {
   rpcLanes: number;
 };
 
-export const chainName = (id: number) => `chain${id}`;
-
 function readChain(env: Env, id: number, suffix: string): ChainConfig {
   const v = (name: string) => `${name}${suffix}`;
+  /** NAME_<id> when set, else NAME, else the default. */
+  const perChain = (name: string, schema: ReturnType<typeof int>, fallback: number, expected: string) =>
+    read(env, v(name), schema.optional(), expected) ?? read(env, name, schema.default(fallback), expected);
   return {
     id,
-    name: chainName(id),
+    name: `chain${id}`,
     rpcUrls: read(env, v("RPC_URL"), urlList, "one or more http(s) URLs, comma-separated"),
     wsUrl: read(env, v("WS_URL"), wsUrl.optional(), "a ws(s) URL"),
     stakeVault: read(env, v("STAKE_VAULT_ADDRESS"), address, "the StakeVault contract address (0x + 40 hex digits)"),
     startBlock: read(env, v("START_BLOCK"), int(0).default(0), "a block number ≥ 0"),
-    confirmations:
-      read(env, v("CONFIRMATIONS"), int(0).optional(), "a whole number of blocks ≥ 0") ??
-      read(env, "CONFIRMATIONS", int(0).default(2), "a whole number of blocks ≥ 0"),
-    pollingIntervalMs:
-      read(env, v("POLLING_INTERVAL_MS"), int(10).optional(), "milliseconds ≥ 10") ??
-      read(env, "POLLING_INTERVAL_MS", int(10).default(1000), "milliseconds ≥ 10"),
+    confirmations: perChain("CONFIRMATIONS", int(0), 2, "a whole number of blocks ≥ 0"),
+    pollingIntervalMs: perChain("POLLING_INTERVAL_MS", int(10), 1000, "milliseconds ≥ 10"),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
-    rpcLanes:
-      read(env, v("RPC_LANES"), int(1).max(64).optional(), "a whole number from 1 to 64") ??
-      read(env, "RPC_LANES", int(1).max(64).default(1), "a whole number from 1 to 64"),
+    rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
   };
 }
 

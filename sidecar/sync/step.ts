@@ -7,7 +7,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Queryable } from "../db/queryable";
 import { applyToDevelopers, type Change, createAffected } from "./developers";
-import { type PonderProgress, readProgress } from "./ponder";
+import { readProgress } from "./ponder";
 import { reconcileInStep } from "./reconcile";
 
 export type ChainStep = {
@@ -15,10 +15,8 @@ export type ChainStep = {
   /** The window diffed: (from, to]. */
   from: number;
   to: number;
-  finalBlock: number;
   added: number;
   removed: number;
-  progress: PonderProgress | undefined;
 };
 export type StepResult = {
   chains: ChainStep[];
@@ -214,10 +212,8 @@ async function stepInTransaction(
       chainId: w.chainId,
       from: w.lower,
       to: w.target,
-      finalBlock: w.finalBlock,
       added: Number(countOf.get(w.chainId)?.added ?? 0),
       removed: Number(countOf.get(w.chainId)?.removed ?? 0),
-      progress: w.progress,
     })),
   };
 }
