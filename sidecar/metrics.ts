@@ -36,6 +36,12 @@ export function createMetrics() {
       buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300],
       ...r,
     }),
+    stepDuration: new Histogram({
+      name: "stakesync_sync_step_seconds",
+      help: "One sync step's transaction, including steps that changed nothing",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      ...r,
+    }),
     outboxPending: new Gauge({ name: "stakesync_outbox_pending", help: "Outbox jobs waiting", ...r }),
     outboxDead: new Gauge({ name: "stakesync_outbox_dead", help: "Outbox jobs dead-lettered", ...r }),
     emailsSent: new Counter({ name: "stakesync_emails_sent_total", help: "Welcome emails sent", ...r }),

@@ -36,7 +36,7 @@ export async function readStatus(
   loop: LoopState,
 ): Promise<Status> {
   const [progress, cursors, outbox] = await Promise.all([
-    readProgress(db, config.ponderSchema).catch(() => new Map()),
+    readProgress(db, config.ponderSchema).then((p) => p ?? new Map()),
     readCursors(db, config),
     outboxCounts(db),
   ]);

@@ -59,6 +59,8 @@ describe("status page in Chromium", () => {
       );
     };
     expect(await indexedProgress()).toBe(0); // no Ponder yet: nothing indexed
+    // Waiting for Ponder's tables is how every deploy starts, not an error.
+    expect(await sidecar.status()).toMatchObject({ consecutiveErrors: 0, lastError: null });
 
     const ponder = await startPonder(env, ponderPort);
     const seen = new Set<number>();

@@ -46,6 +46,7 @@ export class SyncLoop {
     reject: (e: unknown) => void;
   }[] = [];
   private nextReconcileAt = 0;
+  private waitingForPonder = false;
   private readonly removalGuard: RemovalGuard = new Map();
   private finished: Promise<void> | undefined;
 
@@ -116,14 +117,25 @@ export class SyncLoop {
       const reconcile = this.reconcileRequests.length > 0 || Date.now() >= this.nextReconcileAt;
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
       try {
+        const startedAt = performance.now();
         const step = await syncStep(db, this.config, this.removalGuard, { reconcile });
-        if (step.deferred) {
+        const durationMs = performance.now() - startedAt;
+        this.metrics.stepDuration.observe(durationMs / 1000);
+        if (step.waitingForPonder !== this.waitingForPonder) {
+          // Every deploy starts this way: not an error. One that lasts shows as lag.
+          if (step.waitingForPonder) this.log.warn({ schema: this.config.ponderSchema }, "waiting for Ponder's tables");
+          else this.log.info("Ponder's tables are there; syncing");
+          this.waitingForPonder = step.waitingForPonder;
+        }
+        if (step.waitingForPonder) {
+          for (const request of requests) request.reject(new Error("Ponder's tables are not there yet"));
+        } else if (step.deferred) {
           this.log.info("orphaned events seen; waiting for Ponder's next checkpoint to confirm the reorg");
           this.reconcileRequests.unshift(...requests);
         } else {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
-          this.recordStep(step);
+          this.recordStep(step, durationMs);
           for (const request of requests) request.resolve(step);
         }
         this.recovered();
@@ -138,7 +150,7 @@ export class SyncLoop {
     }
   }
 
-  private recordStep(step: StepResult) {
+  private recordStep(step: StepResult, durationMs: number) {
     this.state.lastSyncAt = new Date().toISOString();
     for (const chain of step.chains) {
       this.metrics.lastSyncedBlock.set({ chain_id: chain.chainId }, chain.to);
@@ -151,6 +163,7 @@ export class SyncLoop {
             to_block: chain.to,
             added: chain.added,
             removed: chain.removed,
+            duration_ms: Math.round(durationMs),
           },
           "synced",
         );

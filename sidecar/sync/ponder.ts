@@ -4,8 +4,15 @@ import type { Queryable } from "../db/queryable";
 /** `checkpoint` is the raw latest checkpoint: it changes with every block Ponder commits. */
 export type PonderProgress = { chainId: number; indexed: number; finalized: number; checkpoint: string };
 
-/** A checkpoint is a 75-digit string; characters 27–42 are the block number. */
-export async function readProgress(db: Queryable, schema: string): Promise<Map<number, PonderProgress>> {
+/**
+ * A checkpoint is a 75-digit string; characters 27–42 are the block number. Null while Ponder
+ * has not created its tables in `schema` (it is starting, or building a new schema).
+ */
+export async function readProgress(db: Queryable, schema: string): Promise<Map<number, PonderProgress> | null> {
+  const { rows: found } = await db.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
+    `"${schema}"._ponder_checkpoint`,
+  ]);
+  if (!found[0]?.present) return null;
   const { rows } = await db.query<{ chain_id: number; indexed: string; finalized: string; checkpoint: string }>(
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
             substring(latest_checkpoint from 27 for 16)::bigint AS indexed,

@@ -24,6 +24,8 @@ export type StepResult = {
   deferred: boolean;
   /** With `reconcile`: (chain, wallet) stakes that had drifted from Ponder, repaired. */
   drifted: number;
+  /** Ponder's tables are not there yet: nothing was read. */
+  waitingForPonder: boolean;
 };
 
 /**
@@ -59,6 +61,8 @@ export async function syncStep(
   { reconcile = false } = {},
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+  // A catch-up step sorts tens of thousands of events: in memory, not in temp files.
+  await db.query("SET LOCAL work_mem = '64MB'");
   try {
     const result = await stepInTransaction(db, config, guard, reconcile);
     await db.query(result.deferred ? "ROLLBACK" : "COMMIT");
@@ -75,7 +79,9 @@ async function stepInTransaction(
   guard: RemovalGuard,
   reconcile: boolean,
 ): Promise<StepResult> {
+  const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false };
   const progress = await readProgress(db, config.ponderSchema);
+  if (!progress) return { ...idle, waitingForPonder: true };
   const cursors = await readCursors(db, config);
 
   // Per chain: the confirmed target, and the window whose applied events are diffed against Ponder.
@@ -90,7 +96,6 @@ async function stepInTransaction(
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
   });
-  const idle = { chains: [], changes: [], deferred: false, drifted: 0 };
   if (windows.length === 0 && !reconcile) return idle;
 
   const col = <K extends keyof (typeof windows)[number]>(key: K) => windows.map((w) => w[key]);
@@ -207,6 +212,7 @@ async function stepInTransaction(
   return {
     changes,
     deferred: false,
+    waitingForPonder: false,
     drifted,
     chains: windows.map((w) => ({
       chainId: w.chainId,
