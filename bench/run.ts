@@ -20,7 +20,7 @@ import { loadSidecarConfig, repoRoot, withoutLocalDefaults } from "../lib/config
 import { connect, deploy, vault } from "../lib/contracts";
 import { type Anvil, startAnvil } from "../lib/local/anvil";
 import { type LocalPostgres, startPostgres } from "../lib/local/postgres";
-import { ponderStartArgs, type RunningProcess, sidecarArgs, spawnProcess } from "../lib/local/process";
+import { ponderStartCommand, type RunningProcess, sidecarArgs, spawnProcess } from "../lib/local/process";
 import { freePort } from "../lib/ports";
 import { queryOnce as query } from "../lib/query-once";
 import { waitFor } from "../lib/wait";
@@ -76,6 +76,7 @@ for (const event of ["uncaughtException", "unhandledRejection"] as const) {
 
 /** Each process's output is kept in bench/.cache/logs/<name>.log, to see where time went. */
 function start(name: string, args: string[], env: Record<string, string>): RunningProcess {
+  const spawnedAt = Date.now();
   const proc = spawnProcess(
     process.execPath,
     args,
@@ -89,7 +90,8 @@ function start(name: string, args: string[], env: Record<string, string>): Runni
   running.add(proc);
   proc.exited.then(() => {
     running.delete(proc);
-    writeFileSync(path.join(logDir, `${name}.log`), proc.output());
+    // The spawn time first (ms since the epoch, as in pino's "time"): startup shows in the log too.
+    writeFileSync(path.join(logDir, `${name}.log`), `{"spawned_at":${spawnedAt}}\n${proc.output()}`);
   });
   return proc;
 }
@@ -109,7 +111,8 @@ const freshDatabase = () => postgres.createDatabase(`bench_${databases++}`);
 
 async function startPonder(env: Record<string, string>, schema: string) {
   const port = await freePort();
-  const proc = start(`ponder-${schema}`, ponderStartArgs(schema, port), { ...env, DATABASE_SCHEMA: schema });
+  const ponder = ponderStartCommand(schema, port, env);
+  const proc = start(`ponder-${schema}`, ponder.args, { ...ponder.env, ...env, DATABASE_SCHEMA: schema });
   return { proc, url: `http://127.0.0.1:${port}` };
 }
 const isReady = async (url: string) => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;

@@ -122,13 +122,28 @@ export function loadDatabase(env: Env): DatabaseConfig {
   };
 }
 
-export type IndexerConfig = { chains: ChainConfig[]; database: DatabaseConfig; port: number };
+export type IndexerConfig = { chains: ChainConfig[]; database: DatabaseConfig; port: number; memory: PonderMemory };
 
 export function loadIndexerConfig(env: Env): IndexerConfig {
   return {
     chains: loadChains(env),
     database: loadDatabase(env),
     port: read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port"),
+    memory: loadPonderMemory(env),
+  };
+}
+
+/**
+ * Ponder's memory: its V8 heap, and its row cache. That cache defaults to a fifth of the heap
+ * and kept every stake_event row written (2.2 GB at 1M events on Node's default heap); the
+ * handlers only insert events and update developer_stake, so a small one costs nothing.
+ */
+export type PonderMemory = { heapMb: number; cacheBytes: number };
+
+export function loadPonderMemory(env: Env): PonderMemory {
+  return {
+    heapMb: read(env, "PONDER_MAX_HEAP_MB", int(128).default(384), "a whole number of megabytes ≥ 128"),
+    cacheBytes: read(env, "PONDER_CACHE_BYTES", int(0).default(16 * 2 ** 20), "a whole number of bytes"),
   };
 }
 

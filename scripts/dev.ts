@@ -10,11 +10,11 @@ import path from "node:path";
 import pg from "pg";
 import { type Address, parseUnits } from "viem";
 import { privateKeyToAddress } from "viem/accounts";
-import { loadDatabase, parseTableName, readLocalDefaults, repoRoot } from "../lib/config";
+import { loadDatabase, loadPonderMemory, orExit, parseTableName, readLocalDefaults, repoRoot } from "../lib/config";
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
 import { startAnvil, stopChild } from "../lib/local/anvil";
 import { startPostgres } from "../lib/local/postgres";
-import { ponderBin, sidecarArgs } from "../lib/local/process";
+import { ponderCommand, sidecarArgs } from "../lib/local/process";
 import { waitFor } from "../lib/wait";
 import { ensureDevelopersTable } from "../sidecar/db/developers-table";
 
@@ -50,8 +50,12 @@ env.STAKE_VAULT_ADDRESS = deployment.stakeVault;
 env.START_BLOCK = String(deployment.blockNumber);
 
 const children: ChildProcess[] = [];
-function launch(name: string, args: string[]) {
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+function launch(name: string, args: string[], extraEnv: Record<string, string> = {}) {
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    env: { ...env, ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const prefix = (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) if (line.trim()) process.stdout.write(`[${name}] ${line}\n`);
   };
@@ -64,7 +68,11 @@ function launch(name: string, args: string[]) {
 }
 
 const ponderPort = env.PONDER_PORT ?? "42069";
-launch("ponder", [ponderBin, "dev", "--disable-ui", "--schema", database.schema, "--port", ponderPort]);
+const ponder = ponderCommand(
+  orExit(() => loadPonderMemory(env)),
+  ["dev", "--disable-ui", "--schema", database.schema, "--port", ponderPort],
+);
+launch("ponder", ponder.args, ponder.env);
 launch("sidecar", sidecarArgs);
 
 let stopping = false;

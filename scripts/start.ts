@@ -14,7 +14,7 @@ import {
   requiredInProduction,
   withoutLocalDefaults,
 } from "../lib/config";
-import { ponderBin, sidecarArgs } from "../lib/local/process";
+import { ponderCommand, sidecarArgs } from "../lib/local/process";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -34,8 +34,8 @@ if (role !== "indexer") orExit(() => loadSidecarConfig(process.env));
 const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
 
 const children: ChildProcess[] = [];
-function launch(args: string[]) {
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: "inherit" });
+function launch(args: string[], extraEnv: Record<string, string> = {}) {
+  const child = spawn(process.execPath, args, { cwd: repoRoot, env: { ...env, ...extraEnv }, stdio: "inherit" });
   children.push(child);
   // One part down means the deployment is down: stop the rest and let the supervisor restart us.
   child.once("exit", (code, signal) => {
@@ -46,8 +46,7 @@ function launch(args: string[]) {
 
 if (role !== "sidecar") {
   const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
-  launch([
-    ponderBin,
+  const ponder = ponderCommand(config.memory, [
     "--log-format",
     "json",
     "start",
@@ -57,6 +56,7 @@ if (role !== "sidecar") {
     String(config.port),
     ...(viewsSchema ? ["--views-schema", viewsSchema] : []),
   ]);
+  launch(ponder.args, ponder.env);
 }
 
 if (role !== "indexer") launch(sidecarArgs);

@@ -73,6 +73,8 @@ describe("chain configuration", () => {
     [{ ...base, START_BLOCK: "-1" }, "START_BLOCK"],
     [{ ...base, DATABASE_SCHEMA: "public" }, "DATABASE_SCHEMA"],
     [{ ...base, PONDER_PORT: "70000" }, "PONDER_PORT"],
+    [{ ...base, PONDER_MAX_HEAP_MB: "64" }, "PONDER_MAX_HEAP_MB"],
+    [{ ...base, PONDER_CACHE_BYTES: "lots" }, "PONDER_CACHE_BYTES"],
   ])("names the variable in error %#", (env, variable) => {
     expect(() => loadIndexerConfig(env)).toThrow(ConfigError);
     try {

@@ -1,4 +1,5 @@
 /** `npm start` in production mode: Ponder and the sidecar from the environment; SIGTERM stops both. */
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, expect, it } from "vitest";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
@@ -6,6 +7,20 @@ import { chainEnv, cleanup, developer, freshDatabase, run, sql, startChain } fro
 import { mine, wallets } from "./helpers/workload";
 
 afterAll(cleanup);
+
+/** Every process's command line and environment, as NUL-separated strings from /proc. */
+function processes() {
+  return readdirSync("/proc")
+    .filter((pid) => /^\d+$/.test(pid))
+    .flatMap((pid) => {
+      try {
+        const read = (file: string) => readFileSync(`/proc/${pid}/${file}`, "utf8").split("\0");
+        return [{ cmdline: read("cmdline"), environ: read("environ") }];
+      } catch {
+        return []; // gone, or not ours to read
+      }
+    });
+}
 
 it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async () => {
   const chain = await startChain();
@@ -20,6 +35,7 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
     SIDECAR_PORT: String(sidecarPort),
     POLLING_INTERVAL_MS: "100",
     SYNC_POLL_MS: "100",
+    PONDER_MAX_HEAP_MB: "256",
   });
   await waitFor(
     "ponder and sidecar",
@@ -32,6 +48,13 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
     },
     { timeoutMs: 60_000 },
   );
+
+  // Ponder runs within its memory settings: the heap given, the row cache at its default.
+  const ponder = processes().find(
+    (p) => p.cmdline.some((arg) => arg.endsWith("ponder.js")) && p.cmdline.includes("prod_ponder"),
+  );
+  expect(ponder?.cmdline).toContain("--max-old-space-size=256");
+  expect(ponder?.environ).toContain(`PONDER_CACHE_BYTES=${16 * 2 ** 20}`);
 
   const [wallet] = wallets(1, "prod") as [`0x${string}`];
   await sql(databaseUrl, "INSERT INTO developers (wallet_address) VALUES ($1)", [wallet]);

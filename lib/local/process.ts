@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { repoRoot } from "../config";
+import { loadPonderMemory, type PonderMemory, repoRoot } from "../config";
 import { stopChild } from "./anvil";
 
 export type RunningProcess = {
@@ -45,10 +45,27 @@ export function spawnProcess(command: string, args: string[], env: Record<string
 }
 
 /** Ponder's CLI, run by node directly (not through npx), so a signal reaches Ponder itself. */
-export const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
+const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
 
-export function ponderStartArgs(schema: string, port: number): string[] {
-  return [ponderBin, "--log-format", "json", "start", "--schema", schema, "--port", String(port)];
+/** `spawn(process.execPath, args, { env: { ...env, ...command.env } })` runs Ponder's CLI within `memory`. */
+export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
+  return {
+    args: [`--max-old-space-size=${memory.heapMb}`, ponderBin, ...cliArgs],
+    env: { PONDER_CACHE_BYTES: String(memory.cacheBytes) },
+  };
+}
+
+/** `ponder start` with JSON logs, as tests and the bench run it; memory settings from `env`. */
+export function ponderStartCommand(schema: string, port: number, env: Record<string, string>) {
+  return ponderCommand(loadPonderMemory(env), [
+    "--log-format",
+    "json",
+    "start",
+    "--schema",
+    schema,
+    "--port",
+    String(port),
+  ]);
 }
 
 export const sidecarArgs = ["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")];

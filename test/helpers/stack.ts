@@ -6,7 +6,7 @@ import { inject } from "vitest";
 import { withoutLocalDefaults } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
-import { ponderStartArgs, type RunningProcess, sidecarArgs, spawnProcess } from "../../lib/local/process";
+import { ponderStartCommand, type RunningProcess, sidecarArgs, spawnProcess } from "../../lib/local/process";
 import { freePort } from "../../lib/ports";
 import { queryOnce as sql } from "../../lib/query-once";
 import { waitFor } from "../../lib/wait";
@@ -88,7 +88,8 @@ export type PonderProcess = RunningProcess & { url: string; waitReady: () => Pro
 export async function startPonder(env: Record<string, string>, port?: number): Promise<PonderProcess> {
   port ??= await freePort();
   const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
-  const proc = run(process.execPath, ponderStartArgs(schema, port), { DATABASE_SCHEMA: schema, ...env });
+  const ponder = ponderStartCommand(schema, port, env);
+  const proc = run(process.execPath, ponder.args, { DATABASE_SCHEMA: schema, ...ponder.env, ...env });
   const url = `http://127.0.0.1:${port}`;
   return {
     ...proc,
