@@ -35,7 +35,7 @@ const alerts = new Alerts({
   metrics,
 });
 const monitor = new AlertMonitor(config, pool, heads.heads, alerts);
-const loop = new SyncLoop(config, log, metrics, {
+const loop = new SyncLoop(config, log, metrics, heads.heads, {
   onChanges: (changes) => {
     if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
   },

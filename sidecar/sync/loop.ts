@@ -7,6 +7,7 @@
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
+import type { Head } from "../chain-heads";
 import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import type { Change } from "./developers";
@@ -54,6 +55,8 @@ export class SyncLoop {
     private readonly config: SidecarConfig,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** Each chain's head, to tell how far a backfilling Ponder still has to go. */
+    private readonly heads: Map<number, Head>,
     private readonly hooks: LoopHooks = {},
   ) {}
 
@@ -118,7 +121,7 @@ export class SyncLoop {
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
       try {
         const startedAt = performance.now();
-        const step = await syncStep(db, this.config, this.removalGuard, { reconcile });
+        const step = await syncStep(db, this.config, this.removalGuard, { reconcile, heads: this.heads });
         const durationMs = performance.now() - startedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
         if (step.waitingForPonder !== this.waitingForPonder) {

@@ -5,6 +5,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import type { Head } from "../chain-heads";
 import type { Queryable } from "../db/queryable";
 import { applyToDevelopers, type Change, createAffected } from "./developers";
 import { readProgress } from "./ponder";
@@ -58,13 +59,13 @@ export async function syncStep(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false } = {},
+  { reconcile = false, heads = new Map<number, Head>() } = {},
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
   // A catch-up step sorts tens of thousands of events: in memory, not in temp files.
   await db.query("SET LOCAL work_mem = '64MB'");
   try {
-    const result = await stepInTransaction(db, config, guard, reconcile);
+    const result = await stepInTransaction(db, config, guard, reconcile, heads);
     await db.query(result.deferred ? "ROLLBACK" : "COMMIT");
     return result;
   } catch (error) {
@@ -78,6 +79,7 @@ async function stepInTransaction(
   config: SidecarConfig,
   guard: RemovalGuard,
   reconcile: boolean,
+  heads: Map<number, Head>,
 ): Promise<StepResult> {
   const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false };
   const progress = await readProgress(db, config.ponderSchema);
@@ -92,6 +94,13 @@ async function stepInTransaction(
     const target = p.indexed - chain.confirmations;
     // Ponder behind our cursor: it is reindexing or undoing a reorg; wait until it is past us.
     if (target < cursor.block) return [];
+    // Ponder backfilling: a step per Ponder batch would compete with it for the machine and
+    // rewrite every developer each time. Step once the window is half of what is left to the
+    // head: steps halve towards the end, and the one after Ponder's /ready is small.
+    const head = heads.get(chain.id)?.block;
+    if (!p.ready && head !== undefined && target - cursor.block < (head - chain.confirmations - cursor.block) / 2) {
+      return [];
+    }
     const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
