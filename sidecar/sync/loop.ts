@@ -228,17 +228,19 @@ export class SyncLoop {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      const done = () => {
-        if (backoff && !this.stopped) return;
+      // The wake handler goes with the sleep: a stale one, called during a step, would clear
+      // the wake-up meant for the next sleep (a NOTIFY then waited for the next poll).
+      const finish = () => {
         clearTimeout(timer);
-        this.woken = false;
+        this.wake = undefined;
         resolve();
       };
-      const timer = setTimeout(() => {
-        clearTimeout(timer);
-        resolve();
-      }, ms);
-      this.wake = done;
+      const timer = setTimeout(finish, ms);
+      this.wake = () => {
+        if (backoff && !this.stopped) return;
+        this.woken = false;
+        finish();
+      };
     });
   }
 }
