@@ -246,7 +246,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
     retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),
     reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
-    syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(250), "milliseconds ≥ 10"),
+    syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(100), "milliseconds ≥ 10"),
     alertRepeatMs: read(env, "ALERT_REPEAT_MS", int(100).default(300_000), "milliseconds ≥ 100"),
     logLevel: read(
       env,
