@@ -62,8 +62,9 @@ export async function syncStep(
   { reconcile = false, heads = new Map<number, Head>() } = {},
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-  // A catch-up step sorts tens of thousands of events: in memory, not in temp files.
-  await db.query("SET LOCAL work_mem = '64MB'");
+  // A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it
+  // runs on one core: parallel workers would take the machine from Ponder's backfill.
+  await db.query("SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0");
   try {
     const result = await stepInTransaction(db, config, guard, reconcile, heads);
     await db.query(result.deferred ? "ROLLBACK" : "COMMIT");
