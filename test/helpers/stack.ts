@@ -82,6 +82,9 @@ export function run(command: string, args: string[], env: Record<string, string>
   return proc;
 }
 
+/** The latest Ponder started on each schema, for its log when a wait on it times out. */
+const ponderBySchema = new Map<string, RunningProcess>();
+
 export type PonderProcess = RunningProcess & { url: string; waitReady: () => Promise<void> };
 
 /** `ponder start` on its own schema and port, JSON logs; the node process itself, so SIGKILL is real. */
@@ -90,6 +93,7 @@ export async function startPonder(env: Record<string, string>, port?: number): P
   const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
   const ponder = ponderStartCommand(schema, port, env);
   const proc = run(process.execPath, ponder.args, { DATABASE_SCHEMA: schema, ...ponder.env, ...env });
+  ponderBySchema.set(schema, proc);
   const url = `http://127.0.0.1:${port}`;
   return {
     ...proc,
@@ -115,14 +119,17 @@ export async function indexedBlocks(databaseUrl: string, schema: string): Promis
   return new Map(rows.map((r) => [Number(r.chain_id), Number(r.block)]));
 }
 
-/** Waits until Ponder has indexed `chain` up to its current head. */
+/** Waits until Ponder has indexed `chain` up to its current head; on a timeout, shows that Ponder's log. */
 export async function waitIndexedToHead(databaseUrl: string, schema: string, chain: TestChain) {
   const head = Number(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
   await waitFor(
     `${schema} indexed to block ${head} on chain ${chain.chainId}`,
     async () => ((await indexedBlocks(databaseUrl, schema)).get(chain.chainId) ?? -1) >= head,
     { timeoutMs: 60_000 },
-  );
+  ).catch((error: Error) => {
+    const log = ponderBySchema.get(schema)?.output().slice(-4000);
+    throw new Error(log ? `${error.message}\nPonder's log ends:\n${log}` : error.message);
+  });
 }
 
 /** developer_stake as { developer → amount } for one chain. */
