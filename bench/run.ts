@@ -17,7 +17,7 @@ import pg from "pg";
 import { type Address, createPublicClient, webSocket } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { verify } from "../cli/verify";
-import { loadSidecarConfig, repoRoot, withoutLocalDefaults } from "../lib/config";
+import { loadPonderMemory, loadSidecarConfig, repoRoot, withoutLocalDefaults } from "../lib/config";
 import { connect, deploy, vault } from "../lib/contracts";
 import { type Anvil, startAnvil } from "../lib/local/anvil";
 import { type LocalPostgres, startPostgres } from "../lib/local/postgres";
@@ -114,7 +114,7 @@ const freshDatabase = () => postgres.createDatabase(`bench_${databases++}`);
 
 async function startPonder(env: Record<string, string>, schema: string) {
   const port = await freePort();
-  const ponder = ponderStartCommand(schema, port, env);
+  const ponder = ponderStartCommand(loadPonderMemory(env), schema, port);
   const proc = start(`ponder-${schema}`, ponder.args, { ...ponder.env, ...env, DATABASE_SCHEMA: schema });
   return { proc, url: `http://127.0.0.1:${port}` };
 }

@@ -14,7 +14,7 @@ import {
   requiredInProduction,
   withoutLocalDefaults,
 } from "../lib/config";
-import { ponderCommand, sidecarArgs } from "../lib/local/process";
+import { ponderStartCommand, sidecarArgs } from "../lib/local/process";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -46,16 +46,12 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
 
 if (role !== "sidecar") {
   const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
-  const ponder = ponderCommand(config.memory, [
-    "--log-format",
-    "json",
-    "start",
-    "--schema",
+  const ponder = ponderStartCommand(
+    config.memory,
     config.database.schema,
-    "--port",
-    String(config.port),
-    ...(viewsSchema ? ["--views-schema", viewsSchema] : []),
-  ]);
+    config.port,
+    viewsSchema ? ["--views-schema", viewsSchema] : [],
+  );
   launch(ponder.args, ponder.env);
 }
 

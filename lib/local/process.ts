@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { loadPonderMemory, type PonderMemory, repoRoot } from "../config";
+import { type PonderMemory, repoRoot } from "../config";
 import { stopChild } from "./anvil";
 
 export type RunningProcess = {
@@ -55,9 +55,9 @@ export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
   };
 }
 
-/** `ponder start` with JSON logs, as tests and the bench run it; memory settings from `env`. */
-export function ponderStartCommand(schema: string, port: number, env: Record<string, string>) {
-  return ponderCommand(loadPonderMemory(env), [
+/** `ponder start` with JSON logs, as `npm start`, the tests and the bench run it. */
+export function ponderStartCommand(memory: PonderMemory, schema: string, port: number, extraArgs: string[] = []) {
+  return ponderCommand(memory, [
     "--log-format",
     "json",
     "start",
@@ -65,6 +65,7 @@ export function ponderStartCommand(schema: string, port: number, env: Record<str
     schema,
     "--port",
     String(port),
+    ...extraArgs,
   ]);
 }
 

@@ -112,6 +112,6 @@ export async function applyToDevelopers(
                (SELECT a.block_timestamp::text FROM affected a WHERE a.wallet = audit.wallet) AS block_timestamp`,
     [factor, threshold, [...confirmed.keys()], [...confirmed.values()], first[0]?.wallets ?? []],
   );
-  await db.query("SET LOCAL enable_nestloop = on");
+  await db.query("SET LOCAL enable_nestloop TO DEFAULT");
   return rows;
 }

@@ -59,7 +59,7 @@ export async function syncStep(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads = new Map<number, Head>() } = {},
+  { reconcile = false, heads }: { reconcile?: boolean; heads: Map<number, Head> },
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
   // A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it

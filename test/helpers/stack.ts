@@ -3,7 +3,7 @@
  * PostgreSQL, and `ponder start` as a real child process that can be SIGKILLed.
  */
 import { inject } from "vitest";
-import { withoutLocalDefaults } from "../../lib/config";
+import { loadPonderMemory, withoutLocalDefaults } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
 import { ponderStartCommand, type RunningProcess, sidecarArgs, spawnProcess } from "../../lib/local/process";
@@ -91,7 +91,7 @@ export type PonderProcess = RunningProcess & { url: string; waitReady: () => Pro
 export async function startPonder(env: Record<string, string>, port?: number): Promise<PonderProcess> {
   port ??= await freePort();
   const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
-  const ponder = ponderStartCommand(schema, port, env);
+  const ponder = ponderStartCommand(loadPonderMemory(env), schema, port);
   const proc = run(process.execPath, ponder.args, { DATABASE_SCHEMA: schema, ...ponder.env, ...env });
   ponderBySchema.set(schema, proc);
   const url = `http://127.0.0.1:${port}`;
