@@ -21,7 +21,8 @@ export class OutboxWorker {
 
   async tick() {
     const dev = this.config.developersTable.sql;
-    // No address, nothing to send: recorded as skipped, set-based.
+    // No address, nothing to send: recorded as skipped, set-based. A job is created skipped when
+    // the developer has no email at activation; this catches an email removed since.
     await this.pool.query(
       `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now()
         WHERE o.state = 'pending' AND o.kind = 'welcome_email'

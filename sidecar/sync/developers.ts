@@ -95,11 +95,15 @@ export async function applyToDevelopers(
         WHERE d.ctid = n.row_id
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
-                 n.stake_amount AS old_amount, d.stake_amount AS new_amount
+                 n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email
      ),
+     -- Without an email there is nothing to send: the job is recorded skipped at once.
      welcome AS (
-       INSERT INTO stakesync.outbox (kind, wallet)
-       SELECT 'welcome_email', wallet FROM changed WHERE new_status = 'active' AND old_status IS DISTINCT FROM 'active'
+       INSERT INTO stakesync.outbox (kind, wallet, state, done_at)
+       SELECT 'welcome_email', wallet, CASE WHEN no_email THEN 'skipped' ELSE 'pending' END,
+              CASE WHEN no_email THEN now() END
+         FROM (SELECT wallet, coalesce(email, '') = '' AS no_email FROM changed
+                WHERE new_status = 'active' AND old_status IS DISTINCT FROM 'active') c
        ON CONFLICT (kind, wallet) DO NOTHING
      )
      INSERT INTO stakesync.audit
