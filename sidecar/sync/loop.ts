@@ -13,6 +13,9 @@ import type { Metrics } from "../metrics";
 import type { Change } from "./developers";
 import { type RemovalGuard, type StepResult, syncStep } from "./step";
 
+/** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
+const CATCH_UP_SHARE = 0.2;
+
 export type ErrorKind = "database" | "ponder" | "sync";
 
 export type LoopState = {
@@ -48,6 +51,8 @@ export class SyncLoop {
   }[] = [];
   private nextReconcileAt = 0;
   private waitingForPonder = false;
+  /** While Ponder backfills, no catch-up step before this time (performance.now()). */
+  private nextCatchUpAt = 0;
   private readonly removalGuard: RemovalGuard = new Map();
   private finished: Promise<void> | undefined;
 
@@ -121,8 +126,15 @@ export class SyncLoop {
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
       try {
         const startedAt = performance.now();
-        const step = await syncStep(db, this.config, this.removalGuard, { reconcile, heads: this.heads });
+        const step = await syncStep(db, this.config, this.removalGuard, {
+          reconcile,
+          heads: this.heads,
+          catchUp: startedAt >= this.nextCatchUpAt,
+        });
         const durationMs = performance.now() - startedAt;
+        // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
+        // developer it touches: what a skipped one would have done, the next step does.
+        if (step.catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
         this.metrics.stepDuration.observe(durationMs / 1000);
         if (step.waitingForPonder !== this.waitingForPonder) {
           // Every deploy starts this way: not an error. One that lasts shows as lag.

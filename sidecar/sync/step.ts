@@ -27,6 +27,8 @@ export type StepResult = {
   drifted: number;
   /** Ponder's tables are not there yet: nothing was read. */
   waitingForPonder: boolean;
+  /** A chain was stepped while Ponder backfills it. */
+  catchUp: boolean;
 };
 
 /**
@@ -59,14 +61,23 @@ export async function syncStep(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads }: { reconcile?: boolean; heads: Map<number, Head> },
+  {
+    reconcile = false,
+    heads,
+    catchUp = true,
+  }: {
+    reconcile?: boolean;
+    heads: Map<number, Head>;
+    /** False: chains Ponder is backfilling are left for a later step. */
+    catchUp?: boolean;
+  },
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
   // A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it
   // runs on one core: parallel workers would take the machine from Ponder's backfill.
   await db.query("SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0");
   try {
-    const result = await stepInTransaction(db, config, guard, reconcile, heads);
+    const result = await stepInTransaction(db, config, guard, reconcile, heads, catchUp);
     await db.query(result.deferred ? "ROLLBACK" : "COMMIT");
     return result;
   } catch (error) {
@@ -81,8 +92,9 @@ async function stepInTransaction(
   guard: RemovalGuard,
   reconcile: boolean,
   heads: Map<number, Head>,
+  catchUp: boolean,
 ): Promise<StepResult> {
-  const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false };
+  const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false, catchUp: false };
   const progress = await readProgress(db, config.ponderSchema);
   if (!progress) return { ...idle, waitingForPonder: true };
   const cursors = await readCursors(db, config);
@@ -95,12 +107,13 @@ async function stepInTransaction(
     const target = p.indexed - chain.confirmations;
     // Ponder behind our cursor: it is reindexing or undoing a reorg; wait until it is past us.
     if (target < cursor.block) return [];
-    // Ponder backfilling: a step per Ponder batch would compete with it for the machine and
-    // rewrite every developer each time. Step once the window is half of what is left to the
-    // head: steps halve towards the end, and the one after Ponder's /ready is small.
+    // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
+    // for the machine. Step when the loop allows a catch-up step, and once the window is half of
+    // what is left to the head (steps halve towards the end), or once it reaches the head.
     const head = heads.get(chain.id)?.block;
-    if (!p.ready && head !== undefined && target - cursor.block < (head - chain.confirmations - cursor.block) / 2) {
-      return [];
+    const left = head === undefined ? undefined : head - chain.confirmations - cursor.block;
+    if (!p.ready && (left === undefined || target - cursor.block < left)) {
+      if (!catchUp || (left !== undefined && target - cursor.block < left / 2)) return [];
     }
     const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
@@ -115,35 +128,53 @@ async function stepInTransaction(
          AS w(chain_id, cursor, lower, target, final_block)`,
     [col("chainId"), col("cursor"), col("lower"), col("target"), col("finalBlock")],
   );
-  // The difference between what Ponder has confirmed in each window and what was applied:
-  // `added` events are new (or, at or below the cursor, brought by a reorg); `removed` ones
-  // were applied but are gone from Ponder: both below the cursor mean a reorg.
+  // The difference between what Ponder has confirmed in each window and what was applied.
+  // Events at or below the cursor were applied before: diffed one by one, `added` ones were
+  // brought by a reorg and `removed` ones were orphaned by it. Events above the cursor are new:
+  // those above the new final block are kept one by one (they may still be orphaned); the final
+  // ones only as a sum per wallet, with the wallet's latest event (a catch-up has thousands).
+  // LATERAL: while Ponder backfills its table has no index, and a join on the window would sort
+  // all of it on every step.
   await db.query(
     `CREATE TEMP TABLE sync_delta ON COMMIT DROP AS
-     WITH desired AS (
-       SELECT e.chain_id, e.id || ':' || e.transaction_hash AS event_key, e.developer AS wallet,
-              CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END AS delta,
-              e.block_number, e.block_timestamp, e.transaction_hash, e.log_index, e.block_number <= w.cursor AS late
+     WITH event AS (
+       SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
+              e.log_index, CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END AS delta,
+              e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked
          FROM sync_window w
-         JOIN "${config.ponderSchema}".stake_event e
-           ON e.chain_id = w.chain_id AND e.block_number > w.lower AND e.block_number <= w.target
+        CROSS JOIN LATERAL (
+          SELECT * FROM "${config.ponderSchema}".stake_event e
+           WHERE e.chain_id = w.chain_id AND e.block_number > w.lower AND e.block_number <= w.target
+          OFFSET 0) e
+     ),
+     desired AS (
+       SELECT chain_id, id || ':' || transaction_hash AS event_key, wallet, delta, block_number, block_timestamp,
+              transaction_hash, log_index, late
+         FROM event WHERE late OR tracked
      ),
      applied AS (
        SELECT a.* FROM sync_window w
          JOIN stakesync.applied_event a ON a.chain_id = w.chain_id AND a.block_number > w.lower
      )
      SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
-            d.block_timestamp, d.transaction_hash, d.log_index, d.late
+            d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
        FROM desired d
       WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
      UNION ALL
-     SELECT 'removed', a.chain_id, a.event_key, a.wallet, -a.delta, a.block_number, NULL, NULL, NULL, true
+     SELECT 'removed', a.chain_id, a.event_key, a.wallet, -a.delta, a.block_number, NULL, NULL, NULL, true, 1
        FROM applied a
-      WHERE NOT EXISTS (SELECT 1 FROM desired d WHERE d.chain_id = a.chain_id AND d.event_key = a.event_key)`,
+      WHERE NOT EXISTS (SELECT 1 FROM desired d WHERE d.chain_id = a.chain_id AND d.event_key = a.event_key)
+     UNION ALL
+     SELECT 'added', f.chain_id, NULL, f.wallet, f.delta, e.block_number, f.block_timestamp, e.transaction_hash,
+            e.log_index, false, f.events
+       FROM (SELECT chain_id, wallet, sum(delta) AS delta, count(*) AS events, max(block_timestamp) AS block_timestamp,
+                    max(ARRAY[block_number, log_index]) AS last
+               FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
+       JOIN event e ON e.chain_id = f.chain_id AND e.wallet = f.wallet AND e.block_number = f.last[1] AND e.log_index = f.last[2]`,
   );
 
   const counts = await db.query<{ chain_id: number; added: string; removed: string }>(
-    `SELECT chain_id, count(*) FILTER (WHERE change = 'added') AS added, count(*) FILTER (WHERE change = 'removed') AS removed
+    `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added, count(*) FILTER (WHERE change = 'removed') AS removed
        FROM sync_delta GROUP BY chain_id`,
   );
   const countOf = new Map(counts.rows.map((r) => [r.chain_id, r]));
@@ -223,6 +254,7 @@ async function stepInTransaction(
     changes,
     deferred: false,
     waitingForPonder: false,
+    catchUp: windows.some((w) => !w.progress.ready),
     drifted,
     chains: windows.map((w) => ({
       chainId: w.chainId,
