@@ -14,7 +14,7 @@ import { loadDatabase, loadPonderMemory, orExit, parseTableName, readLocalDefaul
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
 import { startAnvil, stopChild } from "../lib/local/anvil";
 import { startPostgres } from "../lib/local/postgres";
-import { ponderCommand, sidecarArgs } from "../lib/local/process";
+import { ponderCommand, sidecarCommand } from "../lib/local/process";
 import { waitFor } from "../lib/wait";
 import { ensureDevelopersTable } from "../sidecar/db/developers-table";
 
@@ -67,13 +67,14 @@ function launch(name: string, args: string[], extraEnv: Record<string, string> =
   children.push(child);
 }
 
+const sidecar = await sidecarCommand();
 const ponderPort = env.PONDER_PORT ?? "42069";
 const ponder = ponderCommand(
   orExit(() => loadPonderMemory(env)),
   ["dev", "--disable-ui", "--schema", database.schema, "--port", ponderPort],
 );
 launch("ponder", ponder.args, ponder.env);
-launch("sidecar", sidecarArgs);
+launch("sidecar", sidecar);
 
 let stopping = false;
 async function stop() {

@@ -14,7 +14,7 @@ import {
   requiredInProduction,
   withoutLocalDefaults,
 } from "../lib/config";
-import { ponderStartCommand, sidecarArgs } from "../lib/local/process";
+import { ponderStartCommand, sidecarCommand } from "../lib/local/process";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -44,6 +44,9 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
   });
 }
 
+// Built before Ponder starts, so that the build does not compete with Ponder's.
+const sidecar = role === "indexer" ? undefined : await sidecarCommand();
+
 if (role !== "sidecar") {
   const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
   const ponder = ponderStartCommand(
@@ -55,7 +58,7 @@ if (role !== "sidecar") {
   launch(ponder.args, ponder.env);
 }
 
-if (role !== "indexer") launch(sidecarArgs);
+if (sidecar) launch(sidecar);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {

@@ -6,7 +6,7 @@ import { inject } from "vitest";
 import { loadPonderMemory, withoutLocalDefaults } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
-import { ponderStartCommand, type RunningProcess, sidecarArgs, spawnProcess } from "../../lib/local/process";
+import { ponderStartCommand, type RunningProcess, sidecarCommand, spawnProcess } from "../../lib/local/process";
 import { freePort } from "../../lib/ports";
 import { queryOnce as sql } from "../../lib/query-once";
 import { waitFor } from "../../lib/wait";
@@ -161,10 +161,10 @@ export type SidecarStatus = {
   outbox: { pending: number; dead: number };
 };
 
-/** The sidecar as a real process (`node --import tsx sidecar/main.ts`), waiting for /health. */
+/** The sidecar as a real process (`node dist/sidecar.mjs`, see sidecarCommand), waiting for /health. */
 export async function startSidecar(env: Record<string, string>): Promise<SidecarProcess> {
   const port = await freePort();
-  const proc = run(process.execPath, sidecarArgs, {
+  const proc = run(process.execPath, await sidecarCommand(), {
     SIDECAR_PORT: String(port),
     SYNC_POLL_MS: "100",
     RETRY_DELAY_MS: "200",
