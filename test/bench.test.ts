@@ -1,14 +1,18 @@
 /** A tiny benchmark run: it completes and writes well-formed results (timings are not judged). */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { cleanup, run } from "./helpers/stack";
 
-afterAll(cleanup);
+const dir = mkdtempSync(path.join(tmpdir(), "stakesync-bench-test-"));
+afterAll(async () => {
+  await cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 it("runs every scenario on 2,000 events and writes the results", async () => {
-  const out = path.join(mkdtempSync(path.join(tmpdir(), "stakesync-bench-test-")), "results.json");
+  const out = path.join(dir, "results.json");
   const bench = run(
     process.execPath,
     [
