@@ -112,9 +112,9 @@ async function stepInTransaction(
     // what is left to the head (steps halve towards the end), or once it reaches the head.
     const head = heads.get(chain.id)?.block;
     const left = head === undefined ? undefined : head - chain.confirmations - cursor.block;
-    if (!p.ready && (left === undefined || target - cursor.block < left)) {
-      if (!catchUp || (left !== undefined && target - cursor.block < left / 2)) return [];
-    }
+    const span = target - cursor.block;
+    const reachesHead = left !== undefined && span >= left;
+    if (!p.ready && !reachesHead && (!catchUp || (left !== undefined && span < left / 2))) return [];
     const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
