@@ -142,7 +142,7 @@ export type PonderMemory = { heapMb: number; cacheBytes: number };
 
 export function loadPonderMemory(env: Env): PonderMemory {
   return {
-    heapMb: read(env, "PONDER_MAX_HEAP_MB", int(128).default(320), "a whole number of megabytes ≥ 128"),
+    heapMb: read(env, "PONDER_MAX_HEAP_MB", int(128).default(256), "a whole number of megabytes ≥ 128"),
     cacheBytes: read(env, "PONDER_CACHE_BYTES", int(0).default(16 * 2 ** 20), "a whole number of bytes"),
   };
 }

@@ -35,7 +35,7 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
     SIDECAR_PORT: String(sidecarPort),
     POLLING_INTERVAL_MS: "100",
     SYNC_POLL_MS: "100",
-    PONDER_MAX_HEAP_MB: "256",
+    PONDER_MAX_HEAP_MB: "300",
   });
   await waitFor(
     "ponder and sidecar",
@@ -53,7 +53,7 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
   const ponder = processes().find(
     (p) => p.cmdline.some((arg) => arg.endsWith("ponder.js")) && p.cmdline.includes("prod_ponder"),
   );
-  expect(ponder?.cmdline).toContain("--max-old-space-size=256");
+  expect(ponder?.cmdline).toContain("--max-old-space-size=300");
   expect(ponder?.environ).toContain(`PONDER_CACHE_BYTES=${16 * 2 ** 20}`);
 
   const [wallet] = wallets(1, "prod") as [`0x${string}`];
