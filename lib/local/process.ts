@@ -80,9 +80,10 @@ let sidecarBuild: Promise<string[]> | undefined;
  */
 export function sidecarCommand(): Promise<string[]> {
   sidecarBuild ??= (async () => {
+    const entry = path.join(repoRoot, "sidecar", "main.ts");
     const out = path.join(repoRoot, "dist", "sidecar.mjs");
     const { outputFiles } = await build({
-      entryPoints: [path.join(repoRoot, "sidecar", "main.ts")],
+      entryPoints: [entry],
       bundle: true,
       packages: "external",
       platform: "node",
@@ -99,7 +100,7 @@ export function sidecarCommand(): Promise<string[]> {
       writeFileSync(temporary, outputFiles[0]?.contents ?? "");
       renameSync(temporary, out);
     } catch {
-      return ["--import", "tsx", path.join(repoRoot, "sidecar", "main.ts")]; // a read-only checkout
+      return ["--import", "tsx", entry]; // a read-only checkout
     }
     return ["--enable-source-maps", out];
   })();

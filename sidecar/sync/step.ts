@@ -64,12 +64,12 @@ export async function syncStep(
   {
     reconcile = false,
     heads,
-    catchUp = true,
+    catchUp,
   }: {
     reconcile?: boolean;
     heads: Map<number, Head>;
     /** False: chains Ponder is backfilling are left for a later step. */
-    catchUp?: boolean;
+    catchUp: boolean;
   },
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
