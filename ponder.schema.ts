@@ -4,6 +4,8 @@ import { index, onchainTable, primaryKey } from "ponder";
 export const stakeEvent = onchainTable(
   "stake_event",
   (t) => ({
+    // Ponder's event.id: 75 digits that sort events in the order they happened (block time,
+    // chain, block, position). The sidecar relies on that order.
     id: t.text().primaryKey(),
     chain_id: t.integer().notNull(),
     developer: t.hex().notNull(),

@@ -103,11 +103,17 @@ describe("sidecar sync", () => {
     await synced();
     expect(await developer(databaseUrl, wallet)).toMatchObject({ status: "pending", stake_amount: "7.000000" }); // < MIN_STAKE
 
-    await a.vault.stakeForMany([wallet, wallets(1, "other")[0] as `0x${string}`], [3n * USDC + 500_000n, 1n]);
+    const crossing = await a.vault.stakeForMany(
+      [wallet, wallets(1, "other")[0] as `0x${string}`],
+      [3n * USDC + 500_000n, 1n],
+    );
     await mine(a, 2);
     await synced();
     const activated = await developer(databaseUrl, wallet);
     expect(activated).toMatchObject({ status: "active", stake_amount: "10.500000" });
+    // Its first stake was below MIN_STAKE: staked_at is the block of the third, which crossed it.
+    const crossed = await a.publicClient.getBlock({ blockNumber: crossing.blockNumber });
+    expect(activated?.staked_at?.getTime()).toBe(Number(crossed.timestamp) * 1000);
 
     await self.unstake(600_000n); // 9.9 < MIN_STAKE
     await mine(a, 2);

@@ -31,8 +31,8 @@ export async function createAffected(db: pg.ClientBase) {
 }
 
 /**
- * `confirmed` is each chain's synced block: staked_at is found by replaying a newly active
- * developer's confirmed events up to it (the block time of the stake that crossed the threshold).
+ * `confirmed` is each chain's synced block: a newly active developer's staked_at is read from
+ * their confirmed events up to it (the block time of the stake that crossed the threshold).
  */
 export async function applyToDevelopers(
   db: pg.ClientBase,
@@ -49,15 +49,13 @@ export async function applyToDevelopers(
   const totals = `SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
                     FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
                    GROUP BY a.wallet`;
-  // Developers activated for the first time: their staked_at replays their events. Passed as
-  // a list, not joined: while Ponder backfills its tables have no indexes and no statistics,
-  // and a join there can make the planner scan every event once per developer.
   const { rows: first } = await db.query<{ wallets: string[] }>(
     `SELECT coalesce(array_agg(t.wallet), '{}') AS wallets
        FROM (${totals}) t JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
       WHERE t.raw >= $1::numeric AND d.staked_at IS NULL`,
     [threshold],
   );
+  await findActivations(db, config, confirmed, first[0]?.wallets ?? []);
   const { rows } = await db.query<Change>(
     `WITH totals AS (${totals}),
      old AS (
@@ -72,26 +70,13 @@ export async function applyToDevelopers(
                    ELSE 'inactive' END AS new_status
          FROM old o
      ),
-     confirmed AS (SELECT * FROM unnest($3::int[], $4::bigint[]) AS c(chain_id, block)),
-     crossing AS (
-       SELECT DISTINCT ON (wallet) wallet, block_timestamp
-         FROM (SELECT e.developer AS wallet, e.block_timestamp, e.chain_id, e.block_number, e.log_index,
-                      sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
-                        OVER (PARTITION BY e.developer
-                              ORDER BY e.block_timestamp, e.chain_id, e.block_number, e.log_index) AS running
-                 FROM "${config.ponderSchema}".stake_event e
-                 JOIN confirmed c ON c.chain_id = e.chain_id AND e.block_number <= c.block
-                WHERE e.developer = ANY($5::text[]) AND cardinality($5::text[]) > 0) s
-        WHERE running >= $2::numeric
-        ORDER BY wallet, block_timestamp, chain_id, block_number, log_index
-     ),
      changed AS (
        UPDATE ${dev} d
           SET status = n.new_status,
               stake_amount = n.new_amount,
-              staked_at = COALESCE(d.staked_at, CASE WHEN n.new_status = 'active' THEN to_timestamp(x.block_timestamp) END),
+              staked_at = COALESCE(d.staked_at, CASE WHEN n.new_status = 'active' AND x.found THEN to_timestamp(x.block_timestamp) END),
               updated_at = now()
-         FROM next n LEFT JOIN crossing x ON x.wallet = n.wallet
+         FROM next n LEFT JOIN activation x ON x.wallet = n.wallet
         WHERE d.ctid = n.row_id
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
@@ -114,8 +99,58 @@ export async function applyToDevelopers(
        FROM changed c JOIN affected a ON a.wallet = c.wallet
      RETURNING wallet, old_status, new_status, old_amount::text, new_amount::text, reason,
                (SELECT a.block_timestamp::text FROM affected a WHERE a.wallet = audit.wallet) AS block_timestamp`,
-    [factor, threshold, [...confirmed.keys()], [...confirmed.values()], first[0]?.wallets ?? []],
+    [factor, threshold],
   );
   await db.query("SET LOCAL enable_nestloop TO DEFAULT");
   return rows;
+}
+
+/**
+ * Fills the temp table `activation`: for each developer activated for the first time, the block
+ * time of the event that first took their confirmed stake, summed over chains, to the threshold.
+ * Ponder's event id sorts events in the order they happened (block time, chain, block, position),
+ * and a developer's first event is nearly always a stake that reaches the threshold on its own:
+ * one pass finds it. Only the others are replayed event by event. The wallets are passed as a
+ * list, not joined: while Ponder backfills its tables have no indexes and no statistics, and a
+ * join there can make the planner scan every event once per developer.
+ */
+async function findActivations(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  confirmed: Map<number, number>,
+  wallets: string[],
+) {
+  const events = `SELECT e.* FROM "${config.ponderSchema}".stake_event e
+                    JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block)
+                      ON c.chain_id = e.chain_id AND e.block_number <= c.block
+                   WHERE e.developer = ANY($3::text[]) AND cardinality($3::text[]) > 0`;
+  const scope = [[...confirmed.keys()], [...confirmed.values()]];
+  const threshold = config.activationThreshold.toString();
+  // Every id has the same length: what is appended to it never decides the minimum.
+  await db.query(
+    `CREATE TEMP TABLE activation ON COMMIT DROP AS
+     SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3) = 'alone' AS found
+       FROM (SELECT e.developer AS wallet,
+                    min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' ||
+                        CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
+               FROM (${events}) e GROUP BY e.developer) f`,
+    [...scope, wallets, threshold],
+  );
+  const { rows } = await db.query<{ wallets: string[] }>(
+    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM activation WHERE NOT found",
+  );
+  const replay = rows[0]?.wallets ?? [];
+  if (replay.length === 0) return;
+  await db.query(
+    `UPDATE activation a SET block_timestamp = x.block_timestamp, found = true
+       FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp
+               FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp,
+                            sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
+                              OVER (PARTITION BY e.developer ORDER BY e.id COLLATE "C") AS running
+                       FROM (${events}) e) s
+              WHERE running >= $4::numeric
+              ORDER BY wallet, id COLLATE "C") x
+      WHERE a.wallet = x.wallet`,
+    [...scope, replay, threshold],
+  );
 }

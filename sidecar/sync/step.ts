@@ -132,7 +132,8 @@ async function stepInTransaction(
   // Events at or below the cursor were applied before: diffed one by one, `added` ones were
   // brought by a reorg and `removed` ones were orphaned by it. Events above the cursor are new:
   // those above the new final block are kept one by one (they may still be orphaned); the final
-  // ones only as a sum per wallet, with the wallet's latest event (a catch-up has thousands).
+  // ones only as a sum per wallet, with the wallet's latest event (a catch-up has thousands):
+  // Ponder's event ids sort in the order the events happened.
   // LATERAL: while Ponder backfills its table has no index, and a join on the window would sort
   // all of it on every step.
   await db.query(
@@ -168,9 +169,9 @@ async function stepInTransaction(
      SELECT 'added', f.chain_id, NULL, f.wallet, f.delta, e.block_number, f.block_timestamp, e.transaction_hash,
             e.log_index, false, f.events
        FROM (SELECT chain_id, wallet, sum(delta) AS delta, count(*) AS events, max(block_timestamp) AS block_timestamp,
-                    max(ARRAY[block_number, log_index]) AS last
+                    max(id COLLATE "C") AS last
                FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
-       JOIN event e ON e.chain_id = f.chain_id AND e.wallet = f.wallet AND e.block_number = f.last[1] AND e.log_index = f.last[2]`,
+       JOIN event e ON e.id = f.last`,
   );
 
   const counts = await db.query<{ chain_id: number; added: string; removed: string }>(
