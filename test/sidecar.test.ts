@@ -3,6 +3,7 @@
  * transitions, MIN_STAKE, late registration, reorgs shallower and deeper than CONFIRMATIONS.
  * Two chains: 31337 for the activity, 31338 for a 2^256−1 stake (it overflows any other).
  */
+import pg from "pg";
 import { toHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, vault } from "../lib/contracts";
@@ -191,6 +192,35 @@ describe("sidecar sync", () => {
     });
     expect(await developer(databaseUrl, wallet)).toMatchObject({ status: "pending", stake_amount: "0" });
     expect(await audit(wallet)).toEqual([]);
+  });
+
+  it("waits behind a reorg's locks instead of deadlocking with Ponder", async () => {
+    // Ponder undoes a reorg in one transaction that locks stake_event, then _ponder_checkpoint.
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    try {
+      await db.query("BEGIN");
+      await db.query("SET LOCAL lock_timeout = '5s'");
+      await db.query(`LOCK TABLE ${SCHEMA}.stake_event IN ACCESS EXCLUSIVE MODE`);
+      await waitFor("a sync step to wait for stake_event", async () => {
+        const waiting = await sql(
+          databaseUrl,
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE %stake_event IN ACCESS SHARE MODE'",
+        );
+        return waiting.length > 0;
+      });
+      // The waiting step holds nothing of Ponder's: the reorg's second lock is granted at once.
+      await db.query(`LOCK TABLE ${SCHEMA}._ponder_checkpoint IN ACCESS EXCLUSIVE MODE`);
+      await db.query("COMMIT");
+    } finally {
+      await db.end();
+    }
+    const [wallet] = wallets(1, "after-lock") as [`0x${string}`];
+    await register(wallet);
+    await a.vault.stakeFor(wallet, 11n * USDC);
+    await mine(a, 2);
+    await synced();
+    expect(await developer(databaseUrl, wallet)).toMatchObject({ status: "active", stake_amount: "11.000000" });
   });
 
   it("corrects a stake orphaned by a reorg deeper than CONFIRMATIONS, audited as reorg", async () => {

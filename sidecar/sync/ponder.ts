@@ -17,11 +17,20 @@ export type PonderProgress = {
  * A checkpoint is a 75-digit string; characters 27–42 are the block number. Null while Ponder
  * has not created its tables in `schema` (it is starting, or building a new schema).
  */
-export async function readProgress(db: Queryable, schema: string): Promise<Map<number, PonderProgress> | null> {
+export async function readProgress(
+  db: Queryable,
+  schema: string,
+  { lockEvents = false }: { lockEvents?: boolean } = {},
+): Promise<Map<number, PonderProgress> | null> {
   const { rows: found } = await db.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
     `"${schema}"._ponder_checkpoint`,
   ]);
   if (!found[0]?.present) return null;
+  // For a transaction that reads the events next. Ponder undoes a reorg in one transaction that
+  // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
+  // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
+  // order, the reader waits for the reorg instead.
+  if (lockEvents) await db.query(`LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
   const { rows } = await db.query<{
     chain_id: number;
     indexed: string;

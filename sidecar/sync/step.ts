@@ -95,7 +95,7 @@ async function stepInTransaction(
   catchUp: boolean,
 ): Promise<StepResult> {
   const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false, catchUp: false };
-  const progress = await readProgress(db, config.ponderSchema);
+  const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
   if (!progress) return { ...idle, waitingForPonder: true };
   const cursors = await readCursors(db, config);
 
