@@ -11,10 +11,15 @@ import type { Head } from "../chain-heads";
 import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import type { Change } from "./developers";
-import { type RemovalGuard, type StepResult, syncStep } from "./step";
+import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
 const CATCH_UP_SHARE = 0.2;
+/**
+ * Developers wait at most this long for a catch-up step during a long backfill; a shorter one
+ * gets a single catch-up near its end (see CatchUp).
+ */
+const CATCH_UP_WAIT_MS = 30_000;
 
 export type ErrorKind = "database" | "ponder" | "sync";
 
@@ -53,6 +58,8 @@ export class SyncLoop {
   private waitingForPonder = false;
   /** While Ponder backfills, no catch-up step before this time (performance.now()). */
   private nextCatchUpAt = 0;
+  /** When a step last brought a chain up to Ponder (performance.now()). */
+  private steppedAt = 0;
   private readonly removalGuard: RemovalGuard = new Map();
   private finished: Promise<void> | undefined;
 
@@ -119,6 +126,7 @@ export class SyncLoop {
     db.on("notification", () => this.wakeUp());
     await db.query(`LISTEN "${this.config.ponderSchema}_live_query"`);
     this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
+    this.steppedAt = performance.now();
 
     while (!this.stopped) {
       if (connectionLost) throw connectionLost;
@@ -129,12 +137,13 @@ export class SyncLoop {
         const step = await syncStep(db, this.config, this.removalGuard, {
           reconcile,
           heads: this.heads,
-          catchUp: startedAt >= this.nextCatchUpAt,
+          catchUp: this.catchUp(startedAt),
         });
         const durationMs = performance.now() - startedAt;
         // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
         // developer it touches: what a skipped one would have done, the next step does.
         if (step.catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
+        if (step.chains.length > 0) this.steppedAt = startedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
         if (step.waitingForPonder !== this.waitingForPonder) {
           // Every deploy starts this way: not an error. One that lasts shows as lag.
@@ -163,6 +172,11 @@ export class SyncLoop {
       }
       await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
     }
+  }
+
+  private catchUp(now: number): CatchUp {
+    if (now < this.nextCatchUpAt) return "no";
+    return now - this.steppedAt >= CATCH_UP_WAIT_MS ? "due" : "near-end";
   }
 
   private recordStep(step: StepResult, durationMs: number) {

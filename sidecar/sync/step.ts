@@ -38,6 +38,14 @@ export type StepResult = {
  * So a removal is applied once a later checkpoint confirms it, or once it has stood for
  * REORG_SETTLE_MS (a quiet chain brings no later checkpoint). Chain id → when and where first seen.
  */
+/**
+ * While Ponder backfills a chain: "no" leaves it for a later step, "near-end" steps it once the
+ * window is NEAR_END of what is left to the head, "due" steps it whatever the window. A step near
+ * the end leaves little for the step after Ponder is ready, which rewrites every developer again.
+ */
+export type CatchUp = "no" | "near-end" | "due";
+const NEAR_END = 0.8;
+
 export type RemovalGuard = Map<number, { checkpoint: string; since: number }>;
 const REORG_SETTLE_MS = 2000;
 
@@ -68,8 +76,7 @@ export async function syncStep(
   }: {
     reconcile?: boolean;
     heads: Map<number, Head>;
-    /** False: chains Ponder is backfilling are left for a later step. */
-    catchUp: boolean;
+    catchUp: CatchUp;
   },
 ): Promise<StepResult> {
   await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
@@ -92,7 +99,7 @@ async function stepInTransaction(
   guard: RemovalGuard,
   reconcile: boolean,
   heads: Map<number, Head>,
-  catchUp: boolean,
+  catchUp: CatchUp,
 ): Promise<StepResult> {
   const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false, catchUp: false };
   const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
@@ -108,13 +115,13 @@ async function stepInTransaction(
     // Ponder behind our cursor: it is reindexing or undoing a reorg; wait until it is past us.
     if (target < cursor.block) return [];
     // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
-    // for the machine. Step when the loop allows a catch-up step, and once the window is half of
-    // what is left to the head (steps halve towards the end), or once it reaches the head.
+    // for the machine. Step once the window reaches the head; before, only as the loop allows.
     const head = heads.get(chain.id)?.block;
     const left = head === undefined ? undefined : head - chain.confirmations - cursor.block;
     const span = target - cursor.block;
     const reachesHead = left !== undefined && span >= left;
-    if (!p.ready && !reachesHead && (!catchUp || (left !== undefined && span < left / 2))) return [];
+    const nearEnd = left !== undefined && span >= left * NEAR_END;
+    if (!p.ready && !reachesHead && catchUp !== "due" && !(catchUp === "near-end" && nearEnd)) return [];
     const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
