@@ -61,7 +61,6 @@ export async function applyToDevelopers(
      old AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw
          FROM ${dev} d JOIN totals t ON lower(d.wallet_address) = t.wallet
-          FOR UPDATE OF d
      ),
      next AS (
        SELECT o.*, o.raw * $1::numeric AS new_amount,
