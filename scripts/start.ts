@@ -14,7 +14,7 @@ import {
   requiredInProduction,
   withoutLocalDefaults,
 } from "../lib/config";
-import { ponderStartCommand, sidecarCommand } from "../lib/local/process";
+import { ponderAnswering, ponderStartCommand, sidecarCommand } from "../lib/local/process";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -42,10 +42,17 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
     for (const other of children) if (other !== child && other.exitCode === null) other.kill("SIGTERM");
     process.exitCode = code ?? (signal ? 1 : 0);
   });
+  return child;
 }
 
 // Built before Ponder starts, so that the build does not compete with Ponder's.
 const sidecar = role === "indexer" ? undefined : await sidecarCommand();
+// From here a signal stops the children, also while the sidecar waits for Ponder to answer.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const child of children) child.kill(signal);
+  });
+}
 
 if (role !== "sidecar") {
   const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
@@ -55,13 +62,8 @@ if (role !== "sidecar") {
     config.port,
     viewsSchema ? ["--views-schema", viewsSchema] : [],
   );
-  launch(ponder.args, ponder.env);
-}
-
-if (sidecar) launch(sidecar);
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    for (const child of children) child.kill(signal);
-  });
+  const child = launch(ponder.args, ponder.env);
+  if (sidecar && (await ponderAnswering(`http://127.0.0.1:${config.port}`, child))) launch(sidecar);
+} else if (sidecar) {
+  launch(sidecar);
 }

@@ -56,6 +56,20 @@ export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
   };
 }
 
+/**
+ * Resolves true once Ponder answers `<url>/health` (built, and connected to its database); false
+ * if it exits first. `npm start` starts the sidecar then: the sidecar's own start, a quarter
+ * second of CPU, no longer competes with Ponder's build, and it has nothing to do before
+ * Ponder's tables exist.
+ */
+export async function ponderAnswering(url: string, ponder: ChildProcess): Promise<boolean> {
+  while (ponder.exitCode === null && ponder.signalCode === null) {
+    if ((await fetch(`${url}/health`).catch(() => undefined))?.ok) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}
+
 /** `ponder start` with JSON logs, as `npm start`, the tests and the bench run it. */
 export function ponderStartCommand(memory: PonderMemory, schema: string, port: number, extraArgs: string[] = []) {
   return ponderCommand(memory, [
