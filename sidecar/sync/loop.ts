@@ -132,6 +132,7 @@ export class SyncLoop {
       if (connectionLost) throw connectionLost;
       const reconcile = this.reconcileRequests.length > 0 || Date.now() >= this.nextReconcileAt;
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
+      let applied = false;
       try {
         const startedAt = performance.now();
         const step = await syncStep(db, this.config, this.removalGuard, {
@@ -161,6 +162,7 @@ export class SyncLoop {
           if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
           this.recordStep(step, durationMs);
           for (const request of requests) request.resolve(step);
+          applied = step.chains.some((c) => c.added + c.removed > 0);
         }
         this.recovered();
       } catch (error) {
@@ -170,7 +172,9 @@ export class SyncLoop {
         await this.backoff();
         continue;
       }
-      await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
+      // A step that applied events is followed at once: Ponder may have gone on meanwhile (a
+      // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
+      if (!applied) await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
     }
   }
 
