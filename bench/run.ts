@@ -521,7 +521,11 @@ try {
       databaseUrl: url,
       developers: workload.developers,
     });
-    results.originalDesign = { ...c, eventsPerSecond: perSecond(c.events, c.seconds) };
+    results.originalDesign = {
+      ...c,
+      seconds: seconds(c.seconds * 1000),
+      eventsPerSecond: perSecond(c.events, c.seconds),
+    };
   }
   await anvil.stop();
   anvils.delete(anvil);
