@@ -483,15 +483,17 @@ try {
     const full: Awaited<ReturnType<typeof fullPipeline>>[] = [];
     log(`cached: (a) and (b) in turn, ${REPEAT} runs each`);
     for (let i = 0; i < REPEAT; i++) {
-      const runA = async () => {
-        if (only.has("a")) bare.push(await barePonder({ ...privateNode, DATABASE_URL: url }, `a_cached_${i}`));
-      };
-      const runB = async () => {
-        if (!only.has("b")) return;
-        await resetSidecar(url);
-        full.push(await fullPipeline(url, privateNode, `b_cached_${i}`, workload));
-      };
-      for (const run of i % 2 === 0 ? [runA, runB] : [runB, runA]) await run();
+      const turns: (() => Promise<unknown>)[] = [];
+      if (only.has("a"))
+        turns.push(async () => bare.push(await barePonder({ ...privateNode, DATABASE_URL: url }, `a_cached_${i}`)));
+      if (only.has("b")) {
+        turns.push(async () => {
+          await resetSidecar(url);
+          full.push(await fullPipeline(url, privateNode, `b_cached_${i}`, workload));
+        });
+      }
+      if (i % 2 === 1) turns.reverse();
+      for (const turn of turns) await turn();
     }
     if (only.has("a")) {
       const cached = medianOf(bare);

@@ -55,7 +55,7 @@ export async function applyToDevelopers(
       WHERE t.raw >= $1::numeric AND d.staked_at IS NULL`,
     [threshold],
   );
-  await findActivations(db, config, confirmed, first[0]?.wallets ?? []);
+  await findActivations(db, config.ponderSchema, threshold, confirmed, first[0]?.wallets ?? []);
   const { rows } = await db.query<Change>(
     `WITH totals AS (${totals}),
      old AS (
@@ -115,16 +115,16 @@ export async function applyToDevelopers(
  */
 async function findActivations(
   db: pg.ClientBase,
-  config: SidecarConfig,
+  ponderSchema: string,
+  threshold: string,
   confirmed: Map<number, number>,
   wallets: string[],
 ) {
-  const events = `SELECT e.* FROM "${config.ponderSchema}".stake_event e
+  const events = `SELECT e.* FROM "${ponderSchema}".stake_event e
                     JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block)
                       ON c.chain_id = e.chain_id AND e.block_number <= c.block
                    WHERE e.developer = ANY($3::text[]) AND cardinality($3::text[]) > 0`;
   const scope = [[...confirmed.keys()], [...confirmed.values()]];
-  const threshold = config.activationThreshold.toString();
   // Every id has the same length: what is appended to it never decides the minimum.
   await db.query(
     `CREATE TEMP TABLE activation ON COMMIT DROP AS

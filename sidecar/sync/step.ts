@@ -121,7 +121,8 @@ async function stepInTransaction(
     const span = target - cursor.block;
     const reachesHead = left !== undefined && span >= left;
     const nearEnd = left !== undefined && span >= left * NEAR_END;
-    if (!p.ready && !reachesHead && catchUp !== "due" && !(catchUp === "near-end" && nearEnd)) return [];
+    const catchUpNow = catchUp === "due" || (catchUp === "near-end" && nearEnd);
+    if (!p.ready && !reachesHead && !catchUpNow) return [];
     const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
