@@ -1,4 +1,6 @@
 /** `stakesync <command>`: the operator's command line. */
+// First: refuses an unsupported Node.js with one line, before anything else loads.
+import "../lib/require-node";
 import { verifyCommand } from "./verify";
 
 const [command, ...rest] = process.argv.slice(2);

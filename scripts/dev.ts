@@ -4,6 +4,8 @@
  *   their state in .data/; MockUSDC + StakeVault deployed once with a few demo developers;
  *   `ponder dev` and the sidecar. Ctrl-C stops every child; the next run resumes.
  */
+// First: refuses an unsupported Node.js with one line, before anything else loads.
+import "../lib/require-node";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";

@@ -5,6 +5,8 @@
  * Ponder's CLI loads .env.local itself, so the children get every key of it that the
  * environment lacks as "" (unset): a production process can never run on a local default.
  */
+// First: refuses an unsupported Node.js with one line, before anything else loads.
+import "../lib/require-node";
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   loadIndexerConfig,

@@ -2,6 +2,8 @@
  * The sidecar process: migrations, the leader loop (sync, reconcile, effects) and HTTP.
  * Every sidecar serves HTTP; only the one holding the leader lock writes.
  */
+// First: refuses an unsupported Node.js with one line, before anything else loads.
+import "../lib/require-node";
 import { serve } from "@hono/node-server";
 import pg from "pg";
 import { loadSidecarConfig, orExit } from "../lib/config";

@@ -1,9 +1,11 @@
 /** Prometheus metrics with SPEC.md's names, on a registry of the sidecar's own. */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export function createMetrics() {
   const registry = new Registry();
   const r = { registers: [registry] };
+  // Memory, CPU, event loop lag and the Node.js version, as Ponder exports them too.
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     eventsSynced: new Counter({

@@ -1,5 +1,7 @@
 /** `npm start` in production mode: Ponder and the sidecar from the environment; SIGTERM stops both. */
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
@@ -21,6 +23,28 @@ function processes() {
       }
     });
 }
+
+/** A Node.js older than 22 on this machine (the system node here is 20), or undefined. */
+function olderNode(): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    const candidate = path.join(dir, "node");
+    if (dir.includes("node_modules") || !existsSync(candidate)) continue;
+    const version = execFileSync(candidate, ["--version"], { encoding: "utf8" }).trim();
+    if (Number(version.slice(1).split(".")[0]) < 22) return candidate;
+  }
+  return undefined;
+}
+
+it.runIf(olderNode())("npm start refuses an older Node.js with one line", async () => {
+  const node = olderNode() as string;
+  const result = spawnSync(node, ["--import", "tsx", "scripts/start.ts"], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH },
+  });
+  expect(result.status).toBe(1);
+  expect(result.stderr.trim().split("\n")).toHaveLength(1);
+  expect(result.stderr).toMatch(/^stakesync: Node\.js \d+\.[\d.]+ is too old: install Node\.js 22 or newer/);
+});
 
 it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async () => {
   const chain = await startChain();
@@ -55,6 +79,14 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
   );
   expect(ponder?.cmdline).toContain("--max-old-space-size=300");
   expect(ponder?.environ).toContain(`PONDER_CACHE_BYTES=${16 * 2 ** 20}`);
+
+  // Both run on the Node.js that npm put first on the PATH (the `node` devDependency), not the
+  // machine's older system node: Ponder 0.17 needs 22 or newer.
+  for (const port of [ponderPort, sidecarPort]) {
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const major = Number(metrics.match(/^nodejs_version_info\{[^}]*major="(\d+)"/m)?.[1]);
+    expect(major, `Node.js major version on port ${port}`).toBeGreaterThanOrEqual(22);
+  }
 
   const [wallet] = wallets(1, "prod") as [`0x${string}`];
   await sql(databaseUrl, "INSERT INTO developers (wallet_address) VALUES ($1)", [wallet]);

@@ -102,7 +102,7 @@ export function sidecarCommand(): Promise<string[]> {
       packages: "external",
       platform: "node",
       format: "esm",
-      target: "node20",
+      target: "node22",
       sourcemap: "inline",
       write: false,
       logLevel: "silent",
