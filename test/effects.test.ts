@@ -249,7 +249,15 @@ describe("alerts", () => {
     await sidecar.waitSynced(chain, databaseUrl, "effects_ponder_v2");
     await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
     await mine(chain, 6);
-    await waitFor("reorg_correction", () => alertsFor("reorg_correction").some((a) => a.state === "firing"));
+    // A removal is applied once Ponder commits a block after it: this test chain only moves when told.
+    await waitFor(
+      "reorg_correction",
+      async () => {
+        await mine(chain, 1);
+        return alertsFor("reorg_correction").some((a) => a.state === "firing");
+      },
+      { intervalMs: 500 },
+    );
     await waitFor(
       "reorg_correction to clear",
       () => alertsFor("reorg_correction").some((a) => a.state === "resolved"),

@@ -235,7 +235,15 @@ describe("sidecar sync", () => {
     await a.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
     await a.vault.stakeFor(wallet, 12n * USDC); // the new fork has a smaller stake
     await mine(a, 6);
-    await waitFor("the correction", async () => (await developer(databaseUrl, wallet))?.stake_amount === "12.000000");
+    // A removal is applied once Ponder commits a block after it: this test chain only moves when told.
+    await waitFor(
+      "the correction",
+      async () => {
+        await mine(a, 1);
+        return (await developer(databaseUrl, wallet))?.stake_amount === "12.000000";
+      },
+      { intervalMs: 500 },
+    );
     expect(await developer(databaseUrl, wallet)).toMatchObject({ status: "active" });
     // One correction straight to the new fork's state: never the half-reorged state in between.
     const trail = await audit(wallet);

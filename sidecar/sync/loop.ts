@@ -61,6 +61,7 @@ export class SyncLoop {
   /** When a step last brought a chain up to Ponder (performance.now()). */
   private steppedAt = 0;
   private readonly removalGuard: RemovalGuard = new Map();
+  private readonly deferredChains = new Set<number>();
   private finished: Promise<void> | undefined;
 
   constructor(
@@ -154,12 +155,10 @@ export class SyncLoop {
         }
         if (step.waitingForPonder) {
           for (const request of requests) request.reject(new Error("Ponder's tables are not there yet"));
-        } else if (step.deferred) {
-          this.log.info("orphaned events seen; waiting for Ponder's next checkpoint to confirm the reorg");
-          this.reconcileRequests.unshift(...requests);
         } else {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
+          this.noteDeferred(step.deferred);
           this.recordStep(step, durationMs);
           for (const request of requests) request.resolve(step);
           applied = step.chains.some((c) => c.added + c.removed > 0);
@@ -176,6 +175,19 @@ export class SyncLoop {
       // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
       if (!applied) await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
     }
+  }
+
+  /** Logs once per chain when removals start waiting for Ponder, and when they stop. */
+  private noteDeferred(chainIds: number[]) {
+    for (const chainId of chainIds) {
+      if (this.deferredChains.has(chainId)) continue;
+      this.deferredChains.add(chainId);
+      this.log.info(
+        { chain_id: chainId },
+        "applied events missing from Ponder; waiting for Ponder to be ready and commit a later block before treating them as a reorg",
+      );
+    }
+    for (const chainId of this.deferredChains) if (!chainIds.includes(chainId)) this.deferredChains.delete(chainId);
   }
 
   private catchUp(now: number): CatchUp {

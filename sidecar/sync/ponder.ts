@@ -4,14 +4,29 @@ import type { Queryable } from "../db/queryable";
 /**
  * `checkpoint` is the raw latest checkpoint: it changes with every block Ponder commits.
  * `ready` is Ponder's own (it serves /ready): false while it backfills or catches up.
+ * `indexed` is the block up to which Ponder's rows can be trusted (see `trustedBlock`).
  */
 export type PonderProgress = {
   chainId: number;
   indexed: number;
+  /** The block in latest_checkpoint, whatever Ponder is doing. */
+  latest: number;
   finalized: number;
   checkpoint: string;
   ready: boolean;
 };
+
+/**
+ * Ponder's crash recovery, at every `ponder start` on an existing schema, deletes every row
+ * above safe_checkpoint and sets is_ready to 0 in one transaction, but leaves latest_checkpoint
+ * where it was until its first batch: for seconds (minutes behind a slow RPC) the checkpoint
+ * vouches for rows that are gone. While it is not ready, Ponder writes latest = safe = finalized
+ * with every backfill batch, so safe_checkpoint is the block its rows are complete to, restarted
+ * or not. Once ready, realtime blocks advance latest_checkpoint with their rows.
+ */
+export function trustedBlock(p: { ready: boolean; latest: number; safe: number }) {
+  return p.ready ? p.latest : Math.min(p.latest, p.safe);
+}
 
 /**
  * A checkpoint is a 75-digit string; characters 27–42 are the block number. Null while Ponder
@@ -33,13 +48,15 @@ export async function readProgress(
   if (lockEvents) await db.query(`LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
   const { rows } = await db.query<{
     chain_id: number;
-    indexed: string;
+    latest: string;
+    safe: string;
     finalized: string;
     checkpoint: string;
     ready: boolean | null;
   }>(
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
-            substring(latest_checkpoint from 27 for 16)::bigint AS indexed,
+            substring(latest_checkpoint from 27 for 16)::bigint AS latest,
+            substring(safe_checkpoint from 27 for 16)::bigint AS safe,
             substring(finalized_checkpoint from 27 for 16)::bigint AS finalized,
             (SELECT value->>'is_ready' = '1' FROM "${schema}"._ponder_meta WHERE key = 'app') AS ready
        FROM "${schema}"._ponder_checkpoint`,
@@ -49,7 +66,8 @@ export async function readProgress(
       r.chain_id,
       {
         chainId: r.chain_id,
-        indexed: Number(r.indexed),
+        indexed: trustedBlock({ ready: r.ready === true, latest: Number(r.latest), safe: Number(r.safe) }),
+        latest: Number(r.latest),
         finalized: Number(r.finalized),
         checkpoint: r.checkpoint,
         ready: r.ready === true,

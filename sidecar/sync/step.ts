@@ -22,7 +22,8 @@ export type ChainStep = {
 export type StepResult = {
   chains: ChainStep[];
   changes: Change[];
-  deferred: boolean;
+  /** Chains left out of this step: removals seen that no later checkpoint has confirmed yet. */
+  deferred: number[];
   /** With `reconcile`: (chain, wallet) stakes that had drifted from Ponder, repaired. */
   drifted: number;
   /** Ponder's tables are not there yet: nothing was read. */
@@ -32,13 +33,6 @@ export type StepResult = {
 };
 
 /**
- * Ponder commits a reorg's row deletions without lowering `_ponder_checkpoint`; it lowers it
- * when it commits the block that revealed the reorg, moments later. In between, its tables lack
- * the orphaned events *and* the new fork's, while the checkpoint still vouches for those blocks.
- * So a removal is applied once a later checkpoint confirms it, or once it has stood for
- * REORG_SETTLE_MS (a quiet chain brings no later checkpoint). Chain id → when and where first seen.
- */
-/**
  * While Ponder backfills a chain: "no" leaves it for a later step, "near-end" steps it once the
  * window is NEAR_END of what is left to the head, "due" steps it whatever the window. A step near
  * the end leaves little for the step after Ponder is ready, which rewrites every developer again.
@@ -46,8 +40,16 @@ export type StepResult = {
 export type CatchUp = "no" | "near-end" | "due";
 const NEAR_END = 0.8;
 
-export type RemovalGuard = Map<number, { checkpoint: string; since: number }>;
-const REORG_SETTLE_MS = 2000;
+/**
+ * Ponder commits a reorg's row deletions without touching `_ponder_checkpoint`; the next block's
+ * transaction moves it, with the new fork's rows. In between, its tables lack the orphaned events
+ * *and* the new fork's, while the checkpoint still vouches for those blocks. Crash recovery at a
+ * restart looks the same (rows gone, checkpoint unchanged), with is_ready 0. So an applied event
+ * that Ponder no longer has is a removal only once Ponder is ready and its checkpoint has moved
+ * since the removal was first seen; until then that chain is left out of the step. No timer:
+ * a slow restart can outlast any. Chain id → the checkpoint under which the removal was seen.
+ */
+export type RemovalGuard = Map<number, { checkpoint: string }>;
 
 type Cursor = { block: number; finalBlock: number };
 
@@ -85,7 +87,7 @@ export async function syncStep(
   await db.query("SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0");
   try {
     const result = await stepInTransaction(db, config, guard, reconcile, heads, catchUp);
-    await db.query(result.deferred ? "ROLLBACK" : "COMMIT");
+    await db.query("COMMIT");
     return result;
   } catch (error) {
     await db.query("ROLLBACK").catch(() => undefined);
@@ -101,13 +103,13 @@ async function stepInTransaction(
   heads: Map<number, Head>,
   catchUp: CatchUp,
 ): Promise<StepResult> {
-  const idle = { chains: [], changes: [], deferred: false, drifted: 0, waitingForPonder: false, catchUp: false };
+  const idle = { chains: [], changes: [], deferred: [], drifted: 0, waitingForPonder: false, catchUp: false };
   const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
   if (!progress) return { ...idle, waitingForPonder: true };
   const cursors = await readCursors(db, config);
 
   // Per chain: the confirmed target, and the window whose applied events are diffed against Ponder.
-  const windows = config.chains.flatMap((chain) => {
+  let windows = config.chains.flatMap((chain) => {
     const p = progress.get(chain.id);
     const cursor = cursors.get(chain.id) as Cursor;
     if (!p) return [];
@@ -123,7 +125,10 @@ async function stepInTransaction(
     const nearEnd = left !== undefined && span >= left * NEAR_END;
     const catchUpNow = catchUp === "due" || (catchUp === "near-end" && nearEnd);
     if (!p.ready && !reachesHead && !catchUpNow) return [];
-    const lower = Math.max(cursor.finalBlock, Math.min(cursor.block, p.finalized));
+    // Every applied event still in the ledger (above the cursor's final block) is compared with
+    // Ponder, even when Ponder has finalized past it meanwhile: a deep reorg that happened while
+    // no step ran must still be diffed before the ledger forgets those events.
+    const lower = cursor.finalBlock;
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
   });
@@ -187,19 +192,33 @@ async function stepInTransaction(
        FROM sync_delta GROUP BY chain_id`,
   );
   const countOf = new Map(counts.rows.map((r) => [r.chain_id, r]));
-  let deferred = false;
-  for (const w of windows) {
-    const seen = guard.get(w.chainId);
-    if (Number(countOf.get(w.chainId)?.removed ?? 0) === 0) guard.delete(w.chainId);
-    else if (seen === undefined) {
-      guard.set(w.chainId, { checkpoint: w.progress.checkpoint, since: Date.now() });
-      deferred = true;
-    } else if (seen.checkpoint === w.progress.checkpoint && Date.now() - seen.since < REORG_SETTLE_MS) {
-      deferred = true;
-    }
+  const deferred = windows
+    .filter((w) => {
+      if (Number(countOf.get(w.chainId)?.removed ?? 0) === 0) {
+        guard.delete(w.chainId);
+        return false;
+      }
+      // Not ready: a restart's crash recovery (or a backfill) is under way; nothing it shows is
+      // a reorg yet. Ready: the first sighting notes the checkpoint, a later one confirms.
+      if (!w.progress.ready) {
+        guard.delete(w.chainId);
+        return true;
+      }
+      const seen = guard.get(w.chainId);
+      if (seen !== undefined && seen.checkpoint !== w.progress.checkpoint) {
+        guard.delete(w.chainId);
+        return false;
+      }
+      if (seen === undefined) guard.set(w.chainId, { checkpoint: w.progress.checkpoint });
+      return true;
+    })
+    .map((w) => w.chainId);
+  if (deferred.length > 0) {
+    await db.query("DELETE FROM sync_delta WHERE chain_id = ANY($1::int[])", [deferred]);
+    await db.query("DELETE FROM sync_window WHERE chain_id = ANY($1::int[])", [deferred]);
+    windows = windows.filter((w) => !deferred.includes(w.chainId));
+    if (windows.length === 0 && !reconcile) return { ...idle, deferred };
   }
-  if (deferred) return { ...idle, deferred };
-  for (const w of windows) guard.delete(w.chainId);
 
   // Only events above the new final block are tracked one by one.
   await db.query(
@@ -261,7 +280,7 @@ async function stepInTransaction(
 
   return {
     changes,
-    deferred: false,
+    deferred,
     waitingForPonder: false,
     catchUp: windows.some((w) => !w.progress.ready),
     drifted,

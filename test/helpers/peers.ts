@@ -63,16 +63,20 @@ export async function startWebhook() {
   return { url: `http://127.0.0.1:${port}/alerts`, alerts, close: () => server.close() };
 }
 
-/** Forwards JSON-RPC to `target`; while `state.down`, answers 503 instead. */
+/**
+ * Forwards JSON-RPC to `target`; while `state.down`, answers 503 instead; holds every answer
+ * `state.delayMs` first (a slow provider).
+ */
 export async function startRpcProxy(target: string) {
   const port = await freePort();
-  const state = { down: false };
+  const state = { down: false, delayMs: 0 };
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => {
       body += chunk;
     });
     req.on("end", async () => {
+      if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
       if (state.down) return res.writeHead(503).end("down");
       const upstream = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
       res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
