@@ -1,0 +1,232 @@
+/**
+ * Shared setup for the tests that pin Ponder internals stakesync relies on (one assumption per
+ * file): a real anvil with a small workload, a fresh database, `ponder start` (polling every
+ * 100 ms), and helpers to observe Ponder's transactions from the database side (triggers that
+ * log into schema `obs`) and its NOTIFYs (a pg Client that LISTENs).
+ */
+import type { Address } from "viem";
+import { loadPonderMemory } from "../../lib/config";
+import { ponderStartCommand } from "../../lib/local/process";
+import { freePort } from "../../lib/ports";
+import { waitFor } from "../../lib/wait";
+import {
+  chainEnv,
+  freshDatabase,
+  indexedBlocks,
+  type RunningProcess,
+  run,
+  sql,
+  startChain,
+  type TestChain,
+} from "../helpers/stack";
+import { mine, wallets } from "../helpers/workload";
+
+export { cleanup, sql } from "../helpers/stack";
+export { mine } from "../helpers/workload";
+
+export type InternalsPonder = RunningProcess & { url: string; startedAt: number };
+
+export type Stack = {
+  chain: TestChain;
+  databaseUrl: string;
+  schema: string;
+  /** The environment `ponder start` got; start it again with the same one for the same build. */
+  env: Record<string, string>;
+  ponder: InternalsPonder;
+  developers: Address[];
+};
+
+/**
+ * `ponder start` as test/helpers/stack.ts's startPonder runs it, plus `extraArgs` (for example
+ * `--views-schema`), waiting for /ready.
+ */
+export async function startPonderWith(env: Record<string, string>, extraArgs: string[] = []): Promise<InternalsPonder> {
+  const port = await freePort();
+  const schema = env.DATABASE_SCHEMA as string;
+  const command = ponderStartCommand(loadPonderMemory(env), schema, port, extraArgs);
+  const startedAt = Date.now();
+  const proc = run(process.execPath, command.args, { ...command.env, ...env });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    "ponder /ready",
+    async () => {
+      if (proc.process.exitCode !== null) throw new Error(`ponder exited:\n${proc.output().slice(-3000)}`);
+      return (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
+    },
+    { timeoutMs: 120_000, intervalMs: 100 },
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}\nPonder's log ends:\n${proc.output().slice(-3000)}`);
+  });
+  return { ...proc, url, startedAt };
+}
+
+/**
+ * A chain with a small backfilled workload (staked, unstaked and slashed events, finalized: 35
+ * blocks behind the head), a fresh database, and `ponder start` ready and indexed to the head.
+ */
+export async function startStack(options: { schema?: string; ponderArgs?: string[] } = {}): Promise<Stack> {
+  const chain = await startChain();
+  const databaseUrl = await freshDatabase();
+  const developers = wallets(3, "internals");
+  await chain.vault.fund(10n ** 12n);
+  await chain.vault.stakeForMany(developers, [1_000n, 2_000n, 3_000n]);
+  await chain.vault.slash(developers[0] as Address, 100n);
+  await chain.vault.stake(5_000n);
+  await chain.vault.unstake(1_000n);
+  // Behind Ponder's 30-block finality for chain 31337: these come through the backfill.
+  await mine(chain, 35);
+  const schema = options.schema ?? `pi_${Math.random().toString(36).slice(2, 10)}`;
+  const env = {
+    ...chainEnv([chain]),
+    DATABASE_URL: databaseUrl,
+    DATABASE_SCHEMA: schema,
+    POLLING_INTERVAL_MS: "100",
+  };
+  const ponder = await startPonderWith(env, options.ponderArgs);
+  await waitIndexed(databaseUrl, schema, chain, ponder);
+  return { chain, databaseUrl, schema, env, ponder, developers };
+}
+
+export async function head(chain: TestChain): Promise<number> {
+  return Number(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
+}
+
+/** Until `_ponder_checkpoint` (latest, chars 27–42) reaches the chain's current head. */
+export async function waitIndexed(databaseUrl: string, schema: string, chain: TestChain, ponder?: RunningProcess) {
+  const target = await head(chain);
+  await waitFor(
+    `${schema} indexed to block ${target}`,
+    async () => ((await indexedBlocks(databaseUrl, schema)).get(chain.chainId) ?? -1) >= target,
+    { timeoutMs: 90_000 },
+  ).catch((error: Error) => {
+    const log = ponder?.output().slice(-3000);
+    throw new Error(log ? `${error.message}\nPonder's log ends:\n${log}` : error.message);
+  });
+}
+
+export type Checkpoints = {
+  chain_name: string;
+  chain_id: string;
+  latest_checkpoint: string;
+  safe_checkpoint: string;
+  finalized_checkpoint: string;
+};
+
+export async function checkpoints(databaseUrl: string, schema: string): Promise<Checkpoints[]> {
+  return sql<Checkpoints>(
+    databaseUrl,
+    `SELECT chain_name, chain_id::text, latest_checkpoint, safe_checkpoint, finalized_checkpoint
+       FROM "${schema}"._ponder_checkpoint`,
+  );
+}
+
+/** Characters 27–42 (1-based) of a checkpoint: the block number. */
+export function checkpointBlock(checkpoint: string): number {
+  return Number(checkpoint.slice(26, 42));
+}
+
+/** A LISTEN on `channel` from a connection of its own; `payloads` fills as notifications arrive. */
+export async function listen(databaseUrl: string, channel: string) {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const payloads: string[] = [];
+  client.on("notification", (message) => {
+    if (message.channel === channel) payloads.push(message.payload ?? "");
+  });
+  await client.query(`LISTEN "${channel}"`);
+  return { payloads, stop: () => client.end().catch(() => undefined) };
+}
+
+export type ObsRow = {
+  seq: number;
+  txid: string;
+  tbl: "stake_event" | "_ponder_checkpoint" | "_ponder_meta";
+  op: string;
+  /** stake_event: the deleted row's block; _ponder_checkpoint: the new latest block. */
+  block: number | null;
+  detail: Record<string, unknown>;
+};
+
+/** The names of the observing triggers: none of Ponder's ("reorg", "live_query", "live_query_notify"). */
+export const OBS_TRIGGERS = ["obs_stake_event_delete", "obs_checkpoint_write", "obs_meta_write"] as const;
+
+/**
+ * Triggers on `<schema>`.stake_event (AFTER DELETE), `<schema>`._ponder_checkpoint (AFTER INSERT
+ * OR UPDATE) and `<schema>`._ponder_meta (AFTER INSERT OR UPDATE, key 'app'), FOR EACH ROW, that
+ * log (txid_current(), a sequence number, the table, a block) into obs.log.
+ */
+export async function installObserver(databaseUrl: string, schema: string) {
+  const s = `"${schema}"`;
+  await sql(
+    databaseUrl,
+    `
+CREATE SCHEMA IF NOT EXISTS obs;
+CREATE TABLE IF NOT EXISTS obs.log (
+  seq bigserial PRIMARY KEY,
+  txid bigint NOT NULL,
+  tbl text NOT NULL,
+  op text NOT NULL,
+  block bigint,
+  detail jsonb NOT NULL
+);
+CREATE OR REPLACE FUNCTION obs.stake_event_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO obs.log (txid, tbl, op, block, detail)
+  VALUES (txid_current(), 'stake_event', TG_OP, OLD.block_number,
+          jsonb_build_object('id', OLD.id, 'transaction_hash', OLD.transaction_hash));
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION obs.checkpoint_written() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO obs.log (txid, tbl, op, block, detail)
+  VALUES (txid_current(), '_ponder_checkpoint', TG_OP, substring(NEW.latest_checkpoint from 27 for 16)::bigint,
+          jsonb_build_object(
+            'old_latest', CASE WHEN TG_OP = 'UPDATE' THEN substring(OLD.latest_checkpoint from 27 for 16)::bigint END,
+            'new_latest', substring(NEW.latest_checkpoint from 27 for 16)::bigint,
+            'new_safe', substring(NEW.safe_checkpoint from 27 for 16)::bigint,
+            'new_finalized', substring(NEW.finalized_checkpoint from 27 for 16)::bigint));
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION obs.meta_written() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO obs.log (txid, tbl, op, block, detail)
+  VALUES (txid_current(), '_ponder_meta', TG_OP, NULL,
+          jsonb_build_object('is_ready', NEW.value->'is_ready', 'is_locked', NEW.value->'is_locked'));
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER obs_stake_event_delete AFTER DELETE ON ${s}.stake_event
+  FOR EACH ROW EXECUTE FUNCTION obs.stake_event_deleted();
+CREATE OR REPLACE TRIGGER obs_checkpoint_write AFTER INSERT OR UPDATE ON ${s}._ponder_checkpoint
+  FOR EACH ROW EXECUTE FUNCTION obs.checkpoint_written();
+CREATE OR REPLACE TRIGGER obs_meta_write AFTER INSERT OR UPDATE ON ${s}._ponder_meta
+  FOR EACH ROW WHEN (NEW.key = 'app') EXECUTE FUNCTION obs.meta_written();
+`,
+  );
+}
+
+export async function observed(databaseUrl: string): Promise<ObsRow[]> {
+  const rows = await sql<ObsRow & { seq: string; block: string | null }>(
+    databaseUrl,
+    "SELECT seq, txid::text, tbl, op, block, detail FROM obs.log ORDER BY seq",
+  );
+  return rows.map((r) => ({ ...r, seq: Number(r.seq), block: r.block === null ? null : Number(r.block) }));
+}
+
+/** Which of OBS_TRIGGERS are still on Ponder's tables in `schema`. */
+export async function observerTriggers(databaseUrl: string, schema: string): Promise<string[]> {
+  const rows = await sql<{ tgname: string }>(
+    databaseUrl,
+    `SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND t.tgname = ANY($2) ORDER BY t.tgname`,
+    [schema, [...OBS_TRIGGERS]],
+  );
+  return rows.map((r) => r.tgname);
+}
+
+/** The log as compact lines, for a failure message or the test's output. */
+export function formatLog(rows: ObsRow[]): string {
+  return rows
+    .map((r) => `#${r.seq} tx ${r.txid} ${r.tbl} ${r.op} block=${r.block ?? "-"} ${JSON.stringify(r.detail)}`)
+    .join("\n");
+}
