@@ -6,10 +6,20 @@
 import pg from "pg";
 import type { Logger } from "pino";
 
-const LEADER_LOCK = 7_263_002;
+/** The advisory lock key; SQL checks who holds it through pg_locks (see effects/outbox.ts). */
+export const LEADER_LOCK = 7_263_002;
 const RETRY_MS = 1000;
 
-export type LeaderConnection = { client: pg.Client; lost: Promise<Error> };
+/**
+ * How long PostgreSQL keeps a silent leader's session, and so its lock. A frozen process
+ * (SIGSTOP, a stalled VM) keeps its TCP connection open: only server-side timeouts end it. The
+ * leader is never idle that long (it polls every SYNC_POLL_MS and pings while it backs off), and
+ * a standby trying every second takes over within about this much more than RETRY_MS.
+ */
+export const LEADER_SILENCE_LIMIT_S = 10;
+
+/** `pid` is the leader connection's backend: the one pg_locks names as the lock holder. */
+export type LeaderConnection = { client: pg.Client; lost: Promise<Error>; pid: number };
 
 export async function connectWriter(databaseUrl: string): Promise<LeaderConnection> {
   const client = new pg.Client({
@@ -24,9 +34,19 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
     client.once("end", () => resolve(new Error("database connection closed")));
   });
   await client.connect();
-  // If this process freezes mid-transaction, the server ends the session and frees the lock.
-  await client.query("SET idle_in_transaction_session_timeout = '30s'");
-  return { client, lost };
+  // If this process freezes, in a transaction or between two, the server ends the session and
+  // frees the lock; if its host vanishes, the server's keepalives notice within seconds.
+  const limit = LEADER_SILENCE_LIMIT_S;
+  const { rows } = await client
+    .query<{ pid: number }>(
+      `SET idle_in_transaction_session_timeout = '${limit}s';
+     SET idle_session_timeout = '${limit}s';
+     SET tcp_keepalives_idle = 3; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
+     SET tcp_user_timeout = ${limit * 1000};
+     SELECT pg_backend_pid() AS pid`,
+    )
+    .then((results) => (Array.isArray(results) ? results.at(-1) : results) as { rows: { pid: number }[] });
+  return { client, lost, pid: rows[0]?.pid ?? 0 };
 }
 
 /** Resolves with a connection that holds the leader lock; tries again every second until then. */

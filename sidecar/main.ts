@@ -6,8 +6,10 @@
 import "../lib/require-node";
 import { serve } from "@hono/node-server";
 import pg from "pg";
+import { backoffMs } from "../lib/backoff";
 import { loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
+import { DevelopersTableError } from "./db/developers-table";
 import { migrate } from "./db/migrate";
 import { Alerts } from "./effects/alerts";
 import { AlertMonitor } from "./effects/monitor";
@@ -53,7 +55,16 @@ const stopEffects = startEffects({
   log,
 });
 
-const app = createApp({ config, pool, heads: heads.heads, loop, metrics, alerts });
+// HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker
+// and the alert rules of connections, and a database outage answers fast.
+const httpPool = new pg.Pool({
+  connectionString: config.database.url,
+  max: 3,
+  connectionTimeoutMillis: 2000,
+  application_name: "stakesync_sidecar_http",
+});
+httpPool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
+const app = createApp({ config, pool: httpPool, heads: heads.heads, loop, metrics, alerts, log });
 const server = serve({ fetch: app.fetch, port: config.port }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );
@@ -67,7 +78,7 @@ async function shutdown(signal: string) {
   server.close();
   await loop.stop();
   await stopEffects();
-  await pool.end().catch(() => undefined);
+  await Promise.all([pool.end(), httpPool.end()]).catch(() => undefined);
   process.exit(0);
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
@@ -82,6 +93,11 @@ async function prepareDatabase() {
         await migrate(client, config.developersTable, log);
         return;
       } catch (error) {
+        // A table that cannot hold what the sidecar writes is a configuration error: no retry.
+        if (error instanceof DevelopersTableError) {
+          process.stderr.write(`stakesync: configuration error: ${error.message}\n`);
+          process.exit(1);
+        }
         metrics.syncErrors.inc({ kind: "database" });
         log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");
       } finally {
@@ -91,6 +107,6 @@ async function prepareDatabase() {
       metrics.syncErrors.inc({ kind: "database" });
       log.warn({ err: client.message, attempt }, "database unreachable; retrying");
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(config.retryDelayMs * 2 ** (attempt - 1), 60_000)));
+    await new Promise((resolve) => setTimeout(resolve, backoffMs(config.retryDelayMs, attempt)));
   }
 }

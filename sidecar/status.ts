@@ -3,7 +3,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import type { Head } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
-import { outboxCounts } from "./effects/outbox";
+import { workCounts } from "./effects/outbox";
 import type { LoopState } from "./sync/loop";
 import { readProgress } from "./sync/ponder";
 import { readCursors } from "./sync/step";
@@ -24,7 +24,14 @@ export type Status = {
   reason: string | null;
   chains: ChainStatus[];
   outbox: { pending: number; dead: number };
-  lastError: LoopState["lastError"];
+  /**
+   * `queued`: synced from Ponder, not yet written to developers (normally for a moment; longer
+   * while an application transaction holds the row). `refused`: rows the database refused, dead
+   * letters of kind developer_sync.
+   */
+  developers: { queued: number; refused: number };
+  /** The kind and time of the last sync error; its text is in the logs, never in an HTTP answer. */
+  lastError: { kind: string; at: string } | null;
   consecutiveErrors: number;
   lastSyncAt: string | null;
 };
@@ -35,10 +42,10 @@ export async function readStatus(
   heads: Map<number, Head>,
   loop: LoopState,
 ): Promise<Status> {
-  const [progress, cursors, outbox] = await Promise.all([
+  const [progress, cursors, work] = await Promise.all([
     readProgress(db, config.ponderSchema).then((p) => p ?? new Map()),
     readCursors(db, config),
-    outboxCounts(db),
+    workCounts(db),
   ]);
   const chains = config.chains.map((chain) => {
     const head = heads.get(chain.id)?.block ?? null;
@@ -65,8 +72,8 @@ export async function readStatus(
     ready: reason === null,
     reason,
     chains,
-    outbox,
-    lastError: loop.lastError,
+    ...work,
+    lastError: loop.lastError && { kind: loop.lastError.kind, at: loop.lastError.at },
     consecutiveErrors: loop.consecutiveErrors,
     lastSyncAt: loop.lastSyncAt,
   };

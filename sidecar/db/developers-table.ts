@@ -15,11 +15,49 @@ const SIDECAR_COLUMNS: Record<string, string> = {
   updated_at: "timestamptz NOT NULL DEFAULT now()",
 };
 
+/** An existing developers table whose columns cannot hold what the sidecar writes. */
+export class DevelopersTableError extends Error {
+  constructor(table: TableName, column: string, found: string, needed: string) {
+    super(`DEVELOPERS_TABLE ${table.schema}.${table.table}: column ${column} is ${found}; stakesync needs ${needed}`);
+    this.name = "DevelopersTableError";
+  }
+}
+
+type Column = { column_name: string; data_type: string; udt_name: string; max_length: number | null; type: string };
+
+/**
+ * What each column the sidecar reads or writes must be. A numeric with a scale would round
+ * 12.345678 to 12.35, rewrite and audit the row at every reconciliation, and overflow on a large
+ * stake; a timestamp without a zone would shift staked_at; a short status would refuse "inactive".
+ */
+const NEEDED: Record<string, { ok: (c: Column) => boolean; needed: string }> = {
+  wallet_address: { ok: (c) => isText(c, 42), needed: "text (or varchar of 42 or more, or citext)" },
+  email: { ok: (c) => isText(c, 3), needed: "text (or varchar, or citext)" },
+  status: { ok: (c) => isText(c, 8), needed: "text (or varchar of 8 or more)" },
+  stake_amount: { ok: (c) => c.type === "numeric", needed: "numeric without precision or scale (amounts are exact)" },
+  staked_at: { ok: (c) => c.data_type === "timestamp with time zone", needed: "timestamptz" },
+  updated_at: { ok: (c) => c.data_type === "timestamp with time zone", needed: "timestamptz" },
+};
+
+function isText(c: Column, minLength: number) {
+  if (c.data_type === "text" || c.udt_name === "citext") return true;
+  return c.data_type === "character varying" && (c.max_length === null || c.max_length >= minLength);
+}
+
 export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName): Promise<void> {
-  const { rows } = await db.query<{ column_name: string }>(
-    "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+  const { rows } = await db.query<Column>(
+    `SELECT a.attname AS column_name, c.data_type, c.udt_name, c.character_maximum_length AS max_length,
+            format_type(a.atttypid, a.atttypmod) AS type
+       FROM information_schema.columns c
+       JOIN pg_attribute a ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
+                          AND a.attname = c.column_name
+      WHERE c.table_schema = $1 AND c.table_name = $2`,
     [name.schema, name.table],
   );
+  for (const column of rows) {
+    const rule = NEEDED[column.column_name];
+    if (rule && !rule.ok(column)) throw new DevelopersTableError(name, column.column_name, column.type, rule.needed);
+  }
   if (rows.length === 0) {
     await db.query(`CREATE SCHEMA IF NOT EXISTS "${name.schema}"`);
     await db.query(`

@@ -5,6 +5,7 @@
  * anything.
  */
 import type { Logger } from "pino";
+import { backoffMs } from "../../lib/backoff";
 import type { Metrics } from "../metrics";
 
 export type Rule = "indexer_down" | "lag" | "consecutive_errors" | "rpc_failing" | "dead_letter" | "reorg_correction";
@@ -88,7 +89,7 @@ export class Alerts {
           );
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, delayMs * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(delayMs, attempt + 1)));
       }
     }
   }

@@ -13,8 +13,14 @@ export function welcomeMessageId(wallet: string, from: string) {
 }
 
 export function createMailer(smtpUrl: string, from: string): Mailer {
-  // Short timeouts: a hung SMTP server must fail the job (and back it off), not stall the worker.
-  const transport: Transporter = createTransport({ url: smtpUrl, connectionTimeout: 10_000, socketTimeout: 20_000 });
+  // Short timeouts: a hung SMTP server must fail the job (and back it off), not stall the worker;
+  // they also bound one send (about 150 s at worst), which the outbox lease must outlast.
+  const transport: Transporter = createTransport({
+    url: smtpUrl,
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 20_000,
+  });
   return {
     send: async (to, wallet) => {
       await transport.sendMail({

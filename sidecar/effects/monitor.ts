@@ -49,9 +49,15 @@ export class AlertMonitor {
     const rpc = await this.rpcProblem();
     alerts.set("rpc_failing", rpc !== null, "warning", `RPC failing: ${rpc}`);
 
-    alerts.set("dead_letter", status.outbox.dead > 0, "warning", `${status.outbox.dead} outbox job(s) dead-lettered`, {
-      dead: status.outbox.dead,
-    });
+    const { dead } = status.outbox;
+    const { refused } = status.developers;
+    alerts.set(
+      "dead_letter",
+      dead + refused > 0,
+      "warning",
+      `${dead} outbox job(s) and ${refused} developers row(s) the database refused, dead-lettered: see /admin/dead-letters`,
+      { dead, refused },
+    );
 
     alerts.set(
       "reorg_correction",

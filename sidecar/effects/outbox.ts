@@ -1,64 +1,111 @@
 /**
- * Outbox jobs in SQL (after graphile-worker): a job is claimed with a lease, so a worker that
- * dies mid-job releases it when the lease ends; failures back off through run_at; after
- * RETRY_ATTEMPTS retries a job is dead until an operator retries it.
+ * Outbox jobs in SQL (after graphile-worker): a job is claimed for one attempt by one worker
+ * (`locked_by`) with a lease, so a worker that dies mid-job releases it when the lease ends;
+ * failures back off through run_at; after RETRY_ATTEMPTS retries a job is dead until an operator
+ * retries it. Fencing: a job is claimed, and a send decided, only while the leader lock is held
+ * by the leader connection the worker belongs to; what happened to a claimed job is recorded only
+ * while the claim is still the worker's. So a worker whose sidecar lost leadership sends nothing
+ * more, and a stale worker can never undo another's record.
  */
+import { backoffMs } from "../../lib/backoff";
 import type { Queryable } from "../db/queryable";
+import { LEADER_LOCK } from "../leader";
 
 export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts: number; email: string | null };
 
-const LEASE = "2 minutes";
+/** Who may act: this worker's id, and the backend pid of its sidecar's leader connection. */
+export type Fence = { workerId: string; leaderPid: number };
 
-/** Claims up to `limit` due jobs; each carries the developer's email as of now. */
-export async function claimDueJobs(db: Queryable, developersTable: string, limit: number): Promise<Job[]> {
+/**
+ * One job's lease: longer than one send can take. nodemailer fails a send whose server stays
+ * silent for 20 s on any of its ~7 commands after a 10 s connect: at most about 150 s.
+ */
+const LEASE = "5 minutes";
+
+/** True in SQL while the leader lock is held by the backend `$pid`. */
+const leads = (pid: string) =>
+  `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${LEADER_LOCK}
+                   AND objsubid = 1 AND granted AND pid = ${pid})`;
+
+/** Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of now. */
+export async function claimNextJob(db: Queryable, developersTable: string, fence: Fence): Promise<Job | undefined> {
   const { rows } = await db.query<Job>(
     `WITH due AS (
        SELECT id FROM stakesync.outbox
         WHERE state = 'pending' AND run_at <= now() AND (locked_until IS NULL OR locked_until < now())
+          AND ${leads("$2::int")}
         ORDER BY run_at, id
-        LIMIT $1
+        LIMIT 1
           FOR UPDATE SKIP LOCKED
      ),
      claimed AS (
-       UPDATE stakesync.outbox o SET locked_until = now() + interval '${LEASE}', attempts = o.attempts + 1
+       UPDATE stakesync.outbox o
+          SET locked_until = now() + interval '${LEASE}', locked_by = $1, attempts = o.attempts + 1
          FROM due WHERE o.id = due.id
        RETURNING o.id, o.kind, o.wallet, o.attempts
      )
      SELECT c.id::text, c.kind, c.wallet, c.attempts,
             (SELECT d.email FROM ${developersTable} d WHERE lower(d.wallet_address) = c.wallet LIMIT 1) AS email
        FROM claimed c`,
-    [limit],
+    [fence.workerId, fence.leaderPid],
   );
-  return rows;
+  return rows[0];
 }
 
-export async function finishJob(db: Queryable, id: string, state: "sent" | "skipped") {
-  await db.query(
-    "UPDATE stakesync.outbox SET state = $2, done_at = now(), locked_until = NULL, last_error = NULL WHERE id = $1",
-    [id, state],
+/** The claim is still this worker's, with time left on its lease, and its sidecar still leads. */
+export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM stakesync.outbox
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3 AND locked_until > now()
+        AND ${leads("$4::int")}`,
+    [job.id, fence.workerId, job.attempts, fence.leaderPid],
   );
+  return rowCount === 1;
 }
 
-/** Backs the job off (RETRY_DELAY_MS × 2^(attempts−1)), or kills it once retries are spent. Returns its state. */
+/** Records the job done; false (and nothing written) when the claim is no longer this worker's. */
+export async function finishJob(db: Queryable, job: Job, fence: Fence, state: "sent" | "skipped") {
+  const { rowCount } = await db.query(
+    `UPDATE stakesync.outbox SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
+    [job.id, fence.workerId, job.attempts, state],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * Backs the job off (lib/backoff.ts), or kills it once retries are spent. Returns
+ * its state, or undefined (nothing written) when the claim is no longer this worker's.
+ */
 export async function failJob(
   db: Queryable,
   job: Job,
+  fence: Fence,
   error: string,
   retry: { attempts: number; delayMs: number },
-): Promise<"pending" | "dead"> {
+): Promise<"pending" | "dead" | undefined> {
   const dead = job.attempts > retry.attempts;
-  await db.query(
+  const { rowCount } = await db.query(
     `UPDATE stakesync.outbox
-        SET state = $2, last_error = $3, locked_until = NULL,
-            run_at = now() + make_interval(secs => $4::double precision / 1000)
-      WHERE id = $1`,
-    [job.id, dead ? "dead" : "pending", error.slice(0, 1000), retry.delayMs * 2 ** (job.attempts - 1)],
+        SET state = $4, last_error = $5, locked_until = NULL,
+            run_at = now() + make_interval(secs => $6::double precision / 1000)
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
+    [
+      job.id,
+      fence.workerId,
+      job.attempts,
+      dead ? "dead" : "pending",
+      error.slice(0, 1000),
+      backoffMs(retry.delayMs, job.attempts),
+    ],
   );
+  if (rowCount !== 1) return undefined;
   return dead ? "dead" : "pending";
 }
 
 export type DeadLetter = {
   id: string;
+  /** `welcome_email` (an outbox job) or `developer_sync` (a developers row the database refused). */
   kind: string;
   wallet: string;
   attempts: number;
@@ -66,27 +113,48 @@ export type DeadLetter = {
   createdAt: string;
 };
 
+/** Both kinds of dead letter, in one id space (developer_queue takes its ids from the outbox's). */
 export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
   const { rows } = await db.query<DeadLetter>(
     `SELECT id::text, kind, wallet, attempts, last_error AS "lastError", created_at AS "createdAt"
-       FROM stakesync.outbox WHERE state = 'dead' ORDER BY id`,
+       FROM stakesync.outbox WHERE state = 'dead'
+     UNION ALL
+     SELECT id::text, 'developer_sync', wallet, attempts, last_error, queued_at
+       FROM stakesync.developer_queue WHERE state = 'dead'
+     ORDER BY 1`,
   );
   return rows;
 }
 
-/** Puts a dead letter back in line with fresh attempts; false when there is no such dead letter. */
+/** Puts a dead letter back in line (a job with fresh attempts); false when there is no such dead letter. */
 export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolean> {
   const { rowCount } = await db.query(
-    "UPDATE stakesync.outbox SET state = 'pending', attempts = 0, run_at = now(), locked_until = NULL WHERE id = $1 AND state = 'dead'",
+    `WITH job AS (
+       UPDATE stakesync.outbox SET state = 'pending', attempts = 0, run_at = now(), locked_until = NULL
+        WHERE id = $1 AND state = 'dead' RETURNING id
+     ),
+     developer AS (
+       UPDATE stakesync.developer_queue SET state = 'pending', last_error = NULL
+        WHERE id = $1 AND state = 'dead' RETURNING id
+     )
+     SELECT id FROM job UNION ALL SELECT id FROM developer`,
     [id.toString()],
   );
   return rowCount === 1;
 }
 
-export async function outboxCounts(db: Queryable) {
-  const { rows } = await db.query<{ pending: string; dead: string }>(
-    `SELECT count(*) FILTER (WHERE state = 'pending') AS pending, count(*) FILTER (WHERE state = 'dead') AS dead
-       FROM stakesync.outbox`,
+/**
+ * Pending and dead outbox jobs; developers waiting in the queue (`queued`: synced to chain_stake,
+ * not yet written to developers) and rows the database refused. Counted through partial indexes
+ * on state, so a large outbox of sent jobs costs nothing here.
+ */
+export async function workCounts(db: Queryable) {
+  const { rows } = await db.query<{ pending: string; dead: string; queued: string; refused: string }>(
+    `SELECT (SELECT count(*) FROM stakesync.outbox WHERE state = 'pending') AS pending,
+            (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
+            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'pending') AS queued,
+            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'dead') AS refused`,
   );
-  return { pending: Number(rows[0]?.pending ?? 0), dead: Number(rows[0]?.dead ?? 0) };
+  const n = (key: "pending" | "dead" | "queued" | "refused") => Number(rows[0]?.[key] ?? 0);
+  return { outbox: { pending: n("pending"), dead: n("dead") }, developers: { queued: n("queued"), refused: n("refused") } };
 }

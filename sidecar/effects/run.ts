@@ -22,7 +22,7 @@ export function startEffects(deps: {
   const tick = async () => {
     if (loop.state.role !== "leader") return;
     try {
-      await worker.tick();
+      await worker.tick(loop.state);
       await monitor.check(await readStatus(pool, config, heads, loop.state), loop.state);
     } catch (error) {
       log.warn({ err: (error as Error).message }, "effects tick failed; retrying");

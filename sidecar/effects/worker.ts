@@ -1,14 +1,28 @@
-/** The leader's outbox worker: skips jobs of developers without an email, sends the rest once. */
+/**
+ * The leader's outbox worker: skips jobs of developers without an email, sends the rest once.
+ * One job at a time, each claimed with its own lease and checked against the fence right before
+ * its send: a worker whose sidecar lost leadership (its connection ended, a standby took over)
+ * stops at the next job and sends nothing more.
+ */
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Metrics } from "../metrics";
+import { errorText } from "../redact";
+import type { LoopState } from "../sync/loop";
 import { createMailer, type Mailer } from "./mailer";
-import { claimDueJobs, failJob, finishJob, outboxCounts } from "./outbox";
+import { claimNextJob, type Fence, failJob, finishJob, maySend, workCounts } from "./outbox";
+
+/** Jobs one tick works through at most; the next tick (a second later) goes on. */
+const JOBS_PER_TICK = 10;
 
 export class OutboxWorker {
   private readonly mailer: Mailer | undefined;
   private lastWaitWarning = 0;
+  /** Names this process in `locked_by`; the leader pid says which leadership. */
+  private readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -19,38 +33,57 @@ export class OutboxWorker {
     this.mailer = config.smtpUrl && config.mailFrom ? createMailer(config.smtpUrl, config.mailFrom) : undefined;
   }
 
-  async tick() {
+  async tick(leader: LoopState) {
+    const fence = (): Fence | undefined =>
+      leader.role === "leader" && leader.leaderPid !== null
+        ? { workerId: this.workerId, leaderPid: leader.leaderPid }
+        : undefined;
+    if (!fence()) return;
     const dev = this.config.developersTable.sql;
     // No address, nothing to send: recorded as skipped, set-based. A job is created skipped when
-    // the developer has no email at activation; this catches an email removed since.
+    // the developer has no email at activation; this catches an email removed since. Only jobs
+    // nobody holds a claim on.
     await this.pool.query(
       `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now()
-        WHERE o.state = 'pending' AND o.kind = 'welcome_email'
+        WHERE o.state = 'pending' AND o.kind = 'welcome_email' AND (o.locked_until IS NULL OR o.locked_until < now())
           AND NOT EXISTS (SELECT 1 FROM ${dev} d
                            WHERE lower(d.wallet_address) = o.wallet AND coalesce(d.email, '') <> '')`,
     );
     if (!this.mailer) return this.warnWaiting();
 
-    for (const job of await claimDueJobs(this.pool, dev, 10)) {
-      const developer = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
+    for (let n = 0; n < JOBS_PER_TICK; n++) {
+      const current = fence();
+      if (!current) return; // leadership went: stop here
+      const job = await claimNextJob(this.pool, dev, current);
+      if (!job) return;
+      const context = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
       if (!job.email) {
-        await finishJob(this.pool, job.id, "skipped");
+        await finishJob(this.pool, job, current, "skipped");
         continue;
+      }
+      // Right before the send: still ours, and still the leader's. A sidecar frozen since the
+      // claim, or cut off from the database, is stopped here.
+      if (!(await maySend(this.pool, job, current))) {
+        this.log.warn(context, "outbox claim lost before sending; stopping this batch");
+        return;
       }
       try {
         await this.mailer.send(job.email, job.wallet);
-        await finishJob(this.pool, job.id, "sent");
-        this.metrics.emailsSent.inc();
-        this.log.info(developer, "welcome email sent");
       } catch (error) {
-        const message = (error as Error).message.split("\n")[0] ?? "send failed";
-        const state = await failJob(this.pool, job, message, {
+        // The server's reply can quote the address (550 <dave@…>: rejected): redacted.
+        const message = errorText(error);
+        const state = await failJob(this.pool, job, current, message, {
           attempts: this.config.retryAttempts,
           delayMs: this.config.retryDelayMs,
         });
         this.metrics.syncErrors.inc({ kind: "email" });
-        this.log[state === "dead" ? "error" : "warn"]({ ...developer, err: message, state }, "welcome email failed");
+        this.log[state === "dead" ? "error" : "warn"]({ ...context, err: message, state }, "welcome email failed");
+        continue;
       }
+      this.metrics.emailsSent.inc();
+      // Recorded even if leadership went meanwhile: the claim is still ours and the mail is out.
+      if (await finishJob(this.pool, job, current, "sent")) this.log.info(context, "welcome email sent");
+      else this.log.warn(context, "welcome email sent, but the claim was lost meanwhile");
     }
   }
 
@@ -60,7 +93,7 @@ export class OutboxWorker {
 
   private async warnWaiting() {
     if (Date.now() - this.lastWaitWarning < this.config.alertRepeatMs) return;
-    const { pending } = await outboxCounts(this.pool);
+    const { pending } = (await workCounts(this.pool)).outbox;
     if (pending === 0) return;
     this.lastWaitWarning = Date.now();
     this.log.warn({ pending }, "welcome emails are waiting: set SMTP_URL and MAIL_FROM to send them");

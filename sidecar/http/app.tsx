@@ -1,11 +1,18 @@
-/** The sidecar's HTTP surface (SPEC.md "Sidecar HTTP"). Handlers only read; writes go through the leader loop. */
+/**
+ * The sidecar's HTTP surface (README "HTTP"). Handlers read through their own small pool, so a
+ * burst of requests cannot take the connections the leader's worker and alert rules need; the
+ * admin routes write only what is safe from any sidecar (a dead letter back in line) or ask the
+ * leader's loop.
+ */
 import { Hono } from "hono";
 import type pg from "pg";
+import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { Alerts } from "../effects/alerts";
 import { listDeadLetters, retryDeadLetter } from "../effects/outbox";
 import type { Metrics } from "../metrics";
+import { errorText } from "../redact";
 import { readDeveloper, readRecentChanges, readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import { adminAuth } from "./admin-auth";
@@ -18,18 +25,19 @@ export type AppDeps = {
   loop: SyncLoop;
   metrics: Metrics;
   alerts: Alerts;
+  log: Logger;
 };
 
 const WALLET = /^0x[0-9a-fA-F]{40}$/;
 
-export function createApp({ config, pool, heads, loop, metrics, alerts }: AppDeps) {
+export function createApp({ config, pool, heads, loop, metrics, alerts, log }: AppDeps) {
   const app = new Hono();
   const status = () => readStatus(pool, config, heads, loop.state);
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.get("/ready", async (c) => {
-    const s = await status().catch((error: Error) => ({ ready: false, reason: `database: ${error.message}` }));
+    const s = await status().catch(() => ({ ready: false, reason: "database unreachable" }));
     return s.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: s.reason }, 503);
   });
 
@@ -84,9 +92,11 @@ export function createApp({ config, pool, heads, loop, metrics, alerts }: AppDep
   });
   app.route("/admin", admin);
 
+  // Database error text stays in the log (redacted): an answer says only that it failed.
   app.onError((error, c) => {
     metrics.syncErrors.inc({ kind: "http" });
-    return c.json({ error: error.message.split("\n")[0] }, 500);
+    log.warn({ path: c.req.path, err: errorText(error) }, "HTTP request failed");
+    return c.json({ error: "internal error; see the sidecar's log" }, 500);
   });
   return app;
 }

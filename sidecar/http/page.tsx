@@ -116,7 +116,7 @@ export function StatusPage(props: {
 
         <h2>Outbox</h2>
         <p id="outbox">
-          {status.outbox.pending} pending · {status.outbox.dead} dead
+          {status.outbox.pending} pending · {status.outbox.dead} dead · developers rows queued {status.developers.queued}, refused {status.developers.refused}
         </p>
 
         <h2>Latest changes to developers</h2>
@@ -148,7 +148,8 @@ export function StatusPage(props: {
         </table>
         {status.consecutiveErrors > 0 && status.lastError && (
           <p class="badge bad">
-            failing ({status.consecutiveErrors}×, {status.lastError.kind}): {status.lastError.message}
+            failing ({status.consecutiveErrors}×, {status.lastError.kind} error since {status.lastError.at}; the logs
+            say more)
           </p>
         )}
       </body>

@@ -6,13 +6,17 @@
  */
 import type pg from "pg";
 import type { Logger } from "pino";
+import { backoffMs } from "../../lib/backoff";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
-import type { Change } from "./developers";
+import { errorText } from "../redact";
+import { type Applied, applyDevelopers, type Change } from "./apply-developers";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
+/** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
+const PING_MS = 3000;
 /** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
 const CATCH_UP_SHARE = 0.2;
 /**
@@ -25,15 +29,20 @@ export type ErrorKind = "database" | "ponder" | "sync";
 
 export type LoopState = {
   role: "leader" | "standby";
+  /** While leader: the backend pid of the connection holding the leader lock (the fence). */
+  leaderPid: number | null;
   consecutiveErrors: number;
   lastError: { kind: ErrorKind; message: string; at: string } | null;
   lastSyncAt: string | null;
 };
 
 export type LoopHooks = {
-  /** After every committed step that changed developers. */
+  /** After every committed round that changed developers. */
   onChanges?: (changes: Change[]) => void;
 };
+
+/** What a reconciliation request resolves with. */
+export type RoundResult = StepResult & Pick<Applied, "changes" | "refused">;
 
 export function classify(error: unknown): ErrorKind {
   const code = (error as { code?: string }).code ?? "";
@@ -45,13 +54,19 @@ export function classify(error: unknown): ErrorKind {
 }
 
 export class SyncLoop {
-  readonly state: LoopState = { role: "standby", consecutiveErrors: 0, lastError: null, lastSyncAt: null };
+  readonly state: LoopState = {
+    role: "standby",
+    leaderPid: null,
+    consecutiveErrors: 0,
+    lastError: null,
+    lastSyncAt: null,
+  };
   private stopped = false;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
   private wake: (() => void) | undefined;
   private reconcileRequests: {
-    resolve: (r: StepResult) => void;
+    resolve: (r: RoundResult) => void;
     reject: (e: unknown) => void;
   }[] = [];
   private nextReconcileAt = 0;
@@ -89,7 +104,7 @@ export class SyncLoop {
   }
 
   /** Runs a reconciliation on the leader and resolves with its result. */
-  requestReconcile(): Promise<StepResult> {
+  requestReconcile(): Promise<RoundResult> {
     if (this.state.role !== "leader") return Promise.reject(new Error("this sidecar is standby"));
     return new Promise((resolve, reject) => {
       this.reconcileRequests.push({ resolve, reject });
@@ -102,6 +117,7 @@ export class SyncLoop {
       const connection = await acquireLeadership(this.config.database.url, this.log, () => this.stopped);
       if (!connection) break;
       this.state.role = "leader";
+      this.state.leaderPid = connection.pid;
       this.metrics.isLeader.set(1);
       this.log.info("leader: syncing");
       try {
@@ -110,6 +126,7 @@ export class SyncLoop {
         this.fail(error);
       } finally {
         this.state.role = "standby";
+        this.state.leaderPid = null;
         this.metrics.isLeader.set(0);
         for (const request of this.reconcileRequests.splice(0)) request.reject(new Error("leadership lost"));
         await connection.client.end().catch(() => undefined);
@@ -125,12 +142,24 @@ export class SyncLoop {
       this.wakeUp();
     });
     db.on("notification", () => this.wakeUp());
+    // The server ends a silent leader's session (LEADER_SILENCE_LIMIT_S): while this loop backs
+    // off after errors, a ping keeps a live leader's session, and its lock, alive.
+    const ping = setInterval(() => db.query("SELECT 1").catch(() => undefined), PING_MS);
+    try {
+      await this.leadOn(db, () => connectionLost);
+    } finally {
+      clearInterval(ping);
+    }
+  }
+
+  private async leadOn(db: pg.Client, lostError: () => Error | undefined) {
     await db.query(`LISTEN "${this.config.ponderSchema}_live_query"`);
     this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
     this.steppedAt = performance.now();
 
     while (!this.stopped) {
-      if (connectionLost) throw connectionLost;
+      const lost = lostError();
+      if (lost) throw lost;
       const reconcile = this.reconcileRequests.length > 0 || Date.now() >= this.nextReconcileAt;
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
       let applied = false;
@@ -141,6 +170,11 @@ export class SyncLoop {
           heads: this.heads,
           catchUp: this.catchUp(startedAt),
         });
+        // Written in a transaction of its own: see apply-developers.ts. Also when the step had
+        // nothing new, for developers an application transaction held last time.
+        const written = step.waitingForPonder
+          ? { changes: [], refused: [], held: 0 }
+          : await applyDevelopers(db, this.config);
         const durationMs = performance.now() - startedAt;
         // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
         // developer it touches: what a skipped one would have done, the next step does.
@@ -159,14 +193,15 @@ export class SyncLoop {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
           this.noteDeferred(step.deferred);
-          this.recordStep(step, durationMs);
-          for (const request of requests) request.resolve(step);
+          this.recordStep(step, written, durationMs);
+          for (const request of requests) request.resolve({ ...step, ...written });
           applied = step.chains.some((c) => c.added + c.removed > 0);
         }
         this.recovered();
       } catch (error) {
         for (const request of requests) request.reject(error);
-        if (connectionLost) throw connectionLost;
+        const lostNow = lostError();
+        if (lostNow) throw lostNow;
         this.fail(error);
         await this.backoff();
         continue;
@@ -195,7 +230,7 @@ export class SyncLoop {
     return now - this.steppedAt >= CATCH_UP_WAIT_MS ? "due" : "near-end";
   }
 
-  private recordStep(step: StepResult, durationMs: number) {
+  private recordStep(step: StepResult, written: Applied, durationMs: number) {
     this.state.lastSyncAt = new Date().toISOString();
     for (const chain of step.chains) {
       this.metrics.lastSyncedBlock.set({ chain_id: chain.chainId }, chain.to);
@@ -215,12 +250,18 @@ export class SyncLoop {
       }
     }
     const now = Date.now() / 1000;
-    for (const change of step.changes) {
+    for (const refusal of written.refused) {
+      this.log.error(
+        { developer: refusal.wallet, err: refusal.error },
+        "the database refused this developer's row: set aside as a dead letter, the others sync on",
+      );
+    }
+    for (const change of written.changes) {
       if (change.block_timestamp) this.metrics.syncLatency.observe(Math.max(0, now - Number(change.block_timestamp)));
       if (change.reason === "reorg") this.metrics.reorgCorrections.inc();
     }
-    this.logChanges(step.changes);
-    if (step.changes.length > 0) this.hooks.onChanges?.(step.changes);
+    this.logChanges(written.changes);
+    if (written.changes.length > 0) this.hooks.onChanges?.(written.changes);
   }
 
   private logChanges(changes: Change[]) {
@@ -240,7 +281,7 @@ export class SyncLoop {
 
   private fail(error: unknown) {
     const kind = classify(error);
-    const message = (error as Error).message ?? String(error);
+    const message = errorText(error);
     this.state.consecutiveErrors += 1;
     this.state.lastError = { kind, message, at: new Date().toISOString() };
     this.metrics.syncErrors.inc({ kind });
@@ -257,10 +298,10 @@ export class SyncLoop {
     this.state.consecutiveErrors = 0;
   }
 
-  /** RETRY_DELAY_MS × 2^(n−1) after the n-th consecutive error, at most a minute. */
+  /** After the n-th consecutive error (lib/backoff.ts). */
   private backoff() {
     const n = Math.max(1, this.state.consecutiveErrors);
-    return this.sleep(Math.min(this.config.retryDelayMs * 2 ** (n - 1), 60_000), { backoff: true });
+    return this.sleep(backoffMs(this.config.retryDelayMs, n), { backoff: true });
   }
 
   /** Waits `ms`, or less when woken; a backoff waits its full time unless the loop stops. */

@@ -1,14 +1,15 @@
 /**
- * One sync step, one transaction: Ponder's confirmed events since the cursor (and any change
- * to the not-yet-final ones already applied) → chain_stake → developers + audit → cursor.
- * Killing the process at any point rolls the whole step back; the next step redoes it.
+ * One sync step, one REPEATABLE READ transaction: Ponder's confirmed events since the cursor (and
+ * any change to the not-yet-final ones already applied) → chain_stake → developer_queue → cursor.
+ * Killing the process at any point rolls the whole step back; the next step redoes it. The queue
+ * is written to developers right after, in a transaction of its own (apply-developers.ts).
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { Queryable } from "../db/queryable";
-import { applyToDevelopers, type Change, createAffected } from "./developers";
 import { readProgress } from "./ponder";
+import { createAffected, queueDevelopers } from "./queue-developers";
 import { reconcileInStep } from "./reconcile";
 
 export type ChainStep = {
@@ -21,7 +22,6 @@ export type ChainStep = {
 };
 export type StepResult = {
   chains: ChainStep[];
-  changes: Change[];
   /** Chains left out of this step: removals seen that no later checkpoint has confirmed yet. */
   deferred: number[];
   /** With `reconcile`: (chain, wallet) stakes that had drifted from Ponder, repaired. */
@@ -103,7 +103,7 @@ async function stepInTransaction(
   heads: Map<number, Head>,
   catchUp: CatchUp,
 ): Promise<StepResult> {
-  const idle = { chains: [], changes: [], deferred: [], drifted: 0, waitingForPonder: false, catchUp: false };
+  const idle = { chains: [], deferred: [], drifted: 0, waitingForPonder: false, catchUp: false };
   const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
   if (!progress) return { ...idle, waitingForPonder: true };
   const cursors = await readCursors(db, config);
@@ -269,7 +269,7 @@ async function stepInTransaction(
         windows.map((w) => ({ chainId: w.chainId, cursor: w.target, finalBlock: w.finalBlock })),
       )
     : 0;
-  const changes = await applyToDevelopers(db, config, confirmed);
+  await queueDevelopers(db, config, confirmed);
 
   await db.query(
     `INSERT INTO stakesync.cursor (chain_id, block, final_block)
@@ -279,7 +279,6 @@ async function stepInTransaction(
   );
 
   return {
-    changes,
     deferred,
     waitingForPonder: false,
     catchUp: windows.some((w) => !w.progress.ready),

@@ -5,22 +5,35 @@ import { freePort } from "../../lib/ports";
 
 export type ReceivedMail = { to: string[]; raw: string; at: number };
 
-/** smtp-server on loopback; `failing` makes it answer 451 to every message. */
+/**
+ * smtp-server on loopback. `failing` makes it answer 451 to every message; `rejected` addresses
+ * are refused at RCPT with the address quoted, as real servers do; `delayMs` holds the answer to
+ * each message that long (a slow server); `receiving` counts messages whose data has started.
+ */
 export async function startSmtp() {
   const port = await freePort();
   const mails: ReceivedMail[] = [];
   const attempts: number[] = [];
-  const state = { failing: false };
+  const state = { failing: false, rejected: new Set<string>(), delayMs: 0, receiving: 0 };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ["STARTTLS", "AUTH"],
     logger: false,
+    onRcptTo(address, _session, callback) {
+      if (!state.rejected.has(address.address)) return callback();
+      const error = Object.assign(new Error(`5.1.1 <${address.address}>: Recipient address rejected`), {
+        responseCode: 550,
+      });
+      callback(error);
+    },
     onData(stream, session, callback) {
+      state.receiving += 1;
       let raw = "";
       stream.on("data", (chunk) => {
         raw += chunk;
       });
-      stream.on("end", () => {
+      stream.on("end", async () => {
+        if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
         attempts.push(Date.now());
         if (state.failing) {
           const error = Object.assign(new Error("try again later"), { responseCode: 451 });

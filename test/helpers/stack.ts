@@ -159,6 +159,7 @@ export type SidecarStatus = {
   ready: boolean;
   chains: { chainId: number; head: number | null; indexed: number | null; synced: number }[];
   outbox: { pending: number; dead: number };
+  developers: { queued: number; refused: number };
 };
 
 /** The sidecar as a real process (`node dist/sidecar.mjs`, see sidecarCommand), waiting for /health. */
@@ -186,9 +187,10 @@ export async function startSidecar(env: Record<string, string>): Promise<Sidecar
       const head = Number(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
       const confirmations = Number(env[`CONFIRMATIONS_${chain.chainId}`] ?? env.CONFIRMATIONS ?? 2);
       const target = Math.max(head - confirmations, chain.deployment.blockNumber - 1);
+      // Synced: the cursor is there, and what it brought is written to developers.
       await waitFor(`sidecar synced to ${target} on chain ${chain.chainId}`, async () => {
-        const synced = (await status()).chains.find((c) => c.chainId === chain.chainId)?.synced ?? -1;
-        return synced >= target;
+        const s = await status();
+        return (s.chains.find((c) => c.chainId === chain.chainId)?.synced ?? -1) >= target && s.developers.queued === 0;
       });
     },
   };

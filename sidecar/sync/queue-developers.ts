@@ -1,0 +1,131 @@
+/**
+ * The first half of bringing developers rows to their confirmed stake: which developers, and why.
+ * The second half, apply-developers.ts, writes them.
+ */
+import type pg from "pg";
+import type { SidecarConfig } from "../../lib/config";
+
+/** Creates the empty `affected` table: one row per wallet to re-evaluate, with what caused it. */
+export async function createAffected(db: pg.ClientBase) {
+  await db.query(`
+    CREATE TEMP TABLE affected (
+      wallet text PRIMARY KEY,
+      chain_id integer,
+      block_number bigint,
+      transaction_hash text,
+      block_timestamp bigint,
+      reason text NOT NULL
+    ) ON COMMIT DROP`);
+}
+
+/**
+ * Queues in `stakesync.developer_queue` every developer (with a row) among `affected` whose row
+ * differs from their confirmed stake, with the event that caused it and, for a first activation,
+ * the block time of the stake that crossed the threshold. Runs in the step's REPEATABLE READ
+ * transaction, so that block time is read from the same snapshot of Ponder as the stake; the
+ * developers table itself is only read here (see apply-developers.ts for why).
+ * `confirmed` is each chain's synced block. Reads `affected`; writes the temp table `activation`.
+ */
+export async function queueDevelopers(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  confirmed: Map<number, number>,
+): Promise<void> {
+  const dev = config.developersTable.sql;
+  // The join on lower(wallet_address) has no index to use, so a nested loop computes lower()
+  // for every pair: with stale statistics on developers (a new temp table has none either) the
+  // planner picked one, and a step took 17 s at 10,000 developers. Hash joins only, here.
+  await db.query("SET LOCAL enable_nestloop = off");
+  const threshold = config.activationThreshold.toString();
+  await db.query(
+    `CREATE TEMP TABLE stale ON COMMIT DROP AS
+     SELECT t.wallet, d.staked_at IS NULL AND t.raw >= $2::numeric AS activating
+       FROM (SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
+               FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
+              GROUP BY a.wallet) t
+       JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
+      WHERE d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
+         OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric)`,
+    [tokenFactor(config.stakeDecimals), threshold],
+  );
+  const { rows: stale } = await db.query<{ activating: string[] }>(
+    "SELECT coalesce(array_agg(wallet) FILTER (WHERE activating), '{}') AS activating FROM stale",
+  );
+  await findActivations(db, config.ponderSchema, threshold, confirmed, stale[0]?.activating ?? []);
+  // A developer already queued (an application transaction held the row, or the database refused
+  // it) keeps the weightiest reason and the first activation time. New events give a refused row
+  // another try; a reconciliation alone does not (it would only fail again every interval).
+  await db.query(
+    `INSERT INTO stakesync.developer_queue
+            (wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at)
+     SELECT s.wallet, a.reason, a.chain_id, a.block_number, a.transaction_hash, a.block_timestamp,
+            CASE WHEN x.found THEN x.block_timestamp END
+       FROM stale s JOIN affected a ON a.wallet = s.wallet LEFT JOIN activation x ON x.wallet = s.wallet
+     ON CONFLICT (wallet) DO UPDATE
+        SET reason = CASE WHEN 'reorg' IN (developer_queue.reason, excluded.reason) THEN 'reorg'
+                          WHEN 'stake' IN (developer_queue.reason, excluded.reason) THEN 'stake'
+                          ELSE 'reconcile' END,
+            chain_id = COALESCE(excluded.chain_id, developer_queue.chain_id),
+            block_number = COALESCE(excluded.block_number, developer_queue.block_number),
+            transaction_hash = COALESCE(excluded.transaction_hash, developer_queue.transaction_hash),
+            block_timestamp = COALESCE(excluded.block_timestamp, developer_queue.block_timestamp),
+            activated_at = COALESCE(developer_queue.activated_at, excluded.activated_at),
+            state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
+  );
+  await db.query("SET LOCAL enable_nestloop TO DEFAULT");
+}
+
+/** 10^−decimals as an exact numeric literal: raw units × factor = token units. */
+export function tokenFactor(decimals: number) {
+  return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;
+}
+
+/**
+ * Fills the temp table `activation`: for each developer activated for the first time, the block
+ * time of the event that first took their confirmed stake, summed over chains, to the threshold.
+ * Ponder's event id sorts events in the order they happened (block time, chain, block, position),
+ * and a developer's first event is nearly always a stake that reaches the threshold on its own:
+ * one pass finds it. Only the others are replayed event by event. The wallets are passed as a
+ * list, not joined: while Ponder backfills its tables have no indexes and no statistics, and a
+ * join there can make the planner scan every event once per developer.
+ */
+async function findActivations(
+  db: pg.ClientBase,
+  ponderSchema: string,
+  threshold: string,
+  confirmed: Map<number, number>,
+  wallets: string[],
+) {
+  const events = `SELECT e.* FROM "${ponderSchema}".stake_event e
+                    JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block)
+                      ON c.chain_id = e.chain_id AND e.block_number <= c.block
+                   WHERE e.developer = ANY($3::text[]) AND cardinality($3::text[]) > 0`;
+  const scope = [[...confirmed.keys()], [...confirmed.values()]];
+  // Every id has the same length: what is appended to it never decides the minimum.
+  await db.query(
+    `CREATE TEMP TABLE activation ON COMMIT DROP AS
+     SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3) = 'alone' AS found
+       FROM (SELECT e.developer AS wallet,
+                    min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' ||
+                        CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
+               FROM (${events}) e GROUP BY e.developer) f`,
+    [...scope, wallets, threshold],
+  );
+  const { rows } = await db.query<{ wallets: string[] }>(
+    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM activation WHERE NOT found",
+  );
+  const replay = rows[0]?.wallets ?? [];
+  if (replay.length === 0) return;
+  await db.query(
+    `UPDATE activation a SET block_timestamp = x.block_timestamp, found = true
+       FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp
+               FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp,
+                            sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
+                              OVER (PARTITION BY e.developer ORDER BY e.id COLLATE "C") AS running
+                       FROM (${events}) e) s
+              WHERE running >= $4::numeric
+              ORDER BY wallet, id COLLATE "C") x
+      WHERE a.wallet = x.wallet`,
+    [...scope, replay, threshold],
+  );
+}
