@@ -1,6 +1,6 @@
 import { index, onchainTable, primaryKey } from "ponder";
 
-/** One row per StakeVault event. Column names are snake_case: they are the SQL contract (SPEC.md). */
+/** One row per StakeVault event. Column names are snake_case: they are the SQL contract (README "Query it"). */
 export const stakeEvent = onchainTable(
   "stake_event",
   (t) => ({

@@ -341,6 +341,9 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
 
   const blockOf = new Map<string, number>();
   const committedAt = new Map<string, number>();
+  // Ponder alone, in the same run: when the stake's row is in stake_event. The pipeline adds the
+  // time from there to the developers row.
+  const indexedAt = new Map<string, number>();
   const perBlock = 3;
   // One sender, so sends are sequential (each takes the pending nonce); receipts are awaited later.
   const sending = (async () => {
@@ -363,12 +366,18 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
   })();
   while (committedAt.size < wallets.length) {
     const waiting = wallets.map((w) => w.toLowerCase()).filter((w) => !committedAt.has(w));
-    const { rows } = await db.query<{ w: string }>(
-      "SELECT lower(wallet_address) AS w FROM developers WHERE stake_amount > 0 AND lower(wallet_address) = ANY($1::text[])",
+    // One statement, one snapshot: both sightings of a poll are at the same instant.
+    const { rows } = await db.query<{ w: string; indexed: boolean; committed: boolean }>(
+      `SELECT w, EXISTS (SELECT 1 FROM "rt_${mode}".stake_event e WHERE e.developer = w) AS indexed,
+              EXISTS (SELECT 1 FROM developers d WHERE lower(d.wallet_address) = w AND d.stake_amount > 0) AS committed
+         FROM unnest($1::text[]) AS w`,
       [waiting],
     );
     const now = performance.now();
-    for (const { w } of rows) committedAt.set(w, now);
+    for (const { w, indexed, committed } of rows) {
+      if (indexed && !indexedAt.has(w)) indexedAt.set(w, now);
+      if (committed) committedAt.set(w, now);
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   await sending;
@@ -376,20 +385,33 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
   clearInterval(poller);
   (await ws.transport.getRpcClient()).close();
   await db.end();
-  const latencies = [...committedAt]
-    .map(([w, at]) => at - (seenBlock.get(blockOf.get(w) ?? -1) ?? Number.NaN))
-    .filter((ms) => Number.isFinite(ms))
+  const sinceBlock = (at: Map<string, number>) =>
+    [...at]
+      .map(([w, t]) => t - (seenBlock.get(blockOf.get(w) ?? -1) ?? Number.NaN))
+      .filter((ms) => Number.isFinite(ms))
+      .sort((a, b) => a - b);
+  const latencies = sinceBlock(committedAt);
+  const ponderLatencies = sinceBlock(indexedAt);
+  const added = [...committedAt]
+    .map(([w, t]) => t - (indexedAt.get(w) ?? t))
     .sort((a, b) => a - b);
+  const summary = (values: number[]) => ({
+    p50: Math.round(percentile(values, 50)),
+    p95: Math.round(percentile(values, 95)),
+    p99: Math.round(percentile(values, 99)),
+    max: Math.round(values.at(-1) ?? Number.NaN),
+  });
   await Promise.all([ponder.proc.stop(), sidecar.stop()]);
   await anvil.stop();
   anvils.delete(anvil);
   return {
     mode,
     samples: latencies.length,
-    p50: Math.round(percentile(latencies, 50)),
-    p95: Math.round(percentile(latencies, 95)),
-    p99: Math.round(percentile(latencies, 99)),
-    max: Math.round(latencies.at(-1) ?? Number.NaN),
+    ...summary(latencies),
+    /** Ponder alone: block seen → its stake_event row. */
+    ponder: summary(ponderLatencies),
+    /** What the sidecar adds: stake_event row → developers row, per stake. */
+    sidecarAdds: summary(added),
   };
 }
 
@@ -602,6 +624,8 @@ function table(r: Record<string, unknown>): string {
     ],
     ["(d) realtime ws p50/p95/p99/max", latency(get("realtime.ws"))],
     ["(d) realtime polling p50/p95/p99/max", latency(get("realtime.polling"))],
+    ["(d) ws: Ponder alone, block → stake_event row", latency(get("realtime.ws.ponder"))],
+    ["(d) ws: what the sidecar adds, stake_event row → developers row", latency(get("realtime.ws.sidecarAdds"))],
     [
       "stakesync verify (wallets · mismatches · time)",
       `${get("verify.wallets")} · ${get("verify.mismatches")} · ${get("verify.seconds")} s`,

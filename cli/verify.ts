@@ -11,11 +11,13 @@ import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { readCursors } from "../sidecar/sync/step";
 
+const ADDRESS = /^0x[0-9a-f]{40}$/;
+
 export type Mismatch = {
   table: "developers" | "ponder";
   wallet: string;
   chainId: number | "all";
-  field: "stake" | "status";
+  field: "stake" | "status" | "wallet_address";
   expected: string;
   found: string;
 };
@@ -88,7 +90,26 @@ export async function verify(config: SidecarConfig, progress: (line: string) => 
       });
     await db.query("COMMIT");
 
-    const wallets = [...new Set([...developers.rows.map((r) => r.wallet), ...ponder.rows.map((r) => r.wallet)])];
+    // A wallet_address that is not an address cannot be asked of the chain: it is a mismatch
+    // line of its own (the application wrote it), not a reason to stop verifying the others.
+    const mismatches: Mismatch[] = [];
+    const malformed = new Set(developers.rows.filter((r) => !ADDRESS.test(r.wallet)).map((r) => r.wallet));
+    for (const wallet of malformed) {
+      mismatches.push({
+        table: "developers",
+        wallet,
+        chainId: "all",
+        field: "wallet_address",
+        expected: "0x followed by 40 hex digits",
+        found: JSON.stringify(wallet),
+      });
+    }
+    const wallets = [
+      ...new Set([
+        ...developers.rows.map((r) => r.wallet).filter((w) => !malformed.has(w)),
+        ...ponder.rows.map((r) => r.wallet),
+      ]),
+    ];
     const onChain = new Map<string, bigint>(); // `${chain}:${wallet}` → stakeOf
     for (const chain of config.chains) {
       const block = BigInt(Math.max(0, cursors.get(chain.id)?.block ?? 0));
@@ -126,7 +147,6 @@ export async function verify(config: SidecarConfig, progress: (line: string) => 
       }
     }
 
-    const mismatches: Mismatch[] = [];
     const ponderAmount = new Map(ponder.rows.map((r) => [`${r.chain_id}:${r.wallet}`, BigInt(r.amount)]));
     for (const chain of config.chains) {
       for (const wallet of wallets) {
@@ -145,6 +165,7 @@ export async function verify(config: SidecarConfig, progress: (line: string) => 
       }
     }
     for (const row of developers.rows) {
+      if (malformed.has(row.wallet)) continue;
       const raw = config.chains.reduce((sum, c) => sum + (onChain.get(`${c.id}:${row.wallet}`) ?? 0n), 0n);
       const expected = tokenUnits(raw, config.stakeDecimals);
       if (!sameNumber(expected, row.stake_amount)) {

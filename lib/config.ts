@@ -1,5 +1,5 @@
 /**
- * Configuration from the environment, parsed once and validated (SPEC.md "Configuration").
+ * Configuration from the environment, parsed once and validated (the README's variable tables).
  * Every consumer (ponder.config.ts, the sidecar, the scripts) calls a loader here and receives
  * a typed object; nothing else reads process.env.
  *
@@ -185,7 +185,7 @@ export type SidecarConfig = {
   /** Fallback poll when no commit notification arrives (e.g. during Ponder's backfill). */
   syncPollMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
-  /** An alert that lasts is repeated at most this often (SPEC: once per rule per 5 minutes). */
+  /** An alert that lasts is repeated at most this often (by default once per rule per 5 minutes). */
   alertRepeatMs: number;
 };
 
@@ -211,6 +211,11 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   );
   const threshold = toRawCeil(minStake, decimals);
   const ponderPort = read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port");
+  const smtpUrl = read(env, "SMTP_URL", z.url({ protocol: /^smtps?$/ }).optional(), "an smtp:// or smtps:// URL");
+  const mailFrom = read(env, "MAIL_FROM", z.string().min(3).optional(), "a sender address");
+  // One without the other would silently send nothing.
+  if (smtpUrl && !mailFrom) throw new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)");
+  if (mailFrom && !smtpUrl) throw new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)");
   return {
     chains: loadChains(env),
     database,
@@ -236,8 +241,8 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     minStake,
     activationThreshold: threshold > 0n ? threshold : 1n,
     port: read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port"),
-    smtpUrl: read(env, "SMTP_URL", z.url({ protocol: /^smtps?$/ }).optional(), "an smtp:// or smtps:// URL"),
-    mailFrom: read(env, "MAIL_FROM", z.string().min(3).optional(), "a sender address"),
+    smtpUrl,
+    mailFrom,
     alertWebhookUrl: read(env, "ALERT_WEBHOOK_URL", httpUrl.optional(), "an http(s) URL"),
     explorerUrl: read(env, "EXPLORER_URL", httpUrl.optional(), "an http(s) URL"),
     adminToken: read(env, "ADMIN_TOKEN", z.string().min(16).optional(), "a token of at least 16 characters"),
@@ -286,7 +291,7 @@ export function withoutLocalDefaults(env: Env): Record<string, string> {
 
 /**
  * Runs a loader; on a ConfigError prints one line naming the variable and exits 1
- * (SPEC.md: a missing or malformed value stops the process at start).
+ * (a missing or malformed value stops the process at start).
  */
 export function orExit<T>(load: () => T): T {
   try {

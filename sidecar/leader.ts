@@ -33,6 +33,15 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
     client.once("error", resolve);
     client.once("end", () => resolve(new Error("database connection closed")));
   });
+  try {
+    return { client, lost, pid: await prepareSession(client) };
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function prepareSession(client: pg.Client): Promise<number> {
   await client.connect();
   // If this process freezes, in a transaction or between two, the server ends the session and
   // frees the lock; if its host vanishes, the server's keepalives notice within seconds.
@@ -46,7 +55,7 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
      SELECT pg_backend_pid() AS pid`,
     )
     .then((results) => (Array.isArray(results) ? results.at(-1) : results) as { rows: { pid: number }[] });
-  return { client, lost, pid: rows[0]?.pid ?? 0 };
+  return rows[0]?.pid ?? 0;
 }
 
 /** Resolves with a connection that holds the leader lock; tries again every second until then. */
@@ -59,7 +68,10 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
       const { rows } = await connection.client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [
         LEADER_LOCK,
       ]);
-      if (rows[0]?.ok) return connection;
+      if (rows[0]?.ok) {
+        await refuseTransactionPooling(connection.client);
+        return connection;
+      }
       if (!announced) log.info("another sidecar is leader; standing by");
       announced = true;
     } catch (error) {
@@ -69,4 +81,25 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
     await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
   }
   return undefined;
+}
+
+/**
+ * Behind PgBouncer in transaction mode each statement may run on another server connection: the
+ * session's advisory lock, LISTEN and the session timeouts would belong to a connection this
+ * sidecar no longer talks to, and two sidecars could both write. The lock just taken must be
+ * ours statement after statement; if not, this is no place to run, and no retry will change it.
+ */
+async function refuseTransactionPooling(client: pg.Client) {
+  for (let i = 0; i < 3; i++) {
+    const { rows } = await client.query<{ ours: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1
+                        AND objsubid = 1 AND granted AND pid = pg_backend_pid()) AS ours`,
+      [LEADER_LOCK],
+    );
+    if (rows[0]?.ours) continue;
+    process.stderr.write(
+      "stakesync: configuration error: DATABASE_URL: the leader lock does not stay with this session (PgBouncer in transaction mode?): point the sidecar at PostgreSQL directly or at a session-mode pool\n",
+    );
+    process.exit(1);
+  }
 }

@@ -28,8 +28,6 @@ const pool = new pg.Pool({ connectionString: config.database.url, max: 5, applic
 // An idle client whose server went away must not crash the process; the pool replaces it.
 pool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
 
-await prepareDatabase();
-
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
 const alerts = new Alerts({
   webhookUrl: config.alertWebhookUrl,
@@ -43,16 +41,6 @@ const loop = new SyncLoop(config, log, metrics, heads.heads, {
   onChanges: (changes) => {
     if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
   },
-});
-loop.start();
-const stopEffects = startEffects({
-  config,
-  pool,
-  heads: heads.heads,
-  loop,
-  worker: new OutboxWorker(config, pool, log, metrics),
-  monitor,
-  log,
 });
 
 // HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker
@@ -68,6 +56,20 @@ const app = createApp({ config, pool: httpPool, heads: heads.heads, loop, metric
 const server = serve({ fetch: app.fetch, port: config.port }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );
+
+// HTTP answers from the first second (a liveness probe must not restart a sidecar that waits for
+// its database); the sync and its effects start once the database is prepared.
+await prepareDatabase();
+loop.start();
+const stopEffects = startEffects({
+  config,
+  pool,
+  heads: heads.heads,
+  loop,
+  worker: new OutboxWorker(config, pool, log, metrics),
+  monitor,
+  log,
+});
 
 let stopping = false;
 async function shutdown(signal: string) {

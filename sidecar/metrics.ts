@@ -1,4 +1,4 @@
-/** Prometheus metrics with SPEC.md's names, on a registry of the sidecar's own. */
+/** Prometheus metrics with the names the README lists, on a registry of the sidecar's own. */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export function createMetrics() {

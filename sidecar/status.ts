@@ -87,6 +87,7 @@ export type DeveloperView = {
   stakedAt: string | null;
   chains: { chainId: number; amount: string; lastBlock: number }[];
   audit: {
+    id: string;
     at: string;
     reason: string;
     from: { status: string | null; amount: string | null };
@@ -95,10 +96,20 @@ export type DeveloperView = {
     block: number | null;
     transaction: string | null;
   }[];
+  /** More audit rows follow: ask again with `?after=<this>`. */
+  nextAfter: string | null;
 };
 
+/** One page of the audit trail: a developer changed every block for a year has a long one. */
+export type AuditPage = { after: bigint; limit: number };
+
 /** A developer as the sidecar sees it; never the email. Null when the wallet is unknown. */
-export async function readDeveloper(db: pg.Pool, config: SidecarConfig, wallet: string): Promise<DeveloperView | null> {
+export async function readDeveloper(
+  db: pg.Pool,
+  config: SidecarConfig,
+  wallet: string,
+  page: AuditPage = { after: 0n, limit: 100 },
+): Promise<DeveloperView | null> {
   const [row, chains, audit] = await Promise.all([
     db.query(
       `SELECT status, stake_amount::text, staked_at FROM ${config.developersTable.sql} WHERE lower(wallet_address) = $1 LIMIT 1`,
@@ -109,9 +120,10 @@ export async function readDeveloper(db: pg.Pool, config: SidecarConfig, wallet: 
       [wallet],
     ),
     db.query(
-      `SELECT created_at, reason, old_status, old_amount::text, new_status, new_amount::text, chain_id, block_number, transaction_hash
-         FROM stakesync.audit WHERE wallet = $1 ORDER BY id`,
-      [wallet],
+      `SELECT id::text, created_at, reason, old_status, old_amount::text, new_status, new_amount::text, chain_id,
+              block_number, transaction_hash
+         FROM stakesync.audit WHERE wallet = $1 AND id > $2 ORDER BY id LIMIT $3`,
+      [wallet, page.after.toString(), page.limit + 1],
     ),
   ]);
   const dev = row.rows[0];
@@ -123,7 +135,8 @@ export async function readDeveloper(db: pg.Pool, config: SidecarConfig, wallet: 
     stakeAmount: dev?.stake_amount ?? null,
     stakedAt: dev?.staked_at ? new Date(dev.staked_at).toISOString() : null,
     chains: chains.rows.map((c) => ({ chainId: c.chain_id, amount: c.amount, lastBlock: Number(c.last_block) })),
-    audit: audit.rows.map((a) => ({
+    audit: audit.rows.slice(0, page.limit).map((a) => ({
+      id: a.id,
       at: new Date(a.created_at).toISOString(),
       reason: a.reason,
       from: { status: a.old_status, amount: a.old_amount },
@@ -132,6 +145,7 @@ export async function readDeveloper(db: pg.Pool, config: SidecarConfig, wallet: 
       block: a.block_number === null ? null : Number(a.block_number),
       transaction: a.transaction_hash,
     })),
+    nextAfter: audit.rows.length > page.limit ? (audit.rows[page.limit - 1]?.id ?? null) : null,
   };
 }
 

@@ -1,6 +1,6 @@
 /** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadChains, loadIndexerConfig } from "../lib/config";
+import { ConfigError, loadChains, loadIndexerConfig, loadSidecarConfig } from "../lib/config";
 import { run } from "./helpers/stack";
 
 const base = {
@@ -82,5 +82,23 @@ describe("chain configuration", () => {
     } catch (error) {
       expect((error as ConfigError).variable).toBe(variable);
     }
+  });
+});
+
+describe("sidecar configuration", () => {
+  const sidecarBase = { ...base, DATABASE_SCHEMA: "stakevault" };
+  it("refuses SMTP_URL without MAIL_FROM and the reverse: either alone would silently send nothing", () => {
+    expect(() => loadSidecarConfig({ ...sidecarBase, SMTP_URL: "smtp://127.0.0.1:25" })).toThrow(
+      new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)"),
+    );
+    expect(() => loadSidecarConfig({ ...sidecarBase, MAIL_FROM: "hello@stakesync.test" })).toThrow(
+      new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)"),
+    );
+    const both = loadSidecarConfig({
+      ...sidecarBase,
+      SMTP_URL: "smtp://127.0.0.1:25",
+      MAIL_FROM: "hello@stakesync.test",
+    });
+    expect([both.smtpUrl, both.mailFrom]).toEqual(["smtp://127.0.0.1:25", "hello@stakesync.test"]);
   });
 });

@@ -145,7 +145,7 @@ describe("welcome email", () => {
     const [carol] = wallets(1, "crash-mail") as [`0x${string}`];
     await sidecar.stop();
     // This sidecar cannot send: the activation commits, the job waits.
-    const { SMTP_URL: _, ...withoutSmtp } = sidecarEnv;
+    const { SMTP_URL: _, MAIL_FROM: __, ...withoutSmtp } = sidecarEnv;
     const mute = await startSidecar(withoutSmtp);
     await register([[carol, "carol@example.test"]]);
     await chain.vault.stakeFor(carol, 9_000_000n);

@@ -124,6 +124,12 @@ describe("a leader whose database connection is terminated in the middle of a sl
       `SELECT pg_terminate_backend(pid) FROM pg_locks
         WHERE locktype = 'advisory' AND objid = 7263002 AND granted`,
     );
+    // And two minutes pass for every lease, as they do while a slow server works through a batch
+    // (its jobs sent one by one): a job claimed but not yet being sent must not go out twice.
+    await sql(
+      databaseUrl,
+      "UPDATE stakesync.outbox SET locked_until = locked_until - interval '2 minutes' WHERE locked_until IS NOT NULL",
+    );
     await waitFor(
       "every job sent",
       async () => (await jobs(developers)).every((j) => j.state === "sent") && (await jobs(developers)).length === 6,

@@ -150,6 +150,20 @@ describe("stakesync verify", () => {
     ]);
   });
 
+  it("reports a malformed wallet row as a mismatch line and verifies the others", async () => {
+    await sql(databaseUrl, "INSERT INTO developers (wallet_address) VALUES ('not-a-wallet')");
+    try {
+      const { code, output } = await verify();
+      expect(code).toBe(1);
+      expect(output).toContain(
+        'MISMATCH developers not-a-wallet chain all wallet_address: expected 0x followed by 40 hex digits, found "not-a-wallet"',
+      );
+      expect(output.match(/^MISMATCH/gm)).toHaveLength(1);
+    } finally {
+      await sql(databaseUrl, "DELETE FROM developers WHERE wallet_address = 'not-a-wallet'");
+    }
+  });
+
   it("exits 2 with a clear message when the RPC is unreachable", async () => {
     const { code, output } = await verify({ RPC_URL: "http://127.0.0.1:9" });
     expect(code).toBe(2);

@@ -292,6 +292,21 @@ describe("sidecar sync", () => {
     const body = await view.text();
     expect(JSON.parse(body)).toMatchObject({ status: "active", stakeAmount: "11.000000", registered: true });
     expect(body).not.toContain("@");
+    // The audit trail comes in pages.
+    await a.vault.stakeFor(wallet, USDC);
+    await mine(a, 2);
+    await synced();
+    type Page = { audit: { id: string; to: { amount: string } }[]; nextAfter: string | null };
+    const first = (await (await fetch(`${sidecar.url}/developers/${wallet}?limit=1`)).json()) as Page;
+    expect(first.audit.map((r) => r.to.amount)).toEqual(["11.000000"]);
+    expect(first.nextAfter).toBe(first.audit[0]?.id);
+    const second = (await (
+      await fetch(`${sidecar.url}/developers/${wallet}?limit=1&after=${first.nextAfter}`)
+    ).json()) as Page;
+    expect(second.audit.map((r) => r.to.amount)).toEqual(["12.000000"]);
+    expect(second.nextAfter).toBeNull();
+    expect((await fetch(`${sidecar.url}/developers/${wallet}?limit=0`)).status).toBe(400);
+    expect((await fetch(`${sidecar.url}/developers/${wallet}?after=x`)).status).toBe(400);
     expect((await fetch(`${sidecar.url}/developers/0xnothex`)).status).toBe(400);
     expect((await fetch(`${sidecar.url}/developers/${toHex(1, { size: 20 })}`)).status).toBe(404);
     expect(sidecar.output()).not.toContain("secret-person");

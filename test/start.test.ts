@@ -66,7 +66,7 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
     async () => {
       const [p, s] = await Promise.all([
         fetch(`http://127.0.0.1:${ponderPort}/ready`).catch(() => undefined),
-        fetch(`http://127.0.0.1:${sidecarPort}/health`).catch(() => undefined),
+        fetch(`http://127.0.0.1:${sidecarPort}/status`).catch(() => undefined),
       ]);
       return p?.status === 200 && s?.status === 200;
     },

@@ -1,4 +1,4 @@
-/** Evaluates SPEC.md's alert rules on the leader, once a second, and reports them to Alerts. */
+/** Evaluates the alert rules (README "Alerts") on the leader, once a second, and reports them to Alerts. */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";

@@ -156,5 +156,8 @@ export async function workCounts(db: Queryable) {
             (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'dead') AS refused`,
   );
   const n = (key: "pending" | "dead" | "queued" | "refused") => Number(rows[0]?.[key] ?? 0);
-  return { outbox: { pending: n("pending"), dead: n("dead") }, developers: { queued: n("queued"), refused: n("refused") } };
+  return {
+    outbox: { pending: n("pending"), dead: n("dead") },
+    developers: { queued: n("queued"), refused: n("refused") },
+  };
 }

@@ -58,7 +58,16 @@ export function createApp({ config, pool, heads, loop, metrics, alerts, log }: A
   app.get("/developers/:wallet", async (c) => {
     const wallet = c.req.param("wallet");
     if (!WALLET.test(wallet)) return c.json({ error: "wallet must be 0x followed by 40 hex digits" }, 400);
-    const developer = await readDeveloper(pool, config, wallet.toLowerCase());
+    const after = c.req.query("after") ?? "0";
+    const limit = c.req.query("limit") ?? "100";
+    if (!/^\d{1,18}$/.test(after)) return c.json({ error: "after must be an audit id (a whole number)" }, 400);
+    if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 500) {
+      return c.json({ error: "limit must be a whole number from 1 to 500" }, 400);
+    }
+    const developer = await readDeveloper(pool, config, wallet.toLowerCase(), {
+      after: BigInt(after),
+      limit: Number(limit),
+    });
     return developer ? c.json(developer) : c.json({ error: "unknown wallet" }, 404);
   });
 

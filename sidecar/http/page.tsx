@@ -116,7 +116,8 @@ export function StatusPage(props: {
 
         <h2>Outbox</h2>
         <p id="outbox">
-          {status.outbox.pending} pending · {status.outbox.dead} dead · developers rows queued {status.developers.queued}, refused {status.developers.refused}
+          {status.outbox.pending} pending · {status.outbox.dead} dead · developers rows queued{" "}
+          {status.developers.queued}, refused {status.developers.refused}
         </p>
 
         <h2>Latest changes to developers</h2>

@@ -52,34 +52,52 @@ export function refusesRow(error: unknown): boolean {
 }
 
 export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig): Promise<Applied> {
-  const { rows } = await db.query<{ queued: boolean }>(
-    "SELECT EXISTS (SELECT 1 FROM stakesync.developer_queue WHERE state = 'pending') AS queued",
+  const { rows } = await db.query<{ wallets: string[] }>(
+    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM stakesync.developer_queue WHERE state = 'pending'",
   );
-  if (!rows[0]?.queued) return NOTHING;
+  const queued = rows[0]?.wallets ?? [];
+  if (queued.length === 0) return NOTHING;
   try {
     return await inTransaction(db, async () => {
-      const held = await claim(db, config);
+      const held = await claim(db, config, queued);
       return { changes: await write(db, config, null), refused: [], held };
     });
   } catch (error) {
     if (!refusesRow(error)) throw error;
   }
-  // Some row was refused: the same again, one developer at a time, each behind a savepoint.
+  // Some row was refused: the same again, halving the failing set behind savepoints until the
+  // refused developers stand alone (a few passes for a few bad rows among thousands).
   return inTransaction(db, async () => {
-    const held = await claim(db, config);
-    const { rows: claimed } = await db.query<{ wallet: string }>("SELECT wallet FROM claimed ORDER BY wallet");
+    const held = await claim(db, config, queued);
+    const { rows: claimed } = await db.query<{ wallets: string[] }>(
+      "SELECT coalesce(array_agg(DISTINCT wallet ORDER BY wallet), '{}') AS wallets FROM claimed",
+    );
+    const wallets = claimed[0]?.wallets ?? [];
     const changes: Change[] = [];
     const refused: Refusal[] = [];
-    for (const { wallet } of claimed) {
-      await db.query("SAVEPOINT developer");
+    const attempt = async (part: string[]): Promise<void> => {
+      await db.query("SAVEPOINT developers");
       try {
-        changes.push(...(await write(db, config, [wallet])));
-        await db.query("RELEASE SAVEPOINT developer");
+        changes.push(...(await write(db, config, part)));
+        await db.query("RELEASE SAVEPOINT developers");
       } catch (error) {
         if (!refusesRow(error)) throw error;
-        await db.query("ROLLBACK TO SAVEPOINT developer");
-        refused.push({ wallet, error: errorText(error) });
+        await db.query("ROLLBACK TO SAVEPOINT developers");
+        await db.query("RELEASE SAVEPOINT developers");
+        if (part.length === 1) {
+          refused.push({ wallet: part[0] as string, error: errorText(error) });
+          return;
+        }
+        const half = Math.ceil(part.length / 2);
+        await attempt(part.slice(0, half));
+        await attempt(part.slice(half));
       }
+    };
+    await attempt(wallets);
+    // Every one refused: that is the table (a trigger or a rule for all rows), not these
+    // developers. An error for the loop to back off and alert on, not a dead letter each.
+    if (wallets.length > 1 && refused.length === wallets.length) {
+      throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
     }
     await db.query(
       `UPDATE stakesync.developer_queue q
@@ -95,6 +113,9 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig):
 async function inTransaction<T>(db: pg.ClientBase, work: () => Promise<T>): Promise<T> {
   await db.query("BEGIN ISOLATION LEVEL READ COMMITTED");
   try {
+    // A deferred constraint of the application's would refuse a row only at COMMIT, past every
+    // savepoint: checked at each statement instead, where one developer can be set aside.
+    await db.query("SET CONSTRAINTS ALL IMMEDIATE");
     const result = await work();
     await db.query("COMMIT");
     return result;
@@ -105,49 +126,55 @@ async function inTransaction<T>(db: pg.ClientBase, work: () => Promise<T>): Prom
 }
 
 /**
- * Locks the developers rows of pending queued wallets into the temp table `claimed`, skipping
- * rows another transaction holds; drops queued wallets that have no row (nothing to write: the
- * stake waits in chain_stake until the row appears). Returns how many were skipped.
+ * Locks the developers rows of the `queued` wallets into the temp table `claimed` (wallet, row),
+ * skipping rows another transaction holds; drops queued wallets that have no row (nothing to
+ * write: the stake waits in chain_stake until the row appears). Returns how many wallets wait.
+ * The wallets are looked up through the index on lower(wallet_address): a row held for minutes
+ * is tried again every poll, and that must not scan the application's table every time.
  */
-async function claim(db: pg.ClientBase, config: SidecarConfig): Promise<number> {
+async function claim(db: pg.ClientBase, config: SidecarConfig, queued: string[]): Promise<number> {
   const dev = config.developersTable.sql;
-  await db.query("SET LOCAL enable_nestloop = off");
   await db.query(
     `CREATE TEMP TABLE claimed ON COMMIT DROP AS
-     SELECT q.wallet FROM stakesync.developer_queue q JOIN ${dev} d ON lower(d.wallet_address) = q.wallet
-      WHERE q.state = 'pending'
-        FOR UPDATE OF d SKIP LOCKED`,
-  );
-  await db.query(
-    `DELETE FROM stakesync.developer_queue q
-      WHERE q.state = 'pending' AND NOT EXISTS (SELECT 1 FROM ${dev} d WHERE lower(d.wallet_address) = q.wallet)`,
+     SELECT lower(d.wallet_address) AS wallet, d.ctid AS row_id FROM ${dev} d
+      WHERE lower(d.wallet_address) = ANY($1::text[])
+        FOR UPDATE SKIP LOCKED`,
+    [queued],
   );
   const { rows } = await db.query<{ held: string }>(
-    `SELECT count(*) AS held FROM stakesync.developer_queue q
-      WHERE q.state = 'pending' AND NOT EXISTS (SELECT 1 FROM claimed c WHERE c.wallet = q.wallet)`,
+    `WITH present AS (SELECT lower(d.wallet_address) AS wallet FROM ${dev} d WHERE lower(d.wallet_address) = ANY($1::text[])),
+     gone AS (
+       DELETE FROM stakesync.developer_queue q
+        WHERE q.wallet = ANY($1::text[]) AND q.state = 'pending' AND q.wallet NOT IN (SELECT wallet FROM present)
+     )
+     SELECT count(DISTINCT p.wallet) AS held FROM present p WHERE p.wallet NOT IN (SELECT wallet FROM claimed)`,
+    [queued],
   );
   return Number(rows[0]?.held ?? 0);
 }
 
 /**
  * Writes the claimed developers (or only `only` of them): status, exact stake_amount and the
- * first activation's staked_at; an audit row per changed developer; the welcome job of a first
- * activation. Their queue entries are done, changed or not. The rows are locked by `claim`, so
- * this statement's snapshot has their latest version and nothing can change them meanwhile.
+ * first activation's staked_at; an audit row per changed row; the welcome job of a first
+ * activation. Their queue entries are done, changed or not. Only the rows `claim` locked are
+ * written (a wallet may have two rows that differ in letter case), so this statement's snapshot
+ * has their latest version and nothing can change them meanwhile.
  */
 async function write(db: pg.ClientBase, config: SidecarConfig, only: string[] | null): Promise<Change[]> {
   const dev = config.developersTable.sql;
   const { rows } = await db.query<Change>(
-    `WITH totals AS (
-       SELECT c.wallet, COALESCE(sum(cs.amount), 0) AS raw
-         FROM claimed c LEFT JOIN stakesync.chain_stake cs ON cs.wallet = c.wallet
-        WHERE $3::text[] IS NULL OR c.wallet = ANY($3::text[])
-        GROUP BY c.wallet
+    `WITH mine AS (
+       SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
+     ),
+     totals AS (
+       SELECT w.wallet, COALESCE(sum(cs.amount), 0) AS raw
+         FROM (SELECT DISTINCT wallet FROM mine) w LEFT JOIN stakesync.chain_stake cs ON cs.wallet = w.wallet
+        GROUP BY w.wallet
      ),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
-         FROM ${dev} d JOIN totals t ON lower(d.wallet_address) = t.wallet
+         FROM mine m JOIN ${dev} d ON d.ctid = m.row_id JOIN totals t ON t.wallet = m.wallet
      ),
      done AS (
        DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'

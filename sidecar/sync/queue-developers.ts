@@ -39,13 +39,14 @@ export async function queueDevelopers(
   const threshold = config.activationThreshold.toString();
   await db.query(
     `CREATE TEMP TABLE stale ON COMMIT DROP AS
-     SELECT t.wallet, d.staked_at IS NULL AND t.raw >= $2::numeric AS activating
+     SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
        FROM (SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
                FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
               GROUP BY a.wallet) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
-      WHERE d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
-         OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric)`,
+      GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case
+     HAVING bool_or(d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
+                 OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))`,
     [tokenFactor(config.stakeDecimals), threshold],
   );
   const { rows: stale } = await db.query<{ activating: string[] }>(

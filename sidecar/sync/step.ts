@@ -132,6 +132,9 @@ async function stepInTransaction(
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
   });
+  // A removal seen before a chain went without a window (Ponder lowered its checkpoint below the
+  // cursor) must be seen again, and confirmed afresh, once it has one.
+  for (const chainId of guard.keys()) if (!windows.some((w) => w.chainId === chainId)) guard.delete(chainId);
   if (windows.length === 0 && !reconcile) return idle;
 
   const col = <K extends keyof (typeof windows)[number]>(key: K) => windows.map((w) => w[key]);
@@ -213,11 +216,14 @@ async function stepInTransaction(
       return true;
     })
     .map((w) => w.chainId);
+  // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
+  // loop's catch-up share then still spaces these steps out.
+  const catchingUp = windows.some((w) => !w.progress.ready);
   if (deferred.length > 0) {
     await db.query("DELETE FROM sync_delta WHERE chain_id = ANY($1::int[])", [deferred]);
     await db.query("DELETE FROM sync_window WHERE chain_id = ANY($1::int[])", [deferred]);
     windows = windows.filter((w) => !deferred.includes(w.chainId));
-    if (windows.length === 0 && !reconcile) return { ...idle, deferred };
+    if (windows.length === 0 && !reconcile) return { ...idle, deferred, catchUp: catchingUp };
   }
 
   // Only events above the new final block are tracked one by one.
@@ -281,7 +287,7 @@ async function stepInTransaction(
   return {
     deferred,
     waitingForPonder: false,
-    catchUp: windows.some((w) => !w.progress.ready),
+    catchUp: catchingUp,
     drifted,
     chains: windows.map((w) => ({
       chainId: w.chainId,

@@ -172,9 +172,10 @@ export async function startSidecar(env: Record<string, string>): Promise<Sidecar
     ...env,
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor("sidecar /health", async () => {
+  // /health answers at once; /status once the database is prepared (migrations, developers table).
+  await waitFor("sidecar /status", async () => {
     if (proc.process.exitCode !== null) throw new Error(`sidecar exited:\n${proc.output().slice(-3000)}`);
-    return (await fetch(`${url}/health`).catch(() => undefined))?.status === 200;
+    return (await fetch(`${url}/status`).catch(() => undefined))?.status === 200;
   });
   const status = async () => (await (await fetch(`${url}/status`)).json()) as SidecarStatus;
   return {

@@ -1,0 +1,158 @@
+/**
+ * Ponder's tables as the sidecar reads them, fabricated in a fresh database: stake_event,
+ * _ponder_checkpoint and _ponder_meta with Ponder's column names and checkpoint layout (pinned
+ * against the real Ponder by test/ponder-internals). A test writes what Ponder would have
+ * written (events, a reorg's deletions, a crash recovery, a later checkpoint) and runs the
+ * sidecar's own operations on it, in milliseconds.
+ */
+import pg from "pg";
+import { inject } from "vitest";
+import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
+import { queryOnce } from "../../lib/query-once";
+import { migrate } from "../../sidecar/db/migrate";
+import { createLogger } from "../../sidecar/log";
+import { applyDevelopers } from "../../sidecar/sync/apply-developers";
+import type { RoundResult } from "../../sidecar/sync/loop";
+import { type RemovalGuard, syncStep } from "../../sidecar/sync/step";
+
+export const SCHEMA = "ponder_fake";
+export const CHAIN = 31337;
+const pad = (n: number | bigint, width: number) => n.toString().padStart(width, "0");
+
+/** A 75-digit checkpoint: timestamp, chain id, block number, transaction index, type, event index. */
+export function checkpoint(block: number, { chainId = CHAIN, tx = 9_999_999_999_999_999n, index = 0 } = {}) {
+  return `${pad(1_700_000_000 + block * 12, 10)}${pad(chainId, 16)}${pad(block, 16)}${pad(tx, 16)}5${pad(index, 16)}`;
+}
+
+export type FakeEvent = {
+  developer: string;
+  kind?: "staked" | "unstaked" | "slashed";
+  amount: bigint;
+  block: number;
+  log?: number;
+  tx?: string;
+};
+
+export type Fake = {
+  url: string;
+  db: pg.Client;
+  config: SidecarConfig;
+  /** One round of the leader's loop: a sync step, then the developers write. */
+  round: (options?: { reconcile?: boolean }) => Promise<RoundResult>;
+  /** Ponder commits events (in their blocks) and, unless told otherwise, its checkpoint. */
+  index: (events: FakeEvent[], head?: number) => Promise<void>;
+  /** Ponder's checkpoint row and readiness. */
+  progress: (p: { latest: number; safe?: number; finalized?: number; ready?: boolean }) => Promise<void>;
+  /** Ponder deleting rows (a reorg's or a crash recovery's), leaving the checkpoint alone. */
+  deleteAbove: (block: number) => Promise<void>;
+  register: (wallet: string, email?: string | null) => Promise<void>;
+  developer: (wallet: string) => Promise<{ status: string; stake_amount: string; staked_at: Date | null } | undefined>;
+  audit: (wallet: string) => Promise<string[]>;
+  close: () => Promise<void>;
+};
+
+let databases = 0;
+
+export async function fakePonder(env: Record<string, string> = {}): Promise<Fake> {
+  const port = inject("postgresPort");
+  const name = `fast_${process.pid}_${databases++}_${Math.random().toString(36).slice(2, 8)}`;
+  await queryOnce(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`, `CREATE DATABASE ${name}`);
+  const url = `postgresql://postgres:postgres@127.0.0.1:${port}/${name}`;
+  const config = loadSidecarConfig({
+    CHAIN_ID: String(CHAIN),
+    RPC_URL: "http://127.0.0.1:1",
+    STAKE_VAULT_ADDRESS: `0x${"1".repeat(40)}`,
+    START_BLOCK: "1",
+    DATABASE_URL: url,
+    DATABASE_SCHEMA: SCHEMA,
+    CONFIRMATIONS: "2",
+    ...env,
+  });
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  await db.query(`
+    CREATE SCHEMA ${SCHEMA};
+    CREATE TABLE ${SCHEMA}.stake_event (
+      id text PRIMARY KEY, chain_id integer NOT NULL, developer text NOT NULL, kind text NOT NULL,
+      amount numeric(78, 0) NOT NULL, block_number bigint NOT NULL, block_timestamp bigint NOT NULL,
+      transaction_hash text NOT NULL, log_index integer NOT NULL);
+    CREATE TABLE ${SCHEMA}._ponder_checkpoint (
+      chain_name text PRIMARY KEY, chain_id bigint NOT NULL, safe_checkpoint varchar(75) NOT NULL,
+      latest_checkpoint varchar(75) NOT NULL, finalized_checkpoint varchar(75) NOT NULL);
+    CREATE TABLE ${SCHEMA}._ponder_meta (key text PRIMARY KEY, value jsonb);
+    INSERT INTO ${SCHEMA}._ponder_meta VALUES ('app', '{"is_ready": 1, "is_locked": 1}');`);
+  await migrate(db, config.developersTable, createLogger("error"));
+
+  const progress: Fake["progress"] = async ({ latest, safe = latest, finalized = safe, ready = true }) => {
+    await db.query(
+      `INSERT INTO ${SCHEMA}._ponder_checkpoint VALUES ('chain', $1, $2, $3, $4)
+       ON CONFLICT (chain_name) DO UPDATE SET safe_checkpoint = $2, latest_checkpoint = $3, finalized_checkpoint = $4`,
+      [CHAIN, checkpoint(safe), checkpoint(latest), checkpoint(finalized)],
+    );
+    await db.query(
+      `UPDATE ${SCHEMA}._ponder_meta SET value = jsonb_set(value, '{is_ready}', to_jsonb($1::int)) WHERE key = 'app'`,
+      [ready ? 1 : 0],
+    );
+  };
+  let txs = 0;
+  const guard: RemovalGuard = new Map();
+  return {
+    url,
+    db,
+    config,
+    round: async ({ reconcile = false } = {}) => {
+      // The head is what Ponder has indexed: nothing to wait for, as in realtime.
+      const { rows } = await db
+        .query<{ block: string }>(
+          `SELECT substring(latest_checkpoint from 27 for 16) AS block FROM ${SCHEMA}._ponder_checkpoint`,
+        )
+        .catch(() => ({ rows: [] as { block: string }[] }));
+      const heads = new Map([[CHAIN, { block: Number(rows[0]?.block ?? 0), at: Date.now() }]]);
+      const step = await syncStep(db, config, guard, { reconcile, heads, catchUp: "due" });
+      return { ...step, ...(await applyDevelopers(db, config)) };
+    },
+    progress,
+    index: async (events, head) => {
+      for (const e of events) {
+        const log = e.log ?? 0;
+        await db.query(`INSERT INTO ${SCHEMA}.stake_event VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+          checkpoint(e.block, { tx: 0n, index: log }),
+          CHAIN,
+          e.developer,
+          e.kind ?? "staked",
+          e.amount.toString(),
+          e.block,
+          1_700_000_000 + e.block * 12,
+          e.tx ?? `0x${pad(++txs, 64)}`,
+          log,
+        ]);
+      }
+      const latest = head ?? Math.max(...events.map((e) => e.block));
+      await progress({ latest, safe: 0, finalized: 0 });
+    },
+    deleteAbove: async (block) => {
+      await db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE block_number > $1`, [block]);
+    },
+    register: async (wallet, email = null) => {
+      await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2)", [wallet, email]);
+    },
+    developer: async (wallet) =>
+      (
+        await db.query(
+          "SELECT status, stake_amount::text, staked_at FROM developers WHERE lower(wallet_address) = lower($1) LIMIT 1",
+          [wallet],
+        )
+      ).rows[0],
+    audit: async (wallet) =>
+      (
+        await db.query<{ line: string }>(
+          "SELECT reason || ' ' || new_status || ' ' || new_amount::text AS line FROM stakesync.audit WHERE wallet = lower($1) ORDER BY id",
+          [wallet],
+        )
+      ).rows.map((r) => r.line),
+    close: () => db.end(),
+  };
+}
+
+/** A wallet address from a small number, lowercase. */
+export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;

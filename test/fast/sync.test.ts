@@ -1,0 +1,202 @@
+/**
+ * The sync's operations against fabricated Ponder tables: confirmations, activation, reorgs,
+ * a restarted Ponder, an application holding or refusing rows. Milliseconds each.
+ */
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
+
+const USDC = 1_000_000n;
+let fake: Fake;
+afterEach(async () => {
+  await fake?.close();
+});
+
+describe("confirmed stakes", () => {
+  it("applies an event once it has CONFIRMATIONS blocks on top, with staked_at from the crossing stake", async () => {
+    fake = await fakePonder({ MIN_STAKE: "10" });
+    const w = wallet(1);
+    await fake.register(w);
+    await fake.index([
+      { developer: w, amount: 4n * USDC, block: 10 },
+      { developer: w, amount: 7n * USDC, block: 11 },
+    ]);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", stake_amount: "0" }); // head 11, confirmed 9
+    await fake.progress({ latest: 12, safe: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", stake_amount: "4.000000" });
+    await fake.progress({ latest: 13, safe: 0 });
+    await fake.round();
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "11.000000" });
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 11 * 12) * 1000); // the second stake crossed 10
+    expect(await fake.audit(w)).toEqual(["stake pending 4.000000", "stake active 11.000000"]);
+  });
+
+  it("keeps two rows of one wallet (differing in letter case) in step, without failing the step", async () => {
+    fake = await fakePonder();
+    const w = wallet(0xabcdef);
+    await fake.register(w);
+    await fake.register(w.toUpperCase().replace("0X", "0x"));
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round();
+    const { rows } = await fake.db.query("SELECT status, stake_amount::text FROM developers ORDER BY id");
+    expect(rows).toEqual([
+      { status: "active", stake_amount: "5.000000" },
+      { status: "active", stake_amount: "5.000000" },
+    ]);
+  });
+});
+
+describe("a Ponder restart (crash recovery) is not a reorg", () => {
+  it("leaves developers alone while Ponder's rows are gone under an unchanged checkpoint, and after", async () => {
+    fake = await fakePonder();
+    const w = wallet(3);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 100n * USDC, block: 20 }], 25);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active" });
+
+    // Crash recovery: rows above safe_checkpoint (5) deleted, is_ready 0, checkpoint untouched.
+    await fake.deleteAbove(5);
+    await fake.progress({ latest: 25, safe: 5, ready: false });
+    for (let i = 0; i < 5; i++) await fake.round();
+    // Its first batch lowers the checkpoint; re-indexing climbs back; ready again.
+    await fake.progress({ latest: 10, safe: 10, ready: false });
+    await fake.round();
+    await fake.index([{ developer: w, amount: 100n * USDC, block: 20 }], 26);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "100.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 100.000000"]);
+  });
+});
+
+describe("a reorg deeper than CONFIRMATIONS", () => {
+  it("is applied only once Ponder has committed a later checkpoint, then in one correction", async () => {
+    fake = await fakePonder();
+    const w = wallet(4);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }], 23);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+
+    // Ponder's reorg transaction: the orphan is gone, the checkpoint not yet moved.
+    await fake.deleteAbove(19);
+    const deferred = await fake.round();
+    expect(deferred.deferred).toEqual([31337]);
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    // The next block's transaction: the new fork's stake (same position, another transaction).
+    await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 24);
+    const corrected = await fake.round();
+    expect(corrected.deferred).toEqual([]);
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "12.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg active 12.000000"]);
+    expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
+  });
+
+  it("is diffed even when Ponder finalized past it while no step ran", async () => {
+    fake = await fakePonder();
+    const w = wallet(5);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 12, tx: "0xaa" }], 15);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active" });
+    // Meanwhile, with no sidecar: the stake orphaned, and Ponder finalized to block 40.
+    await fake.deleteAbove(11);
+    await fake.index([{ developer: wallet(99), amount: 1n, block: 41 }], 70);
+    await fake.progress({ latest: 70, safe: 40, finalized: 40 });
+    await fake.round(); // first sighting
+    await fake.progress({ latest: 71, safe: 40, finalized: 40 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+  });
+});
+
+describe("the application's own transactions on developers", () => {
+  it("holds back only the row it holds; that row is written once it commits, its columns kept", async () => {
+    fake = await fakePonder();
+    const [held, other] = [wallet(6), wallet(7)];
+    await fake.register(held);
+    await fake.register(other);
+    await fake.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
+    const app = new pg.Client({ connectionString: fake.url });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await app.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [held]);
+      await fake.index(
+        [
+          { developer: held, amount: 5n * USDC, block: 10 },
+          { developer: other, amount: 5n * USDC, block: 10, log: 1 },
+        ],
+        12,
+      );
+      const first = await fake.round();
+      expect(first.changes.map((c) => c.wallet)).toEqual([other]);
+      expect(await fake.developer(held)).toMatchObject({ status: "pending" });
+      await app.query("COMMIT");
+    } finally {
+      await app.end();
+    }
+    const second = await fake.round();
+    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+    const { rows } = await fake.db.query(
+      "SELECT status, last_seen IS NOT NULL AS seen FROM developers WHERE wallet_address = $1",
+      [held],
+    );
+    expect(rows[0]).toEqual({ status: "active", seen: true });
+  });
+
+  it("sets aside a row the database refuses, writes every other, and stops on a rule that refuses all", async () => {
+    fake = await fakePonder();
+    const ws = [wallet(8), wallet(9), wallet(10), wallet(11)];
+    for (const w of ws) await fake.register(w);
+    await fake.db.query(`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${ws[2]}' OR current_setting('app.refuse_all', true) = 'on' THEN
+          RAISE EXCEPTION 'refused: ask ops@example.test';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await fake.index(
+      ws.map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    const result = await fake.round();
+    expect(result.refused.map((r) => r.wallet)).toEqual([ws[2]]);
+    expect(result.refused[0]?.error).toBe("P0001: refused: ask <address>");
+    expect(result.changes.map((c) => c.wallet).sort()).toEqual([ws[0], ws[1], ws[3]].sort());
+    const { rows } = await fake.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: ws[2], state: "dead" }]);
+
+    // A rule that refuses every row is the table's problem: an error, not a dead letter each.
+    await fake.db.query(`ALTER DATABASE ${fake.url.split("/").pop()} SET app.refuse_all = 'on'`);
+    const refuseAll = new pg.Client({ connectionString: fake.url });
+    await refuseAll.connect();
+    try {
+      await fake.db.query("UPDATE stakesync.developer_queue SET state = 'pending'");
+      await fake.db.query(
+        `INSERT INTO stakesync.developer_queue (wallet, reason) VALUES ($1, 'stake'), ($2, 'stake')`,
+        [ws[0], ws[1]],
+      );
+      await fake.db.query("UPDATE stakesync.chain_stake SET amount = amount + 1");
+      const { applyDevelopers } = await import("../../sidecar/sync/apply-developers");
+      await expect(applyDevelopers(refuseAll, fake.config)).rejects.toThrow(/refused every developers row/);
+    } finally {
+      await refuseAll.end();
+    }
+  });
+});
+
+describe("Ponder's tables", () => {
+  it("are waited for, not an error, while they do not exist", async () => {
+    fake = await fakePonder();
+    await fake.db.query(`DROP SCHEMA ${SCHEMA} CASCADE`);
+    const result = await fake.round();
+    expect(result.waitingForPonder).toBe(true);
+  });
+});
