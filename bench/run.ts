@@ -392,9 +392,7 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
       .sort((a, b) => a - b);
   const latencies = sinceBlock(committedAt);
   const ponderLatencies = sinceBlock(indexedAt);
-  const added = [...committedAt]
-    .map(([w, t]) => t - (indexedAt.get(w) ?? t))
-    .sort((a, b) => a - b);
+  const added = [...committedAt].map(([w, t]) => t - (indexedAt.get(w) ?? t)).sort((a, b) => a - b);
   const summary = (values: number[]) => ({
     p50: Math.round(percentile(values, 50)),
     p95: Math.round(percentile(values, 95)),
