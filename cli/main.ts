@@ -3,9 +3,40 @@
 import "../lib/require-node";
 import { verifyCommand } from "./verify";
 
+const USAGE = `usage: stakesync <command> [options]
+
+commands:
+  verify [--json] [--local]   compare developers and Ponder's tables with stakeOf() on chain at the
+                              confirmed block; exit 0 all match, 1 a mismatch, 2 an error
+
+options:
+  --help                      this text (also: stakesync <command> --help)
+`;
+
+const VERIFY_HELP = `usage: stakesync verify [--json] [--local]
+
+Reads stakeOf() for every wallet in the developers table and every staker Ponder knows, at each
+chain's confirmed block (the sidecar's cursor), and compares it with developers and with Ponder's
+events up to that block. Read-only. Prints each mismatch; exit 0 all match, 1 a mismatch, 2 an error.
+It reads the sidecar's configuration from the environment (DATABASE_URL with a role that can read
+Ponder's schema, stakesync and the developers table: the sidecar's).
+
+  --json    one JSON object on stdout instead of lines
+  --local   take .env.local's defaults (for npm run dev)
+  --help    this text
+`;
+
 const [command, ...rest] = process.argv.slice(2);
+if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+  process.stdout.write(USAGE);
+  process.exit(command === undefined ? 2 : 0);
+}
 if (command === "verify") {
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(VERIFY_HELP);
+    process.exit(0);
+  }
   process.exit(await verifyCommand(rest));
 }
-process.stderr.write("usage: stakesync verify [--json] [--local]\n");
+process.stderr.write(`stakesync: unknown command "${command}"\n${USAGE}`);
 process.exit(2);

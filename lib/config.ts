@@ -63,6 +63,11 @@ export type ChainConfig = {
    * node takes far more. With n lanes a single RPC_URL is given to Ponder n times: n × 20 at start.
    */
   rpcLanes: number;
+  /**
+   * EFFECTS_FROM_BLOCK(_<id>): a first activation by a stake in an earlier block sends no welcome
+   * email (the job is recorded skipped, 'historic'): a cut-over from a system that welcomed them.
+   */
+  effectsFromBlock: number | undefined;
 };
 
 function readChain(env: Env, id: number, suffix: string): ChainConfig {
@@ -81,6 +86,9 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
     pollingIntervalMs: perChain("POLLING_INTERVAL_MS", int(10), 1000, "milliseconds ≥ 10"),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
     rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
+    effectsFromBlock:
+      read(env, v("EFFECTS_FROM_BLOCK"), int(0).optional(), "a block number ≥ 0") ??
+      read(env, "EFFECTS_FROM_BLOCK", int(0).optional(), "a block number ≥ 0"),
   };
 }
 
@@ -105,14 +113,25 @@ export function loadChains(env: Env): ChainConfig[] {
 
 export type DatabaseConfig = { url: string; schema: string };
 
+const VIEWS_SCHEMA_EXPECTED = "a lowercase schema name (≤ 45 chars) other than public and stakesync";
 const schemaName = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,44}$/)
   .refine((s) => s !== "public" && s !== "stakesync");
 
-export function loadDatabase(env: Env): DatabaseConfig {
+const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ });
+
+/**
+ * DATABASE_URL, or for the sidecar `urlVariable` (SIDECAR_DATABASE_URL) when set: the
+ * least-privilege setup gives Ponder and the sidecar a role each (docs/sql/roles.sql).
+ */
+export function loadDatabase(env: Env, urlVariable = "DATABASE_URL"): DatabaseConfig {
+  const own =
+    urlVariable === "DATABASE_URL"
+      ? undefined
+      : read(env, urlVariable, postgresUrl.optional(), "a postgresql:// connection URL");
   return {
-    url: read(env, "DATABASE_URL", z.url({ protocol: /^postgres(ql)?$/ }), "a postgresql:// connection URL"),
+    url: own ?? read(env, "DATABASE_URL", postgresUrl, "a postgresql:// connection URL"),
     schema: read(
       env,
       "DATABASE_SCHEMA",
@@ -122,13 +141,26 @@ export function loadDatabase(env: Env): DatabaseConfig {
   };
 }
 
-export type IndexerConfig = { chains: ChainConfig[]; database: DatabaseConfig; port: number; memory: PonderMemory };
+export type IndexerConfig = {
+  chains: ChainConfig[];
+  database: DatabaseConfig;
+  port: number;
+  /** PONDER_HOST, passed as Ponder's --hostname; unset: Ponder's default, every interface. */
+  host: string | undefined;
+  /** PONDER_VIEWS_SCHEMA, passed as Ponder's --views-schema. */
+  viewsSchema: string | undefined;
+  memory: PonderMemory;
+};
+
+const hostName = z.string().regex(/^[A-Za-z0-9.:_-]+$/);
 
 export function loadIndexerConfig(env: Env): IndexerConfig {
   return {
     chains: loadChains(env),
     database: loadDatabase(env),
     port: read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port"),
+    host: read(env, "PONDER_HOST", hostName.optional(), "a hostname or IP address to listen on"),
+    viewsSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED),
     memory: loadPonderMemory(env),
   };
 }
@@ -172,6 +204,8 @@ export type SidecarConfig = {
   /** Smallest raw net stake that makes a developer active: max(1, ceil(MIN_STAKE × 10^decimals)). */
   activationThreshold: bigint;
   port: number;
+  /** SIDECAR_HOST; unset: every interface, as Ponder does. */
+  host: string | undefined;
   smtpUrl: string | undefined;
   mailFrom: string | undefined;
   alertWebhookUrl: string | undefined;
@@ -198,7 +232,7 @@ export function toRawCeil(value: string, decimals: number): bigint {
 }
 
 export function loadSidecarConfig(env: Env): SidecarConfig {
-  const database = loadDatabase(env);
+  const database = loadDatabase(env, "SIDECAR_DATABASE_URL");
   const decimals = read(env, "STAKE_DECIMALS", int(0).max(36).default(6), "a whole number of decimals from 0 to 36");
   const minStake = read(
     env,
@@ -219,13 +253,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   return {
     chains: loadChains(env),
     database,
-    ponderSchema:
-      read(
-        env,
-        "PONDER_VIEWS_SCHEMA",
-        schemaName.optional(),
-        "a lowercase schema name (≤ 45 chars) other than public and stakesync",
-      ) ?? database.schema,
+    ponderSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED) ?? database.schema,
     ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponderPort}`), "an http(s) URL"),
     developersTable: read(
       env,
@@ -241,6 +269,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     minStake,
     activationThreshold: threshold > 0n ? threshold : 1n,
     port: read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port"),
+    host: read(env, "SIDECAR_HOST", hostName.optional(), "a hostname or IP address to listen on"),
     smtpUrl,
     mailFrom,
     alertWebhookUrl: read(env, "ALERT_WEBHOOK_URL", httpUrl.optional(), "an http(s) URL"),
@@ -263,9 +292,11 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
 }
 
 /** The variables that must come from the real environment in production (`npm start`). */
-export function requiredInProduction(env: Env): string[] {
+export function requiredInProduction(env: Env, role: "all" | "indexer" | "sidecar" = "all"): string[] {
   const chainIds = env.CHAINS?.trim() ? env.CHAINS.split(",").map((s) => `_${s.trim()}`) : [""];
-  const names = ["DATABASE_URL", ...(chainIds[0] === "" ? ["CHAIN_ID"] : [])];
+  // A sidecar alone may have only its own URL.
+  const database = role === "sidecar" && env.SIDECAR_DATABASE_URL?.trim() ? [] : ["DATABASE_URL"];
+  const names = [...database, ...(chainIds[0] === "" ? ["CHAIN_ID"] : [])];
   for (const suffix of chainIds) names.push(`RPC_URL${suffix}`, `STAKE_VAULT_ADDRESS${suffix}`);
   return names;
 }

@@ -19,6 +19,7 @@ import { startPostgres } from "../lib/local/postgres";
 import { ponderCommand, sidecarCommand } from "../lib/local/process";
 import { waitFor } from "../lib/wait";
 import { ensureDevelopersTable } from "../sidecar/db/developers-table";
+import { createLogger } from "../sidecar/log";
 
 const dataDir = path.join(repoRoot, ".data");
 const deploymentFile = path.join(dataDir, "deployment.json");
@@ -138,7 +139,7 @@ async function seedDemo(deployment: Deployment) {
   await db.connect();
   const table = parseTableName(env.DEVELOPERS_TABLE ?? "public.developers");
   if (!table) throw new Error("DEVELOPERS_TABLE must be a table name like public.developers");
-  await ensureDevelopersTable(db, table);
+  await ensureDevelopersTable(db, table, createLogger("warn"));
   await db.query(
     `INSERT INTO ${table.sql} (wallet_address, email)
      SELECT w, n || '@example.test' FROM unnest($1::text[], $2::text[]) AS t(w, n)

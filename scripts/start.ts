@@ -24,14 +24,16 @@ if (!["all", "indexer", "sidecar"].includes(role)) {
   process.exit(1);
 }
 
-const missing = requiredInProduction(process.env).filter((name) => !process.env[name]?.trim());
+const missing = requiredInProduction(process.env, role as "all" | "indexer" | "sidecar").filter(
+  (name) => !process.env[name]?.trim(),
+);
 if (missing.length > 0) {
   process.stderr.write(
     `stakesync: configuration error: ${missing.join(", ")} must be set in the environment for production (.env.local is only for npm run dev)\n`,
   );
   process.exit(1);
 }
-const config = orExit(() => loadIndexerConfig(process.env));
+const config = role === "sidecar" ? undefined : orExit(() => loadIndexerConfig(process.env));
 if (role !== "indexer") orExit(() => loadSidecarConfig(process.env));
 const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
 
@@ -50,22 +52,23 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
 // Built before Ponder starts, so that the build does not compete with Ponder's.
 const sidecar = role === "indexer" ? undefined : await sidecarCommand();
 // From here a signal stops the children, also while the sidecar waits for Ponder to answer.
+// Ponder gets SIGINT for either: on SIGTERM the build tool it embeds exits the process before
+// Ponder releases its schema lock, and the next start would wait 25 s for the lock to expire.
+let ponderChild: ChildProcess | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
-    for (const child of children) child.kill(signal);
+    for (const child of children) child.kill(child === ponderChild ? "SIGINT" : signal);
   });
 }
 
-if (role !== "sidecar") {
-  const viewsSchema = process.env.PONDER_VIEWS_SCHEMA?.trim();
-  const ponder = ponderStartCommand(
-    config.memory,
-    config.database.schema,
-    config.port,
-    viewsSchema ? ["--views-schema", viewsSchema] : [],
-  );
-  const child = launch(ponder.args, ponder.env);
-  if (sidecar && (await ponderAnswering(`http://127.0.0.1:${config.port}`, child))) launch(sidecar);
+if (config) {
+  const extra = [
+    ...(config.viewsSchema ? ["--views-schema", config.viewsSchema] : []),
+    ...(config.host ? ["--hostname", config.host] : []),
+  ];
+  const ponder = ponderStartCommand(config.memory, config.database.schema, config.port, extra);
+  ponderChild = launch(ponder.args, ponder.env);
+  if (sidecar && (await ponderAnswering(`http://127.0.0.1:${config.port}`, ponderChild))) launch(sidecar);
 } else if (sidecar) {
   launch(sidecar);
 }

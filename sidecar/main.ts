@@ -22,7 +22,7 @@ import { SyncLoop } from "./sync/loop";
 
 const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
-const metrics = createMetrics();
+const metrics = createMetrics(config.chains.map((c) => c.id));
 
 const pool = new pg.Pool({ connectionString: config.database.url, max: 5, application_name: "stakesync_sidecar_read" });
 // An idle client whose server went away must not crash the process; the pool replaces it.
@@ -53,7 +53,7 @@ const httpPool = new pg.Pool({
 });
 httpPool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
 const app = createApp({ config, pool: httpPool, heads: heads.heads, loop, metrics, alerts, log });
-const server = serve({ fetch: app.fetch, port: config.port }, ({ port }) =>
+const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );
 

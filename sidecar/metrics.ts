@@ -1,12 +1,19 @@
 /** Prometheus metrics with the names the README lists, on a registry of the sidecar's own. */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
-export function createMetrics() {
+/** Every kind stakesync_sync_errors_total counts. */
+export const ERROR_KINDS = ["database", "ponder", "sync", "rpc", "email", "http"] as const;
+
+/**
+ * The sidecar's registry. With `chainIds`, the counters start at 0 for every chain and error kind:
+ * a series that appears only at its first increment breaks rate() and absent() alerts.
+ */
+export function createMetrics(chainIds: number[] = []) {
   const registry = new Registry();
   const r = { registers: [registry] };
   // Memory, CPU, event loop lag and the Node.js version, as Ponder exports them too.
   collectDefaultMetrics({ register: registry });
-  return {
+  const metrics = {
     registry,
     eventsSynced: new Counter({
       name: "stakesync_events_synced_total",
@@ -55,6 +62,10 @@ export function createMetrics() {
     }),
     isLeader: new Gauge({ name: "stakesync_is_leader", help: "1 while this sidecar holds the leader lock", ...r }),
   };
+  for (const chainId of chainIds) metrics.eventsSynced.inc({ chain_id: chainId }, 0);
+  for (const kind of ERROR_KINDS) metrics.syncErrors.inc({ kind }, 0);
+  metrics.isLeader.set(0);
+  return metrics;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

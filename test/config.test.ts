@@ -102,3 +102,21 @@ describe("sidecar configuration", () => {
     expect([both.smtpUrl, both.mailFrom]).toEqual(["smtp://127.0.0.1:25", "hello@stakesync.test"]);
   });
 });
+
+describe("npx stakesync", () => {
+  const cli = async (args: string[]) => {
+    const proc = run(process.execPath, ["bin/stakesync.js", ...args], {});
+    return { code: await proc.exited, output: proc.output() };
+  };
+  it("answers --help with its commands, exit 0, for itself and for each command", async () => {
+    const help = await cli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.output).toContain("verify [--json] [--local]");
+    const verify = await cli(["verify", "--help"]);
+    expect(verify.code).toBe(0);
+    expect(verify.output).toContain("exit 0 all match, 1 a mismatch, 2 an error");
+    const unknown = await cli(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.output).toContain('unknown command "frobnicate"');
+  });
+});

@@ -96,6 +96,13 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
 
   proc.process.kill("SIGTERM");
   expect(await proc.exited).toBe(0);
+  // A graceful stop releases Ponder's schema lock: the next start neither waits for it nor
+  // has to treat the schema as crashed.
+  const [meta] = await sql<{ locked: string }>(
+    databaseUrl,
+    "SELECT value->>'is_locked' AS locked FROM prod_ponder._ponder_meta WHERE key = 'app'",
+  );
+  expect(meta?.locked).toBe("0");
   await expect(fetch(`http://127.0.0.1:${sidecarPort}/health`)).rejects.toThrow();
   await expect(fetch(`http://127.0.0.1:${ponderPort}/health`)).rejects.toThrow();
 });

@@ -3,8 +3,11 @@ module.exports = {
   apps: [
     {
       name: "stakesync-indexer",
-      script: "npm",
-      args: "run start:indexer",
+      // node itself, not npm: a signal to npm would orphan the processes it started.
+      script: "scripts/start.ts",
+      args: "indexer",
+      interpreter: "node",
+      interpreter_args: "--import tsx",
       env: { DATABASE_SCHEMA: "stakevault_v2", PONDER_VIEWS_SCHEMA: "stakevault" },
       autorestart: true,
       max_memory_restart: "3G",
@@ -12,8 +15,10 @@ module.exports = {
     },
     {
       name: "stakesync-sidecar",
-      script: "npm",
-      args: "run start:sidecar",
+      script: "scripts/start.ts",
+      args: "sidecar",
+      interpreter: "node",
+      interpreter_args: "--import tsx",
       env: { PONDER_VIEWS_SCHEMA: "stakevault" },
       autorestart: true,
       max_memory_restart: "512M",

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS public.developers (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS developers_wallet_lower_idx ON public.developers (lower(wallet_address));
+CREATE INDEX IF NOT EXISTS developers_pending_idx ON public.developers (updated_at) WHERE status = 'pending';
 
 GRANT USAGE ON SCHEMA public TO stakesync_sidecar;
 GRANT SELECT ON public.developers TO stakesync_sidecar;

@@ -5,6 +5,7 @@
  * definition) needs no DDL rights.
  */
 import type pg from "pg";
+import type { Logger } from "pino";
 import type { TableName } from "../../lib/config";
 
 const SIDECAR_COLUMNS: Record<string, string> = {
@@ -44,7 +45,7 @@ function isText(c: Column, minLength: number) {
   return c.data_type === "character varying" && (c.max_length === null || c.max_length >= minLength);
 }
 
-export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName): Promise<void> {
+export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, log: Logger): Promise<void> {
   const { rows } = await db.query<Column>(
     `SELECT a.attname AS column_name, c.data_type, c.udt_name, c.character_maximum_length AS max_length,
             format_type(a.atttypid, a.atttypmod) AS type
@@ -79,11 +80,30 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName):
       );
     }
   }
-  // Wallets are matched case-insensitively; this index keeps that match set-based and fast.
-  const index = `${name.table}_wallet_lower_idx`;
-  const { rowCount } = await db.query("SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2", [
-    name.schema,
-    index,
-  ]);
-  if (rowCount === 0) await db.query(`CREATE INDEX "${index}" ON ${name.sql} (lower(wallet_address))`);
+  // Wallets are matched case-insensitively: this index keeps that match set-based and fast. The
+  // second finds rows registered in the last minute (sync/reconcile.ts findRegistrations).
+  for (const [index, definition] of [
+    [`${name.table}_wallet_lower_idx`, "(lower(wallet_address))"],
+    [`${name.table}_pending_idx`, "(updated_at) WHERE status = 'pending'"],
+  ] as const) {
+    const { rowCount } = await db.query("SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2", [
+      name.schema,
+      index,
+    ]);
+    if ((rowCount ?? 0) > 0) continue;
+    // Under the least-privilege role a DBA creates these (docs/sql/roles.sql); one created before
+    // this index was listed there is missing it: slower, not wrong, so the sidecar goes on.
+    await db.query("SAVEPOINT developers_index");
+    try {
+      await db.query(`CREATE INDEX "${index}" ON ${name.sql} ${definition}`);
+      await db.query("RELEASE SAVEPOINT developers_index");
+    } catch (error) {
+      if ((error as { code?: string }).code !== "42501") throw error;
+      await db.query("ROLLBACK TO SAVEPOINT developers_index");
+      log.warn(
+        { index, table: `${name.schema}.${name.table}` },
+        "cannot create this index (no privilege): see docs/sql/roles.sql",
+      );
+    }
+  }
 }

@@ -33,7 +33,7 @@ export async function migrate(db: pg.ClientBase, developersTable: TableName, log
       await db.query("INSERT INTO stakesync.schema_migrations (name) VALUES ($1)", [name]);
       log.info({ migration: name }, "applied migration");
     }
-    await ensureDevelopersTable(db, developersTable);
+    await ensureDevelopersTable(db, developersTable, log);
     await db.query("COMMIT");
   } catch (error) {
     await db.query("ROLLBACK").catch(() => undefined);

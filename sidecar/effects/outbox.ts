@@ -66,7 +66,9 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
 /** Records the job done; false (and nothing written) when the claim is no longer this worker's. */
 export async function finishJob(db: Queryable, job: Job, fence: Fence, state: "sent" | "skipped") {
   const { rowCount } = await db.query(
-    `UPDATE stakesync.outbox SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL
+    `UPDATE stakesync.outbox
+        SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL,
+            skip_reason = CASE WHEN $4 = 'skipped' THEN 'no_email' END
       WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
     [job.id, fence.workerId, job.attempts, state],
   );
@@ -160,4 +162,26 @@ export async function workCounts(db: Queryable) {
     outbox: { pending: n("pending"), dead: n("dead") },
     developers: { queued: n("queued"), refused: n("refused") },
   };
+}
+
+export type JobView = {
+  id: string;
+  kind: string;
+  state: string;
+  skipReason: string | null;
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+  doneAt: string | null;
+};
+
+/** A developer's outbox jobs, for the admin API: why a welcome email went out, waits, or was skipped. */
+export async function listJobs(db: Queryable, wallet: string): Promise<JobView[]> {
+  const { rows } = await db.query<JobView>(
+    `SELECT id::text, kind, state, skip_reason AS "skipReason", attempts, last_error AS "lastError",
+            created_at AS "createdAt", done_at AS "doneAt"
+       FROM stakesync.outbox WHERE wallet = $1 ORDER BY id`,
+    [wallet],
+  );
+  return rows;
 }

@@ -44,7 +44,7 @@ export class OutboxWorker {
     // the developer has no email at activation; this catches an email removed since. Only jobs
     // nobody holds a claim on.
     await this.pool.query(
-      `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now()
+      `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now(), skip_reason = 'no_email'
         WHERE o.state = 'pending' AND o.kind = 'welcome_email' AND (o.locked_until IS NULL OR o.locked_until < now())
           AND NOT EXISTS (SELECT 1 FROM ${dev} d
                            WHERE lower(d.wallet_address) = o.wallet AND coalesce(d.email, '') <> '')`,

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { Alerts } from "../effects/alerts";
-import { listDeadLetters, retryDeadLetter } from "../effects/outbox";
+import { listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { readDeveloper, readRecentChanges, readStatus } from "../status";
@@ -93,6 +93,11 @@ export function createApp({ config, pool, heads, loop, metrics, alerts, log }: A
     if (!/^[1-9]\d{0,17}$/.test(id)) return c.json({ error: "id must be a positive integer" }, 400);
     if (!(await retryDeadLetter(pool, BigInt(id)))) return c.json({ error: `no dead letter with id ${id}` }, 404);
     return c.json({ id, state: "pending" });
+  });
+  admin.get("/jobs/:wallet", async (c) => {
+    const wallet = c.req.param("wallet");
+    if (!WALLET.test(wallet)) return c.json({ error: "wallet must be 0x followed by 40 hex digits" }, 400);
+    return c.json({ jobs: await listJobs(pool, wallet.toLowerCase()) });
   });
   admin.post("/reconcile", async (c) => {
     if (loop.state.role !== "leader") return c.json({ error: "this sidecar is standby; ask the leader" }, 409);

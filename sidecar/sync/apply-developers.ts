@@ -116,6 +116,9 @@ async function inTransaction<T>(db: pg.ClientBase, work: () => Promise<T>): Prom
     // A deferred constraint of the application's would refuse a row only at COMMIT, past every
     // savepoint: checked at each statement instead, where one developer can be set aside.
     await db.query("SET CONSTRAINTS ALL IMMEDIATE");
+    // The temp tables here have no statistics: planned as one row each, the joins on the
+    // developers table became nested loops (24 s for 10,000 developers instead of 0.3 s).
+    await db.query("SET LOCAL enable_nestloop = off");
     const result = await work();
     await db.query("COMMIT");
     return result;
@@ -162,6 +165,7 @@ async function claim(db: pg.ClientBase, config: SidecarConfig, queued: string[])
  */
 async function write(db: pg.ClientBase, config: SidecarConfig, only: string[] | null): Promise<Change[]> {
   const dev = config.developersTable.sql;
+  const effectsFrom = config.chains.filter((c) => c.effectsFromBlock !== undefined);
   const { rows } = await db.query<Change>(
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
@@ -174,7 +178,9 @@ async function write(db: pg.ClientBase, config: SidecarConfig, only: string[] | 
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
-         FROM mine m JOIN ${dev} d ON d.ctid = m.row_id JOIN totals t ON t.wallet = m.wallet
+         -- On the wallet first (a hash join; the planner cannot hash a ctid), then the locked row.
+         FROM mine m JOIN ${dev} d ON lower(d.wallet_address) = m.wallet AND d.ctid = m.row_id
+         JOIN totals t ON t.wallet = m.wallet
      ),
      done AS (
        DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
@@ -192,24 +198,40 @@ async function write(db: pg.ClientBase, config: SidecarConfig, only: string[] | 
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
                  n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email
      ),
-     -- Without an email there is nothing to send: the job is recorded skipped at once.
+     -- A first activation's job. Recorded skipped at once without an email (nothing to send), or
+     -- when the activating stake predates EFFECTS_FROM_BLOCK on its chain (historic).
      welcome AS (
-       INSERT INTO stakesync.outbox (kind, wallet, state, done_at)
-       SELECT 'welcome_email', wallet, CASE WHEN no_email THEN 'skipped' ELSE 'pending' END,
-              CASE WHEN no_email THEN now() END
-         FROM (SELECT wallet, coalesce(email, '') = '' AS no_email FROM changed
-                WHERE new_status = 'active' AND old_status IS DISTINCT FROM 'active') c
+       INSERT INTO stakesync.outbox (kind, wallet, state, done_at, skip_reason)
+       SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
+              CASE WHEN skip IS NOT NULL THEN now() END, skip
+         FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
+                      CASE WHEN coalesce(c.email, '') = '' THEN 'no_email'
+                           WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic' END AS skip
+                 FROM changed c JOIN done q ON q.wallet = c.wallet
+                 LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)
+                        ON f.chain_id = coalesce(q.activated_chain, q.chain_id)
+                WHERE c.new_status = 'active' AND c.old_status IS DISTINCT FROM 'active'
+                ORDER BY c.wallet) first_activation
        ON CONFLICT (kind, wallet) DO NOTHING
+     ),
+     audited AS (
+       INSERT INTO stakesync.audit
+              (wallet, old_status, new_status, old_amount, new_amount, chain_id, block_number, transaction_hash, reason)
+       SELECT c.wallet, c.old_status, c.new_status, c.old_amount, c.new_amount,
+              q.chain_id, q.block_number, q.transaction_hash,
+              CASE WHEN q.reason = 'reconcile' AND c.old_status = 'pending' THEN 'registered' ELSE q.reason END
+         FROM changed c JOIN done q ON q.wallet = c.wallet
+       RETURNING wallet, old_status, new_status, old_amount::text, new_amount::text, reason
      )
-     INSERT INTO stakesync.audit
-            (wallet, old_status, new_status, old_amount, new_amount, chain_id, block_number, transaction_hash, reason)
-     SELECT c.wallet, c.old_status, c.new_status, c.old_amount, c.new_amount,
-            q.chain_id, q.block_number, q.transaction_hash,
-            CASE WHEN q.reason = 'reconcile' AND c.old_status = 'pending' THEN 'registered' ELSE q.reason END
-       FROM changed c JOIN done q ON q.wallet = c.wallet
-     RETURNING wallet, old_status, new_status, old_amount::text, new_amount::text, reason,
-               (SELECT q.block_timestamp::text FROM done q WHERE q.wallet = audit.wallet) AS block_timestamp`,
-    [tokenFactor(config.stakeDecimals), config.activationThreshold.toString(), only],
+     -- Joined, not a subquery per row: a CTE has no index (a subquery made 10,000 rows take 7 s).
+     SELECT a.*, q.block_timestamp::text AS block_timestamp FROM audited a JOIN done q ON q.wallet = a.wallet`,
+    [
+      tokenFactor(config.stakeDecimals),
+      config.activationThreshold.toString(),
+      only,
+      effectsFrom.map((c) => c.id),
+      effectsFrom.map((c) => c.effectsFromBlock),
+    ],
   );
   return rows;
 }

@@ -58,9 +58,11 @@ export async function queueDevelopers(
   // another try; a reconciliation alone does not (it would only fail again every interval).
   await db.query(
     `INSERT INTO stakesync.developer_queue
-            (wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at)
+            (wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at,
+             activated_chain, activated_block)
      SELECT s.wallet, a.reason, a.chain_id, a.block_number, a.transaction_hash, a.block_timestamp,
-            CASE WHEN x.found THEN x.block_timestamp END
+            CASE WHEN x.found THEN x.block_timestamp END, CASE WHEN x.found THEN x.chain_id END,
+            CASE WHEN x.found THEN x.block_number END
        FROM stale s JOIN affected a ON a.wallet = s.wallet LEFT JOIN activation x ON x.wallet = s.wallet
      ON CONFLICT (wallet) DO UPDATE
         SET reason = CASE WHEN 'reorg' IN (developer_queue.reason, excluded.reason) THEN 'reorg'
@@ -71,6 +73,8 @@ export async function queueDevelopers(
             transaction_hash = COALESCE(excluded.transaction_hash, developer_queue.transaction_hash),
             block_timestamp = COALESCE(excluded.block_timestamp, developer_queue.block_timestamp),
             activated_at = COALESCE(developer_queue.activated_at, excluded.activated_at),
+            activated_chain = COALESCE(developer_queue.activated_chain, excluded.activated_chain),
+            activated_block = COALESCE(developer_queue.activated_block, excluded.activated_block),
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
   );
   await db.query("SET LOCAL enable_nestloop TO DEFAULT");
@@ -105,9 +109,10 @@ async function findActivations(
   // Every id has the same length: what is appended to it never decides the minimum.
   await db.query(
     `CREATE TEMP TABLE activation ON COMMIT DROP AS
-     SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3) = 'alone' AS found
+     SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3)::int AS chain_id,
+            split_part(first, ':', 4)::bigint AS block_number, split_part(first, ':', 5) = 'alone' AS found
        FROM (SELECT e.developer AS wallet,
-                    min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' ||
+                    min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' || e.chain_id || ':' || e.block_number || ':' ||
                         CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
                FROM (${events}) e GROUP BY e.developer) f`,
     [...scope, wallets, threshold],
@@ -118,9 +123,10 @@ async function findActivations(
   const replay = rows[0]?.wallets ?? [];
   if (replay.length === 0) return;
   await db.query(
-    `UPDATE activation a SET block_timestamp = x.block_timestamp, found = true
-       FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp
-               FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp,
+    `UPDATE activation a
+        SET block_timestamp = x.block_timestamp, chain_id = x.chain_id, block_number = x.block_number, found = true
+       FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp, chain_id, block_number
+               FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp, e.chain_id, e.block_number,
                             sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
                               OVER (PARTITION BY e.developer ORDER BY e.id COLLATE "C") AS running
                        FROM (${events}) e) s

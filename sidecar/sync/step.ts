@@ -10,7 +10,7 @@ import type { Head } from "../chain-heads";
 import type { Queryable } from "../db/queryable";
 import { readProgress } from "./ponder";
 import { createAffected, queueDevelopers } from "./queue-developers";
-import { reconcileInStep } from "./reconcile";
+import { findRegistrations, reconcileInStep } from "./reconcile";
 
 export type ChainStep = {
   chainId: number;
@@ -260,6 +260,7 @@ async function stepInTransaction(
        FROM sync_delta
       ORDER BY wallet, change = 'added' DESC, block_number DESC, log_index DESC NULLS LAST`,
   );
+  await findRegistrations(db, config);
 
   const confirmed = new Map(
     config.chains.map((c) => {

@@ -17,7 +17,7 @@ beforeAll(async () => {
   fake = await fakePonder({ ADMIN_TOKEN: TOKEN, MAX_LAG_BLOCKS: "5" });
   pool = new pg.Pool({ connectionString: fake.url, max: 2 });
   const log = createLogger("error");
-  const metrics = createMetrics();
+  const metrics = createMetrics([31337]);
   const heads = new Map([[31337, { block: 30, at: Date.now() }]]);
   const alerts = new Alerts({
     webhookUrl: undefined,
@@ -63,6 +63,18 @@ describe("public routes", () => {
     expect((await app.request(`/developers/${w}?limit=501`)).status).toBe(400);
     expect((await app.request("/developers/0xnothex")).status).toBe(400);
     expect((await app.request(`/developers/${wallet(0xdead)}`)).status).toBe(404);
+  });
+});
+
+describe("metrics", () => {
+  it("start every counter at 0 per chain and error kind, with Node's process metrics", async () => {
+    const text = await (await app.request("/metrics")).text();
+    expect(text).toMatch(/^stakesync_events_synced_total\{chain_id="31337"\} 0$/m);
+    for (const kind of ["database", "ponder", "sync", "rpc", "email", "http"]) {
+      expect(text).toMatch(new RegExp(`^stakesync_sync_errors_total\\{kind="${kind}"\\} 0$`, "m"));
+    }
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^stakesync_outbox_pending 1$/m);
   });
 });
 

@@ -49,6 +49,23 @@ describe("confirmed stakes", () => {
   });
 });
 
+describe("a developer who registers after staking", () => {
+  it("is active at the next step, audited as registered, without a reconciliation", async () => {
+    fake = await fakePonder({ RECONCILE_INTERVAL_MS: "3600000" });
+    const w = wallet(30);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round();
+    expect(await fake.developer(w)).toBeUndefined();
+    await fake.register(w, "late@example.test");
+    await fake.progress({ latest: 13, safe: 0 });
+    await fake.round();
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 10 * 12) * 1000);
+    expect(await fake.audit(w)).toEqual(["registered active 5.000000"]);
+  });
+});
+
 describe("a Ponder restart (crash recovery) is not a reorg", () => {
   it("leaves developers alone while Ponder's rows are gone under an unchanged checkpoint, and after", async () => {
     fake = await fakePonder();
@@ -198,5 +215,37 @@ describe("Ponder's tables", () => {
     await fake.db.query(`DROP SCHEMA ${SCHEMA} CASCADE`);
     const result = await fake.round();
     expect(result.waitingForPonder).toBe(true);
+  });
+});
+
+describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
+  it("records the welcome of an activation by an earlier stake skipped as historic, and sends the later ones", async () => {
+    fake = await fakePonder({ EFFECTS_FROM_BLOCK: "15" });
+    const [old, recent, welcomed] = [wallet(20), wallet(21), wallet(22)];
+    await fake.register(old, "old@example.test");
+    await fake.register(recent, "recent@example.test");
+    // Active and welcomed under the old system: it stays active and is never emailed.
+    await fake.db.query(
+      "INSERT INTO developers (wallet_address, email, status, stake_amount, staked_at) VALUES ($1, 'w@example.test', 'active', 5, now())",
+      [welcomed],
+    );
+    await fake.index(
+      [
+        { developer: old, amount: 5n * USDC, block: 10 },
+        { developer: welcomed, amount: 5n * USDC, block: 10, log: 1 },
+        { developer: recent, amount: 5n * USDC, block: 20 },
+      ],
+      22,
+    );
+    await fake.round();
+    const { rows } = await fake.db.query("SELECT wallet, state, skip_reason FROM stakesync.outbox ORDER BY wallet");
+    expect(rows).toEqual([
+      { wallet: old, state: "skipped", skip_reason: "historic" },
+      { wallet: recent, state: "pending", skip_reason: null },
+    ]);
+    expect(await fake.developer(old)).toMatchObject({ status: "active" });
+    // Numerically equal: left as the old system wrote it, with no audit row and no job.
+    expect(await fake.developer(welcomed)).toMatchObject({ status: "active", stake_amount: "5" });
+    expect(await fake.audit(welcomed)).toEqual([]);
   });
 });
