@@ -16,8 +16,7 @@ import {
   run,
   type SidecarProcess,
   sql,
-  startChain,
-  startPonder,
+  startIndexedChain,
   startSidecar,
   type TestChain,
 } from "./helpers/stack";
@@ -32,13 +31,9 @@ let webhook: Awaited<ReturnType<typeof startWebhook>>;
 let sidecar: SidecarProcess;
 
 beforeAll(async () => {
-  chain = await startChain();
-  await chain.vault.fund(10n ** 12n);
-  databaseUrl = await freshDatabase();
   webhook = await startWebhook();
-  const env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA, POLLING_INTERVAL_MS: "100" };
-  const ponder = await startPonder(env);
-  await ponder.waitReady();
+  let env: Record<string, string>;
+  ({ chain, databaseUrl, env } = await startIndexedChain(SCHEMA));
   sidecar = await startSidecar({
     ...env,
     CONFIRMATIONS: "2",

@@ -6,14 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../lib/wait";
 import { header, startSmtp, startWebhook } from "./helpers/peers";
 import {
-  chainEnv,
   cleanup,
   developer,
-  freshDatabase,
   type SidecarProcess,
   sql,
-  startChain,
-  startPonder,
+  startIndexedChain,
   startSidecar,
   type TestChain,
 } from "./helpers/stack";
@@ -29,13 +26,9 @@ let webhook: Awaited<ReturnType<typeof startWebhook>>;
 let sidecars: SidecarProcess[];
 
 beforeAll(async () => {
-  chain = await startChain();
-  await chain.vault.fund(10n ** 12n);
-  databaseUrl = await freshDatabase();
   [smtp, webhook] = await Promise.all([startSmtp(), startWebhook()]);
-  const env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA, POLLING_INTERVAL_MS: "100" };
-  const ponder = await startPonder(env);
-  await ponder.waitReady();
+  let env: Record<string, string>;
+  ({ chain, databaseUrl, env } = await startIndexedChain(SCHEMA));
   const sidecarEnv = {
     ...env,
     CONFIRMATIONS: "2",

@@ -6,14 +6,11 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { waitFor } from "../lib/wait";
 import { startWebhook } from "./helpers/peers";
 import {
-  chainEnv,
   cleanup,
   developer,
-  freshDatabase,
   type SidecarProcess,
   sql,
-  startChain,
-  startPonder,
+  startIndexedChain,
   startSidecar,
   type TestChain,
 } from "./helpers/stack";
@@ -28,13 +25,9 @@ let sidecarEnv: Record<string, string>;
 let sidecar: SidecarProcess;
 
 beforeAll(async () => {
-  chain = await startChain();
-  await chain.vault.fund(10n ** 12n);
-  databaseUrl = await freshDatabase();
   webhook = await startWebhook();
-  const env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA, POLLING_INTERVAL_MS: "100" };
-  const ponder = await startPonder(env);
-  await ponder.waitReady();
+  let env: Record<string, string>;
+  ({ chain, databaseUrl, env } = await startIndexedChain(SCHEMA));
   // No reconciliation during the test: the correction must come from the sync itself.
   sidecarEnv = { ...env, CONFIRMATIONS: "2", RECONCILE_INTERVAL_MS: "600000", ALERT_WEBHOOK_URL: webhook.url };
   sidecar = await startSidecar(sidecarEnv);

@@ -110,6 +110,20 @@ export async function startPonder(env: Record<string, string>, port?: number): P
   };
 }
 
+/**
+ * The usual start of a sidecar test: a chain whose vault's owner is funded, a fresh database and
+ * `ponder start` on `schema`, ready. `env` is Ponder's environment, the base of the sidecar's.
+ */
+export async function startIndexedChain(schema: string) {
+  const chain = await startChain();
+  await chain.vault.fund(10n ** 12n);
+  const databaseUrl = await freshDatabase();
+  const env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema, POLLING_INTERVAL_MS: "100" };
+  const ponder = await startPonder(env);
+  await ponder.waitReady();
+  return { chain, databaseUrl, env, ponder };
+}
+
 /** The block Ponder has indexed on each chain (`_ponder_checkpoint`, block at chars 27–42). */
 export async function indexedBlocks(databaseUrl: string, schema: string): Promise<Map<number, number>> {
   const rows = await sql<{ chain_id: string; block: string }>(
