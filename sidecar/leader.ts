@@ -16,7 +16,7 @@ const RETRY_MS = 1000;
  * leader is never idle that long (it polls every SYNC_POLL_MS and pings while it backs off), and
  * a standby trying every second takes over within about this much more than RETRY_MS.
  */
-export const LEADER_SILENCE_LIMIT_S = 10;
+export const LEADER_SILENCE_LIMIT_S = 8;
 
 /** `pid` is the leader connection's backend: the one pg_locks names as the lock holder. */
 export type LeaderConnection = { client: pg.Client; lost: Promise<Error>; pid: number };

@@ -79,7 +79,7 @@ it("changes no developer, writes no audit row and raises no alert while a restar
 
   // A graceful restart, as a deploy or a process manager does it, onto a provider now slow.
   await ponder.stop();
-  rpc.state.delayMs = 3000;
+  rpc.state.delayMs = 5000; // below viem's 10 s timeout: slow, not failing
   ponder = await startPonder(ponderEnv);
 
   // Crash recovery has deleted the stakes while the checkpoint still vouches for their blocks…
