@@ -46,15 +46,13 @@ async function prepareSession(client: pg.Client): Promise<number> {
   // If this process freezes, in a transaction or between two, the server ends the session and
   // frees the lock; if its host vanishes, the server's keepalives notice within seconds.
   const limit = LEADER_SILENCE_LIMIT_S;
-  const { rows } = await client
-    .query<{ pid: number }>(
-      `SET idle_in_transaction_session_timeout = '${limit}s';
+  await client.query(
+    `SET idle_in_transaction_session_timeout = '${limit}s';
      SET idle_session_timeout = '${limit}s';
      SET tcp_keepalives_idle = 3; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
-     SET tcp_user_timeout = ${limit * 1000};
-     SELECT pg_backend_pid() AS pid`,
-    )
-    .then((results) => (Array.isArray(results) ? results.at(-1) : results) as { rows: { pid: number }[] });
+     SET tcp_user_timeout = ${limit * 1000}`,
+  );
+  const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
   return rows[0]?.pid ?? 0;
 }
 

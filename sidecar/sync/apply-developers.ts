@@ -39,7 +39,8 @@ export type Applied = {
   held: number;
 };
 
-const NOTHING: Applied = { changes: [], refused: [], held: 0 };
+/** A round with nothing queued. */
+export const NOTHING: Applied = { changes: [], refused: [], held: 0 };
 
 /**
  * SQLSTATE classes that refuse one row's values: data exceptions (an overflow, a value too long),

@@ -12,7 +12,7 @@ import type { Head } from "../chain-heads";
 import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
-import { type Applied, applyDevelopers, type Change } from "./apply-developers";
+import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -172,9 +172,7 @@ export class SyncLoop {
         });
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
-        const written = step.waitingForPonder
-          ? { changes: [], refused: [], held: 0 }
-          : await applyDevelopers(db, this.config);
+        const written = step.waitingForPonder ? NOTHING : await applyDevelopers(db, this.config);
         const durationMs = performance.now() - startedAt;
         // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
         // developer it touches: what a skipped one would have done, the next step does.
@@ -300,8 +298,7 @@ export class SyncLoop {
 
   /** After the n-th consecutive error (lib/backoff.ts). */
   private backoff() {
-    const n = Math.max(1, this.state.consecutiveErrors);
-    return this.sleep(backoffMs(this.config.retryDelayMs, n), { backoff: true });
+    return this.sleep(backoffMs(this.config.retryDelayMs, this.state.consecutiveErrors), { backoff: true });
   }
 
   /** Waits `ms`, or less when woken; a backoff waits its full time unless the loop stops. */

@@ -32,16 +32,13 @@ describe("reorg-order", () => {
     const snapshot = await chain.publicClient.request({ method: "evm_snapshot" as never });
     const orphan = await chain.vault.stakeFor(victim, 500n);
     const orphanBlock = Number(orphan.blockNumber);
-    await waitFor(
-      "the orphan to be indexed",
-      async () =>
-        (
-          await sql(databaseUrl, `SELECT 1 FROM "${schema}".stake_event WHERE transaction_hash = $1`, [
-            orphan.transactionHash,
-          ])
-        ).length === 1,
-      { timeoutMs: 60_000 },
-    );
+    const orphanRows = async () =>
+      (
+        await sql(databaseUrl, `SELECT 1 FROM "${schema}".stake_event WHERE transaction_hash = $1`, [
+          orphan.transactionHash,
+        ])
+      ).length;
+    await waitFor("the orphan to be indexed", async () => (await orphanRows()) === 1, { timeoutMs: 60_000 });
     await waitIndexed(databaseUrl, schema, chain, ponder);
 
     await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
@@ -49,18 +46,11 @@ describe("reorg-order", () => {
     await chain.vault.stakeFor(survivor, 1n);
     await mine(chain, 1);
     expect(await head(chain)).toBe(orphanBlock + 1);
-    await waitFor(
-      "the reorg to be applied",
-      async () =>
-        (
-          await sql(databaseUrl, `SELECT 1 FROM "${schema}".stake_event WHERE transaction_hash = $1`, [
-            orphan.transactionHash,
-          ])
-        ).length === 0,
-      { timeoutMs: 60_000 },
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}\nPonder's log ends:\n${ponder.output().slice(-3000)}`);
-    });
+    await waitFor("the reorg to be applied", async () => (await orphanRows()) === 0, { timeoutMs: 60_000 }).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}\nPonder's log ends:\n${ponder.output().slice(-3000)}`);
+      },
+    );
     await waitIndexed(databaseUrl, schema, chain, ponder);
     expect(ponder.output()).toContain("Reorged block");
 
