@@ -212,6 +212,8 @@ export type SidecarConfig = {
   explorerUrl: string | undefined;
   adminToken: string | undefined;
   maxLagBlocks: number;
+  /** Ponder counts as down (alert, /ready 503) once a problem has lasted this long. */
+  indexerDownAfterMs: number;
   alertAfterErrors: number;
   retryAttempts: number;
   retryDelayMs: number;
@@ -276,6 +278,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     explorerUrl: read(env, "EXPLORER_URL", httpUrl.optional(), "an http(s) URL"),
     adminToken: read(env, "ADMIN_TOKEN", z.string().min(16).optional(), "a token of at least 16 characters"),
     maxLagBlocks: read(env, "MAX_LAG_BLOCKS", int(0).default(100), "a whole number of blocks ≥ 0"),
+    indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", int(0).default(30_000), "milliseconds ≥ 0"),
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
     retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),

@@ -16,6 +16,7 @@ import { AlertMonitor } from "./effects/monitor";
 import { startEffects } from "./effects/run";
 import { OutboxWorker } from "./effects/worker";
 import { createApp } from "./http/app";
+import { IndexerWatch } from "./indexer-watch";
 import { createLogger } from "./log";
 import { createMetrics } from "./metrics";
 import { SyncLoop } from "./sync/loop";
@@ -36,7 +37,9 @@ const alerts = new Alerts({
   log,
   metrics,
 });
-const monitor = new AlertMonitor(config, pool, heads.heads, alerts);
+const indexer = new IndexerWatch(config, pool);
+indexer.start();
+const monitor = new AlertMonitor(config, heads.heads, alerts);
 const loop = new SyncLoop(config, log, metrics, heads.heads, {
   onChanges: (changes) => {
     if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
@@ -52,7 +55,7 @@ const httpPool = new pg.Pool({
   application_name: "stakesync_sidecar_http",
 });
 httpPool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
-const app = createApp({ config, pool: httpPool, heads: heads.heads, loop, metrics, alerts, log });
+const app = createApp({ config, pool: httpPool, heads: heads.heads, indexer, loop, metrics, alerts, log });
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );
@@ -65,6 +68,7 @@ const stopEffects = startEffects({
   config,
   pool,
   heads: heads.heads,
+  indexer,
   loop,
   worker: new OutboxWorker(config, pool, log, metrics),
   monitor,
@@ -78,6 +82,7 @@ async function shutdown(signal: string) {
   log.info({ signal }, "stopping");
   heads.stop();
   server.close();
+  await indexer.stop();
   await loop.stop();
   await stopEffects();
   await Promise.all([pool.end(), httpPool.end()]).catch(() => undefined);

@@ -1,8 +1,20 @@
 /** Prometheus metrics with the names the README lists, on a registry of the sidecar's own. */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Rule } from "./effects/alerts";
+import type { Status } from "./status";
 
 /** Every kind stakesync_sync_errors_total counts. */
-export const ERROR_KINDS = ["database", "ponder", "sync", "rpc", "email", "http"] as const;
+export const ERROR_KINDS = ["database", "ponder", "sync", "rpc", "email", "http", "webhook"] as const;
+
+/** Every rule the sidecar evaluates (README "Alerts"); stakesync_alert_firing has a series for each. */
+export const RULES: Rule[] = [
+  "indexer_down",
+  "lag",
+  "consecutive_errors",
+  "rpc_failing",
+  "dead_letter",
+  "reorg_correction",
+];
 
 /**
  * The sidecar's registry. With `chainIds`, the counters start at 0 for every chain and error kind:
@@ -39,6 +51,55 @@ export function createMetrics(chainIds: number[] = []) {
       labelNames: ["chain_id"],
       ...r,
     }),
+    headBlock: new Gauge({
+      name: "stakesync_head_block",
+      help: "Chain head: the larger of the sidecar's own poll and Ponder's indexed block",
+      labelNames: ["chain_id"],
+      ...r,
+    }),
+    indexedBlock: new Gauge({
+      name: "stakesync_ponder_indexed_block",
+      help: "Ponder's latest checkpoint block per chain",
+      labelNames: ["chain_id"],
+      ...r,
+    }),
+    indexerUp: new Gauge({
+      name: "stakesync_indexer_up",
+      help: "0 once Ponder's /health or heartbeat has failed for INDEXER_DOWN_AFTER_MS, else 1",
+      ...r,
+    }),
+    consecutiveErrors: new Gauge({
+      name: "stakesync_consecutive_sync_errors",
+      help: "Sync steps failed in a row (0 after a success)",
+      ...r,
+    }),
+    lastSyncTime: new Gauge({
+      name: "stakesync_last_sync_timestamp_seconds",
+      help: "Unix time of this sidecar's last successful sync step (0: none yet)",
+      ...r,
+    }),
+    developersQueued: new Gauge({
+      name: "stakesync_developers_queued",
+      help: "Developers rows synced from Ponder and not yet written (an application transaction holds them)",
+      ...r,
+    }),
+    developersRefused: new Gauge({
+      name: "stakesync_developers_refused",
+      help: "Developers rows the database refused, dead-lettered",
+      ...r,
+    }),
+    developersByStatus: new Gauge({
+      name: "stakesync_developers",
+      help: "Rows of the developers table by status",
+      labelNames: ["status"],
+      ...r,
+    }),
+    alertFiring: new Gauge({
+      name: "stakesync_alert_firing",
+      help: "1 while the sidecar's alert rule fires (evaluated on the leader)",
+      labelNames: ["rule"],
+      ...r,
+    }),
     syncLatency: new Histogram({
       name: "stakesync_sync_latency_seconds",
       help: "Block time of a developer's latest event to the commit of its change",
@@ -64,8 +125,29 @@ export function createMetrics(chainIds: number[] = []) {
   };
   for (const chainId of chainIds) metrics.eventsSynced.inc({ chain_id: chainId }, 0);
   for (const kind of ERROR_KINDS) metrics.syncErrors.inc({ kind }, 0);
+  for (const rule of RULES) metrics.alertFiring.set({ rule }, 0);
   metrics.isLeader.set(0);
+  metrics.lastSyncTime.set(0);
   return metrics;
+}
+
+/** The gauges that mirror a status read, set when /metrics is scraped. */
+export function observeStatus(metrics: Metrics, status: Status, byStatus: Record<string, number> | undefined) {
+  for (const chain of status.chains) {
+    const labels = { chain_id: chain.chainId };
+    metrics.lastSyncedBlock.set(labels, chain.synced);
+    if (chain.lagBlocks !== null) metrics.lagBlocks.set(labels, chain.lagBlocks);
+    if (chain.head !== null) metrics.headBlock.set(labels, chain.head);
+    if (chain.indexed !== null) metrics.indexedBlock.set(labels, chain.indexed);
+  }
+  metrics.indexerUp.set(status.indexer === null ? 1 : 0);
+  metrics.consecutiveErrors.set(status.consecutiveErrors);
+  if (status.lastSyncAt) metrics.lastSyncTime.set(Date.parse(status.lastSyncAt) / 1000);
+  metrics.outboxPending.set(status.outbox.pending);
+  metrics.outboxDead.set(status.outbox.dead);
+  metrics.developersQueued.set(status.developers.queued);
+  metrics.developersRefused.set(status.developers.refused);
+  for (const [value, count] of Object.entries(byStatus ?? {})) metrics.developersByStatus.set({ status: value }, count);
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

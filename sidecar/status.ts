@@ -13,6 +13,8 @@ export type ChainStatus = {
   head: number | null;
   indexed: number | null;
   finalized: number | null;
+  /** Ponder's /ready: false while it backfills (or catches up after a restart). */
+  ponderReady: boolean;
   synced: number;
   lagBlocks: number | null;
   confirmations: number;
@@ -22,6 +24,8 @@ export type Status = {
   role: LoopState["role"];
   ready: boolean;
   reason: string | null;
+  /** Why Ponder counts as down (INDEXER_DOWN_AFTER_MS and more); null while it is up or starting. */
+  indexer: string | null;
   chains: ChainStatus[];
   outbox: { pending: number; dead: number };
   /**
@@ -40,6 +44,7 @@ export async function readStatus(
   db: pg.Pool,
   config: SidecarConfig,
   heads: Map<number, Head>,
+  indexer: string | null,
   loop: LoopState,
 ): Promise<Status> {
   const [progress, cursors, work] = await Promise.all([
@@ -48,29 +53,36 @@ export async function readStatus(
     workCounts(db),
   ]);
   const chains = config.chains.map((chain) => {
-    const head = heads.get(chain.id)?.block ?? null;
     const p = progress.get(chain.id);
+    // The sidecar polls the head; Ponder may have seen a newer block first. The larger of the two
+    // is the head, so the lag shown is never understated.
+    const polled = heads.get(chain.id)?.block ?? null;
+    const head = polled === null ? null : Math.max(polled, p?.indexed ?? polled);
     const synced = cursors.get(chain.id)?.block ?? chain.startBlock - 1;
     return {
       chainId: chain.id,
       head,
       indexed: p?.indexed ?? null,
       finalized: p?.finalized ?? null,
+      ponderReady: p?.ready ?? false,
       synced,
       lagBlocks: head === null ? null : Math.max(0, head - synced),
       confirmations: chain.confirmations,
     };
   });
   const behind = chains.find((c) => c.lagBlocks === null || c.lagBlocks > config.maxLagBlocks);
-  const reason = behind
-    ? behind.lagBlocks === null
-      ? `chain ${behind.chainId}: head unknown (RPC unreachable)`
-      : `chain ${behind.chainId}: ${behind.lagBlocks} blocks behind (max ${config.maxLagBlocks})`
-    : null;
+  const reason = indexer
+    ? `indexer down: ${indexer}`
+    : behind
+      ? behind.lagBlocks === null
+        ? `chain ${behind.chainId}: head unknown (RPC unreachable)`
+        : `chain ${behind.chainId}: ${behind.lagBlocks} blocks behind (max ${config.maxLagBlocks})`
+      : null;
   return {
     role: loop.role,
     ready: reason === null,
     reason,
+    indexer,
     chains,
     ...work,
     lastError: loop.lastError && { kind: loop.lastError.kind, at: loop.lastError.at },
@@ -181,4 +193,15 @@ export async function readRecentChanges(db: Queryable, limit = 20): Promise<Rece
     block: r.block_number === null ? null : Number(r.block_number),
     transaction: r.transaction_hash,
   }));
+}
+
+/**
+ * Rows of the developers table by status. A full count (a sequential scan of a large table), so
+ * the HTTP routes keep it for a few seconds rather than count on every refresh.
+ */
+export async function countDevelopers(db: Queryable, config: Pick<SidecarConfig, "developersTable">) {
+  const { rows } = await db.query<{ status: string | null; n: string }>(
+    `SELECT status, count(*) AS n FROM ${config.developersTable.sql} GROUP BY status ORDER BY status`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.status ?? "null", Number(r.n)])) as Record<string, number>;
 }

@@ -42,9 +42,11 @@ export class Alerts {
     if (firing && (!state?.firing || now - state.lastSentAt >= this.options.repeatMs)) {
       this.rules.set(rule, { firing, lastSentAt: now, text, severity });
       this.options.metrics.alerts.inc({ rule });
+      this.options.metrics.alertFiring.set({ rule }, 1);
       this.deliver({ text, severity, rule, at: new Date(now).toISOString(), state: "firing", ...details });
     } else if (!firing && state?.firing) {
       this.rules.set(rule, { ...state, firing: false });
+      this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver({
         text: `resolved: ${state.text}`,
         severity: "info",

@@ -1,12 +1,10 @@
 /** Evaluates the alert rules (README "Alerts") on the leader, once a second, and reports them to Alerts. */
-import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { Status } from "../status";
 import type { LoopState } from "../sync/loop";
 import type { Alerts } from "./alerts";
 
-const HEARTBEAT_STALE_MS = 30_000; // Ponder beats every 10 s and gives up a lock after 25 s
 const HEAD_STALE_MS = 10_000;
 
 export class AlertMonitor {
@@ -15,7 +13,6 @@ export class AlertMonitor {
 
   constructor(
     private readonly config: SidecarConfig,
-    private readonly pool: pg.Pool,
     private readonly heads: Map<number, Head>,
     private readonly alerts: Alerts,
   ) {}
@@ -26,8 +23,7 @@ export class AlertMonitor {
 
   async check(status: Status, loop: LoopState) {
     const { config, alerts } = this;
-    const indexer = await this.indexerProblem();
-    alerts.set("indexer_down", indexer !== null, "critical", `indexer down: ${indexer}`);
+    alerts.set("indexer_down", status.indexer !== null, "critical", `indexer down: ${status.indexer}`);
 
     const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > config.maxLagBlocks);
     alerts.set(
@@ -65,22 +61,6 @@ export class AlertMonitor {
       "warning",
       "developers corrected after a reorg deeper than CONFIRMATIONS",
     );
-  }
-
-  /** Ponder's /health, and its heartbeat in _ponder_meta (a views schema has it too). */
-  private async indexerProblem(): Promise<string | null> {
-    const health = await fetch(`${this.config.ponderUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(
-      (error: Error) => error,
-    );
-    if (health instanceof Error) return `${this.config.ponderUrl}/health unreachable`;
-    if (!health.ok) return `${this.config.ponderUrl}/health answered ${health.status}`;
-    const { rows } = await this.pool
-      .query<{ beat: string }>(
-        `SELECT value->>'heartbeat_at' AS beat FROM "${this.config.ponderSchema}"._ponder_meta WHERE key = 'app'`,
-      )
-      .catch(() => ({ rows: [] as { beat: string }[] }));
-    const beat = Number(rows[0]?.beat ?? 0);
-    return Date.now() - beat > HEARTBEAT_STALE_MS ? "heartbeat stale" : null;
   }
 
   /** The sidecar's own head polls, and whether Ponder's RPC error counter moved since last time. */

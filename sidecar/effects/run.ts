@@ -3,6 +3,7 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
+import type { IndexerWatch } from "../indexer-watch";
 import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import type { AlertMonitor } from "./monitor";
@@ -12,18 +13,19 @@ export function startEffects(deps: {
   config: SidecarConfig;
   pool: pg.Pool;
   heads: Map<number, Head>;
+  indexer: IndexerWatch;
   loop: SyncLoop;
   worker: OutboxWorker;
   monitor: AlertMonitor;
   log: Logger;
 }) {
-  const { config, pool, heads, loop, worker, monitor, log } = deps;
+  const { config, pool, heads, indexer, loop, worker, monitor, log } = deps;
   let running: Promise<void> | undefined;
   const tick = async () => {
     if (loop.state.role !== "leader") return;
     try {
       await worker.tick(loop.state);
-      await monitor.check(await readStatus(pool, config, heads, loop.state), loop.state);
+      await monitor.check(await readStatus(pool, config, heads, indexer.down(), loop.state), loop.state);
     } catch (error) {
       log.warn({ err: (error as Error).message }, "effects tick failed; retrying");
     }

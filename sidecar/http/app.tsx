@@ -11,9 +11,10 @@ import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { Alerts } from "../effects/alerts";
 import { listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
-import type { Metrics } from "../metrics";
+import type { IndexerWatch } from "../indexer-watch";
+import { type Metrics, observeStatus } from "../metrics";
 import { errorText } from "../redact";
-import { readDeveloper, readRecentChanges, readStatus } from "../status";
+import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import { adminAuth } from "./admin-auth";
 import { StatusPage } from "./page";
@@ -22,6 +23,8 @@ export type AppDeps = {
   config: SidecarConfig;
   pool: pg.Pool;
   heads: Map<number, Head>;
+  /** Ponder's state as every sidecar observes it: `down()` is why it counts as down, or null. */
+  indexer: Pick<IndexerWatch, "down">;
   loop: SyncLoop;
   metrics: Metrics;
   alerts: Alerts;
@@ -29,10 +32,11 @@ export type AppDeps = {
 };
 
 const WALLET = /^0x[0-9a-fA-F]{40}$/;
+const COUNT_CACHE_MS = 5000;
 
-export function createApp({ config, pool, heads, loop, metrics, alerts, log }: AppDeps) {
+export function createApp({ config, pool, heads, indexer, loop, metrics, alerts, log }: AppDeps) {
   const app = new Hono();
-  const status = () => readStatus(pool, config, heads, loop.state);
+  const status = () => readStatus(pool, config, heads, indexer.down(), loop.state);
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
@@ -41,17 +45,27 @@ export function createApp({ config, pool, heads, loop, metrics, alerts, log }: A
     return s.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: s.reason }, 503);
   });
 
-  app.get("/status", async (c) => c.json({ ...(await status()), alerts: alerts.firing() }));
+  // Counted at most every COUNT_CACHE_MS: the status page refreshes every 3 s in every open tab.
+  let counted: { at: number; counts: Promise<Record<string, number>> } | undefined;
+  const developerCounts = () => {
+    if (!counted || Date.now() - counted.at > COUNT_CACHE_MS) {
+      const counts = countDevelopers(pool, config);
+      counts.catch(() => {
+        counted = undefined;
+      });
+      counted = { at: Date.now(), counts };
+    }
+    return counted.counts;
+  };
+
+  app.get("/status", async (c) => {
+    const [s, byStatus] = await Promise.all([status(), developerCounts()]);
+    return c.json({ ...s, developers: { ...s.developers, byStatus }, alerts: alerts.firing() });
+  });
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
-    for (const chain of s?.chains ?? []) {
-      if (chain.lagBlocks !== null) metrics.lagBlocks.set({ chain_id: chain.chainId }, chain.lagBlocks);
-    }
-    if (s) {
-      metrics.outboxPending.set(s.outbox.pending);
-      metrics.outboxDead.set(s.outbox.dead);
-    }
+    if (s) observeStatus(metrics, s, await developerCounts().catch(() => undefined));
     return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
   });
 
@@ -73,7 +87,7 @@ export function createApp({ config, pool, heads, loop, metrics, alerts, log }: A
 
   const startBlocks = new Map(config.chains.map((chain) => [chain.id, chain.startBlock]));
   app.get("/", async (c) => {
-    const [s, changes] = await Promise.all([status(), readRecentChanges(pool)]);
+    const [s, changes, counts] = await Promise.all([status(), readRecentChanges(pool), developerCounts()]);
     return c.html(
       <StatusPage
         status={s}
@@ -81,6 +95,9 @@ export function createApp({ config, pool, heads, loop, metrics, alerts, log }: A
         alerts={alerts.firing()}
         explorerUrl={config.explorerUrl}
         startBlocks={startBlocks}
+        maxLagBlocks={config.maxLagBlocks}
+        developerCounts={counts}
+        emailConfigured={config.smtpUrl !== undefined}
       />,
     );
   });

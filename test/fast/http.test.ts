@@ -3,15 +3,17 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Alerts } from "../../sidecar/effects/alerts";
 import { createApp } from "../../sidecar/http/app";
+import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
-import { createMetrics } from "../../sidecar/metrics";
+import { createMetrics, ERROR_KINDS, RULES } from "../../sidecar/metrics";
 import { SyncLoop } from "../../sidecar/sync/loop";
-import { type Fake, fakePonder, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
 
 const TOKEN = "fast-tier-admin-token";
 let fake: Fake;
 let pool: pg.Pool;
 let app: ReturnType<typeof createApp>;
+let indexerDown: string | null = null;
 
 beforeAll(async () => {
   fake = await fakePonder({ ADMIN_TOKEN: TOKEN, MAX_LAG_BLOCKS: "5" });
@@ -27,7 +29,16 @@ beforeAll(async () => {
     metrics,
   });
   const loop = new SyncLoop(fake.config, log, metrics, heads); // never started: a standby
-  app = createApp({ config: fake.config, pool, heads, loop, metrics, alerts, log });
+  app = createApp({
+    config: fake.config,
+    pool,
+    heads,
+    indexer: { down: () => indexerDown },
+    loop,
+    metrics,
+    alerts,
+    log,
+  });
   const w = wallet(0xa1);
   await fake.register(w, "someone@example.test");
   for (const i of [1, 2, 3]) {
@@ -66,15 +77,62 @@ describe("public routes", () => {
   });
 });
 
+describe("indexer down", () => {
+  it("makes /ready 503 naming Ponder, and /status and the page say so", async () => {
+    indexerDown = "http://127.0.0.1:42069/health unreachable";
+    try {
+      const ready = await app.request("/ready");
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ ready: false, reason: `indexer down: ${indexerDown}` });
+      expect(await (await app.request("/status")).json()).toMatchObject({ indexer: indexerDown });
+      expect(await (await app.request("/metrics")).text()).toMatch(/^stakesync_indexer_up 0$/m);
+    } finally {
+      indexerDown = null;
+    }
+    expect(await (await app.request("/metrics")).text()).toMatch(/^stakesync_indexer_up 1$/m);
+  });
+
+  it("counts only once the problem has lasted INDEXER_DOWN_AFTER_MS (Ponder may still be starting)", async () => {
+    const watch = new IndexerWatch(
+      { ponderUrl: "http://127.0.0.1:1", ponderSchema: SCHEMA, indexerDownAfterMs: 30_000 },
+      pool,
+    );
+    const t0 = Date.now();
+    await watch.observe(t0);
+    expect(watch.down(t0 + 29_999)).toBeNull();
+    await watch.observe(t0 + 10_000); // still failing: the first sighting counts
+    expect(watch.down(t0 + 30_000)).toBe("http://127.0.0.1:1/health unreachable");
+  });
+});
+
+describe("status page", () => {
+  it("shows developers by status as /status counts them, UTC times, 'block' in the singular, and unconfigured SMTP", async () => {
+    const status = (await (await app.request("/status")).json()) as {
+      developers: { byStatus: Record<string, number> };
+      chains: { head: number; indexed: number }[];
+    };
+    expect(status.developers.byStatus).toEqual({ active: 1 });
+    for (const chain of status.chains) expect(chain.head).toBeGreaterThanOrEqual(chain.indexed);
+    const html = await (await app.request("/")).text();
+    expect(html).toMatch(/data-status="active">active <b class="num">1<\/b>/);
+    expect(html).toContain("not configured (SMTP_URL and MAIL_FROM unset): 1 pending");
+    expect(html).not.toMatch(/\b1 blocks\b/);
+    expect(html).not.toContain("@");
+  });
+});
+
 describe("metrics", () => {
   it("start every counter at 0 per chain and error kind, with Node's process metrics", async () => {
     const text = await (await app.request("/metrics")).text();
     expect(text).toMatch(/^stakesync_events_synced_total\{chain_id="31337"\} 0$/m);
-    for (const kind of ["database", "ponder", "sync", "rpc", "email", "http"]) {
+    for (const kind of ERROR_KINDS) {
       expect(text).toMatch(new RegExp(`^stakesync_sync_errors_total\\{kind="${kind}"\\} 0$`, "m"));
     }
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(text).toMatch(/^stakesync_outbox_pending 1$/m);
+    for (const rule of RULES) expect(text).toMatch(new RegExp(`^stakesync_alert_firing\\{rule="${rule}"\\} 0$`, "m"));
+    expect(text).toMatch(/^stakesync_developers\{status="active"\} 1$/m);
+    expect(text).toMatch(/^stakesync_head_block\{chain_id="31337"\} 30$/m);
   });
 });
 
