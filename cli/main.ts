@@ -1,6 +1,7 @@
 /** `stakesync <command>`: the operator's command line. */
 // First: refuses an unsupported Node.js with one line, before anything else loads.
 import "../lib/require-node";
+import { DEMO_HELP, demoCommand } from "./demo";
 import { verifyCommand } from "./verify";
 
 const USAGE = `usage: stakesync <command> [options]
@@ -8,6 +9,8 @@ const USAGE = `usage: stakesync <command> [options]
 commands:
   verify [--json] [--local]   compare developers and Ponder's tables with stakeOf() on chain at the
                               confirmed block; exit 0 all match, 1 a mismatch, 2 an error
+  demo <action> <who> [amount]
+                              stake, unstake, slash or register on npm run dev's local stack
 
 options:
   --help                      this text (also: stakesync <command> --help)
@@ -37,6 +40,13 @@ if (command === "verify") {
     process.exit(0);
   }
   process.exit(await verifyCommand(rest));
+}
+if (command === "demo") {
+  if (rest.length === 0 || rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(DEMO_HELP);
+    process.exit(rest.length === 0 ? 2 : 0);
+  }
+  process.exit(await demoCommand(rest));
 }
 process.stderr.write(`stakesync: unknown command "${command}"\n${USAGE}`);
 process.exit(2);

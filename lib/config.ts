@@ -111,6 +111,23 @@ export function loadChains(env: Env): ChainConfig[] {
   return list.map((id) => readChain(env, id, `_${id}`));
 }
 
+// Read by more than one loader: each stated once.
+const ponderPort = (env: Env) => read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port");
+const sidecarPort = (env: Env) => read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port");
+const smtpUrl = (env: Env) =>
+  read(env, "SMTP_URL", z.url({ protocol: /^smtps?$/ }).optional(), "an smtp:// or smtps:// URL");
+const developersTable = (env: Env) =>
+  read(
+    env,
+    "DEVELOPERS_TABLE",
+    z
+      .string()
+      .default("public.developers")
+      .transform((v) => parseTableName(v))
+      .pipe(z.custom<TableName>((v) => v !== null)),
+    "a table name such as public.developers (lowercase letters, digits, _)",
+  );
+
 export type DatabaseConfig = { url: string; schema: string };
 
 const VIEWS_SCHEMA_EXPECTED = "a lowercase schema name (≤ 45 chars) other than public and stakesync";
@@ -158,7 +175,7 @@ export function loadIndexerConfig(env: Env): IndexerConfig {
   return {
     chains: loadChains(env),
     database: loadDatabase(env),
-    port: read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port"),
+    port: ponderPort(env),
     host: read(env, "PONDER_HOST", hostName.optional(), "a hostname or IP address to listen on"),
     viewsSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED),
     memory: loadPonderMemory(env),
@@ -246,33 +263,24 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     "a non-negative decimal number of tokens (e.g. 12.5)",
   );
   const threshold = toRawCeil(minStake, decimals);
-  const ponderPort = read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port");
-  const smtpUrl = read(env, "SMTP_URL", z.url({ protocol: /^smtps?$/ }).optional(), "an smtp:// or smtps:// URL");
+  const ponder = ponderPort(env);
+  const smtp = smtpUrl(env);
   const mailFrom = read(env, "MAIL_FROM", z.string().min(3).optional(), "a sender address");
   // One without the other would silently send nothing.
-  if (smtpUrl && !mailFrom) throw new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)");
-  if (mailFrom && !smtpUrl) throw new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)");
+  if (smtp && !mailFrom) throw new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)");
+  if (mailFrom && !smtp) throw new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)");
   return {
     chains: loadChains(env),
     database,
     ponderSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED) ?? database.schema,
-    ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponderPort}`), "an http(s) URL"),
-    developersTable: read(
-      env,
-      "DEVELOPERS_TABLE",
-      z
-        .string()
-        .default("public.developers")
-        .transform((v) => parseTableName(v))
-        .pipe(z.custom<TableName>((v) => v !== null)),
-      "a table name such as public.developers (lowercase letters, digits, _)",
-    ),
+    ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponder}`), "an http(s) URL"),
+    developersTable: developersTable(env),
     stakeDecimals: decimals,
     minStake,
     activationThreshold: threshold > 0n ? threshold : 1n,
-    port: read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port"),
+    port: sidecarPort(env),
     host: read(env, "SIDECAR_HOST", hostName.optional(), "a hostname or IP address to listen on"),
-    smtpUrl,
+    smtpUrl: smtp,
     mailFrom,
     alertWebhookUrl: read(env, "ALERT_WEBHOOK_URL", httpUrl.optional(), "an http(s) URL"),
     explorerUrl: read(env, "EXPLORER_URL", httpUrl.optional(), "an http(s) URL"),
@@ -335,4 +343,35 @@ export function orExit<T>(load: () => T): T {
     process.stderr.write(`stakesync: configuration error: ${error.message}\n`);
     process.exit(1);
   }
+}
+
+/** `npm run dev` and `stakesync demo`: the local stack's ports, data folder and tables. */
+export type DevConfig = {
+  /** STAKESYNC_DATA_DIR: chain state, PostgreSQL's data, the deployment and caught emails. */
+  dataDir: string;
+  database: DatabaseConfig;
+  chainId: number;
+  rpcUrl: string;
+  ponderPort: number;
+  sidecarPort: number;
+  /** The dev mail catcher's port (DEV_SMTP_PORT); unused when SMTP_URL is set. */
+  smtpPort: number;
+  /** SMTP_URL as given: the developer's own server instead of the catcher. */
+  smtpUrl: string | undefined;
+  developersTable: TableName;
+};
+
+/** Reads the dev stack's settings from .env.local's defaults overlaid with `env`. */
+export function loadDevConfig(env: Env): DevConfig {
+  return {
+    dataDir: path.resolve(repoRoot, read(env, "STAKESYNC_DATA_DIR", z.string().default(".data"), "a folder")),
+    database: loadDatabase(env),
+    chainId: read(env, "CHAIN_ID", int(1).default(31337), "a chain id (positive integer)"),
+    rpcUrl: read(env, "RPC_URL", httpUrl.default("http://127.0.0.1:8545"), "an http(s) URL"),
+    ponderPort: ponderPort(env),
+    sidecarPort: sidecarPort(env),
+    smtpPort: read(env, "DEV_SMTP_PORT", int(1).max(65535).default(2525), "a TCP port"),
+    smtpUrl: smtpUrl(env),
+    developersTable: developersTable(env),
+  };
 }

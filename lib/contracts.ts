@@ -15,15 +15,26 @@ import {
   http,
   type PublicClient,
   type Transport,
+  toHex,
   type WalletClient,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { MockUSDCAbi } from "../abis/MockUSDC";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { repoRoot } from "./config";
 
 /** anvil's first default account; it owns the vault in local setups. */
 export const ANVIL_DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" as const;
+
+/** anvil's public development mnemonic: its default accounts, for local chains only. */
+const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
+
+/** Private keys of anvil's default accounts 1..n (account 0 is the deployer). */
+export function anvilKeys(n: number): Hex[] {
+  return Array.from({ length: n }, (_, i) =>
+    toHex(mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: i + 1 }).getHdKey().privateKey as Uint8Array),
+  );
+}
 
 export type Deployment = { chainId: number; stakeVault: Address; token: Address; blockNumber: number };
 

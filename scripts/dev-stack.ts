@@ -1,58 +1,109 @@
 /**
- * `npm run dev`: the whole stack locally with no configuration.
- *   embedded PostgreSQL (127.0.0.1:54320) and anvil (127.0.0.1:8545, 1 s blocks), both keeping
- *   their state in .data/; MockUSDC + StakeVault deployed once with a few demo developers;
- *   `ponder dev` and the sidecar. Ctrl-C stops every child; the next run resumes.
+ * The local stack of `npm run dev` (scripts/dev.ts starts it in a process group of its own):
+ * embedded PostgreSQL and anvil (1 s blocks), both keeping their state in STAKESYNC_DATA_DIR
+ * (.data/); MockUSDC + StakeVault deployed once with a few demo developers; a mail catcher
+ * standing in for SMTP; `ponder dev` and the sidecar. SIGTERM stops the children in order; the
+ * next run resumes.
  */
-// First: refuses an unsupported Node.js with one line, before anything else loads.
 import "../lib/require-node";
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { type Address, parseUnits } from "viem";
-import { privateKeyToAddress } from "viem/accounts";
-import { loadDatabase, loadPonderMemory, orExit, parseTableName, readLocalDefaults, repoRoot } from "../lib/config";
+import { parseUnits } from "viem";
+import { loadDevConfig, loadPonderMemory, orExit, readLocalDefaults, repoRoot } from "../lib/config";
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
 import { startAnvil, stopChild } from "../lib/local/anvil";
+import {
+  DEMO_NAMES,
+  type DemoDeveloper,
+  demoDeveloper,
+  demoRegister,
+  deploymentFile,
+  readDeployment,
+} from "../lib/local/demo";
+import { startMailCatcher } from "../lib/local/mail-catcher";
 import { startPostgres } from "../lib/local/postgres";
-import { ponderCommand, sidecarCommand } from "../lib/local/process";
+import { ponderAnswering, ponderCommand, sidecarCommand } from "../lib/local/process";
 import { waitFor } from "../lib/wait";
 import { ensureDevelopersTable } from "../sidecar/db/developers-table";
 import { createLogger } from "../sidecar/log";
 
-const dataDir = path.join(repoRoot, ".data");
-const deploymentFile = path.join(dataDir, "deployment.json");
-mkdirSync(dataDir, { recursive: true });
-
 // Local defaults, then anything the developer exported on top.
 const env = { ...readLocalDefaults(), ...process.env } as Record<string, string>;
+const config = orExit(() => loadDevConfig(env));
 const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
+mkdirSync(config.dataDir, { recursive: true });
+/** A path as the developer reads it: relative inside the repository, absolute outside. */
+const shortPath = (file: string) => (file.startsWith(repoRoot) ? path.relative(repoRoot, file) || "." : file);
+const shown = shortPath(config.dataDir);
 
-const database = loadDatabase(env);
-const pgPort = Number(new URL(database.url).port);
-say(`starting PostgreSQL on 127.0.0.1:${pgPort} (data in .data/postgres)`);
-const postgres = await startPostgres({
-  dataDir: path.join(dataDir, "postgres"),
-  port: pgPort,
-  database: new URL(database.url).pathname.slice(1),
+// What has started, stopped in reverse order: by SIGTERM, or when start-up fails half-way (one
+// line says why, and no PostgreSQL or anvil is left running behind it).
+const started: { name: string; stop: () => Promise<unknown> }[] = [];
+let stopping = false;
+async function stop(code: number) {
+  if (stopping) return;
+  stopping = true;
+  say("stopping…");
+  for (const part of started.reverse()) {
+    await part.stop().catch((error: Error) => say(`${part.name} did not stop cleanly: ${error.message}`));
+  }
+  if (code === 0) say(`stopped; \`npm run dev\` resumes from ${shown}/ (delete it to start over)`);
+  process.exit(code);
+}
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));
+process.on("uncaughtException", (error) => {
+  say(`failed: ${error.message}`);
+  void stop(1);
+});
+process.on("unhandledRejection", (error) => {
+  say(`failed: ${(error as Error).message ?? error}`);
+  void stop(1);
 });
 
-const rpcPort = Number(new URL(env.RPC_URL ?? "http://127.0.0.1:8545").port);
-say(`starting anvil on 127.0.0.1:${rpcPort}, 1 s blocks (state in .data/anvil-state.json)`);
+const pgPort = Number(new URL(config.database.url).port);
+say(`starting PostgreSQL on 127.0.0.1:${pgPort} (data in ${shown}/postgres)`);
+const postgres = await startPostgres({
+  dataDir: path.join(config.dataDir, "postgres"),
+  port: pgPort,
+  database: new URL(config.database.url).pathname.slice(1),
+});
+started.push({ name: "PostgreSQL", stop: () => postgres.stop() });
+
+const rpcPort = Number(new URL(config.rpcUrl).port);
+say(`starting anvil on 127.0.0.1:${rpcPort}, 1 s blocks (state in ${shown}/anvil-state.json)`);
 const anvil = await startAnvil({
   port: rpcPort,
-  chainId: Number(env.CHAIN_ID ?? 31337),
+  chainId: config.chainId,
   blockTime: 1,
-  stateFile: path.join(dataDir, "anvil-state.json"),
+  stateFile: path.join(config.dataDir, "anvil-state.json"),
 });
+// SIGINT: anvil writes its state file on the way out.
+started.push({ name: "anvil", stop: () => anvil.stop() });
 
-const clients = await connect(anvil.rpcUrl);
 const deployment = await deployOnce();
 env.STAKE_VAULT_ADDRESS = deployment.stakeVault;
 env.START_BLOCK = String(deployment.blockNumber);
 
-const children: ChildProcess[] = [];
+// Without SMTP_URL, welcome emails go to a local catcher: printed here, kept as .eml files.
+const catcher = config.smtpUrl
+  ? undefined
+  : await startMailCatcher({
+      port: config.smtpPort,
+      dir: path.join(config.dataDir, "mail"),
+      onMail: (mail) =>
+        process.stdout.write(
+          `[mail] caught "${mail.subject}" for wallet ${mail.wallet ?? "?"}: ${shortPath(mail.file)}\n`,
+        ),
+    });
+if (catcher) {
+  started.push({ name: "mail catcher", stop: () => catcher.close() });
+  env.SMTP_URL = catcher.url;
+  env.MAIL_FROM = "stakesync dev <stakesync@localhost>";
+}
+
 function launch(name: string, args: string[], extraEnv: Record<string, string> = {}) {
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
@@ -67,50 +118,52 @@ function launch(name: string, args: string[], extraEnv: Record<string, string> =
   child.once("exit", (code, signal) => {
     if (!stopping) say(`${name} exited (${signal ?? code}); Ctrl-C to stop the rest`);
   });
-  children.push(child);
+  return child;
 }
 
-const sidecar = await sidecarCommand();
-const ponderPort = env.PONDER_PORT ?? "42069";
 const ponder = ponderCommand(
   orExit(() => loadPonderMemory(env)),
-  ["dev", "--disable-ui", "--schema", database.schema, "--port", ponderPort],
+  ["dev", "--disable-ui", "--schema", config.database.schema, "--port", String(config.ponderPort)],
 );
-launch("ponder", ponder.args, ponder.env);
-launch("sidecar", sidecar);
+const ponderChild = launch("ponder", ponder.args, ponder.env);
+// SIGINT: Ponder then releases its schema lock. Both stop before anvil and PostgreSQL.
+started.push({ name: "Ponder", stop: () => stopChild(ponderChild, "SIGINT") });
+// The sidecar once Ponder answers, as `npm start` does: no indexer_down while Ponder builds.
+await ponderAnswering(`http://127.0.0.1:${config.ponderPort}`, ponderChild);
+const sidecarChild = launch("sidecar", await sidecarCommand());
+started.push({ name: "the sidecar", stop: () => stopChild(sidecarChild, "SIGTERM") });
+// Orphaned (the launcher was killed): stop rather than run on unseen.
+const launcher = process.ppid;
+setInterval(() => {
+  if (process.ppid !== launcher) void stop(0);
+}, 1000).unref();
 
-let stopping = false;
-async function stop() {
-  if (stopping) return;
-  stopping = true;
-  say("stopping…");
-  await Promise.all(children.map((child) => stopChild(child, "SIGINT")));
-  await anvil.stop(); // SIGINT: anvil writes its state file on the way out
-  await postgres.stop();
-  say("stopped; `npm run dev` resumes from .data/ (delete it to start over)");
-  process.exit(0);
+await waitFor(
+  "ponder",
+  async () => (await fetch(`http://127.0.0.1:${config.ponderPort}/ready`).catch(() => undefined))?.status === 200,
+  { timeoutMs: 300_000, intervalMs: 500 },
+).catch((error) => say(`ponder is not ready yet: ${error.message}`));
+if (!stopping) {
+  say("ready:");
+  say(`  GraphQL   http://localhost:${config.ponderPort}/graphql`);
+  say(`  SQL       http://localhost:${config.ponderPort}/sql/*`);
+  say(`  sidecar   http://localhost:${config.sidecarPort}/  (status page)`);
+  say(
+    `  database  ${postgres.url}  (Ponder schema "${config.database.schema}", table ${config.developersTable.schema}.${config.developersTable.table})`,
+  );
+  say(`  chain     ${anvil.rpcUrl}  StakeVault ${deployment.stakeVault}  MockUSDC ${deployment.token}`);
+  say(`  email     ${catcher ? `caught locally, printed here as [mail] and kept in ${shown}/mail/` : config.smtpUrl}`);
+  say("try:");
+  say("  npx stakesync demo register frank && npx stakesync demo stake frank 25");
+  say("  npx stakesync demo unstake dave 5 · npx stakesync demo slash bob 10 · npx stakesync demo --help");
+  say("  npx stakesync verify --local");
 }
-// Children first, then anvil (it saves its state on SIGINT), then PostgreSQL.
-process.on("SIGINT", stop);
-process.on("SIGTERM", stop);
 
-await waitFor("ponder", async () => (await fetch(`http://127.0.0.1:${ponderPort}/ready`)).status === 200, {
-  timeoutMs: 300_000,
-  intervalMs: 500,
-}).catch((error) => say(`ponder is not ready yet: ${error.message}`));
-say("ready:");
-say(`  GraphQL   http://localhost:${ponderPort}/graphql`);
-say(`  SQL       http://localhost:${ponderPort}/sql/*`);
-say(`  sidecar   http://localhost:${env.SIDECAR_PORT ?? "42070"}/  (status page)`);
-say(
-  `  database  ${postgres.url}  (Ponder schema "${database.schema}", table ${env.DEVELOPERS_TABLE ?? "public.developers"})`,
-);
-say(`  chain     ${anvil.rpcUrl}  StakeVault ${deployment.stakeVault}  MockUSDC ${deployment.token}`);
-
-/** Reuses .data/deployment.json while the chain still has the code; otherwise deploys and seeds. */
+/** Reuses the deployment while the chain still has its code; otherwise deploys and seeds. */
 async function deployOnce(): Promise<Deployment> {
-  if (existsSync(deploymentFile)) {
-    const saved = JSON.parse(readFileSync(deploymentFile, "utf8")) as Deployment;
+  const clients = await connect(anvil.rpcUrl);
+  if (existsSync(deploymentFile(config))) {
+    const saved = readDeployment(config);
     const code = await clients.publicClient.getCode({ address: saved.stakeVault });
     if (code && code !== "0x") {
       say(`StakeVault ${saved.stakeVault} already deployed at block ${saved.blockNumber}`);
@@ -118,46 +171,47 @@ async function deployOnce(): Promise<Deployment> {
     }
   }
   const fresh = await deploy(clients);
-  writeFileSync(deploymentFile, `${JSON.stringify(fresh, null, 2)}\n`);
+  writeFileSync(deploymentFile(config), `${JSON.stringify(fresh, null, 2)}\n`);
   say(`deployed MockUSDC ${fresh.token} and StakeVault ${fresh.stakeVault} at block ${fresh.blockNumber}`);
   await seedDemo(fresh);
   return fresh;
 }
 
-/** Demo developers are anvil's accounts 1–5, so each can also stake and unstake by itself. */
+/** Five registered demo developers; stakes for three, a stake and unstake by dave, a slash of bob. */
 async function seedDemo(deployment: Deployment) {
-  const keys = [
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-  ] as const;
-  const names = ["alice", "bob", "carol", "dave", "erin"];
-  const wallets = keys.map((key) => privateKeyToAddress(key));
+  const names = DEMO_NAMES.slice(0, 5);
+  const developers = names.map((name) => demoDeveloper(name));
   const db = new pg.Client({ connectionString: postgres.url });
   await db.connect();
-  const table = parseTableName(env.DEVELOPERS_TABLE ?? "public.developers");
-  if (!table) throw new Error("DEVELOPERS_TABLE must be a table name like public.developers");
-  await ensureDevelopersTable(db, table, createLogger("warn"));
-  await db.query(
-    `INSERT INTO ${table.sql} (wallet_address, email)
-     SELECT w, n || '@example.test' FROM unnest($1::text[], $2::text[]) AS t(w, n)
-     ON CONFLICT (wallet_address) DO NOTHING`,
-    [wallets, names],
+  try {
+    await db.query("BEGIN");
+    await ensureDevelopersTable(db, config.developersTable, createLogger("warn"));
+    await db.query("COMMIT");
+  } finally {
+    await db.end();
+  }
+  await demoRegister(
+    config,
+    developers.map((d) => ({ wallet: d.wallet, email: `${d.name}@example.test` })),
   );
-  await db.end();
-
-  const owner = vault(clients, deployment);
+  const [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map((name) => demoDeveloper(name)) as [
+    DemoDeveloper,
+    DemoDeveloper,
+    DemoDeveloper,
+    DemoDeveloper,
+  ];
+  const owner = vault(await connect(anvil.rpcUrl), deployment);
   await owner.fund(parseUnits("1000", 6));
-  await owner.stakeForMany(wallets.slice(0, 3) as Address[], [
-    parseUnits("100", 6),
-    parseUnits("50", 6),
-    parseUnits("12.5", 6),
-  ]);
-  const dave = vault(await connect(anvil.rpcUrl, keys[3]), deployment);
-  await dave.fund(parseUnits("20", 6));
-  await dave.stake(parseUnits("20", 6));
-  await dave.unstake(parseUnits("5", 6));
-  say(`registered ${names.join(", ")}; staked for alice, bob, carol; dave staked and unstaked; erin has no stake`);
+  await owner.stakeForMany(
+    [alice.wallet, bob.wallet, carol.wallet],
+    [parseUnits("100", 6), parseUnits("50", 6), parseUnits("12.5", 6)],
+  );
+  await owner.slash(bob.wallet, parseUnits("10", 6));
+  const daveVault = vault(await connect(anvil.rpcUrl, dave.key), deployment);
+  await daveVault.fund(parseUnits("20", 6));
+  await daveVault.stake(parseUnits("20", 6));
+  await daveVault.unstake(parseUnits("5", 6));
+  say(
+    `registered ${names.join(", ")}; staked for alice, bob, carol; slashed bob 10; dave staked 20 and unstaked 5; erin has no stake`,
+  );
 }

@@ -1,18 +1,9 @@
 /** Deterministic stake activity on a test chain: every kind of event, several callers. */
 import { type Address, getAddress, keccak256, toHex } from "viem";
-import { mnemonicToAccount } from "viem/accounts";
-import { connect, vault } from "../../lib/contracts";
+import { anvilKeys, connect, vault } from "../../lib/contracts";
 import type { TestChain } from "./stack";
 
-const MNEMONIC = "test test test test test test test test test test test junk";
-
-/** Private keys of anvil's default accounts 1..n (account 0 is the deployer). */
-export function anvilKeys(n: number): `0x${string}`[] {
-  return Array.from({ length: n }, (_, i) => {
-    const key = mnemonicToAccount(MNEMONIC, { addressIndex: i + 1 }).getHdKey().privateKey;
-    return toHex(key as Uint8Array);
-  });
-}
+export { anvilKeys } from "../../lib/contracts";
 
 /** `n` addresses derived from a seed, lowercase. */
 export function wallets(n: number, seed = "dev"): Address[] {
