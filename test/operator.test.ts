@@ -37,7 +37,7 @@ describe("status page in Chromium", () => {
   });
   afterAll(async () => browser?.close());
 
-  it("moves its progress bar during a backfill, then shows a stake's change and the synced block", async () => {
+  it("moves its progress bar during a backfill, then shows a stake's change, the numbers of /status, and no wrapped hash at 1280 px", async () => {
     const chain = await startChain();
     await bulkStakes(chain, wallets(1000, "page-bulk"), 20); // a backfill long enough to watch
     await mine(chain, 40);
@@ -51,11 +51,11 @@ describe("status page in Chromium", () => {
       PONDER_URL: `http://127.0.0.1:${ponderPort}`,
     };
     const sidecar = await startSidecar(env);
-    const page = await browser.newPage();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const indexedProgress = async () => {
       await page.goto(sidecar.url);
       return Number(
-        (await page.locator(`tr[data-chain="${chain.chainId}"] progress.indexed`).getAttribute("value")) ?? -1,
+        (await page.locator(`tr[data-chain="${chain.chainId}"] progress.indexed-bar`).getAttribute("value")) ?? -1,
       );
     };
     expect(await indexedProgress()).toBe(0); // no Ponder yet: nothing indexed
@@ -91,6 +91,40 @@ describe("status page in Chromium", () => {
     expect(await row.locator("a").getAttribute("href")).toBe(`https://explorer.example/tx/${receipt.transactionHash}`);
     expect(await page.locator(`tr[data-chain="${chain.chainId}"] td.synced`).textContent()).toContain(String(synced));
     expect(await page.content()).not.toContain("@example.test");
+
+    // Live, the page shows the numbers /status has: no progress bars, lag in blocks, counts by status.
+    type Status = {
+      chains: { head: number; indexed: number; synced: number; lagBlocks: number }[];
+      developers: { byStatus: Record<string, number> };
+    };
+    let status: Status | undefined;
+    // Counts are kept for a few seconds; wait for the one that includes the activation.
+    await waitFor("developers counted active", async () => {
+      status = (await (await fetch(`${sidecar.url}/status`)).json()) as Status;
+      return status.developers.byStatus.active === 1;
+    });
+    if (!status) throw new Error("no status");
+    const [live] = status.chains as [(typeof status.chains)[0]];
+    await page.goto(sidecar.url);
+    const chainRow = page.locator(`tr[data-chain="${chain.chainId}"]`);
+    const cell = async (name: string) => (await chainRow.locator(`td.${name}`).textContent())?.trim();
+    expect(Number(await cell("head"))).toBe(live.head);
+    expect(Number(await cell("indexed"))).toBe(live.indexed);
+    expect(live.head).toBeGreaterThanOrEqual(live.indexed);
+    expect(await cell("lag")).toMatch(new RegExp(`^${live.lagBlocks} blocks? \\(`));
+    expect(await page.locator("progress").count()).toBe(0);
+    expect(status.developers.byStatus).toEqual({ active: 1 });
+    expect(await page.locator('#developer-counts [data-status="active"]').textContent()).toBe("active 1");
+    // Wallets, hashes, times and blocks stay on one line at 1280 px.
+    // (A string: the type-checker knows Node's globals, not the browser's.)
+    const lines =
+      (await page.evaluate(`[...document.querySelectorAll("#changes td, #chains td, #last-sync")].map((element) => {
+      const range = document.createRange();
+      range.selectNodeContents(element);
+      return { text: element.textContent, lines: new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size };
+    })`)) as { text: string; lines: number }[];
+    expect(lines.length).toBeGreaterThan(10);
+    expect(lines.filter((l) => l.lines > 1)).toEqual([]);
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, "status-page.png"), fullPage: true });
   });
