@@ -49,8 +49,9 @@ const PONDER_LINT = [
 /** Metrics whose series appear only at their first increment (no error yet in this test). */
 const APPEAR_ON_FIRST_ERROR = ["ponder_rpc_request_error_total"];
 /**
- * Runbooks alerts.yml links to that docs/operations.md does not have yet (README "Monitoring"). The
- * others are the guide's runbook paragraphs, `**Title**`, whose anchors work once they are headings.
+ * Runbooks alerts.yml links to that docs/operations.md does not have yet (to be written there as
+ * headings). The others are the guide's runbook paragraphs, `**Title**`, whose anchors work once
+ * they are headings too.
  */
 const RUNBOOKS_TO_WRITE = [
   "sidecar-down",
@@ -307,7 +308,7 @@ describe("Prometheus scraping Ponder and two sidecars", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("finds each sidecar's /metrics lint-clean, and Ponder's parse-valid with known lint", async () => {
+  it("finds each sidecar's /metrics lint-clean but for prom-client's defaults, and Ponder's with known lint", async () => {
     for (const sidecar of sidecars)
       expect(await checkMetrics(sidecar.url)).toSatisfy((lint: string[]) =>
         lint.every((line) => PROM_CLIENT_LINT.includes(line)),
