@@ -32,7 +32,20 @@ import { createLogger } from "../sidecar/log";
 // Local defaults, then anything the developer exported on top.
 const env = { ...readLocalDefaults(), ...process.env } as Record<string, string>;
 const config = orExit(() => loadDevConfig(env));
-const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
+// A terminal that went away (its window closed, `script` killed) turns every write into an EIO
+// error. Writing on would raise one error per line, each reported by another write: a busy loop
+// that kept a stack at full CPU. Stop writing, and stop the stack, as a terminal hang-up does.
+let terminalGone = false;
+const print = (text: string) => {
+  if (!terminalGone) process.stdout.write(text);
+};
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", () => {
+    terminalGone = true;
+    void stop(0);
+  });
+}
+const say = (line: string) => print(`[dev] ${line}\n`);
 mkdirSync(config.dataDir, { recursive: true });
 /** A path as the developer reads it: relative inside the repository, absolute outside. */
 const shortPath = (file: string) => (file.startsWith(repoRoot) ? path.relative(repoRoot, file) || "." : file);
@@ -55,10 +68,12 @@ async function stop(code: number) {
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
 process.on("uncaughtException", (error) => {
+  if (stopping) return;
   say(`failed: ${error.message}`);
   void stop(1);
 });
 process.on("unhandledRejection", (error) => {
+  if (stopping) return;
   say(`failed: ${(error as Error).message ?? error}`);
   void stop(1);
 });
@@ -94,7 +109,7 @@ const catcher = config.smtpUrl
       port: config.smtpPort,
       dir: path.join(config.dataDir, "mail"),
       onMail: (mail) =>
-        process.stdout.write(
+        print(
           `[mail] caught "${mail.subject}" for wallet ${mail.wallet ?? "?"}: ${shortPath(mail.file)}\n`,
         ),
     });
@@ -111,7 +126,7 @@ function launch(name: string, args: string[], extraEnv: Record<string, string> =
     stdio: ["ignore", "pipe", "pipe"],
   });
   const prefix = (chunk: Buffer) => {
-    for (const line of chunk.toString().split("\n")) if (line.trim()) process.stdout.write(`[${name}] ${line}\n`);
+    for (const line of chunk.toString().split("\n")) if (line.trim()) print(`[${name}] ${line}\n`);
   };
   child.stdout?.on("data", prefix);
   child.stderr?.on("data", prefix);

@@ -31,4 +31,6 @@ function stop() {
   else if (stack.pid) process.kill(-stack.pid, "SIGKILL");
 }
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, stop);
+// Its terminal gone (EIO on write), the launcher has nothing to say; the stack stops on SIGHUP.
+process.stdout.on("error", () => undefined);
 stack.once("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -53,6 +53,7 @@ beforeAll(async () => {
     RETRY_ATTEMPTS: "2",
     RETRY_DELAY_MS: "400",
     ALERT_REPEAT_MS: String(REPEAT_MS),
+    INDEXER_DOWN_AFTER_MS: "3000",
     ALERT_AFTER_ERRORS: "3",
     MAX_LAG_BLOCKS: "8",
   };
@@ -204,11 +205,18 @@ describe("alerts", () => {
   it("fire and clear: indexer down and lag (Ponder killed), RPC failing, consecutive errors, reorg", async () => {
     // Indexer down + lag: stop Ponder while blocks keep coming, then bring it back on its port.
     const port = Number(new URL(ponder.url).port);
+    const seenBefore = webhook.alerts.length; // an earlier test's restarts may have alerted too
     await ponder.stop();
     await mine(chain, 12);
     await waitFor("indexer_down and lag", () =>
-      ["indexer_down", "lag"].every((rule) => alertsFor(rule).some((a) => a.state === "firing")),
+      ["indexer_down", "lag"].every((rule) =>
+        webhook.alerts.slice(seenBefore).some((a) => a.rule === rule && a.state === "firing"),
+      ),
     );
+    // While the indexer is down, the sidecar is not ready, and says why.
+    const notReady = await fetch(`${sidecar.url}/ready`);
+    expect(notReady.status).toBe(503);
+    expect(((await notReady.json()) as { reason: string }).reason).toMatch(/^indexer down: /);
     ponder = await startPonder({ ...ponderEnv, DATABASE_SCHEMA: "effects_ponder_v2" }, port);
     await ponder.waitReady();
     await waitFor("indexer_down and lag to clear", () =>
