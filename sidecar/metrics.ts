@@ -1,5 +1,6 @@
 /** Prometheus metrics with the names the README lists, on a registry of the sidecar's own. */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Head } from "./chain-heads";
 import type { Rule } from "./effects/alerts";
 import type { Status } from "./status";
 
@@ -25,6 +26,11 @@ export function createMetrics(chainIds: number[] = []) {
   const r = { registers: [registry] };
   // Memory, CPU, event loop lag and the Node.js version, as Ponder exports them too.
   collectDefaultMetrics({ register: registry });
+  // Gauges named like counters, which `promtool check metrics` rejects; nodejs_active_handles and
+  // nodejs_active_requests (by type) say the same.
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+    registry.removeSingleMetric(name);
+  }
   const metrics = {
     registry,
     eventsSynced: new Counter({
@@ -48,6 +54,12 @@ export function createMetrics(chainIds: number[] = []) {
     lagBlocks: new Gauge({
       name: "stakesync_lag_blocks",
       help: "Chain head minus synced block",
+      labelNames: ["chain_id"],
+      ...r,
+    }),
+    headTime: new Gauge({
+      name: "stakesync_head_timestamp_seconds",
+      help: "Unix time at which this sidecar last read the chain's head over RPC",
       labelNames: ["chain_id"],
       ...r,
     }),
@@ -126,13 +138,22 @@ export function createMetrics(chainIds: number[] = []) {
   for (const chainId of chainIds) metrics.eventsSynced.inc({ chain_id: chainId }, 0);
   for (const kind of ERROR_KINDS) metrics.syncErrors.inc({ kind }, 0);
   for (const rule of RULES) metrics.alertFiring.set({ rule }, 0);
+  for (const status of ["pending", "active", "inactive"]) metrics.developersByStatus.set({ status }, 0);
   metrics.isLeader.set(0);
   metrics.lastSyncTime.set(0);
   return metrics;
 }
 
 /** The gauges that mirror a status read, set when /metrics is scraped. */
-export function observeStatus(metrics: Metrics, status: Status, byStatus: Record<string, number> | undefined) {
+export function observeStatus(
+  metrics: Metrics,
+  status: Status,
+  byStatus: Record<string, number> | undefined,
+  heads: Map<number, Head>,
+) {
+  for (const [chainId, head] of heads) {
+    if (head) metrics.headTime.set({ chain_id: chainId }, head.at / 1000);
+  }
   for (const chain of status.chains) {
     const labels = { chain_id: chain.chainId };
     metrics.lastSyncedBlock.set(labels, chain.synced);
@@ -147,7 +168,11 @@ export function observeStatus(metrics: Metrics, status: Status, byStatus: Record
   metrics.outboxDead.set(status.outbox.dead);
   metrics.developersQueued.set(status.developers.queued);
   metrics.developersRefused.set(status.developers.refused);
-  for (const [value, count] of Object.entries(byStatus ?? {})) metrics.developersByStatus.set({ status: value }, count);
+  if (byStatus) {
+    // A status that no row has any more reads 0, not its last count.
+    for (const status of ["pending", "active", "inactive"]) metrics.developersByStatus.set({ status }, 0);
+    for (const [value, count] of Object.entries(byStatus)) metrics.developersByStatus.set({ status: value }, count);
+  }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

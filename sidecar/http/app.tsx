@@ -65,7 +65,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
-    if (s) observeStatus(metrics, s, await developerCounts().catch(() => undefined));
+    if (s) observeStatus(metrics, s, await developerCounts().catch(() => undefined), heads);
     return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
   });
 
