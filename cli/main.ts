@@ -2,6 +2,7 @@
 // First: refuses an unsupported Node.js with one line, before anything else loads.
 import "../lib/require-node";
 import { DEMO_HELP, demoCommand } from "./demo";
+import { PLAN_HELP, planCommand } from "./plan";
 import { verifyCommand } from "./verify";
 
 const USAGE = `usage: stakesync <command> [options]
@@ -9,6 +10,8 @@ const USAGE = `usage: stakesync <command> [options]
 commands:
   verify [--json] [--local]   compare developers and Ponder's tables with stakeOf() on chain at the
                               confirmed block; exit 0 all match, 1 a mismatch, 2 an error
+  plan [--json] [--local]     what the next sync would change in developers, row by row, and who
+                              would be welcomed; exit 0 nothing, 1 something, 2 an error
   demo <action> <who> [amount]
                               stake, unstake, slash or register on npm run dev's local stack
 
@@ -40,6 +43,13 @@ if (command === "verify") {
     process.exit(0);
   }
   process.exit(await verifyCommand(rest));
+}
+if (command === "plan") {
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(PLAN_HELP);
+    process.exit(0);
+  }
+  process.exit(await planCommand(rest));
 }
 if (command === "demo") {
   if (rest.length === 0 || rest.includes("--help") || rest.includes("-h")) {

@@ -215,6 +215,11 @@ export type SidecarConfig = {
   ponderSchema: string;
   ponderUrl: string;
   developersTable: TableName;
+  /**
+   * SIDECAR_MODE. `shadow`: the whole sync into stakesync's own tables, nothing written to the
+   * developers table and nothing sent; `/status` and `stakesync plan` show what `write` would do.
+   */
+  mode: "write" | "shadow";
   stakeDecimals: number;
   /** MIN_STAKE as given, in token units. */
   minStake: string;
@@ -275,6 +280,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     ponderSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED) ?? database.schema,
     ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponder}`), "an http(s) URL"),
     developersTable: developersTable(env),
+    mode: read(env, "SIDECAR_MODE", z.enum(["write", "shadow"]).default("write"), "write or shadow"),
     stakeDecimals: decimals,
     minStake,
     activationThreshold: threshold > 0n ? threshold : 1n,

@@ -100,6 +100,11 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Developers rows the database refused, dead-lettered",
       ...r,
     }),
+    developersDiffering: new Gauge({
+      name: "stakesync_developers_differing",
+      help: "Shadow mode: developers rows a write would change (stakesync plan lists them)",
+      ...r,
+    }),
     developersByStatus: new Gauge({
       name: "stakesync_developers",
       help: "Rows of the developers table by status",

@@ -24,7 +24,8 @@ export function startEffects(deps: {
   const tick = async () => {
     if (loop.state.role !== "leader") return;
     try {
-      await worker.tick(loop.state);
+      // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
+      if (config.mode === "write") await worker.tick(loop.state);
       await monitor.check(await readStatus(pool, config, heads, indexer.down(), loop.state), loop.state);
     } catch (error) {
       log.warn({ err: (error as Error).message }, "effects tick failed; retrying");

@@ -16,6 +16,7 @@ import { type Metrics, observeStatus } from "../metrics";
 import { errorText } from "../redact";
 import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
+import { countDiffering } from "../sync/plan-developers";
 import { adminAuth } from "./admin-auth";
 import { StatusPage } from "./page";
 
@@ -33,6 +34,22 @@ export type AppDeps = {
 
 const WALLET = /^0x[0-9a-fA-F]{40}$/;
 const COUNT_CACHE_MS = 5000;
+const SHADOW_CACHE_MS = 10_000;
+
+/** `read`'s answer, reused for `ms` (a failed read is retried at the next call). */
+function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > ms) {
+      const value = read();
+      value.catch(() => {
+        last = undefined;
+      });
+      last = { at: Date.now(), value };
+    }
+    return last.value;
+  };
+}
 
 export function createApp({ config, pool, heads, indexer, loop, metrics, alerts, log }: AppDeps) {
   const app = new Hono();
@@ -46,26 +63,28 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   });
 
   // Counted at most every COUNT_CACHE_MS: the status page refreshes every 3 s in every open tab.
-  let counted: { at: number; counts: Promise<Record<string, number>> } | undefined;
-  const developerCounts = () => {
-    if (!counted || Date.now() - counted.at > COUNT_CACHE_MS) {
-      const counts = countDevelopers(pool, config);
-      counts.catch(() => {
-        counted = undefined;
-      });
-      counted = { at: Date.now(), counts };
-    }
-    return counted.counts;
-  };
+  const developerCounts = cached(COUNT_CACHE_MS, () => countDevelopers(pool, config));
+
+  // Shadow mode: how many rows a write would change (a full comparison, so also kept a while).
+  const differing = cached(SHADOW_CACHE_MS, () =>
+    config.mode === "shadow" ? countDiffering(pool, config) : Promise.resolve(null),
+  );
 
   app.get("/status", async (c) => {
-    const [s, byStatus] = await Promise.all([status(), developerCounts()]);
-    return c.json({ ...s, developers: { ...s.developers, byStatus }, alerts: alerts.firing() });
+    const [s, byStatus, diff] = await Promise.all([status(), developerCounts(), differing()]);
+    return c.json({
+      ...s,
+      mode: config.mode,
+      developers: { ...s.developers, byStatus, ...(diff === null ? {} : { differing: diff }) },
+      alerts: alerts.firing(),
+    });
   });
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
     if (s) observeStatus(metrics, s, await developerCounts().catch(() => undefined), heads);
+    const diff = await differing().catch(() => null);
+    if (diff !== null) metrics.developersDiffering.set(diff);
     return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
   });
 
@@ -87,7 +106,12 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   const startBlocks = new Map(config.chains.map((chain) => [chain.id, chain.startBlock]));
   app.get("/", async (c) => {
-    const [s, changes, counts] = await Promise.all([status(), readRecentChanges(pool), developerCounts()]);
+    const [s, changes, counts, diff] = await Promise.all([
+      status(),
+      readRecentChanges(pool),
+      developerCounts(),
+      differing(),
+    ]);
     return c.html(
       <StatusPage
         status={s}
@@ -98,6 +122,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
         maxLagBlocks={config.maxLagBlocks}
         developerCounts={counts}
         emailConfigured={config.smtpUrl !== undefined}
+        shadow={diff === null ? null : { differing: diff }}
       />,
     );
   });

@@ -88,6 +88,8 @@ export function StatusPage(props: {
   developerCounts: Record<string, number>;
   /** SMTP_URL and MAIL_FROM are set. */
   emailConfigured: boolean;
+  /** Shadow mode: rows a write would change; null in write mode. */
+  shadow: { differing: number } | null;
   now?: number;
 }) {
   const { status, changes, alerts, explorerUrl, developerCounts } = props;
@@ -123,6 +125,13 @@ export function StatusPage(props: {
             last sync {ago(status.lastSyncAt, now)}
           </span>
         </p>
+
+        {props.shadow && (
+          <p class="badge warn" id="shadow">
+            shadow mode: writes nothing to developers and sends nothing; a write would change{" "}
+            {props.shadow.differing === 1 ? "1 row" : `${props.shadow.differing} rows`} (npx stakesync plan lists them)
+          </p>
+        )}
 
         <h2>Chains</h2>
         <table id="chains">

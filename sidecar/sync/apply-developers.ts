@@ -53,6 +53,8 @@ export function refusesRow(error: unknown): boolean {
 }
 
 export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig): Promise<Applied> {
+  // Shadow mode writes nothing: the queue keeps what a write would do, `stakesync plan` shows it.
+  if (config.mode === "shadow") return NOTHING;
   const { rows } = await db.query<{ wallets: string[] }>(
     "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM stakesync.developer_queue WHERE state = 'pending'",
   );

@@ -4,6 +4,7 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
 import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
 
 const USDC = 1_000_000n;
@@ -247,5 +248,97 @@ describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
     // Numerically equal: left as the old system wrote it, with no audit row and no job.
     expect(await fake.developer(welcomed)).toMatchObject({ status: "active", stake_amount: "5" });
     expect(await fake.audit(welcomed)).toEqual([]);
+  });
+});
+
+describe("shadow mode and the plan (adopting a table another system wrote)", () => {
+  it("writes and sends nothing, and plans each difference with its reason; write mode then does exactly that", async () => {
+    fake = await fakePonder({ SIDECAR_MODE: "shadow", EFFECTS_FROM_BLOCK: "15" });
+    const [overwrote, unstaked, orphaned, beforeSignup, agreed, later, early] = [30, 31, 32, 33, 34, 35, 36].map(
+      wallet,
+    );
+    // What the original listener left: the last stake instead of the sum, unstakes ignored, a
+    // stake a reorg took back, a stake before signup dropped, a stake applied before it confirmed.
+    const rows: [string, string, number][] = [
+      [overwrote as string, "active", 5],
+      [unstaked as string, "active", 20],
+      [orphaned as string, "active", 30],
+      [beforeSignup as string, "pending", 0],
+      [agreed as string, "active", 50],
+      [later as string, "pending", 0],
+      [early as string, "active", 9],
+    ];
+    for (const [w, status, amount] of rows) {
+      await fake.db.query(
+        `INSERT INTO developers (wallet_address, email, status, stake_amount, staked_at)
+         VALUES ($1, 'someone@example.test', $2, $3, CASE WHEN $2 = 'active' THEN now() END)`,
+        [w, status, amount],
+      );
+    }
+    await fake.index(
+      [
+        { developer: overwrote as string, amount: 10n * USDC, block: 3 },
+        { developer: overwrote as string, amount: 5n * USDC, block: 4 },
+        { developer: unstaked as string, amount: 20n * USDC, block: 5 },
+        { developer: unstaked as string, kind: "unstaked", amount: 20n * USDC, block: 6 },
+        { developer: beforeSignup as string, amount: 40n * USDC, block: 7 },
+        { developer: agreed as string, amount: 50n * USDC, block: 8 },
+        { developer: later as string, amount: 7n * USDC, block: 20 },
+        { developer: early as string, amount: 9n * USDC, block: 22 },
+      ],
+      22,
+    );
+    const before = (await fake.db.query("SELECT * FROM developers ORDER BY wallet_address")).rows;
+    await fake.round();
+    await fake.round({ reconcile: true });
+    expect((await fake.db.query("SELECT * FROM developers ORDER BY wallet_address")).rows).toEqual(before);
+    expect((await fake.db.query("SELECT count(*)::int AS n FROM stakesync.outbox")).rows[0].n).toBe(0);
+    expect((await fake.db.query("SELECT count(*)::int AS n FROM stakesync.audit")).rows[0].n).toBe(0);
+
+    const plan = await planDevelopers(fake.db, fake.config);
+    const byWallet = new Map(plan.map((c) => [c.wallet, c]));
+    expect(byWallet.get(overwrote as string)).toMatchObject({
+      why: "stake summed where the old listener overwrote",
+      stakeAmount: { now: "5", next: "15.000000" },
+      welcome: null,
+    });
+    expect(byWallet.get(unstaked as string)).toMatchObject({
+      why: "unstake or slash not applied",
+      status: { now: "active", next: "inactive" },
+    });
+    expect(byWallet.get(orphaned as string)).toMatchObject({
+      why: "stake orphaned by a reorg",
+      status: { next: "inactive" },
+    });
+    expect(byWallet.get(beforeSignup as string)).toMatchObject({
+      why: "stake before signup",
+      status: { now: "pending", next: "active" },
+      welcome: "historic", // block 7, before EFFECTS_FROM_BLOCK
+    });
+    expect(byWallet.get(later as string)).toMatchObject({ why: "stake before signup", welcome: "send" });
+    expect(byWallet.get(later as string)?.stakedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(byWallet.get(early as string)?.why).toMatch(/^stake not confirmed yet/);
+    expect(byWallet.has(agreed as string)).toBe(false);
+    expect(await countDiffering(fake.db, fake.config)).toBe(plan.length);
+    expect(plan).toHaveLength(6);
+
+    // Switched to write mode: the next round does what the plan said, and welcomes only `later`.
+    fake.config.mode = "write";
+    await fake.round();
+    const { rows: jobs } = await fake.db.query(
+      "SELECT wallet, state, skip_reason FROM stakesync.outbox ORDER BY wallet",
+    );
+    expect(jobs).toEqual([
+      { wallet: beforeSignup, state: "skipped", skip_reason: "historic" },
+      { wallet: later, state: "pending", skip_reason: null },
+    ]);
+    for (const change of plan) {
+      expect(await fake.developer(change.wallet)).toMatchObject({
+        status: change.status.next,
+        stake_amount: change.stakeAmount.next,
+      });
+    }
+    expect(await fake.developer(agreed as string)).toMatchObject({ status: "active", stake_amount: "50" });
+    expect(await planDevelopers(fake.db, fake.config)).toEqual([]);
   });
 });

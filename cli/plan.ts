@@ -1,0 +1,104 @@
+/**
+ * `stakesync plan [--json] [--local]`: what the next sync would change in the developers table,
+ * row by row, and who would be welcomed. Read-only. Exit 0: nothing would change; 1: something
+ * would; 2: an error. It reads the sidecar's confirmed state, so a sidecar must have synced
+ * (SIDECAR_MODE=shadow does that without writing).
+ */
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { ConfigError, loadSidecarConfig, readLocalDefaults } from "../lib/config";
+import { type PlannedChange, planDevelopers } from "../sidecar/sync/plan-developers";
+
+export const PLAN_HELP = `usage: stakesync plan [--json] [--local]
+
+Prints what the next sync would change in the developers table, row by row (wallet, field, now,
+would be, why), and which developers would be welcomed, from the confirmed stake a sidecar has
+synced (run one with SIDECAR_MODE=shadow first: it writes nothing). Read-only.
+Exit 0 nothing would change, 1 something would, 2 an error.
+
+  --json    one JSON object on stdout instead of lines
+  --local   take .env.local's defaults (for npm run dev)
+  --help    this text
+`;
+
+class PlanError extends Error {}
+
+export async function planCommand(argv: string[]): Promise<number> {
+  let json = false;
+  try {
+    const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" }, local: { type: "boolean" } } });
+    json = values.json ?? false;
+    const config = loadSidecarConfig(values.local ? { ...readLocalDefaults(), ...process.env } : process.env);
+    const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
+    await db.connect().catch((error: Error) => {
+      throw new PlanError(`cannot reach the database: ${error.message}`);
+    });
+    try {
+      await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const blocks = await syncedBlocks(
+        db,
+        config.chains.map((c) => c.id),
+      );
+      const changes = await planDevelopers(db, config);
+      await db.query("COMMIT");
+      const welcomed = changes.filter((c) => c.welcome === "send").length;
+      if (json) process.stdout.write(`${JSON.stringify({ blocks, changes, welcomed })}\n`);
+      else print(changes, blocks);
+      return changes.length === 0 ? 0 : 1;
+    } finally {
+      await db.end();
+    }
+  } catch (error) {
+    const message =
+      error instanceof ConfigError || error instanceof PlanError
+        ? error.message
+        : `unexpected error: ${(error as Error).message}`;
+    if (json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
+    process.stderr.write(`stakesync plan: ${message}\n`);
+    return 2;
+  }
+}
+
+/** Each chain's confirmed block as the sidecar has synced it; an error if one never synced. */
+async function syncedBlocks(db: pg.Client, chainIds: number[]): Promise<Record<string, number>> {
+  const { rows } = await db
+    .query<{ chain_id: number; block: string }>("SELECT chain_id, block FROM stakesync.cursor")
+    .catch(() => ({ rows: [] as { chain_id: number; block: string }[] }));
+  const blocks = Object.fromEntries(rows.map((r) => [String(r.chain_id), Number(r.block)]));
+  const missing = chainIds.filter((id) => blocks[String(id)] === undefined);
+  if (missing.length > 0) {
+    throw new PlanError(
+      `no sidecar has synced chain ${missing.join(", ")} yet: run one (SIDECAR_MODE=shadow writes nothing) until /ready answers 200`,
+    );
+  }
+  return blocks;
+}
+
+function print(changes: PlannedChange[], blocks: Record<string, number>) {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  for (const c of changes) {
+    if (c.status.now !== c.status.next)
+      out(`${c.wallet}  status        ${c.status.now} → ${c.status.next}  (${c.why})`);
+    if (c.stakeAmount.now !== c.stakeAmount.next) {
+      out(`${c.wallet}  stake_amount  ${c.stakeAmount.now} → ${c.stakeAmount.next}  (${c.why})`);
+    }
+    if (c.stakedAt) out(`${c.wallet}  staked_at     null → ${c.stakedAt}  (first activation)`);
+  }
+  const welcomes = changes.filter((c) => c.welcome !== null);
+  for (const c of welcomes) {
+    out(
+      c.welcome === "send"
+        ? `${c.wallet}  welcome email would be sent`
+        : `${c.wallet}  no welcome email: ${{ no_email: "no email", historic: "activated before EFFECTS_FROM_BLOCK (historic)", already_sent: "one was sent before" }[c.welcome as string]}`,
+    );
+  }
+  const at = Object.entries(blocks)
+    .map(([chain, block]) => `${chain}@${block}`)
+    .join(", ");
+  const send = welcomes.filter((c) => c.welcome === "send").length;
+  out(
+    changes.length === 0
+      ? `PLAN: nothing would change at ${at}`
+      : `PLAN: ${changes.length} developer row(s) would change at ${at}; ${send} welcome email(s) would be sent, ${welcomes.length - send} skipped`,
+  );
+}
