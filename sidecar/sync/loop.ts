@@ -154,7 +154,10 @@ export class SyncLoop {
 
   private async leadOn(db: pg.Client, lostError: () => Error | undefined) {
     await db.query(`LISTEN "${this.config.ponderSchema}_live_query"`);
-    this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
+    // A new leader reconciles at once: whatever changed while no sidecar wrote (an application's
+    // edits, another system's writes before a cut-over from shadow mode) is not left waiting for
+    // RECONCILE_INTERVAL_MS.
+    this.nextReconcileAt = Date.now();
     this.steppedAt = performance.now();
 
     while (!this.stopped) {

@@ -85,7 +85,9 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
         WHERE running >= $2::numeric
         ORDER BY developer, id COLLATE "C"
      )
-     SELECT d.wallet, d.status, d.next_status, d.stake_amount::text, d.next_amount::text,
+     -- trim_scale: the same values, as a person writes them (15, not 15.000000 or 5.0000000000000000).
+     SELECT d.wallet, d.status, d.next_status, trim_scale(d.stake_amount)::text AS stake_amount,
+            trim_scale(d.next_amount)::text AS next_amount,
             CASE WHEN d.staked_at IS NULL AND d.next_status = 'active' AND x.block_timestamp IS NOT NULL
                  THEN to_char(to_timestamp(x.block_timestamp) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END
               AS staked_at,
