@@ -109,9 +109,7 @@ const catcher = config.smtpUrl
       port: config.smtpPort,
       dir: path.join(config.dataDir, "mail"),
       onMail: (mail) =>
-        print(
-          `[mail] caught "${mail.subject}" for wallet ${mail.wallet ?? "?"}: ${shortPath(mail.file)}\n`,
-        ),
+        print(`[mail] caught "${mail.subject}" for wallet ${mail.wallet ?? "?"}: ${shortPath(mail.file)}\n`),
     });
 if (catcher) {
   started.push({ name: "mail catcher", stop: () => catcher.close() });

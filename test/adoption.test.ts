@@ -158,9 +158,7 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
     });
   const text = plan([]);
   expect(text.status, text.stderr).toBe(1);
-  expect(text.stdout).toContain(
-    `${summed}  stake_amount  5 → 15  (stake summed where the old listener overwrote)`,
-  );
+  expect(text.stdout).toContain(`${summed}  stake_amount  5 → 15  (stake summed where the old listener overwrote)`);
   expect(text.stdout).toContain(`${unstakerWallet}  status        active → inactive  (unstake or slash not applied)`);
   expect(text.stdout).toContain(`${orphaned}  status        active → inactive  (stake orphaned by a reorg)`);
   expect(text.stdout).toContain(`${beforeSignup}  status        pending → active  (stake before signup)`);
