@@ -9,6 +9,7 @@ import pg from "pg";
 import { createPublicClient, fallback, http } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
+import { signedAmount } from "../sidecar/sync/sql";
 import { readCursors } from "../sidecar/sync/step";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
@@ -79,7 +80,7 @@ export async function verify(config: SidecarConfig, progress: (line: string) => 
     const ponder = await db
       .query<{ chain_id: number; wallet: string; amount: string }>(
         `SELECT e.chain_id, e.developer AS wallet,
-              sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)::text AS amount
+              sum(${signedAmount("e")})::text AS amount
          FROM "${schema}".stake_event e
          JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block) ON c.chain_id = e.chain_id AND e.block_number <= c.block
         GROUP BY e.chain_id, e.developer`,

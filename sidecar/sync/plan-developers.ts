@@ -8,6 +8,7 @@
 import type { SidecarConfig } from "../../lib/config";
 import type { Queryable } from "../db/queryable";
 import { tokenFactor } from "./queue-developers";
+import { signedAmount } from "./sql";
 
 export type PlannedChange = {
   wallet: string;
@@ -79,7 +80,7 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
      -- and its time is staked_at, as the write computes them.
      crossing AS (
        SELECT DISTINCT ON (developer) developer AS wallet, chain_id, block_number, block_timestamp
-         FROM (SELECT e.*, sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
+         FROM (SELECT e.*, sum(${signedAmount("e")})
                              OVER (PARTITION BY e.developer ORDER BY e.id COLLATE "C") AS running
                  FROM confirmed e) s
         WHERE running >= $2::numeric

@@ -1,5 +1,6 @@
 /** What the sidecar reads of Ponder: per-chain progress from `_ponder_checkpoint`. */
 import type { Queryable } from "../db/queryable";
+import { checkpointBlock } from "./sql";
 
 /**
  * `checkpoint` is the raw latest checkpoint: it changes with every block Ponder commits.
@@ -55,9 +56,9 @@ export async function readProgress(
     ready: boolean | null;
   }>(
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
-            substring(latest_checkpoint from 27 for 16)::bigint AS latest,
-            substring(safe_checkpoint from 27 for 16)::bigint AS safe,
-            substring(finalized_checkpoint from 27 for 16)::bigint AS finalized,
+            ${checkpointBlock("latest_checkpoint")} AS latest,
+            ${checkpointBlock("safe_checkpoint")} AS safe,
+            ${checkpointBlock("finalized_checkpoint")} AS finalized,
             (SELECT value->>'is_ready' = '1' FROM "${schema}"._ponder_meta WHERE key = 'app') AS ready
        FROM "${schema}"._ponder_checkpoint`,
   );

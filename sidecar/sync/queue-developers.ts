@@ -4,6 +4,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import { signedAmount } from "./sql";
 
 /** Creates the empty `affected` table: one row per wallet to re-evaluate, with what caused it. */
 export async function createAffected(db: pg.ClientBase) {
@@ -127,7 +128,7 @@ async function findActivations(
         SET block_timestamp = x.block_timestamp, chain_id = x.chain_id, block_number = x.block_number, found = true
        FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp, chain_id, block_number
                FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp, e.chain_id, e.block_number,
-                            sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END)
+                            sum(${signedAmount("e")})
                               OVER (PARTITION BY e.developer ORDER BY e.id COLLATE "C") AS running
                        FROM (${events}) e) s
               WHERE running >= $4::numeric

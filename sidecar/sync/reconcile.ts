@@ -6,6 +6,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import { eventKey, signedAmount } from "./sql";
 
 export type ReconcileWindow = { chainId: number; cursor: number; finalBlock: number };
 
@@ -20,7 +21,7 @@ export async function reconcileInStep(db: pg.ClientBase, config: SidecarConfig, 
     `CREATE TEMP TABLE drift ON COMMIT DROP AS
      WITH expected AS (
        SELECT e.chain_id, e.developer AS wallet,
-              sum(CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END) AS amount,
+              sum(${signedAmount("e")}) AS amount,
               max(e.block_number) AS last_block
          FROM recon_window w
          JOIN "${config.ponderSchema}".stake_event e ON e.chain_id = w.chain_id AND e.block_number <= w.cursor
@@ -45,7 +46,7 @@ export async function reconcileInStep(db: pg.ClientBase, config: SidecarConfig, 
     );
     await db.query(
       `INSERT INTO stakesync.applied_event (chain_id, event_key, wallet, delta, block_number)
-       SELECT e.chain_id, e.id || ':' || e.transaction_hash, e.developer, CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END, e.block_number
+       SELECT e.chain_id, ${eventKey("e")}, e.developer, ${signedAmount("e")}, e.block_number
          FROM recon_window w
          JOIN "${config.ponderSchema}".stake_event e
            ON e.chain_id = w.chain_id AND e.block_number > w.final_block AND e.block_number <= w.cursor

@@ -11,6 +11,7 @@ import type { Queryable } from "../db/queryable";
 import { readProgress } from "./ponder";
 import { createAffected, queueDevelopers } from "./queue-developers";
 import { findRegistrations, reconcileInStep } from "./reconcile";
+import { eventKey, signedAmount } from "./sql";
 
 export type ChainStep = {
   chainId: number;
@@ -156,7 +157,7 @@ async function stepInTransaction(
     `CREATE TEMP TABLE sync_delta ON COMMIT DROP AS
      WITH event AS (
        SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
-              e.log_index, CASE e.kind WHEN 'staked' THEN e.amount ELSE -e.amount END AS delta,
+              e.log_index, ${signedAmount("e")} AS delta,
               e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked
          FROM sync_window w
         CROSS JOIN LATERAL (
@@ -165,7 +166,7 @@ async function stepInTransaction(
           OFFSET 0) e
      ),
      desired AS (
-       SELECT chain_id, id || ':' || transaction_hash AS event_key, wallet, delta, block_number, block_timestamp,
+       SELECT chain_id, ${eventKey("event")} AS event_key, wallet, delta, block_number, block_timestamp,
               transaction_hash, log_index, late
          FROM event WHERE late OR tracked
      ),
