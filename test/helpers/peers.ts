@@ -91,8 +91,14 @@ export async function startRpcProxy(target: string) {
     req.on("end", async () => {
       if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
       if (state.down) return res.writeHead(503).end("down");
-      const upstream = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
-      res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+      // The node may be gone (a test's cleanup stops it while a held request waits): a 502, as a
+      // real gateway answers, not an unhandled rejection in the test run.
+      try {
+        const upstream = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
+        res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+      } catch {
+        if (!res.headersSent) res.writeHead(502).end("upstream unreachable");
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
