@@ -179,7 +179,7 @@ async function write(db: pg.ClientBase, config: SidecarConfig, only: string[] | 
         GROUP BY w.wallet
      ),
      next AS (
-       SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, t.raw * $1::numeric AS new_amount,
+       SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
          -- On the wallet first (a hash join; the planner cannot hash a ctid), then the locked row.
          FROM mine m JOIN ${dev} d ON lower(d.wallet_address) = m.wallet AND d.ctid = m.row_id
@@ -199,17 +199,20 @@ async function write(db: pg.ClientBase, config: SidecarConfig, only: string[] | 
         WHERE d.ctid = n.row_id
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
-                 n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email
+                 n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email, n.staked_at AS old_staked_at
      ),
      -- A first activation's job. Recorded skipped at once without an email (nothing to send), or
-     -- when the activating stake predates EFFECTS_FROM_BLOCK on its chain (historic).
+     -- as historic in a cut-over (EFFECTS_FROM_BLOCK set): when the activating stake predates it on
+     -- its chain, or when the row already had staked_at without a job of ours, i.e. the system
+     -- before stakesync activated (and welcomed) this developer, who now turns active again.
      welcome AS (
        INSERT INTO stakesync.outbox (kind, wallet, state, done_at, skip_reason)
        SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
               CASE WHEN skip IS NOT NULL THEN now() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
                       CASE WHEN coalesce(c.email, '') = '' THEN 'no_email'
-                           WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic' END AS skip
+                           WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
+                           WHEN cardinality($4::int[]) > 0 AND c.old_staked_at IS NOT NULL THEN 'historic' END AS skip
                  FROM changed c JOIN done q ON q.wallet = c.wallet
                  LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)
                         ON f.chain_id = coalesce(q.activated_chain, q.chain_id)

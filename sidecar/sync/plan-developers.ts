@@ -92,7 +92,9 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
             CASE WHEN d.staked_at IS NULL AND d.next_status = 'active' AND x.block_timestamp IS NOT NULL
                  THEN to_char(to_timestamp(x.block_timestamp) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END
               AS staked_at,
-            CASE WHEN f.unconfirmed AND d.stake_amount > d.next_amount
+            CASE WHEN EXISTS (SELECT 1 FROM stakesync.developer_queue q WHERE q.wallet = d.wallet AND q.state = 'dead')
+                   THEN 'refused by the database: a dead letter (GET /admin/dead-letters)'
+                 WHEN f.unconfirmed AND NOT f.reduced AND d.stake_amount > d.next_amount
                    THEN 'stake not confirmed yet (within CONFIRMATIONS): the previous writer applied it early'
                  WHEN f.reduced AND d.stake_amount > d.next_amount
                    THEN 'unstake or slash not applied'
@@ -110,6 +112,8 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
                    THEN 'already_sent'
                  WHEN coalesce(d.email, '') = '' THEN 'no_email'
                  WHEN x.block_number < f2.from_block THEN 'historic'
+                 -- Activated before by the system stakesync replaces (as the write decides it).
+                 WHEN cardinality($3::int[]) > 0 AND d.staked_at IS NOT NULL THEN 'historic'
                  ELSE 'send' END AS welcome
        FROM diff d JOIN facts f ON f.wallet = d.wallet
        LEFT JOIN crossing x ON x.wallet = d.wallet

@@ -339,5 +339,22 @@ describe("shadow mode and the plan (adopting a table another system wrote)", () 
     }
     expect(await fake.developer(agreed as string)).toMatchObject({ status: "active", stake_amount: "50" });
     expect(await planDevelopers(fake.db, fake.config)).toEqual([]);
+
+    // A developer the old system activated, turned inactive by stakesync (the unstake it had
+    // ignored), stakes again after the cut-over: active again, but never welcomed a second time.
+    await fake.index([{ developer: unstaked as string, amount: 3n * USDC, block: 30 }], 32);
+    fake.config.mode = "shadow"; // synced, not written: what would the write do?
+    await fake.round();
+    expect((await planDevelopers(fake.db, fake.config)).find((c) => c.wallet === unstaked)).toMatchObject({
+      status: { now: "inactive", next: "active" },
+      welcome: "historic",
+    });
+    fake.config.mode = "write";
+    await fake.round();
+    expect(await fake.developer(unstaked as string)).toMatchObject({ status: "active" });
+    const { rows: again } = await fake.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [
+      unstaked,
+    ]);
+    expect(again).toEqual([{ state: "skipped", skip_reason: "historic" }]);
   });
 });
