@@ -4,6 +4,7 @@
  */
 import { type DevConfig, loadDevConfig, readLocalDefaults } from "../lib/config";
 import {
+  assertLocal,
   DEMO_NAMES,
   DemoError,
   demoAmount,
@@ -36,9 +37,11 @@ export async function demoCommand(args: string[]): Promise<number> {
   try {
     config = loadDevConfig({ ...readLocalDefaults(), ...process.env });
     if (!action || !who) throw new DemoError("an action and a developer are needed");
+    if (!["stake", "unstake", "slash", "register"].includes(action)) throw new DemoError(`unknown action "${action}"`);
     const developer = demoDeveloper(who);
     const label = developer.name ? `${developer.name} (${developer.wallet})` : developer.wallet;
     if (action === "register") {
+      await assertLocal(config);
       const email =
         third === "none" ? null : (third ?? `${developer.name ?? developer.wallet.slice(2, 10)}@example.test`);
       const added = await demoRegister(config, [{ wallet: developer.wallet, email }]);
@@ -48,7 +51,9 @@ export async function demoCommand(args: string[]): Promise<number> {
     const act = { stake: demoStake, unstake: demoUnstake, slash: demoSlash }[action];
     if (!act) throw new DemoError(`unknown action "${action}"`);
     const amount = demoAmount(third);
-    const receipt = await act(config, readDeployment(config), developer, amount);
+    const deployment = readDeployment(config);
+    await assertLocal(config, deployment);
+    const receipt = await act(config, deployment, developer, amount);
     say(`${action} ${third} for ${label}: block ${receipt.blockNumber}, transaction ${receipt.transactionHash}`);
     return 0;
   } catch (error) {

@@ -63,8 +63,22 @@ async function stop(code: number) {
     await part.stop().catch((error: Error) => say(`${part.name} did not stop cleanly: ${error.message}`));
   }
   if (code === 0) say(`stopped; \`npm run dev\` resumes from ${shown}/ (delete it to start over)`);
-  process.exit(code);
+  // Whatever was still starting when the stop came (a PostgreSQL or anvil not yet in `started`)
+  // is in this process group: it goes too, rather than hold a port for the next run.
+  process.removeAllListeners("SIGTERM");
+  process.on("SIGTERM", () => process.exit(code));
+  setTimeout(() => process.exit(code), 1000);
+  try {
+    process.kill(-process.pid, "SIGTERM");
+  } catch {
+    process.exit(code); // not a group leader: run on its own, not by the launcher
+  }
 }
+// Orphaned (the launcher was killed): stop rather than run on unseen.
+const launcher = process.ppid;
+setInterval(() => {
+  if (process.ppid !== launcher) void stop(0);
+}, 1000).unref();
 process.on("SIGINT", () => stop(0));
 process.on("SIGTERM", () => stop(0));
 process.on("uncaughtException", (error) => {
@@ -143,13 +157,9 @@ const ponderChild = launch("ponder", ponder.args, ponder.env);
 started.push({ name: "Ponder", stop: () => stopChild(ponderChild, "SIGINT") });
 // The sidecar once Ponder answers, as `npm start` does: no indexer_down while Ponder builds.
 await ponderAnswering(`http://127.0.0.1:${config.ponderPort}`, ponderChild);
+if (stopping) await new Promise(() => undefined); // stop() exits the process
 const sidecarChild = launch("sidecar", await sidecarCommand());
 started.push({ name: "the sidecar", stop: () => stopChild(sidecarChild, "SIGTERM") });
-// Orphaned (the launcher was killed): stop rather than run on unseen.
-const launcher = process.ppid;
-setInterval(() => {
-  if (process.ppid !== launcher) void stop(0);
-}, 1000).unref();
 
 await waitFor(
   "ponder",

@@ -14,6 +14,8 @@ export class IndexerWatch {
   private problem: string | null = null;
   private since: number | null = null;
   private timer: NodeJS.Timeout | undefined;
+  private beat: string | null = null;
+  private beatMovedAt = Date.now();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -38,7 +40,7 @@ export class IndexerWatch {
 
   /** Looks once; a problem keeps the time it was first seen until Ponder answers well again. */
   async observe(now = Date.now()) {
-    const problem = await this.check();
+    const problem = await this.check(now);
     if (problem === null) this.since = null;
     else this.since ??= now;
     this.problem = problem;
@@ -49,19 +51,29 @@ export class IndexerWatch {
     return this.since !== null && now - this.since >= this.config.indexerDownAfterMs ? this.problem : null;
   }
 
-  private async check(): Promise<string | null> {
+  private async check(now: number): Promise<string | null> {
     const { ponderUrl, ponderSchema } = this.config;
     const health = await fetch(`${ponderUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(
       (error: Error) => error,
     );
     if (health instanceof Error) return `${ponderUrl}/health unreachable`;
     if (!health.ok) return `${ponderUrl}/health answered ${health.status}`;
-    const { rows } = await this.pool
-      .query<{ beat: string }>(
+    // Bounded: a frozen database must not hold this look (and a SIGTERM waiting for it) forever.
+    const read = await Promise.race([
+      this.pool.query<{ beat: string | null }>(
         `SELECT value->>'heartbeat_at' AS beat FROM "${ponderSchema}"._ponder_meta WHERE key = 'app'`,
-      )
-      .catch(() => ({ rows: [] as { beat: string }[] }));
-    const beat = Number(rows[0]?.beat ?? 0);
-    return Date.now() - beat > HEARTBEAT_STALE_MS ? "heartbeat stale" : null;
+      ),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer within 2 s")), 2000).unref()),
+    ]).catch((error: Error) => error);
+    // Not Ponder's fault, and said as such: the database, a grant, a views schema without _ponder_meta.
+    if (read instanceof Error) return `cannot read Ponder's heartbeat: ${read.message}`;
+    // Whether the heartbeat moves, timed on this host's clock: a clock skew between Ponder's host
+    // and this one must not make a live Ponder look stale (or a dead one fresh).
+    const beat = read.rows[0]?.beat ?? null;
+    if (beat !== this.beat) {
+      this.beat = beat;
+      this.beatMovedAt = now;
+    }
+    return now - this.beatMovedAt > HEARTBEAT_STALE_MS ? "heartbeat stale" : null;
   }
 }

@@ -72,6 +72,7 @@ const stopEffects = startEffects({
   loop,
   worker: new OutboxWorker(config, pool, log, metrics),
   monitor,
+  alerts,
   log,
 });
 

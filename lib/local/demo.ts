@@ -43,6 +43,31 @@ export function demoAmount(text: string | undefined): bigint {
   return parseUnits(text, 6);
 }
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+
+/**
+ * The demo signs with anvil's public keys and writes fake developers: only ever on this machine's
+ * dev stack. Refuses a non-loopback RPC or database, another chain than the deployment's, and a
+ * deployment whose vault has no code (a chain started over without it).
+ */
+export async function assertLocal(config: DevConfig, deployment?: Deployment) {
+  for (const [what, url] of [
+    ["RPC_URL", config.rpcUrl],
+    ["DATABASE_URL", config.database.url],
+  ] as const) {
+    if (!LOOPBACK.has(new URL(url).hostname)) {
+      throw new DemoError(`${what} is not on this machine: the demo acts only on npm run dev's local stack`);
+    }
+  }
+  if (!deployment) return;
+  const { publicClient, chainId } = await connect(config.rpcUrl);
+  if (chainId !== deployment.chainId) {
+    throw new DemoError(`the chain at RPC_URL is ${chainId}, the deployment's is ${deployment.chainId}`);
+  }
+  const code = await publicClient.getCode({ address: deployment.stakeVault });
+  if (!code || code === "0x") throw new DemoError(`no StakeVault at ${deployment.stakeVault}: start npm run dev first`);
+}
+
 export function deploymentFile(config: Pick<DevConfig, "dataDir">) {
   return path.join(config.dataDir, "deployment.json");
 }

@@ -59,6 +59,9 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, 
     const rule = NEEDED[column.column_name];
     if (rule && !rule.ok(column)) throw new DevelopersTableError(name, column.column_name, column.type, rule.needed);
   }
+  // DDL on the application's table waits for its transactions, and every later query on the table
+  // waits behind the DDL: give up after 5 s (the caller retries) rather than stall the application.
+  await db.query("SET LOCAL lock_timeout = '5s'");
   if (rows.length === 0) {
     await db.query(`CREATE SCHEMA IF NOT EXISTS "${name.schema}"`);
     await db.query(`

@@ -57,6 +57,17 @@ export class Alerts {
     }
   }
 
+  /**
+   * This sidecar no longer leads: it evaluates no rule, so it reports none firing (the new
+   * leader evaluates and sends them). Nothing is sent: the condition did not clear.
+   */
+  standDown() {
+    for (const [rule, state] of this.rules) {
+      if (state.firing) this.options.metrics.alertFiring.set({ rule }, 0);
+    }
+    this.rules.clear();
+  }
+
   /** Rules firing now, for the status page. */
   firing(): { rule: Rule; severity: Severity; text: string; since: string }[] {
     return [...this.rules]

@@ -6,6 +6,7 @@ import type { Head } from "../chain-heads";
 import type { IndexerWatch } from "../indexer-watch";
 import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
+import type { Alerts } from "./alerts";
 import type { AlertMonitor } from "./monitor";
 import type { OutboxWorker } from "./worker";
 
@@ -17,12 +18,13 @@ export function startEffects(deps: {
   loop: SyncLoop;
   worker: OutboxWorker;
   monitor: AlertMonitor;
+  alerts: Alerts;
   log: Logger;
 }) {
-  const { config, pool, heads, indexer, loop, worker, monitor, log } = deps;
+  const { config, pool, heads, indexer, loop, worker, monitor, alerts, log } = deps;
   let running: Promise<void> | undefined;
   const tick = async () => {
-    if (loop.state.role !== "leader") return;
+    if (loop.state.role !== "leader") return alerts.standDown();
     try {
       // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
       if (config.mode === "write") await worker.tick(loop.state);

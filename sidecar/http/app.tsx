@@ -36,18 +36,33 @@ const WALLET = /^0x[0-9a-fA-F]{40}$/;
 const COUNT_CACHE_MS = 5000;
 const SHADOW_CACHE_MS = 10_000;
 
-/** `read`'s answer, reused for `ms` (a failed read is retried at the next call). */
-function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
-  return () => {
-    if (!last || Date.now() - last.at > ms) {
-      const value = read();
-      value.catch(() => {
-        last = undefined;
+/**
+ * `read`'s answer, reused for `ms` after it arrived; one read at a time (a slow full count must
+ * not start another every few seconds and take the HTTP pool's connections). `latest()` never
+ * waits: the last answer, or undefined, and a fresh read begun when it is due (for /metrics,
+ * which must answer within a scrape timeout).
+ */
+function cached<T>(ms: number, read: () => Promise<T>) {
+  let last: { at: number; value: T } | undefined;
+  let running: Promise<T> | undefined;
+  const refresh = () => {
+    running ??= read()
+      .then((value) => {
+        last = { at: Date.now(), value };
+        return value;
+      })
+      .finally(() => {
+        running = undefined;
       });
-      last = { at: Date.now(), value };
-    }
-    return last.value;
+    return running;
+  };
+  const due = () => !last || Date.now() - last.at > ms;
+  return {
+    get: (): Promise<T> => (due() ? refresh() : Promise.resolve((last as { value: T }).value)),
+    latest: (): T | undefined => {
+      if (due()) refresh().catch(() => undefined);
+      return last?.value;
+    },
   };
 }
 
@@ -71,7 +86,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   );
 
   app.get("/status", async (c) => {
-    const [s, byStatus, diff] = await Promise.all([status(), developerCounts(), differing()]);
+    const [s, byStatus, diff] = await Promise.all([status(), developerCounts.get(), differing.get()]);
     return c.json({
       ...s,
       mode: config.mode,
@@ -82,9 +97,9 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
-    if (s) observeStatus(metrics, s, await developerCounts().catch(() => undefined), heads);
-    const diff = await differing().catch(() => null);
-    if (diff !== null) metrics.developersDiffering.set(diff);
+    if (s) observeStatus(metrics, s, developerCounts.latest(), heads);
+    const diff = differing.latest();
+    if (diff !== null && diff !== undefined) metrics.developersDiffering.set(diff);
     return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
   });
 
@@ -109,8 +124,8 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
     const [s, changes, counts, diff] = await Promise.all([
       status(),
       readRecentChanges(pool),
-      developerCounts(),
-      differing(),
+      developerCounts.get(),
+      differing.get(),
     ]);
     return c.html(
       <StatusPage

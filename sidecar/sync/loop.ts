@@ -132,6 +132,9 @@ export class SyncLoop {
         await connection.client.end().catch(() => undefined);
       }
       if (!this.stopped) await this.backoff();
+      // A standby reports no errors of its own: a count left from its time as leader would keep
+      // the consecutive-errors rule firing on it after another sidecar has taken over.
+      this.state.consecutiveErrors = 0;
     }
   }
 
