@@ -1,0 +1,529 @@
+/**
+ * The soak: the whole stack as real processes on loopback (anvil mining a block a second,
+ * PostgreSQL, `ponder start`, two sidecars, an SMTP peer, an alert webhook), a steady workload of
+ * stakes, unstakes, slashes, sign-ups and application writes, and faults on a schedule drawn from
+ * the seed. Invariants are checked against the soak's own model (./model.ts), at the end, once
+ * every fault is undone and the sidecars have caught up.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pg from "pg";
+import type { Address, Hex } from "viem";
+import { loadPonderMemory, withoutLocalDefaults } from "../../lib/config";
+import { anvilKeys, connect, deploy, vault } from "../../lib/contracts";
+import { startAnvil } from "../../lib/local/anvil";
+import { startPostgres } from "../../lib/local/postgres";
+import {
+  ponderAnswering,
+  ponderStartCommand,
+  type RunningProcess,
+  sidecarCommand,
+  spawnProcess,
+} from "../../lib/local/process";
+import { freePort } from "../../lib/ports";
+import { waitFor } from "../../lib/wait";
+import { startRpcProxy, startSmtp, startWebhook } from "../../test/helpers/peers";
+import { wallets as derivedWallets } from "../../test/helpers/workload";
+import { ChainModel } from "./model";
+
+export const FAULT_KINDS = [
+  "ponder_kill",
+  "ponder_term",
+  "sidecar_kill",
+  "sidecar_term",
+  "sidecar_freeze",
+  "postgres_restart",
+  "rpc_slow",
+  "rpc_down",
+  "reorg_shallow",
+  "reorg_deep",
+  "smtp_failing",
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export type SoakOptions = { minutes: number; seed: number; faults: FaultKind[]; log?: (line: string) => void };
+
+export type SoakReport = {
+  minutes: number;
+  seed: number;
+  transactions: number;
+  faults: Record<string, number>;
+  violations: string[];
+  availability: { samples: number; ok: number; excluded: number; percent: number };
+  freshnessSeconds: { p50: number; p99: number; max: number };
+  recoverySeconds: Record<string, { p50: number; max: number }>;
+  /** Stale seconds (samples not fresh), by the fault last begun before them ("none": no fault yet). */
+  staleSecondsByFault: Record<string, number>;
+  peakRssMb: Record<string, { firstFifth: number; lastFifth: number; peak: number }>;
+  emailsPerDeveloper: Record<string, number>;
+};
+
+const CONFIRMATIONS = 2;
+const USDC = 1_000_000n;
+
+/** mulberry32: a small seeded generator, so a seed replays the same schedule. */
+function random(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const percentile = (values: number[], p: number) => {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const say = options.log ?? (() => undefined);
+  const rand = random(options.seed);
+  const pick = <T>(items: readonly T[]) => items[Math.floor(rand() * items.length)] as T;
+  const dir = mkdtempSync(path.join(tmpdir(), "stakesync-soak-"));
+  const stops: (() => Promise<unknown> | unknown)[] = [];
+  try {
+    // The stack.
+    const postgres = await startPostgres({
+      dataDir: path.join(dir, "pg"),
+      port: await freePort(),
+      database: "soak",
+      ephemeral: true,
+    });
+    stops.push(() => postgres.stop());
+    const anvil = await startAnvil({ port: await freePort(), blockTime: 1 });
+    stops.push(() => anvil.stop());
+    const owner = await connect(anvil.rpcUrl);
+    const deployment = await deploy(owner);
+    const ownerVault = vault(owner, deployment);
+    await ownerVault.fund(10n ** 15n);
+    const rpc = await startRpcProxy(anvil.rpcUrl);
+    stops.push(() => rpc.close());
+    const smtp = await startSmtp();
+    stops.push(() => smtp.close());
+    const webhook = await startWebhook();
+    stops.push(() => webhook.close());
+
+    const db = new pg.Pool({ connectionString: postgres.url, max: 4 });
+    db.on("error", () => undefined); // PostgreSQL restarts on purpose
+    stops.push(() => db.end());
+    await db.query(`CREATE TABLE developers (
+      id bigserial PRIMARY KEY, wallet_address text NOT NULL UNIQUE, email text,
+      status text NOT NULL DEFAULT 'pending', stake_amount numeric NOT NULL DEFAULT 0,
+      staked_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now(), plan text)`);
+
+    const ponderPort = await freePort();
+    const env = withoutLocalDefaults({
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      PONDER_TELEMETRY_DISABLED: "true",
+      CHAIN_ID: "31337",
+      RPC_URL: rpc.url,
+      STAKE_VAULT_ADDRESS: deployment.stakeVault,
+      START_BLOCK: String(deployment.blockNumber),
+      CONFIRMATIONS: String(CONFIRMATIONS),
+      POLLING_INTERVAL_MS: "200",
+      DATABASE_URL: postgres.url,
+      DATABASE_SCHEMA: "soak_ponder",
+      PONDER_URL: `http://127.0.0.1:${ponderPort}`,
+      SMTP_URL: smtp.url,
+      MAIL_FROM: "stakesync <welcome@stakesync.test>",
+      ALERT_WEBHOOK_URL: webhook.url,
+      ALERT_REPEAT_MS: "600000",
+      INDEXER_DOWN_AFTER_MS: "5000",
+      RETRY_DELAY_MS: "500",
+      RETRY_ATTEMPTS: "10",
+      RECONCILE_INTERVAL_MS: "15000",
+    });
+    const processes: Record<string, RunningProcess> = {};
+    const peak: Record<string, number[]> = { ponder: [], sidecar_a: [], sidecar_b: [] };
+    const ponder = ponderStartCommand(loadPonderMemory(env), "soak_ponder", ponderPort);
+    const startPonder = async () => {
+      processes.ponder = spawnProcess(process.execPath, ponder.args, { ...env, ...ponder.env });
+      await ponderAnswering(`http://127.0.0.1:${ponderPort}`, processes.ponder.process);
+    };
+    const sidecarArgs = await sidecarCommand();
+    const sidecarPorts = { sidecar_a: await freePort(), sidecar_b: await freePort() };
+    const startSidecar = (name: "sidecar_a" | "sidecar_b") => {
+      processes[name] = spawnProcess(process.execPath, sidecarArgs, {
+        ...env,
+        SIDECAR_PORT: String(sidecarPorts[name]),
+      });
+    };
+    await startPonder();
+    startSidecar("sidecar_a");
+    startSidecar("sidecar_b");
+    stops.push(async () => {
+      for (const p of Object.values(processes)) {
+        p.process.kill("SIGCONT");
+        await p.stop();
+      }
+    });
+    const status = async (name: "sidecar_a" | "sidecar_b") =>
+      (await fetch(`http://127.0.0.1:${sidecarPorts[name]}/status`, { signal: AbortSignal.timeout(2000) })
+        .then((r) => (r.ok ? r.json() : undefined))
+        .catch(() => undefined)) as
+        | { role: string; chains: { synced: number }[]; developers: { queued: number } }
+        | undefined;
+    const leader = async () => {
+      for (const name of ["sidecar_a", "sidecar_b"] as const) if ((await status(name))?.role === "leader") return name;
+      return undefined;
+    };
+    await waitFor("a leader", async () => (await leader()) !== undefined, { timeoutMs: 120_000 });
+    say("stack up");
+
+    // The workload: owners stake for a pool of wallets; five wallets stake and unstake themselves.
+    const model = new ChainModel();
+    const selfKeys = anvilKeys(5) as Hex[];
+    const selves = await Promise.all(selfKeys.map(async (key) => vault(await connect(anvil.rpcUrl, key), deployment)));
+    const selfWallets = (
+      await Promise.all(selfKeys.map(async (key) => (await connect(anvil.rpcUrl, key)).wallet.account.address))
+    ).map((a) => a.toLowerCase());
+    const pool = [...derivedWallets(40, `soak-${options.seed}`), ...selfWallets];
+    const registered = new Set<string>();
+    const register = async (wallet: string) => {
+      const email = rand() < 0.15 ? null : `${wallet.slice(2, 12)}@example.test`;
+      await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
+        wallet,
+        email,
+      ]);
+      registered.add(wallet);
+    };
+    for (const wallet of pool.slice(0, pool.length / 2)) await register(wallet);
+
+    let transactions = 0;
+    let paused = false;
+    const balance = (wallet: string) =>
+      model.events.filter((e) => e.wallet === wallet).reduce((s, e) => s + e.delta, 0n);
+    const act = async () => {
+      const r = rand();
+      const amount = BigInt(1 + Math.floor(rand() * 50)) * USDC;
+      if (r < 0.35) model.record(await ownerVault.stakeFor(pick(pool) as Address, amount));
+      else if (r < 0.45) {
+        const targets = [pick(pool), pick(pool), pick(pool)].filter((w, i, all) => all.indexOf(w) === i) as Address[];
+        model.record(
+          await ownerVault.stakeForMany(
+            targets,
+            targets.map(() => amount),
+          ),
+        );
+      } else if (r < 0.6) {
+        const i = Math.floor(rand() * selves.length);
+        await (selves[i] as ReturnType<typeof vault>).fund(amount);
+        model.record(await (selves[i] as ReturnType<typeof vault>).stake(amount));
+      } else if (r < 0.7) {
+        const i = Math.floor(rand() * selves.length);
+        const has = balance(selfWallets[i] as string);
+        if (has > 0n) model.record(await (selves[i] as ReturnType<typeof vault>).unstake(has > amount ? amount : has));
+      } else if (r < 0.78) {
+        const wallet = pick(pool);
+        const has = balance(wallet);
+        if (has > 0n) model.record(await ownerVault.slash(wallet as Address, has > amount ? amount : has));
+      } else if (r < 0.86) {
+        const wallet = pick(pool);
+        if (!registered.has(wallet)) await register(wallet);
+      } else if (r < 0.9) {
+        await db.query("UPDATE developers SET email = $2 WHERE wallet_address = $1", [
+          pick([...registered]),
+          `changed-${Math.floor(rand() * 1e6)}@example.test`,
+        ]);
+      } else {
+        // The application's own transaction on a row, held a moment, as a backend's request does.
+        const client = await db.connect();
+        try {
+          await client.query("BEGIN");
+          await client.query("UPDATE developers SET plan = $2 WHERE wallet_address = $1", [
+            pick([...registered]),
+            pick(["free", "pro", "team"]),
+          ]);
+          await sleep(300);
+          await client.query("COMMIT");
+        } finally {
+          client.release();
+        }
+      }
+      transactions += r < 0.78 ? 1 : 0;
+    };
+
+    // Samples: head, developers, RSS; availability and freshness against the model.
+    const heads: { at: number; head: number }[] = [];
+    const samples: { at: number; ok: boolean; excluded: boolean }[] = [];
+    const excludeUntil = { at: 0 };
+    const readHead = async () => Number(await owner.publicClient.getBlockNumber({ cacheTime: 0 }));
+    const headAt = (at: number) => {
+      let found = heads[0]?.head ?? 0;
+      for (const h of heads) if (h.at <= at) found = h.head;
+      return found;
+    };
+    const sample = async () => {
+      const now = Date.now();
+      heads.push({ at: now, head: await readHead() });
+      for (const name of Object.keys(peak)) {
+        const rss = processes[name]?.peakRssMb();
+        if (rss !== undefined) peak[name]?.push(rss);
+      }
+      const rows = await db
+        .query<{ wallet: string; amount: string }>(
+          "SELECT lower(wallet_address) AS wallet, (stake_amount * 1000000)::numeric(78,0)::text AS amount FROM developers",
+        )
+        .catch(() => undefined);
+      if (!rows || paused) {
+        samples.push({ at: now, ok: false, excluded: true });
+        return;
+      }
+      // Fresh: every row shows its stake at some block confirmed between 5 s ago and now.
+      const from = Math.max(0, headAt(now - 5000) - CONFIRMATIONS);
+      const to = headAt(now) - CONFIRMATIONS;
+      const ok = rows.rows.every((row) => model.amountsBetween(row.wallet, from, to).has(BigInt(row.amount)));
+      samples.push({ at: now, ok, excluded: now < excludeUntil.at });
+    };
+
+    // Faults, one at a time, on the seed's schedule.
+    const faultCounts: Record<string, number> = {};
+    const faultStarts: { at: number; kind: FaultKind }[] = [];
+    const recoveries: Record<string, number[]> = {};
+    const runFault = async (kind: FaultKind) => {
+      faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
+      faultStarts.push({ at: Date.now(), kind });
+      say(`fault ${kind}`);
+      const sidecar = (await leader()) ?? "sidecar_a";
+      switch (kind) {
+        case "ponder_kill":
+        case "ponder_term":
+          if (kind === "ponder_kill") await processes.ponder?.kill();
+          else await processes.ponder?.stop();
+          await sleep(2000);
+          await startPonder();
+          break;
+        case "sidecar_kill":
+        case "sidecar_term":
+          if (kind === "sidecar_kill") await processes[sidecar]?.kill();
+          else await processes[sidecar]?.stop();
+          await sleep(2000);
+          startSidecar(sidecar);
+          break;
+        case "sidecar_freeze":
+          processes[sidecar]?.process.kill("SIGSTOP");
+          await sleep(15_000);
+          processes[sidecar]?.process.kill("SIGCONT");
+          break;
+        case "postgres_restart":
+          excludeUntil.at = Date.now() + 60_000;
+          await postgres.instance.stop();
+          await sleep(2000);
+          await postgres.instance.start();
+          excludeUntil.at = Date.now();
+          break;
+        case "rpc_slow":
+          rpc.state.delayMs = 3000;
+          await sleep(10_000);
+          rpc.state.delayMs = 0;
+          break;
+        case "rpc_down":
+          rpc.state.down = true;
+          await sleep(10_000);
+          rpc.state.down = false;
+          break;
+        case "reorg_shallow":
+        case "reorg_deep": {
+          paused = true;
+          await sleep(500); // the workload's transaction in flight lands first
+          const snapshot = await owner.publicClient.request({ method: "evm_snapshot" as never });
+          const base = await readHead();
+          model.record(await ownerVault.stakeFor(pick(pool) as Address, 7n * USDC));
+          const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
+          await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
+          const head = await readHead();
+          await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+          model.revertTo(base, kind === "reorg_deep", head);
+          paused = false;
+          break;
+        }
+        case "smtp_failing":
+          smtp.state.failing = true;
+          await sleep(15_000);
+          smtp.state.failing = false;
+          break;
+      }
+      const ended = Date.now();
+      await waitFor(
+        `recovery after ${kind}`,
+        () => {
+          const last = samples.at(-1);
+          return last !== undefined && last.at > ended && last.ok;
+        },
+        { timeoutMs: 180_000, intervalMs: 250 },
+      ).catch(() => undefined);
+      (recoveries[kind] ??= []).push((Date.now() - ended) / 1000);
+    };
+
+    const deadline = Date.now() + options.minutes * 60_000;
+    const workload = (async () => {
+      while (Date.now() < deadline) {
+        if (!paused) await act().catch((error: Error) => say(`workload: ${error.message.split("\n")[0]}`));
+        await sleep(200 + rand() * 300);
+      }
+    })();
+    const sampler = (async () => {
+      while (Date.now() < deadline) {
+        await sample().catch(() => undefined);
+        await sleep(250);
+      }
+    })();
+    const faults = (async () => {
+      await sleep(10_000);
+      while (options.faults.length > 0 && Date.now() < deadline - 15_000) {
+        await runFault(pick(options.faults));
+        await sleep(5000 + rand() * 10_000);
+      }
+    })();
+    await Promise.all([workload, sampler, faults]);
+
+    // Settle: every fault undone; both sidecars up; synced to the confirmed block, queue empty.
+    say("settling");
+    const head = await readHead();
+    await waitFor(
+      "the sidecars to catch up after the run",
+      async () => {
+        const name = await leader();
+        const s = name ? await status(name) : undefined;
+        return (s?.chains[0]?.synced ?? 0) >= head - CONFIRMATIONS && s?.developers.queued === 0;
+      },
+      { timeoutMs: 300_000, intervalMs: 500 },
+    );
+    const name = (await leader()) as "sidecar_a" | "sidecar_b";
+    const confirmed = (await status(name))?.chains[0]?.synced ?? 0;
+    await sleep(5000); // the outbox worker's last sends
+
+    // Invariants, against the model.
+    const violations: string[] = [];
+    // Receipts decide what is canonical: a transaction a reorg dropped has none any more.
+    for (const e of [...model.events]) {
+      const receipt = await owner.publicClient.getTransactionReceipt({ hash: e.tx }).catch(() => undefined);
+      if (!receipt || Number(receipt.blockNumber) !== e.block) {
+        violations.push(`model: transaction ${e.tx} is not on the chain as recorded`);
+      }
+    }
+    const { rows } = await db.query<{ wallet: string; status: string; raw: string; email: string | null }>(
+      `SELECT lower(wallet_address) AS wallet, status, (stake_amount * 1000000)::numeric(78,0)::text AS raw, email
+         FROM developers`,
+    );
+    for (const row of rows) {
+      const expected = model.stakeAt(row.wallet, confirmed);
+      if (BigInt(row.raw) !== expected) {
+        // What each layer holds, for whoever reads the violation.
+        const layers = await db.query<{ ponder: string; ledger: string; chain_stake: string; audit: string }>(
+          `SELECT (SELECT coalesce(sum(CASE kind WHEN 'staked' THEN amount ELSE -amount END), 0)::text
+                     FROM soak_ponder.stake_event WHERE developer = $1 AND block_number <= $2) AS ponder,
+                  (SELECT coalesce(sum(delta), 0)::text FROM stakesync.applied_event WHERE wallet = $1) AS ledger,
+                  (SELECT coalesce(sum(amount), 0)::text FROM stakesync.chain_stake WHERE wallet = $1) AS chain_stake,
+                  (SELECT string_agg(reason || ' ' || new_amount::text, ', ' ORDER BY id) FROM stakesync.audit
+                    WHERE wallet = $1) AS audit`,
+          [row.wallet, confirmed],
+        );
+        const l = layers.rows[0];
+        violations.push(
+          `${row.wallet}: stake ${row.raw}, expected ${expected} (Ponder ${l?.ponder}, chain_stake ${l?.chain_stake}, ledger ${l?.ledger}; audit ${l?.audit})`,
+        );
+      }
+      const status = expected > 0n ? "active" : row.status === "pending" ? "pending" : "inactive";
+      if (row.status !== status) violations.push(`${row.wallet}: status ${row.status}, expected ${status}`);
+      const onChain = await ownerVault.stakeOf(row.wallet as Address, BigInt(confirmed));
+      if (onChain !== expected) violations.push(`${row.wallet}: the model says ${expected}, stakeOf() ${onChain}`);
+    }
+    const emails: Record<string, number> = {};
+    for (const mail of smtp.mails) {
+      const wallet = mail.raw.match(/^Message-ID:\s*<welcome\.(0x[0-9a-f]{40})@/im)?.[1];
+      if (wallet) emails[wallet] = (emails[wallet] ?? 0) + 1;
+    }
+    for (const [wallet, n] of Object.entries(emails)) if (n > 1) violations.push(`${wallet}: ${n} welcome emails`);
+    const { rows: jobs } = await db.query<{ wallet: string; state: string }>(
+      "SELECT wallet, state FROM stakesync.outbox WHERE kind = 'welcome_email'",
+    );
+    const jobState = new Map(jobs.map((j) => [j.wallet, j.state]));
+    for (const row of rows) {
+      if (row.status !== "active") continue;
+      const state = jobState.get(row.wallet);
+      if (state === undefined) violations.push(`${row.wallet}: active without a welcome job`);
+      else if (state === "sent" && !emails[row.wallet]) violations.push(`${row.wallet}: job sent, no email received`);
+      else if (state === "pending" || state === "dead") violations.push(`${row.wallet}: welcome job ${state}`);
+    }
+    const { rows: duplicates } = await db.query(
+      "SELECT chain_id, event_key FROM stakesync.applied_event GROUP BY 1, 2 HAVING count(*) > 1",
+    );
+    for (const d of duplicates) violations.push(`applied twice: ${d.event_key}`);
+    const { rows: reorgs } = await db.query<{ n: string }>(
+      "SELECT count(*) AS n FROM stakesync.audit WHERE reason = 'reorg'",
+    );
+    if (Number(reorgs[0]?.n) > 0 && model.deepReorgs.length === 0) {
+      violations.push(`${reorgs[0]?.n} audit row(s) of reason reorg without a deep reorg injected`);
+    }
+    const firing = new Map<string, boolean>();
+    for (const alert of webhook.alerts) firing.set(alert.rule, alert.state === "firing");
+    for (const [rule, open] of firing) if (open) violations.push(`alert ${rule} fired and never resolved`);
+
+    const counted = samples.filter((s) => !s.excluded);
+    const ok = counted.filter((s) => s.ok).length;
+    // Freshness: per sample, how long the developers table had been stale (0 when fresh).
+    const stale: number[] = [];
+    let staleSince: number | undefined;
+    for (const s of counted) {
+      if (!s.ok) staleSince ??= s.at;
+      else {
+        stale.push(staleSince === undefined ? 0 : (s.at - staleSince) / 1000);
+        staleSince = undefined;
+      }
+    }
+    const staleByFault: Record<string, number> = {};
+    for (const s of counted) {
+      if (s.ok) continue;
+      const cause = faultStarts.filter((f) => f.at <= s.at).at(-1)?.kind ?? "none";
+      staleByFault[cause] = (staleByFault[cause] ?? 0) + 0.25; // a sample every 250 ms
+    }
+    const fifth = (values: number[], last: boolean) => {
+      const n = Math.max(1, Math.floor(values.length / 5));
+      const part = last ? values.slice(-n) : values.slice(0, n);
+      return Math.round(Math.max(0, ...part));
+    };
+    return {
+      minutes: options.minutes,
+      seed: options.seed,
+      transactions,
+      faults: faultCounts,
+      violations,
+      availability: {
+        samples: samples.length,
+        ok,
+        excluded: samples.length - counted.length,
+        percent: counted.length === 0 ? 0 : Math.round((ok / counted.length) * 100_000) / 1000,
+      },
+      freshnessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
+      recoverySeconds: Object.fromEntries(
+        Object.entries(recoveries).map(([kind, values]) => [
+          kind,
+          { p50: percentile(values, 50), max: Math.max(...values) },
+        ]),
+      ),
+      staleSecondsByFault: staleByFault,
+      peakRssMb: Object.fromEntries(
+        Object.entries(peak).map(([name, values]) => [
+          name,
+          {
+            firstFifth: fifth(values, false),
+            lastFifth: fifth(values, true),
+            peak: Math.round(Math.max(0, ...values)),
+          },
+        ]),
+      ),
+      emailsPerDeveloper: emails,
+    };
+  } finally {
+    for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
