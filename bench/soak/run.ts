@@ -198,6 +198,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     let transactions = 0;
     let paused = false;
+    let inFlight: Promise<unknown> = Promise.resolve();
     const balance = (wallet: string) =>
       model.events.filter((e) => e.wallet === wallet).reduce((s, e) => s + e.delta, 0n);
     const act = async () => {
@@ -332,7 +333,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         case "reorg_shallow":
         case "reorg_deep": {
           paused = true;
-          await sleep(500); // the workload's transaction in flight lands first
+          await inFlight; // the workload's action in flight lands first, recorded before the revert
           const snapshot = await owner.publicClient.request({ method: "evm_snapshot" as never });
           const base = await readHead();
           model.record(await ownerVault.stakeFor(pick(pool) as Address, 7n * USDC));
@@ -365,7 +366,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const deadline = Date.now() + options.minutes * 60_000;
     const workload = (async () => {
       while (Date.now() < deadline) {
-        if (!paused) await act().catch((error: Error) => say(`workload: ${error.message.split("\n")[0]}`));
+        if (!paused) {
+          inFlight = act().catch((error: Error) => say(`workload: ${error.message.split("\n")[0]}`));
+          await inFlight;
+        }
         await sleep(200 + rand() * 300);
       }
     })();
