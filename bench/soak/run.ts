@@ -134,7 +134,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       SMTP_URL: smtp.url,
       MAIL_FROM: "stakesync <welcome@stakesync.test>",
       ALERT_WEBHOOK_URL: webhook.url,
-      ALERT_REPEAT_MS: "600000",
+      // reorg_correction fires for ALERT_REPEAT_MS after a correction: short, so it resolves before the end.
+      ALERT_REPEAT_MS: "20000",
       INDEXER_DOWN_AFTER_MS: "5000",
       RETRY_DELAY_MS: "500",
       RETRY_ATTEMPTS: "10",
