@@ -361,7 +361,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         },
         { timeoutMs: 180_000, intervalMs: 250 },
       ).catch(() => undefined);
-      (recoveries[kind] ??= []).push((Date.now() - ended) / 1000);
+      recoveries[kind] = [...(recoveries[kind] ?? []), (Date.now() - ended) / 1000];
     };
 
     const deadline = Date.now() + options.minutes * 60_000;
