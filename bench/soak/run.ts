@@ -391,13 +391,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     // Settle: every fault undone; both sidecars up; synced to the confirmed block, queue empty.
     say("settling");
-    const head = await readHead();
+    // Past the last event's block, not just the head's confirmed block at this moment: an event in
+    // the last CONFIRMATIONS blocks would otherwise be applied after `confirmed` is read below,
+    // and the rows compared with the model at too early a block (the soak's own race, once taken
+    // for a defect of stakesync's).
+    const lastEvent = Math.max(0, ...model.events.map((e) => e.block));
+    const target = Math.max((await readHead()) - CONFIRMATIONS, lastEvent);
     await waitFor(
       "the sidecars to catch up after the run",
       async () => {
         const name = await leader();
         const s = name ? await status(name) : undefined;
-        return (s?.chains[0]?.synced ?? 0) >= head - CONFIRMATIONS && s?.developers.queued === 0;
+        return (s?.chains[0]?.synced ?? 0) >= target && s?.developers.queued === 0;
       },
       { timeoutMs: 300_000, intervalMs: 500 },
     );
