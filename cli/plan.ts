@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { ConfigError, loadSidecarConfig, readLocalDefaults } from "../lib/config";
 import { type PlannedChange, planDevelopers } from "../sidecar/sync/plan-developers";
+import { commandFailed } from "./failure";
 
 export const PLAN_HELP = `usage: stakesync plan [--json] [--local]
 
@@ -49,13 +50,7 @@ export async function planCommand(argv: string[]): Promise<number> {
       await db.end();
     }
   } catch (error) {
-    const message =
-      error instanceof ConfigError || error instanceof PlanError
-        ? error.message
-        : `unexpected error: ${(error as Error).message}`;
-    if (json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
-    process.stderr.write(`stakesync plan: ${message}\n`);
-    return 2;
+    return commandFailed("plan", error, json, error instanceof ConfigError || error instanceof PlanError);
   }
 }
 

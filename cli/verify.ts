@@ -11,6 +11,7 @@ import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { signedAmount } from "../sidecar/sync/sql";
 import { readCursors } from "../sidecar/sync/step";
+import { commandFailed } from "./failure";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
 
@@ -51,13 +52,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     }
     return report.mismatches.length === 0 ? 0 : 1;
   } catch (error) {
-    const message =
-      error instanceof ConfigError || error instanceof VerifyError
-        ? error.message
-        : `unexpected error: ${(error as Error).message}`;
-    if (json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
-    process.stderr.write(`stakesync verify: ${message}\n`);
-    return 2;
+    return commandFailed("verify", error, json, error instanceof ConfigError || error instanceof VerifyError);
   }
 }
 
