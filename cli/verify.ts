@@ -9,8 +9,8 @@ import pg from "pg";
 import { createPublicClient, fallback, http } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
-import { signedAmount } from "../sidecar/sync/sql";
-import { readCursors } from "../sidecar/sync/step";
+import { signedAmount } from "../sidecar/sync/sql/fragments";
+import { readCursors } from "../sidecar/sync/sql/read-cursors";
 import { commandFailed } from "./failure";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;

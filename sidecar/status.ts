@@ -5,8 +5,8 @@ import type { Head } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
 import { workCounts } from "./effects/outbox";
 import type { LoopState } from "./sync/loop";
-import { readProgress } from "./sync/ponder";
-import { readCursors } from "./sync/step";
+import { readCursors } from "./sync/sql/read-cursors";
+import { readProgress } from "./sync/sql/read-progress";
 
 export type ChainStatus = {
   chainId: number;

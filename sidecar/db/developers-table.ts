@@ -84,7 +84,7 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, 
     }
   }
   // Wallets are matched case-insensitively: this index keeps that match set-based and fast. The
-  // second finds rows registered in the last minute (sync/reconcile.ts findRegistrations).
+  // second finds rows registered in the last minute (sync/sql/find-registrations.ts).
   for (const [index, definition] of [
     [`${name.table}_wallet_lower_idx`, "(lower(wallet_address))"],
     [`${name.table}_pending_idx`, "(updated_at) WHERE status = 'pending'"],

@@ -25,6 +25,9 @@ const CATCH_UP_SHARE = 0.2;
  */
 const CATCH_UP_WAIT_MS = 30_000;
 
+/** A step that read Ponder's tables. */
+type Synced = Exclude<StepResult, { kind: "waiting-for-ponder" }>;
+
 export type ErrorKind = "database" | "ponder" | "sync";
 
 export type LoopState = {
@@ -42,7 +45,7 @@ export type LoopHooks = {
 };
 
 /** What a reconciliation request resolves with. */
-export type RoundResult = StepResult & Pick<Applied, "changes" | "refused">;
+export type ReconcileResult = { drifted: number; changes: Change[] };
 
 export function classify(error: unknown): ErrorKind {
   const code = (error as { code?: string }).code ?? "";
@@ -66,7 +69,7 @@ export class SyncLoop {
   private woken = false;
   private wake: (() => void) | undefined;
   private reconcileRequests: {
-    resolve: (r: RoundResult) => void;
+    resolve: (r: ReconcileResult) => void;
     reject: (e: unknown) => void;
   }[] = [];
   private nextReconcileAt = 0;
@@ -104,7 +107,7 @@ export class SyncLoop {
   }
 
   /** Runs a reconciliation on the leader and resolves with its result. */
-  requestReconcile(): Promise<RoundResult> {
+  requestReconcile(): Promise<ReconcileResult> {
     if (this.state.role !== "leader") return Promise.reject(new Error("this sidecar is standby"));
     return new Promise((resolve, reject) => {
       this.reconcileRequests.push({ resolve, reject });
@@ -178,28 +181,17 @@ export class SyncLoop {
         });
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
-        const written = step.waitingForPonder ? NOTHING : await applyDevelopers(db, this.config);
+        const written = step.kind === "waiting-for-ponder" ? NOTHING : await applyDevelopers(db, this.config);
         const durationMs = performance.now() - startedAt;
-        // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
-        // developer it touches: what a skipped one would have done, the next step does.
-        if (step.catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
-        if (step.chains.length > 0) this.steppedAt = startedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
-        if (step.waitingForPonder !== this.waitingForPonder) {
-          // Every deploy starts this way: not an error. One that lasts shows as lag.
-          if (step.waitingForPonder) this.log.warn({ schema: this.config.ponderSchema }, "waiting for Ponder's tables");
-          else this.log.info("Ponder's tables are there; syncing");
-          this.waitingForPonder = step.waitingForPonder;
-        }
-        if (step.waitingForPonder) {
+        this.noteWaitingForPonder(step.kind === "waiting-for-ponder");
+        if (step.kind === "waiting-for-ponder") {
           for (const request of requests) request.reject(new Error("Ponder's tables are not there yet"));
         } else {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
-          if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
-          this.noteDeferred(step.deferred);
-          this.recordStep(step, written, durationMs);
-          for (const request of requests) request.resolve({ ...step, ...written });
-          applied = step.chains.some((c) => c.added + c.removed > 0);
+          const drifted = step.kind === "stepped" ? step.drifted : 0;
+          for (const request of requests) request.resolve({ drifted, changes: written.changes });
+          applied = this.recordStep(step, written, startedAt, durationMs);
         }
         this.recovered();
       } catch (error) {
@@ -214,6 +206,14 @@ export class SyncLoop {
       // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
       if (!applied) await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
     }
+  }
+
+  /** Every deploy starts waiting for Ponder's tables: not an error. One that lasts shows as lag. */
+  private noteWaitingForPonder(waiting: boolean) {
+    if (waiting === this.waitingForPonder) return;
+    if (waiting) this.log.warn({ schema: this.config.ponderSchema }, "waiting for Ponder's tables");
+    else this.log.info("Ponder's tables are there; syncing");
+    this.waitingForPonder = waiting;
   }
 
   /** Logs once per chain when removals start waiting for Ponder, and when they stop. */
@@ -234,9 +234,19 @@ export class SyncLoop {
     return now - this.steppedAt >= CATCH_UP_WAIT_MS ? "due" : "near-end";
   }
 
-  private recordStep(step: StepResult, written: Applied, durationMs: number) {
+  /** Metrics, logs and hooks of a committed round. Returns whether it applied any event. */
+  private recordStep(step: Synced, written: Applied, startedAt: number, durationMs: number): boolean {
+    const chains = step.kind === "stepped" ? step.chains : [];
+    if (step.kind === "stepped") {
+      // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
+      // developer it touches: what a skipped one would have done, the next step does.
+      if (step.catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
+      if (step.chains.length > 0) this.steppedAt = startedAt;
+      if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
+    }
+    this.noteDeferred(step.kind === "stepped" ? step.deferred : []);
     this.state.lastSyncAt = new Date().toISOString();
-    for (const chain of step.chains) {
+    for (const chain of chains) {
       this.metrics.lastSyncedBlock.set({ chain_id: chain.chainId }, chain.to);
       if (chain.added > 0) this.metrics.eventsSynced.inc({ chain_id: chain.chainId }, chain.added);
       if (chain.added + chain.removed > 0) {
@@ -266,6 +276,7 @@ export class SyncLoop {
     }
     this.logChanges(written.changes);
     if (written.changes.length > 0) this.hooks.onChanges?.(written.changes);
+    return chains.some((c) => c.added + c.removed > 0);
   }
 
   private logChanges(changes: Change[]) {

@@ -7,8 +7,7 @@
  */
 import type { SidecarConfig } from "../../lib/config";
 import type { Queryable } from "../db/queryable";
-import { tokenFactor } from "./queue-developers";
-import { signedAmount } from "./sql";
+import { signedAmount, tokenFactor } from "./sql/fragments";
 
 export type PlannedChange = {
   wallet: string;

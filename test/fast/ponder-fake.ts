@@ -11,9 +11,8 @@ import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
 import { migrate } from "../../sidecar/db/migrate";
 import { createLogger } from "../../sidecar/log";
-import { applyDevelopers } from "../../sidecar/sync/apply-developers";
-import type { RoundResult } from "../../sidecar/sync/loop";
-import { type RemovalGuard, syncStep } from "../../sidecar/sync/step";
+import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
+import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
 export const CHAIN = 31337;
@@ -38,7 +37,7 @@ export type Fake = {
   db: pg.Client;
   config: SidecarConfig;
   /** One round of the leader's loop: a sync step, then the developers write. */
-  round: (options?: { reconcile?: boolean }) => Promise<RoundResult>;
+  round: (options?: { reconcile?: boolean }) => Promise<Applied & { step: StepResult }>;
   /** Ponder commits events (in their blocks) and, unless told otherwise, its checkpoint. */
   index: (events: FakeEvent[], head?: number) => Promise<void>;
   /** Ponder's checkpoint row and readiness. */
@@ -109,7 +108,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         .catch(() => ({ rows: [] as { block: string }[] }));
       const heads = new Map([[CHAIN, { block: Number(rows[0]?.block ?? 0), at: Date.now() }]]);
       const step = await syncStep(db, config, guard, { reconcile, heads, catchUp: "due" });
-      return { ...step, ...(await applyDevelopers(db, config)) };
+      return { step, ...(await applyDevelopers(db, config)) };
     },
     progress,
     index: async (events, head) => {

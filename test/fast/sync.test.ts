@@ -102,12 +102,12 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     // Ponder's reorg transaction: the orphan is gone, the checkpoint not yet moved.
     await fake.deleteAbove(19);
     const deferred = await fake.round();
-    expect(deferred.deferred).toEqual([31337]);
+    expect(deferred.step).toMatchObject({ kind: "stepped", chains: [], deferred: [31337] });
     expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
     // The next block's transaction: the new fork's stake (same position, another transaction).
     await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 24);
     const corrected = await fake.round();
-    expect(corrected.deferred).toEqual([]);
+    expect(corrected.step).toMatchObject({ kind: "stepped", deferred: [] });
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "12.000000" });
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg active 12.000000"]);
     expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
@@ -215,7 +215,7 @@ describe("Ponder's tables", () => {
     fake = await fakePonder();
     await fake.db.query(`DROP SCHEMA ${SCHEMA} CASCADE`);
     const result = await fake.round();
-    expect(result.waitingForPonder).toBe(true);
+    expect(result.step).toEqual({ kind: "waiting-for-ponder" });
   });
 });
 

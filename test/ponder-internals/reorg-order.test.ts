@@ -2,8 +2,9 @@
  * Assumption: in a realtime reorg Ponder deletes the orphaned stake_event rows in a transaction
  * that does not touch `_ponder_checkpoint`; the checkpoint moves only in a later transaction (the
  * block that follows). The sidecar therefore holds back a removal until a later checkpoint
- * confirms it (sidecar/sync/step.ts). Observed with row triggers (not Ponder's trigger names, so
- * Ponder's drop/recreate of its own triggers in the reorg leaves them) that log txid_current().
+ * confirms it (sidecar/sync/removal-guard.ts). Observed with row triggers (not Ponder's trigger
+ * names, so Ponder's drop/recreate of its own triggers in the reorg leaves them) that log
+ * txid_current().
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";

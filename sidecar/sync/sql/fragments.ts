@@ -16,3 +16,8 @@ export const eventKey = (e: string) => `${e}.id || ':' || ${e}.transaction_hash`
 
 /** The block number inside one of Ponder's 75-digit checkpoints: characters 27–42. */
 export const checkpointBlock = (column: string) => `substring(${column} from 27 for 16)::bigint`;
+
+/** 10^−decimals as an exact numeric literal: raw units × factor = token units. */
+export function tokenFactor(decimals: number) {
+  return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;
+}

@@ -1,23 +1,13 @@
 /**
  * The first half of bringing developers rows to their confirmed stake: which developers, and why.
  * The second half, apply-developers.ts, writes them.
+ * Reads `affected`, stakesync.chain_stake, developers; writes stakesync.developer_queue and the
+ * temp tables `stale` and `activation` (find-activations.ts).
  */
 import type pg from "pg";
-import type { SidecarConfig } from "../../lib/config";
-import { signedAmount } from "./sql";
-
-/** Creates the empty `affected` table: one row per wallet to re-evaluate, with what caused it. */
-export async function createAffected(db: pg.ClientBase) {
-  await db.query(`
-    CREATE TEMP TABLE affected (
-      wallet text PRIMARY KEY,
-      chain_id integer,
-      block_number bigint,
-      transaction_hash text,
-      block_timestamp bigint,
-      reason text NOT NULL
-    ) ON COMMIT DROP`);
-}
+import type { SidecarConfig } from "../../../lib/config";
+import { findActivations } from "./find-activations";
+import { tokenFactor } from "./fragments";
 
 /**
  * Queues in `stakesync.developer_queue` every developer (with a row) among `affected` whose row
@@ -25,7 +15,7 @@ export async function createAffected(db: pg.ClientBase) {
  * the block time of the stake that crossed the threshold. Runs in the step's REPEATABLE READ
  * transaction, so that block time is read from the same snapshot of Ponder as the stake; the
  * developers table itself is only read here (see apply-developers.ts for why).
- * `confirmed` is each chain's synced block. Reads `affected`; writes the temp table `activation`.
+ * `confirmed` is each chain's synced block.
  */
 export async function queueDevelopers(
   db: pg.ClientBase,
@@ -79,61 +69,4 @@ export async function queueDevelopers(
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
   );
   await db.query("SET LOCAL enable_nestloop TO DEFAULT");
-}
-
-/** 10^−decimals as an exact numeric literal: raw units × factor = token units. */
-export function tokenFactor(decimals: number) {
-  return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;
-}
-
-/**
- * Fills the temp table `activation`: for each developer activated for the first time, the block
- * time of the event that first took their confirmed stake, summed over chains, to the threshold.
- * Ponder's event id sorts events in the order they happened (block time, chain, block, position),
- * and a developer's first event is nearly always a stake that reaches the threshold on its own:
- * one pass finds it. Only the others are replayed event by event. The wallets are passed as a
- * list, not joined: while Ponder backfills its tables have no indexes and no statistics, and a
- * join there can make the planner scan every event once per developer.
- */
-async function findActivations(
-  db: pg.ClientBase,
-  ponderSchema: string,
-  threshold: string,
-  confirmed: Map<number, number>,
-  wallets: string[],
-) {
-  const events = `SELECT e.* FROM "${ponderSchema}".stake_event e
-                    JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block)
-                      ON c.chain_id = e.chain_id AND e.block_number <= c.block
-                   WHERE e.developer = ANY($3::text[]) AND cardinality($3::text[]) > 0`;
-  const scope = [[...confirmed.keys()], [...confirmed.values()]];
-  // Every id has the same length: what is appended to it never decides the minimum.
-  await db.query(
-    `CREATE TEMP TABLE activation ON COMMIT DROP AS
-     SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3)::int AS chain_id,
-            split_part(first, ':', 4)::bigint AS block_number, split_part(first, ':', 5) = 'alone' AS found
-       FROM (SELECT e.developer AS wallet,
-                    min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' || e.chain_id || ':' || e.block_number || ':' ||
-                        CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
-               FROM (${events}) e GROUP BY e.developer) f`,
-    [...scope, wallets, threshold],
-  );
-  const { rows } = await db.query<{ wallets: string[] }>(
-    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM activation WHERE NOT found",
-  );
-  const replay = rows[0]?.wallets ?? [];
-  if (replay.length === 0) return;
-  await db.query(
-    `UPDATE activation a
-        SET block_timestamp = x.block_timestamp, chain_id = x.chain_id, block_number = x.block_number, found = true
-       FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp, chain_id, block_number
-               FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp, e.chain_id, e.block_number,
-                            sum(${signedAmount("e")})
-                              OVER (PARTITION BY e.developer ORDER BY e.id COLLATE "C") AS running
-                       FROM (${events}) e) s
-              WHERE running >= $4::numeric
-              ORDER BY wallet, id COLLATE "C") x
-      WHERE a.wallet = x.wallet`,
-    [...scope, replay, threshold],
-  );
 }

@@ -1,6 +1,6 @@
 /** What the sidecar reads of Ponder: per-chain progress from `_ponder_checkpoint`. */
-import type { Queryable } from "../db/queryable";
-import { checkpointBlock } from "./sql";
+import type { Queryable } from "../../db/queryable";
+import { checkpointBlock } from "./fragments";
 
 /**
  * `checkpoint` is the raw latest checkpoint: it changes with every block Ponder commits.

@@ -3,19 +3,27 @@
  * sees the same snapshot and finds only true drift: (1) chain_stake against Ponder's events up
  * to each cursor; (2) every developers row against chain_stake (late registrations, rows the
  * application changed). It queues what it finds in `affected` with reason `reconcile`.
+ * Reads Ponder's stake_event, stakesync.chain_stake and developers; writes chain_stake,
+ * applied_event (rebuilt for a drifted chain), `affected` and the temp tables `recon_window`, `drift`.
  */
 import type pg from "pg";
-import type { SidecarConfig } from "../../lib/config";
-import { eventKey, signedAmount } from "./sql";
+import type { SidecarConfig } from "../../../lib/config";
+import type { Window } from "../windows";
+import { eventKey, signedAmount } from "./fragments";
 
-export type ReconcileWindow = { chainId: number; cursor: number; finalBlock: number };
-
-/** Returns how many (chain, wallet) stakes had drifted from Ponder and were repaired. */
-export async function reconcileInStep(db: pg.ClientBase, config: SidecarConfig, windows: ReconcileWindow[]) {
+/**
+ * Up to each window's target (the step's new cursor). Returns how many (chain, wallet) stakes
+ * had drifted from Ponder and were repaired.
+ */
+export async function reconcileStakes(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  windows: Pick<Window, "chainId" | "target" | "finalBlock">[],
+) {
   await db.query(
     `CREATE TEMP TABLE recon_window ON COMMIT DROP AS
        SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS w(chain_id, cursor, final_block)`,
-    [windows.map((w) => w.chainId), windows.map((w) => w.cursor), windows.map((w) => w.finalBlock)],
+    [windows.map((w) => w.chainId), windows.map((w) => w.target), windows.map((w) => w.finalBlock)],
   );
   await db.query(
     `CREATE TEMP TABLE drift ON COMMIT DROP AS
@@ -62,23 +70,4 @@ export async function reconcileInStep(db: pg.ClientBase, config: SidecarConfig, 
      ON CONFLICT (wallet) DO NOTHING`,
   );
   return drifted.rowCount ?? 0;
-}
-
-/**
- * Signing up after staking is the common flow: a developers row the application inserted in the
- * last minute, still pending, whose wallet has confirmed stake, is queued at the next step (reason
- * `registered` in the audit), not left for the next reconciliation. The window is a minute, not
- * "since the last step": an application transaction's rows carry its start time and may commit
- * seconds later. Cheap through the partial index on pending rows' updated_at (developers-table.ts).
- * Writes `affected`.
- */
-export async function findRegistrations(db: pg.ClientBase, config: SidecarConfig) {
-  await db.query(
-    `INSERT INTO affected (wallet, reason)
-     SELECT DISTINCT lower(d.wallet_address), 'reconcile'
-       FROM ${config.developersTable.sql} d
-       JOIN stakesync.chain_stake cs ON cs.wallet = lower(d.wallet_address) AND cs.amount > 0
-      WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'
-     ON CONFLICT (wallet) DO NOTHING`,
-  );
 }

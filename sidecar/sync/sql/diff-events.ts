@@ -1,0 +1,81 @@
+/**
+ * The difference between what Ponder has confirmed in each window and what was applied.
+ * Reads Ponder's stake_event and stakesync.applied_event; writes the temp tables `sync_window`
+ * (one row per window) and `sync_delta` (the changes: 'added' or 'removed', signed amounts).
+ *
+ * Events at or below the cursor were applied before: diffed one by one, `added` ones were brought
+ * by a reorg (`late`) and `removed` ones were orphaned by it. Events above the cursor are new:
+ * those above the new final block are kept one by one (they may still be orphaned); the final
+ * ones only as a sum per wallet, with the wallet's latest event (a catch-up has thousands):
+ * Ponder's event ids sort in the order the events happened.
+ */
+import type pg from "pg";
+import type { Window } from "../windows";
+import { eventKey, signedAmount } from "./fragments";
+
+export type EventCounts = { added: number; removed: number };
+
+/** Returns, per chain with any change, how many events were added and removed. */
+export async function diffEvents(
+  db: pg.ClientBase,
+  ponderSchema: string,
+  windows: Window[],
+): Promise<Map<number, EventCounts>> {
+  const col = <K extends keyof Window>(key: K) => windows.map((w) => w[key]);
+  await db.query(
+    `CREATE TEMP TABLE sync_window ON COMMIT DROP AS
+       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+         AS w(chain_id, cursor, lower, target, final_block)`,
+    [col("chainId"), col("cursor"), col("lower"), col("target"), col("finalBlock")],
+  );
+  // LATERAL: while Ponder backfills its table has no index, and a join on the window would sort
+  // all of it on every step.
+  await db.query(
+    `CREATE TEMP TABLE sync_delta ON COMMIT DROP AS
+     WITH event AS (
+       SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
+              e.log_index, ${signedAmount("e")} AS delta,
+              e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked
+         FROM sync_window w
+        CROSS JOIN LATERAL (
+          SELECT * FROM "${ponderSchema}".stake_event e
+           WHERE e.chain_id = w.chain_id AND e.block_number > w.lower AND e.block_number <= w.target
+          OFFSET 0) e
+     ),
+     desired AS (
+       SELECT chain_id, ${eventKey("event")} AS event_key, wallet, delta, block_number, block_timestamp,
+              transaction_hash, log_index, late
+         FROM event WHERE late OR tracked
+     ),
+     applied AS (
+       SELECT a.* FROM sync_window w
+         JOIN stakesync.applied_event a ON a.chain_id = w.chain_id AND a.block_number > w.lower
+     )
+     SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
+            d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
+       FROM desired d
+      WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
+     UNION ALL
+     SELECT 'removed', a.chain_id, a.event_key, a.wallet, -a.delta, a.block_number, NULL, NULL, NULL, true, 1
+       FROM applied a
+      WHERE NOT EXISTS (SELECT 1 FROM desired d WHERE d.chain_id = a.chain_id AND d.event_key = a.event_key)
+     UNION ALL
+     SELECT 'added', f.chain_id, NULL, f.wallet, f.delta, e.block_number, f.block_timestamp, e.transaction_hash,
+            e.log_index, false, f.events
+       FROM (SELECT chain_id, wallet, sum(delta) AS delta, count(*) AS events, max(block_timestamp) AS block_timestamp,
+                    max(id COLLATE "C") AS last
+               FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
+       JOIN event e ON e.id = f.last`,
+  );
+  const { rows } = await db.query<{ chain_id: number; added: string | null; removed: string }>(
+    `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added, count(*) FILTER (WHERE change = 'removed') AS removed
+       FROM sync_delta GROUP BY chain_id`,
+  );
+  return new Map(rows.map((r) => [r.chain_id, { added: Number(r.added ?? 0), removed: Number(r.removed) }]));
+}
+
+/** Leaves chains out of this step (their removals must wait): from `sync_delta` and `sync_window`. */
+export async function leaveOutChains(db: pg.ClientBase, chainIds: number[]) {
+  await db.query("DELETE FROM sync_delta WHERE chain_id = ANY($1::int[])", [chainIds]);
+  await db.query("DELETE FROM sync_window WHERE chain_id = ANY($1::int[])", [chainIds]);
+}

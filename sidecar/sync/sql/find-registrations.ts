@@ -1,0 +1,21 @@
+import type pg from "pg";
+import type { SidecarConfig } from "../../../lib/config";
+
+/**
+ * Signing up after staking is the common flow: a developers row the application inserted in the
+ * last minute, still pending, whose wallet has confirmed stake, is queued at the next step (reason
+ * `registered` in the audit), not left for the next reconciliation. The window is a minute, not
+ * "since the last step": an application transaction's rows carry its start time and may commit
+ * seconds later. Cheap through the partial index on pending rows' updated_at (developers-table.ts).
+ * Reads developers and stakesync.chain_stake; writes `affected`.
+ */
+export async function findRegistrations(db: pg.ClientBase, config: SidecarConfig) {
+  await db.query(
+    `INSERT INTO affected (wallet, reason)
+     SELECT DISTINCT lower(d.wallet_address), 'reconcile'
+       FROM ${config.developersTable.sql} d
+       JOIN stakesync.chain_stake cs ON cs.wallet = lower(d.wallet_address) AND cs.amount > 0
+      WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'
+     ON CONFLICT (wallet) DO NOTHING`,
+  );
+}

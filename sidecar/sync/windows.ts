@@ -1,0 +1,72 @@
+/**
+ * Which chains a step takes, and how far: per chain, the window (lower, target] of Ponder's
+ * confirmed events to diff against what was applied. Pure: computed from Ponder's progress, the
+ * cursors and the heads, so the rules are tested without a database.
+ */
+import type { SidecarConfig } from "../../lib/config";
+import type { Head } from "../chain-heads";
+import type { Cursor } from "./sql/read-cursors";
+import type { PonderProgress } from "./sql/read-progress";
+
+export type Window = {
+  chainId: number;
+  /** The block synced before this step. */
+  cursor: number;
+  /** Applied events above this block are diffed one by one (the cursor's final block). */
+  lower: number;
+  /** The confirmed block this step syncs to: Ponder's trusted block minus CONFIRMATIONS. */
+  target: number;
+  /** Events up to here are final after this step: kept as sums, no longer one by one. */
+  finalBlock: number;
+  progress: PonderProgress;
+};
+
+/**
+ * While Ponder backfills a chain: "no" leaves it for a later step, "near-end" steps it once the
+ * window is NEAR_END of what is left to the head, "due" steps it whatever the window. A step near
+ * the end leaves little for the step after Ponder is ready, which rewrites every developer again.
+ */
+export type CatchUp = "no" | "near-end" | "due";
+const NEAR_END = 0.8;
+
+export function planWindows(
+  config: SidecarConfig,
+  progress: Map<number, PonderProgress>,
+  cursors: Map<number, Cursor>,
+  heads: Map<number, Head>,
+  catchUp: CatchUp,
+): Window[] {
+  return config.chains.flatMap((chain) => {
+    const p = progress.get(chain.id);
+    const cursor = cursors.get(chain.id);
+    if (!p || !cursor) return [];
+    const target = p.indexed - chain.confirmations;
+    // Ponder behind our cursor: it is reindexing or undoing a reorg; wait until it is past us.
+    if (target < cursor.block) return [];
+    // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
+    // for the machine. Step once the window reaches the head; before, only as the loop allows.
+    const head = heads.get(chain.id)?.block;
+    const left = head === undefined ? undefined : head - chain.confirmations - cursor.block;
+    const span = target - cursor.block;
+    const reachesHead = left !== undefined && span >= left;
+    const nearEnd = left !== undefined && span >= left * NEAR_END;
+    const catchUpNow = catchUp === "due" || (catchUp === "near-end" && nearEnd);
+    if (!p.ready && !reachesHead && !catchUpNow) return [];
+    // Every applied event still in the ledger (above the cursor's final block) is compared with
+    // Ponder, even when Ponder has finalized past it meanwhile: a deep reorg that happened while
+    // no step ran must still be diffed before the ledger forgets those events.
+    const lower = cursor.finalBlock;
+    const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
+    return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
+  });
+}
+
+/** Each chain's confirmed block after the step: its window's target, or its cursor if it had none. */
+export function confirmedBlocks(config: SidecarConfig, windows: Window[], cursors: Map<number, Cursor>) {
+  return new Map(
+    config.chains.map((c) => {
+      const w = windows.find((x) => x.chainId === c.id);
+      return [c.id, w ? w.target : (cursors.get(c.id)?.block ?? c.startBlock - 1)];
+    }),
+  );
+}

@@ -1,0 +1,90 @@
+/**
+ * The step's pure decisions, without a database: which chains a step takes and how far
+ * (windows.ts), and when an applied event Ponder no longer has is a reorg (removal-guard.ts).
+ */
+import { describe, expect, it } from "vitest";
+import { loadSidecarConfig } from "../../lib/config";
+import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
+import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
+import { confirmedBlocks, planWindows } from "../../sidecar/sync/windows";
+
+const config = loadSidecarConfig({
+  CHAIN_ID: "31337",
+  RPC_URL: "http://127.0.0.1:1",
+  STAKE_VAULT_ADDRESS: `0x${"1".repeat(40)}`,
+  START_BLOCK: "1",
+  DATABASE_URL: "postgresql://127.0.0.1:1/none",
+  CONFIRMATIONS: "2",
+});
+const progress = (p: Partial<PonderProgress> & { indexed: number }): Map<number, PonderProgress> =>
+  new Map([
+    [31337, { chainId: 31337, latest: p.indexed, finalized: 0, checkpoint: `c${p.indexed}`, ready: true, ...p }],
+  ]);
+const cursor = (block: number, finalBlock = 0) => new Map([[31337, { block, finalBlock }]]);
+const head = (block: number) => new Map([[31337, { block, at: 0 }]]);
+
+describe("planWindows", () => {
+  it("targets Ponder's trusted block minus CONFIRMATIONS, diffing from the cursor's final block", () => {
+    const [w] = planWindows(config, progress({ indexed: 50, finalized: 40 }), cursor(30, 20), head(50), "no");
+    expect(w).toMatchObject({ chainId: 31337, cursor: 30, lower: 20, target: 48, finalBlock: 40 });
+  });
+
+  it("never moves the final block back, nor past the target", () => {
+    expect(
+      planWindows(config, progress({ indexed: 50, finalized: 10 }), cursor(30, 20), head(50), "no")[0],
+    ).toMatchObject({ finalBlock: 20 });
+    expect(
+      planWindows(config, progress({ indexed: 50, finalized: 60 }), cursor(30, 20), head(50), "no")[0],
+    ).toMatchObject({ finalBlock: 48 });
+  });
+
+  it("leaves a chain alone while Ponder is behind the cursor (reindexing or undoing a reorg)", () => {
+    expect(planWindows(config, progress({ indexed: 31 }), cursor(30), head(50), "due")).toEqual([]);
+  });
+
+  it("while Ponder backfills, steps a chain only as the loop allows or once the window reaches the head", () => {
+    const backfilling = progress({ indexed: 500, ready: false });
+    expect(planWindows(config, backfilling, cursor(0), head(1000), "no")).toEqual([]);
+    expect(planWindows(config, backfilling, cursor(0), head(1000), "near-end")).toEqual([]); // 498 of 998
+    expect(planWindows(config, backfilling, cursor(0), head(600), "near-end")).toHaveLength(1); // 498 of 598
+    expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
+    expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
+  });
+
+  it("gives a chain without a window its cursor as its confirmed block", () => {
+    expect(confirmedBlocks(config, [], cursor(30))).toEqual(new Map([[31337, 30]]));
+  });
+});
+
+describe("the removal guard", () => {
+  const windowAt = (p: Map<number, PonderProgress>) => planWindows(config, p, cursor(30), head(50), "due");
+  const removedOne = new Map([[31337, 1]]);
+
+  it("holds a removal until a ready Ponder has committed a later checkpoint", () => {
+    const guard: RemovalGuard = new Map();
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne)).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne)).toEqual([31337]); // same checkpoint
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 51 })), removedOne)).toEqual([]); // moved: a reorg
+    expect(guard.size).toBe(0);
+  });
+
+  it("never takes rows missing under a Ponder that is not ready (crash recovery) for a reorg", () => {
+    const guard: RemovalGuard = new Map();
+    for (const indexed of [50, 51, 52]) {
+      expect(deferRemovals(guard, windowAt(progress({ indexed, ready: false })), removedOne)).toEqual([31337]);
+    }
+    // Ready again: a first sighting, confirmed only by a later checkpoint.
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removedOne)).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 54 })), removedOne)).toEqual([]);
+  });
+
+  it("forgets a sighting when the chain goes without a window, and when the removal is gone", () => {
+    const guard: RemovalGuard = new Map();
+    deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne);
+    forgetChainsWithoutWindow(guard, []);
+    expect(guard.size).toBe(0);
+    deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), new Map())).toEqual([]);
+    expect(guard.size).toBe(0);
+  });
+});
