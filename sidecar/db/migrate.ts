@@ -8,14 +8,14 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { repoRoot, type TableName } from "../../lib/config";
 import { ensureDevelopersTable } from "./developers-table";
+import { inTransaction } from "./transaction";
 
 const MIGRATIONS_DIR = path.join(repoRoot, "sidecar", "migrations");
 /** Advisory lock key for migrations; the leader lock uses another. */
 const MIGRATION_LOCK = 7_263_001;
 
 export async function migrate(db: pg.ClientBase, developersTable: TableName, log: Logger): Promise<void> {
-  await db.query("BEGIN");
-  try {
+  await inTransaction(db, "BEGIN", async () => {
     await db.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
     // Look first: under the least-privilege role the schema exists and the role cannot create one.
     const { rowCount } = await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'stakesync'");
@@ -34,9 +34,5 @@ export async function migrate(db: pg.ClientBase, developersTable: TableName, log
       log.info({ migration: name }, "applied migration");
     }
     await ensureDevelopersTable(db, developersTable, log);
-    await db.query("COMMIT");
-  } catch (error) {
-    await db.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+  });
 }

@@ -16,6 +16,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import { inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers } from "./sql/claim-developers";
 import { type Change, writeDevelopers } from "./sql/write-developers";
@@ -54,7 +55,7 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig):
   const queued = rows[0]?.wallets ?? [];
   if (queued.length === 0) return NOTHING;
   try {
-    return await inTransaction(db, async () => {
+    return await inTransaction(db, BEGIN_APPLY, async () => {
       const held = await claimDevelopers(db, config, queued);
       return { changes: await writeDevelopers(db, config, null), refused: [], held };
     });
@@ -63,7 +64,7 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig):
   }
   // Some row was refused: the same again, halving the failing set behind savepoints until the
   // refused developers stand alone (a few passes for a few bad rows among thousands).
-  return inTransaction(db, async () => {
+  return inTransaction(db, BEGIN_APPLY, async () => {
     const held = await claimDevelopers(db, config, queued);
     const { rows: claimed } = await db.query<{ wallets: string[] }>(
       "SELECT coalesce(array_agg(DISTINCT wallet ORDER BY wallet), '{}') AS wallets FROM claimed",
@@ -106,20 +107,11 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig):
   });
 }
 
-async function inTransaction<T>(db: pg.ClientBase, work: () => Promise<T>): Promise<T> {
-  await db.query("BEGIN ISOLATION LEVEL READ COMMITTED");
-  try {
-    // A deferred constraint of the application's would refuse a row only at COMMIT, past every
-    // savepoint: checked at each statement instead, where one developer can be set aside.
-    await db.query("SET CONSTRAINTS ALL IMMEDIATE");
-    // The temp tables here have no statistics: planned as one row each, the joins on the
-    // developers table became nested loops (24 s for 10,000 developers instead of 0.3 s).
-    await db.query("SET LOCAL enable_nestloop = off");
-    const result = await work();
-    await db.query("COMMIT");
-    return result;
-  } catch (error) {
-    await db.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
-}
+/**
+ * READ COMMITTED. A deferred constraint of the application's would refuse a row only at COMMIT,
+ * past every savepoint: checked at each statement instead, where one developer can be set aside.
+ * The temp tables here have no statistics: planned as one row each, the joins on the developers
+ * table became nested loops (24 s for 10,000 developers instead of 0.3 s).
+ */
+const BEGIN_APPLY =
+  "BEGIN ISOLATION LEVEL READ COMMITTED; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL enable_nestloop = off";

@@ -9,6 +9,7 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
+import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
@@ -56,7 +57,7 @@ export async function syncStep(
   guard: RemovalGuard,
   { reconcile = false, heads, catchUp }: StepOptions,
 ): Promise<StepResult> {
-  return inStepTransaction(db, async () => {
+  return inTransaction(db, BEGIN_STEP, async (): Promise<StepResult> => {
     const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
     if (!progress) return { kind: "waiting-for-ponder" };
     const cursors = await readCursors(db, config);
@@ -97,17 +98,9 @@ export async function syncStep(
   });
 }
 
-async function inStepTransaction(db: pg.ClientBase, work: () => Promise<StepResult>): Promise<StepResult> {
-  await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-  // A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it
-  // runs on one core: parallel workers would take the machine from Ponder's backfill.
-  await db.query("SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0");
-  try {
-    const result = await work();
-    await db.query("COMMIT");
-    return result;
-  } catch (error) {
-    await db.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
-}
+/**
+ * A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it runs on
+ * one core: parallel workers would take the machine from Ponder's backfill.
+ */
+const BEGIN_STEP =
+  "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0";
