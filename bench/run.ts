@@ -17,20 +17,24 @@ import pg from "pg";
 import { type Address, createPublicClient, webSocket } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { verify } from "../cli/verify";
-import { loadPonderMemory, loadSidecarConfig, repoRoot, withoutLocalDefaults } from "../lib/config";
+import { loadSidecarConfig, repoRoot } from "../lib/config";
 import { connect, deploy, vault } from "../lib/contracts";
 import { type Anvil, startAnvil } from "../lib/local/anvil";
 import { type LocalPostgres, startPostgres } from "../lib/local/postgres";
+import { ponderAnswering, type RunningProcess, sidecarCommand } from "../lib/local/process";
 import {
-  ponderAnswering,
-  ponderStartCommand,
-  type RunningProcess,
-  sidecarCommand,
-  spawnProcess,
-} from "../lib/local/process";
+  chainEnv as localChainEnv,
+  ponderReady,
+  type Spawn,
+  spawnNode,
+  startPonder as startLocalPonder,
+  startSidecar as startLocalSidecar,
+} from "../lib/local/stack";
 import { freePort } from "../lib/ports";
 import { queryOnce as query } from "../lib/query-once";
 import { waitFor } from "../lib/wait";
+import { createDevelopersTable } from "../sidecar/db/developers-table";
+import { createLogger } from "../sidecar/log";
 import { runOriginalDesign } from "./baselines/original-design";
 import { developerWallets, type Workload, workloadChain } from "./workload";
 
@@ -65,7 +69,7 @@ const postgres: LocalPostgres = await startPostgres({
   database: "bench",
 });
 // Built once, before any clock starts.
-const sidecarArgs = await sidecarCommand();
+await sidecarCommand();
 const logDir = path.join(repoRoot, "bench", ".cache", "logs");
 mkdirSync(logDir, { recursive: true });
 const running = new Set<RunningProcess>();
@@ -86,18 +90,9 @@ for (const event of ["uncaughtException", "unhandledRejection"] as const) {
 }
 
 /** Each process's output is kept in bench/.cache/logs/<name>.log, to see where time went. */
-function start(name: string, args: string[], env: Record<string, string>): RunningProcess {
+const start: Spawn = (name, args, env) => {
   const spawnedAt = Date.now();
-  const proc = spawnProcess(
-    process.execPath,
-    args,
-    withoutLocalDefaults({
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/tmp",
-      PONDER_TELEMETRY_DISABLED: "true",
-      ...env,
-    }),
-  );
+  const proc = spawnNode(name, args, env);
   running.add(proc);
   proc.exited.then(() => {
     running.delete(proc);
@@ -105,49 +100,34 @@ function start(name: string, args: string[], env: Record<string, string>): Runni
     writeFileSync(path.join(logDir, `${name}.log`), `{"spawned_at":${spawnedAt}}\n${proc.output()}`);
   });
   return proc;
-}
+};
 
-function chainEnv(anvil: Anvil, workload: Pick<Workload, "deployment">, extra: Record<string, string> = {}) {
-  return {
-    CHAIN_ID: "31337",
-    RPC_URL: anvil.rpcUrl,
-    STAKE_VAULT_ADDRESS: workload.deployment.stakeVault,
-    START_BLOCK: String(workload.deployment.blockNumber),
-    ...extra,
-  };
-}
+const chainEnv = (anvil: Anvil, workload: Pick<Workload, "deployment">, extra: Record<string, string> = {}) =>
+  localChainEnv([{ chainId: 31337, rpcUrl: anvil.rpcUrl, deployment: workload.deployment }], extra);
 
 let databases = 0;
 const freshDatabase = () => postgres.createDatabase(`bench_${databases++}`);
 
-async function startPonder(env: Record<string, string>, schema: string) {
-  const port = await freePort();
-  const ponder = ponderStartCommand(loadPonderMemory(env), schema, port);
-  const proc = start(`ponder-${schema}`, ponder.args, { ...ponder.env, ...env, DATABASE_SCHEMA: schema });
-  return { proc, url: `http://127.0.0.1:${port}` };
-}
-const isReady = async (url: string) => (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
+const startPonder = async (env: Record<string, string>, schema: string) =>
+  startLocalPonder(env, { schema, port: await freePort(), spawn: start });
+const startSidecar = async (env: Record<string, string>, name: string) =>
+  startLocalSidecar(env, { port: await freePort(), name, spawn: start });
 
 /** (a) `ponder start` on a fresh schema until /ready. */
 async function barePonder(env: Record<string, string>, schema: string) {
   const t0 = performance.now();
   const ponder = await startPonder(env, schema);
-  await waitFor("ponder /ready", () => isReady(ponder.url), { timeoutMs: 3_600_000, intervalMs: 50 });
+  await waitFor("ponder /ready", () => ponderReady(ponder.url), { timeoutMs: 3_600_000, intervalMs: 50 });
   const s = seconds(performance.now() - t0);
-  const peakMb = ponder.proc.peakRssMb();
-  await ponder.proc.stop();
+  const peakMb = ponder.peakRssMb();
+  await ponder.stop();
   return { seconds: s, peakMb };
 }
 
 /** Registers every developer and loads the ground truth for the comparison query. */
 async function prepareApplication(url: string, workload: Workload) {
-  await query(
-    url,
-    `CREATE TABLE IF NOT EXISTS developers (id bigserial PRIMARY KEY, wallet_address text NOT NULL UNIQUE, email text,
-       status text NOT NULL DEFAULT 'pending', stake_amount numeric NOT NULL DEFAULT 0, staked_at timestamptz,
-       updated_at timestamptz NOT NULL DEFAULT now());
-     CREATE TABLE IF NOT EXISTS bench_truth (wallet text PRIMARY KEY, amount numeric NOT NULL)`,
-  );
+  await createDevelopersTable(url, createLogger("warn"));
+  await query(url, "CREATE TABLE IF NOT EXISTS bench_truth (wallet text PRIMARY KEY, amount numeric NOT NULL)");
   await query(url, "INSERT INTO developers (wallet_address) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", [
     workload.developers,
   ]);
@@ -192,13 +172,8 @@ async function fullPipeline(url: string, env: Record<string, string>, schema: st
   const t0 = performance.now();
   const ponder = await startPonder({ ...env, DATABASE_URL: url }, schema);
   // As `npm start` does it.
-  if (!(await ponderAnswering(ponder.url, ponder.proc.process))) throw new Error("ponder exited before answering");
-  const sidecar = start(`sidecar-${schema}`, sidecarArgs, {
-    ...env,
-    DATABASE_URL: url,
-    DATABASE_SCHEMA: schema,
-    SIDECAR_PORT: String(await freePort()),
-  });
+  if (!(await ponderAnswering(ponder.url, ponder.process))) throw new Error("ponder exited before answering");
+  const sidecar = await startSidecar({ ...env, DATABASE_URL: url, DATABASE_SCHEMA: schema }, `sidecar-${schema}`);
   let readyAt: number | undefined;
   let done = 0;
   // One connection for the whole wait: a new one per check would fork a backend every 50 ms.
@@ -208,7 +183,7 @@ async function fullPipeline(url: string, env: Record<string, string>, schema: st
     await waitFor(
       "developers to equal the ground truth",
       async () => {
-        if (readyAt === undefined && (await isReady(ponder.url))) readyAt = performance.now();
+        if (readyAt === undefined && (await ponderReady(ponder.url))) readyAt = performance.now();
         if (sidecar.process.exitCode !== null) throw new Error(`sidecar exited: ${sidecar.output().slice(-2000)}`);
         return readyAt !== undefined && (await cursorPastEvents(db, workload)) && (await mismatches(db)) === 0;
       },
@@ -221,11 +196,11 @@ async function fullPipeline(url: string, env: Record<string, string>, schema: st
   const result = {
     seconds: seconds(done - t0),
     readyToSyncedSeconds: seconds(done - (readyAt ?? done)),
-    ponderPeakMb: ponder.proc.peakRssMb(),
+    ponderPeakMb: ponder.peakRssMb(),
     sidecarPeakMb: sidecar.peakRssMb(),
     eventsPerSecond: perSecond(workload.events, seconds(done - t0)),
   };
-  await Promise.all([ponder.proc.stop(), sidecar.stop()]);
+  await Promise.all([ponder.stop(), sidecar.stop()]);
   return result;
 }
 
@@ -303,12 +278,8 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
     },
   );
   const ponder = await startPonder(env, `rt_${mode}`);
-  const sidecar = start(`sidecar-rt-${mode}`, sidecarArgs, {
-    ...env,
-    DATABASE_SCHEMA: `rt_${mode}`,
-    SIDECAR_PORT: String(await freePort()),
-  });
-  await waitFor("ponder", () => isReady(ponder.url), { timeoutMs: 120_000 });
+  const sidecar = await startSidecar({ ...env, DATABASE_SCHEMA: `rt_${mode}` }, `sidecar-rt-${mode}`);
+  await waitFor("ponder", () => ponderReady(ponder.url), { timeoutMs: 120_000 });
   // Warm up: Ponder takes a few seconds after /ready to start indexing live blocks.
   const [warmup] = developerWallets(1, `warmup-${mode}`) as [Address];
   await query(url, "INSERT INTO developers (wallet_address) VALUES ($1)", [warmup]);
@@ -399,7 +370,7 @@ async function realtime(mode: "ws" | "polling", stakes: number) {
     p99: Math.round(percentile(values, 99)),
     max: Math.round(values.at(-1) ?? Number.NaN),
   });
-  await Promise.all([ponder.proc.stop(), sidecar.stop()]);
+  await Promise.all([ponder.stop(), sidecar.stop()]);
   await anvil.stop();
   anvils.delete(anvil);
   return {

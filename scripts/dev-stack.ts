@@ -9,7 +9,6 @@ import "../lib/require-node";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import pg from "pg";
 import { parseUnits } from "viem";
 import { loadDevConfig, loadPonderMemory, orExit, readLocalDefaults, repoRoot } from "../lib/config";
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
@@ -25,8 +24,9 @@ import {
 import { startMailCatcher } from "../lib/local/mail-catcher";
 import { startPostgres } from "../lib/local/postgres";
 import { ponderAnswering, ponderCommand, sidecarCommand } from "../lib/local/process";
+import { ponderReady } from "../lib/local/stack";
 import { waitFor } from "../lib/wait";
-import { ensureDevelopersTable } from "../sidecar/db/developers-table";
+import { createDevelopersTable } from "../sidecar/db/developers-table";
 import { createLogger } from "../sidecar/log";
 
 // Local defaults, then anything the developer exported on top.
@@ -161,11 +161,10 @@ if (stopping) await new Promise(() => undefined); // stop() exits the process
 const sidecarChild = launch("sidecar", await sidecarCommand());
 started.push({ name: "the sidecar", stop: () => stopChild(sidecarChild, "SIGTERM") });
 
-await waitFor(
-  "ponder",
-  async () => (await fetch(`http://127.0.0.1:${config.ponderPort}/ready`).catch(() => undefined))?.status === 200,
-  { timeoutMs: 300_000, intervalMs: 500 },
-).catch((error) => say(`ponder is not ready yet: ${error.message}`));
+await waitFor("ponder", () => ponderReady(`http://127.0.0.1:${config.ponderPort}`), {
+  timeoutMs: 300_000,
+  intervalMs: 500,
+}).catch((error) => say(`ponder is not ready yet: ${error.message}`));
 if (!stopping) {
   say("ready:");
   say(`  GraphQL   http://localhost:${config.ponderPort}/graphql`);
@@ -204,15 +203,7 @@ async function deployOnce(): Promise<Deployment> {
 async function seedDemo(deployment: Deployment) {
   const names = DEMO_NAMES.slice(0, 5);
   const developers = names.map((name) => demoDeveloper(name));
-  const db = new pg.Client({ connectionString: postgres.url });
-  await db.connect();
-  try {
-    await db.query("BEGIN");
-    await ensureDevelopersTable(db, config.developersTable, createLogger("warn"));
-    await db.query("COMMIT");
-  } finally {
-    await db.end();
-  }
+  await createDevelopersTable(postgres.url, createLogger("warn"), config.developersTable);
   await demoRegister(
     config,
     developers.map((d) => ({ wallet: d.wallet, email: `${d.name}@example.test` })),

@@ -10,19 +10,15 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { Address, Hex } from "viem";
-import { loadPonderMemory, withoutLocalDefaults } from "../../lib/config";
 import { anvilKeys, connect, deploy, vault } from "../../lib/contracts";
 import { startAnvil } from "../../lib/local/anvil";
 import { startPostgres } from "../../lib/local/postgres";
-import {
-  ponderAnswering,
-  ponderStartCommand,
-  type RunningProcess,
-  sidecarCommand,
-  spawnProcess,
-} from "../../lib/local/process";
+import { ponderAnswering, type RunningProcess } from "../../lib/local/process";
+import { chainEnv, startPonder as startLocalPonder, startSidecar as startLocalSidecar } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { waitFor } from "../../lib/wait";
+import { createDevelopersTable } from "../../sidecar/db/developers-table";
+import { createLogger } from "../../sidecar/log";
 import { startRpcProxy, startSmtp, startWebhook } from "../../test/helpers/peers";
 import { wallets as derivedWallets } from "../../test/helpers/workload";
 import { ChainModel } from "./model";
@@ -112,20 +108,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const db = new pg.Pool({ connectionString: postgres.url, max: 4 });
     db.on("error", () => undefined); // PostgreSQL restarts on purpose
     stops.push(() => db.end());
-    await db.query(`CREATE TABLE developers (
-      id bigserial PRIMARY KEY, wallet_address text NOT NULL UNIQUE, email text,
-      status text NOT NULL DEFAULT 'pending', stake_amount numeric NOT NULL DEFAULT 0,
-      staked_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now(), plan text)`);
+    // The application's table, with a column of its own that its transactions update.
+    await createDevelopersTable(postgres.url, createLogger("warn"));
+    await db.query("ALTER TABLE developers ADD COLUMN plan text");
 
     const ponderPort = await freePort();
-    const env = withoutLocalDefaults({
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/tmp",
-      PONDER_TELEMETRY_DISABLED: "true",
-      CHAIN_ID: "31337",
-      RPC_URL: rpc.url,
-      STAKE_VAULT_ADDRESS: deployment.stakeVault,
-      START_BLOCK: String(deployment.blockNumber),
+    const env = chainEnv([{ chainId: 31337, rpcUrl: rpc.url, deployment }], {
       CONFIRMATIONS: String(CONFIRMATIONS),
       POLLING_INTERVAL_MS: "200",
       DATABASE_URL: postgres.url,
@@ -143,22 +131,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     });
     const processes: Record<string, RunningProcess> = {};
     const peak: Record<string, number[]> = { ponder: [], sidecar_a: [], sidecar_b: [] };
-    const ponder = ponderStartCommand(loadPonderMemory(env), "soak_ponder", ponderPort);
     const startPonder = async () => {
-      processes.ponder = spawnProcess(process.execPath, ponder.args, { ...env, ...ponder.env });
+      processes.ponder = startLocalPonder(env, { schema: "soak_ponder", port: ponderPort });
       await ponderAnswering(`http://127.0.0.1:${ponderPort}`, processes.ponder.process);
     };
-    const sidecarArgs = await sidecarCommand();
     const sidecarPorts = { sidecar_a: await freePort(), sidecar_b: await freePort() };
-    const startSidecar = (name: "sidecar_a" | "sidecar_b") => {
-      processes[name] = spawnProcess(process.execPath, sidecarArgs, {
-        ...env,
-        SIDECAR_PORT: String(sidecarPorts[name]),
-      });
+    const startSidecar = async (name: "sidecar_a" | "sidecar_b") => {
+      processes[name] = await startLocalSidecar(env, { port: sidecarPorts[name], name });
     };
     await startPonder();
-    startSidecar("sidecar_a");
-    startSidecar("sidecar_b");
+    await startSidecar("sidecar_a");
+    await startSidecar("sidecar_b");
     stops.push(async () => {
       for (const p of Object.values(processes)) {
         p.process.kill("SIGCONT");
@@ -307,7 +290,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           if (kind === "sidecar_kill") await processes[sidecar]?.kill();
           else await processes[sidecar]?.stop();
           await sleep(2000);
-          startSidecar(sidecar);
+          await startSidecar(sidecar);
           break;
         case "sidecar_freeze":
           processes[sidecar]?.process.kill("SIGSTOP");

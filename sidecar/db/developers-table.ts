@@ -4,9 +4,10 @@
  * It looks before it alters, so a table prepared by a DBA with docs/sql/roles.sql (the same
  * definition) needs no DDL rights.
  */
-import type pg from "pg";
+import pg from "pg";
 import type { Logger } from "pino";
-import type { TableName } from "../../lib/config";
+import { parseTableName, type TableName } from "../../lib/config";
+import { inTransaction } from "./transaction";
 
 const SIDECAR_COLUMNS: Record<string, string> = {
   email: "text",
@@ -108,5 +109,23 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, 
         "cannot create this index (no privilege): see docs/sql/roles.sql",
       );
     }
+  }
+}
+
+/**
+ * For a local stack (`npm run dev`, the bench, the soak): the table as the sidecar creates it,
+ * made before any sidecar runs, so the application (the demo, a workload) can insert rows first.
+ */
+export async function createDevelopersTable(
+  databaseUrl: string,
+  log: Logger,
+  name = parseTableName("developers") as TableName,
+): Promise<void> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await inTransaction(db, "BEGIN", () => ensureDevelopersTable(db, name, log));
+  } finally {
+    await db.end();
   }
 }

@@ -3,10 +3,19 @@
  * PostgreSQL, and `ponder start` as a real child process that can be SIGKILLed.
  */
 import { inject } from "vitest";
-import { loadPonderMemory, withoutLocalDefaults } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
-import { ponderStartCommand, type RunningProcess, sidecarCommand, spawnProcess } from "../../lib/local/process";
+import { type RunningProcess, spawnProcess } from "../../lib/local/process";
+import {
+  chainEnv,
+  childEnv,
+  type LocalProcess,
+  ponderReady,
+  type Spawn,
+  sidecarAnswering,
+  startPonder as startLocalPonder,
+  startSidecar as startLocalSidecar,
+} from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { queryOnce as sql } from "../../lib/query-once";
 import { waitFor } from "../../lib/wait";
@@ -40,39 +49,8 @@ export async function freshDatabase(): Promise<string> {
 }
 
 export { queryOnce as sql } from "../../lib/query-once";
-
-/** Environment for one or more chains, as an operator would set it. */
-export function chainEnv(chains: TestChain[], extra: Record<string, string> = {}): Record<string, string> {
-  if (chains.length === 1) {
-    const [c] = chains as [TestChain];
-    return {
-      CHAIN_ID: String(c.chainId),
-      RPC_URL: c.rpcUrl,
-      STAKE_VAULT_ADDRESS: c.deployment.stakeVault,
-      START_BLOCK: String(c.deployment.blockNumber),
-      ...extra,
-    };
-  }
-  const env: Record<string, string> = { CHAINS: chains.map((c) => c.chainId).join(","), ...extra };
-  for (const c of chains) {
-    env[`RPC_URL_${c.chainId}`] = c.rpcUrl;
-    env[`STAKE_VAULT_ADDRESS_${c.chainId}`] = c.deployment.stakeVault;
-    env[`START_BLOCK_${c.chainId}`] = String(c.deployment.blockNumber);
-  }
-  return env;
-}
-
-/** The environment a child gets: the machine's PATH and HOME, nothing from .env.local. */
-export function childEnv(env: Record<string, string>): Record<string, string> {
-  return withoutLocalDefaults({
-    PATH: process.env.PATH ?? "",
-    HOME: process.env.HOME ?? "/tmp",
-    PONDER_TELEMETRY_DISABLED: "true",
-    ...env,
-  });
-}
-
 export type { RunningProcess };
+export { chainEnv, childEnv };
 
 /** Spawns with the test environment and stops the process when the file's tests end. */
 export function run(command: string, args: string[], env: Record<string, string>): RunningProcess {
@@ -85,25 +63,24 @@ export function run(command: string, args: string[], env: Record<string, string>
 /** The latest Ponder started on each schema, for its log when a wait on it times out. */
 const ponderBySchema = new Map<string, RunningProcess>();
 
-export type PonderProcess = RunningProcess & { url: string; waitReady: () => Promise<void> };
+export type PonderProcess = LocalProcess & { waitReady: () => Promise<void> };
+
+/** Spawns a part of the stack as `run` does: stopped when the file's tests end. */
+export const spawnForTest: Spawn = (_name, args, env) => run(process.execPath, args, env);
 
 /** `ponder start` on its own schema and port, JSON logs; the node process itself, so SIGKILL is real. */
 export async function startPonder(env: Record<string, string>, port?: number): Promise<PonderProcess> {
-  port ??= await freePort();
   const schema = env.DATABASE_SCHEMA ?? `p_${Math.random().toString(36).slice(2, 10)}`;
-  const ponder = ponderStartCommand(loadPonderMemory(env), schema, port);
-  const proc = run(process.execPath, ponder.args, { DATABASE_SCHEMA: schema, ...ponder.env, ...env });
+  const proc = startLocalPonder(env, { schema, port: port ?? (await freePort()), spawn: spawnForTest });
   ponderBySchema.set(schema, proc);
-  const url = `http://127.0.0.1:${port}`;
   return {
     ...proc,
-    url,
     waitReady: () =>
       waitFor(
         "ponder /ready",
         async () => {
           if (proc.process.exitCode !== null) throw new Error(`ponder exited:\n${proc.output().slice(-3000)}`);
-          return (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
+          return ponderReady(proc.url);
         },
         { timeoutMs: 120_000, intervalMs: 250 },
       ),
@@ -176,20 +153,16 @@ export type SidecarStatus = {
   developers: { queued: number; refused: number };
 };
 
-/** The sidecar as a real process (`node dist/sidecar.mjs`, see sidecarCommand), waiting for /health. */
+/** The sidecar as a real process (`node dist/sidecar.mjs`, see sidecarCommand), waiting for /status. */
 export async function startSidecar(env: Record<string, string>): Promise<SidecarProcess> {
-  const port = await freePort();
-  const proc = run(process.execPath, await sidecarCommand(), {
-    SIDECAR_PORT: String(port),
-    SYNC_POLL_MS: "100",
-    RETRY_DELAY_MS: "200",
-    ...env,
-  });
-  const url = `http://127.0.0.1:${port}`;
-  // /health answers at once; /status once the database is prepared (migrations, developers table).
+  const proc = await startLocalSidecar(
+    { SYNC_POLL_MS: "100", RETRY_DELAY_MS: "200", ...env },
+    { port: await freePort(), spawn: spawnForTest },
+  );
+  const url = proc.url;
   await waitFor("sidecar /status", async () => {
     if (proc.process.exitCode !== null) throw new Error(`sidecar exited:\n${proc.output().slice(-3000)}`);
-    return (await fetch(`${url}/status`).catch(() => undefined))?.status === 200;
+    return sidecarAnswering(url);
   });
   const status = async () => (await (await fetch(`${url}/status`)).json()) as SidecarStatus;
   return {

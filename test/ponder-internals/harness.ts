@@ -5,8 +5,7 @@
  * log into schema `obs`) and its NOTIFYs (a pg Client that LISTENs).
  */
 import type { Address } from "viem";
-import { loadPonderMemory } from "../../lib/config";
-import { ponderStartCommand } from "../../lib/local/process";
+import { ponderReady, startPonder } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { waitFor } from "../../lib/wait";
 import {
@@ -14,7 +13,7 @@ import {
   freshDatabase,
   indexedBlocks,
   type RunningProcess,
-  run,
+  spawnForTest,
   sql,
   startChain,
   type TestChain,
@@ -41,23 +40,24 @@ export type Stack = {
  * `--views-schema`), waiting for /ready.
  */
 export async function startPonderWith(env: Record<string, string>, extraArgs: string[] = []): Promise<InternalsPonder> {
-  const port = await freePort();
-  const schema = env.DATABASE_SCHEMA as string;
-  const command = ponderStartCommand(loadPonderMemory(env), schema, port, extraArgs);
   const startedAt = Date.now();
-  const proc = run(process.execPath, command.args, { ...command.env, ...env });
-  const url = `http://127.0.0.1:${port}`;
+  const proc = startPonder(env, {
+    schema: env.DATABASE_SCHEMA as string,
+    port: await freePort(),
+    extraArgs,
+    spawn: spawnForTest,
+  });
   await waitFor(
     "ponder /ready",
     async () => {
       if (proc.process.exitCode !== null) throw new Error(`ponder exited:\n${proc.output().slice(-3000)}`);
-      return (await fetch(`${url}/ready`).catch(() => undefined))?.status === 200;
+      return ponderReady(proc.url);
     },
     { timeoutMs: 120_000, intervalMs: 100 },
   ).catch((error: Error) => {
     throw new Error(`${error.message}\nPonder's log ends:\n${proc.output().slice(-3000)}`);
   });
-  return { ...proc, url, startedAt };
+  return { ...proc, startedAt };
 }
 
 /**
