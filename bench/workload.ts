@@ -221,3 +221,26 @@ export async function workloadChain(
   if (!loaded) throw new Error(`the chain just generated in ${stateFile} did not load back`);
   return loaded;
 }
+
+/** stakeOf() for every developer at the head, against the generator's bookkeeping. */
+export async function verifyTruth(anvil: Anvil, workload: Workload) {
+  const clients = await connect(anvil.rpcUrl);
+  let wrong = 0;
+  for (let i = 0; i < workload.developers.length; i += 500) {
+    const slice = workload.developers.slice(i, i + 500);
+    const amounts = await Promise.all(
+      slice.map((d) =>
+        clients.publicClient.readContract({
+          address: workload.deployment.stakeVault,
+          abi: StakeVaultAbi,
+          functionName: "stakeOf",
+          args: [d],
+        }),
+      ),
+    );
+    slice.forEach((d, j) => {
+      if ((amounts[j] ?? 0n).toString() !== (workload.truth[d.toLowerCase()] ?? "0")) wrong++;
+    });
+  }
+  if (wrong > 0) throw new Error(`${wrong} developers' stakeOf() differ from the generated ground truth`);
+}

@@ -1,0 +1,76 @@
+/** The bench's markdown table, from its results (bench/results/latest.json). */
+export function table(r: Record<string, unknown>): string {
+  const get = (p: string) =>
+    p.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], r) ?? "—";
+  const rows: [string, unknown][] = [
+    [
+      "events / developers / blocks",
+      `${get("workload.events")} / ${get("parameters.developers")} / ${get("workload.blocks")}`,
+    ],
+    [
+      "(a) bare Ponder, cold (default RPC)",
+      `${get("barePonder.cold.seconds")} s · ${get("barePonder.cold.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(a) bare Ponder, cold (private-node RPC)",
+      `${get("barePonder.privateNodeCold.seconds")} s · ${get("barePonder.privateNodeCold.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(a) bare Ponder, cached (private-node RPC)",
+      `${get("barePonder.cached.seconds")} s · ${get("barePonder.cached.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(b) full pipeline, cold",
+      `${get("fullPipeline.cold.seconds")} s · ${get("fullPipeline.cold.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(b) full pipeline, cached",
+      `${get("fullPipeline.cached.seconds")} s · ${get("fullPipeline.cached.eventsPerSecond")} ev/s`,
+    ],
+    [
+      "(b)/(a) cold (private-node RPC both)",
+      ratio(get("barePonder.privateNodeCold.seconds"), get("fullPipeline.cold.seconds")),
+    ],
+    [
+      "(b)/(a) cached (private-node RPC both, in turn)",
+      ratio(get("barePonder.cached.seconds"), get("fullPipeline.cached.seconds")),
+    ],
+    [
+      "Ponder /ready → developers synced (cold / cached)",
+      `${get("fullPipeline.cold.readyToSyncedSeconds")} s / ${get("fullPipeline.cached.readyToSyncedSeconds")} s`,
+    ],
+    [
+      "(c) original design",
+      `${get("originalDesign.seconds")} s · ${get("originalDesign.eventsPerSecond")} ev/s (getLogs ${get("originalDesign.batchSize")} blocks)`,
+    ],
+    ["(d) realtime ws p50/p95/p99/max", latency(get("realtime.ws"))],
+    ["(d) realtime polling p50/p95/p99/max", latency(get("realtime.polling"))],
+    ["(d) ws: Ponder alone, block → stake_event row", latency(get("realtime.ws.ponder"))],
+    ["(d) ws: what the sidecar adds, stake_event row → developers row", latency(get("realtime.ws.sidecarAdds"))],
+    [
+      "stakesync verify (wallets · mismatches · time)",
+      `${get("verify.wallets")} · ${get("verify.mismatches")} · ${get("verify.seconds")} s`,
+    ],
+    [
+      "(e) peak RSS Ponder / sidecar (cold)",
+      `${mb(get("fullPipeline.cold.ponderPeakMb"))} / ${mb(get("fullPipeline.cold.sidecarPeakMb"))}`,
+    ],
+  ];
+  for (const s of (r.scale as { events: number; coldUsPerEvent: number; cachedUsPerEvent: number }[] | undefined) ??
+    []) {
+    rows.push([`(f) ${s.events} events: µs/event cold / cached`, `${s.coldUsPerEvent} / ${s.cachedUsPerEvent}`]);
+  }
+  return ["| measure | result |", "|---|---|", ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join("\n");
+}
+
+function ratio(bare: unknown, full: unknown) {
+  return typeof bare === "number" && typeof full === "number" ? `${(bare / full).toFixed(2)}×` : "—";
+}
+function latency(x: unknown) {
+  if (typeof x !== "object" || x === null) return "—";
+  const l = x as { p50: number; p95: number; p99: number; max: number };
+  return `${l.p50} / ${l.p95} / ${l.p99} / ${l.max} ms`;
+}
+function mb(x: unknown) {
+  return typeof x === "number" ? `${Math.round(x)} MB` : "—";
+}

@@ -1,0 +1,16 @@
+/** Scenario (a): bare Ponder, `ponder start` on a fresh schema until /ready: the yardstick. */
+import { ponderReady } from "../../lib/local/stack";
+import { waitFor } from "../../lib/wait";
+import type { Lab } from "../lab";
+import { seconds } from "../stats";
+
+/** (a) `ponder start` on a fresh schema until /ready. */
+export async function barePonder(lab: Lab, env: Record<string, string>, schema: string) {
+  const t0 = performance.now();
+  const ponder = await lab.startPonder(env, schema);
+  await waitFor("ponder /ready", () => ponderReady(ponder.url), { timeoutMs: 3_600_000, intervalMs: 50 });
+  const s = seconds(performance.now() - t0);
+  const peakMb = ponder.peakRssMb();
+  await ponder.stop();
+  return { seconds: s, peakMb };
+}

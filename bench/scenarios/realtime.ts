@@ -1,0 +1,134 @@
+/**
+ * Scenario (d): realtime latency, 1 s blocks and stakes spread over time, from the block seen on
+ * the node to the developers row, with Ponder alone (to its stake_event row) in the same run.
+ */
+import pg from "pg";
+import { type Address, createPublicClient, webSocket } from "viem";
+import { StakeVaultAbi } from "../../abis/StakeVault";
+import { connect, deploy, vault } from "../../lib/contracts";
+import { ponderReady } from "../../lib/local/stack";
+import { queryOnce as query } from "../../lib/query-once";
+import { waitFor } from "../../lib/wait";
+import { prepareApplication } from "../application";
+import { type Lab, workloadEnv } from "../lab";
+import { summary } from "../stats";
+import { developerWallets, type Workload } from "../workload";
+
+/** (d) 1 s blocks, stakes spread over time; block seen on ws → developers row committed, CONFIRMATIONS=0. */
+export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number) {
+  const anvil = await lab.startAnvil({ blockTime: 1 });
+  const clients = await connect(anvil.rpcUrl);
+  const deployment = await deploy(clients);
+  const owner = vault(clients, deployment);
+  await owner.fund(10n ** 15n);
+  const url = await lab.freshDatabase();
+  const wallets = developerWallets(stakes, `realtime-${mode}`);
+  await prepareApplication(url, { developers: wallets, truth: {} } as unknown as Workload);
+  const env = workloadEnv(
+    anvil,
+    { deployment },
+    {
+      DATABASE_URL: url,
+      CONFIRMATIONS: "0",
+      ...(mode === "ws" ? { WS_URL: anvil.wsUrl } : {}),
+    },
+  );
+  const ponder = await lab.startPonder(env, `rt_${mode}`);
+  const sidecar = await lab.startSidecar({ ...env, DATABASE_SCHEMA: `rt_${mode}` }, `sidecar-rt-${mode}`);
+  await waitFor("ponder", () => ponderReady(ponder.url), { timeoutMs: 120_000 });
+  // Warm up: Ponder takes a few seconds after /ready to start indexing live blocks.
+  const [warmup] = developerWallets(1, `warmup-${mode}`) as [Address];
+  await query(url, "INSERT INTO developers (wallet_address) VALUES ($1)", [warmup]);
+  await owner.stakeFor(warmup, 1n);
+  await waitFor(
+    "the pipeline to be live",
+    async () => {
+      const rows = await query(url, "SELECT 1 FROM developers WHERE wallet_address = $1 AND stake_amount > 0", [
+        warmup,
+      ]);
+      return rows.length === 1;
+    },
+    { timeoutMs: 60_000 },
+  );
+
+  const seenBlock = new Map<number, number>();
+  const ws = createPublicClient({ transport: webSocket(anvil.wsUrl, { reconnect: false }) });
+  const unwatch = ws.watchBlockNumber({
+    emitMissed: true,
+    onBlockNumber: (n) => seenBlock.set(Number(n), performance.now()),
+  });
+  // The ws subscription can skip a block; a 10 ms eth_blockNumber poll fills in (first sighting wins).
+  const poller = setInterval(async () => {
+    const n = Number(await clients.publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => -1));
+    for (let b = n; b > 0 && !seenBlock.has(b); b--) seenBlock.set(b, performance.now());
+  }, 10);
+  await waitFor("the block watcher", () => seenBlock.size > 0, { timeoutMs: 10_000 });
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+
+  const blockOf = new Map<string, number>();
+  const committedAt = new Map<string, number>();
+  // Ponder alone, in the same run: when the stake's row is in stake_event. The pipeline adds the
+  // time from there to the developers row.
+  const indexedAt = new Map<string, number>();
+  const perBlock = 3;
+  // One sender, so sends are sequential (each takes the pending nonce); receipts are awaited later.
+  const sending = (async () => {
+    const receipts: Promise<void>[] = [];
+    for (const w of wallets) {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * (2000 / perBlock)));
+      const hash = await clients.wallet.writeContract({
+        address: deployment.stakeVault,
+        abi: StakeVaultAbi,
+        functionName: "stakeFor",
+        args: [w as Address, 1_000_000n],
+      });
+      receipts.push(
+        clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100 }).then((r) => {
+          blockOf.set(w.toLowerCase(), Number(r.blockNumber));
+        }),
+      );
+    }
+    await Promise.all(receipts);
+  })();
+  while (committedAt.size < wallets.length) {
+    const waiting = wallets.map((w) => w.toLowerCase()).filter((w) => !committedAt.has(w));
+    // One statement, one snapshot: both sightings of a poll are at the same instant.
+    const { rows } = await db.query<{ w: string; indexed: boolean; committed: boolean }>(
+      `SELECT w, EXISTS (SELECT 1 FROM "rt_${mode}".stake_event e WHERE e.developer = w) AS indexed,
+              EXISTS (SELECT 1 FROM developers d WHERE lower(d.wallet_address) = w AND d.stake_amount > 0) AS committed
+         FROM unnest($1::text[]) AS w`,
+      [waiting],
+    );
+    const now = performance.now();
+    for (const { w, indexed, committed } of rows) {
+      if (indexed && !indexedAt.has(w)) indexedAt.set(w, now);
+      if (committed) committedAt.set(w, now);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await sending;
+  unwatch();
+  clearInterval(poller);
+  (await ws.transport.getRpcClient()).close();
+  await db.end();
+  const sinceBlock = (at: Map<string, number>) =>
+    [...at]
+      .map(([w, t]) => t - (seenBlock.get(blockOf.get(w) ?? -1) ?? Number.NaN))
+      .filter((ms) => Number.isFinite(ms))
+      .sort((a, b) => a - b);
+  const latencies = sinceBlock(committedAt);
+  const ponderLatencies = sinceBlock(indexedAt);
+  const added = [...committedAt].map(([w, t]) => t - (indexedAt.get(w) ?? t)).sort((a, b) => a - b);
+  await Promise.all([ponder.stop(), sidecar.stop()]);
+  await lab.stopAnvil(anvil);
+  return {
+    mode,
+    samples: latencies.length,
+    ...summary(latencies),
+    /** Ponder alone: block seen → its stake_event row. */
+    ponder: summary(ponderLatencies),
+    /** What the sidecar adds: stake_event row → developers row, per stake. */
+    sidecarAdds: summary(added),
+  };
+}

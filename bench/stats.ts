@@ -1,0 +1,41 @@
+/** The figures' arithmetic: seconds, rates, medians of repeated runs, latency percentiles. */
+export const seconds = (ms: number) => Math.round(ms) / 1000;
+export const perSecond = (events: number, s: number) => Math.round(events / s);
+
+/**
+ * A 2-core machine shared with other work varies by a second from run to run: each backfill
+ * runs `repeat` times; the figure is the run with the median time, its peak memory the highest
+ * seen, and every run's time is kept.
+ */
+export async function median<T extends Timed>(repeat: number, run: (i: number) => Promise<T>) {
+  const runs: T[] = [];
+  for (let i = 0; i < repeat; i++) runs.push(await run(i));
+  return medianOf(runs);
+}
+
+type Timed = { seconds: number; peakMb?: number; ponderPeakMb?: number; sidecarPeakMb?: number };
+
+export function medianOf<T extends Timed>(runs: T[]): T & { runsSeconds: number[] } {
+  const peak = (key: "peakMb" | "ponderPeakMb" | "sidecarPeakMb") =>
+    runs[0]?.[key] === undefined ? {} : { [key]: Math.max(...runs.map((r) => r[key] ?? 0)) };
+  const middle = [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor(runs.length / 2)] as T;
+  return {
+    ...middle,
+    ...peak("peakMb"),
+    ...peak("ponderPeakMb"),
+    ...peak("sidecarPeakMb"),
+    runsSeconds: runs.map((r) => r.seconds),
+  };
+}
+
+export function percentile(sorted: number[], p: number) {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** p50, p95, p99 and max of sorted milliseconds, rounded. */
+export const summary = (values: number[]) => ({
+  p50: Math.round(percentile(values, 50)),
+  p95: Math.round(percentile(values, 95)),
+  p99: Math.round(percentile(values, 99)),
+  max: Math.round(values.at(-1) ?? Number.NaN),
+});
