@@ -19,6 +19,7 @@ import type { SidecarConfig } from "../../lib/config";
 import { inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers } from "./sql/claim-developers";
+import { APPLY_TABLES } from "./sql/step-tables";
 import { type Change, writeDevelopers } from "./sql/write-developers";
 
 export type { Change };
@@ -113,5 +114,5 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig):
  * The temp tables here have no statistics: planned as one row each, the joins on the developers
  * table became nested loops (24 s for 10,000 developers instead of 0.3 s).
  */
-const BEGIN_APPLY =
-  "BEGIN ISOLATION LEVEL READ COMMITTED; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL enable_nestloop = off";
+const BEGIN_APPLY = `BEGIN ISOLATION LEVEL READ COMMITTED; SET CONSTRAINTS ALL IMMEDIATE;
+  SET LOCAL enable_nestloop = off; ${APPLY_TABLES}`;

@@ -21,6 +21,7 @@ import { readCursors } from "./sql/read-cursors";
 import { readProgress } from "./sql/read-progress";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
+import { STEP_TABLES } from "./sql/step-tables";
 import { type CatchUp, confirmedBlocks, planWindows } from "./windows";
 
 export type { CatchUp, RemovalGuard };
@@ -102,5 +103,5 @@ export async function syncStep(
  * A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it runs on
  * one core: parallel workers would take the machine from Ponder's backfill.
  */
-const BEGIN_STEP =
-  "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB'; SET LOCAL max_parallel_workers_per_gather = 0";
+const BEGIN_STEP = `BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB';
+  SET LOCAL max_parallel_workers_per_gather = 0; ${STEP_TABLES}`;

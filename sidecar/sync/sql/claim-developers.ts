@@ -12,7 +12,7 @@ import type { SidecarConfig } from "../../../lib/config";
 export async function claimDevelopers(db: pg.ClientBase, config: SidecarConfig, queued: string[]): Promise<number> {
   const dev = config.developersTable.sql;
   await db.query(
-    `CREATE TEMP TABLE claimed ON COMMIT DROP AS
+    `INSERT INTO claimed (wallet, row_id)
      SELECT lower(d.wallet_address) AS wallet, d.ctid AS row_id FROM ${dev} d
       WHERE lower(d.wallet_address) = ANY($1::text[])
         FOR UPDATE SKIP LOCKED`,

@@ -23,7 +23,7 @@ export async function diffEvents(
 ): Promise<Map<number, EventCounts>> {
   const col = <K extends keyof Window>(key: K) => windows.map((w) => w[key]);
   await db.query(
-    `CREATE TEMP TABLE sync_window ON COMMIT DROP AS
+    `INSERT INTO sync_window (chain_id, cursor, lower, target, final_block)
        SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
          AS w(chain_id, cursor, lower, target, final_block)`,
     [col("chainId"), col("cursor"), col("lower"), col("target"), col("finalBlock")],
@@ -31,7 +31,8 @@ export async function diffEvents(
   // LATERAL: while Ponder backfills its table has no index, and a join on the window would sort
   // all of it on every step.
   await db.query(
-    `CREATE TEMP TABLE sync_delta ON COMMIT DROP AS
+    `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
+                             transaction_hash, log_index, late, events)
      WITH event AS (
        SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
               e.log_index, ${signedAmount("e")} AS delta,

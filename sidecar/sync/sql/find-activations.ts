@@ -24,7 +24,7 @@ export async function findActivations(
   const scope = [[...confirmed.keys()], [...confirmed.values()]];
   // Every id has the same length: what is appended to it never decides the minimum.
   await db.query(
-    `CREATE TEMP TABLE activation ON COMMIT DROP AS
+    `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
      SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3)::int AS chain_id,
             split_part(first, ':', 4)::bigint AS block_number, split_part(first, ':', 5) = 'alone' AS found
        FROM (SELECT e.developer AS wallet,

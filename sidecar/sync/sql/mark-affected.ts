@@ -1,6 +1,6 @@
 /**
- * Creates the temp table `affected`, the developers a step re-evaluates with what caused it
- * (queue-developers.ts reads it), and fills it from the step's changes (`sync_delta`): one row per
+ * Fills the temp table `affected`, the developers a step re-evaluates with what caused it
+ * (queue-developers.ts reads it), from the step's changes (`sync_delta`): one row per
  * wallet, the latest added event naming the block and transaction; reason `reorg` when an
  * already-applied block changed, else `stake`. reconcile-stakes.ts and find-registrations.ts add
  * to it.
@@ -8,15 +8,6 @@
 import type pg from "pg";
 
 export async function markAffected(db: pg.ClientBase) {
-  await db.query(`
-    CREATE TEMP TABLE affected (
-      wallet text PRIMARY KEY,
-      chain_id integer,
-      block_number bigint,
-      transaction_hash text,
-      block_timestamp bigint,
-      reason text NOT NULL
-    ) ON COMMIT DROP`);
   await db.query(
     `INSERT INTO affected (wallet, chain_id, block_number, transaction_hash, block_timestamp, reason)
      SELECT DISTINCT ON (wallet) wallet, chain_id, block_number, transaction_hash,

@@ -29,7 +29,7 @@ export async function queueDevelopers(
   await db.query("SET LOCAL enable_nestloop = off");
   const threshold = config.activationThreshold.toString();
   await db.query(
-    `CREATE TEMP TABLE stale ON COMMIT DROP AS
+    `INSERT INTO stale (wallet, activating)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
        FROM (SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
                FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
