@@ -190,8 +190,8 @@ export class SyncLoop {
         } else {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           const drifted = step.kind === "stepped" ? step.drifted : 0;
-          for (const request of requests) request.resolve({ drifted, changes: written.changes });
           applied = this.recordStep(step, written, startedAt, durationMs);
+          for (const request of requests) request.resolve({ drifted, changes: written.changes });
         }
         this.recovered();
       } catch (error) {

@@ -83,7 +83,8 @@ export async function syncStep(
     await addChainStake(db);
     await markAffected(db);
     await findRegistrations(db, config);
-    // Only chains Ponder has caught up on are reconciled: it may be reindexing the others.
+    // Only chains with a window are reconciled: Ponder may be reindexing the others (behind the
+    // cursor), or backfilling them (not due for a catch-up step).
     const drifted = reconcile ? await reconcileStakes(db, config, windows) : 0;
     await queueDevelopers(db, config, confirmedBlocks(config, windows, cursors));
     await advanceCursor(db);

@@ -73,7 +73,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     CREATE SCHEMA ${SCHEMA};
     CREATE TABLE ${SCHEMA}.stake_event (
       id text PRIMARY KEY, chain_id integer NOT NULL, developer text NOT NULL, kind text NOT NULL,
-      amount numeric(78, 0) NOT NULL, block_number bigint NOT NULL, block_timestamp bigint NOT NULL,
+      amount numeric(78, 0) NOT NULL, block_number numeric(78, 0) NOT NULL, block_timestamp numeric(78, 0) NOT NULL,
       transaction_hash text NOT NULL, log_index integer NOT NULL);
     CREATE TABLE ${SCHEMA}._ponder_checkpoint (
       chain_name text PRIMARY KEY, chain_id bigint NOT NULL, safe_checkpoint varchar(75) NOT NULL,

@@ -1,9 +1,10 @@
 /**
- * The temp tables a step's operations pass to each other, declared once. They live as long as the
- * leader's connection and are emptied at every commit (ON COMMIT DELETE ROWS): created per step,
- * their catalog rows cost more than the step's own work in realtime (six tables, about 9 ms of a
- * 20 ms step). A step whose transaction rolled back has lost the tables it created; the next
- * one creates them again (IF NOT EXISTS; the notices that it skips are silenced).
+ * The temp tables a step's operations pass to each other, declared once, with their columns. They
+ * live as long as the leader's connection and are emptied at every commit that used one (ON
+ * COMMIT DELETE ROWS, all of them at once). Created and dropped per step, their catalog rows made
+ * a realtime round 18.5 ms instead of 17.3 (p50), an idle one 13.5 ms instead of 10.7 (fast tier).
+ * A transaction that rolled back loses the tables it created; the next one creates them again
+ * (IF NOT EXISTS; the notices that it skips are silenced).
  *
  * Who writes and reads each: sync_window (diff-events → record-events, advance-cursor),
  * sync_delta (diff-events → record-events, add-chain-stake, mark-affected), affected
