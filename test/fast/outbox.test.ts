@@ -1,0 +1,109 @@
+/**
+ * The outbox's SQL operations against a fresh database: a job is claimed and decided only while
+ * the worker's sidecar holds the leader lock, and a worker whose claim was taken over records
+ * nothing (the faults issue's duplicate email around a failover); failures back off and end as
+ * dead letters an operator can retry; what an SMTP server says of an address is redacted.
+ */
+import pg from "pg";
+import { afterEach, expect, it } from "vitest";
+import {
+  claimNextJob,
+  type Fence,
+  failJob,
+  finishJob,
+  listDeadLetters,
+  maySend,
+  retryDeadLetter,
+} from "../../sidecar/effects/outbox";
+import { LEADER_LOCK } from "../../sidecar/leader";
+import { errorText } from "../../sidecar/redact";
+import { type Fake, fakePonder, wallet } from "./ponder-fake";
+
+let fake: Fake;
+const leaders: pg.Client[] = [];
+afterEach(async () => {
+  for (const leader of leaders.splice(0)) await leader.end().catch(() => undefined);
+  await fake?.close();
+});
+
+/** A sidecar's leader connection: holds the leader lock; its backend pid is the fence. */
+async function lead(url: string, workerId: string): Promise<{ client: pg.Client; fence: Fence }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  leaders.push(client);
+  const { rows } = await client.query<{ ok: boolean; pid: number }>(
+    "SELECT pg_try_advisory_lock($1) AS ok, pg_backend_pid() AS pid",
+    [LEADER_LOCK],
+  );
+  expect(rows[0]?.ok).toBe(true);
+  return { client, fence: { workerId, leaderPid: rows[0]?.pid as number } };
+}
+
+async function welcomeJob(fake: Fake, w: string) {
+  await fake.register(w, "dave@example.test");
+  await fake.db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [w]);
+}
+
+it("lets only the leading sidecar's worker claim and send, and ignores a worker whose claim was taken over", async () => {
+  fake = await fakePonder();
+  const w = wallet(1);
+  await welcomeJob(fake, w);
+  const table = fake.config.developersTable.sql;
+
+  // No sidecar leads: nothing is claimed.
+  expect(await claimNextJob(fake.db, table, { workerId: "a", leaderPid: 1 })).toBeUndefined();
+
+  const a = await lead(fake.url, "a");
+  const job = await claimNextJob(fake.db, table, a.fence);
+  expect(job).toMatchObject({ wallet: w, attempts: 1, email: "dave@example.test" });
+  if (!job) return;
+  expect(await maySend(fake.db, job, a.fence)).toBe(true);
+
+  // a's sidecar loses the lead (its connection ends, a frozen one is cut off by the server) and b
+  // takes over: a may no longer send, and b claims the job once a's lease has run out.
+  await a.client.end();
+  const b = await lead(fake.url, "b");
+  expect(await maySend(fake.db, job, a.fence)).toBe(false);
+  expect(await claimNextJob(fake.db, table, b.fence)).toBeUndefined(); // a's lease still runs
+  await fake.db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
+  const again = await claimNextJob(fake.db, table, b.fence);
+  expect(again).toMatchObject({ wallet: w, attempts: 2 });
+  if (!again) return;
+
+  // a, stale, can record nothing: not sent, not failed. b's record stands.
+  expect(await finishJob(fake.db, job, a.fence, "sent")).toBe(false);
+  expect(await failJob(fake.db, job, a.fence, "late", { attempts: 3, delayMs: 10 })).toBeUndefined();
+  expect(await finishJob(fake.db, again, b.fence, "sent")).toBe(true);
+  const { rows } = await fake.db.query("SELECT state, locked_by, attempts FROM stakesync.outbox");
+  expect(rows).toEqual([{ state: "sent", locked_by: "b", attempts: 2 }]);
+});
+
+it("backs a failing job off, ends it as a dead letter with the SMTP reply redacted, and retries it on request", async () => {
+  fake = await fakePonder();
+  const w = wallet(2);
+  await welcomeJob(fake, w);
+  const table = fake.config.developersTable.sql;
+  const { fence } = await lead(fake.url, "a");
+  const smtp = Object.assign(new Error("550 5.1.1 <dave@example.test>: Recipient address rejected\nmore"), {
+    code: "EENVELOPE",
+  });
+  const error = errorText(smtp);
+  expect(error).toBe("EENVELOPE: 550 5.1.1 <<address>>: Recipient address rejected");
+
+  const retry = { attempts: 1, delayMs: 60_000 };
+  const first = await claimNextJob(fake.db, table, fence);
+  if (!first) throw new Error("no job claimed");
+  expect(await failJob(fake.db, first, fence, error, retry)).toBe("pending");
+  expect(await claimNextJob(fake.db, table, fence)).toBeUndefined(); // backed off: run_at a minute away
+  await fake.db.query("UPDATE stakesync.outbox SET run_at = now()");
+  const second = await claimNextJob(fake.db, table, fence);
+  if (!second) throw new Error("no job claimed");
+  expect(await failJob(fake.db, second, fence, error, retry)).toBe("dead");
+
+  const dead = await listDeadLetters(fake.db);
+  expect(dead).toMatchObject([{ kind: "welcome_email", wallet: w, attempts: 2, lastError: error }]);
+  expect(JSON.stringify(dead)).not.toContain("@");
+  expect(await retryDeadLetter(fake.db, BigInt(dead[0]?.id ?? 0))).toBe(true);
+  expect(await retryDeadLetter(fake.db, 999_999n)).toBe(false);
+  expect(await claimNextJob(fake.db, table, fence)).toMatchObject({ wallet: w, attempts: 1 });
+});
