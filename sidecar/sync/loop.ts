@@ -236,15 +236,14 @@ export class SyncLoop {
 
   /** Metrics, logs and hooks of a committed round. Returns whether it applied any event. */
   private recordStep(step: Synced, written: Applied, startedAt: number, durationMs: number): boolean {
-    const chains = step.kind === "stepped" ? step.chains : [];
-    if (step.kind === "stepped") {
-      // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
-      // developer it touches: what a skipped one would have done, the next step does.
-      if (step.catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
-      if (step.chains.length > 0) this.steppedAt = startedAt;
-      if (step.drifted > 0) this.log.warn({ drifted: step.drifted }, "reconcile repaired chain_stake drift");
-    }
-    this.noteDeferred(step.kind === "stepped" ? step.deferred : []);
+    const { chains, deferred, drifted, catchUp } =
+      step.kind === "stepped" ? step : { chains: [], deferred: [], drifted: 0, catchUp: false };
+    // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
+    // developer it touches: what a skipped one would have done, the next step does.
+    if (catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
+    if (chains.length > 0) this.steppedAt = startedAt;
+    if (drifted > 0) this.log.warn({ drifted }, "reconcile repaired chain_stake drift");
+    this.noteDeferred(deferred);
     this.state.lastSyncAt = new Date().toISOString();
     for (const chain of chains) {
       this.metrics.lastSyncedBlock.set({ chain_id: chain.chainId }, chain.to);

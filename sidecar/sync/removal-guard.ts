@@ -22,11 +22,15 @@ export function forgetChainsWithoutWindow(guard: RemovalGuard, windows: Window[]
   for (const chainId of guard.keys()) if (!windows.some((w) => w.chainId === chainId)) guard.delete(chainId);
 }
 
-/** The chains whose removals must wait; notes first sightings in `guard`. */
-export function deferRemovals(guard: RemovalGuard, windows: Window[], removed: Map<number, number>): number[] {
+/** The chains whose removals (per chain, from the diff) must wait; notes first sightings in `guard`. */
+export function deferRemovals(
+  guard: RemovalGuard,
+  windows: Window[],
+  counts: Map<number, { removed: number }>,
+): number[] {
   return windows
     .filter((w) => {
-      if ((removed.get(w.chainId) ?? 0) === 0) {
+      if ((counts.get(w.chainId)?.removed ?? 0) === 0) {
         guard.delete(w.chainId);
         return false;
       }

@@ -67,8 +67,7 @@ export async function syncStep(
     if (windows.length === 0 && !reconcile) return { kind: "idle" };
 
     const counts = await diffEvents(db, config.ponderSchema, windows);
-    const removed = new Map([...counts].map(([chainId, c]) => [chainId, c.removed]));
-    const deferred = deferRemovals(guard, windows, removed);
+    const deferred = deferRemovals(guard, windows, counts);
     // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
     // loop's catch-up share then still spaces these steps out.
     const catchingUp = windows.some((w) => !w.progress.ready);

@@ -58,7 +58,7 @@ describe("planWindows", () => {
 
 describe("the removal guard", () => {
   const windowAt = (p: Map<number, PonderProgress>) => planWindows(config, p, cursor(30), head(50), "due");
-  const removedOne = new Map([[31337, 1]]);
+  const removedOne = new Map([[31337, { removed: 1 }]]);
 
   it("holds a removal until a ready Ponder has committed a later checkpoint", () => {
     const guard: RemovalGuard = new Map();
