@@ -23,9 +23,11 @@ export async function queueDevelopers(
   confirmed: Map<number, number>,
 ): Promise<void> {
   const dev = config.developersTable.sql;
-  // The join on lower(wallet_address) has no index to use, so a nested loop computes lower()
-  // for every pair: with stale statistics on developers (a new temp table has none either) the
-  // planner picked one, and a step took 17 s at 10,000 developers. Hash joins only, here.
+  // A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
+  // on developers (a new temp table has none either) the planner picked one, and a step took 17 s
+  // at 10,000 developers. Hash joins only, here; and the developers rows are fetched through the
+  // index on lower(wallet_address) for the affected wallets as one array, not by hashing the whole
+  // application table every round (20 ms of an 87 ms realtime round at 50,000 developers).
   await db.query("SET LOCAL enable_nestloop = off");
   const threshold = config.activationThreshold.toString();
   await db.query(
@@ -35,6 +37,7 @@ export async function queueDevelopers(
                FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
               GROUP BY a.wallet) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
+      WHERE lower(d.wallet_address) = ANY (ARRAY(SELECT wallet FROM affected))
       GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case
      HAVING bool_or(d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
                  OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))`,

@@ -41,8 +41,11 @@ export async function writeDevelopers(
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
          -- On the wallet first (a hash join; the planner cannot hash a ctid), then the locked row.
+         -- The rows themselves by their ctids (a TID scan): joined alone, the hash join read the
+         -- whole application table every round.
          FROM mine m JOIN ${dev} d ON lower(d.wallet_address) = m.wallet AND d.ctid = m.row_id
          JOIN totals t ON t.wallet = m.wallet
+        WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM mine))
      ),
      done AS (
        DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
@@ -55,7 +58,7 @@ export async function writeDevelopers(
               staked_at = COALESCE(d.staked_at, CASE WHEN n.new_status = 'active' THEN to_timestamp(q.activated_at) END),
               updated_at = now()
          FROM next n JOIN done q ON q.wallet = n.wallet
-        WHERE d.ctid = n.row_id
+        WHERE d.ctid = n.row_id AND d.ctid = ANY (ARRAY(SELECT row_id FROM next))
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
                  n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email, n.staked_at AS old_staked_at
