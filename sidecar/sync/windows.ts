@@ -61,6 +61,17 @@ export function planWindows(
   });
 }
 
+/**
+ * Nothing in this window can change what was applied: no new confirmed block, no newly final one,
+ * and a ready Ponder. Ponder commits its rows with its checkpoint, so under an unchanged one only
+ * deletions can appear (a crash recovery, not ready; or a reorg's first half, whose checkpoint
+ * then drops below the cursor and leaves the chain without a window): diffing them now would
+ * decide nothing that the next window does not.
+ */
+export function nothingNew(w: Window): boolean {
+  return w.progress.ready && w.target === w.cursor && w.finalBlock === w.lower;
+}
+
 /** Each chain's confirmed block after the step: its window's target, or its cursor if it had none. */
 export function confirmedBlocks(config: SidecarConfig, windows: Window[], cursors: Map<number, Cursor>) {
   return new Map(

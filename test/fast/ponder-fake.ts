@@ -75,6 +75,9 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       id text PRIMARY KEY, chain_id integer NOT NULL, developer text NOT NULL, kind text NOT NULL,
       amount numeric(78, 0) NOT NULL, block_number numeric(78, 0) NOT NULL, block_timestamp numeric(78, 0) NOT NULL,
       transaction_hash text NOT NULL, log_index integer NOT NULL);
+    -- ponder.schema.ts's indexes, which Ponder creates once its backfill is done.
+    CREATE INDEX ON ${SCHEMA}.stake_event (chain_id, developer, block_number);
+    CREATE INDEX ON ${SCHEMA}.stake_event (chain_id, block_number);
     CREATE TABLE ${SCHEMA}._ponder_checkpoint (
       chain_name text PRIMARY KEY, chain_id bigint NOT NULL, safe_checkpoint varchar(75) NOT NULL,
       latest_checkpoint varchar(75) NOT NULL, finalized_checkpoint varchar(75) NOT NULL);

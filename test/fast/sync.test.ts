@@ -58,8 +58,16 @@ describe("a developer who registers after staking", () => {
     await fake.round();
     expect(await fake.developer(w)).toBeUndefined();
     await fake.register(w, "late@example.test");
-    await fake.progress({ latest: 13, safe: 0 });
+    await fake.round(); // between blocks: no new block from Ponder
+    expect(await fake.developer(w)).toMatchObject({ status: "active" });
+    // And in a round with a new block.
+    const other = wallet(31);
+    await fake.index([{ developer: other, amount: 5n * USDC, block: 13 }], 15);
     await fake.round();
+    await fake.register(other, "later@example.test");
+    await fake.progress({ latest: 16, safe: 0 });
+    await fake.round();
+    expect(await fake.developer(other)).toMatchObject({ status: "active" });
     const row = await fake.developer(w);
     expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
     expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 10 * 12) * 1000);
@@ -392,6 +400,16 @@ describe("a round's cost with a large application table", () => {
     // The queue and the write each scanned the whole table before (5,000 rows each, 87 ms a
     // round at 50,000 developers instead of 11).
     expect((await developersScanned()) - before).toBeLessThan(100);
+  });
+
+  it("answers a round between blocks with two yes/no queries, not the whole step", async () => {
+    fake = await fakePonder();
+    await fake.register(wallet(0x43));
+    await fake.index([{ developer: wallet(0x43), amount: 5n * USDC, block: 10 }], 12);
+    expect((await fake.round()).step.kind).toBe("stepped");
+    expect((await fake.round()).step.kind).toBe("idle");
+    await fake.progress({ latest: 13, safe: 0 }); // a new block, without events
+    expect((await fake.round()).step.kind).toBe("stepped");
   });
 
   it("truncates the step's temp tables after a catch-up instead of scanning its dead rows ever after", async () => {

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
-import { confirmedBlocks, planWindows } from "../../sidecar/sync/windows";
+import { confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
 
 const config = loadSidecarConfig({
   CHAIN_ID: "31337",
@@ -49,6 +49,14 @@ describe("planWindows", () => {
     expect(planWindows(config, backfilling, cursor(0), head(600), "near-end")).toHaveLength(1); // 498 of 598
     expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
     expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
+  });
+
+  it("calls a window with no new confirmed or final block under a ready Ponder one with nothing new", () => {
+    const w = (p: Map<number, PonderProgress>, c = cursor(48, 40)) => planWindows(config, p, c, head(50), "due")[0];
+    expect(nothingNew(w(progress({ indexed: 50, finalized: 40 })) as Window)).toBe(true);
+    expect(nothingNew(w(progress({ indexed: 51, finalized: 40 })) as Window)).toBe(false); // a new block
+    expect(nothingNew(w(progress({ indexed: 50, finalized: 45 })) as Window)).toBe(false); // newly final
+    expect(nothingNew(w(progress({ indexed: 50, finalized: 40, ready: false })) as Window)).toBe(false);
   });
 
   it("gives a chain without a window its cursor as its confirmed block", () => {

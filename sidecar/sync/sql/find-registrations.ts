@@ -7,15 +7,24 @@ import type { SidecarConfig } from "../../../lib/config";
  * `registered` in the audit), not left for the next reconciliation. The window is a minute, not
  * "since the last step": an application transaction's rows carry its start time and may commit
  * seconds later. Cheap through the partial index on pending rows' updated_at (developers-table.ts).
- * Reads developers and stakesync.chain_stake; writes `affected`.
+ * Reads developers and stakesync.chain_stake.
  */
+const registered = (config: SidecarConfig) => `
+       FROM ${config.developersTable.sql} d
+       JOIN stakesync.chain_stake cs ON cs.wallet = lower(d.wallet_address) AND cs.amount > 0
+      WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'`;
+
+/** Adds those developers to `affected`. */
 export async function findRegistrations(db: pg.ClientBase, config: SidecarConfig) {
   await db.query(
     `INSERT INTO affected (wallet, reason)
-     SELECT DISTINCT lower(d.wallet_address), 'reconcile'
-       FROM ${config.developersTable.sql} d
-       JOIN stakesync.chain_stake cs ON cs.wallet = lower(d.wallet_address) AND cs.amount > 0
-      WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'
+     SELECT DISTINCT lower(d.wallet_address), 'reconcile' ${registered(config)}
      ON CONFLICT (wallet) DO NOTHING`,
   );
+}
+
+/** Whether there are any: the one question of a round with nothing new from Ponder. */
+export async function anyRegistrations(db: pg.ClientBase, config: SidecarConfig): Promise<boolean> {
+  const { rows } = await db.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 ${registered(config)}) AS any`);
+  return rows[0]?.any === true;
 }
