@@ -13,7 +13,7 @@ import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
-import { diffEvents, leaveOutChains, ledgerMatches } from "./sql/diff-events";
+import { diffEvents, type EventCounts, leaveOutChains, ledgerMatches } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
 import { queueDevelopers } from "./sql/queue-developers";
@@ -22,7 +22,7 @@ import { readProgress } from "./sql/read-progress";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
-import { type CatchUp, confirmedBlocks, nothingNew, planWindows } from "./windows";
+import { type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
 
@@ -69,9 +69,10 @@ export async function syncStep(
     // Then the step below would change nothing unless Ponder deleted rows (a reorg's first half, a
     // crash recovery) or a developer just registered: asked as two yes/no queries, not by the
     // whole step over an empty window (7.7 ms a round, fast tier).
+    // Its outcome is the same: every chain stepped to where it was, nothing added or removed.
     const quiet = !reconcile && guard.size === 0 && windows.every(nothingNew);
     if (quiet && (await ledgerMatches(db, config.ponderSchema, windows)) && !(await anyRegistrations(db, config))) {
-      return { kind: "idle" };
+      return { kind: "stepped", chains: chainSteps(windows, new Map()), deferred: [], drifted: 0, catchUp: false };
     }
 
     const counts = await diffEvents(db, config.ponderSchema, windows);
@@ -96,15 +97,18 @@ export async function syncStep(
     await queueDevelopers(db, config, confirmedBlocks(config, windows, cursors));
     await advanceCursor(db);
 
-    const chains = windows.map((w) => ({
-      chainId: w.chainId,
-      from: w.lower,
-      to: w.target,
-      added: counts.get(w.chainId)?.added ?? 0,
-      removed: counts.get(w.chainId)?.removed ?? 0,
-    }));
-    return { ...stepped, chains, drifted };
+    return { ...stepped, chains: chainSteps(windows, counts), drifted };
   });
+}
+
+function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainStep[] {
+  return windows.map((w) => ({
+    chainId: w.chainId,
+    from: w.lower,
+    to: w.target,
+    added: counts.get(w.chainId)?.added ?? 0,
+    removed: counts.get(w.chainId)?.removed ?? 0,
+  }));
 }
 
 /**
