@@ -62,11 +62,10 @@ export function planWindows(
 }
 
 /**
- * Nothing in this window can change what was applied: no new confirmed block, no newly final one,
- * and a ready Ponder. Ponder commits its rows with its checkpoint, so under an unchanged one only
- * deletions can appear (a crash recovery, not ready; or a reorg's first half, whose checkpoint
- * then drops below the cursor and leaves the chain without a window): diffing them now would
- * decide nothing that the next window does not.
+ * No new confirmed block, no newly final one, and a ready Ponder. Ponder commits its rows with its
+ * checkpoint, so in such a window only deletions can differ from what was applied (a reorg's first
+ * half: its checkpoint moves only with the next block): the step asks the ledger for them
+ * (ledgerMatches) instead of running the whole diff.
  */
 export function nothingNew(w: Window): boolean {
   return w.progress.ready && w.target === w.cursor && w.finalBlock === w.lower;
