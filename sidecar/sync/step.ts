@@ -68,7 +68,7 @@ export async function syncStep(
     // Most rounds are the poll's, between blocks: no new block, no removal awaiting confirmation.
     // Then the step below would change nothing unless Ponder deleted rows (a reorg's first half, a
     // crash recovery) or a developer just registered: asked as two yes/no queries, not by the
-    // whole step over an empty window (7.7 ms a round, fast tier).
+    // whole step over an empty window (2.5 ms a round instead of 8.5, fast tier).
     // Its outcome is the same: every chain stepped to where it was, nothing added or removed.
     const quiet = !reconcile && guard.size === 0 && windows.every(nothingNew);
     if (quiet && (await ledgerMatches(db, config.ponderSchema, windows)) && !(await anyRegistrations(db, config))) {

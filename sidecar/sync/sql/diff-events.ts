@@ -15,6 +15,19 @@ import { eventKey, signedAmount } from "./fragments";
 
 export type EventCounts = { added: number; removed: number };
 
+/**
+ * The two sides a window compares, stated once for the diff and for ledgerMatches: Ponder's events
+ * in (lower, target], and the applied events above lower. `w` is the alias of a row with chain_id,
+ * lower and target. LATERAL: while Ponder backfills its table has no index, and a join on the
+ * window would sort all of it on every step.
+ */
+const ponderEventsIn = (schema: string, w: string) => `CROSS JOIN LATERAL (
+          SELECT * FROM "${schema}".stake_event e
+           WHERE e.chain_id = ${w}.chain_id AND e.block_number > ${w}.lower AND e.block_number <= ${w}.target
+          OFFSET 0) e`;
+const appliedIn = (w: string) =>
+  `JOIN stakesync.applied_event a ON a.chain_id = ${w}.chain_id AND a.block_number > ${w}.lower`;
+
 /** Returns, per chain with any change, how many events were added and removed. */
 export async function diffEvents(
   db: pg.ClientBase,
@@ -28,8 +41,6 @@ export async function diffEvents(
          AS w(chain_id, cursor, lower, target, final_block)`,
     [col("chainId"), col("cursor"), col("lower"), col("target"), col("finalBlock")],
   );
-  // LATERAL: while Ponder backfills its table has no index, and a join on the window would sort
-  // all of it on every step.
   await db.query(
     `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
                              transaction_hash, log_index, late, events)
@@ -37,11 +48,7 @@ export async function diffEvents(
        SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
               e.log_index, ${signedAmount("e")} AS delta,
               e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked
-         FROM sync_window w
-        CROSS JOIN LATERAL (
-          SELECT * FROM "${ponderSchema}".stake_event e
-           WHERE e.chain_id = w.chain_id AND e.block_number > w.lower AND e.block_number <= w.target
-          OFFSET 0) e
+         FROM sync_window w ${ponderEventsIn(ponderSchema, "w")}
      ),
      desired AS (
        SELECT chain_id, ${eventKey("event")} AS event_key, wallet, delta, block_number, block_timestamp,
@@ -49,8 +56,7 @@ export async function diffEvents(
          FROM event WHERE late OR tracked
      ),
      applied AS (
-       SELECT a.* FROM sync_window w
-         JOIN stakesync.applied_event a ON a.chain_id = w.chain_id AND a.block_number > w.lower
+       SELECT a.* FROM sync_window w ${appliedIn("w")}
      )
      SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
             d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
@@ -92,12 +98,8 @@ export async function ledgerMatches(db: pg.ClientBase, ponderSchema: string, win
     `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS w(chain_id, lower, target))
      SELECT EXISTS (
        SELECT 1
-         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key FROM w
-                 JOIN "${ponderSchema}".stake_event e
-                   ON e.chain_id = w.chain_id AND e.block_number > w.lower AND e.block_number <= w.target) p
-         FULL JOIN (SELECT a.chain_id, a.event_key FROM w
-                      JOIN stakesync.applied_event a ON a.chain_id = w.chain_id AND a.block_number > w.lower) a
-           USING (chain_id, event_key)
+         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key FROM w ${ponderEventsIn(ponderSchema, "w")}) p
+         FULL JOIN (SELECT a.chain_id, a.event_key FROM w ${appliedIn("w")}) a USING (chain_id, event_key)
         WHERE p.event_key IS NULL OR a.event_key IS NULL) AS differs`,
     [windows.map((w) => w.chainId), windows.map((w) => w.lower), windows.map((w) => w.target)],
   );
