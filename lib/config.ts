@@ -135,6 +135,10 @@ const schemaName = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,44}$/)
   .refine((s) => s !== "public" && s !== "stakesync");
+const schemaList = z
+  .string()
+  .transform((v) => v.split(",").map((s) => s.trim()))
+  .pipe(z.array(schemaName));
 
 const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ });
 
@@ -213,6 +217,13 @@ export type SidecarConfig = {
   database: DatabaseConfig;
   /** Where the sidecar reads Ponder's tables: the views schema when set, else Ponder's own. */
   ponderSchema: string;
+  /**
+   * PONDER_REPLICA_SCHEMAS: the schemas of further Ponder instances indexing the same chains
+   * (each its own `ponder start`, ideally on its own RPC provider). Each round the sidecar reads
+   * one instance; it leaves the one it reads only when that one is not ready or has fallen behind
+   * (sidecar/sync/choose-source.ts). Empty: Ponder's outages are the sync's.
+   */
+  ponderReplicaSchemas: string[];
   ponderUrl: string;
   developersTable: TableName;
   /**
@@ -269,6 +280,8 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   );
   const threshold = toRawCeil(minStake, decimals);
   const ponder = ponderPort(env);
+  const ponderSchema =
+    read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED) ?? database.schema;
   const smtp = smtpUrl(env);
   const mailFrom = read(env, "MAIL_FROM", z.string().min(3).optional(), "a sender address");
   // One without the other would silently send nothing.
@@ -277,7 +290,13 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   return {
     chains: loadChains(env),
     database,
-    ponderSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED) ?? database.schema,
+    ponderSchema,
+    ponderReplicaSchemas: read(
+      env,
+      "PONDER_REPLICA_SCHEMAS",
+      schemaList.refine((l) => !l.includes(ponderSchema) && new Set(l).size === l.length).default([]),
+      `comma-separated lowercase schema names, none repeated nor ${ponderSchema} (the schema read first)`,
+    ),
     ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponder}`), "an http(s) URL"),
     developersTable: developersTable(env),
     mode: read(env, "SIDECAR_MODE", z.enum(["write", "shadow"]).default("write"), "write or shadow"),

@@ -26,6 +26,8 @@ export type Status = {
   reason: string | null;
   /** Why Ponder counts as down (INDEXER_DOWN_AFTER_MS and more); null while it is up or starting. */
   indexer: string | null;
+  /** The schema of the Ponder instance the sync reads (one of several with PONDER_REPLICA_SCHEMAS). */
+  source: string;
   chains: ChainStatus[];
   outbox: { pending: number; dead: number };
   /**
@@ -48,7 +50,7 @@ export async function readStatus(
   loop: LoopState,
 ): Promise<Status> {
   const [progress, cursors, work] = await Promise.all([
-    readProgress(db, config.ponderSchema).then((p) => p ?? new Map()),
+    readProgress(db, loop.source).then((p) => p ?? new Map()),
     readCursors(db, config),
     workCounts(db),
   ]);
@@ -83,6 +85,7 @@ export async function readStatus(
     ready: reason === null,
     reason,
     indexer,
+    source: loop.source,
     chains,
     ...work,
     lastError: loop.lastError && { kind: loop.lastError.kind, at: loop.lastError.at },

@@ -101,6 +101,19 @@ describe("sidecar configuration", () => {
     });
     expect([both.smtpUrl, both.mailFrom]).toEqual(["smtp://127.0.0.1:25", "hello@stakesync.test"]);
   });
+
+  it("reads replica Ponder schemas, refusing the one read first, a repeat, or a bad name", () => {
+    expect(loadSidecarConfig(sidecarBase).ponderReplicaSchemas).toEqual([]);
+    expect(loadSidecarConfig({ ...sidecarBase, PONDER_REPLICA_SCHEMAS: "stakevault_b, stakevault_c" })).toMatchObject({
+      ponderSchema: "stakevault",
+      ponderReplicaSchemas: ["stakevault_b", "stakevault_c"],
+    });
+    for (const value of ["stakevault", "b,b", "B", "b,,c"]) {
+      expect(() => loadSidecarConfig({ ...sidecarBase, PONDER_REPLICA_SCHEMAS: value })).toThrow(
+        /^PONDER_REPLICA_SCHEMAS: expected comma-separated/,
+      );
+    }
+  });
 });
 
 describe("npx stakesync", () => {

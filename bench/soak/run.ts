@@ -1,6 +1,7 @@
 /**
  * The soak: the whole stack as real processes on loopback (anvil mining a block a second,
- * PostgreSQL, `ponder start`, two sidecars, an SMTP peer, an alert webhook), a steady workload of
+ * PostgreSQL, two `ponder start` instances each behind its own RPC proxy (two providers), two
+ * sidecars reading either (PONDER_REPLICA_SCHEMAS), an SMTP peer, an alert webhook), a steady workload of
  * stakes, unstakes, slashes, sign-ups and application writes, and faults on a schedule drawn from
  * the seed. Invariants are checked against the soak's own model (./model.ts), at the end, once
  * every fault is undone and the sidecars have caught up.
@@ -98,8 +99,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const deployment = await deploy(owner);
     const ownerVault = vault(owner, deployment);
     await ownerVault.fund(10n ** 15n);
+    // Two providers: each Ponder instance has its own, and the RPC faults hit the one behind the
+    // instance the sidecars read.
     const rpc = await startRpcProxy(anvil.rpcUrl);
     stops.push(() => rpc.close());
+    const rpcB = await startRpcProxy(anvil.rpcUrl);
+    stops.push(() => rpcB.close());
     const smtp = await startSmtp();
     stops.push(() => smtp.close());
     const webhook = await startWebhook();
@@ -114,6 +119,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     const ponderPort = await freePort();
     const env = chainEnv([{ chainId: 31337, rpcUrl: rpc.url, deployment }], {
+      PONDER_REPLICA_SCHEMAS: "soak_ponder_b",
       CONFIRMATIONS: String(CONFIRMATIONS),
       POLLING_INTERVAL_MS: "200",
       DATABASE_URL: postgres.url,
@@ -130,16 +136,28 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       RECONCILE_INTERVAL_MS: "15000",
     });
     const processes: Record<string, RunningProcess> = {};
-    const peak: Record<string, number[]> = { ponder: [], sidecar_a: [], sidecar_b: [] };
-    const startPonder = async () => {
-      processes.ponder = startLocalPonder(env, { schema: "soak_ponder", port: ponderPort });
-      await ponderAnswering(`http://127.0.0.1:${ponderPort}`, processes.ponder.process);
+    const peak: Record<string, number[]> = { ponder: [], ponder_b: [], sidecar_a: [], sidecar_b: [] };
+    // The two Ponder instances, by the schema each indexes into (what /status names as its source).
+    const ponders = {
+      soak_ponder: { name: "ponder", port: ponderPort, env, rpc },
+      soak_ponder_b: {
+        name: "ponder_b",
+        port: await freePort(),
+        env: { ...env, ...chainEnv([{ chainId: 31337, rpcUrl: rpcB.url, deployment }]) },
+        rpc: rpcB,
+      },
+    };
+    type PonderSchema = keyof typeof ponders;
+    const startPonder = async (schema: PonderSchema) => {
+      const { name, port, env } = ponders[schema];
+      processes[name] = startLocalPonder(env, { schema, port });
+      await ponderAnswering(`http://127.0.0.1:${port}`, (processes[name] as RunningProcess).process);
     };
     const sidecarPorts = { sidecar_a: await freePort(), sidecar_b: await freePort() };
     const startSidecar = async (name: "sidecar_a" | "sidecar_b") => {
       processes[name] = await startLocalSidecar(env, { port: sidecarPorts[name], name });
     };
-    await startPonder();
+    await Promise.all([startPonder("soak_ponder"), startPonder("soak_ponder_b")]);
     await startSidecar("sidecar_a");
     await startSidecar("sidecar_b");
     stops.push(async () => {
@@ -152,7 +170,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       (await fetch(`http://127.0.0.1:${sidecarPorts[name]}/status`, { signal: AbortSignal.timeout(2000) })
         .then((r) => (r.ok ? r.json() : undefined))
         .catch(() => undefined)) as
-        | { role: string; chains: { synced: number }[]; developers: { queued: number } }
+        | { role: string; source: string; chains: { synced: number }[]; developers: { queued: number } }
         | undefined;
     const leader = async () => {
       for (const name of ["sidecar_a", "sidecar_b"] as const) if ((await status(name))?.role === "leader") return name;
@@ -275,15 +293,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const runFault = async (kind: FaultKind) => {
       faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
       faultStarts.push({ at: Date.now(), kind });
-      say(`fault ${kind}`);
       const sidecar = (await leader()) ?? "sidecar_a";
+      // Ponder and RPC faults hit the instance the leader reads: the one whose loss costs most.
+      const source = ((await status(sidecar))?.source ?? "soak_ponder") as PonderSchema;
+      const ponder = ponders[source] ?? ponders.soak_ponder;
+      say(`fault ${kind} (reading ${source})`);
       switch (kind) {
         case "ponder_kill":
         case "ponder_term":
-          if (kind === "ponder_kill") await processes.ponder?.kill();
-          else await processes.ponder?.stop();
+          if (kind === "ponder_kill") await processes[ponder.name]?.kill();
+          else await processes[ponder.name]?.stop();
           await sleep(2000);
-          await startPonder();
+          await startPonder(source);
           break;
         case "sidecar_kill":
         case "sidecar_term":
@@ -305,14 +326,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           excludeUntil.at = Date.now();
           break;
         case "rpc_slow":
-          rpc.state.delayMs = 3000;
+          ponder.rpc.state.delayMs = 3000;
           await sleep(10_000);
-          rpc.state.delayMs = 0;
+          ponder.rpc.state.delayMs = 0;
           break;
         case "rpc_down":
-          rpc.state.down = true;
+          ponder.rpc.state.down = true;
           await sleep(10_000);
-          rpc.state.down = false;
+          ponder.rpc.state.down = false;
           break;
         case "reorg_shallow":
         case "reorg_deep": {

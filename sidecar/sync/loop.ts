@@ -37,6 +37,8 @@ export type LoopState = {
   consecutiveErrors: number;
   lastError: { kind: ErrorKind; message: string; at: string } | null;
   lastSyncAt: string | null;
+  /** The schema of the Ponder instance the sync reads (PONDER_REPLICA_SCHEMAS; else always one). */
+  source: string;
 };
 
 export type LoopHooks = {
@@ -63,6 +65,7 @@ export class SyncLoop {
     consecutiveErrors: 0,
     lastError: null,
     lastSyncAt: null,
+    source: "", // the constructor's
   };
   private stopped = false;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
@@ -89,7 +92,9 @@ export class SyncLoop {
     /** Each chain's head, to tell how far a backfilling Ponder still has to go. */
     private readonly heads: Map<number, Head>,
     private readonly hooks: LoopHooks = {},
-  ) {}
+  ) {
+    this.state.source = config.ponderSchema;
+  }
 
   start() {
     this.finished = this.run();
@@ -159,7 +164,9 @@ export class SyncLoop {
   }
 
   private async leadOn(db: pg.Client, lostError: () => Error | undefined) {
-    await db.query(`LISTEN "${this.config.ponderSchema}_live_query"`);
+    for (const schema of [this.config.ponderSchema, ...this.config.ponderReplicaSchemas]) {
+      await db.query(`LISTEN "${schema}_live_query"`);
+    }
     // A new leader reconciles at once: whatever changed while no sidecar wrote (an application's
     // edits, another system's writes before a cut-over from shadow mode) is not left waiting for
     // RECONCILE_INTERVAL_MS.
@@ -174,11 +181,14 @@ export class SyncLoop {
       let applied = false;
       try {
         const startedAt = performance.now();
+        const source = { schema: this.state.source };
         const step = await syncStep(db, this.config, this.removalGuard, {
           reconcile,
           heads: this.heads,
           catchUp: this.catchUp(startedAt),
+          source,
         });
+        this.noteSource(source.schema);
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
         const written = step.kind === "waiting-for-ponder" ? NOTHING : await applyDevelopers(db, this.config);
@@ -208,10 +218,20 @@ export class SyncLoop {
     }
   }
 
+  /** A switch between Ponder instances: worth a line, since the one left is down or behind. */
+  private noteSource(schema: string) {
+    if (schema === this.state.source) return;
+    this.log.warn(
+      { from_schema: this.state.source, to_schema: schema },
+      "reading Ponder from another instance: the one read is not ready or fell behind",
+    );
+    this.state.source = schema;
+  }
+
   /** Every deploy starts waiting for Ponder's tables: not an error. One that lasts shows as lag. */
   private noteWaitingForPonder(waiting: boolean) {
     if (waiting === this.waitingForPonder) return;
-    if (waiting) this.log.warn({ schema: this.config.ponderSchema }, "waiting for Ponder's tables");
+    if (waiting) this.log.warn({ schema: this.state.source }, "waiting for Ponder's tables");
     else this.log.info("Ponder's tables are there; syncing");
     this.waitingForPonder = waiting;
   }

@@ -10,6 +10,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { inTransaction } from "../db/transaction";
+import { chooseSource } from "./choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
@@ -46,7 +47,10 @@ export type StepResult =
       catchUp: boolean;
     };
 
-export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catchUp: CatchUp };
+/** The schema of the Ponder instance the last step read (choose-source.ts). Kept by the loop. */
+export type SourceState = { schema: string };
+
+export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catchUp: CatchUp; source: SourceState };
 
 /**
  * Runs in the caller's connection; the caller holds the leader lock on it. With `reconcile`,
@@ -54,13 +58,15 @@ export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catch
  */
 export async function syncStep(
   db: pg.ClientBase,
-  config: SidecarConfig,
+  settings: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads, catchUp }: StepOptions,
+  { reconcile = false, heads, catchUp, source }: StepOptions,
 ): Promise<StepResult> {
   return inTransaction(db, BEGIN_STEP, async (): Promise<StepResult> => {
-    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
-    if (!progress) return { kind: "waiting-for-ponder" };
+    const read = await readSource(db, settings, guard, source);
+    if (!read) return { kind: "waiting-for-ponder" };
+    // Every operation below reads Ponder through config.ponderSchema: the instance chosen.
+    const { progress, config } = read;
     const cursors = await readCursors(db, config);
     let windows = planWindows(config, progress, cursors, heads, catchUp);
     forgetChainsWithoutWindow(guard, windows);
@@ -99,6 +105,30 @@ export async function syncStep(
 
     return { ...stepped, chains: chainSteps(windows, counts), drifted };
   });
+}
+
+/**
+ * Ponder's progress in the instance this step reads: the one read before, unless it is not ready
+ * or has fallen behind a replica. Null while that instance's tables are not there.
+ */
+async function readSource(db: pg.ClientBase, config: SidecarConfig, guard: RemovalGuard, source: SourceState) {
+  if (config.ponderReplicaSchemas.length === 0) {
+    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
+    return progress && { progress, config };
+  }
+  const sources = [];
+  for (const schema of [config.ponderSchema, ...config.ponderReplicaSchemas]) {
+    sources.push({ schema, progress: await readProgress(db, schema, { lockEvents: true }) });
+  }
+  const schema = chooseSource(config, source.schema, sources);
+  if (schema !== source.schema) {
+    // A removal noted under one instance's checkpoint says nothing about another's: this one's
+    // rows may be in a reorg's first half or a crash recovery of its own. Seen afresh.
+    guard.clear();
+    source.schema = schema;
+  }
+  const progress = sources.find((s) => s.schema === schema)?.progress;
+  return progress && { progress, config: { ...config, ponderSchema: schema } };
 }
 
 function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainStep[] {

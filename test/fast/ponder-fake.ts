@@ -44,6 +44,10 @@ export type Fake = {
   progress: (p: { latest: number; safe?: number; finalized?: number; ready?: boolean }) => Promise<void>;
   /** Ponder deleting rows (a reorg's or a crash recovery's), leaving the checkpoint alone. */
   deleteAbove: (block: number) => Promise<void>;
+  /** Another Ponder instance's tables (a schema of PONDER_REPLICA_SCHEMAS). */
+  replica: (schema: string) => PonderTables;
+  /** The schema the last round read. */
+  source: () => string;
   register: (wallet: string, email?: string | null) => Promise<void>;
   developer: (wallet: string) => Promise<{ status: string; stake_amount: string; staked_at: Date | null } | undefined>;
   audit: (wallet: string) => Promise<string[]>;
@@ -69,35 +73,13 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   });
   const db = new pg.Client({ connectionString: url });
   await db.connect();
-  await db.query(`
-    CREATE SCHEMA ${SCHEMA};
-    CREATE TABLE ${SCHEMA}.stake_event (
-      id text PRIMARY KEY, chain_id integer NOT NULL, developer text NOT NULL, kind text NOT NULL,
-      amount numeric(78, 0) NOT NULL, block_number numeric(78, 0) NOT NULL, block_timestamp numeric(78, 0) NOT NULL,
-      transaction_hash text NOT NULL, log_index integer NOT NULL);
-    -- ponder.schema.ts's indexes, which Ponder creates once its backfill is done.
-    CREATE INDEX ON ${SCHEMA}.stake_event (chain_id, developer, block_number);
-    CREATE INDEX ON ${SCHEMA}.stake_event (chain_id, block_number);
-    CREATE TABLE ${SCHEMA}._ponder_checkpoint (
-      chain_name text PRIMARY KEY, chain_id bigint NOT NULL, safe_checkpoint varchar(75) NOT NULL,
-      latest_checkpoint varchar(75) NOT NULL, finalized_checkpoint varchar(75) NOT NULL);
-    CREATE TABLE ${SCHEMA}._ponder_meta (key text PRIMARY KEY, value jsonb);
-    INSERT INTO ${SCHEMA}._ponder_meta VALUES ('app', '{"is_ready": 1, "is_locked": 1}');`);
+  const primary = await ponderTables(db, SCHEMA);
+  const replicas = new Map<string, PonderTables>();
+  for (const schema of config.ponderReplicaSchemas) replicas.set(schema, await ponderTables(db, schema));
   await migrate(db, config.developersTable, createLogger("error"));
 
-  const progress: Fake["progress"] = async ({ latest, safe = latest, finalized = safe, ready = true }) => {
-    await db.query(
-      `INSERT INTO ${SCHEMA}._ponder_checkpoint VALUES ('chain', $1, $2, $3, $4)
-       ON CONFLICT (chain_name) DO UPDATE SET safe_checkpoint = $2, latest_checkpoint = $3, finalized_checkpoint = $4`,
-      [CHAIN, checkpoint(safe), checkpoint(latest), checkpoint(finalized)],
-    );
-    await db.query(
-      `UPDATE ${SCHEMA}._ponder_meta SET value = jsonb_set(value, '{is_ready}', to_jsonb($1::int)) WHERE key = 'app'`,
-      [ready ? 1 : 0],
-    );
-  };
-  let txs = 0;
   const guard: RemovalGuard = new Map();
+  const source = { schema: config.ponderSchema };
   return {
     url,
     db,
@@ -106,35 +88,20 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       // The head is what Ponder has indexed: nothing to wait for, as in realtime.
       const { rows } = await db
         .query<{ block: string }>(
-          `SELECT substring(latest_checkpoint from 27 for 16) AS block FROM ${SCHEMA}._ponder_checkpoint`,
+          `SELECT substring(latest_checkpoint from 27 for 16) AS block FROM "${source.schema}"._ponder_checkpoint`,
         )
         .catch(() => ({ rows: [] as { block: string }[] }));
       const heads = new Map([[CHAIN, { block: Number(rows[0]?.block ?? 0), at: Date.now() }]]);
-      const step = await syncStep(db, config, guard, { reconcile, heads, catchUp: "due" });
+      const step = await syncStep(db, config, guard, { reconcile, heads, catchUp: "due", source });
       return { step, ...(await applyDevelopers(db, config)) };
     },
-    progress,
-    index: async (events, head) => {
-      for (const e of events) {
-        const log = e.log ?? 0;
-        await db.query(`INSERT INTO ${SCHEMA}.stake_event VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
-          checkpoint(e.block, { tx: 0n, index: log }),
-          CHAIN,
-          e.developer,
-          e.kind ?? "staked",
-          e.amount.toString(),
-          e.block,
-          1_700_000_000 + e.block * 12,
-          e.tx ?? `0x${pad(++txs, 64)}`,
-          log,
-        ]);
-      }
-      const latest = head ?? Math.max(...events.map((e) => e.block));
-      await progress({ latest, safe: 0, finalized: 0 });
+    ...primary,
+    replica: (schema) => {
+      const tables = replicas.get(schema);
+      if (!tables) throw new Error(`${schema} is not in PONDER_REPLICA_SCHEMAS`);
+      return tables;
     },
-    deleteAbove: async (block) => {
-      await db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE block_number > $1`, [block]);
-    },
+    source: () => source.schema,
     register: async (wallet, email = null) => {
       await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2)", [wallet, email]);
     },
@@ -153,6 +120,62 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         )
       ).rows.map((r) => r.line),
     close: () => db.end(),
+  };
+}
+
+/** One Ponder instance's tables in `schema`, and what that instance writes into them. */
+export type PonderTables = Pick<Fake, "progress" | "index" | "deleteAbove">;
+
+async function ponderTables(db: pg.Client, schema: string): Promise<PonderTables> {
+  await db.query(`
+    CREATE SCHEMA ${schema};
+    CREATE TABLE ${schema}.stake_event (
+      id text PRIMARY KEY, chain_id integer NOT NULL, developer text NOT NULL, kind text NOT NULL,
+      amount numeric(78, 0) NOT NULL, block_number numeric(78, 0) NOT NULL, block_timestamp numeric(78, 0) NOT NULL,
+      transaction_hash text NOT NULL, log_index integer NOT NULL);
+    -- ponder.schema.ts's indexes, which Ponder creates once its backfill is done.
+    CREATE INDEX ON ${schema}.stake_event (chain_id, developer, block_number);
+    CREATE INDEX ON ${schema}.stake_event (chain_id, block_number);
+    CREATE TABLE ${schema}._ponder_checkpoint (
+      chain_name text PRIMARY KEY, chain_id bigint NOT NULL, safe_checkpoint varchar(75) NOT NULL,
+      latest_checkpoint varchar(75) NOT NULL, finalized_checkpoint varchar(75) NOT NULL);
+    CREATE TABLE ${schema}._ponder_meta (key text PRIMARY KEY, value jsonb);
+    INSERT INTO ${schema}._ponder_meta VALUES ('app', '{"is_ready": 1, "is_locked": 1}');`);
+  const progress: Fake["progress"] = async ({ latest, safe = latest, finalized = safe, ready = true }) => {
+    await db.query(
+      `INSERT INTO ${schema}._ponder_checkpoint VALUES ('chain', $1, $2, $3, $4)
+       ON CONFLICT (chain_name) DO UPDATE SET safe_checkpoint = $2, latest_checkpoint = $3, finalized_checkpoint = $4`,
+      [CHAIN, checkpoint(safe), checkpoint(latest), checkpoint(finalized)],
+    );
+    await db.query(
+      `UPDATE ${schema}._ponder_meta SET value = jsonb_set(value, '{is_ready}', to_jsonb($1::int)) WHERE key = 'app'`,
+      [ready ? 1 : 0],
+    );
+  };
+  return {
+    progress,
+    index: async (events, head) => {
+      for (const e of events) {
+        const log = e.log ?? 0;
+        await db.query(`INSERT INTO ${schema}.stake_event VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, [
+          checkpoint(e.block, { tx: 0n, index: log }),
+          CHAIN,
+          e.developer,
+          e.kind ?? "staked",
+          e.amount.toString(),
+          e.block,
+          1_700_000_000 + e.block * 12,
+          // The chain's: the same event has the same hash in every instance that indexes it.
+          e.tx ?? `0x${pad(e.block, 16)}${pad(log, 8)}${e.developer.slice(2, 42).padStart(40, "0")}`,
+          log,
+        ]);
+      }
+      const latest = head ?? Math.max(...events.map((e) => e.block));
+      await progress({ latest, safe: 0, finalized: 0 });
+    },
+    deleteAbove: async (block) => {
+      await db.query(`DELETE FROM ${schema}.stake_event WHERE block_number > $1`, [block]);
+    },
   };
 }
 

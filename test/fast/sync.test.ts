@@ -98,6 +98,67 @@ describe("a Ponder restart (crash recovery) is not a reorg", () => {
   });
 });
 
+describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
+  const REPLICA = "ponder_replica";
+
+  it("is read while the first recovers from a restart, and the first again once the second stops", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const [a, b] = [wallet(30), wallet(31)];
+    await fake.register(a);
+    await fake.register(b);
+    const first = [{ developer: a, amount: 100n * USDC, block: 20 }];
+    await fake.index(first, 25);
+    await replica.index(first, 25);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+
+    // The first restarts (crash recovery: rows gone, is_ready 0); the second goes on and sees b stake.
+    await fake.deleteAbove(5);
+    await fake.progress({ latest: 25, safe: 5, ready: false });
+    await replica.index([{ developer: b, amount: 5n * USDC, block: 26 }], 30);
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.developer(a)).toMatchObject({ status: "active", stake_amount: "100.000000" });
+    expect(await fake.developer(b)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+
+    // The first is back and level: the step stays where it is. The second stops: the first again.
+    await fake.index([...first, { developer: b, amount: 5n * USDC, block: 26 }], 31);
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    await fake.index([{ developer: a, amount: 1n * USDC, block: 32 }], 35);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    expect(await fake.developer(a)).toMatchObject({ status: "active", stake_amount: "101.000000" });
+    expect(await fake.audit(a)).toEqual(["stake active 100.000000", "stake active 101.000000"]);
+    expect(await fake.audit(b)).toEqual(["stake active 5.000000"]);
+  });
+
+  it("sees a removal afresh after a switch: one instance's checkpoint confirms nothing of another's", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(32);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 23);
+    await replica.index(stake, 23);
+    await fake.round();
+    // The first in a reorg's first half (rows gone, checkpoint 23): noted, deferred.
+    await fake.deleteAbove(19);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    // The second, two blocks on, in a reorg's first half of its own, under checkpoint 25.
+    await replica.progress({ latest: 25, safe: 0, finalized: 0 });
+    await replica.deleteAbove(19);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    expect(fake.source()).toBe(REPLICA);
+    // Its next block brings the transaction back: nothing was a reorg for developers.
+    await replica.index(stake, 26);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+  });
+});
+
 describe("a reorg deeper than CONFIRMATIONS", () => {
   it("is applied only once Ponder has committed a later checkpoint, then in one correction", async () => {
     fake = await fakePonder();

@@ -1,9 +1,11 @@
 /**
  * The step's pure decisions, without a database: which chains a step takes and how far
- * (windows.ts), and when an applied event Ponder no longer has is a reorg (removal-guard.ts).
+ * (windows.ts), when an applied event Ponder no longer has is a reorg (removal-guard.ts), and
+ * which of several Ponder instances a step reads (choose-source.ts).
  */
 import { describe, expect, it } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
+import { chooseSource, type Source, SWITCH_AHEAD_BLOCKS } from "../../sidecar/sync/choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
 import { confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
@@ -94,5 +96,34 @@ describe("the removal guard", () => {
     deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne);
     expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), new Map())).toEqual([]);
     expect(guard.size).toBe(0);
+  });
+});
+
+describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
+  const at = (schema: string, indexed: number, ready = true): Source => ({
+    schema,
+    progress: progress({ indexed, ready }),
+  });
+
+  it("stays with the instance it reads while that one is ready and at most a block behind", () => {
+    expect(chooseSource(config, "a", [at("a", 50), at("b", 50)])).toBe("a");
+    expect(chooseSource(config, "a", [at("a", 50), at("b", 50 + SWITCH_AHEAD_BLOCKS - 1)])).toBe("a");
+    expect(chooseSource(config, "b", [at("a", 51), at("b", 50)])).toBe("b");
+  });
+
+  it("leaves one that stopped (killed, frozen, behind a slow RPC: ready, checkpoint still) once another is ahead", () => {
+    expect(chooseSource(config, "a", [at("a", 50), at("b", 50 + SWITCH_AHEAD_BLOCKS)])).toBe("b");
+  });
+
+  it("leaves one that is not ready (a restart's crash recovery) or whose tables are gone, for a ready one", () => {
+    expect(chooseSource(config, "a", [at("a", 50, false), at("b", 40)])).toBe("b");
+    expect(chooseSource(config, "a", [{ schema: "a", progress: null }, at("b", 40)])).toBe("b");
+    // Of several ready ones, the furthest.
+    expect(chooseSource(config, "a", [at("a", 50, false), at("b", 40), at("c", 45)])).toBe("c");
+  });
+
+  it("never goes to one that is not ready, nor away when none is", () => {
+    expect(chooseSource(config, "a", [at("a", 50), at("b", 90, false)])).toBe("a");
+    expect(chooseSource(config, "a", [at("a", 50, false), at("b", 90, false)])).toBe("a");
   });
 });

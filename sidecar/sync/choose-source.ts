@@ -1,0 +1,40 @@
+/**
+ * Which Ponder instance a step reads, when PONDER_REPLICA_SCHEMAS names more than one. Pure: the
+ * rules are tested without a database (test/fast/windows.test.ts).
+ *
+ * Every instance indexes the same chains into its own schema, and Ponder's event ids and
+ * transaction hashes come from the chain, so an event has the same key in each: the ledger of
+ * applied events holds whichever instance it was read from, and a switch reads on where the
+ * cursor is. What differs is each instance's progress and its own crash recoveries and reorg
+ * halves, which is why the removal guard starts afresh on a switch (see step.ts).
+ *
+ * Sticky: the step stays with the instance it reads while that one is ready and not behind. A
+ * killed or frozen Ponder keeps is_ready 1 and a checkpoint that no longer moves; a restarted one
+ * shows is_ready 0 while it recovers; one behind a slow or failing RPC falls behind. Each of those
+ * hands over to a ready instance; two healthy ones a block apart do not flap.
+ */
+import type { SidecarConfig } from "../../lib/config";
+import type { PonderProgress } from "./sql/read-progress";
+
+/** What one instance shows: its schema, and its progress (null: its tables are not there). */
+export type Source = { schema: string; progress: Map<number, PonderProgress> | null };
+
+/**
+ * How far ahead, on some chain, a ready instance must be of the one read before the step
+ * switches: Ponder commits block by block, so a healthy instance trails another by at most one.
+ */
+export const SWITCH_AHEAD_BLOCKS = 2;
+
+export function chooseSource(config: Pick<SidecarConfig, "chains">, current: string, sources: Source[]): string {
+  const ready = (s: Source) => s.progress !== null && config.chains.every((c) => s.progress?.get(c.id)?.ready === true);
+  const indexed = (s: Source, chainId: number) => s.progress?.get(chainId)?.indexed ?? -1;
+  const ahead = (b: Source, a: Source, by: number) =>
+    config.chains.every((c) => indexed(b, c.id) >= indexed(a, c.id)) &&
+    config.chains.some((c) => indexed(b, c.id) >= indexed(a, c.id) + by);
+  const now = sources.find((s) => s.schema === current);
+  const others = sources.filter((s) => s !== now && ready(s));
+  if (now && ready(now)) return others.find((s) => ahead(s, now, SWITCH_AHEAD_BLOCKS))?.schema ?? current;
+  // The one read is not ready (recovering, backfilling, gone): the furthest ready one, if any.
+  const best = others.reduce<Source | undefined>((b, s) => (b === undefined || ahead(s, b, 1) ? s : b), undefined);
+  return best?.schema ?? current;
+}
