@@ -14,9 +14,12 @@ const RETRY_MS = 1000;
  * How long PostgreSQL keeps a silent leader's session, and so its lock. A frozen process
  * (SIGSTOP, a stalled VM) keeps its TCP connection open: only server-side timeouts end it. The
  * leader is never idle that long (it polls every SYNC_POLL_MS and pings while it backs off), and
- * a standby trying every second takes over within about this much more than RETRY_MS.
+ * a standby trying every second takes over within about this much more than RETRY_MS. Short,
+ * because a frozen leader stalls every developer's sync for that long (the soak's sidecar_freeze:
+ * 8 s cost about 4 s of staleness per freeze past its 5-s allowance); not shorter, because a
+ * busy host may delay a ping by a second or two, and each lost session is a failover.
  */
-export const LEADER_SILENCE_LIMIT_S = 8;
+export const LEADER_SILENCE_LIMIT_S = 4;
 
 /** `pid` is the leader connection's backend: the one pg_locks names as the lock holder. */
 export type LeaderConnection = { client: pg.Client; lost: Promise<Error>; pid: number };

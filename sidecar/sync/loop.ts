@@ -16,7 +16,7 @@ import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-dev
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
-const PING_MS = 3000;
+const PING_MS = 1000;
 /** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
 const CATCH_UP_SHARE = 0.2;
 /**
