@@ -33,6 +33,7 @@ export const FAULT_KINDS = [
   "postgres_restart",
   "rpc_slow",
   "rpc_down",
+  "rpc_lagging",
   "reorg_shallow",
   "reorg_deep",
   "smtp_failing",
@@ -334,6 +335,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           ponder.rpc.state.down = true;
           await sleep(10_000);
           ponder.rpc.state.down = false;
+          break;
+        case "rpc_lagging":
+          // A backup provider behind the head: 50 blocks (past Ponder's 30-block finality on this
+          // chain, so Ponder refuses its head and stalls) or 10 (within it: Ponder takes the older
+          // head for a reorg, deletes the rows above it and lowers its checkpoint).
+          ponder.rpc.state.lagBlocks = rand() < 0.5 ? 50 : 10;
+          await sleep(15_000);
+          ponder.rpc.state.lagBlocks = 0;
           break;
         case "reorg_shallow":
         case "reorg_deep": {

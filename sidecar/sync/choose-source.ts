@@ -1,6 +1,7 @@
 /**
- * Which Ponder instance a step reads, when PONDER_REPLICA_SCHEMAS names more than one. Pure: the
- * rules are tested without a database (test/fast/windows.test.ts).
+ * Which Ponder instance a step reads, when PONDER_REPLICA_SCHEMAS names more than one: decided
+ * before each step by `followSource`, from every instance's progress (sql/read-sources.ts), with
+ * the rules in `chooseSource`, pure and tested without a database (test/fast/windows.test.ts).
  *
  * Every instance indexes the same chains into its own schema, and Ponder's event ids and
  * transaction hashes come from the chain, so an event has the same key in each: the ledger of
@@ -13,8 +14,11 @@
  * shows is_ready 0 while it recovers; one behind a slow or failing RPC falls behind. Each of those
  * hands over to a ready instance; two healthy ones a block apart do not flap.
  */
+import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import type { RemovalGuard } from "./removal-guard";
 import type { PonderProgress } from "./sql/read-progress";
+import { readSources } from "./sql/read-sources";
 
 /** What one instance shows: its schema, and its progress (null: its tables are not there). */
 export type Source = { schema: string; progress: Map<number, PonderProgress> | null };
@@ -28,13 +32,42 @@ export const SWITCH_AHEAD_BLOCKS = 2;
 export function chooseSource(config: Pick<SidecarConfig, "chains">, current: string, sources: Source[]): string {
   const ready = (s: Source) => s.progress !== null && config.chains.every((c) => s.progress?.get(c.id)?.ready === true);
   const indexed = (s: Source, chainId: number) => s.progress?.get(chainId)?.indexed ?? -1;
+  // b is ahead of a: SWITCH_AHEAD_BLOCKS on some chain, and on none more than a block behind (with
+  // several chains, a stalled chain of a must not wait for b to lead on every other chain too).
   const ahead = (b: Source, a: Source, by: number) =>
-    config.chains.every((c) => indexed(b, c.id) >= indexed(a, c.id)) &&
+    config.chains.every((c) => indexed(b, c.id) >= indexed(a, c.id) - (by - 1)) &&
     config.chains.some((c) => indexed(b, c.id) >= indexed(a, c.id) + by);
   const now = sources.find((s) => s.schema === current);
   const others = sources.filter((s) => s !== now && ready(s));
+  // Never both ways at once (b ≥ a + 2 somewhere and a ≥ b − 1 everywhere cannot both hold), so
+  // no flapping: each switch starts the removal guard afresh, and flapping would defer a reorg
+  // forever. Two instances each stalled on another chain are neither ahead: the step stays.
   if (now && ready(now)) return others.find((s) => ahead(s, now, SWITCH_AHEAD_BLOCKS))?.schema ?? current;
   // The one read is not ready (recovering, backfilling, gone): the furthest ready one, if any.
-  const best = others.reduce<Source | undefined>((b, s) => (b === undefined || ahead(s, b, 1) ? s : b), undefined);
+  const total = (s: Source) => config.chains.reduce((sum, c) => sum + indexed(s, c.id), 0);
+  const best = others.reduce<Source | undefined>((b, s) => (b === undefined || total(s) > total(b) ? s : b), undefined);
   return best?.schema ?? current;
+}
+
+/**
+ * Before a step: the config whose ponderSchema is the instance to read, `source.schema` updated.
+ * A removal noted under one instance's checkpoint says nothing about another's rows (they may be
+ * in a reorg's first half or a crash recovery of their own): on a switch the guard starts afresh.
+ * Recorded before the step runs, so a step that fails after a switch cannot leave the guard with
+ * the other instance's checkpoint.
+ */
+export async function followSource(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  source: { schema: string },
+  guard: RemovalGuard,
+): Promise<SidecarConfig> {
+  if (config.ponderReplicaSchemas.length === 0) return config;
+  const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
+  const schema = chooseSource(config, source.schema, sources);
+  if (schema !== source.schema) {
+    guard.clear();
+    source.schema = schema;
+  }
+  return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
 }

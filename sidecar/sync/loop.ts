@@ -13,6 +13,7 @@ import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
+import { followSource } from "./choose-source";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -51,7 +52,8 @@ export type ReconcileResult = { drifted: number; changes: Change[] };
 
 export function classify(error: unknown): ErrorKind {
   const code = (error as { code?: string }).code ?? "";
-  if (code === "42P01" || code === "3F000") return "ponder"; // Ponder's schema or tables missing
+  // Ponder's schema or tables missing; or a replica-backed step not waiting for a frozen Ponder's lock.
+  if (code === "42P01" || code === "3F000" || code === "55P03") return "ponder";
   if (/^(08|57P|53)/.test(code) || /ECONNREFUSED|ECONNRESET|terminat|Connection|closed/i.test(String(error))) {
     return "database";
   }
@@ -153,8 +155,10 @@ export class SyncLoop {
       this.wakeUp();
     });
     db.on("notification", () => this.wakeUp());
-    // The server ends a silent leader's session (LEADER_SILENCE_LIMIT_S): while this loop backs
-    // off after errors, a ping keeps a live leader's session, and its lock, alive.
+    // The server ends a silent leader's session (LEADER_SILENCE_LIMIT_S): while this loop sleeps
+    // or backs off, a ping keeps a live leader's session, and its lock, alive. Inside a step's
+    // transaction the ping waits its turn; a process stalled that long between two statements
+    // loses the session and the lock, as a frozen one does.
     const ping = setInterval(() => db.query("SELECT 1").catch(() => undefined), PING_MS);
     try {
       await this.leadOn(db, () => connectionLost);
@@ -182,13 +186,13 @@ export class SyncLoop {
       try {
         const startedAt = performance.now();
         const source = { schema: this.state.source };
-        const step = await syncStep(db, this.config, this.removalGuard, {
+        const config = await followSource(db, this.config, source, this.removalGuard);
+        this.noteSource(source.schema);
+        const step = await syncStep(db, config, this.removalGuard, {
           reconcile,
           heads: this.heads,
           catchUp: this.catchUp(startedAt),
-          source,
         });
-        this.noteSource(source.schema);
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
         const written = step.kind === "waiting-for-ponder" ? NOTHING : await applyDevelopers(db, this.config);

@@ -10,7 +10,6 @@ import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { inTransaction } from "../db/transaction";
-import { chooseSource } from "./choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
@@ -20,6 +19,7 @@ import { markAffected } from "./sql/mark-affected";
 import { queueDevelopers } from "./sql/queue-developers";
 import { readCursors } from "./sql/read-cursors";
 import { readProgress } from "./sql/read-progress";
+import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
@@ -47,26 +47,25 @@ export type StepResult =
       catchUp: boolean;
     };
 
-/** The schema of the Ponder instance the last step read (choose-source.ts). Kept by the loop. */
-export type SourceState = { schema: string };
-
-export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catchUp: CatchUp; source: SourceState };
+export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catchUp: CatchUp };
 
 /**
  * Runs in the caller's connection; the caller holds the leader lock on it. With `reconcile`,
- * a full reconciliation follows the step's diff in the same transaction.
+ * a full reconciliation follows the step's diff in the same transaction. Every operation reads
+ * Ponder through `config.ponderSchema`: with replicas, the instance followSource chose.
  */
 export async function syncStep(
   db: pg.ClientBase,
-  settings: SidecarConfig,
+  config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads, catchUp, source }: StepOptions,
+  { reconcile = false, heads, catchUp }: StepOptions,
 ): Promise<StepResult> {
   return inTransaction(db, BEGIN_STEP, async (): Promise<StepResult> => {
-    const read = await readSource(db, settings, guard, source);
-    if (!read) return { kind: "waiting-for-ponder" };
-    // Every operation below reads Ponder through config.ponderSchema: the instance chosen.
-    const { progress, config } = read;
+    // With a replica to go to, an instance frozen in one of its own transactions is not waited
+    // for (the next round reads it as absent and follows the other); alone, it is.
+    const lockWaitMs = config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined;
+    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true, lockWaitMs });
+    if (!progress) return { kind: "waiting-for-ponder" };
     const cursors = await readCursors(db, config);
     let windows = planWindows(config, progress, cursors, heads, catchUp);
     forgetChainsWithoutWindow(guard, windows);
@@ -105,30 +104,6 @@ export async function syncStep(
 
     return { ...stepped, chains: chainSteps(windows, counts), drifted };
   });
-}
-
-/**
- * Ponder's progress in the instance this step reads: the one read before, unless it is not ready
- * or has fallen behind a replica. Null while that instance's tables are not there.
- */
-async function readSource(db: pg.ClientBase, config: SidecarConfig, guard: RemovalGuard, source: SourceState) {
-  if (config.ponderReplicaSchemas.length === 0) {
-    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true });
-    return progress && { progress, config };
-  }
-  const sources = [];
-  for (const schema of [config.ponderSchema, ...config.ponderReplicaSchemas]) {
-    sources.push({ schema, progress: await readProgress(db, schema, { lockEvents: true }) });
-  }
-  const schema = chooseSource(config, source.schema, sources);
-  if (schema !== source.schema) {
-    // A removal noted under one instance's checkpoint says nothing about another's: this one's
-    // rows may be in a reorg's first half or a crash recovery of its own. Seen afresh.
-    guard.clear();
-    source.schema = schema;
-  }
-  const progress = sources.find((s) => s.schema === schema)?.progress;
-  return progress && { progress, config: { ...config, ponderSchema: schema } };
 }
 
 function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainStep[] {

@@ -12,6 +12,7 @@ import { queryOnce } from "../../lib/query-once";
 import { migrate } from "../../sidecar/db/migrate";
 import { createLogger } from "../../sidecar/log";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
+import { followSource } from "../../sidecar/sync/choose-source";
 import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
@@ -85,14 +86,15 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     db,
     config,
     round: async ({ reconcile = false } = {}) => {
-      // The head is what Ponder has indexed: nothing to wait for, as in realtime.
+      const read = await followSource(db, config, source, guard);
+      // The head is what the instance read has indexed: nothing to wait for, as in realtime.
       const { rows } = await db
         .query<{ block: string }>(
-          `SELECT substring(latest_checkpoint from 27 for 16) AS block FROM "${source.schema}"._ponder_checkpoint`,
+          `SELECT substring(latest_checkpoint from 27 for 16) AS block FROM "${read.ponderSchema}"._ponder_checkpoint`,
         )
         .catch(() => ({ rows: [] as { block: string }[] }));
       const heads = new Map([[CHAIN, { block: Number(rows[0]?.block ?? 0), at: Date.now() }]]);
-      const step = await syncStep(db, config, guard, { reconcile, heads, catchUp: "due", source });
+      const step = await syncStep(db, read, guard, { reconcile, heads, catchUp: "due" });
       return { step, ...(await applyDevelopers(db, config)) };
     },
     ...primary,

@@ -98,6 +98,28 @@ describe("a Ponder restart (crash recovery) is not a reorg", () => {
   });
 });
 
+describe("a developer who registers while Ponder recovers", () => {
+  it("is not activated without the stake that activated them: pending until Ponder shows it, then with staked_at", async () => {
+    fake = await fakePonder();
+    const w = wallet(6);
+    await fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], 25);
+    await fake.round(); // applied; no developers row yet
+    // A restart's crash recovery: the stake's row is gone for now. The developer signs up, and a
+    // reconciliation is due (a new leader runs one at once).
+    await fake.deleteAbove(5);
+    await fake.progress({ latest: 25, safe: 5, ready: false });
+    await fake.register(w);
+    await fake.round({ reconcile: true });
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", staked_at: null });
+    // Ponder has re-indexed: the registration is found again, with the stake that crossed.
+    await fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], 26);
+    await fake.round();
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "20.000000" });
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
+  });
+});
+
 describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
   const REPLICA = "ponder_replica";
 
@@ -133,6 +155,31 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(await fake.audit(a)).toEqual(["stake active 100.000000", "stake active 101.000000"]);
     expect(await fake.audit(b)).toEqual(["stake active 5.000000"]);
   });
+
+  it("is read while the first is frozen inside a transaction that locks its tables, and the first is not waited for", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(33);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 8n * USDC, block: 20 }];
+    await fake.index(stake, 23);
+    await replica.index(stake, 23);
+    await fake.round();
+    // The first stops inside its reorg transaction, holding its tables (Ponder lets it idle for an hour).
+    const frozen = new pg.Client({ connectionString: fake.url });
+    await frozen.connect();
+    try {
+      await frozen.query(
+        `BEGIN; LOCK TABLE ${SCHEMA}.stake_event, ${SCHEMA}._ponder_checkpoint IN ACCESS EXCLUSIVE MODE`,
+      );
+      await replica.index([{ developer: w, amount: 2n * USDC, block: 24 }], 27);
+      await fake.round();
+      expect(fake.source()).toBe(REPLICA);
+      expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "10.000000" });
+    } finally {
+      await frozen.end();
+    }
+  }, 60_000); // broken, the round would wait for the frozen one's locks: fail in a minute, not three
 
   it("sees a removal afresh after a switch: one instance's checkpoint confirms nothing of another's", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });

@@ -122,6 +122,22 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
     expect(chooseSource(config, "a", [at("a", 50, false), at("b", 40), at("c", 45)])).toBe("c");
   });
 
+  it("with several chains: leaves one stalled on a chain for one a block behind on another, and never flaps", () => {
+    const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
+    const both = (schema: string, x: number, y: number): Source => ({
+      schema,
+      progress: new Map([
+        [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
+        [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
+      ]),
+    });
+    // a's chain 2 stalled (its RPC down); b a block behind on chain 1: b.
+    expect(chooseSource(two, "a", [both("a", 100, 50), both("b", 99, 60)])).toBe("b");
+    // Each stalled on another chain: neither is ahead; stay.
+    expect(chooseSource(two, "a", [both("a", 100, 50), both("b", 90, 60)])).toBe("a");
+    expect(chooseSource(two, "b", [both("a", 100, 50), both("b", 90, 60)])).toBe("b");
+  });
+
   it("never goes to one that is not ready, nor away when none is", () => {
     expect(chooseSource(config, "a", [at("a", 50), at("b", 90, false)])).toBe("a");
     expect(chooseSource(config, "a", [at("a", 50, false), at("b", 90, false)])).toBe("a");

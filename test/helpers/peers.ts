@@ -78,11 +78,36 @@ export async function startWebhook() {
 
 /**
  * Forwards JSON-RPC to `target`; while `state.down`, answers 503 instead; holds every answer
- * `state.delayMs` first (a slow provider).
+ * `state.delayMs` first (a slow provider); while `state.lagBlocks` > 0, serves a node that
+ * lags that many blocks behind the head (a backup provider): `eth_blockNumber` and the `latest`
+ * block are the lagging node's, everything else is forwarded as asked.
  */
 export async function startRpcProxy(target: string) {
   const port = await freePort();
-  const state = { down: false, delayMs: 0 };
+  const state = { down: false, delayMs: 0, lagBlocks: 0 };
+  const upstream = (body: string) =>
+    fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const lagging = async (body: string) => {
+    type Call = { id: unknown; method: string; params?: unknown[] };
+    const parsed = JSON.parse(body) as Call | Call[];
+    const calls = Array.isArray(parsed) ? parsed : [parsed];
+    const head = (
+      (await (await upstream(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "eth_blockNumber" }))).json()) as {
+        result: string;
+      }
+    ).result;
+    const lagged = `0x${Math.max(0, Number(head) - state.lagBlocks).toString(16)}`;
+    const answers = await Promise.all(
+      calls.map(async (call) => {
+        if (call.method === "eth_blockNumber") return { jsonrpc: "2.0", id: call.id, result: lagged };
+        const latest =
+          call.method === "eth_getBlockByNumber" && ["latest", "pending"].includes(String(call.params?.[0]));
+        const asked = latest ? { ...call, params: [lagged, ...(call.params ?? []).slice(1)] } : call;
+        return (await upstream(JSON.stringify(asked))).json();
+      }),
+    );
+    return JSON.stringify(Array.isArray(parsed) ? answers : answers[0]);
+  };
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => {
@@ -94,8 +119,12 @@ export async function startRpcProxy(target: string) {
       // The node may be gone (a test's cleanup stops it while a held request waits): a 502, as a
       // real gateway answers, not an unhandled rejection in the test run.
       try {
-        const upstream = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
-        res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+        if (state.lagBlocks > 0) {
+          const answer = await lagging(body);
+          return res.writeHead(200, { "content-type": "application/json" }).end(answer);
+        }
+        const answer = await upstream(body);
+        res.writeHead(answer.status, { "content-type": "application/json" }).end(await answer.text());
       } catch {
         if (!res.headersSent) res.writeHead(502).end("upstream unreachable");
       }

@@ -65,6 +65,10 @@ export async function queueDevelopers(
             CASE WHEN x.found THEN x.block_timestamp END, CASE WHEN x.found THEN x.chain_id END,
             CASE WHEN x.found THEN x.block_number END
        FROM stale s JOIN affected a ON a.wallet = s.wallet LEFT JOIN activation x ON x.wallet = s.wallet
+      -- A first activation whose crossing stake Ponder does not show (its rows above the cursor are
+      -- gone while it recovers or lags) waits: written now, staked_at would stay empty for good.
+      -- The next reconciliation, or the developer's next event, queues it again.
+      WHERE NOT s.activating OR x.found
      ON CONFLICT (wallet) DO UPDATE
         SET reason = CASE WHEN 'reorg' IN (developer_queue.reason, excluded.reason) THEN 'reorg'
                           WHEN 'stake' IN (developer_queue.reason, excluded.reason) THEN 'stake'

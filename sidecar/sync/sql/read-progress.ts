@@ -36,7 +36,7 @@ export function trustedBlock(p: { ready: boolean; latest: number; safe: number }
 export async function readProgress(
   db: Queryable,
   schema: string,
-  { lockEvents = false }: { lockEvents?: boolean } = {},
+  { lockEvents = false, lockWaitMs }: { lockEvents?: boolean; lockWaitMs?: number } = {},
 ): Promise<Map<number, PonderProgress> | null> {
   const { rows: found } = await db.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
     `"${schema}"._ponder_checkpoint`,
@@ -46,7 +46,10 @@ export async function readProgress(
   // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
   // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
   // order, the reader waits for the reorg instead.
-  if (lockEvents) await db.query(`LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
+  if (lockEvents && lockWaitMs !== undefined) {
+    await db.query(`SET LOCAL lock_timeout = '${lockWaitMs}ms';
+      LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE; SET LOCAL lock_timeout TO DEFAULT`);
+  } else if (lockEvents) await db.query(`LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
   const { rows } = await db.query<{
     chain_id: number;
     latest: string;
