@@ -67,7 +67,9 @@ row(
     .join(", ") || "none",
 );
 for (const [name, r] of Object.entries(report.peakRssMb))
-  row(`RSS ${name} first / last fifth (MB)`, `${r.firstFifth} / ${r.lastFifth}`);
+  row(`RSS ${name} first / last fifth, peak (MB)`, `${r.firstFifth} / ${r.lastFifth}, ${r.peak}`);
+for (const [name, h] of Object.entries(report.heapUsedMb))
+  row(`heap used ${name} first / last fifth (MB)`, `${h.firstFifth} / ${h.lastFifth}`);
 const counts = Object.values(report.emailsPerDeveloper);
 row("welcome emails per developer", counts.length === 0 ? "none" : `max ${Math.max(...counts)} over ${counts.length}`);
 for (const v of report.violations) process.stderr.write(`VIOLATION ${v}\n`);

@@ -53,7 +53,13 @@ export type SoakReport = {
   recoverySeconds: Record<string, { p50: number; max: number }>;
   /** Stale seconds (samples not fresh), by the fault last begun before them ("none": no fault yet). */
   staleSecondsByFault: Record<string, number>;
+  /**
+   * Per process: the largest resident set size sampled in the run's first and last fifth (VmRSS:
+   * what it holds then, so growth shows) and the peak of the run (VmHWM, over every restart).
+   */
   peakRssMb: Record<string, { firstFifth: number; lastFifth: number; peak: number }>;
+  /** Per sidecar, the V8 heap in use (its /metrics), largest in the first and last fifth: a leak grows it. */
+  heapUsedMb: Record<string, { firstFifth: number; lastFifth: number }>;
   emailsPerDeveloper: Record<string, number>;
 };
 
@@ -138,6 +144,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     });
     const processes: Record<string, RunningProcess> = {};
     const peak: Record<string, number[]> = { ponder: [], ponder_b: [], sidecar_a: [], sidecar_b: [] };
+    const rss: Record<string, number[]> = { ponder: [], ponder_b: [], sidecar_a: [], sidecar_b: [] };
+    const heap: Record<string, number[]> = { sidecar_a: [], sidecar_b: [] };
     // The two Ponder instances, by the schema each indexes into (what /status names as its source).
     const ponders = {
       soak_ponder: { name: "ponder", port: ponderPort, env, rpc },
@@ -268,8 +276,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const now = Date.now();
       heads.push({ at: now, head: await readHead() });
       for (const name of Object.keys(peak)) {
-        const rss = processes[name]?.peakRssMb();
-        if (rss !== undefined) peak[name]?.push(rss);
+        const high = processes[name]?.peakRssMb();
+        if (high !== undefined) peak[name]?.push(high);
+        const now = processes[name]?.rssMb();
+        if (now !== undefined) rss[name]?.push(now);
       }
       const rows = await db
         .query<{ wallet: string; amount: string }>(
@@ -387,6 +397,20 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         await sleep(200 + rand() * 300);
       }
     })();
+    const heapSampler = (async () => {
+      while (Date.now() < deadline) {
+        for (const name of ["sidecar_a", "sidecar_b"] as const) {
+          const text = await fetch(`http://127.0.0.1:${sidecarPorts[name]}/metrics`, {
+            signal: AbortSignal.timeout(2000),
+          })
+            .then((r) => r.text())
+            .catch(() => "");
+          const bytes = text.match(/^nodejs_heap_size_used_bytes (\S+)/m)?.[1];
+          if (bytes) heap[name]?.push(Number(bytes) / 2 ** 20);
+        }
+        await sleep(5000);
+      }
+    })();
     const sampler = (async () => {
       while (Date.now() < deadline) {
         await sample().catch(() => undefined);
@@ -400,7 +424,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         await sleep(5000 + rand() * 10_000);
       }
     })();
-    await Promise.all([workload, sampler, faults]);
+    await Promise.all([workload, sampler, heapSampler, faults]);
 
     // Settle: every fault undone; both sidecars up; synced to the confirmed block, queue empty.
     say("settling");
@@ -537,10 +561,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         Object.entries(peak).map(([name, values]) => [
           name,
           {
-            firstFifth: fifth(values, false),
-            lastFifth: fifth(values, true),
+            firstFifth: fifth(rss[name] ?? [], false),
+            lastFifth: fifth(rss[name] ?? [], true),
             peak: Math.round(Math.max(0, ...values)),
           },
+        ]),
+      ),
+      heapUsedMb: Object.fromEntries(
+        Object.entries(heap).map(([name, values]) => [
+          name,
+          { firstFifth: fifth(values, false), lastFifth: fifth(values, true) },
         ]),
       ),
       emailsPerDeveloper: emails,

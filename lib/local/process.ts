@@ -12,8 +12,10 @@ export type RunningProcess = {
   exited: Promise<number | null>;
   stop: () => Promise<void>;
   kill: () => Promise<void>;
-  /** Peak resident memory so far (VmHWM), in MB; undefined once exited. */
+  /** The highest resident set size since the process started (VmHWM), in MB; undefined once exited. */
   peakRssMb: () => number | undefined;
+  /** The resident set size now (VmRSS). */
+  rssMb: () => number | undefined;
 };
 
 export function spawnProcess(command: string, args: string[], env: Record<string, string>): RunningProcess {
@@ -34,15 +36,19 @@ export function spawnProcess(command: string, args: string[], env: Record<string
       child.kill("SIGKILL");
       await exited;
     },
-    peakRssMb: () => {
-      try {
-        const kb = readFileSync(`/proc/${child.pid}/status`, "utf8").match(/^VmHWM:\s+(\d+)/m)?.[1];
-        return kb ? Number(kb) / 1024 : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    peakRssMb: () => statusMb(child.pid, "VmHWM"),
+    rssMb: () => statusMb(child.pid, "VmRSS"),
   };
+}
+
+/** A size field of /proc/<pid>/status, in MB; undefined once the process is gone. */
+function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS") {
+  try {
+    const kb = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`^${field}:\\s+(\\d+)`, "m"))?.[1];
+    return kb ? Number(kb) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Ponder's CLI, run by node directly (not through npx), so a signal reaches Ponder itself. */
