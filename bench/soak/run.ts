@@ -247,6 +247,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       } else {
         // The application's own transaction on a row, held a moment, as a backend's request does.
         const client = await db.connect();
+        // A checked-out client reports a PostgreSQL restart on itself, not on the pool: unheard,
+        // that error ended the soak (the query in flight fails and is logged as the workload's).
+        client.on("error", () => undefined);
         try {
           await client.query("BEGIN");
           await client.query("UPDATE developers SET plan = $2 WHERE wallet_address = $1", [
