@@ -249,7 +249,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const client = await db.connect();
         // A checked-out client reports a PostgreSQL restart on itself, not on the pool: unheard,
         // that error ended the soak (the query in flight fails and is logged as the workload's).
-        client.on("error", () => undefined);
+        const ignore = () => undefined;
+        client.on("error", ignore);
         try {
           await client.query("BEGIN");
           await client.query("UPDATE developers SET plan = $2 WHERE wallet_address = $1", [
@@ -259,6 +260,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await sleep(300);
           await client.query("COMMIT");
         } finally {
+          client.off("error", ignore); // the pool reuses the client: one listener per checkout piled up
           client.release();
         }
       }
