@@ -283,8 +283,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       for (const name of Object.keys(peak)) {
         const high = processes[name]?.peakRssMb();
         if (high !== undefined) peak[name]?.push(high);
-        const now = processes[name]?.rssMb();
-        if (now !== undefined) rss[name]?.push(now);
+        const current = processes[name]?.rssMb();
+        if (current !== undefined) rss[name]?.push(current);
       }
       const rows = await db
         .query<{ wallet: string; amount: string }>(

@@ -50,8 +50,8 @@ export function chooseSource(config: Pick<SidecarConfig, "chains">, current: str
 }
 
 /**
- * Before a step: the config whose ponderSchema is the instance to read, `source.schema` updated.
- * A removal noted under one instance's checkpoint says nothing about another's rows (they may be
+ * Before a step: the config whose ponderSchema is the instance to read, `current` the one read
+ * before. A removal noted under one instance's checkpoint says nothing about another's rows (they may be
  * in a reorg's first half or a crash recovery of their own): on a switch the guard starts afresh.
  * Recorded before the step runs, so a step that fails after a switch cannot leave the guard with
  * the other instance's checkpoint.
@@ -59,15 +59,12 @@ export function chooseSource(config: Pick<SidecarConfig, "chains">, current: str
 export async function followSource(
   db: pg.ClientBase,
   config: SidecarConfig,
-  source: { schema: string },
+  current: string,
   guard: RemovalGuard,
 ): Promise<SidecarConfig> {
   if (config.ponderReplicaSchemas.length === 0) return config;
   const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
-  const schema = chooseSource(config, source.schema, sources);
-  if (schema !== source.schema) {
-    guard.clear();
-    source.schema = schema;
-  }
+  const schema = chooseSource(config, current, sources);
+  if (schema !== current) guard.clear();
   return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
 }

@@ -61,14 +61,7 @@ export function classify(error: unknown): ErrorKind {
 }
 
 export class SyncLoop {
-  readonly state: LoopState = {
-    role: "standby",
-    leaderPid: null,
-    consecutiveErrors: 0,
-    lastError: null,
-    lastSyncAt: null,
-    source: "", // the constructor's
-  };
+  readonly state: LoopState;
   private stopped = false;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
@@ -95,7 +88,14 @@ export class SyncLoop {
     private readonly heads: Map<number, Head>,
     private readonly hooks: LoopHooks = {},
   ) {
-    this.state.source = config.ponderSchema;
+    this.state = {
+      role: "standby",
+      leaderPid: null,
+      consecutiveErrors: 0,
+      lastError: null,
+      lastSyncAt: null,
+      source: config.ponderSchema,
+    };
   }
 
   start() {
@@ -185,9 +185,8 @@ export class SyncLoop {
       let applied = false;
       try {
         const startedAt = performance.now();
-        const source = { schema: this.state.source };
-        const config = await followSource(db, this.config, source, this.removalGuard);
-        this.noteSource(source.schema);
+        const config = await followSource(db, this.config, this.state.source, this.removalGuard);
+        this.noteSource(config.ponderSchema);
         const step = await syncStep(db, config, this.removalGuard, {
           reconcile,
           heads: this.heads,

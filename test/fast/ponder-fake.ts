@@ -86,7 +86,8 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     db,
     config,
     round: async ({ reconcile = false } = {}) => {
-      const read = await followSource(db, config, source, guard);
+      const read = await followSource(db, config, source.schema, guard);
+      source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime.
       const { rows } = await db
         .query<{ block: string }>(

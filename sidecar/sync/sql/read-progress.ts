@@ -46,10 +46,14 @@ export async function readProgress(
   // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
   // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
   // order, the reader waits for the reorg instead.
-  if (lockEvents && lockWaitMs !== undefined) {
-    await db.query(`SET LOCAL lock_timeout = '${lockWaitMs}ms';
-      LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE; SET LOCAL lock_timeout TO DEFAULT`);
-  } else if (lockEvents) await db.query(`LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
+  if (lockEvents) {
+    const lock = `LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`;
+    await db.query(
+      lockWaitMs === undefined
+        ? lock
+        : `SET LOCAL lock_timeout = '${lockWaitMs}ms'; ${lock}; SET LOCAL lock_timeout TO DEFAULT`,
+    );
+  }
   const { rows } = await db.query<{
     chain_id: number;
     latest: string;
