@@ -13,7 +13,7 @@ import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
-import { diffEvents, type EventCounts, leaveOutChains, ledgerMatches } from "./sql/diff-events";
+import { diffEvents, type EventCounts, leaveOutChains, ledgerMatches, removedKeys } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
 import { queueDevelopers } from "./sql/queue-developers";
@@ -23,7 +23,7 @@ import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
-import { type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
+import { type CatchUp, confirmedBlocks, nothingNew, onlyRemovals, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
 
@@ -81,7 +81,8 @@ export async function syncStep(
     }
 
     const counts = await diffEvents(db, config.ponderSchema, windows);
-    const deferred = deferRemovals(guard, windows, counts);
+    const anyRemoved = [...counts.values()].some((c) => c.removed > 0);
+    const deferred = deferRemovals(guard, windows, anyRemoved ? await removedKeys(db) : new Map());
     // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
     // loop's catch-up share then still spaces these steps out.
     const catchingUp = windows.some((w) => !w.progress.ready);
@@ -96,9 +97,16 @@ export async function syncStep(
     await addChainStake(db);
     await markAffected(db);
     await findRegistrations(db, config);
-    // Only chains with a window are reconciled: Ponder may be reindexing the others (behind the
-    // cursor), or backfilling them (not due for a catch-up step).
-    const drifted = reconcile ? await reconcileStakes(db, config, windows) : 0;
+    // Only chains with a window that reaches the cursor are reconciled: Ponder may be behind the
+    // others (its events above its checkpoint are not there yet), or backfilling them (not due
+    // for a catch-up step).
+    const drifted = reconcile
+      ? await reconcileStakes(
+          db,
+          config,
+          windows.filter((w) => !onlyRemovals(w)),
+        )
+      : 0;
     await queueDevelopers(db, config, confirmedBlocks(config, windows, cursors));
     await advanceCursor(db);
 
@@ -110,7 +118,7 @@ function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainS
   return windows.map((w) => ({
     chainId: w.chainId,
     from: w.lower,
-    to: w.target,
+    to: Math.max(w.target, w.cursor),
     added: counts.get(w.chainId)?.added ?? 0,
     removed: counts.get(w.chainId)?.removed ?? 0,
   }));

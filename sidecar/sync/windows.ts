@@ -14,8 +14,17 @@ export type Window = {
   cursor: number;
   /** Applied events above this block are diffed one by one (the cursor's final block). */
   lower: number;
-  /** The confirmed block this step syncs to: Ponder's trusted block minus CONFIRMATIONS. */
+  /**
+   * The confirmed block this step syncs to: Ponder's trusted block minus CONFIRMATIONS. Below the
+   * cursor while Ponder is behind it (see `diffTo`): then the cursor stays where it is.
+   */
   target: number;
+  /**
+   * Ponder's events and the applied ones are compared up to here: the target; or, while Ponder is
+   * behind the cursor, the lower of its trusted block and the cursor, and the step takes only
+   * removals (see planWindows).
+   */
+  diffTo: number;
   /** Events up to here are final after this step: kept as sums, no longer one by one. */
   finalBlock: number;
   progress: PonderProgress;
@@ -41,8 +50,23 @@ export function planWindows(
     const cursor = cursors.get(chain.id);
     if (!p || !cursor) return [];
     const target = p.indexed - chain.confirmations;
-    // Ponder behind our cursor: it is reindexing or undoing a reorg; wait until it is past us.
-    if (target < cursor.block) return [];
+    // Every applied event still in the ledger (above the cursor's final block) is compared with
+    // Ponder, even when Ponder has finalized past it meanwhile: a deep reorg that happened while
+    // no step ran must still be diffed before the ledger forgets those events.
+    const lower = cursor.finalBlock;
+    if (target < cursor.block) {
+      // Ponder behind our cursor: a reorg deeper than CONFIRMATIONS took back blocks we synced, or
+      // its provider lags the head (Ponder 0.17 takes an older head for a reorg: it deletes the
+      // rows above it and lowers its checkpoint). Nothing new is confirmed until it is past us
+      // again. But once it is ready, its rows up to its own checkpoint are the chain it follows
+      // (it commits them with that checkpoint): an applied event missing there is gone from the
+      // chain, whichever fork the provider shows. That removal is taken now, through the removal
+      // guard, and not when the new fork has grown past the cursor (CONFIRMATIONS blocks and the
+      // reorg's depth later). A lagging provider's blocks come back with the same events: nothing.
+      const diffTo = Math.min(p.indexed, cursor.block);
+      if (!p.ready || diffTo <= lower) return [];
+      return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo, finalBlock: lower, progress: p }];
+    }
     // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
     // for the machine. Step once the window reaches the head; before, only as the loop allows.
     const head = heads.get(chain.id)?.block;
@@ -52,31 +76,37 @@ export function planWindows(
     const nearEnd = left !== undefined && span >= left * NEAR_END;
     const catchUpNow = catchUp === "due" || (catchUp === "near-end" && nearEnd);
     if (!p.ready && !reachesHead && !catchUpNow) return [];
-    // Every applied event still in the ledger (above the cursor's final block) is compared with
-    // Ponder, even when Ponder has finalized past it meanwhile: a deep reorg that happened while
-    // no step ran must still be diffed before the ledger forgets those events.
-    const lower = cursor.finalBlock;
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
-    return [{ chainId: chain.id, cursor: cursor.block, lower, target, finalBlock, progress: p }];
+    return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo: target, finalBlock, progress: p }];
   });
 }
 
-/**
- * No new confirmed block, no newly final one, and a ready Ponder. Ponder commits its rows with its
- * checkpoint, so in such a window only deletions can differ from what was applied (a reorg's first
- * half: its checkpoint moves only with the next block): the step asks the ledger for them
- * (ledgerMatches) instead of running the whole diff.
- */
-export function nothingNew(w: Window): boolean {
-  return w.progress.ready && w.target === w.cursor && w.finalBlock === w.lower;
+/** Ponder is behind the cursor: the window takes removals only (see planWindows). */
+export function onlyRemovals(w: Window): boolean {
+  return w.target < w.cursor;
 }
 
-/** Each chain's confirmed block after the step: its window's target, or its cursor if it had none. */
+/**
+ * No new confirmed block (or Ponder behind the cursor), no newly final one, and a ready Ponder.
+ * Ponder commits its rows with its checkpoint, so in such a window only deletions can differ from
+ * what was applied (a reorg's first half: its checkpoint moves only with the next block): the step
+ * asks the ledger for them (ledgerMatches) instead of running the whole diff.
+ */
+export function nothingNew(w: Window): boolean {
+  return w.progress.ready && w.target <= w.cursor && w.finalBlock === w.lower;
+}
+
+/**
+ * Each chain's synced block after the step, up to which Ponder's events are searched for the stake
+ * that first activated a developer: its window's target; while Ponder is behind the cursor, up to
+ * where its rows were compared (the stake may be at or below the cursor but above Ponder's
+ * confirmed block); or its cursor if it had no window.
+ */
 export function confirmedBlocks(config: SidecarConfig, windows: Window[], cursors: Map<number, Cursor>) {
   return new Map(
     config.chains.map((c) => {
       const w = windows.find((x) => x.chainId === c.id);
-      return [c.id, w ? w.target : (cursors.get(c.id)?.block ?? c.startBlock - 1)];
+      return [c.id, w ? w.diffTo : (cursors.get(c.id)?.block ?? c.startBlock - 1)];
     }),
   );
 }

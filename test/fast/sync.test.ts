@@ -229,6 +229,126 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
   });
 
+  it("is taken back once Ponder commits the new fork above the orphan, before that fork passes the cursor", async () => {
+    fake = await fakePonder();
+    const [w, other] = [wallet(6), wallet(7)];
+    await fake.register(w);
+    await fake.register(other);
+    await fake.index(
+      [
+        { developer: other, amount: 5n * USDC, block: 10, tx: "0x10" },
+        { developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" },
+      ],
+      30,
+    );
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    const cursor = async () => (await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows[0]?.block;
+    expect(await cursor()).toBe(28);
+
+    // A reorg from block 19 on, ten blocks deep: the rows go first, then the checkpoint comes down.
+    await fake.deleteAbove(19);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    await fake.progress({ latest: 19, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    // The new fork's block 20, without w's stake, with another's; then its block 21.
+    await fake.index([{ developer: other, amount: 12n * USDC, block: 20, tx: "0xbb" }], 20);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    await fake.progress({ latest: 21, finalized: 0 });
+    const corrected = await fake.round();
+    expect(corrected.changes.map((c) => [c.wallet, c.reason])).toEqual([[w, "reorg"]]);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    // The new fork's stake is not confirmed yet (block 20 of a head at 21), and the cursor stays.
+    expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    expect(await cursor()).toBe(28);
+
+    // Once the new fork is past the cursor, its stake is applied like any late one.
+    await fake.progress({ latest: 31, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "17.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+    expect(await cursor()).toBe(29);
+  });
+
+  it("is not seen in a provider lagging the head: Ponder lowers its checkpoint, then indexes the same blocks again", async () => {
+    fake = await fakePonder();
+    const w = wallet(8);
+    await fake.register(w);
+    const stake = { developer: w, amount: 30n * USDC, block: 25, tx: "0xaa" };
+    await fake.index([stake], 30);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+
+    // Ponder takes the provider's head, 22, for a reorg: the rows above it go, then the checkpoint.
+    await fake.deleteAbove(22);
+    await fake.round();
+    for (let block = 22; block <= 31; block++) {
+      if (block === 25) await fake.index([stake], 25);
+      else await fake.progress({ latest: block, finalized: 0 });
+      await fake.round();
+      await fake.round({ reconcile: true }); // a reconciliation compares nothing above Ponder's checkpoint
+      expect(await fake.developer(w), `at block ${block}`).toMatchObject({
+        status: "active",
+        stake_amount: "30.000000",
+      });
+    }
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+  });
+
+  it("is not confirmed for one event by the earlier sighting of another (a provider lagging twice, a state unseen)", async () => {
+    fake = await fakePonder();
+    const [w, o] = [wallet(9), wallet(10)];
+    await fake.register(w);
+    await fake.register(o);
+    const stakes = [
+      { developer: w, amount: 30n * USDC, block: 24, tx: "0x24" },
+      { developer: o, amount: 30n * USDC, block: 27, tx: "0x27" },
+    ];
+    await fake.index(stakes, 30);
+    await fake.round();
+    // The provider lags to 25: Ponder deletes the rows above it; a step sees o's stake missing.
+    await fake.deleteAbove(25);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    // Unseen by any step: Ponder lowers its checkpoint and commits block 26; the provider lags
+    // again, to 22, and Ponder deletes the rows above that, under checkpoint 26.
+    await fake.progress({ latest: 26, finalized: 0 });
+    await fake.deleteAbove(22);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    // Ponder takes the provider's head and indexes the same blocks again: nothing was a reorg.
+    await fake.progress({ latest: 22, finalized: 0 });
+    await fake.round();
+    await fake.index(stakes, 31);
+    await fake.round();
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+    expect(await fake.audit(o)).toEqual(["stake active 30.000000"]);
+  });
+
+  it("activates a developer whose unstake it took back, with the stake at or below the cursor", async () => {
+    fake = await fakePonder({ MIN_STAKE: "10" });
+    const w = wallet(11);
+    await fake.index(
+      [
+        { developer: w, amount: 15n * USDC, block: 22, tx: "0x22" },
+        { developer: w, kind: "unstaked", amount: 15n * USDC, block: 23, tx: "0x23" },
+      ],
+      30,
+    );
+    await fake.round();
+    await fake.register(w);
+    await fake.round({ reconcile: true });
+    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+    // A reorg from block 22 on orphans the unstake; then Ponder commits the new fork's block 23,
+    // whose confirmed block (21) is below the stake: it is looked up up to where rows were compared.
+    await fake.deleteAbove(22);
+    await fake.round();
+    await fake.progress({ latest: 23, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "15.000000" });
+    expect((await fake.developer(w))?.staked_at?.getTime()).toBe((1_700_000_000 + 22 * 12) * 1000);
+  });
+
   it("is diffed even when Ponder finalized past it while no step ran", async () => {
     fake = await fakePonder();
     const w = wallet(5);
@@ -534,6 +654,11 @@ describe("a round's cost with a large application table", () => {
     await fake.progress({ latest: 13, safe: 0 }); // a new block, without events
     expect(await statements(11)).toBeGreaterThan(15);
     expect(await statements(11)).toBeLessThanOrEqual(10); // nothing new
+    // Ponder behind the cursor (a lagging provider): its own events are not missing from the
+    // ledger, so the same two questions answer, and nothing is taken back.
+    await fake.progress({ latest: 10, safe: 0 });
+    expect(await statements(11)).toBeLessThanOrEqual(10);
+    expect(await fake.developer(wallet(0x43))).toMatchObject({ stake_amount: "5.000000" });
   });
 
   it("truncates the step's temp tables after a catch-up instead of scanning its dead rows ever after", async () => {

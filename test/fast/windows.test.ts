@@ -8,7 +8,7 @@ import { loadSidecarConfig } from "../../lib/config";
 import { chooseSource, type Source, SWITCH_AHEAD_BLOCKS } from "../../sidecar/sync/choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
-import { confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
+import { confirmedBlocks, nothingNew, onlyRemovals, planWindows, type Window } from "../../sidecar/sync/windows";
 
 const config = loadSidecarConfig({
   CHAIN_ID: "31337",
@@ -40,8 +40,24 @@ describe("planWindows", () => {
     ).toMatchObject({ finalBlock: 48 });
   });
 
-  it("leaves a chain alone while Ponder is behind the cursor (reindexing or undoing a reorg)", () => {
-    expect(planWindows(config, progress({ indexed: 31 }), cursor(30), head(50), "due")).toEqual([]);
+  it("while Ponder is behind the cursor, compares only up to its checkpoint, for removals, and only once it is ready", () => {
+    // A reorg deeper than CONFIRMATIONS, or a lagging provider: the target is below the cursor.
+    const [w] = planWindows(config, progress({ indexed: 26 }), cursor(30, 20), head(50), "due");
+    expect(w).toMatchObject({ cursor: 30, lower: 20, target: 24, diffTo: 26, finalBlock: 20 });
+    expect(onlyRemovals(w as Window)).toBe(true);
+    expect(nothingNew(w as Window)).toBe(true); // asked as a yes/no: is any applied event missing?
+    // Ponder past the cursor but not by CONFIRMATIONS: compared up to the cursor.
+    expect(planWindows(config, progress({ indexed: 31 }), cursor(30), head(50), "due")[0]).toMatchObject({
+      target: 29,
+      diffTo: 30,
+    });
+    // Not ready (a restart's crash recovery), or nothing above the final block: no window.
+    expect(planWindows(config, progress({ indexed: 26, ready: false }), cursor(30, 20), head(50), "due")).toEqual([]);
+    expect(planWindows(config, progress({ indexed: 20 }), cursor(30, 20), head(50), "due")).toEqual([]);
+    // A window that reaches the cursor compares up to its target and takes everything.
+    const [next] = planWindows(config, progress({ indexed: 33 }), cursor(30, 20), head(50), "due");
+    expect(next).toMatchObject({ target: 31, diffTo: 31 });
+    expect(onlyRemovals(next as Window)).toBe(false);
   });
 
   it("while Ponder backfills, steps a chain only as the loop allows or once the window reaches the head", () => {
@@ -68,7 +84,7 @@ describe("planWindows", () => {
 
 describe("the removal guard", () => {
   const windowAt = (p: Map<number, PonderProgress>) => planWindows(config, p, cursor(30), head(50), "due");
-  const removedOne = new Map([[31337, { removed: 1 }]]);
+  const removedOne = new Map([[31337, ["e24"]]]);
 
   it("holds a removal until a ready Ponder has committed a later checkpoint", () => {
     const guard: RemovalGuard = new Map();
@@ -86,6 +102,19 @@ describe("the removal guard", () => {
     // Ready again: a first sighting, confirmed only by a later checkpoint.
     expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removedOne)).toEqual([31337]);
     expect(deferRemovals(guard, windowAt(progress({ indexed: 54 })), removedOne)).toEqual([]);
+  });
+
+  it("confirms each missing event by a checkpoint of its own: another event's earlier sighting confirms nothing", () => {
+    const guard: RemovalGuard = new Map();
+    const removed = (...keys: string[]) => new Map([[31337, keys]]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removed("e27"))).toEqual([31337]);
+    // Another event missing under another checkpoint (a second lag's first half): a first sighting.
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 51 })), removed("e24"))).toEqual([31337]);
+    expect(guard.get(31337)).toEqual(new Map([["e24", "c51"]]));
+    // Both missing: the new one holds back the other.
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 52 })), removed("e24", "e25"))).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removed("e24", "e25"))).toEqual([]);
+    expect(guard.size).toBe(0);
   });
 
   it("forgets a sighting when the chain goes without a window, and when the removal is gone", () => {

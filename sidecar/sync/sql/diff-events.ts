@@ -10,23 +10,26 @@
  * Ponder's event ids sort in the order the events happened.
  */
 import type pg from "pg";
-import type { Window } from "../windows";
+import { onlyRemovals, type Window } from "../windows";
 import { eventKey, signedAmount } from "./fragments";
 
 export type EventCounts = { added: number; removed: number };
 
 /**
  * The two sides a window compares, stated once for the diff and for ledgerMatches: Ponder's events
- * in (lower, target], and the applied events above lower. `w` is the alias of a row with chain_id,
- * lower and target. LATERAL: while Ponder backfills its table has no index, and a join on the
+ * and the applied ones in (lower, diff_to]. Every applied event is at or below the cursor, so the
+ * bound leaves none out but while Ponder is behind the cursor: then those above its checkpoint are
+ * not compared with rows it has not indexed again yet. `w` is the alias of a row with chain_id,
+ * lower and diff_to. LATERAL: while Ponder backfills its table has no index, and a join on the
  * window would sort all of it on every step.
  */
 const ponderEventsIn = (schema: string, w: string) => `CROSS JOIN LATERAL (
           SELECT * FROM "${schema}".stake_event e
-           WHERE e.chain_id = ${w}.chain_id AND e.block_number > ${w}.lower AND e.block_number <= ${w}.target
+           WHERE e.chain_id = ${w}.chain_id AND e.block_number > ${w}.lower AND e.block_number <= ${w}.diff_to
           OFFSET 0) e`;
 const appliedIn = (w: string) =>
-  `JOIN stakesync.applied_event a ON a.chain_id = ${w}.chain_id AND a.block_number > ${w}.lower`;
+  `JOIN stakesync.applied_event a
+     ON a.chain_id = ${w}.chain_id AND a.block_number > ${w}.lower AND a.block_number <= ${w}.diff_to`;
 
 /** Returns, per chain with any change, how many events were added and removed. */
 export async function diffEvents(
@@ -36,10 +39,10 @@ export async function diffEvents(
 ): Promise<Map<number, EventCounts>> {
   const col = <K extends keyof Window>(key: K) => windows.map((w) => w[key]);
   await db.query(
-    `INSERT INTO sync_window (chain_id, cursor, lower, target, final_block)
-       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-         AS w(chain_id, cursor, lower, target, final_block)`,
-    [col("chainId"), col("cursor"), col("lower"), col("target"), col("finalBlock")],
+    `INSERT INTO sync_window (chain_id, cursor, lower, target, diff_to, final_block)
+       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+         AS w(chain_id, cursor, lower, target, diff_to, final_block)`,
+    [col("chainId"), col("cursor"), col("lower"), col("target"), col("diffTo"), col("finalBlock")],
   );
   await db.query(
     `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
@@ -47,12 +50,13 @@ export async function diffEvents(
      WITH event AS (
        SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
               e.log_index, ${signedAmount("e")} AS delta,
-              e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked
+              e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked,
+              w.target < w.cursor AS only_removals
          FROM sync_window w ${ponderEventsIn(ponderSchema, "w")}
      ),
      desired AS (
        SELECT chain_id, ${eventKey("event")} AS event_key, wallet, delta, block_number, block_timestamp,
-              transaction_hash, log_index, late
+              transaction_hash, log_index, late, only_removals
          FROM event WHERE late OR tracked
      ),
      applied AS (
@@ -61,7 +65,9 @@ export async function diffEvents(
      SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
             d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
        FROM desired d
-      WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
+      -- Behind the cursor, Ponder's events that were not applied are the new fork's, not confirmed yet.
+      WHERE NOT d.only_removals
+        AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
      UNION ALL
      SELECT 'removed', a.chain_id, a.event_key, a.wallet, -a.delta, a.block_number, NULL, NULL, NULL, true, 1
        FROM applied a
@@ -81,6 +87,14 @@ export async function diffEvents(
   return new Map(rows.map((r) => [r.chain_id, { added: Number(r.added ?? 0), removed: Number(r.removed) }]));
 }
 
+/** The keys of the applied events each chain's diff found missing from Ponder (from `sync_delta`). */
+export async function removedKeys(db: pg.ClientBase): Promise<Map<number, string[]>> {
+  const { rows } = await db.query<{ chain_id: number; keys: string[] }>(
+    "SELECT chain_id, array_agg(event_key) AS keys FROM sync_delta WHERE change = 'removed' GROUP BY chain_id",
+  );
+  return new Map(rows.map((r) => [r.chain_id, r.keys]));
+}
+
 /** Leaves chains out of this step (their removals must wait): from `sync_delta` and `sync_window`. */
 export async function leaveOutChains(db: pg.ClientBase, chainIds: number[]) {
   await db.query("DELETE FROM sync_delta WHERE chain_id = ANY($1::int[])", [chainIds]);
@@ -90,18 +104,27 @@ export async function leaveOutChains(db: pg.ClientBase, chainIds: number[]) {
 /**
  * Whether the ledger still matches Ponder in windows with nothing new (`nothingNew`): there, every
  * Ponder event is at or below the cursor and every applied one above the final block, so the diff
- * above is empty exactly when the two sets of keys are equal. Asked as one yes/no between blocks,
- * where it is nearly always yes, instead of the whole diff and the step after it.
+ * above is empty exactly when the two sets of keys are equal; in a window that takes removals only
+ * (Ponder behind the cursor), exactly when every applied key is among Ponder's. Asked as one
+ * yes/no between blocks, where it is nearly always yes, instead of the whole diff and the step
+ * after it.
  */
 export async function ledgerMatches(db: pg.ClientBase, ponderSchema: string, windows: Window[]): Promise<boolean> {
   const { rows } = await db.query<{ differs: boolean }>(
-    `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS w(chain_id, lower, target))
+    `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::boolean[])
+                  AS w(chain_id, lower, diff_to, only_removals))
      SELECT EXISTS (
        SELECT 1
-         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key FROM w ${ponderEventsIn(ponderSchema, "w")}) p
+         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key, w.only_removals
+                 FROM w ${ponderEventsIn(ponderSchema, "w")}) p
          FULL JOIN (SELECT a.chain_id, a.event_key FROM w ${appliedIn("w")}) a USING (chain_id, event_key)
-        WHERE p.event_key IS NULL OR a.event_key IS NULL) AS differs`,
-    [windows.map((w) => w.chainId), windows.map((w) => w.lower), windows.map((w) => w.target)],
+        WHERE p.event_key IS NULL OR (a.event_key IS NULL AND NOT p.only_removals)) AS differs`,
+    [
+      windows.map((w) => w.chainId),
+      windows.map((w) => w.lower),
+      windows.map((w) => w.diffTo),
+      windows.map((w) => onlyRemovals(w)),
+    ],
   );
   return rows[0]?.differs === false;
 }

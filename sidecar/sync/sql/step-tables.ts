@@ -35,7 +35,7 @@ function prepare(tables: Record<string, string>): string {
 
 /** Sent with the step's BEGIN: one round trip. */
 export const STEP_TABLES = prepare({
-  sync_window: "chain_id integer, cursor bigint, lower bigint, target bigint, final_block bigint",
+  sync_window: "chain_id integer, cursor bigint, lower bigint, target bigint, diff_to bigint, final_block bigint",
   sync_delta: `change text, chain_id integer, event_key text, wallet text, delta numeric, block_number bigint,
     block_timestamp bigint, transaction_hash text, log_index integer, late boolean, events bigint`,
   affected: `wallet text PRIMARY KEY, chain_id integer, block_number bigint, transaction_hash text,
