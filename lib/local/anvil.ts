@@ -46,15 +46,22 @@ export async function startAnvil(options: AnvilOptions): Promise<Anvil> {
   child.once("exit", () => {
     exited = true;
   });
-  await waitFor(`anvil on ${rpcUrl}`, async () => {
-    if (exited) throw new Error(`anvil exited before listening on port ${options.port}`);
-    const response = await fetch(rpcUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    }).catch(() => undefined);
-    return response?.ok === true;
-  });
+  // Anvil parses a state file before it listens: the bench's 1M-event chain (1.3 GB) takes longer
+  // than 30 s on 2 cores.
+  const timeoutMs = options.loadStateFile ? 600_000 : 30_000;
+  await waitFor(
+    `anvil on ${rpcUrl}`,
+    async () => {
+      if (exited) throw new Error(`anvil exited before listening on port ${options.port}`);
+      const response = await fetch(rpcUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+      }).catch(() => undefined);
+      return response?.ok === true;
+    },
+    { timeoutMs },
+  );
 
   return {
     rpcUrl,
