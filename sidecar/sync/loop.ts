@@ -212,6 +212,9 @@ export class SyncLoop {
         const lostNow = lostError();
         if (lostNow) throw lostNow;
         this.fail(error);
+        // Ponder goes on meanwhile, unseen: a missing event noted before must be seen missing
+        // again by the next step, not confirmed by a checkpoint whose states it never saw.
+        this.removalGuard.clear();
         await this.backoff();
         continue;
       }

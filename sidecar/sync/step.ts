@@ -13,7 +13,14 @@ import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
-import { diffEvents, type EventCounts, leaveOutChains, ledgerMatches, removedKeys } from "./sql/diff-events";
+import {
+  diffEvents,
+  type EventCounts,
+  holdRemovals,
+  leaveOutChains,
+  ledgerMatches,
+  removedKeys,
+} from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
 import { queueDevelopers } from "./sql/queue-developers";
@@ -39,7 +46,10 @@ export type StepResult =
       kind: "stepped";
       /** Possibly none: every chain's removals may wait (`deferred`) while a reconciliation runs. */
       chains: ChainStep[];
-      /** Chains left out: removals seen that no later checkpoint has confirmed yet. */
+      /**
+       * Chains whose removals (some or all) wait: seen missing under no checkpoint but the
+       * current one. Left out of the step, or, while Ponder is behind the cursor, stepped without them.
+       */
       deferred: number[];
       /** With `reconcile`: (chain, wallet) stakes that had drifted from Ponder, repaired. */
       drifted: number;
@@ -82,7 +92,14 @@ export async function syncStep(
 
     const counts = await diffEvents(db, config.ponderSchema, windows);
     const anyRemoved = [...counts.values()].some((c) => c.removed > 0);
-    const deferred = deferRemovals(guard, windows, anyRemoved ? await removedKeys(db) : new Map());
+    const { chains: deferred, held } = deferRemovals(guard, windows, anyRemoved ? await removedKeys(db) : new Map());
+    if (held.length > 0) {
+      await holdRemovals(db, held);
+      for (const { chainId, keys } of held) {
+        const c = counts.get(chainId);
+        if (c) counts.set(chainId, { ...c, removed: c.removed - keys.length });
+      }
+    }
     // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
     // loop's catch-up share then still spaces these steps out.
     const catchingUp = windows.some((w) => !w.progress.ready);
@@ -90,7 +107,8 @@ export async function syncStep(
       await leaveOutChains(db, deferred);
       windows = windows.filter((w) => !deferred.includes(w.chainId));
     }
-    const stepped = { kind: "stepped" as const, chains: [], deferred, drifted: 0, catchUp: catchingUp };
+    const waiting = [...deferred, ...held.map((h) => h.chainId)];
+    const stepped = { kind: "stepped" as const, chains: [], deferred: waiting, drifted: 0, catchUp: catchingUp };
     if (windows.length === 0 && !reconcile) return stepped;
 
     await recordEvents(db);

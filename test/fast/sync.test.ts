@@ -271,6 +271,31 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await cursor()).toBe(29);
   });
 
+  it("takes each orphan back one block of the new fork after it was first missed, not all once the fork reaches the cursor", async () => {
+    fake = await fakePonder();
+    const wallets = [20, 21, 22, 23].map((block) => wallet(block));
+    for (const w of wallets) await fake.register(w);
+    await fake.index(
+      wallets.map((w, i) => ({ developer: w, amount: 30n * USDC, block: 20 + i, tx: `0x${20 + i}` })),
+      30,
+    );
+    await fake.round();
+    await fake.deleteAbove(19);
+    await fake.round();
+    await fake.progress({ latest: 19, finalized: 0 });
+    await fake.round();
+    const statuses = async () => Promise.all(wallets.map(async (w) => (await fake.developer(w))?.status));
+    const seen: string[][] = [];
+    for (const block of [20, 21, 22, 23, 24]) {
+      await fake.progress({ latest: block, finalized: 0 }); // the new fork's blocks, without these stakes
+      await fake.round();
+      seen.push((await statuses()).map((s) => s?.slice(0, 1) ?? "?"));
+    }
+    // a = active, i = inactive: the orphan of block b goes once Ponder has committed block b + 1.
+    expect(seen.map((s) => s.join(""))).toEqual(["aaaa", "iaaa", "iiaa", "iiia", "iiii"]);
+    expect(await fake.db.query("SELECT block::int FROM stakesync.cursor")).toMatchObject({ rows: [{ block: 28 }] });
+  });
+
   it("is not seen in a provider lagging the head: Ponder lowers its checkpoint, then indexes the same blocks again", async () => {
     fake = await fakePonder();
     const w = wallet(8);

@@ -88,32 +88,48 @@ describe("the removal guard", () => {
 
   it("holds a removal until a ready Ponder has committed a later checkpoint", () => {
     const guard: RemovalGuard = new Map();
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne)).toEqual([31337]);
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne)).toEqual([31337]); // same checkpoint
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 51 })), removedOne)).toEqual([]); // moved: a reorg
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne).chains).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne).chains).toEqual([31337]); // same checkpoint
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 51 })), removedOne).chains).toEqual([]); // moved: a reorg
     expect(guard.size).toBe(0);
   });
 
   it("never takes rows missing under a Ponder that is not ready (crash recovery) for a reorg", () => {
     const guard: RemovalGuard = new Map();
     for (const indexed of [50, 51, 52]) {
-      expect(deferRemovals(guard, windowAt(progress({ indexed, ready: false })), removedOne)).toEqual([31337]);
+      expect(deferRemovals(guard, windowAt(progress({ indexed, ready: false })), removedOne).chains).toEqual([31337]);
     }
     // Ready again: a first sighting, confirmed only by a later checkpoint.
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removedOne)).toEqual([31337]);
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 54 })), removedOne)).toEqual([]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removedOne).chains).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 54 })), removedOne).chains).toEqual([]);
   });
 
   it("confirms each missing event by a checkpoint of its own: another event's earlier sighting confirms nothing", () => {
     const guard: RemovalGuard = new Map();
     const removed = (...keys: string[]) => new Map([[31337, keys]]);
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removed("e27"))).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), removed("e27")).chains).toEqual([31337]);
     // Another event missing under another checkpoint (a second lag's first half): a first sighting.
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 51 })), removed("e24"))).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 51 })), removed("e24")).chains).toEqual([31337]);
     expect(guard.get(31337)).toEqual(new Map([["e24", "c51"]]));
     // Both missing: the new one holds back the other.
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 52 })), removed("e24", "e25"))).toEqual([31337]);
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removed("e24", "e25"))).toEqual([]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 52 })), removed("e24", "e25")).chains).toEqual([31337]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 53 })), removed("e24", "e25")).chains).toEqual([]);
+    expect(guard.size).toBe(0);
+  });
+
+  it("behind the cursor, takes the events missing under an earlier checkpoint and holds only the fresh ones", () => {
+    const guard: RemovalGuard = new Map();
+    const behind = (indexed: number) => planWindows(config, progress({ indexed }), cursor(30), head(50), "due");
+    expect(deferRemovals(guard, behind(20), new Map([[31337, ["e20"]]]))).toEqual({
+      chains: [],
+      held: [{ chainId: 31337, keys: ["e20"] }],
+    });
+    expect(deferRemovals(guard, behind(21), new Map([[31337, ["e20", "e21"]]]))).toEqual({
+      chains: [],
+      held: [{ chainId: 31337, keys: ["e21"] }],
+    });
+    expect(guard.get(31337)).toEqual(new Map([["e21", "c21"]]));
+    expect(deferRemovals(guard, behind(22), new Map([[31337, ["e21"]]]))).toEqual({ chains: [], held: [] });
     expect(guard.size).toBe(0);
   });
 
@@ -123,7 +139,7 @@ describe("the removal guard", () => {
     forgetChainsWithoutWindow(guard, []);
     expect(guard.size).toBe(0);
     deferRemovals(guard, windowAt(progress({ indexed: 50 })), removedOne);
-    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), new Map())).toEqual([]);
+    expect(deferRemovals(guard, windowAt(progress({ indexed: 50 })), new Map()).chains).toEqual([]);
     expect(guard.size).toBe(0);
   });
 });

@@ -65,7 +65,8 @@ export async function diffEvents(
      SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
             d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
        FROM desired d
-      -- Behind the cursor, Ponder's events that were not applied are the new fork's, not confirmed yet.
+      -- Behind the cursor nothing is added: Ponder's events there that were not applied are the new
+      -- fork's, taken once it is past the cursor (those above its confirmed block are not confirmed).
       WHERE NOT d.only_removals
         AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
      UNION ALL
@@ -93,6 +94,16 @@ export async function removedKeys(db: pg.ClientBase): Promise<Map<number, string
     "SELECT chain_id, array_agg(event_key) AS keys FROM sync_delta WHERE change = 'removed' GROUP BY chain_id",
   );
   return new Map(rows.map((r) => [r.chain_id, r.keys]));
+}
+
+/** Leaves these removals out of this step (seen missing for the first time): from `sync_delta`. */
+export async function holdRemovals(db: pg.ClientBase, held: { chainId: number; keys: string[] }[]) {
+  for (const { chainId, keys } of held) {
+    await db.query(
+      "DELETE FROM sync_delta WHERE change = 'removed' AND chain_id = $1 AND event_key = ANY($2::text[])",
+      [chainId, keys],
+    );
+  }
 }
 
 /** Leaves chains out of this step (their removals must wait): from `sync_delta` and `sync_window`. */
