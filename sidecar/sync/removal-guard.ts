@@ -15,7 +15,7 @@
  * a slow round can still miss them. No timer: a slow restart can outlast any. Pure: the fast
  * tier tests it without a database.
  */
-import { onlyRemovals, type Window } from "./windows";
+import { behindCursor, type Window } from "./windows";
 
 /**
  * Chain id → the key of each applied event missing from Ponder → the checkpoint under which it
@@ -33,10 +33,10 @@ export function forgetChainsWithoutWindow(guard: RemovalGuard, windows: Window[]
 }
 
 /**
- * `chains`: left out of the step, their removals wait. `held`: in a window that takes removals only
- * (Ponder behind the cursor, where nothing is added and the cursor stays), just the events seen
- * missing for the first time wait, and the others are taken: a deep reorg's orphans leave one
- * block of the new fork after they were first missed, not all together once it reaches the cursor.
+ * `chains`: left out of the step, their removals wait. `held`: in a window behind the cursor
+ * (where the cursor stays), just the events seen missing for the first time wait, with the
+ * chain's additions, and the others are taken: a deep reorg's orphans leave one block of the new
+ * fork after they were first missed, not all together once it reaches the cursor.
  */
 export type Deferral = { chains: number[]; held: { chainId: number; keys: string[] }[] };
 
@@ -67,7 +67,7 @@ export function deferRemovals(guard: RemovalGuard, windows: Window[], removed: M
       guard.delete(w.chainId);
       continue;
     }
-    if (onlyRemovals(w)) {
+    if (behindCursor(w)) {
       guard.set(w.chainId, new Map(fresh.map((key) => [key, now])));
       deferral.held.push({ chainId: w.chainId, keys: fresh });
       continue;

@@ -14,6 +14,7 @@ import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./r
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
 import {
+  deltaCounts,
   diffEvents,
   type EventCounts,
   holdRemovals,
@@ -30,7 +31,7 @@ import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
-import { type CatchUp, confirmedBlocks, nothingNew, onlyRemovals, planWindows, type Window } from "./windows";
+import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
 
@@ -90,15 +91,12 @@ export async function syncStep(
       return { kind: "stepped", chains: chainSteps(windows, new Map()), deferred: [], drifted: 0, catchUp: false };
     }
 
-    const counts = await diffEvents(db, config.ponderSchema, windows);
+    let counts = await diffEvents(db, config.ponderSchema, windows);
     const anyRemoved = [...counts.values()].some((c) => c.removed > 0);
     const { chains: deferred, held } = deferRemovals(guard, windows, anyRemoved ? await removedKeys(db) : new Map());
     if (held.length > 0) {
       await holdRemovals(db, held);
-      for (const { chainId, keys } of held) {
-        const c = counts.get(chainId);
-        if (c) counts.set(chainId, { ...c, removed: c.removed - keys.length });
-      }
+      counts = await deltaCounts(db);
     }
     // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
     // loop's catch-up share then still spaces these steps out.
@@ -122,7 +120,7 @@ export async function syncStep(
       ? await reconcileStakes(
           db,
           config,
-          windows.filter((w) => !onlyRemovals(w)),
+          windows.filter((w) => !behindCursor(w)),
         )
       : 0;
     await queueDevelopers(db, config, confirmedBlocks(config, windows, cursors));

@@ -57,12 +57,14 @@ export function planWindows(
     if (target < cursor.block) {
       // Ponder behind our cursor: a reorg deeper than CONFIRMATIONS took back blocks we synced, or
       // its provider lags the head (Ponder 0.17 takes an older head for a reorg: it deletes the
-      // rows above it and lowers its checkpoint). Nothing new is confirmed until it is past us
-      // again. But once it is ready, its rows up to its own checkpoint are the chain it follows
-      // (it commits them with that checkpoint): an applied event missing there is gone from the
-      // chain, whichever fork the provider shows. That removal is taken now, through the removal
-      // guard, and not when the new fork has grown past the cursor (CONFIRMATIONS blocks and the
-      // reorg's depth later). A lagging provider's blocks come back with the same events: nothing.
+      // rows above it and lowers its checkpoint). Once it is ready, its rows up to its own
+      // checkpoint are the chain it follows (it commits them with that checkpoint): an applied
+      // event missing there is gone from the chain, whichever fork the provider shows, and is
+      // taken back now, through the removal guard; its events up to its confirmed block (the
+      // target) that were not applied are the new fork's, confirmed, and are added. Not when the
+      // new fork has grown past the cursor: CONFIRMATIONS blocks and the reorg's depth later. A
+      // lagging provider's blocks come back with the same events: nothing changes. The cursor
+      // stays (advance-cursor.ts), so the new fork's events above the target come as it grows.
       const diffTo = Math.min(p.indexed, cursor.block);
       if (!p.ready || diffTo <= lower) return [];
       return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo, finalBlock: lower, progress: p }];
@@ -81,8 +83,8 @@ export function planWindows(
   });
 }
 
-/** Ponder is behind the cursor: the window takes removals only (see planWindows). */
-export function onlyRemovals(w: Window): boolean {
+/** Ponder is behind the cursor (see planWindows): the cursor stays, and no reconciliation. */
+export function behindCursor(w: Window): boolean {
   return w.target < w.cursor;
 }
 

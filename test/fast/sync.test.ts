@@ -263,12 +263,35 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "5.000000" });
     expect(await cursor()).toBe(28);
 
-    // Once the new fork is past the cursor, its stake is applied like any late one.
+    // Once the new fork's stake is CONFIRMATIONS deep it is added, the cursor still where it was.
+    await fake.progress({ latest: 22, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "17.000000" });
+    expect(await cursor()).toBe(28);
     await fake.progress({ latest: 31, finalized: 0 });
     await fake.round();
     expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "17.000000" });
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+    expect(await fake.audit(other)).toEqual(["stake active 5.000000", "reorg active 17.000000"]);
     expect(await cursor()).toBe(29);
+  });
+
+  it("never shows a sum of both forks: the new fork's stake waits while the old one's is first missed", async () => {
+    fake = await fakePonder();
+    const w = wallet(12);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }], 30);
+    await fake.round();
+    // The first state a step sees after the reorg: Ponder already five blocks into the new fork,
+    // whose block 20 has w's smaller stake, confirmed (target 23) but below the cursor (28).
+    await fake.deleteAbove(19);
+    await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 25);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    await fake.progress({ latest: 26, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "12.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg active 12.000000"]);
   });
 
   it("takes each orphan back one block of the new fork after it was first missed, not all once the fork reaches the cursor", async () => {

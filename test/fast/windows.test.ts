@@ -8,7 +8,7 @@ import { loadSidecarConfig } from "../../lib/config";
 import { chooseSource, type Source, SWITCH_AHEAD_BLOCKS } from "../../sidecar/sync/choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
-import { confirmedBlocks, nothingNew, onlyRemovals, planWindows, type Window } from "../../sidecar/sync/windows";
+import { behindCursor, confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
 
 const config = loadSidecarConfig({
   CHAIN_ID: "31337",
@@ -44,7 +44,7 @@ describe("planWindows", () => {
     // A reorg deeper than CONFIRMATIONS, or a lagging provider: the target is below the cursor.
     const [w] = planWindows(config, progress({ indexed: 26 }), cursor(30, 20), head(50), "due");
     expect(w).toMatchObject({ cursor: 30, lower: 20, target: 24, diffTo: 26, finalBlock: 20 });
-    expect(onlyRemovals(w as Window)).toBe(true);
+    expect(behindCursor(w as Window)).toBe(true);
     expect(nothingNew(w as Window)).toBe(true); // asked as a yes/no: is any applied event missing?
     // Ponder past the cursor but not by CONFIRMATIONS: compared up to the cursor.
     expect(planWindows(config, progress({ indexed: 31 }), cursor(30), head(50), "due")[0]).toMatchObject({
@@ -57,7 +57,7 @@ describe("planWindows", () => {
     // A window that reaches the cursor compares up to its target and takes everything.
     const [next] = planWindows(config, progress({ indexed: 33 }), cursor(30, 20), head(50), "due");
     expect(next).toMatchObject({ target: 31, diffTo: 31 });
-    expect(onlyRemovals(next as Window)).toBe(false);
+    expect(behindCursor(next as Window)).toBe(false);
   });
 
   it("while Ponder backfills, steps a chain only as the loop allows or once the window reaches the head", () => {

@@ -1,6 +1,6 @@
 /**
  * Moves each stepped chain's cursor to its window's target and final block; a window below the
- * cursor (Ponder behind it, removals only) leaves it where it is. Reads `sync_window`.
+ * cursor (Ponder behind it) leaves it where it is. Reads `sync_window`.
  */
 import type pg from "pg";
 

@@ -10,7 +10,7 @@
  * Ponder's event ids sort in the order the events happened.
  */
 import type pg from "pg";
-import { onlyRemovals, type Window } from "../windows";
+import type { Window } from "../windows";
 import { eventKey, signedAmount } from "./fragments";
 
 export type EventCounts = { added: number; removed: number };
@@ -51,12 +51,12 @@ export async function diffEvents(
        SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
               e.log_index, ${signedAmount("e")} AS delta,
               e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked,
-              w.target < w.cursor AS only_removals
+              e.block_number <= w.target AS confirmed
          FROM sync_window w ${ponderEventsIn(ponderSchema, "w")}
      ),
      desired AS (
        SELECT chain_id, ${eventKey("event")} AS event_key, wallet, delta, block_number, block_timestamp,
-              transaction_hash, log_index, late, only_removals
+              transaction_hash, log_index, late, confirmed
          FROM event WHERE late OR tracked
      ),
      applied AS (
@@ -65,9 +65,9 @@ export async function diffEvents(
      SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
             d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
        FROM desired d
-      -- Behind the cursor nothing is added: Ponder's events there that were not applied are the new
-      -- fork's, taken once it is past the cursor (those above its confirmed block are not confirmed).
-      WHERE NOT d.only_removals
+      -- Added up to the target only: behind the cursor, rows are compared up to Ponder's checkpoint,
+      -- and those above its confirmed block are the new fork's, not confirmed yet.
+      WHERE d.confirmed
         AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.chain_id = d.chain_id AND a.event_key = d.event_key)
      UNION ALL
      SELECT 'removed', a.chain_id, a.event_key, a.wallet, -a.delta, a.block_number, NULL, NULL, NULL, true, 1
@@ -81,6 +81,11 @@ export async function diffEvents(
                FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
        JOIN event e ON e.id = f.last`,
   );
+  return deltaCounts(db);
+}
+
+/** Per chain with any change in `sync_delta`, how many events it adds and removes. */
+export async function deltaCounts(db: pg.ClientBase): Promise<Map<number, EventCounts>> {
   const { rows } = await db.query<{ chain_id: number; added: string | null; removed: string }>(
     `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added, count(*) FILTER (WHERE change = 'removed') AS removed
        FROM sync_delta GROUP BY chain_id`,
@@ -96,11 +101,16 @@ export async function removedKeys(db: pg.ClientBase): Promise<Map<number, string
   return new Map(rows.map((r) => [r.chain_id, r.keys]));
 }
 
-/** Leaves these removals out of this step (seen missing for the first time): from `sync_delta`. */
+/**
+ * Leaves out of this step, from `sync_delta`, the removals seen missing for the first time and,
+ * on their chains, every addition: the new fork's events are not added while an orphan of the old
+ * one still counts, so that no developer shows a sum of both forks.
+ */
 export async function holdRemovals(db: pg.ClientBase, held: { chainId: number; keys: string[] }[]) {
   for (const { chainId, keys } of held) {
     await db.query(
-      "DELETE FROM sync_delta WHERE change = 'removed' AND chain_id = $1 AND event_key = ANY($2::text[])",
+      `DELETE FROM sync_delta
+        WHERE chain_id = $1 AND (change = 'added' OR (change = 'removed' AND event_key = ANY($2::text[])))`,
       [chainId, keys],
     );
   }
@@ -115,26 +125,26 @@ export async function leaveOutChains(db: pg.ClientBase, chainIds: number[]) {
 /**
  * Whether the ledger still matches Ponder in windows with nothing new (`nothingNew`): there, every
  * Ponder event is at or below the cursor and every applied one above the final block, so the diff
- * above is empty exactly when the two sets of keys are equal; in a window that takes removals only
- * (Ponder behind the cursor), exactly when every applied key is among Ponder's. Asked as one
+ * above is empty exactly when the two sets of keys are equal up to the target (behind the cursor,
+ * Ponder's events above it are not taken, and so not asked about). Asked as one
  * yes/no between blocks, where it is nearly always yes, instead of the whole diff and the step
  * after it.
  */
 export async function ledgerMatches(db: pg.ClientBase, ponderSchema: string, windows: Window[]): Promise<boolean> {
   const { rows } = await db.query<{ differs: boolean }>(
-    `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::boolean[])
-                  AS w(chain_id, lower, diff_to, only_removals))
+    `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[])
+                  AS w(chain_id, lower, diff_to, target))
      SELECT EXISTS (
        SELECT 1
-         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key, w.only_removals
+         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key, e.block_number <= w.target AS confirmed
                  FROM w ${ponderEventsIn(ponderSchema, "w")}) p
          FULL JOIN (SELECT a.chain_id, a.event_key FROM w ${appliedIn("w")}) a USING (chain_id, event_key)
-        WHERE p.event_key IS NULL OR (a.event_key IS NULL AND NOT p.only_removals)) AS differs`,
+        WHERE p.event_key IS NULL OR (a.event_key IS NULL AND p.confirmed)) AS differs`,
     [
       windows.map((w) => w.chainId),
       windows.map((w) => w.lower),
       windows.map((w) => w.diffTo),
-      windows.map((w) => onlyRemovals(w)),
+      windows.map((w) => w.target),
     ],
   );
   return rows[0]?.differs === false;
