@@ -98,17 +98,26 @@ export function nothingNew(w: Window): boolean {
   return w.progress.ready && w.target <= w.cursor && w.finalBlock === w.lower;
 }
 
+/** Where a chain's events count for a first activation (see confirmedBlocks). */
+export type Confirmed = { block: number; applied: number };
+
 /**
- * Each chain's synced block after the step, up to which Ponder's events are searched for the stake
- * that first activated a developer: its window's target; while Ponder is behind the cursor, up to
- * where its rows were compared (the stake may be at or below the cursor but above Ponder's
- * confirmed block); or its cursor if it had no window.
+ * Per chain, up to where Ponder's events are searched for the stake that first activated a
+ * developer: every event up to `block`, the window's target (its cursor if it had no window);
+ * and up to `applied`, the events that were applied. While Ponder is behind the cursor those lie
+ * above its confirmed block and are still confirmed (Ponder still has them: the two forks share
+ * them); the new fork's other events there are not.
  */
-export function confirmedBlocks(config: SidecarConfig, windows: Window[], cursors: Map<number, Cursor>) {
+export function confirmedBlocks(
+  config: SidecarConfig,
+  windows: Window[],
+  cursors: Map<number, Cursor>,
+): Map<number, Confirmed> {
   return new Map(
     config.chains.map((c) => {
       const w = windows.find((x) => x.chainId === c.id);
-      return [c.id, w ? w.diffTo : (cursors.get(c.id)?.block ?? c.startBlock - 1)];
+      const block = w ? w.target : (cursors.get(c.id)?.block ?? c.startBlock - 1);
+      return [c.id, { block, applied: w ? Math.max(w.diffTo, block) : block }];
     }),
   );
 }

@@ -319,6 +319,28 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await fake.db.query("SELECT block::int FROM stakesync.cursor")).toMatchObject({ rows: [{ block: 28 }] });
   });
 
+  it("never counts a transaction twice when the new fork mines it again lower, above Ponder's checkpoint", async () => {
+    fake = await fakePonder({ CONFIRMATIONS: "3" });
+    const w = wallet(13);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 60n * USDC, block: 27, log: 0, tx: "0xaa" }], 31);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "60.000000" });
+    // A reorg from 19: the same transaction mined again at block 21 (another event id), Ponder at 25.
+    await fake.deleteAbove(19);
+    await fake.index([{ developer: w, amount: 60n * USDC, block: 21, log: 0, tx: "0xaa" }], 25);
+    const amounts: string[] = [];
+    for (const latest of [25, 26, 27, 28, 29, 30, 31, 32]) {
+      await fake.progress({ latest, finalized: 0 });
+      await fake.round();
+      amounts.push((await fake.developer(w))?.stake_amount ?? "?");
+    }
+    expect(new Set(amounts)).toEqual(new Set(["60.000000"]));
+    expect(await fake.db.query("SELECT block_number::int FROM stakesync.applied_event")).toMatchObject({
+      rows: [{ block_number: 21 }],
+    });
+  });
+
   it("is not seen in a provider lagging the head: Ponder lowers its checkpoint, then indexes the same blocks again", async () => {
     fake = await fakePonder();
     const w = wallet(8);

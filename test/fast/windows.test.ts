@@ -78,7 +78,7 @@ describe("planWindows", () => {
   });
 
   it("gives a chain without a window its cursor as its confirmed block", () => {
-    expect(confirmedBlocks(config, [], cursor(30))).toEqual(new Map([[31337, 30]]));
+    expect(confirmedBlocks(config, [], cursor(30))).toEqual(new Map([[31337, { block: 30, applied: 30 }]]));
   });
 });
 

@@ -81,6 +81,17 @@ export async function diffEvents(
                FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
        JOIN event e ON e.id = f.last`,
   );
+  if (windows.some((w) => w.target < w.cursor)) {
+    // Behind the cursor, applied events above Ponder's checkpoint are not compared yet: a wallet
+    // with one gets nothing added on that chain, or a transaction the new fork mined again lower
+    // (another event id) would count twice until the old one is seen missing.
+    await db.query(
+      `DELETE FROM sync_delta d USING sync_window w
+        WHERE d.change = 'added' AND d.chain_id = w.chain_id AND w.target < w.cursor
+          AND d.wallet IN (SELECT a.wallet FROM stakesync.applied_event a
+                            WHERE a.chain_id = w.chain_id AND a.block_number > w.diff_to)`,
+    );
+  }
   return deltaCounts(db);
 }
 

@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { signedAmount } from "./fragments";
+import type { Confirmed } from "../windows";
+import { eventKey, signedAmount } from "./fragments";
 
 /**
  * Fills the temp table `activation`: for each developer activated for the first time, the block
@@ -14,14 +15,20 @@ export async function findActivations(
   db: pg.ClientBase,
   ponderSchema: string,
   threshold: string,
-  confirmed: Map<number, number>,
+  confirmed: Map<number, Confirmed>,
   wallets: string[],
 ) {
   const events = `SELECT e.* FROM "${ponderSchema}".stake_event e
-                    JOIN unnest($1::int[], $2::bigint[]) AS c(chain_id, block)
-                      ON c.chain_id = e.chain_id AND e.block_number <= c.block
+                    JOIN unnest($1::int[], $2::bigint[], $5::bigint[]) AS c(chain_id, block, applied)
+                      ON c.chain_id = e.chain_id
+                     AND (e.block_number <= c.block
+                          OR (e.block_number <= c.applied
+                              AND EXISTS (SELECT 1 FROM stakesync.applied_event a
+                                           WHERE a.chain_id = e.chain_id AND a.event_key = ${eventKey("e")})))
                    WHERE e.developer = ANY($3::text[]) AND cardinality($3::text[]) > 0`;
-  const scope = [[...confirmed.keys()], [...confirmed.values()]];
+  const chains = [...confirmed.entries()];
+  const scope = [chains.map(([id]) => id), chains.map(([, c]) => c.block)];
+  const applied = chains.map(([, c]) => c.applied);
   // Every id has the same length: what is appended to it never decides the minimum.
   await db.query(
     `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
@@ -31,7 +38,7 @@ export async function findActivations(
                     min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' || e.chain_id || ':' || e.block_number || ':' ||
                         CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
                FROM (${events}) e GROUP BY e.developer) f`,
-    [...scope, wallets, threshold],
+    [...scope, wallets, threshold, applied],
   );
   const { rows } = await db.query<{ wallets: string[] }>(
     "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM activation WHERE NOT found",
@@ -49,6 +56,6 @@ export async function findActivations(
               WHERE running >= $4::numeric
               ORDER BY wallet, id COLLATE "C") x
       WHERE a.wallet = x.wallet`,
-    [...scope, replay, threshold],
+    [...scope, replay, threshold, applied],
   );
 }

@@ -6,6 +6,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
+import type { Confirmed } from "../windows";
 import { findActivations } from "./find-activations";
 import { tokenFactor } from "./fragments";
 
@@ -20,7 +21,7 @@ import { tokenFactor } from "./fragments";
 export async function queueDevelopers(
   db: pg.ClientBase,
   config: SidecarConfig,
-  confirmed: Map<number, number>,
+  confirmed: Map<number, Confirmed>,
 ): Promise<void> {
   const dev = config.developersTable.sql;
   const { rows: affected } = await db.query<{ wallets: string[] }>(
