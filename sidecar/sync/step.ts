@@ -9,6 +9,7 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
+import { runTogether } from "../db/together";
 import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
@@ -109,10 +110,7 @@ export async function syncStep(
     const stepped = { kind: "stepped" as const, chains: [], deferred: waiting, drifted: 0, catchUp: catchingUp };
     if (windows.length === 0 && !reconcile) return stepped;
 
-    await recordEvents(db);
-    await addChainStake(db);
-    await markAffected(db);
-    await findRegistrations(db, config);
+    await runTogether(db, recordEvents, addChainStake, markAffected, findRegistrations(config));
     // Only chains with a window that reaches the cursor are reconciled: Ponder may be behind the
     // others (its events above its checkpoint are not there yet), or backfilling them (not due
     // for a catch-up step).

@@ -11,20 +11,21 @@ import type { SidecarConfig } from "../../../lib/config";
  */
 export async function claimDevelopers(db: pg.ClientBase, config: SidecarConfig, queued: string[]): Promise<number> {
   const dev = config.developersTable.sql;
-  await db.query(
-    `INSERT INTO claimed (wallet, row_id)
-     SELECT lower(d.wallet_address) AS wallet, d.ctid AS row_id FROM ${dev} d
-      WHERE lower(d.wallet_address) = ANY($1::text[])
-        FOR UPDATE SKIP LOCKED`,
-    [queued],
-  );
+  // One statement, one round trip: the claim's RETURNING tells which wallets wait.
   const { rows } = await db.query<{ held: string }>(
-    `WITH present AS (SELECT lower(d.wallet_address) AS wallet FROM ${dev} d WHERE lower(d.wallet_address) = ANY($1::text[])),
+    `WITH claiming AS (
+       INSERT INTO claimed (wallet, row_id)
+       SELECT lower(d.wallet_address) AS wallet, d.ctid AS row_id FROM ${dev} d
+        WHERE lower(d.wallet_address) = ANY($1::text[])
+          FOR UPDATE SKIP LOCKED
+       RETURNING wallet
+     ),
+     present AS (SELECT lower(d.wallet_address) AS wallet FROM ${dev} d WHERE lower(d.wallet_address) = ANY($1::text[])),
      gone AS (
        DELETE FROM stakesync.developer_queue q
         WHERE q.wallet = ANY($1::text[]) AND q.state = 'pending' AND q.wallet NOT IN (SELECT wallet FROM present)
      )
-     SELECT count(DISTINCT p.wallet) AS held FROM present p WHERE p.wallet NOT IN (SELECT wallet FROM claimed)`,
+     SELECT count(DISTINCT p.wallet) AS held FROM present p WHERE p.wallet NOT IN (SELECT wallet FROM claiming)`,
     [queued],
   );
   return Number(rows[0]?.held ?? 0);

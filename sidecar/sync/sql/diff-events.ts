@@ -10,6 +10,7 @@
  * Ponder's event ids sort in the order the events happened.
  */
 import type pg from "pg";
+import { lastRows } from "../../db/together";
 import type { Window } from "../windows";
 import { eventKey, signedAmount } from "./fragments";
 
@@ -44,7 +45,7 @@ export async function diffEvents(
          AS w(chain_id, cursor, lower, target, diff_to, final_block)`,
     [col("chainId"), col("cursor"), col("lower"), col("target"), col("diffTo"), col("finalBlock")],
   );
-  await db.query(
+  const statements = [
     `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
                              transaction_hash, log_index, late, events)
      WITH event AS (
@@ -80,28 +81,34 @@ export async function diffEvents(
                     max(id COLLATE "C") AS last
                FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
        JOIN event e ON e.id = f.last`,
-  );
+  ];
   if (windows.some((w) => w.target < w.cursor)) {
     // Behind the cursor, applied events above Ponder's checkpoint are not compared yet: a wallet
     // with one gets nothing added on that chain, or a transaction the new fork mined again lower
     // (another event id) would count twice until the old one is seen missing.
-    await db.query(
+    statements.push(
       `DELETE FROM sync_delta d USING sync_window w
         WHERE d.change = 'added' AND d.chain_id = w.chain_id AND w.target < w.cursor
           AND d.wallet IN (SELECT a.wallet FROM stakesync.applied_event a
                             WHERE a.chain_id = w.chain_id AND a.block_number > w.diff_to)`,
     );
   }
-  return deltaCounts(db);
+  // One round trip: the statements and the counts, the last of their results.
+  return countsOf(await lastRows<CountRow>(db, [...statements, DELTA_COUNTS]));
 }
+
+type CountRow = { chain_id: number; added: string | null; removed: string };
+
+const DELTA_COUNTS = `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added,
+         count(*) FILTER (WHERE change = 'removed') AS removed
+    FROM sync_delta GROUP BY chain_id`;
+
+const countsOf = (rows: CountRow[]) =>
+  new Map(rows.map((r) => [r.chain_id, { added: Number(r.added ?? 0), removed: Number(r.removed) }]));
 
 /** Per chain with any change in `sync_delta`, how many events it adds and removes. */
 export async function deltaCounts(db: pg.ClientBase): Promise<Map<number, EventCounts>> {
-  const { rows } = await db.query<{ chain_id: number; added: string | null; removed: string }>(
-    `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added, count(*) FILTER (WHERE change = 'removed') AS removed
-       FROM sync_delta GROUP BY chain_id`,
-  );
-  return new Map(rows.map((r) => [r.chain_id, { added: Number(r.added ?? 0), removed: Number(r.removed) }]));
+  return countsOf((await db.query<CountRow>(DELTA_COUNTS)).rows);
 }
 
 /** The keys of the applied events each chain's diff found missing from Ponder (from `sync_delta`). */

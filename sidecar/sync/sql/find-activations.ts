@@ -30,20 +30,18 @@ export async function findActivations(
   const scope = [chains.map(([id]) => id), chains.map(([, c]) => c.block)];
   const applied = chains.map(([, c]) => c.applied);
   // Every id has the same length: what is appended to it never decides the minimum.
-  await db.query(
+  const { rows } = await db.query<{ wallet: string; found: boolean }>(
     `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
      SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3)::int AS chain_id,
             split_part(first, ':', 4)::bigint AS block_number, split_part(first, ':', 5) = 'alone' AS found
        FROM (SELECT e.developer AS wallet,
                     min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' || e.chain_id || ':' || e.block_number || ':' ||
                         CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
-               FROM (${events}) e GROUP BY e.developer) f`,
+               FROM (${events}) e GROUP BY e.developer) f
+     RETURNING wallet, found`,
     [...scope, wallets, threshold, applied],
   );
-  const { rows } = await db.query<{ wallets: string[] }>(
-    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM activation WHERE NOT found",
-  );
-  const replay = rows[0]?.wallets ?? [];
+  const replay = rows.filter((r) => !r.found).map((r) => r.wallet);
   if (replay.length === 0) return;
   await db.query(
     `UPDATE activation a

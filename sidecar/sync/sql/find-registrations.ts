@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
+import type { Statements } from "../../db/together";
 
 /**
  * Signing up after staking is the common flow: a developers row the application inserted in the
@@ -15,13 +16,11 @@ const registered = (config: SidecarConfig) => `
       WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'`;
 
 /** Adds those developers to `affected`. */
-export async function findRegistrations(db: pg.ClientBase, config: SidecarConfig) {
-  await db.query(
-    `INSERT INTO affected (wallet, reason)
-     SELECT DISTINCT lower(d.wallet_address), 'reconcile' ${registered(config)}
-     ON CONFLICT (wallet) DO NOTHING`,
-  );
-}
+export const findRegistrations = (config: SidecarConfig): Statements => [
+  `INSERT INTO affected (wallet, reason)
+   SELECT DISTINCT lower(d.wallet_address), 'reconcile' ${registered(config)}
+   ON CONFLICT (wallet) DO NOTHING`,
+];
 
 /** Whether there are any: the one question of a round with nothing new from Ponder. */
 export async function anyRegistrations(db: pg.ClientBase, config: SidecarConfig): Promise<boolean> {

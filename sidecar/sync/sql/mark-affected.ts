@@ -5,15 +5,13 @@
  * already-applied block changed, else `stake`. reconcile-stakes.ts and find-registrations.ts add
  * to it.
  */
-import type pg from "pg";
+import type { Statements } from "../../db/together";
 
-export async function markAffected(db: pg.ClientBase) {
-  await db.query(
-    `INSERT INTO affected (wallet, chain_id, block_number, transaction_hash, block_timestamp, reason)
-     SELECT DISTINCT ON (wallet) wallet, chain_id, block_number, transaction_hash,
-            max(block_timestamp) OVER (PARTITION BY wallet),
-            CASE WHEN bool_or(late) OVER (PARTITION BY wallet) THEN 'reorg' ELSE 'stake' END
-       FROM sync_delta
-      ORDER BY wallet, change = 'added' DESC, block_number DESC, log_index DESC NULLS LAST`,
-  );
-}
+export const markAffected: Statements = [
+  `INSERT INTO affected (wallet, chain_id, block_number, transaction_hash, block_timestamp, reason)
+   SELECT DISTINCT ON (wallet) wallet, chain_id, block_number, transaction_hash,
+          max(block_timestamp) OVER (PARTITION BY wallet),
+          CASE WHEN bool_or(late) OVER (PARTITION BY wallet) THEN 'reorg' ELSE 'stake' END
+     FROM sync_delta
+    ORDER BY wallet, change = 'added' DESC, block_number DESC, log_index DESC NULLS LAST`,
+];

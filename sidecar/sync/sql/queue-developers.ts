@@ -6,6 +6,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
+import { lastRows } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations } from "./find-activations";
 import { tokenFactor } from "./fragments";
@@ -24,11 +25,6 @@ export async function queueDevelopers(
   confirmed: Map<number, Confirmed>,
 ): Promise<void> {
   const dev = config.developersTable.sql;
-  const { rows: affected } = await db.query<{ wallets: string[] }>(
-    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM affected",
-  );
-  const wallets = affected[0]?.wallets ?? [];
-  if (wallets.length === 0) return;
   // A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
   // on developers (a new temp table has none either) the planner picked one, and a step took 17 s
   // at 10,000 developers. Hash joins only, here; and the developers rows are fetched through the
@@ -36,9 +32,16 @@ export async function queueDevelopers(
   // table every round (20 ms of an 87 ms realtime round at 50,000 developers). The wallets go as a
   // bound array, which PostgreSQL hashes: without the index (a DBA may not have created it), an
   // array computed in the query is walked once per row, 6.6 s for 10,000 wallets in 50,000 rows.
-  await db.query("SET LOCAL enable_nestloop = off");
+  // Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing), set
+  // with the read of the wallets: one round trip, not three.
+  const [affected] = await lastRows<{ wallets: string[] }>(db, [
+    "SET LOCAL enable_nestloop = off",
+    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM affected",
+  ]);
+  const wallets = affected?.wallets ?? [];
+  if (wallets.length === 0) return;
   const threshold = config.activationThreshold.toString();
-  await db.query(
+  const { rows: stale } = await db.query<{ wallet: string; activating: boolean }>(
     `INSERT INTO stale (wallet, activating)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
        FROM (SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
@@ -48,13 +51,12 @@ export async function queueDevelopers(
       WHERE lower(d.wallet_address) = ANY ($3::text[])
       GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case
      HAVING bool_or(d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
-                 OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))`,
+                 OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))
+     RETURNING wallet, activating`,
     [tokenFactor(config.stakeDecimals), threshold, wallets],
   );
-  const { rows: stale } = await db.query<{ activating: string[] }>(
-    "SELECT coalesce(array_agg(wallet) FILTER (WHERE activating), '{}') AS activating FROM stale",
-  );
-  await findActivations(db, config.ponderSchema, threshold, confirmed, stale[0]?.activating ?? []);
+  const activating = stale.filter((s) => s.activating).map((s) => s.wallet);
+  await findActivations(db, config.ponderSchema, threshold, confirmed, activating);
   // A developer already queued (an application transaction held the row, or the database refused
   // it) keeps the weightiest reason and the first activation time. New events give a refused row
   // another try; a reconciliation alone does not (it would only fail again every interval).
@@ -83,5 +85,4 @@ export async function queueDevelopers(
             activated_block = COALESCE(developer_queue.activated_block, excluded.activated_block),
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
   );
-  await db.query("SET LOCAL enable_nestloop TO DEFAULT");
 }

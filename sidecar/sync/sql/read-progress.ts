@@ -1,5 +1,6 @@
 /** What the sidecar reads of Ponder: per-chain progress from `_ponder_checkpoint`. */
 import type { Queryable } from "../../db/queryable";
+import { lastRows } from "../../db/together";
 import { checkpointBlock } from "./fragments";
 
 /**
@@ -46,29 +47,29 @@ export async function readProgress(
   // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
   // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
   // order, the reader waits for the reorg instead.
-  if (lockEvents) {
-    const lock = `LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`;
-    await db.query(
-      lockWaitMs === undefined
-        ? lock
-        : `SET LOCAL lock_timeout = '${lockWaitMs}ms'; ${lock}; SET LOCAL lock_timeout TO DEFAULT`,
-    );
-  }
-  const { rows } = await db.query<{
+  const lock = `LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`;
+  const locks = !lockEvents
+    ? []
+    : lockWaitMs === undefined
+      ? [lock]
+      : [`SET LOCAL lock_timeout = '${lockWaitMs}ms'`, lock, "SET LOCAL lock_timeout TO DEFAULT"];
+  // The lock and the read in one round trip.
+  const rows = await lastRows<{
     chain_id: number;
     latest: string;
     safe: string;
     finalized: string;
     checkpoint: string;
     ready: boolean | null;
-  }>(
+  }>(db, [
+    ...locks,
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
             ${checkpointBlock("latest_checkpoint")} AS latest,
             ${checkpointBlock("safe_checkpoint")} AS safe,
             ${checkpointBlock("finalized_checkpoint")} AS finalized,
             (SELECT value->>'is_ready' = '1' FROM "${schema}"._ponder_meta WHERE key = 'app') AS ready
        FROM "${schema}"._ponder_checkpoint`,
-  );
+  ]);
   return new Map(
     rows.map((r) => [
       r.chain_id,
