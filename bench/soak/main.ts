@@ -54,6 +54,7 @@ row(
   "sync availability",
   `${report.availability.percent}% of ${report.availability.samples - report.availability.excluded} samples`,
 );
+row("  a deep reorg's retraction stale at once", `${report.availability.retractedAtOnce.percent}%`);
 row(
   "staleness p50 / p99 / max (s)",
   `${report.freshnessSeconds.p50} / ${report.freshnessSeconds.p99} / ${report.freshnessSeconds.max}`,

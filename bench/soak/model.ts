@@ -6,12 +6,33 @@
 import { type Hash, parseEventLogs, type TransactionReceipt } from "viem";
 import { StakeVaultAbi } from "../../abis/StakeVault";
 
-export type ModelEvent = { wallet: string; block: number; delta: bigint; tx: Hash };
+/** `at`: when the soak recorded it (ms since the epoch). */
+export type ModelEvent = { wallet: string; block: number; delta: bigint; tx: Hash; at: number };
+
+/** What a revert took back, when, and the block the chain had confirmed just before it. */
+type Retraction = { at: number; confirmed: number; events: ModelEvent[] };
+
+/** Every amount a wallet had at some block in [from, to] of the chain `events` describe. */
+function amountsIn(events: ModelEvent[], wallet: string, from: number, to: number): Set<bigint> {
+  let sum = 0n;
+  for (const e of events) if (e.wallet === wallet && e.block <= from) sum += e.delta;
+  const amounts = new Set([sum]);
+  for (const e of [...events].sort((a, b) => a.block - b.block)) {
+    if (e.wallet === wallet && e.block > from && e.block <= to) {
+      sum += e.delta;
+      amounts.add(sum);
+    }
+  }
+  // Events of one block apply together: the sums between them are not states of the chain,
+  // but allowing them loses nothing a test of staleness needs.
+  return amounts;
+}
 
 export class ChainModel {
   readonly events: ModelEvent[] = [];
   /** Blocks (from, to] a deep reorg took back: the only heights a `reorg` audit row may name. */
   readonly deepReorgs: { from: number; to: number }[] = [];
+  private readonly retractions: Retraction[] = [];
 
   /** Records the vault's events in a receipt. */
   record(receipt: TransactionReceipt) {
@@ -23,15 +44,21 @@ export class ChainModel {
         block: Number(receipt.blockNumber),
         delta,
         tx: receipt.transactionHash,
+        at: Date.now(),
       });
     }
   }
 
-  /** The chain was reverted to `block`: every event above it is gone. */
-  revertTo(block: number, deep: boolean, head: number) {
+  /**
+   * The chain was reverted from `head` (whose confirmed block was `confirmed`) to `block`: every
+   * event above it is gone.
+   */
+  revertTo(block: number, deep: boolean, head: number, confirmed: number) {
+    const removed: ModelEvent[] = [];
     for (let i = this.events.length - 1; i >= 0; i--) {
-      if ((this.events[i] as ModelEvent).block > block) this.events.splice(i, 1);
+      if ((this.events[i] as ModelEvent).block > block) removed.push(...this.events.splice(i, 1));
     }
+    this.retractions.push({ at: Date.now(), confirmed, events: removed });
     if (deep) this.deepReorgs.push({ from: block, to: head });
   }
 
@@ -44,16 +71,24 @@ export class ChainModel {
 
   /** Every amount a wallet had at some block in [from, to]: a developers row may show any of them. */
   amountsBetween(wallet: string, from: number, to: number): Set<bigint> {
-    const amounts = new Set([this.stakeAt(wallet, from)]);
-    let sum = amounts.values().next().value as bigint;
-    for (const e of this.events) {
-      if (e.wallet === wallet && e.block > from && e.block <= to) {
-        sum += e.delta;
-        amounts.add(sum);
-      }
+    return amountsIn(this.events, wallet, from, to);
+  }
+
+  /**
+   * As amountsBetween, and also what the chain showed confirmed just before a revert at or after
+   * `since`: a deep reorg changes the confirmed chain at once, and the row may take as long to
+   * follow as it may for a block newly confirmed.
+   */
+  amountsSince(wallet: string, from: number, to: number, since: number): Set<bigint> {
+    const amounts = this.amountsBetween(wallet, from, to);
+    for (const r of this.retractions) {
+      if (r.at < since || r.events.every((e) => e.block > r.confirmed)) continue;
+      // The chain just before r: the events recorded before it that are still there, and those r
+      // and every later revert took back.
+      const later = this.retractions.filter((x) => x.at >= r.at).flatMap((x) => x.events);
+      const then = [...this.events, ...later].filter((e) => e.at < r.at);
+      for (const a of amountsIn(then, wallet, Math.min(from, r.confirmed), r.confirmed)) amounts.add(a);
     }
-    // Events of one block apply together: the sums between them are not states of the chain,
-    // but allowing them loses nothing a test of staleness needs.
     return amounts;
   }
 

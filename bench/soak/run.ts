@@ -48,7 +48,18 @@ export type SoakReport = {
   transactions: number;
   faults: Record<string, number>;
   violations: string[];
-  availability: { samples: number; ok: number; excluded: number; percent: number };
+  /**
+   * Samples in which every row shows a stake confirmed in the last 5 s, a deep reorg's change of
+   * the confirmed chain included (`ok`, `percent`); and with no row showing a stake a deep reorg
+   * took back, from the revert on (`retractedAtOnce`): the stricter figure.
+   */
+  availability: {
+    samples: number;
+    ok: number;
+    excluded: number;
+    percent: number;
+    retractedAtOnce: { ok: number; percent: number };
+  };
   freshnessSeconds: { p50: number; p99: number; max: number };
   recoverySeconds: Record<string, { p50: number; max: number }>;
   /** Stale seconds (samples not fresh), by the fault last begun before them ("none": no fault yet). */
@@ -269,7 +280,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     // Samples: head, developers, RSS; availability and freshness against the model.
     const heads: { at: number; head: number }[] = [];
-    const samples: { at: number; ok: boolean; excluded: boolean }[] = [];
+    /**
+     * `fresh`: every row shows a stake the chain had confirmed in the last 5 s (availability).
+     * `ok`: also no row shows a stake a revert in those 5 s took back (recovery and staleness).
+     */
+    const samples: { at: number; ok: boolean; fresh: boolean; excluded: boolean }[] = [];
     const excludeUntil = { at: 0 };
     const readHead = async () => Number(await owner.publicClient.getBlockNumber({ cacheTime: 0 }));
     const headAt = (at: number) => {
@@ -292,14 +307,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         )
         .catch(() => undefined);
       if (!rows || paused) {
-        samples.push({ at: now, ok: false, excluded: true });
+        samples.push({ at: now, ok: false, fresh: false, excluded: true });
         return;
       }
       // Fresh: every row shows its stake at some block confirmed between 5 s ago and now.
       const from = Math.max(0, headAt(now - 5000) - CONFIRMATIONS);
       const to = headAt(now) - CONFIRMATIONS;
       const ok = rows.rows.every((row) => model.amountsBetween(row.wallet, from, to).has(BigInt(row.amount)));
-      samples.push({ at: now, ok, excluded: now < excludeUntil.at });
+      const fresh =
+        ok || rows.rows.every((row) => model.amountsSince(row.wallet, from, to, now - 5000).has(BigInt(row.amount)));
+      samples.push({ at: now, ok, fresh, excluded: now < excludeUntil.at });
     };
 
     // Faults, one at a time, on the seed's schedule.
@@ -370,7 +387,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
           const head = await readHead();
           await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
-          model.revertTo(base, kind === "reorg_deep", head);
+          model.revertTo(base, kind === "reorg_deep", head, head - CONFIRMATIONS);
           paused = false;
           break;
         }
@@ -521,6 +538,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     const counted = samples.filter((s) => !s.excluded);
     const ok = counted.filter((s) => s.ok).length;
+    const fresh = counted.filter((s) => s.fresh).length;
+    const share = (n: number) => (counted.length === 0 ? 0 : Math.round((n / counted.length) * 100_000) / 1000);
     // Freshness: per sample, how long the developers table had been stale (0 when fresh).
     const stale: number[] = [];
     let staleSince: number | undefined;
@@ -550,9 +569,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       violations,
       availability: {
         samples: samples.length,
-        ok,
+        ok: fresh,
         excluded: samples.length - counted.length,
-        percent: counted.length === 0 ? 0 : Math.round((ok / counted.length) * 100_000) / 1000,
+        percent: share(fresh),
+        retractedAtOnce: { ok, percent: share(ok) },
       },
       freshnessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
       recoverySeconds: Object.fromEntries(
