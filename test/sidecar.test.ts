@@ -205,7 +205,7 @@ describe("sidecar sync", () => {
       await waitFor("a sync step to wait for stake_event", async () => {
         const waiting = await sql(
           databaseUrl,
-          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE %stake_event IN ACCESS SHARE MODE'",
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE %stake_event IN ACCESS SHARE MODE%'",
         );
         return waiting.length > 0;
       });
