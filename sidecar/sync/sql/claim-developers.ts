@@ -24,6 +24,9 @@ export async function claimDevelopers(db: pg.ClientBase, config: SidecarConfig, 
      gone AS (
        DELETE FROM stakesync.developer_queue q
         WHERE q.wallet = ANY($1::text[]) AND q.state = 'pending' AND q.wallet NOT IN (SELECT wallet FROM present)
+          -- One snapshot for the whole statement: a row whose wallet_address an application
+          -- transaction changed to this wallet just before the lock is claimed, but not present.
+          AND q.wallet NOT IN (SELECT wallet FROM claiming)
      )
      SELECT count(DISTINCT p.wallet) AS held FROM present p WHERE p.wallet NOT IN (SELECT wallet FROM claiming)`,
     [queued],
