@@ -310,12 +310,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         samples.push({ at: now, ok: false, fresh: false, excluded: true });
         return;
       }
-      // Fresh: every row shows its stake at some block confirmed between 5 s ago and now.
+      // Fresh: every row shows its stake at some block confirmed between 5 s ago and the read of
+      // the rows. The head is read again after them: a block mined after the first read could be
+      // applied before the rows were read, and a row ahead of the first head is not stale.
+      const after = await readHead().catch(() => headAt(now));
       const from = Math.max(0, headAt(now - 5000) - CONFIRMATIONS);
-      const to = headAt(now) - CONFIRMATIONS;
+      const to = Math.max(headAt(now), after) - CONFIRMATIONS;
+      const stale = rows.rows.find(
+        (row) => !model.amountsSince(row.wallet, from, to, now - 5000).has(BigInt(row.amount)),
+      );
       const ok = rows.rows.every((row) => model.amountsBetween(row.wallet, from, to).has(BigInt(row.amount)));
-      const fresh =
-        ok || rows.rows.every((row) => model.amountsSince(row.wallet, from, to, now - 5000).has(BigInt(row.amount)));
+      const fresh = stale === undefined;
+      // The first stale sample of a spell names a row, for whoever reads the log.
+      if (stale && samples.at(-1)?.fresh !== false) {
+        const expected = [...model.amountsSince(stale.wallet, from, to, now - 5000)].join(" or ");
+        say(`stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to})`);
+      }
       samples.push({ at: now, ok, fresh, excluded: now < excludeUntil.at });
     };
 
