@@ -208,6 +208,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     ).map((a) => a.toLowerCase());
     const pool = [...derivedWallets(40, `soak-${options.seed}`), ...selfWallets];
     const registered = new Set<string>();
+    /** When the application inserted each row: a new row starts at 0, and the sync gets 5 s to fill it. */
+    const registeredAt = new Map<string, number>();
     const register = async (wallet: string) => {
       const email = rand() < 0.15 ? null : `${wallet.slice(2, 12)}@example.test`;
       await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
@@ -215,6 +217,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         email,
       ]);
       registered.add(wallet);
+      registeredAt.set(wallet.toLowerCase(), Date.now());
     };
     for (const wallet of pool.slice(0, pool.length / 2)) await register(wallet);
 
@@ -311,20 +314,30 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         return;
       }
       // Fresh: every row shows its stake at some block confirmed between 5 s ago and the read of
-      // the rows. The head is read again after them: a block mined after the first read could be
-      // applied before the rows were read, and a row ahead of the first head is not stale.
+      // the rows, or, for 5 s after the application inserted it, the row as inserted (0). The head
+      // is read again after the rows: a block mined after the first read could be applied before
+      // the rows were read, and a row ahead of the first head is not stale.
       const after = await readHead().catch(() => headAt(now));
       const from = Math.max(0, headAt(now - 5000) - CONFIRMATIONS);
       const to = Math.max(headAt(now), after) - CONFIRMATIONS;
-      const stale = rows.rows.find(
-        (row) => !model.amountsSince(row.wallet, from, to, now - 5000).has(BigInt(row.amount)),
-      );
-      const ok = rows.rows.every((row) => model.amountsBetween(row.wallet, from, to).has(BigInt(row.amount)));
+      const inserted = (wallet: string, amount: bigint) =>
+        amount === 0n && (registeredAt.get(wallet) ?? 0) > now - 5000;
+      const stale = rows.rows.find((row) => {
+        const amount = BigInt(row.amount);
+        return !inserted(row.wallet, amount) && !model.amountsSince(row.wallet, from, to, now - 5000).has(amount);
+      });
+      const ok = rows.rows.every((row) => {
+        const amount = BigInt(row.amount);
+        return inserted(row.wallet, amount) || model.amountsBetween(row.wallet, from, to).has(amount);
+      });
       const fresh = stale === undefined;
       // The first stale sample of a spell names a row, for whoever reads the log.
       if (stale && samples.at(-1)?.fresh !== false) {
         const expected = [...model.amountsSince(stale.wallet, from, to, now - 5000)].join(" or ");
-        say(`stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to})`);
+        const age = ((now - (registeredAt.get(stale.wallet) ?? 0)) / 1000).toFixed(1);
+        say(
+          `stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to}; row inserted ${age} s ago)`,
+        );
       }
       samples.push({ at: now, ok, fresh, excluded: now < excludeUntil.at });
     };
