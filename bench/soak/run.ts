@@ -318,8 +318,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       // is read again after the rows: a block mined after the first read could be applied before
       // the rows were read, and a row ahead of the first head is not stale.
       const after = await readHead().catch(() => headAt(now));
-      const from = Math.max(0, headAt(now - 5000) - CONFIRMATIONS);
       const to = Math.max(headAt(now), after) - CONFIRMATIONS;
+      // After a revert the head is lower than 5 s ago: the stake at the new confirmed block is right.
+      const from = Math.max(0, Math.min(headAt(now - 5000) - CONFIRMATIONS, to));
       const inserted = (wallet: string, amount: bigint) =>
         amount === 0n && (registeredAt.get(wallet) ?? 0) > now - 5000;
       const stale = rows.rows.find((row) => {
