@@ -10,11 +10,11 @@ import type { Queryable } from "./queryable";
 export type Statements = readonly string[];
 
 export async function runTogether(db: Queryable, ...operations: Statements[]): Promise<void> {
-  await db.query(operations.flat().join(";\n"));
+  await lastRows(db, operations.flat());
 }
 
 /** Sends `statements` as one simple query and returns the rows of the last one. */
-export async function lastRows<R>(db: Queryable, statements: string[]): Promise<R[]> {
+export async function lastRows<R>(db: Queryable, statements: readonly string[]): Promise<R[]> {
   const result = (await db.query(statements.join(";\n"))) as unknown as { rows: R[] } | { rows: R[] }[];
   return Array.isArray(result) ? (result.at(-1)?.rows ?? []) : result.rows;
 }
