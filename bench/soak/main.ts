@@ -71,6 +71,18 @@ for (const [name, r] of Object.entries(report.peakRssMb))
   row(`RSS ${name} first / last fifth, peak (MB)`, `${r.firstFifth} / ${r.lastFifth}, ${r.peak}`);
 for (const [name, h] of Object.entries(report.heapUsedMb))
   row(`heap used ${name} first / last fifth (MB)`, `${h.firstFifth} / ${h.lastFifth}`);
+const list = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ") || "none";
+row(
+  "faults that had to alert: alerted / faults",
+  Object.entries(report.alerts.expected)
+    .map(([kind, e]) => `${kind} ${e.alerted} / ${e.faults}`)
+    .join(", ") || "none",
+);
+row("faults no rule had to report, by reason", list(report.alerts.notExpected));
+row("alerts no injected fault explains", list(report.alerts.withoutFault));
 const counts = Object.values(report.emailsPerDeveloper);
 row("welcome emails per developer", counts.length === 0 ? "none" : `max ${Math.max(...counts)} over ${counts.length}`);
 for (const v of report.violations) process.stderr.write(`VIOLATION ${v}\n`);

@@ -30,7 +30,10 @@ function amountsIn(events: ModelEvent[], wallet: string, from: number, to: numbe
 
 export class ChainModel {
   readonly events: ModelEvent[] = [];
-  /** Blocks (from, to] a deep reorg took back: the only heights a `reorg` audit row may name. */
+  /**
+   * Blocks (from, to] a deep reorg replaced: the heights a `reorg` audit row may name. The new
+   * fork's events there are applied late (below the sync's cursor), and are audited `reorg` too.
+   */
   readonly deepReorgs: { from: number; to: number }[] = [];
   private readonly retractions: Retraction[] = [];
 
@@ -50,7 +53,7 @@ export class ChainModel {
   }
 
   /**
-   * The chain was reverted from `head` (whose confirmed block was `confirmed`) to `block`: every
+   * The chain was reverted to `block` from `head`, whose confirmed block was `confirmed`: every
    * event above it is gone.
    */
   revertTo(block: number, deep: boolean, head: number, confirmed: number) {

@@ -6,22 +6,32 @@
  * the seed. Invariants are checked against the soak's own model (./model.ts), at the end, once
  * every fault is undone and the sidecars have caught up.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import type { Address, Hex } from "viem";
+import { repoRoot } from "../../lib/config";
 import { anvilKeys, connect, deploy, vault } from "../../lib/contracts";
 import { startAnvil } from "../../lib/local/anvil";
 import { startPostgres } from "../../lib/local/postgres";
 import { ponderAnswering, type RunningProcess } from "../../lib/local/process";
-import { chainEnv, startPonder as startLocalPonder, startSidecar as startLocalSidecar } from "../../lib/local/stack";
+import {
+  chainEnv,
+  ponderReady,
+  type Spawn,
+  spawnNode,
+  startPonder as startLocalPonder,
+  startSidecar as startLocalSidecar,
+} from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { waitFor } from "../../lib/wait";
 import { createDevelopersTable } from "../../sidecar/db/developers-table";
 import { createLogger } from "../../sidecar/log";
+import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { startRpcProxy, startSmtp, startWebhook } from "../../test/helpers/peers";
 import { wallets as derivedWallets } from "../../test/helpers/workload";
+import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS } from "./alerts";
 import { ChainModel } from "./model";
 
 export const FAULT_KINDS = [
@@ -72,9 +82,12 @@ export type SoakReport = {
   /** Per sidecar, the V8 heap in use (its /metrics), largest in the first and last fifth: a leak grows it. */
   heapUsedMb: Record<string, { firstFifth: number; lastFifth: number }>;
   emailsPerDeveloper: Record<string, number>;
+  /** Faults that had to raise an alert and how many did, the rest by reason, alerts with no fault. */
+  alerts: Omit<AlertCheck, "violations">;
 };
 
 const CONFIRMATIONS = 2;
+const INDEXER_DOWN_AFTER_MS = 5000;
 const USDC = 1_000_000n;
 
 /** mulberry32: a small seeded generator, so a seed replays the same schedule. */
@@ -148,12 +161,25 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       ALERT_WEBHOOK_URL: webhook.url,
       // reorg_correction fires for ALERT_REPEAT_MS after a correction: short, so it resolves before the end.
       ALERT_REPEAT_MS: "20000",
-      INDEXER_DOWN_AFTER_MS: "5000",
+      INDEXER_DOWN_AFTER_MS: String(INDEXER_DOWN_AFTER_MS),
       RETRY_DELAY_MS: "500",
       RETRY_ATTEMPTS: "10",
       RECONCILE_INTERVAL_MS: "15000",
     });
     const processes: Record<string, RunningProcess> = {};
+    // Every process's log, each incarnation appended as it exits: bench/.cache/logs/soak-<name>.log.
+    const logDir = path.join(repoRoot, "bench", ".cache", "logs");
+    mkdirSync(logDir, { recursive: true });
+    const logged = new Set<string>();
+    const spawn: Spawn = (name, args, childEnv) => {
+      const file = path.join(logDir, `soak-${name}.log`);
+      if (!logged.has(file)) rmSync(file, { force: true });
+      logged.add(file);
+      const spawnedAt = Date.now();
+      const proc = spawnNode(name, args, childEnv);
+      proc.exited.then(() => appendFileSync(file, `{"spawned_at":${spawnedAt}}\n${proc.output()}`));
+      return proc;
+    };
     const peak: Record<string, number[]> = { ponder: [], ponder_b: [], sidecar_a: [], sidecar_b: [] };
     const rss: Record<string, number[]> = { ponder: [], ponder_b: [], sidecar_a: [], sidecar_b: [] };
     const heap: Record<string, number[]> = { sidecar_a: [], sidecar_b: [] };
@@ -170,12 +196,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     type PonderSchema = keyof typeof ponders;
     const startPonder = async (schema: PonderSchema) => {
       const { name, port, env } = ponders[schema];
-      processes[name] = startLocalPonder(env, { schema, port });
+      processes[name] = startLocalPonder(env, { schema, port, spawn });
       await ponderAnswering(`http://127.0.0.1:${port}`, (processes[name] as RunningProcess).process);
     };
     const sidecarPorts = { sidecar_a: await freePort(), sidecar_b: await freePort() };
     const startSidecar = async (name: "sidecar_a" | "sidecar_b") => {
-      processes[name] = await startLocalSidecar(env, { port: sidecarPorts[name], name });
+      processes[name] = await startLocalSidecar(env, { port: sidecarPorts[name], name, spawn });
     };
     await Promise.all([startPonder("soak_ponder"), startPonder("soak_ponder_b")]);
     await startSidecar("sidecar_a");
@@ -339,8 +365,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       if (stale && samples.at(-1)?.fresh !== false) {
         const expected = [...model.amountsSince(stale.wallet, from, to, now - 5000)].join(" or ");
         const age = ((now - (registeredAt.get(stale.wallet) ?? 0)) / 1000).toFixed(1);
+        // And where each Ponder instance is: the one the sync reads may be behind, or both.
+        const instances = await Promise.all(
+          Object.keys(ponders).map(async (schema) => {
+            const p = (await readProgress(db, schema).catch(() => null))?.get(31337);
+            return p ? `${schema} at ${p.latest}${p.ready ? "" : " (not ready)"}` : `${schema} unreadable`;
+          }),
+        );
         say(
-          `stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to}; row inserted ${age} s ago)`,
+          `stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to}; row inserted ${age} s ago; ${instances.join(", ")})`,
         );
       }
       samples.push({ at: now, ok, fresh, excluded: now < excludeUntil.at });
@@ -349,36 +382,53 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     // Faults, one at a time, on the seed's schedule.
     const faultCounts: Record<string, number> = {};
     const faultStarts: { at: number; kind: FaultKind }[] = [];
+    const faultRecords: FaultRecord[] = [];
     const recoveries: Record<string, number[]> = {};
     const runFault = async (kind: FaultKind) => {
       faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
-      faultStarts.push({ at: Date.now(), kind });
+      const startedAt = Date.now();
+      faultStarts.push({ at: startedAt, kind });
+      let expects: FaultRecord["expects"] = { none: "no rule watches it" };
       const sidecar = (await leader()) ?? "sidecar_a";
       // Ponder and RPC faults hit the instance the leader reads: the one whose loss costs most.
       const source = ((await status(sidecar))?.source ?? "soak_ponder") as PonderSchema;
       const ponder = ponders[source] ?? ponders.soak_ponder;
       say(`fault ${kind} (reading ${source})`);
+      // The sidecars watch the instance PONDER_URL names; the other is Prometheus's to watch.
+      const watched = source === "soak_ponder";
       switch (kind) {
         case "ponder_kill":
-        case "ponder_term":
+        case "ponder_term": {
           if (kind === "ponder_kill") await processes[ponder.name]?.kill();
           else await processes[ponder.name]?.stop();
+          const down = Date.now();
           await sleep(2000);
           await startPonder(source);
+          const outage = Date.now() - down;
+          say(`  ${source} did not answer for ${(outage / 1000).toFixed(1)} s`);
+          expects = !watched
+            ? { none: "the second instance" }
+            : outage >= INDEXER_DOWN_AFTER_MS + INDEXER_DOWN_MARGIN_MS
+              ? "indexer_down"
+              : { none: "down for less than INDEXER_DOWN_AFTER_MS + 3 s" };
           break;
+        }
         case "sidecar_kill":
         case "sidecar_term":
+          expects = { none: "a sidecar (Prometheus watches them)" };
           if (kind === "sidecar_kill") await processes[sidecar]?.kill();
           else await processes[sidecar]?.stop();
           await sleep(2000);
           await startSidecar(sidecar);
           break;
         case "sidecar_freeze":
+          expects = { none: "a sidecar (Prometheus watches them)" };
           processes[sidecar]?.process.kill("SIGSTOP");
           await sleep(15_000);
           processes[sidecar]?.process.kill("SIGCONT");
           break;
         case "postgres_restart":
+          expects = { none: "no sidecar leads while PostgreSQL is down" };
           excludeUntil.at = Date.now() + 60_000;
           await postgres.instance.stop();
           await sleep(2000);
@@ -386,11 +436,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           excludeUntil.at = Date.now();
           break;
         case "rpc_slow":
+          expects = { none: "a slow provider still answers" };
           ponder.rpc.state.delayMs = 3000;
           await sleep(10_000);
           ponder.rpc.state.delayMs = 0;
           break;
         case "rpc_down":
+          expects = watched ? "rpc_failing" : { none: "the second instance's provider" };
           ponder.rpc.state.down = true;
           await sleep(10_000);
           ponder.rpc.state.down = false;
@@ -399,6 +451,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           // A backup provider behind the head: 50 blocks (past Ponder's 30-block finality on this
           // chain, so Ponder refuses its head and stalls) or 10 (within it: Ponder takes the older
           // head for a reorg, deletes the rows above it and lowers its checkpoint).
+          expects = { none: "a lagging provider still answers" };
           ponder.rpc.state.lagBlocks = rand() < 0.5 ? 50 : 10;
           await sleep(15_000);
           ponder.rpc.state.lagBlocks = 0;
@@ -409,16 +462,34 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await inFlight; // the workload's action in flight lands first, recorded before the revert
           const snapshot = await owner.publicClient.request({ method: "evm_snapshot" as never });
           const base = await readHead();
-          model.record(await ownerVault.stakeFor(pick(pool) as Address, 7n * USDC));
+          // A registered developer's stake: the reorg the sidecar must correct, audit and alert.
+          const wallet = pick([...registered]);
+          model.record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
           const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
           await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
           const head = await readHead();
+          // A deep reorg must be reported when it changes a row: when the row shows the stake it takes back.
+          const row = await db
+            .query<{ amount: string }>(
+              "SELECT (stake_amount * 1000000)::numeric(78,0)::text AS amount FROM developers WHERE lower(wallet_address) = $1",
+              [wallet.toLowerCase()],
+            )
+            .catch(() => undefined);
+          const shown =
+            row?.rows[0] && BigInt(row.rows[0].amount) === model.stakeAt(wallet.toLowerCase(), head - CONFIRMATIONS);
+          expects =
+            kind === "reorg_shallow"
+              ? { none: "inside CONFIRMATIONS" }
+              : shown
+                ? "reorg_correction"
+                : { none: row?.rows[0] ? "the row did not show the stake yet" : "no developers row" };
           await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
           model.revertTo(base, kind === "reorg_deep", head, head - CONFIRMATIONS);
           paused = false;
           break;
         }
         case "smtp_failing":
+          expects = { none: "within the retry budget" };
           smtp.state.failing = true;
           await sleep(15_000);
           smtp.state.failing = false;
@@ -434,6 +505,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         { timeoutMs: 180_000, intervalMs: 250 },
       ).catch(() => undefined);
       recoveries[kind] = [...(recoveries[kind] ?? []), (Date.now() - ended) / 1000];
+      faultRecords.push({ kind, at: startedAt, recoveredAt: Date.now(), expects });
+      // One fault at a time: the next waits until both Ponder instances are ready again. A killed
+      // Ponder cannot start until its heartbeat lock expires (up to 25 s), then recovers; a fault
+      // on the other one meanwhile would take both down, which two instances do not protect against.
+      await waitFor(
+        "both Ponder instances ready",
+        async () =>
+          (await Promise.all(Object.values(ponders).map((p) => ponderReady(`http://127.0.0.1:${p.port}`)))).every(
+            Boolean,
+          ),
+        { timeoutMs: 120_000, intervalMs: 500 },
+      ).catch(() => say("a Ponder instance is still not ready after 2 minutes"));
     };
 
     const deadline = Date.now() + options.minutes * 60_000;
@@ -492,6 +575,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       },
       { timeoutMs: 300_000, intervalMs: 500 },
     );
+    // Every alert resolves once its fault is undone: reorg_correction ALERT_REPEAT_MS after the last correction.
+    const stillFiring = () => {
+      const firing = new Map<string, boolean>();
+      for (const alert of webhook.alerts) firing.set(alert.rule, alert.state === "firing");
+      return [...firing].filter(([, open]) => open).map(([rule]) => rule);
+    };
+    await waitFor("every alert to resolve", async () => stillFiring().length === 0, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    }).catch(() => undefined);
     const name = (await leader()) as "sidecar_a" | "sidecar_b";
     const confirmed = (await status(name))?.chains[0]?.synced ?? 0;
     await sleep(5000); // the outbox worker's last sends
@@ -553,15 +646,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       "SELECT chain_id, event_key FROM stakesync.applied_event GROUP BY 1, 2 HAVING count(*) > 1",
     );
     for (const d of duplicates) violations.push(`applied twice: ${d.event_key}`);
-    const { rows: reorgs } = await db.query<{ n: string }>(
-      "SELECT count(*) AS n FROM stakesync.audit WHERE reason = 'reorg'",
+    // A `reorg` audit row names a height a deep reorg replaced: a stake taken back, or one the new
+    // fork mined below the sync's cursor (a step may add it with the next CONFIRMATIONS blocks).
+    const { rows: reorgs } = await db.query<{ wallet: string; block: number }>(
+      "SELECT lower(wallet) AS wallet, block_number::int AS block FROM stakesync.audit WHERE reason = 'reorg'",
     );
-    if (Number(reorgs[0]?.n) > 0 && model.deepReorgs.length === 0) {
-      violations.push(`${reorgs[0]?.n} audit row(s) of reason reorg without a deep reorg injected`);
+    for (const r of reorgs) {
+      if (model.deepReorgs.some((d) => r.block > d.from && r.block <= d.to + CONFIRMATIONS)) continue;
+      const reorgs = model.deepReorgs.map((d) => `${d.from + 1}-${d.to}`).join(", ") || "none";
+      violations.push(`audit: reorg at block ${r.block} for ${r.wallet}; deep reorgs replaced blocks ${reorgs}`);
     }
-    const firing = new Map<string, boolean>();
-    for (const alert of webhook.alerts) firing.set(alert.rule, alert.state === "firing");
-    for (const [rule, open] of firing) if (open) violations.push(`alert ${rule} fired and never resolved`);
+    for (const rule of stillFiring()) violations.push(`alert ${rule} fired and never resolved`);
+    const { violations: missed, ...alertCheck } = checkAlerts(faultRecords, webhook.alerts);
+    violations.push(...missed);
 
     const counted = samples.filter((s) => !s.excluded);
     const ok = counted.filter((s) => s.ok).length;
@@ -626,6 +723,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         ]),
       ),
       emailsPerDeveloper: emails,
+      alerts: alertCheck,
     };
   } finally {
     for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => undefined);

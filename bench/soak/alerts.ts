@@ -1,0 +1,88 @@
+/**
+ * Which of the soak's faults must raise which of the sidecar's alert rules (README "Alerts"), and
+ * whether each did. A fault should alert when a rule watches what it breaks and it outlasts the
+ * rule's threshold with room to spare; the rest are expected to pass without a page:
+ *
+ * - Ponder killed or stopped: `indexer_down`, when the instance is the one the sidecars watch
+ *   (PONDER_URL) and it did not answer /health for INDEXER_DOWN_AFTER_MS plus the two one-second
+ *   ticks (the watch's look, the leader's rules) and a second of slack. A shorter outage is not
+ *   judged; the second instance is watched by Prometheus (`up{job="ponder"}`), not by the sidecar.
+ * - That instance's RPC failing (503s for 10 s): `rpc_failing` (Ponder's RPC error counter rises;
+ *   the sidecars' own head polls go through the same provider). Slow (3 s a call) and lagging
+ *   providers answer, and the sync rides them out: no rule.
+ * - A deep reorg that takes back a stake a developers row already showed: `reorg_correction`.
+ * - Sidecar faults: the sidecars send the webhook's alerts, so a sidecar's death or freeze is
+ *   Prometheus's (`StakesyncSidecarDown`, `StakesyncNoLeader`), and the standby leads on.
+ * - PostgreSQL restarted: no sidecar can lead while it is down, and the restart takes seconds.
+ * - SMTP failing for 15 s: inside the retry budget, no job dies, so no `dead_letter`.
+ */
+import type { Rule } from "../../sidecar/effects/alerts";
+
+/** What the webhook received (the sidecar's payload: `at` is when it was sent). */
+export type WebhookAlert = { rule: string; state: "firing" | "resolved"; at: string };
+
+/** A fault as the soak ran it: `rule` is what it must raise, or why it need not. */
+export type FaultRecord = {
+  kind: string;
+  at: number;
+  /** When the soak saw the sync fresh again after undoing it. */
+  recoveredAt: number;
+  expects: Rule | { none: string };
+};
+
+/** Ponder's outage must outlast the threshold by this: the watch's tick, the rules' tick, slack. */
+export const INDEXER_DOWN_MARGIN_MS = 3000;
+/** An alert counts for a fault when it fires from the fault's start until this long after recovery. */
+export const ALERT_WINDOW_AFTER_MS = 15_000;
+
+/**
+ * Whether `rule` was firing at some moment in [from, to]: a firing payload inside, or the rule
+ * firing already at `from` (a repeat is sent at most every ALERT_REPEAT_MS, and a new leader
+ * sends it again).
+ */
+export function firedBetween(alerts: WebhookAlert[], rule: string, from: number, to: number): boolean {
+  const own = alerts.filter((a) => a.rule === rule).sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  const before = own.filter((a) => Date.parse(a.at) < from).at(-1);
+  if (before?.state === "firing") return true;
+  return own.some((a) => a.state === "firing" && Date.parse(a.at) >= from && Date.parse(a.at) <= to);
+}
+
+export type AlertCheck = {
+  /** Per fault kind: faults that had to alert, and how many did. */
+  expected: Record<string, { faults: number; alerted: number }>;
+  /** Per fault kind and reason: faults no rule had to report. */
+  notExpected: Record<string, number>;
+  /** Alerts that began outside every fault's window, by rule: no injected fault explains them. */
+  withoutFault: Record<string, number>;
+  violations: string[];
+};
+
+export function checkAlerts(faults: FaultRecord[], alerts: WebhookAlert[]): AlertCheck {
+  const check: AlertCheck = { expected: {}, notExpected: {}, withoutFault: {}, violations: [] };
+  for (const fault of faults) {
+    if (typeof fault.expects === "object") {
+      const key = `${fault.kind}: ${fault.expects.none}`;
+      check.notExpected[key] = (check.notExpected[key] ?? 0) + 1;
+      continue;
+    }
+    const counted = check.expected[fault.kind] ?? { faults: 0, alerted: 0 };
+    check.expected[fault.kind] = counted;
+    counted.faults += 1;
+    if (firedBetween(alerts, fault.expects, fault.at, fault.recoveredAt + ALERT_WINDOW_AFTER_MS)) counted.alerted += 1;
+    else {
+      check.violations.push(
+        `fault ${fault.kind} at ${new Date(fault.at).toISOString()} raised no ${fault.expects} alert`,
+      );
+    }
+  }
+  // Onsets only: a repeat, or a new leader sending a rule again, is the same alert.
+  const last = new Map<string, string>();
+  for (const alert of [...alerts].sort((a, b) => Date.parse(a.at) - Date.parse(b.at))) {
+    const onset = alert.state === "firing" && last.get(alert.rule) !== "firing";
+    last.set(alert.rule, alert.state);
+    const at = Date.parse(alert.at);
+    if (!onset || faults.some((f) => at >= f.at && at <= f.recoveredAt + ALERT_WINDOW_AFTER_MS)) continue;
+    check.withoutFault[alert.rule] = (check.withoutFault[alert.rule] ?? 0) + 1;
+  }
+  return check;
+}

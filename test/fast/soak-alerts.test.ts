@@ -1,0 +1,75 @@
+/**
+ * The soak's alert check (bench/soak/alerts.ts): a fault that had to alert counts only when its
+ * rule fired in the fault's window or was firing already when it began.
+ */
+import { expect, it } from "vitest";
+import { ALERT_WINDOW_AFTER_MS, checkAlerts, type FaultRecord, type WebhookAlert } from "../../bench/soak/alerts";
+
+const t0 = Date.parse("2026-12-03T12:00:00Z");
+const at = (seconds: number) => new Date(t0 + seconds * 1000).toISOString();
+const fault = (seconds: number, expects: FaultRecord["expects"], kind = "ponder_kill"): FaultRecord => ({
+  kind,
+  at: t0 + seconds * 1000,
+  recoveredAt: t0 + (seconds + 10) * 1000,
+  expects,
+});
+
+it("counts a fault alerted when its rule fires between its start and shortly after recovery", () => {
+  const alerts: WebhookAlert[] = [
+    { rule: "indexer_down", state: "firing", at: at(6) },
+    { rule: "indexer_down", state: "resolved", at: at(9) },
+  ];
+  const check = checkAlerts([fault(0, "indexer_down")], alerts);
+  expect(check.expected).toEqual({ ponder_kill: { faults: 1, alerted: 1 } });
+  expect(check.violations).toEqual([]);
+  expect(check.withoutFault).toEqual({});
+});
+
+it("names a fault whose rule never fired, and one whose alert came only after the window", () => {
+  const late = t0 + 100_000 + 10_000 + ALERT_WINDOW_AFTER_MS + 1000;
+  const alerts: WebhookAlert[] = [
+    { rule: "rpc_failing", state: "firing", at: new Date(late).toISOString() },
+    { rule: "rpc_failing", state: "resolved", at: new Date(late + 1000).toISOString() },
+  ];
+  const check = checkAlerts([fault(0, "indexer_down"), fault(100, "rpc_failing", "rpc_down")], alerts);
+  expect(check.expected).toEqual({
+    ponder_kill: { faults: 1, alerted: 0 },
+    rpc_down: { faults: 1, alerted: 0 },
+  });
+  expect(check.violations).toHaveLength(2);
+  expect(check.violations[0]).toMatch(/ponder_kill .* raised no indexer_down alert/);
+  expect(check.withoutFault).toEqual({ rpc_failing: 1 });
+});
+
+it("counts a rule firing already when the fault began, not one resolved before it", () => {
+  const alerts: WebhookAlert[] = [
+    { rule: "reorg_correction", state: "firing", at: at(-5) },
+    { rule: "indexer_down", state: "firing", at: at(-8) },
+    { rule: "indexer_down", state: "resolved", at: at(-2) },
+  ];
+  const check = checkAlerts(
+    [fault(0, "reorg_correction", "reorg_deep"), fault(0, "indexer_down", "ponder_term")],
+    alerts,
+  );
+  expect(check.expected).toEqual({
+    reorg_deep: { faults: 1, alerted: 1 },
+    ponder_term: { faults: 1, alerted: 0 },
+  });
+  expect(check.violations).toHaveLength(1);
+});
+
+it("tells faults no rule had to report by reason, and counts an alert with no fault once however often it repeats", () => {
+  const alerts: WebhookAlert[] = [
+    { rule: "lag", state: "firing", at: at(500) },
+    { rule: "lag", state: "firing", at: at(520) },
+    { rule: "lag", state: "resolved", at: at(530) },
+  ];
+  const check = checkAlerts(
+    [fault(0, { none: "a sidecar" }, "sidecar_kill"), fault(50, { none: "a sidecar" }, "sidecar_kill")],
+    alerts,
+  );
+  expect(check.expected).toEqual({});
+  expect(check.notExpected).toEqual({ "sidecar_kill: a sidecar": 2 });
+  expect(check.withoutFault).toEqual({ lag: 1 });
+  expect(check.violations).toEqual([]);
+});
