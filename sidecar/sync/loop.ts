@@ -176,6 +176,10 @@ export class SyncLoop {
     // RECONCILE_INTERVAL_MS.
     this.nextReconcileAt = Date.now();
     this.steppedAt = performance.now();
+    // And it forgets what an earlier term saw missing in Ponder: while this sidecar did not lead, Ponder
+    // went on unseen (as after a failed round, below), and a sighting from then would let a
+    // later checkpoint confirm a removal of an event that came back meanwhile.
+    this.removalGuard.clear();
 
     while (!this.stopped) {
       const lost = lostError();

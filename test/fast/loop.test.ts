@@ -1,0 +1,103 @@
+/**
+ * The leader's loop (sidecar/sync/loop.ts) running in this process against fabricated Ponder
+ * tables: what it keeps between rounds, and what it must forget when it stops seeing Ponder.
+ */
+import { afterEach, expect, it } from "vitest";
+import { waitFor } from "../../lib/wait";
+import { LEADER_LOCK } from "../../sidecar/leader";
+import { createLogger } from "../../sidecar/log";
+import { createMetrics } from "../../sidecar/metrics";
+import { SyncLoop } from "../../sidecar/sync/loop";
+import { CHAIN, type Fake, fakePonder, wallet } from "./ponder-fake";
+
+const USDC = 1_000_000n;
+let fake: Fake;
+let loop: SyncLoop | undefined;
+afterEach(async () => {
+  await loop?.stop();
+  loop = undefined;
+  await fake?.close();
+});
+
+/** Resolves once the loop has committed `n` more rounds. */
+async function rounds(n: number) {
+  for (let i = 0; i < n; i++) {
+    const before = loop?.state.lastSyncAt;
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== before, { timeoutMs: 30_000, intervalMs: 5 });
+  }
+}
+
+async function startLoop() {
+  fake = await fakePonder({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+  const heads = new Map([[CHAIN, { block: 40, at: Date.now() }]]);
+  loop = new SyncLoop(fake.config, createLogger("silent"), createMetrics([CHAIN]), heads);
+  loop.start();
+  await waitFor("leadership", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
+}
+
+/**
+ * A provider lagging twice (see the same case in sync.test.ts): the first lag's deletion is seen
+ * by a round, the states between it and the second lag's deletion are not, because the rounds in
+ * between failed. A missing event remembered across the failure would be confirmed by the second
+ * lag's checkpoint and taken back, though it never left the chain.
+ */
+/** The stake applied, then seen missing by rounds: the first half of a provider's lag. */
+async function stakeSeenMissing(w: string) {
+  await fake.register(w);
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 24, tx: "0x24" }], 30);
+  await waitFor("the stake applied", async () => (await fake.developer(w))?.stake_amount === "30.000000");
+  // The provider lags to 22: Ponder deletes the rows above it under its checkpoint (30).
+  await fake.deleteAbove(22);
+  await rounds(2);
+}
+
+/**
+ * Unseen by any round: Ponder lowers its checkpoint, indexes the same blocks again to 31, and
+ * the provider lags again: the stake is missing under checkpoint 31.
+ */
+async function lagAgainUnseen(w: string) {
+  await fake.progress({ latest: 22, finalized: 0 });
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 24, tx: "0x24" }], 31);
+  await fake.deleteAbove(22);
+}
+
+/** The provider catches up: the same stake, and nothing was a reorg. */
+async function expectNothingTakenBack(w: string) {
+  await rounds(3);
+  expect(loop?.state.consecutiveErrors).toBe(0);
+  expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 24, tx: "0x24" }], 32);
+  await rounds(2);
+  expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+}
+
+/**
+ * A provider lagging twice (the same case in sync.test.ts, "a state unseen"): a missing event
+ * remembered across rounds that saw nothing would be confirmed by the second lag's checkpoint and
+ * taken back, though it never left the chain.
+ */
+it("forgets every event seen missing before a failed round: the states it did not see confirm nothing", async () => {
+  await startLoop();
+  const w = wallet(0x51);
+  await stakeSeenMissing(w);
+  // Rounds fail (the sidecar's cursor table is away) while Ponder goes on.
+  await fake.db.query("ALTER TABLE stakesync.cursor RENAME TO cursor_away");
+  await waitFor("a failed round", () => (loop?.state.consecutiveErrors ?? 0) > 0, { timeoutMs: 30_000, intervalMs: 5 });
+  await lagAgainUnseen(w);
+  await fake.db.query("ALTER TABLE stakesync.cursor_away RENAME TO cursor");
+  await expectNothingTakenBack(w);
+});
+
+it("forgets them when it loses leadership too: a new term starts from what it sees", async () => {
+  await startLoop();
+  const w = wallet(0x52);
+  await stakeSeenMissing(w);
+  // The leader's session ends (a PostgreSQL restart, a network cut), and the lock stays taken
+  // (here by the test, queued for it) until Ponder has gone on unseen.
+  await fake.db.query("SELECT pg_terminate_backend($1), pg_advisory_lock($2)", [loop?.state.leaderPid, LEADER_LOCK]);
+  await waitFor("leadership lost", () => loop?.state.role === "standby", { timeoutMs: 30_000, intervalMs: 5 });
+  await lagAgainUnseen(w);
+  await fake.db.query("SELECT pg_advisory_unlock($1)", [LEADER_LOCK]);
+  await waitFor("leadership again", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
+  await expectNothingTakenBack(w);
+});
