@@ -506,17 +506,24 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       ).catch(() => undefined);
       recoveries[kind] = [...(recoveries[kind] ?? []), (Date.now() - ended) / 1000];
       faultRecords.push({ kind, at: startedAt, recoveredAt: Date.now(), expects });
-      // One fault at a time: the next waits until both Ponder instances are ready again. A killed
-      // Ponder cannot start until its heartbeat lock expires (up to 25 s), then recovers; a fault
-      // on the other one meanwhile would take both down, which two instances do not protect against.
-      await waitFor(
-        "both Ponder instances ready",
-        async () =>
-          (await Promise.all(Object.values(ponders).map((p) => ponderReady(`http://127.0.0.1:${p.port}`)))).every(
-            Boolean,
-          ),
-        { timeoutMs: 120_000, intervalMs: 500 },
-      ).catch(() => say("a Ponder instance is still not ready after 2 minutes"));
+      // One fault at a time: the next waits until both Ponder instances are ready and current
+      // again, or a fault on one would find the other still down from the last, which two
+      // instances do not protect against. A restarted Ponder cannot start until its schema lock
+      // expires (15-25 s); one that was fetching a block a reorg took back retries its logs for
+      // about a minute before it moves on (Ponder's RPC retries: 10, from 125 ms doubling).
+      const current = async () => {
+        const head = await readHead();
+        const states = await Promise.all(
+          Object.entries(ponders).map(async ([schema, p]) => {
+            const at = (await readProgress(db, schema).catch(() => null))?.get(31337)?.latest ?? 0;
+            return (await ponderReady(`http://127.0.0.1:${p.port}`)) && at >= head - CONFIRMATIONS;
+          }),
+        );
+        return states.every(Boolean);
+      };
+      await waitFor("both Ponder instances ready and current", current, { timeoutMs: 120_000, intervalMs: 500 }).catch(
+        () => say("a Ponder instance is still not ready and current after 2 minutes"),
+      );
     };
 
     const deadline = Date.now() + options.minutes * 60_000;
