@@ -36,6 +36,7 @@ const alerts = new Alerts({
   retry: { attempts: config.retryAttempts, delayMs: config.retryDelayMs },
   log,
   metrics,
+  db: pool,
 });
 const indexer = new IndexerWatch(config, pool);
 indexer.start();

@@ -2,10 +2,12 @@
  * Alert delivery. Each rule is a condition that is either firing or not: it is sent when it
  * starts, again every ALERT_REPEAT_MS while it lasts, and once when it clears. Always logged;
  * POSTed to ALERT_WEBHOOK_URL in the background with retries; a failing webhook never stops
- * anything.
+ * anything. The rules firing are kept in stakesync.alert_firing too: a leader that takes over
+ * adopts them, and sends "resolved" for one that cleared meanwhile (the one before it cannot).
  */
 import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
+import type { Queryable } from "../db/queryable";
 import type { Metrics } from "../metrics";
 
 export type Rule = "indexer_down" | "lag" | "consecutive_errors" | "rpc_failing" | "dead_letter" | "reorg_correction";
@@ -24,6 +26,10 @@ type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: 
 
 export class Alerts {
   private readonly rules = new Map<Rule, RuleState>();
+  /** Whether this term as leader has read the rules an earlier leader left firing. */
+  private adopted = false;
+  /** Writes to stakesync.alert_firing, one after another, in the order of the changes. */
+  private stored: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly options: {
@@ -32,8 +38,39 @@ export class Alerts {
       retry: { attempts: number; delayMs: number };
       log: Logger;
       metrics: Metrics;
+      /** Where the rules firing are kept (stakesync.alert_firing); unset, they are not. */
+      db?: Queryable;
     },
   ) {}
+
+  /**
+   * Once per term as leader, before the first evaluation: the rules an earlier leader reported
+   * firing and never resolved become this one's, so the next evaluation resolves them if their
+   * condition is gone (and, if not, repeats them only after ALERT_REPEAT_MS, as it would have).
+   */
+  async adopt() {
+    const { db } = this.options;
+    if (this.adopted || !db) return;
+    const { rows } = await db.query<{ rule: Rule; severity: Severity; text: string; sent_at: Date }>(
+      "SELECT rule, severity, text, sent_at FROM stakesync.alert_firing",
+    );
+    for (const row of rows) {
+      if (this.rules.get(row.rule)?.firing) continue;
+      this.rules.set(row.rule, {
+        firing: true,
+        lastSentAt: row.sent_at.getTime(),
+        text: row.text,
+        severity: row.severity,
+      });
+      this.options.metrics.alertFiring.set({ rule: row.rule }, 1);
+    }
+    this.adopted = true;
+  }
+
+  /** Resolves once every change so far is in stakesync.alert_firing. */
+  flush() {
+    return this.stored;
+  }
 
   /** Reports a rule's condition now; sends only on a change, or a repeat once the window has passed. */
   set(rule: Rule, firing: boolean, severity: Severity, text: string, details: Record<string, unknown> = {}) {
@@ -41,11 +78,17 @@ export class Alerts {
     const state = this.rules.get(rule);
     if (firing && (!state?.firing || now - state.lastSentAt >= this.options.repeatMs)) {
       this.rules.set(rule, { firing, lastSentAt: now, text, severity });
+      this.store(
+        `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4`,
+        [rule, severity, text, new Date(now)],
+      );
       this.options.metrics.alerts.inc({ rule });
       this.options.metrics.alertFiring.set({ rule }, 1);
       this.deliver({ text, severity, rule, at: new Date(now).toISOString(), state: "firing", ...details });
     } else if (!firing && state?.firing) {
       this.rules.set(rule, { ...state, firing: false });
+      this.store("DELETE FROM stakesync.alert_firing WHERE rule = $1", [rule]);
       this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver({
         text: `resolved: ${state.text}`,
@@ -66,6 +109,7 @@ export class Alerts {
       if (state.firing) this.options.metrics.alertFiring.set({ rule }, 0);
     }
     this.rules.clear();
+    this.adopted = false;
   }
 
   /** Rules firing now, for the status page. */
@@ -73,6 +117,15 @@ export class Alerts {
     return [...this.rules]
       .filter(([, s]) => s.firing)
       .map(([rule, s]) => ({ rule, severity: s.severity, text: s.text, since: new Date(s.lastSentAt).toISOString() }));
+  }
+
+  /** A failed write is logged: the webhook has the change, only a later leader misses it. */
+  private store(sql: string, params: unknown[]) {
+    const { db, log } = this.options;
+    if (!db) return;
+    this.stored = this.stored
+      .then(() => db.query(sql, params))
+      .catch((error: Error) => log.warn({ err: error.message }, "cannot record the alert's state"));
   }
 
   private deliver(payload: AlertPayload) {

@@ -28,6 +28,7 @@ export function startEffects(deps: {
     try {
       // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
       if (config.mode === "write") await worker.tick(loop.state);
+      await alerts.adopt();
       await monitor.check(await readStatus(pool, config, heads, indexer.down(), loop.state), loop.state);
     } catch (error) {
       log.warn({ err: (error as Error).message }, "effects tick failed; retrying");
