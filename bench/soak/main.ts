@@ -61,6 +61,8 @@ row(
 );
 for (const [kind, r] of Object.entries(report.recoverySeconds))
   row(`recovery after ${kind} p50 / max (s)`, `${r.p50} / ${r.max}`);
+for (const [kind, r] of Object.entries(report.pondersCurrentSeconds))
+  row(`then both Ponders current after ${kind} p50 / max (s)`, `${r.p50} / ${r.max}`);
 row(
   "stale seconds by the fault before them",
   Object.entries(report.staleSecondsByFault)

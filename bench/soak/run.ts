@@ -72,6 +72,11 @@ export type SoakReport = {
   };
   freshnessSeconds: { p50: number; p99: number; max: number };
   recoverySeconds: Record<string, { p50: number; max: number }>;
+  /**
+   * After each fault kind, how long the soak then waited for both Ponder instances to be ready
+   * and current again before the next fault (a restart's schema lock, a stall after a reorg).
+   */
+  pondersCurrentSeconds: Record<string, { p50: number; max: number }>;
   /** Stale seconds (samples not fresh), by the fault last begun before them ("none": no fault yet). */
   staleSecondsByFault: Record<string, number>;
   /**
@@ -384,6 +389,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const faultStarts: { at: number; kind: FaultKind }[] = [];
     const faultRecords: FaultRecord[] = [];
     const recoveries: Record<string, number[]> = {};
+    /** Per fault kind, how long after recovery both Ponder instances were ready and current. */
+    const pondersBack: Record<string, number[]> = {};
+    const stuckPonders: string[] = [];
     const runFault = async (kind: FaultKind) => {
       faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
       const startedAt = Date.now();
@@ -521,9 +529,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         );
         return states.every(Boolean);
       };
+      // How long that took is reported; an instance stuck for 2 minutes is a violation.
+      const waitFrom = Date.now();
       await waitFor("both Ponder instances ready and current", current, { timeoutMs: 120_000, intervalMs: 500 }).catch(
-        () => say("a Ponder instance is still not ready and current after 2 minutes"),
+        () => stuckPonders.push(`a Ponder instance was not ready and current 2 minutes after a fault ${kind}`),
       );
+      pondersBack[kind] = [...(pondersBack[kind] ?? []), (Date.now() - waitFrom) / 1000];
     };
 
     const deadline = Date.now() + options.minutes * 60_000;
@@ -665,7 +676,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     for (const rule of stillFiring()) violations.push(`alert ${rule} fired and never resolved`);
     const { violations: missed, ...alertCheck } = checkAlerts(faultRecords, webhook.alerts);
-    violations.push(...missed);
+    violations.push(...missed, ...stuckPonders);
 
     const counted = samples.filter((s) => !s.excluded);
     const ok = counted.filter((s) => s.ok).length;
@@ -706,6 +717,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         retractedAtOnce: { ok, percent: share(ok) },
       },
       freshnessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
+      pondersCurrentSeconds: Object.fromEntries(
+        Object.entries(pondersBack).map(([kind, values]) => [
+          kind,
+          { p50: percentile(values, 50), max: Math.max(...values) },
+        ]),
+      ),
       recoverySeconds: Object.fromEntries(
         Object.entries(recoveries).map(([kind, values]) => [
           kind,
