@@ -12,8 +12,8 @@
  * only in its first half, would otherwise take back an event still on the chain). What it cannot
  * tell apart: the same event missing in the first halves of two lags or reorgs, with every state
  * in which it was back unseen by any step. A failed round, and every new term as leader,
- * therefore clear the guard (loop.ts); a slow round can still miss them. No timer: a slow restart can outlast any. Pure: the fast
- * tier tests it without a database.
+ * therefore clear the guard (loop.ts); a slow round can still miss them. No timer: a slow
+ * restart can outlast any. Pure: the fast tier tests it without a database.
  */
 import { behindCursor, type Window } from "./windows";
 

@@ -35,12 +35,6 @@ async function startLoop() {
   await waitFor("leadership", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
 }
 
-/**
- * A provider lagging twice (see the same case in sync.test.ts): the first lag's deletion is seen
- * by a round, the states between it and the second lag's deletion are not, because the rounds in
- * between failed. A missing event remembered across the failure would be confirmed by the second
- * lag's checkpoint and taken back, though it never left the chain.
- */
 /** The stake applied, then seen missing by rounds: the first half of a provider's lag. */
 async function stakeSeenMissing(w: string) {
   await fake.register(w);
