@@ -35,16 +35,26 @@ export const INDEXER_DOWN_MARGIN_MS = 3000;
 /** An alert counts for a fault when it fires from the fault's start until this long after recovery. */
 export const ALERT_WINDOW_AFTER_MS = 15_000;
 
+/** The webhook's alerts in the order the sidecars sent them (a frozen one's may arrive late). */
+const bySendTime = (alerts: WebhookAlert[]) => [...alerts].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+
 /**
  * Whether `rule` was firing at some moment in [from, to]: a firing payload inside, or the rule
  * firing already at `from` (a repeat is sent at most every ALERT_REPEAT_MS, and a new leader
  * sends it again).
  */
 export function firedBetween(alerts: WebhookAlert[], rule: string, from: number, to: number): boolean {
-  const own = alerts.filter((a) => a.rule === rule).sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  const own = bySendTime(alerts.filter((a) => a.rule === rule));
   const before = own.filter((a) => Date.parse(a.at) < from).at(-1);
   if (before?.state === "firing") return true;
   return own.some((a) => a.state === "firing" && Date.parse(a.at) >= from && Date.parse(a.at) <= to);
+}
+
+/** The rules whose last word at the webhook is "firing". */
+export function stillFiring(alerts: WebhookAlert[]): string[] {
+  const last = new Map<string, string>();
+  for (const alert of bySendTime(alerts)) last.set(alert.rule, alert.state);
+  return [...last].filter(([, state]) => state === "firing").map(([rule]) => rule);
 }
 
 export type AlertCheck = {
@@ -77,7 +87,7 @@ export function checkAlerts(faults: FaultRecord[], alerts: WebhookAlert[]): Aler
   }
   // Onsets only: a repeat, or a new leader sending a rule again, is the same alert.
   const last = new Map<string, string>();
-  for (const alert of [...alerts].sort((a, b) => Date.parse(a.at) - Date.parse(b.at))) {
+  for (const alert of bySendTime(alerts)) {
     const onset = alert.state === "firing" && last.get(alert.rule) !== "firing";
     last.set(alert.rule, alert.state);
     const at = Date.parse(alert.at);

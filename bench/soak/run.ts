@@ -31,7 +31,7 @@ import { createLogger } from "../../sidecar/log";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { startRpcProxy, startSmtp, startWebhook } from "../../test/helpers/peers";
 import { wallets as derivedWallets } from "../../test/helpers/workload";
-import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS } from "./alerts";
+import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS, stillFiring } from "./alerts";
 import { ChainModel } from "./model";
 
 export const FAULT_KINDS = [
@@ -94,6 +94,8 @@ export type SoakReport = {
 const CONFIRMATIONS = 2;
 const INDEXER_DOWN_AFTER_MS = 5000;
 const USDC = 1_000_000n;
+/** A developers row's stake in raw units (USDC's 6 decimals), as text: what the model counts in. */
+const RAW_STAKE = "(stake_amount * 1000000)::numeric(78,0)::text";
 
 /** mulberry32: a small seeded generator, so a seed replays the same schedule. */
 function random(seed: number) {
@@ -112,6 +114,11 @@ const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 };
+/** p50 and max of each kind's values. */
+const byKind = (values: Record<string, number[]>) =>
+  Object.fromEntries(
+    Object.entries(values).map(([kind, v]) => [kind, { p50: percentile(v, 50), max: Math.max(...v) }]),
+  );
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
@@ -199,6 +206,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       },
     };
     type PonderSchema = keyof typeof ponders;
+    /** What an instance has committed on the soak's chain, as the sidecar reads it. */
+    const progressOf = async (schema: string) => (await readProgress(db, schema).catch(() => null))?.get(31337);
     const startPonder = async (schema: PonderSchema) => {
       const { name, port, env } = ponders[schema];
       processes[name] = startLocalPonder(env, { schema, port, spawn });
@@ -337,7 +346,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       }
       const rows = await db
         .query<{ wallet: string; amount: string }>(
-          "SELECT lower(wallet_address) AS wallet, (stake_amount * 1000000)::numeric(78,0)::text AS amount FROM developers",
+          `SELECT lower(wallet_address) AS wallet, ${RAW_STAKE} AS amount FROM developers`,
         )
         .catch(() => undefined);
       if (!rows || paused) {
@@ -373,7 +382,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         // And where each Ponder instance is: the one the sync reads may be behind, or both.
         const instances = await Promise.all(
           Object.keys(ponders).map(async (schema) => {
-            const p = (await readProgress(db, schema).catch(() => null))?.get(31337);
+            const p = await progressOf(schema);
             return p ? `${schema} at ${p.latest}${p.ready ? "" : " (not ready)"}` : `${schema} unreadable`;
           }),
         );
@@ -479,7 +488,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           // A deep reorg must be reported when it changes a row: when the row shows the stake it takes back.
           const row = await db
             .query<{ amount: string }>(
-              "SELECT (stake_amount * 1000000)::numeric(78,0)::text AS amount FROM developers WHERE lower(wallet_address) = $1",
+              `SELECT ${RAW_STAKE} AS amount FROM developers WHERE lower(wallet_address) = $1`,
               [wallet.toLowerCase()],
             )
             .catch(() => undefined);
@@ -523,7 +532,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const head = await readHead();
         const states = await Promise.all(
           Object.entries(ponders).map(async ([schema, p]) => {
-            const at = (await readProgress(db, schema).catch(() => null))?.get(31337)?.latest ?? 0;
+            const at = (await progressOf(schema))?.latest ?? 0;
             return (await ponderReady(`http://127.0.0.1:${p.port}`)) && at >= head - CONFIRMATIONS;
           }),
         );
@@ -594,12 +603,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       { timeoutMs: 300_000, intervalMs: 500 },
     );
     // Every alert resolves once its fault is undone: reorg_correction ALERT_REPEAT_MS after the last correction.
-    const stillFiring = () => {
-      const firing = new Map<string, boolean>();
-      for (const alert of webhook.alerts) firing.set(alert.rule, alert.state === "firing");
-      return [...firing].filter(([, open]) => open).map(([rule]) => rule);
-    };
-    await waitFor("every alert to resolve", async () => stillFiring().length === 0, {
+    await waitFor("every alert to resolve", async () => stillFiring(webhook.alerts).length === 0, {
       timeoutMs: 60_000,
       intervalMs: 500,
     }).catch(() => undefined);
@@ -617,7 +621,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       }
     }
     const { rows } = await db.query<{ wallet: string; status: string; raw: string; email: string | null }>(
-      `SELECT lower(wallet_address) AS wallet, status, (stake_amount * 1000000)::numeric(78,0)::text AS raw, email
+      `SELECT lower(wallet_address) AS wallet, status, ${RAW_STAKE} AS raw, email
          FROM developers`,
     );
     for (const row of rows) {
@@ -674,7 +678,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const reorgs = model.deepReorgs.map((d) => `${d.from + 1}-${d.to}`).join(", ") || "none";
       violations.push(`audit: reorg at block ${r.block} for ${r.wallet}; deep reorgs replaced blocks ${reorgs}`);
     }
-    for (const rule of stillFiring()) violations.push(`alert ${rule} fired and never resolved`);
+    for (const rule of stillFiring(webhook.alerts)) violations.push(`alert ${rule} fired and never resolved`);
     const { violations: missed, ...alertCheck } = checkAlerts(faultRecords, webhook.alerts);
     violations.push(...missed, ...stuckPonders);
 
@@ -717,18 +721,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         retractedAtOnce: { ok, percent: share(ok) },
       },
       freshnessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
-      pondersCurrentSeconds: Object.fromEntries(
-        Object.entries(pondersBack).map(([kind, values]) => [
-          kind,
-          { p50: percentile(values, 50), max: Math.max(...values) },
-        ]),
-      ),
-      recoverySeconds: Object.fromEntries(
-        Object.entries(recoveries).map(([kind, values]) => [
-          kind,
-          { p50: percentile(values, 50), max: Math.max(...values) },
-        ]),
-      ),
+      pondersCurrentSeconds: byKind(pondersBack),
+      recoverySeconds: byKind(recoveries),
       staleSecondsByFault: staleByFault,
       peakRssMb: Object.fromEntries(
         Object.entries(peak).map(([name, values]) => [
