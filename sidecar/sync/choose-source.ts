@@ -13,6 +13,13 @@
  * killed or frozen Ponder keeps is_ready 1 and a checkpoint that no longer moves; a restarted one
  * shows is_ready 0 while it recovers; one behind a slow or failing RPC falls behind. Each of those
  * hands over to a ready instance; two healthy ones a block apart do not flap.
+ *
+ * Behind means behind the highest block the instance read has shown (its `Peak`), not its
+ * checkpoint now: a reorg lowers the checkpoint of the instance that follows it first, until the
+ * new fork's blocks are in, while the other still shows the old fork. Leaving it then (and coming
+ * back once the other follows the same reorg) started the removal guard afresh twice, and a deep
+ * reorg's orphan stayed 8 s instead of 2 (the soak). An instance that stalls inside the reorg is
+ * still left, once the other is SWITCH_AHEAD_BLOCKS past that peak.
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
@@ -24,20 +31,34 @@ import { readSources } from "./sql/read-sources";
 export type Source = { schema: string; progress: Map<number, PonderProgress> | null };
 
 /**
+ * Chain id → the highest block the instance read has indexed since the step came to it. Kept by
+ * the loop; started afresh on a switch and with every term as leader.
+ */
+export type Peak = Map<number, number>;
+
+/**
  * How far ahead, on some chain, a ready instance must be of the one read before the step
  * switches: Ponder commits block by block, so a healthy instance trails another by at most one.
  */
 export const SWITCH_AHEAD_BLOCKS = 2;
 
-export function chooseSource(config: Pick<SidecarConfig, "chains">, current: string, sources: Source[]): string {
+export function chooseSource(
+  config: Pick<SidecarConfig, "chains">,
+  current: string,
+  sources: Source[],
+  peak: Peak = new Map(),
+): string {
   const ready = (s: Source) => s.progress !== null && config.chains.every((c) => s.progress?.get(c.id)?.ready === true);
   const indexed = (s: Source, chainId: number) => s.progress?.get(chainId)?.indexed ?? -1;
+  const now = sources.find((s) => s.schema === current);
+  // The one read stands at its peak: a checkpoint lowered by a reorg is not falling behind.
+  const height = (s: Source, chainId: number) =>
+    s === now ? Math.max(indexed(s, chainId), peak.get(chainId) ?? -1) : indexed(s, chainId);
   // b is ahead of a: SWITCH_AHEAD_BLOCKS on some chain, and on none more than a block behind (with
   // several chains, a stalled chain of a must not wait for b to lead on every other chain too).
   const ahead = (b: Source, a: Source, by: number) =>
-    config.chains.every((c) => indexed(b, c.id) >= indexed(a, c.id) - (by - 1)) &&
-    config.chains.some((c) => indexed(b, c.id) >= indexed(a, c.id) + by);
-  const now = sources.find((s) => s.schema === current);
+    config.chains.every((c) => indexed(b, c.id) >= height(a, c.id) - (by - 1)) &&
+    config.chains.some((c) => indexed(b, c.id) >= height(a, c.id) + by);
   const others = sources.filter((s) => s !== now && ready(s));
   // Never both ways at once (b ≥ a + 2 somewhere and a ≥ b − 1 everywhere cannot both hold), so
   // no flapping: each switch starts the removal guard afresh, and flapping would defer a reorg
@@ -52,19 +73,26 @@ export function chooseSource(config: Pick<SidecarConfig, "chains">, current: str
 /**
  * Before a step: the config whose ponderSchema is the instance to read, `current` the one read
  * before. A removal noted under one instance's checkpoint says nothing about another's rows (they may be
- * in a reorg's first half or a crash recovery of their own): on a switch the guard starts afresh.
- * Recorded before the step runs, so a step that fails after a switch cannot leave the guard with
- * the other instance's checkpoint.
+ * in a reorg's first half or a crash recovery of their own): on a switch the guard starts afresh,
+ * and so does the peak. Recorded before the step runs, so a step that fails after a switch cannot
+ * leave the guard with the other instance's checkpoint.
  */
 export async function followSource(
   db: pg.ClientBase,
   config: SidecarConfig,
   current: string,
   guard: RemovalGuard,
+  peak: Peak,
 ): Promise<SidecarConfig> {
   if (config.ponderReplicaSchemas.length === 0) return config;
   const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
-  const schema = chooseSource(config, current, sources);
-  if (schema !== current) guard.clear();
+  const schema = chooseSource(config, current, sources, peak);
+  if (schema !== current) {
+    guard.clear();
+    peak.clear();
+  }
+  for (const [chainId, p] of sources.find((s) => s.schema === schema)?.progress ?? []) {
+    peak.set(chainId, Math.max(peak.get(chainId) ?? -1, p.indexed));
+  }
   return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
 }

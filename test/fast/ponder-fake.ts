@@ -80,13 +80,13 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   await migrate(db, config.developersTable, createLogger("error"));
 
   const guard: RemovalGuard = new Map();
-  const source = { schema: config.ponderSchema };
+  const source = { schema: config.ponderSchema, peak: new Map<number, number>() };
   return {
     url,
     db,
     config,
     round: async ({ reconcile = false } = {}) => {
-      const read = await followSource(db, config, source.schema, guard);
+      const read = await followSource(db, config, source.schema, guard, source.peak);
       source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime.
       const { rows } = await db

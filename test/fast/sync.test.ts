@@ -204,6 +204,40 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
     expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
   });
+
+  it("stays with the one that follows a deep reorg first, though its checkpoint came down, and takes the orphan back on its next block", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(33);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 30);
+    await replica.index(stake, 30);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+
+    // The first instance follows a reorg from block 19: rows, then checkpoint, down. The second
+    // still shows the old fork, and goes on with it for a block: not ahead of where the first was.
+    await fake.deleteAbove(19);
+    await fake.round();
+    await fake.progress({ latest: 19, finalized: 0 });
+    await replica.progress({ latest: 31, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // The new fork's blocks 20 and 21, without the stake: taken back, by the instance it followed.
+    await fake.index([], 20);
+    await fake.round();
+    await fake.progress({ latest: 21, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+
+    // Stalled inside the reorg, it is left once the other is two blocks past its peak (30).
+    await replica.progress({ latest: 32, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+  });
 });
 
 describe("a reorg deeper than CONFIRMATIONS", () => {

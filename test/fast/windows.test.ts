@@ -160,6 +160,14 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
     expect(chooseSource(config, "a", [at("a", 50), at("b", 50 + SWITCH_AHEAD_BLOCKS)])).toBe("b");
   });
 
+  it("measures the one it reads from its peak: a checkpoint a reorg lowered is not behind", () => {
+    const peak = new Map([[31337, 50]]);
+    expect(chooseSource(config, "a", [at("a", 40), at("b", 51)], peak)).toBe("a");
+    expect(chooseSource(config, "a", [at("a", 40), at("b", 50 + SWITCH_AHEAD_BLOCKS)], peak)).toBe("b");
+    // The peak is the read instance's own: another's low checkpoint is not lifted by it.
+    expect(chooseSource(config, "b", [at("a", 40), at("b", 41)], peak)).toBe("b");
+  });
+
   it("leaves one that is not ready (a restart's crash recovery) or whose tables are gone, for a ready one", () => {
     expect(chooseSource(config, "a", [at("a", 50, false), at("b", 40)])).toBe("b");
     expect(chooseSource(config, "a", [{ schema: "a", progress: null }, at("b", 40)])).toBe("b");
