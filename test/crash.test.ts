@@ -7,6 +7,7 @@ import {
   cleanup,
   freshDatabase,
   ponderStakes,
+  releaseSchemaLock,
   sql,
   startChain,
   startPonder,
@@ -43,7 +44,7 @@ it("recovers from SIGKILL mid-backfill with exact state and no duplicated events
   expect(atKill).toBeGreaterThan(0);
   expect(atKill).toBeLessThan(total); // killed in the middle, not after
 
-  // Ponder takes the schema over once the dead instance's heartbeat expires (25 s).
+  await releaseSchemaLock(databaseUrl, "crash_test");
   const second = await startPonder(env);
   await second.waitReady();
   await waitIndexedToHead(databaseUrl, "crash_test", chain);

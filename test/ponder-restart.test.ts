@@ -11,6 +11,7 @@ import {
   cleanup,
   freshDatabase,
   type PonderProcess,
+  releaseSchemaLock,
   type SidecarProcess,
   sql,
   startChain,
@@ -79,6 +80,7 @@ it("changes no developer, writes no audit row and raises no alert while a restar
 
   // A graceful restart, as a deploy or a process manager does it, onto a provider now slow.
   await ponder.stop();
+  await releaseSchemaLock(databaseUrl, SCHEMA);
   rpc.state.delayMs = 5000; // below viem's 10 s timeout: slow, not failing
   ponder = await startPonder(ponderEnv);
 

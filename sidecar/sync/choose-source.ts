@@ -14,12 +14,15 @@
  * shows is_ready 0 while it recovers; one behind a slow or failing RPC falls behind. Each of those
  * hands over to a ready instance; two healthy ones a block apart do not flap.
  *
- * Behind means behind the highest block the instance read has shown (its `Peak`), not its
- * checkpoint now: a reorg lowers the checkpoint of the instance that follows it first, until the
- * new fork's blocks are in, while the other still shows the old fork. Leaving it then (and coming
- * back once the other follows the same reorg) started the removal guard afresh twice, and a deep
- * reorg's orphan stayed 8 s instead of 2 (the soak). An instance that stalls inside the reorg is
- * still left, once the other is SWITCH_AHEAD_BLOCKS past that peak.
+ * Behind means behind the highest block the instance read has shown since the step came to it
+ * (its `Peak`), not its checkpoint now: a reorg lowers the checkpoint of the instance that follows
+ * it first, until the new fork's blocks are in, while the other still shows the old fork. Leaving
+ * it then (and coming back once the other follows the same reorg) started the removal guard
+ * afresh twice, and a deep reorg's orphan stayed 8 s instead of 2 (the soak). The cost: an
+ * instance that stalls inside a reorg, or whose provider starts lagging (Ponder takes the older
+ * head for a reorg and lowers its checkpoint too), is left only once the other is
+ * SWITCH_AHEAD_BLOCKS past that peak, a reorg's depth later than before; in between the step
+ * stays behind the cursor and applies nothing new.
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";

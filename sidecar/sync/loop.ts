@@ -138,6 +138,8 @@ export class SyncLoop {
       } finally {
         this.state.role = "standby";
         this.state.leaderPid = null;
+        // A standby reads nothing; its /status shows the first instance, where a next term starts.
+        this.state.source = this.config.ponderSchema;
         this.metrics.isLeader.set(0);
         for (const request of this.reconcileRequests.splice(0)) request.reject(new Error("leadership lost"));
         await connection.client.end().catch(() => undefined);

@@ -233,10 +233,27 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
 
-    // Stalled inside the reorg, it is left once the other is two blocks past its peak (30).
+    // Stalled since (its provider down), it is left once the other is two blocks past its peak (30).
     await replica.progress({ latest: 32, safe: 0, finalized: 0 });
     await fake.round();
     expect(fake.source()).toBe(REPLICA);
+  });
+
+  it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    await fake.progress({ latest: 30 });
+    await replica.progress({ latest: 27 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // The first restarts: the second, three blocks behind, is read, and then stops there.
+    await fake.progress({ latest: 30, ready: false });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    // The first is back, three blocks ahead of all the second has shown: read again.
+    await fake.progress({ latest: 30 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
   });
 });
 

@@ -101,6 +101,21 @@ export async function startIndexedChain(schema: string) {
   return { chain, databaseUrl, env, ponder };
 }
 
+/**
+ * Lets a new `ponder start` take `schema` at once after the last one exited. Ponder 0.17.7 means
+ * to set is_locked 0 on SIGTERM, but the Vite dev server its build keeps has a SIGTERM handler of
+ * its own that calls process.exit() first; after a SIGKILL nothing unlocks. Either way a restart
+ * waits up to 25 s for the dead process's heartbeat to expire (the soak keeps that wait), and
+ * crash recovery does not depend on the lock: tests that restart Ponder do the unlock Ponder
+ * meant to do. Only once the process has exited: a live instance's lock is not ours to take.
+ */
+export async function releaseSchemaLock(databaseUrl: string, schema: string) {
+  await sql(
+    databaseUrl,
+    `UPDATE "${schema}"._ponder_meta SET value = jsonb_set(value, '{is_locked}', to_jsonb(0)) WHERE key = 'app'`,
+  );
+}
+
 /** The block Ponder has indexed on each chain (`_ponder_checkpoint`, block at chars 27–42). */
 export async function indexedBlocks(databaseUrl: string, schema: string): Promise<Map<number, number>> {
   const rows = await sql<{ chain_id: string; block: string }>(

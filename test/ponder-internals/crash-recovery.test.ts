@@ -18,6 +18,7 @@ import {
   OBS_TRIGGERS,
   observed,
   observerTriggers,
+  releaseSchemaLock,
   sql,
   startPonderWith,
   startStack,
@@ -47,14 +48,7 @@ describe("crash-recovery", () => {
 
     await installObserver(databaseUrl, schema);
     await ponder.stop(); // SIGTERM
-    // Ponder 0.17.7 means to set is_locked 0 on SIGTERM, but the Vite dev server its build keeps
-    // has a SIGTERM handler of its own that calls process.exit() first: the schema stays locked
-    // and a restart waits for the heartbeat to expire (25 s). Crash recovery does not depend on
-    // the lock, so do the unlock Ponder meant to do, and restart at once.
-    await sql(
-      databaseUrl,
-      `UPDATE "${schema}"._ponder_meta SET value = jsonb_set(value, '{is_locked}', to_jsonb(0)) WHERE key = 'app'`,
-    );
+    await releaseSchemaLock(databaseUrl, schema);
     const second = await startPonderWith(env);
     await waitIndexed(databaseUrl, schema, chain, second);
     expect(second.output()).toContain("Detected crash recovery");

@@ -20,7 +20,7 @@ import {
 } from "../helpers/stack";
 import { mine, wallets } from "../helpers/workload";
 
-export { cleanup, sql } from "../helpers/stack";
+export { cleanup, releaseSchemaLock, sql } from "../helpers/stack";
 export { mine } from "../helpers/workload";
 
 export type InternalsPonder = RunningProcess & { url: string; startedAt: number };
