@@ -1,10 +1,12 @@
 /**
  * The order of test files: longest first, so that the last file to finish is a short one and no
- * worker idles while another runs the soak. Vitest does this by itself from its cache of the
- * last run's durations; a clean clone (CI, `.ci/run`) has none and falls back to file size,
- * which put the one-minute soak (the smallest file) last. For files without a cached duration,
- * the seconds below stand in: one `npm test` with 3 workers on 2 cores (2026-12). Stale figures
- * only cost wall time; a file missing here runs after those listed.
+ * worker idles while another runs the soak; the same order on every run and machine. Vitest's
+ * own order comes from its cache of the last run's durations (a clean clone has none and falls
+ * back to file size, which put the one-minute soak, the smallest file, last), and so changes with
+ * the last run's noise: files that start together compete for 2 cores, and Ponder, anvil and
+ * the sidecar poll while they wait, so a file slowed by its neighbours also costs more CPU
+ * (two orders took 246 s and 369 s, on a machine whose speed also varied). The seconds below come from the faster run (3 workers,
+ * 2 cores, 2026-12); a file missing here runs after those listed, the fast tier last.
  */
 import path from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
@@ -30,11 +32,8 @@ const MEASURED_SECONDS: Record<string, number> = {
 
 export class LongestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
-    const seconds = (spec: TestSpecification) => {
-      const cached = this.ctx.cache.getTestSpecificationResult(spec)?.duration;
-      if (cached !== undefined) return cached / 1000;
-      return MEASURED_SECONDS[path.relative(this.ctx.config.root, spec.moduleId).split(path.sep).join("/")] ?? 0;
-    };
+    const seconds = (spec: TestSpecification) =>
+      MEASURED_SECONDS[path.relative(this.ctx.config.root, spec.moduleId).split(path.sep).join("/")] ?? 0;
     return [...files].sort((a, b) => seconds(b) - seconds(a));
   }
 }
