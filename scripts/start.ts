@@ -43,7 +43,8 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
   children.push(child);
   // One part down means the deployment is down: stop the rest and let the supervisor restart us.
   child.once("exit", (code, signal) => {
-    for (const other of children) if (other !== child && other.exitCode === null) other.kill("SIGTERM");
+    for (const other of children)
+      if (other !== child && other.exitCode === null) other.kill(other === ponderChild ? "SIGINT" : "SIGTERM");
     process.exitCode = code ?? (signal ? 1 : 0);
   });
   return child;
@@ -52,8 +53,9 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
 // Built before Ponder starts, so that the build does not compete with Ponder's.
 const sidecar = role === "indexer" ? undefined : await sidecarCommand();
 // From here a signal stops the children, also while the sidecar waits for Ponder to answer.
-// Ponder gets SIGINT for either: on SIGTERM the build tool it embeds exits the process before
-// Ponder releases its schema lock, and the next start would wait 25 s for the lock to expire.
+// Ponder gets SIGINT for either (and when the sidecar exits, above): on SIGTERM the build tool it
+// embeds exits the process before Ponder releases its schema lock, and the next start would wait
+// 25 s for the lock to expire.
 let ponderChild: ChildProcess | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {

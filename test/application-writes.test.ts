@@ -183,7 +183,9 @@ describe("an existing developers table whose columns cannot hold what the sideca
     });
     expect(await proc.exited).toBe(1);
     // Its JSON log (stdout) and the error (stderr) come through two pipes, so their order in
-    // output() is not the order written (a busy CI run had the migration's log line last).
+    // output() is not the order written (a busy CI run had the migration's log line last), and
+    // either may still be unread when the exit is seen.
+    await waitFor("the error line", () => proc.output().includes("stakesync: configuration error"));
     const lines = proc.output().trim().split("\n");
     expect(lines.filter((line) => !line.startsWith("{"))).toEqual([
       "stakesync: configuration error: DEVELOPERS_TABLE public.developers: column stake_amount is numeric(12,2); stakesync needs numeric without precision or scale (amounts are exact)",

@@ -5,8 +5,9 @@
  * back to file size, which put the one-minute soak, the smallest file, last), and so changes with
  * the last run's noise: files that start together compete for 2 cores, and Ponder, anvil and
  * the sidecar poll while they wait, so a file slowed by its neighbours also costs more CPU
- * (two orders took 246 s and 369 s, on a machine whose speed also varied). The seconds below come from the faster run (3 workers,
- * 2 cores, 2026-12); a file missing here runs after those listed, the fast tier last.
+ * (vitest's cached order took 246 s in one run and 369 s in the next, on a machine whose speed
+ * also varied). The seconds below come from the 246 s run (3 workers, 2 cores, 2026-12); files
+ * not listed (the fast tier) run last; ties go by name.
  */
 import path from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
@@ -28,12 +29,24 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/sidecar.test.ts": 16,
   "test/indexer.test.ts": 15,
   "test/postgres-restart.test.ts": 12,
+  "test/ponder-internals/views-schema.test.ts": 11,
+  "test/ponder-internals/event-id-order.test.ts": 11,
+  "test/ponder-internals/reorg-order.test.ts": 10,
+  "test/ponder-internals/meta-app.test.ts": 10,
+  "test/application-writes.test.ts": 10,
+  "test/ponder-internals/live-query-notify.test.ts": 9,
+  "test/ponder-internals/checkpoint-layout.test.ts": 9,
+  "test/multichain.test.ts": 9,
+  "test/start.test.ts": 8,
+  "test/config.test.ts": 5,
+  "test/contracts.test.ts": 1,
 };
 
 export class LongestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
-    const seconds = (spec: TestSpecification) =>
-      MEASURED_SECONDS[path.relative(this.ctx.config.root, spec.moduleId).split(path.sep).join("/")] ?? 0;
-    return [...files].sort((a, b) => seconds(b) - seconds(a));
+    const name = (spec: TestSpecification) =>
+      path.relative(this.ctx.config.root, spec.moduleId).split(path.sep).join("/");
+    const seconds = (spec: TestSpecification) => MEASURED_SECONDS[name(spec)] ?? 0;
+    return [...files].sort((a, b) => seconds(b) - seconds(a) || name(a).localeCompare(name(b)));
   }
 }
