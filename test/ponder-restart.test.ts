@@ -11,7 +11,6 @@ import {
   cleanup,
   freshDatabase,
   type PonderProcess,
-  releaseSchemaLock,
   type SidecarProcess,
   sql,
   startChain,
@@ -78,9 +77,10 @@ it("changes no developer, writes no audit row and raises no alert while a restar
   expect(before.map((r) => r.status)).toEqual(["active", "active", "active"]);
   const auditBefore = await auditCount();
 
-  // A graceful restart, as a deploy or a process manager does it, onto a provider now slow.
-  await ponder.stop();
-  await releaseSchemaLock(databaseUrl, SCHEMA);
+  // A graceful restart, as a deploy or a process manager does it (scripts/start.ts gives Ponder
+  // SIGINT, which releases its schema lock), onto a provider now slow.
+  ponder.process.kill("SIGINT");
+  await ponder.exited;
   rpc.state.delayMs = 5000; // below viem's 10 s timeout: slow, not failing
   ponder = await startPonder(ponderEnv);
 
