@@ -27,8 +27,8 @@ async function rounds(n: number) {
   }
 }
 
-async function startLoop() {
-  fake = await fakePonder({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+async function startLoop(env: Record<string, string> = {}) {
+  fake = await fakePonder({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10", ...env });
   const heads = new Map([[CHAIN, { block: 40, at: Date.now() }]]);
   loop = new SyncLoop(fake.config, createLogger("silent"), createMetrics([CHAIN]), heads);
   loop.start();
@@ -94,4 +94,24 @@ it("forgets them when it loses leadership too: a new term starts from what it se
   await fake.db.query("SELECT pg_advisory_unlock($1)", [LEADER_LOCK]);
   await waitFor("leadership again", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
   await expectNothingTakenBack(w);
+});
+
+it("measures the Ponder instance it reads from what this term saw: an earlier term's peak keeps it on none", async () => {
+  const REPLICA = "ponder_replica";
+  await startLoop({ PONDER_REPLICA_SCHEMAS: REPLICA });
+  await fake.progress({ latest: 40 });
+  await fake.replica(REPLICA).progress({ latest: 37 });
+  await rounds(2);
+  expect(loop?.state.source).toBe(fake.config.ponderSchema);
+  // Leadership lost; meanwhile the first instance comes back down to 36 (a restart onto a
+  // provider that lags) and the second reaches 38.
+  await fake.db.query("SELECT pg_terminate_backend($1), pg_advisory_lock($2)", [loop?.state.leaderPid, LEADER_LOCK]);
+  await waitFor("leadership lost", () => loop?.state.role === "standby", { timeoutMs: 30_000, intervalMs: 5 });
+  expect(loop?.state.source).toBe(fake.config.ponderSchema);
+  await fake.progress({ latest: 36 });
+  await fake.replica(REPLICA).progress({ latest: 38 });
+  await fake.db.query("SELECT pg_advisory_unlock($1)", [LEADER_LOCK]);
+  await waitFor("leadership again", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
+  // Two blocks ahead of all the first has shown in this term: the second is read.
+  await waitFor("the second instance read", () => loop?.state.source === REPLICA, { timeoutMs: 30_000, intervalMs: 10 });
 });
