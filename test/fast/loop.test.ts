@@ -113,5 +113,8 @@ it("measures the Ponder instance it reads from what this term saw: an earlier te
   await fake.db.query("SELECT pg_advisory_unlock($1)", [LEADER_LOCK]);
   await waitFor("leadership again", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
   // Two blocks ahead of all the first has shown in this term: the second is read.
-  await waitFor("the second instance read", () => loop?.state.source === REPLICA, { timeoutMs: 30_000, intervalMs: 10 });
+  await waitFor("the second instance read", () => loop?.state.source === REPLICA, {
+    timeoutMs: 30_000,
+    intervalMs: 10,
+  });
 });
