@@ -15,14 +15,20 @@
  * hands over to a ready instance; two healthy ones a block apart do not flap.
  *
  * Behind means behind the highest block the instance read has shown since the step came to it
- * (its `Peak`), not its checkpoint now: a reorg lowers the checkpoint of the instance that follows
+ * (its peak), not its checkpoint now: a reorg lowers the checkpoint of the instance that follows
  * it first, until the new fork's blocks are in, while the other still shows the old fork. Leaving
  * it then (and coming back once the other follows the same reorg) started the removal guard
- * afresh twice, and a deep reorg's orphan stayed 8 s instead of 2 (the soak). The cost: an
- * instance that stalls inside a reorg, or whose provider starts lagging (Ponder takes the older
- * head for a reorg and lowers its checkpoint too), is left only once the other is
- * SWITCH_AHEAD_BLOCKS past that peak, a reorg's depth later than before; in between the step
- * stays behind the cursor and applies nothing new.
+ * afresh twice, and a deep reorg's orphan stayed 8 s instead of 2 (the soak).
+ *
+ * The peak's cost is the other way round: the instance read can stall at its head inside a reorg
+ * (Ponder 0.17.7 retries, for seconds, the logs of a block the reorg took away, and commits
+ * nothing meanwhile), and the other, which followed the reorg, is below that peak while it
+ * climbs the new fork: a deep reorg's orphan stayed 8 s (the soak, seed 2). So the step also
+ * leaves the one read for another that came down (followed a reorg) and has since committed
+ * SWITCH_AHEAD_BLOCKS blocks, each while the one read committed none: counted by commits, not
+ * heights, because the heights say the opposite. Two healthy instances both commit every block,
+ * so neither gets there; the one read following the same reorg, or the other climbing back to
+ * its peak, ends the count (see `noteCommits`).
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
@@ -34,10 +40,33 @@ import { readSources } from "./sql/read-sources";
 export type Source = { schema: string; progress: Map<number, PonderProgress> | null };
 
 /**
- * Chain id → the highest block the instance read has indexed since the step came to it. Kept by
- * the loop; started afresh on a switch and with every term as leader.
+ * What the step has seen of the instances since it came to the one it reads. Kept by the loop;
+ * started afresh with every term as leader, and (but for `last`) on a switch.
  */
-export type Peak = Map<number, number>;
+export type Watch = {
+  /** Chain id → the highest block the instance read has indexed since the step came to it. */
+  peak: Map<number, number>;
+  /** Schema → chain id → that instance's progress when last read. */
+  last: Map<string, Map<number, PonderProgress>>;
+  /**
+   * Schema → chain id → for another instance that came down on that chain (followed a reorg)
+   * while the one read did not: blocks it has committed since, each while the one read committed
+   * none.
+   */
+  followed: Map<string, Map<number, number>>;
+  /**
+   * Schema → its checkpoints when the step left it, kept until it commits another. Left stalled
+   * on a reorg's old fork, it is still "ahead" of the new fork: without this, the height rule
+   * would go straight back to it.
+   */
+  left: Map<string, string>;
+};
+
+export const newWatch = (): Watch => ({ peak: new Map(), last: new Map(), followed: new Map(), left: new Map() });
+
+/** All of an instance's checkpoints and readiness: they change with any block it commits, and when a restart ends. */
+const checkpoints = (s: Source) =>
+  [...(s.progress?.values() ?? [])].map((p) => `${p.chainId}:${p.checkpoint}:${p.ready}`).join(",");
 
 /**
  * How far ahead, on some chain, a ready instance must be of the one read before the step
@@ -49,8 +78,9 @@ export function chooseSource(
   config: Pick<SidecarConfig, "chains">,
   current: string,
   sources: Source[],
-  peak: Peak = new Map(),
+  watch: Watch = newWatch(),
 ): string {
+  const { peak } = watch;
   const ready = (s: Source) => s.progress !== null && config.chains.every((c) => s.progress?.get(c.id)?.ready === true);
   const indexed = (s: Source, chainId: number) => s.progress?.get(chainId)?.indexed ?? -1;
   const now = sources.find((s) => s.schema === current);
@@ -62,11 +92,24 @@ export function chooseSource(
   const ahead = (b: Source, a: Source, by: number) =>
     config.chains.every((c) => indexed(b, c.id) >= height(a, c.id) - (by - 1)) &&
     config.chains.some((c) => indexed(b, c.id) >= height(a, c.id) + by);
-  const others = sources.filter((s) => s !== now && ready(s));
-  // Never both ways at once (b ≥ a + 2 somewhere and a ≥ b − 1 everywhere cannot both hold), so
-  // no flapping: each switch starts the removal guard afresh, and flapping would defer a reorg
-  // forever. Two instances each stalled on another chain are neither ahead: the step stays.
-  if (now && ready(now)) return others.find((s) => ahead(s, now, SWITCH_AHEAD_BLOCKS))?.schema ?? current;
+  // Ready, and not one the step left that has committed nothing since (see Watch.left).
+  const others = sources.filter((s) => s !== now && ready(s) && watch.left.get(s.schema) !== checkpoints(s));
+  // A reorg the one read has not followed: b has committed the new fork's blocks while the one
+  // read committed none, and on every other chain b is at most a block behind.
+  const followedReorg = (b: Source, a: Source) =>
+    config.chains.some(
+      (c) =>
+        (watch.followed.get(b.schema)?.get(c.id) ?? 0) >= SWITCH_AHEAD_BLOCKS &&
+        config.chains.every((d) => d.id === c.id || indexed(b, d.id) >= height(a, d.id) - 1),
+    );
+  // No flapping, since each switch starts the removal guard afresh and flapping would defer a
+  // reorg forever. By height: never both ways at once (b ≥ a + 2 somewhere and a ≥ b − 1
+  // everywhere cannot both hold); two instances each stalled on another chain are neither ahead,
+  // and the step stays. By commits: the one left must commit before it is read again.
+  if (now && ready(now)) {
+    const next = others.find((s) => ahead(s, now, SWITCH_AHEAD_BLOCKS)) ?? others.find((s) => followedReorg(s, now));
+    return next?.schema ?? current;
+  }
   // The one read is not ready (recovering, backfilling, gone): the furthest ready one, if any.
   const total = (s: Source) => config.chains.reduce((sum, c) => sum + indexed(s, c.id), 0);
   const best = others.reduce<Source | undefined>((b, s) => (b === undefined || total(s) > total(b) ? s : b), undefined);
@@ -77,7 +120,7 @@ export function chooseSource(
  * Before a step: the config whose ponderSchema is the instance to read, `current` the one read
  * before. A removal noted under one instance's checkpoint says nothing about another's rows (they may be
  * in a reorg's first half or a crash recovery of their own): on a switch the guard starts afresh,
- * and so does the peak. Recorded before the step runs, so a step that fails after a switch cannot
+ * and so does what the step saw of the instances but their last progress. Recorded before the step runs, so a step that fails after a switch cannot
  * leave the guard with the other instance's checkpoint.
  */
 export async function followSource(
@@ -85,17 +128,61 @@ export async function followSource(
   config: SidecarConfig,
   current: string,
   guard: RemovalGuard,
-  peak: Peak,
+  watch: Watch,
 ): Promise<SidecarConfig> {
   if (config.ponderReplicaSchemas.length === 0) return config;
   const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
-  const schema = chooseSource(config, current, sources, peak);
+  noteCommits(watch, current, sources);
+  const schema = chooseSource(config, current, sources, watch);
   if (schema !== current) {
     guard.clear();
-    peak.clear();
+    watch.peak.clear();
+    watch.followed.clear();
+    const left = sources.find((s) => s.schema === current);
+    if (left?.progress) watch.left.set(current, checkpoints(left));
   }
   for (const [chainId, p] of sources.find((s) => s.schema === schema)?.progress ?? []) {
-    peak.set(chainId, Math.max(peak.get(chainId) ?? -1, p.indexed));
+    watch.peak.set(chainId, Math.max(watch.peak.get(chainId) ?? -1, p.indexed));
   }
   return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
+}
+
+/**
+ * Before `chooseSource`: what each instance committed since it was last read, against the one
+ * read (`current`). Another instance's count starts when its checkpoint comes down (it follows
+ * a reorg) and goes up with each block it commits while the one read commits none; it starts
+ * over when the one read commits, and ends when the one read comes down too (it follows the same
+ * reorg), when the other climbs back to the one read's height (the height rule's business from
+ * there) or when the other is not ready. Sampled once a step (and a step follows every commit's
+ * NOTIFY): commits missed between two reads count as one, and a commit of the one read is never
+ * missed, so a sample can only count too little.
+ */
+export function noteCommits(watch: Watch, current: string, sources: Source[]) {
+  const read = sources.find((s) => s.schema === current)?.progress;
+  const before = watch.last.get(current);
+  for (const source of sources) {
+    if (source.schema === current) continue;
+    const counts = watch.followed.get(source.schema) ?? new Map<number, number>();
+    watch.followed.set(source.schema, counts);
+    const last = watch.last.get(source.schema);
+    for (const [chainId, now] of source.progress ?? []) {
+      const r = read?.get(chainId);
+      const rBefore = before?.get(chainId);
+      const then = last?.get(chainId);
+      const height = Math.max(r?.indexed ?? -1, watch.peak.get(chainId) ?? -1);
+      if (!now.ready || (r && rBefore && r.indexed < rBefore.indexed) || now.indexed >= height) counts.delete(chainId);
+      else if (then && now.indexed < then.indexed) counts.set(chainId, 0);
+      else if (counts.has(chainId) && r && rBefore && r.checkpoint !== rBefore.checkpoint) counts.set(chainId, 0);
+      else if (counts.has(chainId) && then && now.checkpoint !== then.checkpoint)
+        counts.set(chainId, (counts.get(chainId) ?? 0) + 1);
+    }
+    for (const chainId of counts.keys()) if (!source.progress?.has(chainId)) counts.delete(chainId);
+  }
+  for (const source of sources) {
+    if (source.progress) watch.last.set(source.schema, source.progress);
+    else watch.last.delete(source.schema);
+    if (watch.left.has(source.schema) && watch.left.get(source.schema) !== checkpoints(source)) {
+      watch.left.delete(source.schema);
+    }
+  }
 }

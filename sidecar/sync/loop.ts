@@ -13,7 +13,7 @@ import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
-import { followSource, type Peak } from "./choose-source";
+import { followSource, newWatch } from "./choose-source";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -77,7 +77,7 @@ export class SyncLoop {
   /** When a step last brought a chain up to Ponder (performance.now()). */
   private steppedAt = 0;
   private readonly removalGuard: RemovalGuard = new Map();
-  private readonly sourcePeak: Peak = new Map();
+  private sourceWatch = newWatch();
   private readonly deferredChains = new Set<number>();
   private finished: Promise<void> | undefined;
 
@@ -183,8 +183,8 @@ export class SyncLoop {
     // went on unseen (as after a failed round, below), and a sighting from then would let a
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
-    // What the instance read showed then is no measure of it now.
-    this.sourcePeak.clear();
+    // What the instances showed then is no measure of them now.
+    this.sourceWatch = newWatch();
 
     while (!this.stopped) {
       const lost = lostError();
@@ -194,7 +194,7 @@ export class SyncLoop {
       let applied = false;
       try {
         const startedAt = performance.now();
-        const config = await followSource(db, this.config, this.state.source, this.removalGuard, this.sourcePeak);
+        const config = await followSource(db, this.config, this.state.source, this.removalGuard, this.sourceWatch);
         this.noteSource(config.ponderSchema);
         const step = await syncStep(db, config, this.removalGuard, {
           reconcile,

@@ -12,7 +12,7 @@ import { queryOnce } from "../../lib/query-once";
 import { migrate } from "../../sidecar/db/migrate";
 import { createLogger } from "../../sidecar/log";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
-import { followSource } from "../../sidecar/sync/choose-source";
+import { followSource, newWatch } from "../../sidecar/sync/choose-source";
 import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
@@ -80,13 +80,13 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   await migrate(db, config.developersTable, createLogger("error"));
 
   const guard: RemovalGuard = new Map();
-  const source = { schema: config.ponderSchema, peak: new Map<number, number>() };
+  const source = { schema: config.ponderSchema, watch: newWatch() };
   return {
     url,
     db,
     config,
     round: async ({ reconcile = false } = {}) => {
-      const read = await followSource(db, config, source.schema, guard, source.peak);
+      const read = await followSource(db, config, source.schema, guard, source.watch);
       source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime.
       const { rows } = await db

@@ -239,6 +239,38 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(fake.source()).toBe(REPLICA);
   });
 
+  it("leaves the one stalled at its head inside a deep reorg once the other has committed two blocks of the new fork, and takes the orphan back", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(34);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 30);
+    await replica.index(stake, 30);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+
+    // The second follows a reorg from block 19: rows, then checkpoint, down. The first stays at
+    // 30 on the old fork, committing nothing (Ponder retrying a vanished block's logs).
+    await replica.deleteAbove(19);
+    await fake.round();
+    await replica.progress({ latest: 19, safe: 0, finalized: 0 });
+    await fake.round();
+    await replica.index([], 20);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // Its second block of the new fork, still ten below the first's peak: read from here, the
+    // orphan seen missing under this checkpoint, and taken back under the next.
+    await replica.progress({ latest: 21, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    await replica.progress({ latest: 22, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+  });
+
   it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
     const replica = fake.replica(REPLICA);

@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
-import { chooseSource, type Source, SWITCH_AHEAD_BLOCKS } from "../../sidecar/sync/choose-source";
+import {
+  chooseSource,
+  newWatch,
+  noteCommits,
+  type Source,
+  SWITCH_AHEAD_BLOCKS,
+} from "../../sidecar/sync/choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
 import { behindCursor, confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
@@ -161,11 +167,61 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
   });
 
   it("measures the one it reads from its peak: a checkpoint a reorg lowered is not behind", () => {
-    const peak = new Map([[31337, 50]]);
-    expect(chooseSource(config, "a", [at("a", 40), at("b", 51)], peak)).toBe("a");
-    expect(chooseSource(config, "a", [at("a", 40), at("b", 50 + SWITCH_AHEAD_BLOCKS)], peak)).toBe("b");
+    const watch = { ...newWatch(), peak: new Map([[31337, 50]]) };
+    expect(chooseSource(config, "a", [at("a", 40), at("b", 51)], watch)).toBe("a");
+    expect(chooseSource(config, "a", [at("a", 40), at("b", 50 + SWITCH_AHEAD_BLOCKS)], watch)).toBe("b");
     // The peak is the read instance's own: another's low checkpoint is not lifted by it.
-    expect(chooseSource(config, "b", [at("a", 40), at("b", 41)], peak)).toBe("b");
+    expect(chooseSource(config, "b", [at("a", 40), at("b", 41)], watch)).toBe("b");
+  });
+
+  describe("another that followed a reorg the one read has not", () => {
+    // One step: what each instance shows, noted, then chosen, with "a" read.
+    const steps = () => {
+      const watch = newWatch();
+      return (a: number, b: number) => {
+        const sources = [at("a", a), at("b", b)];
+        noteCommits(watch, "a", sources);
+        return chooseSource(config, "a", sources, watch);
+      };
+    };
+
+    it("is read once it has committed two blocks of the new fork while the one read committed none", () => {
+      const step = steps();
+      expect([step(50, 50), step(50, 44), step(50, 45), step(50, 46)]).toEqual(["a", "a", "a", "b"]);
+    });
+
+    it("is not, while the one read commits too, nor once the one read follows the same reorg", () => {
+      const committing = steps();
+      expect([committing(50, 50), committing(50, 44), committing(50, 45), committing(51, 46)]).toEqual([
+        "a",
+        "a",
+        "a",
+        "a",
+      ]);
+      expect([committing(51, 47), committing(52, 48), committing(53, 49)]).toEqual(["a", "a", "a"]);
+      const following = steps();
+      expect([following(50, 50), following(50, 44), following(45, 45), following(45, 46)]).toEqual([
+        "a",
+        "a",
+        "a",
+        "a",
+      ]);
+    });
+
+    it("is counted no more once it has climbed back to the one read: then only the height rule", () => {
+      const step = steps();
+      expect([step(50, 50), step(50, 44), step(50, 45), step(50, 50), step(50, 51)]).toEqual(["a", "a", "a", "a", "a"]);
+    });
+
+    it("is not, when it came down only while not ready (a restart's crash recovery)", () => {
+      const watch = newWatch();
+      const step = (b: number, ready: boolean) => {
+        const sources = [at("a", 50), at("b", b, ready)];
+        noteCommits(watch, "a", sources);
+        return chooseSource(config, "a", sources, watch);
+      };
+      expect([step(50, true), step(44, false), step(45, true), step(46, true)]).toEqual(["a", "a", "a", "a"]);
+    });
   });
 
   it("leaves one that is not ready (a restart's crash recovery) or whose tables are gone, for a ready one", () => {
