@@ -27,50 +27,70 @@
  * leaves the one read for another that came down (followed a reorg) and has since committed
  * SWITCH_AHEAD_BLOCKS blocks, each while the one read committed none: counted by commits, not
  * heights, because the heights say the opposite. Two healthy instances both commit every block,
- * so neither gets there; the one read following the same reorg, or the other climbing back to
- * its peak, ends the count (see `noteCommits`).
+ * so neither gets there in step; one that fell from where the one read already fell from (the
+ * same reorg, followed second), the one read following the same reorg, or the other climbing
+ * back to its peak, ends the count (see `noteCommits`). The cost: an instance whose provider lags
+ * (Ponder takes the older head for a reorg) and then catches up two blocks between two of the
+ * one read's commits is read until the one read commits again, and the removal guard starts
+ * afresh twice; the rows stay right, since the step reads no further than that instance's
+ * checkpoint.
+ *
+ * An instance the step left is not read again until it has committed on every chain (or its
+ * readiness changed) since: left stalled on a reorg's old fork, it still shows the orphan the
+ * step took back, and is "ahead" of the new fork. That record (`Watch.left`) is kept in
+ * stakesync.left_source, so a new leader, which starts at the first instance knowing nothing of
+ * the reorg, does not read the orphan back in either.
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { RemovalGuard } from "./removal-guard";
+import { readLeftSources } from "./sql/read-left-sources";
 import type { PonderProgress } from "./sql/read-progress";
 import { readSources } from "./sql/read-sources";
+import { writeLeftSource } from "./sql/write-left-source";
 
 /** What one instance shows: its schema, and its progress (null: its tables are not there). */
 export type Source = { schema: string; progress: Map<number, PonderProgress> | null };
 
+/** Chain id → an instance's checkpoint and readiness on it, as `${checkpoint}:${ready}`. */
+export type Commits = Map<number, string>;
+
 /**
- * What the step has seen of the instances since it came to the one it reads. Kept by the loop;
- * started afresh with every term as leader, and (but for `last`) on a switch.
+ * What the step has seen of the instances. Kept by the loop. `peak` and `followed` start afresh
+ * on a switch; everything with every term as leader, `left` then read back from the database.
  */
 export type Watch = {
   /** Chain id → the highest block the instance read has indexed since the step came to it. */
   peak: Map<number, number>;
-  /** Schema → chain id → that instance's progress when last read. */
+  /** Schema → chain id → that instance's progress when last read (kept while it is absent). */
   last: Map<string, Map<number, PonderProgress>>;
+  /** Schema → chain id → the block that instance last came down from (followed a reorg). */
+  fell: Map<string, Map<number, number>>;
   /**
-   * Schema → chain id → for another instance that came down on that chain (followed a reorg)
-   * while the one read did not: blocks it has committed since, each while the one read committed
-   * none.
+   * Schema → chain id → for another instance that came down on that chain while the one read did
+   * not: blocks it has committed since, each while the one read committed none.
    */
   followed: Map<string, Map<number, number>>;
-  /**
-   * Schema → its checkpoints when the step left it, kept until it commits another. Left stalled
-   * on a reorg's old fork, it is still "ahead" of the new fork: without this, the height rule
-   * would go straight back to it.
-   */
-  left: Map<string, string>;
+  /** Schema → the chains on which it has not committed since the step left it, with what it showed then. */
+  left: Map<string, Commits>;
 };
 
-export const newWatch = (): Watch => ({ peak: new Map(), last: new Map(), followed: new Map(), left: new Map() });
+export const newWatch = (left: Map<string, Commits> = new Map()): Watch => ({
+  peak: new Map(),
+  last: new Map(),
+  fell: new Map(),
+  followed: new Map(),
+  left,
+});
 
-/** All of an instance's checkpoints and readiness: they change with any block it commits, and when a restart ends. */
-const checkpoints = (s: Source) =>
-  [...(s.progress?.values() ?? [])].map((p) => `${p.chainId}:${p.checkpoint}:${p.ready}`).join(",");
+/** What an instance shows on each chain: it changes with any block it commits, and when a restart ends. */
+export const commitsOf = (s: Source): Commits =>
+  new Map([...(s.progress?.values() ?? [])].map((p) => [p.chainId, `${p.checkpoint}:${p.ready}`]));
 
 /**
  * How far ahead, on some chain, a ready instance must be of the one read before the step
  * switches: Ponder commits block by block, so a healthy instance trails another by at most one.
+ * Also the blocks another must commit, after following a reorg, while the one read commits none.
  */
 export const SWITCH_AHEAD_BLOCKS = 2;
 
@@ -81,7 +101,11 @@ export function chooseSource(
   watch: Watch = newWatch(),
 ): string {
   const { peak } = watch;
-  const ready = (s: Source) => s.progress !== null && config.chains.every((c) => s.progress?.get(c.id)?.ready === true);
+  // Ready, and not left with a chain on which it has committed nothing since.
+  const usable = (s: Source) =>
+    s.progress !== null &&
+    config.chains.every((c) => s.progress?.get(c.id)?.ready === true) &&
+    !watch.left.has(s.schema);
   const indexed = (s: Source, chainId: number) => s.progress?.get(chainId)?.indexed ?? -1;
   const now = sources.find((s) => s.schema === current);
   // The one read stands at its peak: a checkpoint lowered by a reorg is not falling behind.
@@ -92,8 +116,6 @@ export function chooseSource(
   const ahead = (b: Source, a: Source, by: number) =>
     config.chains.every((c) => indexed(b, c.id) >= height(a, c.id) - (by - 1)) &&
     config.chains.some((c) => indexed(b, c.id) >= height(a, c.id) + by);
-  // Ready, and not one the step left that has committed nothing since (see Watch.left).
-  const others = sources.filter((s) => s !== now && ready(s) && watch.left.get(s.schema) !== checkpoints(s));
   // A reorg the one read has not followed: b has committed the new fork's blocks while the one
   // read committed none, and on every other chain b is at most a block behind.
   const followedReorg = (b: Source, a: Source) =>
@@ -102,64 +124,41 @@ export function chooseSource(
         (watch.followed.get(b.schema)?.get(c.id) ?? 0) >= SWITCH_AHEAD_BLOCKS &&
         config.chains.every((d) => d.id === c.id || indexed(b, d.id) >= height(a, d.id) - 1),
     );
+  const others = sources.filter((s) => s !== now && usable(s));
   // No flapping, since each switch starts the removal guard afresh and flapping would defer a
   // reorg forever. By height: never both ways at once (b ≥ a + 2 somewhere and a ≥ b − 1
   // everywhere cannot both hold); two instances each stalled on another chain are neither ahead,
   // and the step stays. By commits: the one left must commit before it is read again.
-  if (now && ready(now)) {
+  if (now && usable(now)) {
     const next = others.find((s) => ahead(s, now, SWITCH_AHEAD_BLOCKS)) ?? others.find((s) => followedReorg(s, now));
     return next?.schema ?? current;
   }
-  // The one read is not ready (recovering, backfilling, gone): the furthest ready one, if any.
+  // The one read is not ready (recovering, backfilling, gone), or a new term starts at one left:
+  // the furthest usable one, if any.
   const total = (s: Source) => config.chains.reduce((sum, c) => sum + indexed(s, c.id), 0);
   const best = others.reduce<Source | undefined>((b, s) => (b === undefined || total(s) > total(b) ? s : b), undefined);
   return best?.schema ?? current;
 }
 
 /**
- * Before a step: the config whose ponderSchema is the instance to read, `current` the one read
- * before. A removal noted under one instance's checkpoint says nothing about another's rows (they may be
- * in a reorg's first half or a crash recovery of their own): on a switch the guard starts afresh,
- * and so does what the step saw of the instances but their last progress. Recorded before the step runs, so a step that fails after a switch cannot
- * leave the guard with the other instance's checkpoint.
- */
-export async function followSource(
-  db: pg.ClientBase,
-  config: SidecarConfig,
-  current: string,
-  guard: RemovalGuard,
-  watch: Watch,
-): Promise<SidecarConfig> {
-  if (config.ponderReplicaSchemas.length === 0) return config;
-  const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
-  noteCommits(watch, current, sources);
-  const schema = chooseSource(config, current, sources, watch);
-  if (schema !== current) {
-    guard.clear();
-    watch.peak.clear();
-    watch.followed.clear();
-    const left = sources.find((s) => s.schema === current);
-    if (left?.progress) watch.left.set(current, checkpoints(left));
-  }
-  for (const [chainId, p] of sources.find((s) => s.schema === schema)?.progress ?? []) {
-    watch.peak.set(chainId, Math.max(watch.peak.get(chainId) ?? -1, p.indexed));
-  }
-  return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
-}
-
-/**
  * Before `chooseSource`: what each instance committed since it was last read, against the one
  * read (`current`). Another instance's count starts when its checkpoint comes down (it follows
- * a reorg) and goes up with each block it commits while the one read commits none; it starts
- * over when the one read commits, and ends when the one read comes down too (it follows the same
- * reorg), when the other climbs back to the one read's height (the height rule's business from
- * there) or when the other is not ready. Sampled once a step (and a step follows every commit's
- * NOTIFY): commits missed between two reads count as one, and a commit of the one read is never
- * missed, so a sample can only count too little.
+ * a reorg) from above where the one read last came down from, and goes up with each block it
+ * commits while the one read commits none; it starts over when the one read commits, and ends
+ * when the one read comes down too (it follows the same reorg), when the other climbs back to
+ * the one read's height (the height rule's business from there) or when the other is not ready.
+ * Sampled once a step (and a step follows every commit's NOTIFY): commits missed between two
+ * reads count as one, and a commit of the one read shows in the next read that finds it, so a
+ * sample can only count too little. Returns the schemas no longer left (every chain moved).
  */
-export function noteCommits(watch: Watch, current: string, sources: Source[]) {
+export function noteCommits(watch: Watch, current: string, sources: Source[]): string[] {
   const read = sources.find((s) => s.schema === current)?.progress;
   const before = watch.last.get(current);
+  const fell = (schema: string) => watch.fell.get(schema) ?? watch.fell.set(schema, new Map()).get(schema);
+  for (const [chainId, r] of read ?? []) {
+    const rBefore = before?.get(chainId);
+    if (rBefore && r.indexed < rBefore.indexed) fell(current)?.set(chainId, rBefore.indexed);
+  }
   for (const source of sources) {
     if (source.schema === current) continue;
     const counts = watch.followed.get(source.schema) ?? new Map<number, number>();
@@ -170,19 +169,87 @@ export function noteCommits(watch: Watch, current: string, sources: Source[]) {
       const rBefore = before?.get(chainId);
       const then = last?.get(chainId);
       const height = Math.max(r?.indexed ?? -1, watch.peak.get(chainId) ?? -1);
+      const came = then !== undefined && now.indexed < then.indexed;
+      if (came) fell(source.schema)?.set(chainId, then.indexed);
       if (!now.ready || (r && rBefore && r.indexed < rBefore.indexed) || now.indexed >= height) counts.delete(chainId);
-      else if (then && now.indexed < then.indexed) counts.set(chainId, 0);
-      else if (counts.has(chainId) && r && rBefore && r.checkpoint !== rBefore.checkpoint) counts.set(chainId, 0);
+      else if (came) {
+        // From no higher than the one read already fell from: the same reorg, followed second.
+        if ((watch.fell.get(current)?.get(chainId) ?? -1) < then.indexed) counts.set(chainId, 0);
+        else counts.delete(chainId);
+      } else if (counts.has(chainId) && r && rBefore && r.checkpoint !== rBefore.checkpoint) counts.set(chainId, 0);
       else if (counts.has(chainId) && then && now.checkpoint !== then.checkpoint)
         counts.set(chainId, (counts.get(chainId) ?? 0) + 1);
     }
     for (const chainId of counts.keys()) if (!source.progress?.has(chainId)) counts.delete(chainId);
   }
+  const moved: string[] = [];
   for (const source of sources) {
     if (source.progress) watch.last.set(source.schema, source.progress);
-    else watch.last.delete(source.schema);
-    if (watch.left.has(source.schema) && watch.left.get(source.schema) !== checkpoints(source)) {
+    const left = watch.left.get(source.schema);
+    if (!left) continue;
+    const shows = commitsOf(source);
+    for (const [chainId, was] of left) if (shows.has(chainId) && shows.get(chainId) !== was) left.delete(chainId);
+    if (left.size === 0) {
       watch.left.delete(source.schema);
+      moved.push(source.schema);
     }
   }
+  return moved;
+}
+
+/**
+ * The decision of `followSource` without the database: notes what the instances show, chooses,
+ * and on a switch starts `peak` and `followed` afresh and records the one left. Returns the
+ * schema to read and the records that changed, for the database.
+ */
+export function follow(
+  config: Pick<SidecarConfig, "chains">,
+  watch: Watch,
+  current: string,
+  sources: Source[],
+): { schema: string; left?: { schema: string; commits: Commits }; moved: string[] } {
+  const moved = noteCommits(watch, current, sources);
+  const schema = chooseSource(config, current, sources, watch);
+  let left: { schema: string; commits: Commits } | undefined;
+  if (schema !== current) {
+    watch.peak.clear();
+    watch.followed.clear();
+    const was = sources.find((s) => s.schema === current);
+    if (was?.progress) {
+      left = { schema: current, commits: commitsOf(was) };
+      watch.left.set(current, new Map(left.commits));
+    }
+  }
+  for (const [chainId, p] of sources.find((s) => s.schema === schema)?.progress ?? []) {
+    watch.peak.set(chainId, Math.max(watch.peak.get(chainId) ?? -1, p.indexed));
+  }
+  return { schema, left, moved: moved.filter((m) => m !== left?.schema) };
+}
+
+/**
+ * Before a step: the config whose ponderSchema is the instance to read, `current` the one read
+ * before. A removal noted under one instance's checkpoint says nothing about another's rows (they
+ * may be in a reorg's first half or a crash recovery of their own): on a switch the guard starts
+ * afresh. Recorded before the step runs, so a step that fails after a switch cannot leave the
+ * guard with the other instance's checkpoint.
+ */
+export async function followSource(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  current: string,
+  guard: RemovalGuard,
+  watch: Watch,
+): Promise<SidecarConfig> {
+  if (config.ponderReplicaSchemas.length === 0) return config;
+  const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
+  const { schema, left, moved } = follow(config, watch, current, sources);
+  if (schema !== current) guard.clear();
+  if (left) await writeLeftSource(db, left.schema, left.commits);
+  for (const m of moved) await writeLeftSource(db, m, null);
+  return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
+}
+
+/** A new term's watch: what earlier leaders left, from the database. */
+export async function startWatch(db: pg.ClientBase, config: SidecarConfig): Promise<Watch> {
+  return newWatch(config.ponderReplicaSchemas.length === 0 ? new Map() : await readLeftSources(db));
 }

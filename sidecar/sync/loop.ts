@@ -13,7 +13,7 @@ import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
-import { followSource, newWatch } from "./choose-source";
+import { followSource, newWatch, startWatch } from "./choose-source";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -183,8 +183,8 @@ export class SyncLoop {
     // went on unseen (as after a failed round, below), and a sighting from then would let a
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
-    // What the instances showed then is no measure of them now.
-    this.sourceWatch = newWatch();
+    // What the instances showed then is no measure of them now, but for those a step left.
+    this.sourceWatch = await startWatch(db, this.config);
 
     while (!this.stopped) {
       const lost = lostError();

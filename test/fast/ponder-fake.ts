@@ -12,7 +12,7 @@ import { queryOnce } from "../../lib/query-once";
 import { migrate } from "../../sidecar/db/migrate";
 import { createLogger } from "../../sidecar/log";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
-import { followSource, newWatch } from "../../sidecar/sync/choose-source";
+import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
 import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
@@ -49,6 +49,8 @@ export type Fake = {
   replica: (schema: string) => PonderTables;
   /** The schema the last round read. */
   source: () => string;
+  /** A new term as leader (another sidecar, or this one after losing its session). */
+  newTerm: () => Promise<void>;
   register: (wallet: string, email?: string | null) => Promise<void>;
   developer: (wallet: string) => Promise<{ status: string; stake_amount: string; staked_at: Date | null } | undefined>;
   audit: (wallet: string) => Promise<string[]>;
@@ -105,6 +107,12 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       return tables;
     },
     source: () => source.schema,
+    newTerm: async () => {
+      // As leadOn: the first instance, an empty guard, and what earlier terms left.
+      source.schema = config.ponderSchema;
+      source.watch = await startWatch(db, config);
+      guard.clear();
+    },
     register: async (wallet, email = null) => {
       await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2)", [wallet, email]);
     },

@@ -269,6 +269,23 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(fake.source()).toBe(REPLICA);
     expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+
+    // A new leader starts at the first instance, still on the old fork with the orphan: it reads
+    // the second, from what the last term left in the database, and adds nothing back.
+    await fake.newTerm();
+    await replica.progress({ latest: 23, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    // The first follows the reorg at last: readable again, and below the second, not read.
+    await fake.deleteAbove(19);
+    await fake.progress({ latest: 19, finalized: 0 });
+    await fake.round();
+    await fake.index([], 20);
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect((await fake.db.query("SELECT count(*)::int AS n FROM stakesync.left_source")).rows[0].n).toBe(0);
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
   });
 
   it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {

@@ -5,13 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
-import {
-  chooseSource,
-  newWatch,
-  noteCommits,
-  type Source,
-  SWITCH_AHEAD_BLOCKS,
-} from "../../sidecar/sync/choose-source";
+import { chooseSource, follow, newWatch, type Source, SWITCH_AHEAD_BLOCKS } from "../../sidecar/sync/choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
 import { behindCursor, confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
@@ -175,19 +169,21 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
   });
 
   describe("another that followed a reorg the one read has not", () => {
-    // One step: what each instance shows, noted, then chosen, with "a" read.
-    const steps = () => {
-      const watch = newWatch();
+    // Steps as followSource takes them, "a" read first: each gets the blocks each instance shows
+    // (one chain) and returns the one read.
+    const steps = (watch = newWatch()) => {
+      let current = "a";
       return (a: number, b: number) => {
-        const sources = [at("a", a), at("b", b)];
-        noteCommits(watch, "a", sources);
-        return chooseSource(config, "a", sources, watch);
+        current = follow(config, watch, current, [at("a", a), at("b", b)]).schema;
+        return current;
       };
     };
 
     it("is read once it has committed two blocks of the new fork while the one read committed none", () => {
       const step = steps();
       expect([step(50, 50), step(50, 44), step(50, 45), step(50, 46)]).toEqual(["a", "a", "a", "b"]);
+      // The one left, still on the old fork and "ahead", is not read again until it commits.
+      expect([step(50, 47), step(50, 48), step(50, 49)]).toEqual(["b", "b", "b"]);
     });
 
     it("is not, while the one read commits too, nor once the one read follows the same reorg", () => {
@@ -200,11 +196,26 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
       ]);
       expect([committing(51, 47), committing(52, 48), committing(53, 49)]).toEqual(["a", "a", "a"]);
       const following = steps();
-      expect([following(50, 50), following(50, 44), following(45, 45), following(45, 46)]).toEqual([
+      expect([following(50, 50), following(50, 44), following(45, 45), following(45, 46), following(45, 47)]).toEqual([
         "a",
         "a",
         "a",
         "a",
+        "a",
+      ]);
+    });
+
+    it("is not counted when it follows second a reorg the one read followed first, however fast it climbs", () => {
+      const step = steps();
+      // b follows first, in a burst, and is read; a follows the same reorg later, in a burst too.
+      expect([step(50, 50), step(50, 45), step(50, 46), step(50, 47)]).toEqual(["a", "a", "a", "b"]);
+      expect([step(50, 48), step(50, 50), step(45, 50), step(46, 50), step(47, 50), step(49, 50)]).toEqual([
+        "b",
+        "b",
+        "b",
+        "b",
+        "b",
+        "b",
       ]);
     });
 
@@ -215,12 +226,43 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
 
     it("is not, when it came down only while not ready (a restart's crash recovery)", () => {
       const watch = newWatch();
-      const step = (b: number, ready: boolean) => {
-        const sources = [at("a", 50), at("b", b, ready)];
-        noteCommits(watch, "a", sources);
-        return chooseSource(config, "a", sources, watch);
-      };
+      const step = (b: number, ready: boolean) => follow(config, watch, "a", [at("a", 50), at("b", b, ready)]).schema;
       expect([step(50, true), step(44, false), step(45, true), step(46, true)]).toEqual(["a", "a", "a", "a"]);
+    });
+
+    it("with several chains: the one left is read again only once it has committed on the chain it stalled on", () => {
+      const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
+      const both = (schema: string, x: number, y: number): Source => ({
+        schema,
+        progress: new Map([
+          [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
+          [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
+        ]),
+      });
+      const watch = newWatch();
+      let current = "a";
+      const step = (a: [number, number], b: [number, number]) => {
+        current = follow(two, watch, current, [both("a", ...a), both("b", ...b)]).schema;
+        return current;
+      };
+      // a stalls on chain 1's old fork and goes on committing chain 2; b follows the reorg.
+      expect([step([50, 100], [50, 100]), step([50, 101], [42, 101]), step([50, 102], [43, 102])]).toEqual([
+        "a",
+        "a",
+        "a",
+      ]);
+      expect(step([50, 103], [44, 103])).toBe("b");
+      // a's commits on chain 2 do not make it readable: on chain 1 it still shows the old fork.
+      expect([step([50, 104], [45, 104]), step([50, 105], [46, 105])]).toEqual(["b", "b"]);
+      expect(watch.left.get("a")).toEqual(new Map([[1, "c50:true"]]));
+    });
+
+    it("a new term starts from what earlier terms left: not at the one left, though it is the first", () => {
+      const watch = newWatch();
+      const step = steps(watch);
+      expect([step(50, 50), step(50, 44), step(50, 45), step(50, 46)]).toEqual(["a", "a", "a", "b"]);
+      const next = steps(newWatch(watch.left));
+      expect(next(50, 47)).toBe("b");
     });
   });
 
