@@ -29,15 +29,20 @@
  * heights, because the heights say the opposite. Two healthy instances both commit every block,
  * so neither gets there in step; one that fell from where the one read already fell from (the
  * same reorg, followed second), the one read following the same reorg, or the other climbing
- * back to its peak, ends the count (see `noteCommits`). The cost: an instance whose provider lags
+ * back to its peak, ends the count (see `noteCommits`). A second reorg from the same height
+ * within one term is not counted (the one read already fell from there): that one waits for the
+ * height rule, as before the count. The cost: an instance whose provider lags
  * (Ponder takes the older head for a reorg) and then catches up two blocks between two of the
  * one read's commits is read until the one read commits again, and the removal guard starts
  * afresh twice; the rows stay right, since the step reads no further than that instance's
  * checkpoint.
  *
- * An instance the step left is not read again until it has committed on every chain (or its
- * readiness changed) since: left stalled on a reorg's old fork, it still shows the orphan the
- * step took back, and is "ahead" of the new fork. That record (`Watch.left`) is kept in
+ * An instance the step left is not read again until, on every chain the sidecar syncs, it has
+ * committed (or its readiness changed) since, or shows what the one read shows (a chain without
+ * new blocks): left stalled on a reorg's old fork, it still shows the orphan the step took back,
+ * and is "ahead" of the new fork. While the one read is not usable either, the step reads
+ * another that was not left, ready or not (one not ready is read only up to its safe
+ * checkpoint), rather than the one left. That record (`Watch.left`) is kept in
  * stakesync.left_source, so a new leader, which starts at the first instance knowing nothing of
  * the reorg, does not read the orphan back in either.
  */
@@ -71,7 +76,10 @@ export type Watch = {
    * not: blocks it has committed since, each while the one read committed none.
    */
   followed: Map<string, Map<number, number>>;
-  /** Schema → the chains on which it has not committed since the step left it, with what it showed then. */
+  /**
+   * Schema → for an instance the step left, the chains on which it has neither committed since
+   * nor shown what the one read shows, with what it showed then.
+   */
   left: Map<string, Commits>;
 };
 
@@ -83,9 +91,17 @@ export const newWatch = (left: Map<string, Commits> = new Map()): Watch => ({
   left,
 });
 
-/** What an instance shows on each chain: it changes with any block it commits, and when a restart ends. */
-export const commitsOf = (s: Source): Commits =>
-  new Map([...(s.progress?.values() ?? [])].map((p) => [p.chainId, `${p.checkpoint}:${p.ready}`]));
+/**
+ * What an instance shows on each chain the sidecar syncs: it changes with any block it commits,
+ * and when a restart ends.
+ */
+export const commitsOf = (config: Pick<SidecarConfig, "chains">, s: Source): Commits =>
+  new Map(
+    config.chains.flatMap((c) => {
+      const p = s.progress?.get(c.id);
+      return p ? [[c.id, `${p.checkpoint}:${p.ready}`] as const] : [];
+    }),
+  );
 
 /**
  * How far ahead, on some chain, a ready instance must be of the one read before the step
@@ -134,9 +150,13 @@ export function chooseSource(
     return next?.schema ?? current;
   }
   // The one read is not ready (recovering, backfilling, gone), or a new term starts at one left:
-  // the furthest usable one, if any.
+  // the furthest usable one; failing that, never one left: the furthest other one not left.
   const total = (s: Source) => config.chains.reduce((sum, c) => sum + indexed(s, c.id), 0);
-  const best = others.reduce<Source | undefined>((b, s) => (b === undefined || total(s) > total(b) ? s : b), undefined);
+  const furthest = (among: Source[]) =>
+    among.reduce<Source | undefined>((b, s) => (b === undefined || total(s) > total(b) ? s : b), undefined);
+  const best =
+    furthest(others) ??
+    (watch.left.has(current) ? furthest(sources.filter((s) => !watch.left.has(s.schema))) : undefined);
   return best?.schema ?? current;
 }
 
@@ -149,9 +169,14 @@ export function chooseSource(
  * the one read's height (the height rule's business from there) or when the other is not ready.
  * Sampled once a step (and a step follows every commit's NOTIFY): commits missed between two
  * reads count as one, and a commit of the one read shows in the next read that finds it, so a
- * sample can only count too little. Returns the schemas no longer left (every chain moved).
+ * sample can only count too little. Returns the schemas no longer left.
  */
-export function noteCommits(watch: Watch, current: string, sources: Source[]): string[] {
+export function noteCommits(
+  config: Pick<SidecarConfig, "chains">,
+  watch: Watch,
+  current: string,
+  sources: Source[],
+): string[] {
   const read = sources.find((s) => s.schema === current)?.progress;
   const before = watch.last.get(current);
   const fell = (schema: string) => watch.fell.get(schema) ?? watch.fell.set(schema, new Map()).get(schema);
@@ -183,12 +208,19 @@ export function noteCommits(watch: Watch, current: string, sources: Source[]): s
     for (const chainId of counts.keys()) if (!source.progress?.has(chainId)) counts.delete(chainId);
   }
   const moved: string[] = [];
+  const readShows = commitsOf(config, { schema: current, progress: read ?? null });
   for (const source of sources) {
     if (source.progress) watch.last.set(source.schema, source.progress);
     const left = watch.left.get(source.schema);
-    if (!left) continue;
-    const shows = commitsOf(source);
-    for (const [chainId, was] of left) if (shows.has(chainId) && shows.get(chainId) !== was) left.delete(chainId);
+    // An absent one (its locks held, its tables gone) shows nothing to go by.
+    if (!left || !source.progress) continue;
+    const shows = commitsOf(config, source);
+    for (const [chainId, was] of left) {
+      const now = shows.get(chainId);
+      // Committed, or no longer shown, or the same as the one read (a chain without new blocks, which
+      // would otherwise keep it left for ever): nothing left behind on that chain.
+      if (now !== was || (source.schema !== current && now === readShows.get(chainId))) left.delete(chainId);
+    }
     if (left.size === 0) {
       watch.left.delete(source.schema);
       moved.push(source.schema);
@@ -208,7 +240,7 @@ export function follow(
   current: string,
   sources: Source[],
 ): { schema: string; left?: { schema: string; commits: Commits }; moved: string[] } {
-  const moved = noteCommits(watch, current, sources);
+  const moved = noteCommits(config, watch, current, sources);
   const schema = chooseSource(config, current, sources, watch);
   let left: { schema: string; commits: Commits } | undefined;
   if (schema !== current) {
@@ -216,7 +248,7 @@ export function follow(
     watch.followed.clear();
     const was = sources.find((s) => s.schema === current);
     if (was?.progress) {
-      left = { schema: current, commits: commitsOf(was) };
+      left = { schema: current, commits: commitsOf(config, was) };
       watch.left.set(current, new Map(left.commits));
     }
   }

@@ -257,12 +257,37 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
       expect(watch.left.get("a")).toEqual(new Map([[1, "c50:true"]]));
     });
 
+    it("with a chain without new blocks: the one left is readable again once it has committed on the others", () => {
+      const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
+      const both = (schema: string, x: number, y: number): Source => ({
+        schema,
+        progress: new Map([
+          [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
+          [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
+        ]),
+      });
+      const watch = newWatch();
+      let current = "a";
+      const step = (a: number, b: number) => {
+        current = follow(two, watch, current, [both("a", a, 7), both("b", b, 7)]).schema;
+        return current;
+      };
+      expect([step(50, 50), step(50, 42), step(50, 43), step(50, 44)]).toEqual(["a", "a", "a", "b"]);
+      // a follows the reorg and climbs; b freezes at 46 (killed: still ready). Chain 2 never moves.
+      expect([step(50, 45), step(45, 46), step(47, 46), step(48, 46)]).toEqual(["b", "b", "b", "a"]);
+      expect(watch.left.has("a")).toBe(false);
+    });
+
     it("a new term starts from what earlier terms left: not at the one left, though it is the first", () => {
       const watch = newWatch();
       const step = steps(watch);
       expect([step(50, 50), step(50, 44), step(50, 45), step(50, 46)]).toEqual(["a", "a", "a", "b"]);
-      const next = steps(newWatch(watch.left));
-      expect(next(50, 47)).toBe("b");
+      expect(steps(newWatch(new Map(watch.left)))(50, 47)).toBe("b");
+      // Nor when the other is restarting, or absent (its locks held): never the old fork.
+      const restarting = follow(config, newWatch(new Map(watch.left)), "a", [at("a", 50), at("b", 47, false)]);
+      expect(restarting.schema).toBe("b");
+      const absent = follow(config, newWatch(new Map(watch.left)), "a", [at("a", 50), { schema: "b", progress: null }]);
+      expect(absent.schema).toBe("b");
     });
   });
 
