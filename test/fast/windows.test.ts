@@ -145,6 +145,15 @@ describe("the removal guard", () => {
 });
 
 describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
+  // Two chains, and an instance's blocks on each.
+  const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
+  const both = (schema: string, x: number, y: number): Source => ({
+    schema,
+    progress: new Map([
+      [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
+      [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
+    ]),
+  });
   const at = (schema: string, indexed: number, ready = true): Source => ({
     schema,
     progress: progress({ indexed, ready }),
@@ -231,14 +240,6 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
     });
 
     it("with several chains: the one left is read again only once it has committed on the chain it stalled on", () => {
-      const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
-      const both = (schema: string, x: number, y: number): Source => ({
-        schema,
-        progress: new Map([
-          [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
-          [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
-        ]),
-      });
       const watch = newWatch();
       let current = "a";
       const step = (a: [number, number], b: [number, number]) => {
@@ -258,14 +259,6 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
     });
 
     it("with a chain without new blocks: the one left is readable again once it has committed on the others", () => {
-      const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
-      const both = (schema: string, x: number, y: number): Source => ({
-        schema,
-        progress: new Map([
-          [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
-          [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
-        ]),
-      });
       const watch = newWatch();
       let current = "a";
       const step = (a: number, b: number) => {
@@ -299,14 +292,6 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
   });
 
   it("with several chains: leaves one stalled on a chain for one a block behind on another, and never flaps", () => {
-    const two = { chains: [{ id: 1 }, { id: 2 }] } as unknown as Parameters<typeof chooseSource>[0];
-    const both = (schema: string, x: number, y: number): Source => ({
-      schema,
-      progress: new Map([
-        [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
-        [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
-      ]),
-    });
     // a's chain 2 stalled (its RPC down); b a block behind on chain 1: b.
     expect(chooseSource(two, "a", [both("a", 100, 50), both("b", 99, 60)])).toBe("b");
     // Each stalled on another chain: neither is ahead; stay.
