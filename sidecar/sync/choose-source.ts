@@ -196,12 +196,12 @@ export function noteCommits(
       const height = Math.max(r?.indexed ?? -1, watch.peak.get(chainId) ?? -1);
       const came = then !== undefined && now.indexed < then.indexed;
       if (came) fell(source.schema)?.set(chainId, then.indexed);
-      if (!now.ready || (r && rBefore && r.indexed < rBefore.indexed) || now.indexed >= height) counts.delete(chainId);
-      else if (came) {
-        // From no higher than the one read already fell from: the same reorg, followed second.
-        if ((watch.fell.get(current)?.get(chainId) ?? -1) < then.indexed) counts.set(chainId, 0);
-        else counts.delete(chainId);
-      } else if (counts.has(chainId) && r && rBefore && r.checkpoint !== rBefore.checkpoint) counts.set(chainId, 0);
+      // Fallen from no higher than the one read already fell from: the same reorg, followed second.
+      const second = came && (watch.fell.get(current)?.get(chainId) ?? -1) >= then.indexed;
+      const over = !now.ready || (r && rBefore && r.indexed < rBefore.indexed) || now.indexed >= height;
+      if (over || second) counts.delete(chainId);
+      else if (came) counts.set(chainId, 0);
+      else if (counts.has(chainId) && r && rBefore && r.checkpoint !== rBefore.checkpoint) counts.set(chainId, 0);
       else if (counts.has(chainId) && then && now.checkpoint !== then.checkpoint)
         counts.set(chainId, (counts.get(chainId) ?? 0) + 1);
     }
