@@ -403,6 +403,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const stuckPonders: string[] = [];
     const runFault = async (kind: FaultKind) => {
       faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
+      /** A block each Ponder instance must index before the next fault (a reorg's old head). */
+      let beyond: number | undefined;
       const startedAt = Date.now();
       faultStarts.push({ at: startedAt, kind });
       let expects: FaultRecord["expects"] = { none: "no rule watches it" };
@@ -485,6 +487,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
           await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
           const head = await readHead();
+          beyond = head;
           // A deep reorg must be reported when it changes a row: when the row shows the stake it takes back.
           const row = await db
             .query<{ amount: string }>(
@@ -528,12 +531,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       // instances do not protect against. A restarted Ponder cannot start until its schema lock
       // expires (15-25 s); one that was fetching a block a reorg took back retries its logs for
       // about a minute before it moves on (Ponder's RPC retries: 10, from 125 ms doubling).
+      // Current is also past a block mined after the fault (past the old head, after a reorg): an
+      // instance still on a reorg's old fork shows a height the new fork has not reached, and one
+      // that stalls retrying a block the reorg took back does so only once it sees the new fork,
+      // which may be after the first check (the soak, seed 2: a kill then hit the other instance).
+      beyond ??= await readHead();
+      const past = beyond;
       const current = async () => {
         const head = await readHead();
         const states = await Promise.all(
           Object.entries(ponders).map(async ([schema, p]) => {
             const at = (await progressOf(schema))?.latest ?? 0;
-            return (await ponderReady(`http://127.0.0.1:${p.port}`)) && at >= head - CONFIRMATIONS;
+            return (await ponderReady(`http://127.0.0.1:${p.port}`)) && at >= head - CONFIRMATIONS && at > past;
           }),
         );
         return states.every(Boolean);
