@@ -579,17 +579,24 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         await sleep(5000);
       }
     })();
+    // Sampling goes on until the last fault is over: a fault ending after the deadline waits for
+    // a fresh sample (it once waited its full 180 s for one and reported that as its recovery).
+    let faultsOver = false;
     const sampler = (async () => {
-      while (Date.now() < deadline) {
+      while (Date.now() < deadline || !faultsOver) {
         await sample().catch(() => undefined);
         await sleep(250);
       }
     })();
     const faults = (async () => {
-      await sleep(10_000);
-      while (options.faults.length > 0 && Date.now() < deadline - 15_000) {
-        await runFault(pick(options.faults));
-        await sleep(5000 + rand() * 10_000);
+      try {
+        await sleep(10_000);
+        while (options.faults.length > 0 && Date.now() < deadline - 15_000) {
+          await runFault(pick(options.faults));
+          await sleep(5000 + rand() * 10_000);
+        }
+      } finally {
+        faultsOver = true;
       }
     })();
     await Promise.all([workload, sampler, heapSampler, faults]);
