@@ -57,7 +57,11 @@ row(
 row("  a deep reorg's retraction stale at once", `${report.availability.retractedAtOnce.percent}%`);
 row(
   "staleness p50 / p99 / max (s)",
-  `${report.freshnessSeconds.p50} / ${report.freshnessSeconds.p99} / ${report.freshnessSeconds.max}`,
+  `${report.stalenessSeconds.p50} / ${report.stalenessSeconds.p99} / ${report.stalenessSeconds.max}`,
+);
+row(
+  "freshness, confirmation to developers row p50 / p99 / max (s)",
+  `${report.freshnessSeconds.p50} / ${report.freshnessSeconds.p99} / ${report.freshnessSeconds.max} over ${report.freshnessSeconds.stakes} stakes`,
 );
 for (const [kind, r] of Object.entries(report.recoverySeconds))
   row(`recovery after ${kind} p50 / max (s)`, `${r.p50} / ${r.max}`);

@@ -32,6 +32,7 @@ import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { startRpcProxy, startSmtp, startWebhook } from "../../test/helpers/peers";
 import { wallets as derivedWallets } from "../../test/helpers/workload";
 import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS, stillFiring } from "./alerts";
+import { Freshness } from "./freshness";
 import { ChainModel } from "./model";
 
 export const FAULT_KINDS = [
@@ -70,7 +71,10 @@ export type SoakReport = {
     percent: number;
     retractedAtOnce: { ok: number; percent: number };
   };
-  freshnessSeconds: { p50: number; p99: number; max: number };
+  /** How long each stale spell lasted. */
+  stalenessSeconds: { p50: number; p99: number; max: number };
+  /** From a stake's confirmation to its developers row, per stake (see freshness.ts). */
+  freshnessSeconds: { stakes: number; p50: number; p99: number; max: number };
   recoverySeconds: Record<string, { p50: number; max: number }>;
   /**
    * After each fault kind, how long the soak then waited for both Ponder instances to be ready
@@ -329,6 +333,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
      */
     const samples: { at: number; ok: boolean; fresh: boolean; excluded: boolean }[] = [];
     const excludeUntil = { at: 0 };
+    const freshness = new Freshness();
     const readHead = async () => Number(await owner.publicClient.getBlockNumber({ cacheTime: 0 }));
     const headAt = (at: number) => {
       let found = heads[0]?.head ?? 0;
@@ -361,6 +366,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const to = Math.max(headAt(now), after) - CONFIRMATIONS;
       // After a revert the head is lower than 5 s ago: the stake at the new confirmed block is right.
       const from = Math.max(0, Math.min(headAt(now - 5000) - CONFIRMATIONS, to));
+      freshness.observe(
+        model,
+        new Map(rows.rows.map((row) => [row.wallet, BigInt(row.amount)])),
+        headAt(now) - CONFIRMATIONS,
+        now,
+      );
       const inserted = (wallet: string, amount: bigint) =>
         amount === 0n && (registeredAt.get(wallet) ?? 0) > now - 5000;
       const ok = rows.rows.every((row) => {
@@ -736,7 +747,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         percent: share(fresh),
         retractedAtOnce: { ok, percent: share(ok) },
       },
-      freshnessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
+      stalenessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
+      freshnessSeconds: {
+        stakes: freshness.seconds.length,
+        p50: percentile(freshness.seconds, 50),
+        p99: percentile(freshness.seconds, 99),
+        max: Math.max(0, ...freshness.seconds),
+      },
       pondersCurrentSeconds: byKind(pondersBack),
       recoverySeconds: byKind(recoveries),
       staleSecondsByFault: staleByFault,
