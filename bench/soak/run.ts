@@ -96,6 +96,8 @@ export type SoakReport = {
 };
 
 const CONFIRMATIONS = 2;
+/** How an RPC outage fails, in turn: a gateway error, rate limiting, no answer (timeouts). */
+const RPC_FAILURES = [503, 429, "silence"] as const;
 const INDEXER_DOWN_AFTER_MS = 5000;
 const USDC = 1_000_000n;
 /** A developers row's stake in raw units (USDC's 6 decimals), as text: what the model counts in. */
@@ -473,6 +475,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           break;
         case "rpc_down":
           expects = watched ? "rpc_failing" : { none: "the second instance's provider" };
+          // 503, 429 and no answer at all in turn (by count, so the seed's schedule stays as it was).
+          ponder.rpc.state.failWith = RPC_FAILURES[((faultCounts[kind] ?? 1) - 1) % RPC_FAILURES.length] ?? 503;
+          say(`  the provider answers ${ponder.rpc.state.failWith}`);
           ponder.rpc.state.down = true;
           await sleep(10_000);
           ponder.rpc.state.down = false;

@@ -77,14 +77,16 @@ export async function startWebhook() {
 }
 
 /**
- * Forwards JSON-RPC to `target`; while `state.down`, answers 503 instead; holds every answer
+ * Forwards JSON-RPC to `target`; while `state.down`, fails instead, as `state.failWith` says: a
+ * status (503, or 429 as a rate-limiting provider answers), or "silence" (no answer: the request
+ * is held and its connection dropped when the outage ends, so the client's timeout decides); holds every answer
  * `state.delayMs` first (a slow provider); while `state.lagBlocks` > 0, serves a node that
  * lags that many blocks behind the head (a backup provider): `eth_blockNumber` and the `latest`
  * block are the lagging node's, everything else is forwarded as asked.
  */
 export async function startRpcProxy(target: string) {
   const port = await freePort();
-  const state = { down: false, delayMs: 0, lagBlocks: 0 };
+  const state = { down: false, failWith: 503 as 503 | 429 | "silence", delayMs: 0, lagBlocks: 0 };
   const upstream = (body: string) =>
     fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
   const lagging = async (body: string) => {
@@ -115,7 +117,12 @@ export async function startRpcProxy(target: string) {
     });
     req.on("end", async () => {
       if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
-      if (state.down) return res.writeHead(503).end("down");
+      if (state.down) {
+        const failWith = state.failWith;
+        if (failWith !== "silence") return res.writeHead(failWith).end("down");
+        while (state.down) await new Promise((resolve) => setTimeout(resolve, 100));
+        return res.destroy();
+      }
       // The node may be gone (a test's cleanup stops it while a held request waits): a 502, as a
       // real gateway answers, not an unhandled rejection in the test run.
       try {
