@@ -120,6 +120,11 @@ const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 };
+const spread = (values: number[]) => ({
+  p50: percentile(values, 50),
+  p99: percentile(values, 99),
+  max: Math.max(0, ...values),
+});
 /** p50 and max of each kind's values. */
 const byKind = (values: Record<string, number[]>) =>
   Object.fromEntries(
@@ -551,8 +556,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       // instance still on a reorg's old fork shows a height the new fork has not reached, and one
       // that stalls retrying a block the reorg took back does so only once it sees the new fork,
       // which may be after the first check (the soak, seed 2: a kill then hit the other instance).
-      beyond ??= await readHead();
-      const past = beyond;
+      const past = beyond ?? (await readHead());
       const current = async () => {
         const head = await readHead();
         const states = await Promise.all(
@@ -752,13 +756,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         percent: share(fresh),
         retractedAtOnce: { ok, percent: share(ok) },
       },
-      stalenessSeconds: { p50: percentile(stale, 50), p99: percentile(stale, 99), max: Math.max(0, ...stale) },
-      freshnessSeconds: {
-        stakes: freshness.seconds.length,
-        p50: percentile(freshness.seconds, 50),
-        p99: percentile(freshness.seconds, 99),
-        max: Math.max(0, ...freshness.seconds),
-      },
+      stalenessSeconds: spread(stale),
+      freshnessSeconds: { stakes: freshness.seconds.length, ...spread(freshness.seconds) },
       pondersCurrentSeconds: byKind(pondersBack),
       recoverySeconds: byKind(recoveries),
       staleSecondsByFault: staleByFault,
