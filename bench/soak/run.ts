@@ -45,6 +45,8 @@ export const FAULT_KINDS = [
   "rpc_slow",
   "rpc_down",
   "rpc_lagging",
+  "ws_drop",
+  "ws_silent",
   "reorg_shallow",
   "reorg_deep",
   "smtp_failing",
@@ -98,6 +100,11 @@ export type SoakReport = {
 const CONFIRMATIONS = 2;
 /** How an RPC outage fails, in turn: a gateway error, rate limiting, no answer (timeouts). */
 const RPC_FAILURES = [503, 429, "silence"] as const;
+/**
+ * How a WebSocket drop goes, in turn: reset, reconnections let through at once; reset, and
+ * reconnections refused for 10 s (Ponder 0.17.7 then polls over HTTP until it restarts).
+ */
+const WS_DROPS = ["reset", "refused"] as const;
 const INDEXER_DOWN_AFTER_MS = 5000;
 const USDC = 1_000_000n;
 /** A developers row's stake in raw units (USDC's 6 decimals), as text: what the model counts in. */
@@ -207,12 +214,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const rss: Record<string, number[]> = { ponder: [], ponder_b: [], sidecar_a: [], sidecar_b: [] };
     const heap: Record<string, number[]> = { sidecar_a: [], sidecar_b: [] };
     // The two Ponder instances, by the schema each indexes into (what /status names as its source).
+    // Each learns of new blocks from a WebSocket subscription (newHeads) on its provider, and
+    // polls over HTTP once its WebSocket failed 9 times in a row (Ponder 0.17.7, until it
+    // restarts): a refused reconnection (ws_drop) does that, so both ways are soaked.
     const ponders = {
-      soak_ponder: { name: "ponder", port: ponderPort, env, rpc },
+      soak_ponder: { name: "ponder", port: ponderPort, env: { ...env, WS_URL: rpc.wsUrl }, rpc },
       soak_ponder_b: {
         name: "ponder_b",
         port: await freePort(),
-        env: { ...env, ...chainEnv([{ chainId: 31337, rpcUrl: rpcB.url, deployment }]) },
+        env: { ...env, ...chainEnv([{ chainId: 31337, rpcUrl: rpcB.url, deployment }]), WS_URL: rpcB.wsUrl },
         rpc: rpcB,
       },
     };
@@ -496,6 +506,25 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await sleep(15_000);
           ponder.rpc.state.lagBlocks = 0;
           break;
+        case "ws_drop":
+        case "ws_silent": {
+          const { rpc } = ponder;
+          expects = { none: "Ponder reconnects, or polls; the other instance is read meanwhile" };
+          if (kind === "ws_drop") {
+            const how = WS_DROPS[((faultCounts[kind] ?? 1) - 1) % WS_DROPS.length] ?? "reset";
+            rpc.state.wsRefused = how === "refused";
+            say(`  ${rpc.dropWebSockets()} WebSocket(s) reset${how === "refused" ? ", reconnections refused" : ""}`);
+            await sleep(10_000);
+            rpc.state.wsRefused = false;
+          } else {
+            say(`  ${rpc.webSockets()} WebSocket(s) silent`);
+            rpc.state.wsSilent = true;
+            await sleep(15_000);
+            rpc.speak();
+          }
+          say(`  ${rpc.webSockets()} WebSocket(s) open now`);
+          break;
+        }
         case "reorg_shallow":
         case "reorg_deep": {
           paused = true;

@@ -1,5 +1,6 @@
 /** Real network peers for the effects tests: an SMTP server, a webhook receiver, an RPC proxy. */
 import { createServer, type Server } from "node:http";
+import { connect, type Socket } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { freePort } from "../../lib/ports";
 
@@ -79,14 +80,27 @@ export async function startWebhook() {
 /**
  * Forwards JSON-RPC to `target`; while `state.down`, fails instead, as `state.failWith` says: a
  * status (503, or 429 as a rate-limiting provider answers), or "silence" (no answer: the request
- * is held and its connection dropped when the outage ends, so the client's timeout decides); holds every answer
- * `state.delayMs` first (a slow provider); while `state.lagBlocks` > 0, serves a node that
- * lags that many blocks behind the head (a backup provider): `eth_blockNumber` and the `latest`
- * block are the lagging node's, everything else is forwarded as asked.
+ * is held and its connection dropped when the outage ends, so the client's timeout decides); holds
+ * every answer `state.delayMs` first (a slow provider); while `state.lagBlocks` > 0, serves a node
+ * that lags that many blocks behind the head (a backup provider): `eth_blockNumber` and the
+ * `latest` block are the lagging node's, everything else is forwarded as asked.
+ *
+ * WebSockets (`wsUrl`, Ponder's newHeads subscription) are piped to the target byte for byte:
+ * `dropWebSockets()` resets every open one, as a provider's load balancer does; while
+ * `state.wsRefused`, new ones are refused at the upgrade (503); while `state.wsSilent`, what the
+ * target sends is held, not delivered, and delivered in order once it ends (a connection that
+ * stays open and says nothing: no close, no error, as a stuck provider does).
  */
 export async function startRpcProxy(target: string) {
   const port = await freePort();
-  const state = { down: false, failWith: 503 as 503 | 429 | "silence", delayMs: 0, lagBlocks: 0 };
+  const state = {
+    down: false,
+    failWith: 503 as 503 | 429 | "silence",
+    delayMs: 0,
+    lagBlocks: 0,
+    wsRefused: false,
+    wsSilent: false,
+  };
   const upstream = (body: string) =>
     fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
   const lagging = async (body: string) => {
@@ -137,6 +151,65 @@ export async function startRpcProxy(target: string) {
       }
     });
   });
+
+  /** Each open WebSocket: the client's socket, the target's, and what silence holds back. */
+  const sockets = new Set<{ client: Socket; node: Socket; held: Buffer[] }>();
+  const { hostname, port: targetPort } = new URL(target);
+  server.on("upgrade", (req, client: Socket, head: Buffer) => {
+    client.on("error", () => undefined);
+    if (state.wsRefused) return client.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    const node = connect(Number(targetPort), hostname);
+    const pipe = { client, node, held: [] as Buffer[] };
+    sockets.add(pipe);
+    const close = () => {
+      sockets.delete(pipe);
+      client.destroy();
+      node.destroy();
+    };
+    node.on("error", close).on("close", close);
+    client.on("close", close);
+    // The upgrade request as it came (rawHeaders keep the client's names and order).
+    const headers = req.rawHeaders.reduce(
+      (lines, value, i) => (i % 2 === 0 ? lines : `${lines}${req.rawHeaders[i - 1]}: ${value}\r\n`),
+      "",
+    );
+    node.write(`${req.method} ${req.url} HTTP/1.1\r\n${headers}\r\n`);
+    if (head.length > 0) node.write(head);
+    client.on("data", (chunk: Buffer) => node.write(chunk));
+    node.on("data", (chunk: Buffer) => {
+      if (state.wsSilent) pipe.held.push(chunk);
+      else client.write(chunk);
+    });
+  });
+  /** Delivers what silence held back, in order, and lets the WebSockets speak again. */
+  const speak = () => {
+    state.wsSilent = false;
+    for (const pipe of sockets) for (const chunk of pipe.held.splice(0)) pipe.client.write(chunk);
+  };
+
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${port}`, state, close: () => server.close() };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    state,
+    /** WebSockets open now. */
+    webSockets: () => sockets.size,
+    /** Resets every open WebSocket; returns how many there were. */
+    dropWebSockets: () => {
+      const open = sockets.size;
+      for (const { client, node } of sockets) {
+        client.resetAndDestroy();
+        node.destroy();
+      }
+      return open;
+    },
+    speak,
+    close: () => {
+      for (const { client, node } of sockets) {
+        client.destroy();
+        node.destroy();
+      }
+      server.close();
+    },
+  };
 }
