@@ -50,6 +50,7 @@ export const FAULT_KINDS = [
   "reorg_shallow",
   "reorg_deep",
   "smtp_failing",
+  "smtp_slow",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -563,6 +564,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           smtp.state.failing = true;
           await sleep(15_000);
           smtp.state.failing = false;
+          break;
+        case "smtp_slow":
+          // 5 s before each answer, the message already received: a send that gave up and retried
+          // would deliver it twice. Inside the mailer's 20 s socket timeout, so none may.
+          expects = { none: "a slow server still answers" };
+          smtp.state.delayMs = 5000;
+          await sleep(20_000);
+          smtp.state.delayMs = 0;
           break;
       }
       const ended = Date.now();
