@@ -51,6 +51,10 @@ row(
 );
 row("invariant violations", String(report.violations.length));
 row(
+  "checkpoints during the run: rows compared with the model",
+  `${report.checkpoints.rowsCompared} in ${report.checkpoints.runs}`,
+);
+row(
   "sync availability",
   `${report.availability.percent}% of ${report.availability.samples - report.availability.excluded} samples`,
 );

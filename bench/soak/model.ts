@@ -6,8 +6,8 @@
 import { type Hash, parseEventLogs, type TransactionReceipt } from "viem";
 import { StakeVaultAbi } from "../../abis/StakeVault";
 
-/** `at`: when the soak recorded it (ms since the epoch). */
-export type ModelEvent = { wallet: string; block: number; delta: bigint; tx: Hash; at: number };
+/** `time`: its block's timestamp (s); `at`: when the soak recorded it (ms since the epoch). */
+export type ModelEvent = { wallet: string; block: number; time: number; delta: bigint; tx: Hash; at: number };
 
 /** What a revert took back, when, and the block the chain had confirmed just before it. */
 type Retraction = { at: number; confirmed: number; events: ModelEvent[] };
@@ -28,6 +28,20 @@ function amountsIn(events: ModelEvent[], wallet: string, from: number, to: numbe
   return amounts;
 }
 
+/**
+ * The block time (s) of the event that first took the wallet's stake above 0 at or below `upTo`,
+ * in chain order (the soak sends one transaction at a time, so the order it recorded them in),
+ * as stakesync's `staked_at`; undefined when it never was above 0.
+ */
+function firstActivation(events: ModelEvent[], wallet: string, upTo: number): number | undefined {
+  let sum = 0n;
+  for (const e of events.filter((x) => x.wallet === wallet && x.block <= upTo).sort((a, b) => a.block - b.block)) {
+    sum += e.delta;
+    if (sum > 0n) return e.time;
+  }
+  return undefined;
+}
+
 export class ChainModel {
   readonly events: ModelEvent[] = [];
   /**
@@ -37,14 +51,15 @@ export class ChainModel {
   readonly deepReorgs: { from: number; to: number }[] = [];
   private readonly retractions: Retraction[] = [];
 
-  /** Records the vault's events in a receipt. */
-  record(receipt: TransactionReceipt) {
+  /** Records the vault's events in a receipt; `time` is its block's timestamp (s). */
+  record(receipt: TransactionReceipt, time: number) {
     for (const log of parseEventLogs({ abi: StakeVaultAbi, logs: receipt.logs })) {
       if (!("developer" in log.args) || !("amount" in log.args)) continue;
       const delta = log.eventName === "Staked" ? log.args.amount : -log.args.amount;
       this.events.push({
         wallet: log.args.developer.toLowerCase(),
         block: Number(receipt.blockNumber),
+        time,
         delta,
         tx: receipt.transactionHash,
         at: Date.now(),
@@ -93,6 +108,28 @@ export class ChainModel {
       for (const a of amountsIn(then, wallet, Math.min(from, r.confirmed), r.confirmed)) amounts.add(a);
     }
     return amounts;
+  }
+
+  /**
+   * Every `staked_at` a developers row may hold at confirmed block `block` (s; null: none yet):
+   * the block time of the first activation on the chain as it is, or, when a deep reorg took that
+   * stake back after it was confirmed, on the chain as it was (staked_at is written once). Null
+   * is allowed unless the wallet is active at `block`: a row registered after an activation its
+   * stake has since lost was never active, and has none.
+   */
+  stakedAtChoices(wallet: string, block: number): Set<number | null> {
+    const choices = new Set<number | null>();
+    if (this.stakeAt(wallet, block) <= 0n) choices.add(null);
+    const now = firstActivation(this.events, wallet, block);
+    if (now !== undefined) choices.add(now);
+    for (const r of this.retractions) {
+      if (r.events.every((e) => e.block > r.confirmed)) continue;
+      const later = this.retractions.filter((x) => x.at >= r.at).flatMap((x) => x.events);
+      const then = [...this.events, ...later].filter((e) => e.at < r.at);
+      const was = firstActivation(then, wallet, Math.min(block, r.confirmed));
+      if (was !== undefined) choices.add(was);
+    }
+    return choices;
   }
 
   /** Whether the wallet ever had a positive stake at a block at or below `block`. */

@@ -10,7 +10,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import type { Address, Hex } from "viem";
+import type { Address, Hash, Hex, TransactionReceipt } from "viem";
 import { repoRoot } from "../../lib/config";
 import { anvilKeys, connect, deploy, vault } from "../../lib/contracts";
 import { startAnvil } from "../../lib/local/anvil";
@@ -62,6 +62,8 @@ export type SoakReport = {
   transactions: number;
   faults: Record<string, number>;
   violations: string[];
+  /** Checks of every row against the model at the sync's cursor during the run (before each fault). */
+  checkpoints: { runs: number; rowsCompared: number };
   /**
    * Samples in which every row shows a stake confirmed in the last 5 s, a deep reorg's change of
    * the confirmed chain included (`ok`, `percent`); and with no row showing a stake a deep reorg
@@ -283,6 +285,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
     for (const wallet of pool.slice(0, pool.length / 2)) await register(wallet);
 
+    /** Records a receipt's events with its block's time (by hash: a reorg may replace the block). */
+    const blockTimes = new Map<Hash, number>();
+    const record = async (receipt: TransactionReceipt) => {
+      let time = blockTimes.get(receipt.blockHash);
+      if (time === undefined) {
+        time = Number((await owner.publicClient.getBlock({ blockHash: receipt.blockHash })).timestamp);
+        blockTimes.set(receipt.blockHash, time);
+      }
+      model.record(receipt, time);
+    };
+
     let transactions = 0;
     let paused = false;
     let inFlight: Promise<unknown> = Promise.resolve();
@@ -291,10 +304,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const act = async () => {
       const r = rand();
       const amount = BigInt(1 + Math.floor(rand() * 50)) * USDC;
-      if (r < 0.35) model.record(await ownerVault.stakeFor(pick(pool) as Address, amount));
+      if (r < 0.35) await record(await ownerVault.stakeFor(pick(pool) as Address, amount));
       else if (r < 0.45) {
         const targets = [pick(pool), pick(pool), pick(pool)].filter((w, i, all) => all.indexOf(w) === i) as Address[];
-        model.record(
+        await record(
           await ownerVault.stakeForMany(
             targets,
             targets.map(() => amount),
@@ -303,15 +316,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       } else if (r < 0.6) {
         const i = Math.floor(rand() * selves.length);
         await (selves[i] as ReturnType<typeof vault>).fund(amount);
-        model.record(await (selves[i] as ReturnType<typeof vault>).stake(amount));
+        await record(await (selves[i] as ReturnType<typeof vault>).stake(amount));
       } else if (r < 0.7) {
         const i = Math.floor(rand() * selves.length);
         const has = balance(selfWallets[i] as string);
-        if (has > 0n) model.record(await (selves[i] as ReturnType<typeof vault>).unstake(has > amount ? amount : has));
+        if (has > 0n) await record(await (selves[i] as ReturnType<typeof vault>).unstake(has > amount ? amount : has));
       } else if (r < 0.78) {
         const wallet = pick(pool);
         const has = balance(wallet);
-        if (has > 0n) model.record(await ownerVault.slash(wallet as Address, has > amount ? amount : has));
+        if (has > 0n) await record(await ownerVault.slash(wallet as Address, has > amount ? amount : has));
       } else if (r < 0.86) {
         const wallet = pick(pool);
         if (!registered.has(wallet)) await register(wallet);
@@ -430,7 +443,74 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     /** Per fault kind, how long after recovery both Ponder instances were ready and current. */
     const pondersBack: Record<string, number[]> = {};
     const stuckPonders: string[] = [];
+    /** A developers row as the invariants read it: stake in raw units, staked_at in seconds. */
+    type Row = { wallet: string; status: string; raw: string; staked_at: number | null };
+    const ROW_COLUMNS = `lower(wallet_address) AS wallet, status, ${RAW_STAKE} AS raw,
+                         extract(epoch FROM staked_at)::bigint::int AS staked_at`;
+    /** How a row differs from the model at confirmed `block`: stake, status, staked_at. */
+    const judge = (row: Row, block: number) => {
+      const problems: { column: "stake" | "status" | "staked_at"; text: string }[] = [];
+      const expected = model.stakeAt(row.wallet, block);
+      if (BigInt(row.raw) !== expected)
+        problems.push({ column: "stake", text: `stake ${row.raw}, expected ${expected}` });
+      // Below the threshold: pending if never active, else inactive; activation writes staked_at.
+      const status = expected > 0n ? "active" : row.staked_at === null ? "pending" : "inactive";
+      if (row.status !== status) problems.push({ column: "status", text: `status ${row.status}, expected ${status}` });
+      const choices = [...model.stakedAtChoices(row.wallet, block)];
+      if (!choices.includes(row.staked_at)) {
+        problems.push({ column: "staked_at", text: `staked_at ${row.staked_at}, expected ${choices.join(" or ")}` });
+      }
+      return problems;
+    };
+    /**
+     * The invariant at a checkpoint during the run, before each fault: in one snapshot, every row
+     * the sync is not still writing (queued: a step queues every developer whose stake changed,
+     * in the transaction that moves the cursor) equals the model at the sync's cursor. Rows the
+     * application inserted in the last 5 s are left out (the next round finds them). The
+     * workload pauses for it, so no transaction is mined below the cursor unrecorded.
+     */
+    const checkpoints = { runs: 0, rows: 0, violations: [] as string[] };
+    const checkpoint = async () => {
+      paused = true;
+      await inFlight;
+      const client = await db.connect().catch(() => undefined);
+      if (!client) return void (paused = false);
+      const ignore = () => undefined;
+      client.on("error", ignore);
+      try {
+        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        const cursor = await client.query<{ block: number }>(
+          "SELECT block::int AS block FROM stakesync.cursor WHERE chain_id = 31337",
+        );
+        const queued = await client.query<{ wallet: string }>(
+          "SELECT lower(wallet) AS wallet FROM stakesync.developer_queue WHERE state = 'pending'",
+        );
+        const rows = await client.query<Row>(`SELECT ${ROW_COLUMNS} FROM developers`);
+        await client.query("COMMIT");
+        const block = cursor.rows[0]?.block;
+        if (block === undefined) return;
+        const skip = new Set(queued.rows.map((q) => q.wallet));
+        const now = Date.now();
+        checkpoints.runs += 1;
+        for (const row of rows.rows) {
+          if (skip.has(row.wallet) || (registeredAt.get(row.wallet) ?? 0) > now - 5000) continue;
+          checkpoints.rows += 1;
+          for (const { text } of judge(row, block)) {
+            checkpoints.violations.push(`checkpoint at block ${block}: ${row.wallet}: ${text}`);
+          }
+        }
+      } catch (error) {
+        say(`checkpoint: ${(error as Error).message}`);
+        await client.query("ROLLBACK").catch(() => undefined);
+      } finally {
+        client.off("error", ignore);
+        client.release();
+        paused = false;
+      }
+    };
+
     const runFault = async (kind: FaultKind) => {
+      await checkpoint();
       faultCounts[kind] = (faultCounts[kind] ?? 0) + 1;
       /** A block each Ponder instance must index before the next fault (a reorg's old head). */
       let beyond: number | undefined;
@@ -534,7 +614,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           const base = await readHead();
           // A registered developer's stake: the reorg the sidecar must correct, audit and alert.
           const wallet = pick([...registered]);
-          model.record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
+          await record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
           const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
           await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
           const head = await readHead();
@@ -694,13 +774,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         violations.push(`model: transaction ${e.tx} is not on the chain as recorded`);
       }
     }
-    const { rows } = await db.query<{ wallet: string; status: string; raw: string; email: string | null }>(
-      `SELECT lower(wallet_address) AS wallet, status, ${RAW_STAKE} AS raw, email
-         FROM developers`,
-    );
+    const { rows } = await db.query<Row>(`SELECT ${ROW_COLUMNS} FROM developers`);
     for (const row of rows) {
       const expected = model.stakeAt(row.wallet, confirmed);
-      if (BigInt(row.raw) !== expected) {
+      const problems = judge(row, confirmed);
+      for (const { text } of problems.filter((p) => p.column !== "stake")) violations.push(`${row.wallet}: ${text}`);
+      if (problems.some((p) => p.column === "stake")) {
         // What each layer holds, for whoever reads the violation.
         const layers = await db.query<{ ponder: string; ledger: string; chain_stake: string; audit: string }>(
           `SELECT (SELECT coalesce(sum(CASE kind WHEN 'staked' THEN amount ELSE -amount END), 0)::text
@@ -716,8 +795,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           `${row.wallet}: stake ${row.raw}, expected ${expected} (Ponder ${l?.ponder}, chain_stake ${l?.chain_stake}, ledger ${l?.ledger}; audit ${l?.audit})`,
         );
       }
-      const status = expected > 0n ? "active" : row.status === "pending" ? "pending" : "inactive";
-      if (row.status !== status) violations.push(`${row.wallet}: status ${row.status}, expected ${status}`);
       const onChain = await ownerVault.stakeOf(row.wallet as Address, BigInt(confirmed));
       if (onChain !== expected) violations.push(`${row.wallet}: the model says ${expected}, stakeOf() ${onChain}`);
     }
@@ -754,7 +831,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     for (const rule of stillFiring(webhook.alerts)) violations.push(`alert ${rule} fired and never resolved`);
     const { violations: missed, ...alertCheck } = checkAlerts(faultRecords, webhook.alerts);
-    violations.push(...missed, ...stuckPonders);
+    violations.push(...missed, ...stuckPonders, ...checkpoints.violations);
 
     const counted = samples.filter((s) => !s.excluded);
     const ok = counted.filter((s) => s.ok).length;
@@ -787,6 +864,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       transactions,
       faults: faultCounts,
       violations,
+      checkpoints: { runs: checkpoints.runs, rowsCompared: checkpoints.rows },
       availability: {
         samples: samples.length,
         ok: fresh,

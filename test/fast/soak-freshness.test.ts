@@ -8,7 +8,7 @@ import { ChainModel, type ModelEvent } from "../../bench/soak/model";
 
 const wallet = "0x00000000000000000000000000000000000000aa";
 const stake = (model: ChainModel, block: number, delta: bigint) => {
-  const e: ModelEvent = { wallet, block, delta, tx: "0x01", at: 0 };
+  const e: ModelEvent = { wallet, block, time: block, delta, tx: "0x01", at: 0 };
   model.events.push(e);
   return e;
 };
