@@ -131,15 +131,4 @@ export class ChainModel {
     }
     return choices;
   }
-
-  /** Whether the wallet ever had a positive stake at a block at or below `block`. */
-  everActive(wallet: string, block: number): boolean {
-    let sum = 0n;
-    for (const e of [...this.events].sort((a, b) => a.block - b.block)) {
-      if (e.wallet !== wallet || e.block > block) continue;
-      sum += e.delta;
-      if (sum > 0n) return true;
-    }
-    return false;
-  }
 }

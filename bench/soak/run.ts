@@ -34,6 +34,7 @@ import { wallets as derivedWallets } from "../../test/helpers/workload";
 import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS, stillFiring } from "./alerts";
 import { Freshness } from "./freshness";
 import { ChainModel } from "./model";
+import { freshWindow, headAt as headOf } from "./window";
 
 export const FAULT_KINDS = [
   "ponder_kill",
@@ -366,11 +367,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const excludeUntil = { at: 0 };
     const freshness = new Freshness();
     const readHead = async () => Number(await owner.publicClient.getBlockNumber({ cacheTime: 0 }));
-    const headAt = (at: number) => {
-      let found = heads[0]?.head ?? 0;
-      for (const h of heads) if (h.at <= at) found = h.head;
-      return found;
-    };
+    const headAt = (at: number) => headOf(heads, at);
     const sample = async () => {
       const now = Date.now();
       heads.push({ at: now, head: await readHead() });
@@ -394,9 +391,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       // is read again after the rows: a block mined after the first read could be applied before
       // the rows were read, and a row ahead of the first head is not stale.
       const after = await readHead().catch(() => headAt(now));
-      const to = Math.max(headAt(now), after) - CONFIRMATIONS;
-      // After a revert the head is lower than 5 s ago: the stake at the new confirmed block is right.
-      const from = Math.max(0, Math.min(headAt(now - 5000) - CONFIRMATIONS, to));
+      const { from, to } = freshWindow(heads, now, after, CONFIRMATIONS);
       freshness.observe(
         model,
         new Map(rows.rows.map((row) => [row.wallet, BigInt(row.amount)])),
@@ -474,7 +469,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       paused = true;
       await inFlight;
       const client = await db.connect().catch(() => undefined);
-      if (!client) return void (paused = false);
+      if (!client) {
+        paused = false;
+        return;
+      }
       const ignore = () => undefined;
       client.on("error", ignore);
       try {
@@ -803,7 +801,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const wallet = mail.raw.match(/^Message-ID:\s*<welcome\.(0x[0-9a-f]{40})@/im)?.[1];
       if (wallet) emails[wallet] = (emails[wallet] ?? 0) + 1;
     }
-    for (const [wallet, n] of Object.entries(emails)) if (n > 1) violations.push(`${wallet}: ${n} welcome emails`);
+    for (const [wallet, n] of Object.entries(emails)) {
+      if (n > 1) violations.push(`${wallet}: ${n} welcome emails`);
+      // None for a stake a reorg took back before it was confirmed: the developer must have been
+      // active at a confirmed block, of the chain as it is or as it was before a deep reorg.
+      if (![...model.stakedAtChoices(wallet, confirmed)].some((t) => t !== null)) {
+        violations.push(`${wallet}: a welcome email, never active at a confirmed block`);
+      }
+    }
     const { rows: jobs } = await db.query<{ wallet: string; state: string }>(
       "SELECT wallet, state FROM stakesync.outbox WHERE kind = 'welcome_email'",
     );
