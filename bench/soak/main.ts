@@ -51,8 +51,14 @@ row(
 );
 row("invariant violations", String(report.violations.length));
 row(
+  "faults with nothing to act on",
+  Object.entries(report.idleFaults)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ") || "none",
+);
+row(
   "checkpoints during the run: rows compared with the model",
-  `${report.checkpoints.rowsCompared} in ${report.checkpoints.runs}`,
+  `${report.checkpoints.rowsCompared} in ${report.checkpoints.runs} (${report.checkpoints.skipped} skipped)`,
 );
 row(
   "sync availability",

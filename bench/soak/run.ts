@@ -63,8 +63,13 @@ export type SoakReport = {
   transactions: number;
   faults: Record<string, number>;
   violations: string[];
-  /** Checks of every row against the model at the sync's cursor during the run (before each fault). */
-  checkpoints: { runs: number; rowsCompared: number };
+  /**
+   * Checks of every row against the model at the sync's cursor during the run (before each
+   * fault); skipped after a fault whose waits timed out.
+   */
+  checkpoints: { runs: number; rowsCompared: number; skipped: number };
+  /** Faults that found nothing to act on, by kind: no WebSocket open, no email sent during it. */
+  idleFaults: Record<string, number>;
   /**
    * Samples in which every row shows a stake confirmed in the last 5 s, a deep reorg's change of
    * the confirmed chain included (`ok`, `percent`); and with no row showing a stake a deep reorg
@@ -105,10 +110,11 @@ const CONFIRMATIONS = 2;
 /** How an RPC outage fails, in turn: a gateway error, rate limiting, no answer (timeouts). */
 const RPC_FAILURES = [503, 429, "silence"] as const;
 /**
- * How a WebSocket drop goes, in turn: reset, reconnections let through at once; reset, and
- * reconnections refused for 10 s (Ponder 0.17.7 then polls over HTTP until it restarts).
+ * How a WebSocket drop goes, in turn: reset, reconnections let through at once (twice); reset,
+ * and reconnections refused for 10 s (Ponder 0.17.7 then polls over HTTP until it restarts, so
+ * the later WebSocket faults find that instance without one until then).
  */
-const WS_DROPS = ["reset", "refused"] as const;
+const WS_DROPS = ["reset", "reset", "refused"] as const;
 const INDEXER_DOWN_AFTER_MS = 5000;
 const USDC = 1_000_000n;
 /** A developers row's stake in raw units (USDC's 6 decimals), as text: what the model counts in. */
@@ -285,6 +291,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       registeredAt.set(wallet.toLowerCase(), Date.now());
     };
     for (const wallet of pool.slice(0, pool.length / 2)) await register(wallet);
+    /**
+     * A developer who signs up with an email and has never staked: a stake for them is a first
+     * activation, with its welcome email (the pool's wallets have all staked a few minutes in).
+     */
+    let newcomers = 0;
+    const newcomer = async () => {
+      newcomers += 1;
+      const [wallet] = derivedWallets(1, `soak-${options.seed}-newcomer-${newcomers}`) as [string];
+      await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2)", [
+        wallet,
+        `${wallet.slice(2, 12)}@example.test`,
+      ]);
+      registered.add(wallet);
+      registeredAt.set(wallet.toLowerCase(), Date.now());
+      return wallet;
+    };
 
     /** Records a receipt's events with its block's time (by hash: a reorg may replace the block). */
     const blockTimes = new Map<Hash, number>();
@@ -438,6 +460,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     /** Per fault kind, how long after recovery both Ponder instances were ready and current. */
     const pondersBack: Record<string, number[]> = {};
     const stuckPonders: string[] = [];
+    /** Faults that found nothing to act on (no WebSocket open; no email due), by kind. */
+    const idle: Record<string, number> = {};
+    /** Whether the last fault's waits ended in time: if not, the next checkpoint is skipped. */
+    let settled = true;
     /** A developers row as the invariants read it: stake in raw units, staked_at in seconds. */
     type Row = { wallet: string; status: string; raw: string; staked_at: number | null };
     const ROW_COLUMNS = `lower(wallet_address) AS wallet, status, ${RAW_STAKE} AS raw,
@@ -464,8 +490,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
      * application inserted in the last 5 s are left out (the next round finds them). The
      * workload pauses for it, so no transaction is mined below the cursor unrecorded.
      */
-    const checkpoints = { runs: 0, rows: 0, violations: [] as string[] };
+    const checkpoints = { runs: 0, rows: 0, skipped: 0, violations: [] as string[] };
     const checkpoint = async () => {
+      // After a wait that timed out the sync may rightly hold rows back (a removal awaiting
+      // Ponder, an activation whose stake Ponder lacks): that is for the end check to judge.
+      if (!settled) {
+        checkpoints.skipped += 1;
+        settled = true;
+        return;
+      }
       paused = true;
       await inFlight;
       const client = await db.connect().catch(() => undefined);
@@ -587,7 +620,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           break;
         case "ws_drop":
         case "ws_silent": {
-          const { rpc } = ponder;
+          // The instance the leader reads, unless it has no WebSocket open (it polls since a
+          // refused reconnection) and the other has.
+          const other = Object.values(ponders).find((p) => p !== ponder) ?? ponder;
+          const { rpc } = ponder.rpc.webSockets() === 0 && other.rpc.webSockets() > 0 ? other : ponder;
+          if (rpc.webSockets() === 0) {
+            idle[kind] = (idle[kind] ?? 0) + 1;
+            say("  no WebSocket open: both instances poll since a refused reconnection");
+          }
           expects = { none: "Ponder reconnects, or polls; the other instance is read meanwhile" };
           if (kind === "ws_drop") {
             const how = WS_DROPS[((faultCounts[kind] ?? 1) - 1) % WS_DROPS.length] ?? "reset";
@@ -610,13 +650,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await inFlight; // the workload's action in flight lands first, recorded before the revert
           const snapshot = await owner.publicClient.request({ method: "evm_snapshot" as never });
           const base = await readHead();
-          // A registered developer's stake: the reorg the sidecar must correct, audit and alert.
-          const wallet = pick([...registered]);
+          // A stake the reorg takes back: a registered developer's (the correction the sidecar
+          // must make, audit and alert), or a newcomer's first (a shallow reorg: no activation,
+          // no email; a deep one: the activation and its email stand, the row turns inactive).
+          const wallet = rand() < 0.5 ? await newcomer() : pick([...registered]);
           await record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
           const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
           await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
           const head = await readHead();
-          beyond = head;
           // A deep reorg must be reported when it changes a row: when the row shows the stake it takes back.
           const row = await db
             .query<{ amount: string }>(
@@ -632,25 +673,45 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
               : shown
                 ? "reorg_correction"
                 : { none: row?.rows[0] ? "the row did not show the stake yet" : "no developers row" };
+          // What the chain had confirmed is read last: blocks mined meanwhile may have confirmed
+          // the stake, which makes even a "shallow" reorg a deep one.
+          const last = await readHead();
+          beyond = last;
           await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
-          model.revertTo(base, kind === "reorg_deep", head, head - CONFIRMATIONS);
+          model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
           paused = false;
           break;
         }
         case "smtp_failing":
-          expects = { none: "within the retry budget" };
-          smtp.state.failing = true;
-          await sleep(15_000);
-          smtp.state.failing = false;
+        case "smtp_slow": {
+          // A first activation during the fault, so a welcome email falls due in it.
+          const receiving = smtp.state.receiving;
+          paused = true; // the owner's transactions go one at a time (nonces)
+          try {
+            await inFlight;
+            await record(await ownerVault.stakeFor((await newcomer()) as Address, 5n * USDC));
+          } finally {
+            paused = false;
+          }
+          if (kind === "smtp_failing") {
+            expects = { none: "within the retry budget" };
+            smtp.state.failing = true;
+            await sleep(15_000);
+            smtp.state.failing = false;
+          } else {
+            // 5 s before each answer, the message already received: a send that gave up and
+            // retried would deliver it twice. Inside the mailer's 20 s socket timeout, so none may.
+            expects = { none: "a slow server still answers" };
+            smtp.state.delayMs = 5000;
+            await sleep(20_000);
+            smtp.state.delayMs = 0;
+          }
+          if (smtp.state.receiving === receiving) {
+            idle[kind] = (idle[kind] ?? 0) + 1;
+            say("  no email was sent during it");
+          }
           break;
-        case "smtp_slow":
-          // 5 s before each answer, the message already received: a send that gave up and retried
-          // would deliver it twice. Inside the mailer's 20 s socket timeout, so none may.
-          expects = { none: "a slow server still answers" };
-          smtp.state.delayMs = 5000;
-          await sleep(20_000);
-          smtp.state.delayMs = 0;
-          break;
+        }
       }
       const ended = Date.now();
       await waitFor(
@@ -660,7 +721,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           return last !== undefined && last.at > ended && last.ok;
         },
         { timeoutMs: 180_000, intervalMs: 250 },
-      ).catch(() => undefined);
+      ).catch(() => {
+        settled = false;
+      });
       recoveries[kind] = [...(recoveries[kind] ?? []), (Date.now() - ended) / 1000];
       faultRecords.push({ kind, at: startedAt, recoveredAt: Date.now(), expects });
       // One fault at a time: the next waits until both Ponder instances are ready and current
@@ -686,7 +749,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       // How long that took is reported; an instance stuck for 2 minutes is a violation.
       const waitFrom = Date.now();
       await waitFor("both Ponder instances ready and current", current, { timeoutMs: 120_000, intervalMs: 500 }).catch(
-        () => stuckPonders.push(`a Ponder instance was not ready and current 2 minutes after a fault ${kind}`),
+        () => {
+          settled = false;
+          stuckPonders.push(`a Ponder instance was not ready and current 2 minutes after a fault ${kind}`);
+        },
       );
       pondersBack[kind] = [...(pondersBack[kind] ?? []), (Date.now() - waitFrom) / 1000];
     };
@@ -869,7 +935,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       transactions,
       faults: faultCounts,
       violations,
-      checkpoints: { runs: checkpoints.runs, rowsCompared: checkpoints.rows },
+      checkpoints: { runs: checkpoints.runs, rowsCompared: checkpoints.rows, skipped: checkpoints.skipped },
+      idleFaults: idle,
       availability: {
         samples: samples.length,
         ok: fresh,

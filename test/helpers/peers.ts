@@ -1,7 +1,10 @@
 /** Real network peers for the effects tests: an SMTP server, a webhook receiver, an RPC proxy. */
+
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { type WebSocket, WebSocketServer } from "ws";
 import { freePort } from "../../lib/ports";
 
 export type ReceivedMail = { to: string[]; raw: string; at: number };
@@ -78,18 +81,25 @@ export async function startWebhook() {
 }
 
 /**
- * Forwards JSON-RPC to `target`; while `state.down`, fails instead, as `state.failWith` says: a
- * status (503, or 429 as a rate-limiting provider answers), or "silence" (no answer: the request
- * is held and its connection dropped when the outage ends, so the client's timeout decides); holds
- * every answer `state.delayMs` first (a slow provider); while `state.lagBlocks` > 0, serves a node
- * that lags that many blocks behind the head (a backup provider): `eth_blockNumber` and the
- * `latest` block are the lagging node's, everything else is forwarded as asked.
+ * A provider in front of `target` (anvil), over HTTP (`url`) and WebSocket (`wsUrl`), with the
+ * faults the soak and the tests inject:
+ * - `state.down`: every call fails as `state.failWith` says: a status (503, or 429 as a
+ *   rate-limiting provider answers; over a WebSocket, a JSON-RPC error), or "silence" (no
+ *   answer: the request is held and its connection dropped when the outage ends, so the
+ *   client's timeout decides);
+ * - `state.delayMs`: every answer is held that long first (a slow provider);
+ * - `state.lagBlocks` > 0: a node that lags that many blocks behind the head (a backup
+ *   provider): `eth_blockNumber`, the `latest` block and the `newHeads` it announces are the
+ *   lagging node's, everything else is answered as asked;
+ * - `dropWebSockets()` resets every WebSocket, as a provider's load balancer does; while
+ *   `state.wsRefused`, new ones are refused at the upgrade (503); while `state.wsSilent`, they
+ *   stay open and say nothing, and `speak()` delivers what was held, in order (no close, no
+ *   error: a stuck provider).
  *
- * WebSockets (`wsUrl`, Ponder's newHeads subscription) are piped to the target byte for byte:
- * `dropWebSockets()` resets every open one, as a provider's load balancer does; while
- * `state.wsRefused`, new ones are refused at the upgrade (503); while `state.wsSilent`, what the
- * target sends is held, not delivered, and delivered in order once it ends (a connection that
- * stays open and says nothing: no close, no error, as a stuck provider does).
+ * The WebSocket side is a small JSON-RPC server of its own (the `ws` package, which Ponder uses
+ * too): calls are answered as over HTTP, and `eth_subscribe("newHeads")` is served from the
+ * head this provider shows (polled from the target every 100 ms, each new head once), so a
+ * lagging node lags over both transports.
  */
 export async function startRpcProxy(target: string) {
   const port = await freePort();
@@ -101,28 +111,47 @@ export async function startRpcProxy(target: string) {
     wsRefused: false,
     wsSilent: false,
   };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const upstream = (body: string) =>
     fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
+  type Call = { id: unknown; method: string; params?: unknown[] };
+  const call = async (method: string, params: unknown[] = []) =>
+    ((await (await upstream(JSON.stringify({ jsonrpc: "2.0", id: 0, method, params }))).json()) as { result: unknown })
+      .result;
+  /** The head this provider shows: the target's, or `lagBlocks` behind it. */
+  const shownHead = async () => Math.max(0, Number(await call("eth_blockNumber")) - state.lagBlocks);
   const lagging = async (body: string) => {
-    type Call = { id: unknown; method: string; params?: unknown[] };
     const parsed = JSON.parse(body) as Call | Call[];
     const calls = Array.isArray(parsed) ? parsed : [parsed];
-    const head = (
-      (await (await upstream(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "eth_blockNumber" }))).json()) as {
-        result: string;
-      }
-    ).result;
-    const lagged = `0x${Math.max(0, Number(head) - state.lagBlocks).toString(16)}`;
+    const lagged = `0x${(await shownHead()).toString(16)}`;
     const answers = await Promise.all(
-      calls.map(async (call) => {
-        if (call.method === "eth_blockNumber") return { jsonrpc: "2.0", id: call.id, result: lagged };
-        const latest =
-          call.method === "eth_getBlockByNumber" && ["latest", "pending"].includes(String(call.params?.[0]));
-        const asked = latest ? { ...call, params: [lagged, ...(call.params ?? []).slice(1)] } : call;
+      calls.map(async (c) => {
+        if (c.method === "eth_blockNumber") return { jsonrpc: "2.0", id: c.id, result: lagged };
+        const latest = c.method === "eth_getBlockByNumber" && ["latest", "pending"].includes(String(c.params?.[0]));
+        const asked = latest ? { ...c, params: [lagged, ...(c.params ?? []).slice(1)] } : c;
         return (await upstream(JSON.stringify(asked))).json();
       }),
     );
     return JSON.stringify(Array.isArray(parsed) ? answers : answers[0]);
+  };
+  /** A call's answer, as either transport gives it: a status and a body, or none (silence). */
+  const answer = async (body: string): Promise<{ status: number; text: string } | undefined> => {
+    if (state.delayMs > 0) await sleep(state.delayMs);
+    if (state.down) {
+      const failWith = state.failWith;
+      if (failWith !== "silence") return { status: failWith, text: "down" };
+      while (state.down) await sleep(100);
+      return undefined;
+    }
+    // The node may be gone (a test's cleanup stops it while a held request waits): a 502, as a
+    // real gateway answers, not an unhandled rejection in the test run.
+    try {
+      if (state.lagBlocks > 0) return { status: 200, text: await lagging(body) };
+      const reply = await upstream(body);
+      return { status: reply.status, text: await reply.text() };
+    } catch {
+      return { status: 502, text: "upstream unreachable" };
+    }
   };
   const server = createServer((req, res) => {
     let body = "";
@@ -130,62 +159,76 @@ export async function startRpcProxy(target: string) {
       body += chunk;
     });
     req.on("end", async () => {
-      if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
-      if (state.down) {
-        const failWith = state.failWith;
-        if (failWith !== "silence") return res.writeHead(failWith).end("down");
-        while (state.down) await new Promise((resolve) => setTimeout(resolve, 100));
-        return res.destroy();
-      }
-      // The node may be gone (a test's cleanup stops it while a held request waits): a 502, as a
-      // real gateway answers, not an unhandled rejection in the test run.
-      try {
-        if (state.lagBlocks > 0) {
-          const answer = await lagging(body);
-          return res.writeHead(200, { "content-type": "application/json" }).end(answer);
-        }
-        const answer = await upstream(body);
-        res.writeHead(answer.status, { "content-type": "application/json" }).end(await answer.text());
-      } catch {
-        if (!res.headersSent) res.writeHead(502).end("upstream unreachable");
-      }
+      const reply = await answer(body);
+      if (!reply) return res.destroy();
+      res.writeHead(reply.status, { "content-type": "application/json" }).end(reply.text);
     });
   });
 
-  /** Each open WebSocket: the client's socket, the target's, and what silence holds back. */
-  const sockets = new Set<{ client: Socket; node: Socket; held: Buffer[] }>();
-  const { hostname, port: targetPort } = new URL(target);
-  server.on("upgrade", (req, client: Socket, head: Buffer) => {
-    client.on("error", () => undefined);
-    if (state.wsRefused) return client.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
-    const node = connect(Number(targetPort), hostname);
-    const pipe = { client, node, held: [] as Buffer[] };
-    sockets.add(pipe);
-    const close = () => {
-      sockets.delete(pipe);
-      client.destroy();
-      node.destroy();
-    };
-    node.on("error", close).on("close", close);
-    client.on("close", close);
-    // The upgrade request as it came (rawHeaders keep the client's names and order).
-    const headers = req.rawHeaders.reduce(
-      (lines, value, i) => (i % 2 === 0 ? lines : `${lines}${req.rawHeaders[i - 1]}: ${value}\r\n`),
-      "",
-    );
-    node.write(`${req.method} ${req.url} HTTP/1.1\r\n${headers}\r\n`);
-    if (head.length > 0) node.write(head);
-    client.on("data", (chunk: Buffer) => node.write(chunk));
-    node.on("data", (chunk: Buffer) => {
-      if (state.wsSilent) pipe.held.push(chunk);
-      else client.write(chunk);
+  /** Each open WebSocket: its newHeads subscription, if any, and what silence holds back. */
+  const sockets = new Map<WebSocket, { subscription?: string; held: string[] }>();
+  const send = (socket: WebSocket, text: string) => {
+    const open = sockets.get(socket);
+    if (!open) return;
+    if (state.wsSilent) open.held.push(text);
+    else socket.send(text);
+  };
+  const wss = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req, socket: Socket, head: Buffer) => {
+    socket.on("error", () => undefined);
+    if (state.wsRefused) return socket.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.set(ws, { held: [] });
+      ws.on("error", () => undefined);
+      ws.on("close", () => sockets.delete(ws));
+      ws.on("message", async (data) => {
+        const body = data.toString();
+        let parsed: Call;
+        try {
+          parsed = JSON.parse(body) as Call;
+        } catch {
+          return send(
+            ws,
+            JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "parse error" } }),
+          );
+        }
+        const open = sockets.get(ws);
+        if (open && (parsed.method === "eth_subscribe" || parsed.method === "eth_unsubscribe")) {
+          open.subscription = parsed.method === "eth_subscribe" ? `0x${randomBytes(16).toString("hex")}` : undefined;
+          return send(ws, JSON.stringify({ jsonrpc: "2.0", id: parsed.id, result: open.subscription ?? true }));
+        }
+        const reply = await answer(body);
+        if (!reply) return ws.terminate();
+        const error = { code: -32000, message: reply.text };
+        send(ws, reply.status === 200 ? reply.text : JSON.stringify({ jsonrpc: "2.0", id: parsed.id, error }));
+      });
     });
   });
-  /** Delivers what silence held back, in order, and lets the WebSockets speak again. */
-  const speak = () => {
-    state.wsSilent = false;
-    for (const pipe of sockets) for (const chunk of pipe.held.splice(0)) pipe.client.write(chunk);
+  // newHeads: the head this provider shows, each new one announced once (by hash, so a reorg's
+  // new fork is announced at heights announced before, as a node does). Announced whether or not
+  // the provider is down: Ponder then fetches, and its calls fail.
+  let announced: string | undefined;
+  const announce = async () => {
+    if (![...sockets.values()].some((s) => s.subscription)) return;
+    const shown = `0x${(await shownHead()).toString(16)}`;
+    const block = (await call("eth_getBlockByNumber", [shown, false])) as { hash: string } | null;
+    if (!block || block.hash === announced) return;
+    announced = block.hash;
+    for (const [socket, { subscription }] of sockets) {
+      if (!subscription) continue;
+      send(
+        socket,
+        JSON.stringify({ jsonrpc: "2.0", method: "eth_subscription", params: { subscription, result: block } }),
+      );
+    }
   };
+  let following = true;
+  const follow = (async () => {
+    while (following) {
+      await sleep(100);
+      await announce().catch(() => undefined); // the node may be gone: a test's cleanup stops it
+    }
+  })();
 
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
@@ -197,18 +240,19 @@ export async function startRpcProxy(target: string) {
     /** Resets every open WebSocket; returns how many there were. */
     dropWebSockets: () => {
       const open = sockets.size;
-      for (const { client, node } of sockets) {
-        client.resetAndDestroy();
-        node.destroy();
-      }
+      for (const socket of sockets.keys()) socket.terminate();
       return open;
     },
-    speak,
-    close: () => {
-      for (const { client, node } of sockets) {
-        client.destroy();
-        node.destroy();
-      }
+    /** Ends a silence: delivers what it held, in order. */
+    speak: () => {
+      state.wsSilent = false;
+      for (const [socket, open] of sockets) for (const text of open.held.splice(0)) socket.send(text);
+    },
+    close: async () => {
+      following = false;
+      await follow;
+      for (const socket of sockets.keys()) socket.terminate();
+      wss.close();
       server.close();
     },
   };
