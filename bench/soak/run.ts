@@ -879,10 +879,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       "SELECT wallet, state FROM stakesync.outbox WHERE kind = 'welcome_email'",
     );
     const jobState = new Map(jobs.map((j) => [j.wallet, j.state]));
+    // Every developer the sync ever activated (staked_at is written then), active now or not.
     for (const row of rows) {
-      if (row.status !== "active") continue;
+      if (row.staked_at === null) continue;
       const state = jobState.get(row.wallet);
-      if (state === undefined) violations.push(`${row.wallet}: active without a welcome job`);
+      if (state === undefined) violations.push(`${row.wallet}: activated without a welcome job`);
       else if (state === "sent" && !emails[row.wallet]) violations.push(`${row.wallet}: job sent, no email received`);
       else if (state === "pending" || state === "dead") violations.push(`${row.wallet}: welcome job ${state}`);
     }
