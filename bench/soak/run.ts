@@ -132,6 +132,8 @@ function random(seed: number) {
   };
 }
 
+/** The `n`th (from 1) of `ways`, in turn. */
+const inTurn = <T>(ways: readonly T[], n: number) => ways[(n - 1) % ways.length] as T;
 const percentile = (values: number[], p: number) => {
   if (values.length === 0) return 0;
   const sorted = [...values].sort((a, b) => a - b);
@@ -281,8 +283,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const registered = new Set<string>();
     /** When the application inserted each row: a new row starts at 0, and the sync gets 5 s to fill it. */
     const registeredAt = new Map<string, number>();
-    const register = async (wallet: string) => {
-      const email = rand() < 0.15 ? null : `${wallet.slice(2, 12)}@example.test`;
+    const register = async (wallet: string, email = rand() < 0.15 ? null : `${wallet.slice(2, 12)}@example.test`) => {
       await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
         wallet,
         email,
@@ -299,12 +300,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const newcomer = async () => {
       newcomers += 1;
       const [wallet] = derivedWallets(1, `soak-${options.seed}-newcomer-${newcomers}`) as [string];
-      await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2)", [
-        wallet,
-        `${wallet.slice(2, 12)}@example.test`,
-      ]);
-      registered.add(wallet);
-      registeredAt.set(wallet.toLowerCase(), Date.now());
+      await register(wallet, `${wallet.slice(2, 12)}@example.test`);
       return wallet;
     };
 
@@ -322,6 +318,39 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     let transactions = 0;
     let paused = false;
     let inFlight: Promise<unknown> = Promise.resolve();
+    /**
+     * Runs `work` with the workload paused, once its action in flight has landed (and been
+     * recorded): the owner's transactions go one at a time (nonces), and the model is complete.
+     */
+    const whilePaused = async <T>(work: () => Promise<T>): Promise<T> => {
+      paused = true;
+      try {
+        await inFlight;
+        return await work();
+      } finally {
+        paused = false;
+      }
+    };
+    /**
+     * Runs `work` on a client of the pool's. A checked-out client reports a PostgreSQL restart on
+     * itself, not on the pool: unheard, that error ended the soak. A client whose work failed is
+     * discarded, not returned to the pool inside a transaction.
+     */
+    const onClient = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+      const client = await db.connect();
+      const ignore = () => undefined;
+      client.on("error", ignore);
+      let failed = false;
+      try {
+        return await work(client);
+      } catch (error) {
+        failed = true;
+        throw error;
+      } finally {
+        client.off("error", ignore); // the pool reuses the client: one listener per checkout piled up
+        client.release(failed);
+      }
+    };
     const balance = (wallet: string) =>
       model.events.filter((e) => e.wallet === wallet).reduce((s, e) => s + e.delta, 0n);
     const act = async () => {
@@ -357,13 +386,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           `changed-${Math.floor(rand() * 1e6)}@example.test`,
         ]);
       } else {
-        // The application's own transaction on a row, held a moment, as a backend's request does.
-        const client = await db.connect();
-        // A checked-out client reports a PostgreSQL restart on itself, not on the pool: unheard,
-        // that error ended the soak (the query in flight fails and is logged as the workload's).
-        const ignore = () => undefined;
-        client.on("error", ignore);
-        try {
+        // The application's own transaction on a row, held a moment, as a backend's request does
+        // (a failure, a PostgreSQL restart, is logged as the workload's).
+        await onClient(async (client) => {
           await client.query("BEGIN");
           await client.query("UPDATE developers SET plan = $2 WHERE wallet_address = $1", [
             pick([...registered]),
@@ -371,10 +396,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           ]);
           await sleep(300);
           await client.query("COMMIT");
-        } finally {
-          client.off("error", ignore); // the pool reuses the client: one listener per checkout piled up
-          client.release();
-        }
+        });
       }
       transactions += r < 0.78 ? 1 : 0;
     };
@@ -499,44 +521,32 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         settled = true;
         return;
       }
-      paused = true;
-      await inFlight;
-      const client = await db.connect().catch(() => undefined);
-      if (!client) {
-        paused = false;
-        return;
-      }
-      const ignore = () => undefined;
-      client.on("error", ignore);
-      try {
-        await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        const cursor = await client.query<{ block: number }>(
-          "SELECT block::int AS block FROM stakesync.cursor WHERE chain_id = 31337",
-        );
-        const queued = await client.query<{ wallet: string }>(
-          "SELECT lower(wallet) AS wallet FROM stakesync.developer_queue WHERE state = 'pending'",
-        );
-        const rows = await client.query<Row>(`SELECT ${ROW_COLUMNS} FROM developers`);
-        await client.query("COMMIT");
-        const block = cursor.rows[0]?.block;
-        if (block === undefined) return;
-        const skip = new Set(queued.rows.map((q) => q.wallet));
-        const now = Date.now();
-        checkpoints.runs += 1;
-        for (const row of rows.rows) {
-          if (skip.has(row.wallet) || (registeredAt.get(row.wallet) ?? 0) > now - 5000) continue;
-          checkpoints.rows += 1;
-          for (const { text } of judge(row, block)) {
-            checkpoints.violations.push(`checkpoint at block ${block}: ${row.wallet}: ${text}`);
-          }
+      // A failure (PostgreSQL restarting) skips it, uncounted.
+      const snapshot = await whilePaused(() =>
+        onClient(async (client) => {
+          await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+          const cursor = await client.query<{ block: number }>(
+            "SELECT block::int AS block FROM stakesync.cursor WHERE chain_id = 31337",
+          );
+          const queued = await client.query<{ wallet: string }>(
+            "SELECT lower(wallet) AS wallet FROM stakesync.developer_queue WHERE state = 'pending'",
+          );
+          const rows = await client.query<Row>(`SELECT ${ROW_COLUMNS} FROM developers`);
+          await client.query("COMMIT");
+          return { block: cursor.rows[0]?.block, queued: queued.rows, rows: rows.rows };
+        }),
+      ).catch((error: Error) => say(`checkpoint: ${error.message}`));
+      if (snapshot?.block === undefined) return;
+      const { block } = snapshot;
+      const skip = new Set(snapshot.queued.map((q) => q.wallet));
+      const now = Date.now();
+      checkpoints.runs += 1;
+      for (const row of snapshot.rows) {
+        if (skip.has(row.wallet) || (registeredAt.get(row.wallet) ?? 0) > now - 5000) continue;
+        checkpoints.rows += 1;
+        for (const { text } of judge(row, block)) {
+          checkpoints.violations.push(`checkpoint at block ${block}: ${row.wallet}: ${text}`);
         }
-      } catch (error) {
-        say(`checkpoint: ${(error as Error).message}`);
-        await client.query("ROLLBACK").catch(() => undefined);
-      } finally {
-        client.off("error", ignore);
-        client.release();
-        paused = false;
       }
     };
 
@@ -603,7 +613,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         case "rpc_down":
           expects = watched ? "rpc_failing" : { none: "the second instance's provider" };
           // 503, 429 and no answer at all in turn (by count, so the seed's schedule stays as it was).
-          ponder.rpc.state.failWith = RPC_FAILURES[((faultCounts[kind] ?? 1) - 1) % RPC_FAILURES.length] ?? 503;
+          ponder.rpc.state.failWith = inTurn(RPC_FAILURES, faultCounts[kind] ?? 1);
           say(`  the provider answers ${ponder.rpc.state.failWith}`);
           ponder.rpc.state.down = true;
           await sleep(10_000);
@@ -630,7 +640,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           }
           expects = { none: "Ponder reconnects, or polls; the other instance is read meanwhile" };
           if (kind === "ws_drop") {
-            const how = WS_DROPS[((faultCounts[kind] ?? 1) - 1) % WS_DROPS.length] ?? "reset";
+            const how = inTurn(WS_DROPS, faultCounts[kind] ?? 1);
             rpc.state.wsRefused = how === "refused";
             say(`  ${rpc.dropWebSockets()} WebSocket(s) reset${how === "refused" ? ", reconnections refused" : ""}`);
             await sleep(10_000);
@@ -645,54 +655,47 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           break;
         }
         case "reorg_shallow":
-        case "reorg_deep": {
-          paused = true;
-          await inFlight; // the workload's action in flight lands first, recorded before the revert
-          const snapshot = await owner.publicClient.request({ method: "evm_snapshot" as never });
-          const base = await readHead();
-          // A stake the reorg takes back: a registered developer's (the correction the sidecar
-          // must make, audit and alert), or a newcomer's first (a shallow reorg: no activation,
-          // no email; a deep one: the activation and its email stand, the row turns inactive).
-          const wallet = rand() < 0.5 ? await newcomer() : pick([...registered]);
-          await record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
-          const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
-          await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
-          const head = await readHead();
-          // A deep reorg must be reported when it changes a row: when the row shows the stake it takes back.
-          const row = await db
-            .query<{ amount: string }>(
-              `SELECT ${RAW_STAKE} AS amount FROM developers WHERE lower(wallet_address) = $1`,
-              [wallet.toLowerCase()],
-            )
-            .catch(() => undefined);
-          const shown =
-            row?.rows[0] && BigInt(row.rows[0].amount) === model.stakeAt(wallet.toLowerCase(), head - CONFIRMATIONS);
-          expects =
-            kind === "reorg_shallow"
-              ? { none: "inside CONFIRMATIONS" }
-              : shown
-                ? "reorg_correction"
-                : { none: row?.rows[0] ? "the row did not show the stake yet" : "no developers row" };
-          // What the chain had confirmed is read last: blocks mined meanwhile may have confirmed
-          // the stake, which makes even a "shallow" reorg a deep one.
-          const last = await readHead();
-          beyond = last;
-          await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
-          model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
-          paused = false;
+        case "reorg_deep":
+          // The workload's action in flight lands first, recorded before the revert.
+          await whilePaused(async () => {
+            const snapshot = await owner.publicClient.request({ method: "evm_snapshot" as never });
+            const base = await readHead();
+            // A stake the reorg takes back: a registered developer's (the correction the sidecar
+            // must make, audit and alert), or a newcomer's first (a shallow reorg: no activation,
+            // no email; a deep one: the activation and its email stand, the row turns inactive).
+            const wallet = rand() < 0.5 ? await newcomer() : pick([...registered]);
+            await record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
+            const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
+            await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
+            const head = await readHead();
+            // A deep reorg must be reported when it changes a row: when the row shows the stake it takes back.
+            const row = await db
+              .query<{ amount: string }>(
+                `SELECT ${RAW_STAKE} AS amount FROM developers WHERE lower(wallet_address) = $1`,
+                [wallet.toLowerCase()],
+              )
+              .catch(() => undefined);
+            const shown =
+              row?.rows[0] && BigInt(row.rows[0].amount) === model.stakeAt(wallet.toLowerCase(), head - CONFIRMATIONS);
+            expects =
+              kind === "reorg_shallow"
+                ? { none: "inside CONFIRMATIONS" }
+                : shown
+                  ? "reorg_correction"
+                  : { none: row?.rows[0] ? "the row did not show the stake yet" : "no developers row" };
+            // What the chain had confirmed is read last: blocks mined meanwhile may have confirmed
+            // the stake, which makes even a "shallow" reorg a deep one.
+            const last = await readHead();
+            beyond = last;
+            await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+            model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
+          });
           break;
-        }
         case "smtp_failing":
         case "smtp_slow": {
           // A first activation during the fault, so a welcome email falls due in it.
           const receiving = smtp.state.receiving;
-          paused = true; // the owner's transactions go one at a time (nonces)
-          try {
-            await inFlight;
-            await record(await ownerVault.stakeFor((await newcomer()) as Address, 5n * USDC));
-          } finally {
-            paused = false;
-          }
+          await whilePaused(async () => record(await ownerVault.stakeFor((await newcomer()) as Address, 5n * USDC)));
           if (kind === "smtp_failing") {
             expects = { none: "within the retry budget" };
             smtp.state.failing = true;
