@@ -80,6 +80,15 @@ export class ChainModel {
     if (deep) this.deepReorgs.push({ from: block, to: head });
   }
 
+  /**
+   * The chain just before revert `r`: the events recorded before it that are still there, and
+   * those `r` and every later revert took back.
+   */
+  private before(r: Retraction): ModelEvent[] {
+    const later = this.retractions.filter((x) => x.at >= r.at).flatMap((x) => x.events);
+    return [...this.events, ...later].filter((e) => e.at < r.at);
+  }
+
   /** A wallet's stake at `block`, in raw units. */
   stakeAt(wallet: string, block: number): bigint {
     let sum = 0n;
@@ -101,11 +110,7 @@ export class ChainModel {
     const amounts = this.amountsBetween(wallet, from, to);
     for (const r of this.retractions) {
       if (r.at < since || r.events.every((e) => e.block > r.confirmed)) continue;
-      // The chain just before r: the events recorded before it that are still there, and those r
-      // and every later revert took back.
-      const later = this.retractions.filter((x) => x.at >= r.at).flatMap((x) => x.events);
-      const then = [...this.events, ...later].filter((e) => e.at < r.at);
-      for (const a of amountsIn(then, wallet, Math.min(from, r.confirmed), r.confirmed)) amounts.add(a);
+      for (const a of amountsIn(this.before(r), wallet, Math.min(from, r.confirmed), r.confirmed)) amounts.add(a);
     }
     return amounts;
   }
@@ -124,9 +129,7 @@ export class ChainModel {
     if (now !== undefined) choices.add(now);
     for (const r of this.retractions) {
       if (r.events.every((e) => e.block > r.confirmed)) continue;
-      const later = this.retractions.filter((x) => x.at >= r.at).flatMap((x) => x.events);
-      const then = [...this.events, ...later].filter((e) => e.at < r.at);
-      const was = firstActivation(then, wallet, Math.min(block, r.confirmed));
+      const was = firstActivation(this.before(r), wallet, Math.min(block, r.confirmed));
       if (was !== undefined) choices.add(was);
     }
     return choices;
