@@ -50,8 +50,10 @@ it("runs every scenario on 2,000 events and writes the results", async () => {
   expect(results.fullPipeline.cached.runsSeconds).toHaveLength(1);
   expect(results.fullPipeline.cached.seconds).toBe(Math.max(...results.fullPipeline.cached.runsSeconds));
   expect(results.verify).toMatchObject({ wallets: 200, mismatches: 0 });
+  // Each sidecar watches its own Ponder: pointed at the default port, it alerted "indexer down".
+  expect([results.fullPipeline.cold.sidecarAlerts, results.fullPipeline.cached.sidecarAlerts]).toEqual([0, 0]);
   for (const mode of ["ws", "polling"]) {
-    expect(results.realtime[mode]).toMatchObject({ samples: 6 });
+    expect(results.realtime[mode]).toMatchObject({ samples: 6, sidecarAlerts: 0 });
     // Ponder alone and what the sidecar adds, measured in the same run.
     expect(results.realtime[mode].ponder.p99).toBeGreaterThan(0);
     expect(results.realtime[mode].sidecarAdds.p99).toBeGreaterThanOrEqual(0);

@@ -4,7 +4,7 @@
  */
 import pg from "pg";
 import { ponderAnswering } from "../../lib/local/process";
-import { ponderReady } from "../../lib/local/stack";
+import { type LocalProcess, ponderReady } from "../../lib/local/stack";
 import { waitFor } from "../../lib/wait";
 import { cursorPastEvents, mismatches, prepareApplication, resetSidecar } from "../application";
 import { type Lab, PRIVATE_NODE, workloadEnv } from "../lab";
@@ -23,7 +23,11 @@ export async function fullPipeline(
   const ponder = await lab.startPonder({ ...env, DATABASE_URL: url }, schema);
   // As `npm start` does it.
   if (!(await ponderAnswering(ponder.url, ponder.process))) throw new Error("ponder exited before answering");
-  const sidecar = await lab.startSidecar({ ...env, DATABASE_URL: url, DATABASE_SCHEMA: schema }, `sidecar-${schema}`);
+  // PONDER_URL: the sidecar watches this Ponder's health (not the default port's, where none runs).
+  const sidecar = await lab.startSidecar(
+    { ...env, DATABASE_URL: url, DATABASE_SCHEMA: schema, PONDER_URL: ponder.url },
+    `sidecar-${schema}`,
+  );
   let readyAt: number | undefined;
   let done = 0;
   // One connection for the whole wait: a new one per check would fork a backend every 50 ms.
@@ -49,6 +53,8 @@ export async function fullPipeline(
     ponderPeakMb: ponder.peakRssMb(),
     sidecarPeakMb: sidecar.peakRssMb(),
     eventsPerSecond: perSecond(workload.events, seconds(done - t0)),
+    /** None is expected: an alert here is a misconfigured run (or a defect), not a figure. */
+    sidecarAlerts: alertsFired(sidecar),
   };
   await Promise.all([ponder.stop(), sidecar.stop()]);
   return result;
@@ -68,3 +74,6 @@ export async function pipelineAt(lab: Lab, options: { seed: string; events: numb
   await lab.stopAnvil(anvil);
   return { events: workload.events, cold, cached };
 }
+
+/** How many alerts the sidecar raised, from its log. */
+export const alertsFired = (sidecar: LocalProcess) => (sidecar.output().match(/"msg":"alert firing/g) ?? []).length;

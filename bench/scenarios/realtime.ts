@@ -13,6 +13,7 @@ import { prepareApplication } from "../application";
 import { type Lab, workloadEnv } from "../lab";
 import { summary } from "../stats";
 import { developerWallets, type Workload } from "../workload";
+import { alertsFired } from "./full-pipeline";
 
 /** (d) 1 s blocks, stakes spread over time; block seen on ws → developers row committed, CONFIRMATIONS=0. */
 export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number) {
@@ -34,7 +35,10 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
     },
   );
   const ponder = await lab.startPonder(env, `rt_${mode}`);
-  const sidecar = await lab.startSidecar({ ...env, DATABASE_SCHEMA: `rt_${mode}` }, `sidecar-rt-${mode}`);
+  const sidecar = await lab.startSidecar(
+    { ...env, DATABASE_SCHEMA: `rt_${mode}`, PONDER_URL: ponder.url },
+    `sidecar-rt-${mode}`,
+  );
   await waitFor("ponder", () => ponderReady(ponder.url), { timeoutMs: 120_000 });
   // Warm up: Ponder takes a few seconds after /ready to start indexing live blocks.
   const [warmup] = developerWallets(1, `warmup-${mode}`) as [Address];
@@ -120,10 +124,12 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
   const latencies = sinceBlock(committedAt);
   const ponderLatencies = sinceBlock(indexedAt);
   const added = [...committedAt].map(([w, t]) => t - (indexedAt.get(w) ?? t)).sort((a, b) => a - b);
+  const sidecarAlerts = alertsFired(sidecar);
   await Promise.all([ponder.stop(), sidecar.stop()]);
   await lab.stopAnvil(anvil);
   return {
     mode,
+    sidecarAlerts,
     samples: latencies.length,
     ...summary(latencies),
     /** Ponder alone: block seen → its stake_event row. */
