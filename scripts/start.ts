@@ -53,9 +53,10 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
 // Built before Ponder starts, so that the build does not compete with Ponder's.
 const sidecar = role === "indexer" ? undefined : await sidecarCommand();
 // From here a signal stops the children, also while the sidecar waits for Ponder to answer.
-// Ponder gets SIGINT for either (and when the sidecar exits, above): on SIGTERM the build tool it
-// embeds exits the process before Ponder releases its schema lock, and the next start would wait
-// 25 s for the lock to expire.
+// Ponder gets SIGINT for either (and when the sidecar exits, above). On SIGTERM the build tool it
+// embeds (Vite) used to exit the process before Ponder released its schema lock, and the next
+// start waited 25 s for the lock to expire; vite.config.ts now keeps Vite from handling SIGTERM
+// (test/ponder-internals/sigterm-unlock), and SIGINT, which Vite never handled, stays the sure way.
 let ponderChild: ChildProcess | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {

@@ -37,6 +37,7 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/ponder-internals/live-query-notify.test.ts": 9,
   "test/ponder-internals/checkpoint-layout.test.ts": 9,
   "test/ponder-internals/vite-config.test.ts": 9,
+  "test/ponder-internals/sigterm-unlock.test.ts": 9,
   "test/multichain.test.ts": 9,
   "test/start.test.ts": 8,
   "test/config.test.ts": 5,

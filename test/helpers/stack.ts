@@ -102,12 +102,12 @@ export async function startIndexedChain(schema: string) {
 }
 
 /**
- * Lets a new `ponder start` take `schema` at once after the last one exited. Ponder 0.17.7 means
- * to set is_locked 0 on SIGTERM, but the Vite dev server its build keeps has a SIGTERM handler of
- * its own that calls process.exit() first; after a SIGKILL nothing unlocks. Either way a restart
- * waits up to 25 s for the dead process's heartbeat to expire (the soak keeps that wait), and
- * crash recovery does not depend on the lock: tests that restart Ponder do the unlock Ponder
- * meant to do. Only once the process has exited: a live instance's lock is not ours to take.
+ * Lets a new `ponder start` take `schema` at once after the last one exited. A SIGTERM releases
+ * the lock (since vite.config.ts keeps Vite's own SIGTERM handler from exiting first; see
+ * test/ponder-internals/sigterm-unlock); after a SIGKILL nothing unlocks, and a restart waits up
+ * to 25 s for the dead process's heartbeat to expire (the soak keeps that wait). Crash recovery
+ * does not depend on the lock: tests that restart Ponder do the unlock Ponder would have done.
+ * Only once the process has exited: a live instance's lock is not ours to take.
  */
 export async function releaseSchemaLock(databaseUrl: string, schema: string) {
   await sql(
