@@ -1,7 +1,8 @@
 /**
  * The second half: writes queued developers (queue-developers.ts) to the developers table, with
  * one audit row per changed developer and the welcome job of a first activation, in a READ
- * COMMITTED transaction of its own, right after the step that queued them.
+ * COMMITTED transaction of its own, right after the step that queued them; the rows are claimed
+ * with the BEGIN, in one round trip.
  *
  * The developers table is the application's. Its transactions update other columns of the same
  * rows at any time; in the step's REPEATABLE READ snapshot such a row fails with 40001, and a
@@ -16,9 +17,10 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import { lastRows } from "../db/together";
 import { inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
-import { claimDevelopers } from "./sql/claim-developers";
+import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
 import { type Change, writeDevelopers } from "./sql/write-developers";
 
@@ -47,26 +49,27 @@ export function refusesRow(error: unknown): boolean {
   return typeof code === "string" && /^(22|23|P0)/.test(code);
 }
 
-export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig): Promise<Applied> {
+/**
+ * `pending`: the queue's pending wallets when the step just read them (`pendingWallets`, with its
+ * last operations); else they are read here.
+ */
+export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, pending?: string[]): Promise<Applied> {
   // Shadow mode writes nothing: the queue keeps what a write would do, `stakesync plan` shows it.
   if (config.mode === "shadow") return NOTHING;
-  const { rows } = await db.query<{ wallets: string[] }>(
-    "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM stakesync.developer_queue WHERE state = 'pending'",
-  );
-  const queued = rows[0]?.wallets ?? [];
+  const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets));
   if (queued.length === 0) return NOTHING;
+  const begin = [BEGIN_APPLY, ...claimDevelopers(config, queued)];
   try {
-    return await inTransaction(db, BEGIN_APPLY, async () => {
-      const held = await claimDevelopers(db, config, queued);
-      return { changes: await writeDevelopers(db, config, null), refused: [], held };
+    return await inTransaction(db, begin, async (begun) => {
+      return { changes: await writeDevelopers(db, config, null), refused: [], held: heldFrom(begun.at(-1) ?? []) };
     });
   } catch (error) {
     if (!refusesRow(error)) throw error;
   }
   // Some row was refused: the same again, halving the failing set behind savepoints until the
   // refused developers stand alone (a few passes for a few bad rows among thousands).
-  return inTransaction(db, BEGIN_APPLY, async () => {
-    const held = await claimDevelopers(db, config, queued);
+  return inTransaction(db, begin, async (begun) => {
+    const held = heldFrom(begun.at(-1) ?? []);
     const { rows: claimed } = await db.query<{ wallets: string[] }>(
       "SELECT coalesce(array_agg(DISTINCT wallet ORDER BY wallet), '{}') AS wallets FROM claimed",
     );

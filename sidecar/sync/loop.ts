@@ -203,7 +203,10 @@ export class SyncLoop {
         });
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
-        const written = step.kind === "waiting-for-ponder" ? NOTHING : await applyDevelopers(db, this.config);
+        const written =
+          step.kind === "waiting-for-ponder"
+            ? NOTHING
+            : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined);
         const durationMs = performance.now() - startedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");

@@ -9,11 +9,12 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
-import { runTogether } from "../db/together";
+import { allRows, runTogether } from "../db/together";
 import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
+import { pendingWallets, walletsFrom } from "./sql/claim-developers";
 import {
   deltaCounts,
   diffEvents,
@@ -25,9 +26,9 @@ import {
 } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
-import { queueDevelopers } from "./sql/queue-developers";
-import { readCursors } from "./sql/read-cursors";
-import { readProgress } from "./sql/read-progress";
+import { findStaleDevelopers, queueDevelopers } from "./sql/queue-developers";
+import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
+import { ponderPresent, readProgress, yes } from "./sql/read-progress";
 import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
@@ -40,7 +41,7 @@ export type { CatchUp, RemovalGuard };
 export type ChainStep = { chainId: number; from: number; to: number; added: number; removed: number };
 
 export type StepResult =
-  /** Ponder's tables are not there yet: nothing was read. */
+  /** Ponder's tables are not there yet: nothing of Ponder's was read. */
   | { kind: "waiting-for-ponder" }
   /** No chain had anything to step, and no reconciliation was asked for. */
   | { kind: "idle" }
@@ -57,6 +58,8 @@ export type StepResult =
       drifted: number;
       /** A chain was stepped while Ponder backfills it. */
       catchUp: boolean;
+      /** The queue's pending wallets after the step, when it read them: for the developers write. */
+      pending?: string[];
     };
 
 export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catchUp: CatchUp };
@@ -72,24 +75,37 @@ export async function syncStep(
   guard: RemovalGuard,
   { reconcile = false, heads, catchUp }: StepOptions,
 ): Promise<StepResult> {
-  return inTransaction(db, BEGIN_STEP, async (): Promise<StepResult> => {
+  // The cursors, and whether Ponder's tables are there, are read with the BEGIN (in the snapshot
+  // the whole step reads).
+  const begin = [BEGIN_STEP, ...cursorsStatements, ...ponderPresent(config.ponderSchema)];
+  return inTransaction(db, begin, async (begun): Promise<StepResult> => {
+    const [cursorRows = [], present] = begun.slice(-2);
     // With a replica to go to, an instance frozen in one of its own transactions is not waited
     // for (the next round reads it as absent and follows the other); alone, it is.
     const lockWaitMs = config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined;
-    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true, lockWaitMs });
+    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true, lockWaitMs }, yes(present));
     if (!progress) return { kind: "waiting-for-ponder" };
-    const cursors = await readCursors(db, config);
+    const cursors = cursorsFrom(cursorRows, config);
     let windows = planWindows(config, progress, cursors, heads, catchUp);
     forgetChainsWithoutWindow(guard, windows);
     if (windows.length === 0 && !reconcile) return { kind: "idle" };
     // Most rounds are the poll's, between blocks: no new block, no removal awaiting confirmation.
     // Then the step below would change nothing unless Ponder deleted rows (a reorg's first half, a
-    // crash recovery) or a developer just registered: asked as two yes/no queries, not by the
-    // whole step over an empty window (2.5 ms a round instead of 8.5, fast tier).
-    // Its outcome is the same: every chain stepped to where it was, nothing added or removed.
+    // crash recovery) or a developer just registered: asked as two yes/no questions in one round
+    // trip (with the queue's pending wallets, for the developers write), not by the whole step
+    // over an empty window (2.5 ms a round instead of 8.5, fast tier). Its outcome is the same:
+    // every chain stepped to where it was, nothing added or removed.
     const quiet = !reconcile && guard.size === 0 && windows.every(nothingNew);
-    if (quiet && (await ledgerMatches(db, config.ponderSchema, windows)) && !(await anyRegistrations(db, config))) {
-      return { kind: "stepped", chains: chainSteps(windows, new Map()), deferred: [], drifted: 0, catchUp: false };
+    if (quiet) {
+      const [ledger, registrations, pending] = await allRows(db, [
+        ...ledgerMatches(config.ponderSchema, windows),
+        ...anyRegistrations(config),
+        ...pendingFor(config),
+      ]);
+      if (yes(ledger) && !yes(registrations)) {
+        const nothing = { chains: chainSteps(windows, new Map()), deferred: [], drifted: 0, catchUp: false };
+        return { kind: "stepped", ...nothing, pending: pending && walletsFrom(pending) };
+      }
     }
 
     let counts = await diffEvents(db, config.ponderSchema, windows);
@@ -110,23 +126,31 @@ export async function syncStep(
     const stepped = { kind: "stepped" as const, chains: [], deferred: waiting, drifted: 0, catchUp: catchingUp };
     if (windows.length === 0 && !reconcile) return stepped;
 
-    await runTogether(db, recordEvents, addChainStake, markAffected, findRegistrations(config));
-    // Only chains with a window that reaches the cursor are reconciled: Ponder may be behind the
-    // others (its events above its checkpoint are not there yet), or backfilling them (not due
-    // for a catch-up step).
-    const drifted = reconcile
-      ? await reconcileStakes(
-          db,
-          config,
-          windows.filter((w) => !behindCursor(w)),
-        )
-      : 0;
-    await queueDevelopers(db, config, confirmedBlocks(config, windows, cursors));
-    await advanceCursor(db);
+    // The ledger, the stakes and the affected developers go with the queue's first look-up, but
+    // for a reconciliation, which runs between them. Only chains with a window that reaches the
+    // cursor are reconciled: Ponder may be behind the others (its events above its checkpoint are
+    // not there yet), or backfilling them (not due for a catch-up step).
+    const changes = [...recordEvents, ...addChainStake, ...markAffected, ...findRegistrations(config)];
+    let drifted = 0;
+    if (reconcile) {
+      await runTogether(db, changes);
+      drifted = await reconcileStakes(
+        db,
+        config,
+        windows.filter((w) => !behindCursor(w)),
+      );
+    }
+    await findStaleDevelopers(db, config, confirmedBlocks(config, windows, cursors), reconcile ? [] : changes);
+    // The queue, the cursor and what the developers write takes next, in the last round trip.
+    const last = [...queueDevelopers, ...advanceCursor];
+    const [pending] = (await allRows(db, [...last, ...pendingFor(config)])).slice(last.length);
 
-    return { ...stepped, chains: chainSteps(windows, counts), drifted };
+    return { ...stepped, chains: chainSteps(windows, counts), drifted, pending: pending && walletsFrom(pending) };
   });
 }
+
+/** The queue's pending wallets, read for the developers write; shadow mode writes none. */
+const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets);
 
 function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainStep[] {
   return windows.map((w) => ({

@@ -98,7 +98,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         .catch(() => ({ rows: [] as { block: string }[] }));
       const heads = new Map([[CHAIN, { block: Number(rows[0]?.block ?? 0), at: Date.now() }]]);
       const step = await syncStep(db, read, guard, { reconcile, heads, catchUp: "due" });
-      return { step, ...(await applyDevelopers(db, config)) };
+      return { step, ...(await applyDevelopers(db, config, step.kind === "stepped" ? step.pending : undefined)) };
     },
     ...primary,
     replica: (schema) => {

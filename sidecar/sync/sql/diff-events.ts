@@ -10,7 +10,7 @@
  * Ponder's event ids sort in the order the events happened.
  */
 import type pg from "pg";
-import { lastRows } from "../../db/together";
+import { inline, lastRows, type Statements } from "../../db/together";
 import type { Window } from "../windows";
 import { eventKey, signedAmount } from "./fragments";
 
@@ -39,13 +39,14 @@ export async function diffEvents(
   windows: Window[],
 ): Promise<Map<number, EventCounts>> {
   const col = <K extends keyof Window>(key: K) => windows.map((w) => w[key]);
-  await db.query(
-    `INSERT INTO sync_window (chain_id, cursor, lower, target, diff_to, final_block)
-       SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
-         AS w(chain_id, cursor, lower, target, diff_to, final_block)`,
-    [col("chainId"), col("cursor"), col("lower"), col("target"), col("diffTo"), col("finalBlock")],
-  );
   const statements = [
+    // The windows go in as literals: with the diff and its counts, one round trip.
+    inline(
+      `INSERT INTO sync_window (chain_id, cursor, lower, target, diff_to, final_block)
+         SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+           AS w(chain_id, cursor, lower, target, diff_to, final_block)`,
+      [col("chainId"), col("cursor"), col("lower"), col("target"), col("diffTo"), col("finalBlock")],
+    ),
     `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
                              transaction_hash, log_index, late, events)
      WITH event AS (
@@ -145,25 +146,26 @@ export async function leaveOutChains(db: pg.ClientBase, chainIds: number[]) {
  * Ponder event is at or below the cursor and every applied one above the final block, so the diff
  * above is empty exactly when the two sets of keys are equal up to the target (behind the cursor,
  * Ponder's events above it are not taken, and so not asked about). Asked as one
- * yes/no between blocks, where it is nearly always yes, instead of the whole diff and the step
- * after it.
+ * yes/no between blocks (one row, `yes`), where it is nearly always yes, instead of the whole
+ * diff and the step after it.
  */
-export async function ledgerMatches(db: pg.ClientBase, ponderSchema: string, windows: Window[]): Promise<boolean> {
-  const { rows } = await db.query<{ differs: boolean }>(
-    `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[])
-                  AS w(chain_id, lower, diff_to, target))
-     SELECT EXISTS (
-       SELECT 1
-         FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key, e.block_number <= w.target AS confirmed
-                 FROM w ${ponderEventsIn(ponderSchema, "w")}) p
-         FULL JOIN (SELECT a.chain_id, a.event_key FROM w ${appliedIn("w")}) a USING (chain_id, event_key)
-        WHERE p.event_key IS NULL OR (a.event_key IS NULL AND p.confirmed)) AS differs`,
-    [
-      windows.map((w) => w.chainId),
-      windows.map((w) => w.lower),
-      windows.map((w) => w.diffTo),
-      windows.map((w) => w.target),
-    ],
-  );
-  return rows[0]?.differs === false;
+export function ledgerMatches(ponderSchema: string, windows: Window[]): Statements {
+  return [
+    inline(
+      `WITH w AS (SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[])
+                    AS w(chain_id, lower, diff_to, target))
+       SELECT NOT EXISTS (
+         SELECT 1
+           FROM (SELECT e.chain_id, ${eventKey("e")} AS event_key, e.block_number <= w.target AS confirmed
+                   FROM w ${ponderEventsIn(ponderSchema, "w")}) p
+           FULL JOIN (SELECT a.chain_id, a.event_key FROM w ${appliedIn("w")}) a USING (chain_id, event_key)
+          WHERE p.event_key IS NULL OR (a.event_key IS NULL AND p.confirmed)) AS yes`,
+      [
+        windows.map((w) => w.chainId),
+        windows.map((w) => w.lower),
+        windows.map((w) => w.diffTo),
+        windows.map((w) => w.target),
+      ],
+    ),
+  ];
 }

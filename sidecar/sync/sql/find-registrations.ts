@@ -1,4 +1,3 @@
-import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
 import type { Statements } from "../../db/together";
 
@@ -22,8 +21,7 @@ export const findRegistrations = (config: SidecarConfig): Statements => [
    ON CONFLICT (wallet) DO NOTHING`,
 ];
 
-/** Whether there are any: the one question of a round with nothing new from Ponder. */
-export async function anyRegistrations(db: pg.ClientBase, config: SidecarConfig): Promise<boolean> {
-  const { rows } = await db.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 ${registered(config)}) AS any`);
-  return rows[0]?.any === true;
-}
+/** Whether there are any (one row, `yes`): a question of a round with nothing new from Ponder. */
+export const anyRegistrations = (config: SidecarConfig): Statements => [
+  `SELECT EXISTS (SELECT 1 ${registered(config)}) AS yes`,
+];

@@ -6,23 +6,25 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
-import { lastRows } from "../../db/together";
+import { lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations } from "./find-activations";
 import { tokenFactor } from "./fragments";
 
 /**
- * Queues in `stakesync.developer_queue` every developer (with a row) among `affected` whose row
- * differs from their confirmed stake, with the event that caused it and, for a first activation,
- * the block time of the stake that crossed the threshold. Runs in the step's REPEATABLE READ
- * transaction, so that block time is read from the same snapshot of Ponder as the stake; the
- * developers table itself is only read here (see apply-developers.ts for why).
- * `confirmed` is each chain's synced block.
+ * Finds, among `affected`, every developer (with a row) whose row differs from their confirmed
+ * stake (the temp table `stale`) and, for a first activation, the block time of the stake that
+ * crossed the threshold (`activation`); `queueDevelopers` then queues them. Runs in the step's
+ * REPEATABLE READ transaction, so that block time is read from the same snapshot of Ponder as the
+ * stake; the developers table itself is only read here (see apply-developers.ts for why).
+ * `confirmed` is each chain's synced block. `before`: statements without parameters (the step's
+ * operations before this one), sent in the same round trip as this one's first.
  */
-export async function queueDevelopers(
+export async function findStaleDevelopers(
   db: pg.ClientBase,
   config: SidecarConfig,
   confirmed: Map<number, Confirmed>,
+  before: Statements = [],
 ): Promise<void> {
   const dev = config.developersTable.sql;
   // A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
@@ -35,6 +37,7 @@ export async function queueDevelopers(
   // Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing), set
   // with the read of the wallets: one round trip, not three.
   const [affected] = await lastRows<{ wallets: string[] }>(db, [
+    ...before,
     "SET LOCAL enable_nestloop = off",
     "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM affected",
   ]);
@@ -57,11 +60,18 @@ export async function queueDevelopers(
   );
   const activating = stale.filter((s) => s.activating).map((s) => s.wallet);
   await findActivations(db, config.ponderSchema, threshold, confirmed, activating);
-  // A developer already queued (an application transaction held the row, or the database refused
-  // it) keeps the weightiest reason and the first activation time. New events give a refused row
-  // another try; a reconciliation alone does not (it would only fail again every interval).
-  await db.query(
-    `INSERT INTO stakesync.developer_queue
+}
+
+/**
+ * Queues in `stakesync.developer_queue` the developers of `stale`, with the event that caused it
+ * (`affected`) and a first activation's block time (`activation`). Without parameters: sent with
+ * the step's last operations.
+ * A developer already queued (an application transaction held the row, or the database refused
+ * it) keeps the weightiest reason and the first activation time. New events give a refused row
+ * another try; a reconciliation alone does not (it would only fail again every interval).
+ */
+export const queueDevelopers: Statements = [
+  `INSERT INTO stakesync.developer_queue
             (wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at,
              activated_chain, activated_block)
      SELECT s.wallet, a.reason, a.chain_id, a.block_number, a.transaction_hash, a.block_timestamp,
@@ -84,5 +94,4 @@ export async function queueDevelopers(
             activated_chain = COALESCE(developer_queue.activated_chain, excluded.activated_chain),
             activated_block = COALESCE(developer_queue.activated_block, excluded.activated_block),
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
-  );
-}
+];

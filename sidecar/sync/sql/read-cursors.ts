@@ -1,19 +1,29 @@
 /**
  * Each chain's cursor: the block the sidecar has synced to (`block`) and the block up to which its
  * ledger of applied events was folded into chain_stake (`final_block`). A chain never synced
- * starts just before its START_BLOCK. Read by the step, the status page and `stakesync verify`.
+ * starts just before its START_BLOCK. Read by the step (sent with its read of Ponder's progress),
+ * the status page and `stakesync verify`.
  * Reads stakesync.cursor.
  */
 import type { SidecarConfig } from "../../../lib/config";
 import type { Queryable } from "../../db/queryable";
+import type { Statements } from "../../db/together";
 
 export type Cursor = { block: number; finalBlock: number };
 
+type CursorRow = { chain_id: number; block: string; final_block: string };
+
+export const cursorsStatements: Statements = ["SELECT chain_id, block, final_block FROM stakesync.cursor"];
+
 export async function readCursors(db: Queryable, config: SidecarConfig): Promise<Map<number, Cursor>> {
-  const { rows } = await db.query<{ chain_id: number; block: string; final_block: string }>(
-    "SELECT chain_id, block, final_block FROM stakesync.cursor",
+  return cursorsFrom((await db.query<CursorRow>(cursorsStatements[0] as string)).rows, config);
+}
+
+/** The cursors from the rows of `cursorsStatements`. */
+export function cursorsFrom(rows: unknown[], config: SidecarConfig): Map<number, Cursor> {
+  const saved = new Map(
+    (rows as CursorRow[]).map((r) => [r.chain_id, { block: Number(r.block), finalBlock: Number(r.final_block) }]),
   );
-  const saved = new Map(rows.map((r) => [r.chain_id, { block: Number(r.block), finalBlock: Number(r.final_block) }]));
   return new Map(
     config.chains.map((c) => [c.id, saved.get(c.id) ?? { block: c.startBlock - 1, finalBlock: c.startBlock - 1 }]),
   );

@@ -1,6 +1,6 @@
 /** What the sidecar reads of Ponder: per-chain progress from `_ponder_checkpoint`. */
 import type { Queryable } from "../../db/queryable";
-import { lastRows } from "../../db/together";
+import { inline, lastRows, type Statements } from "../../db/together";
 import { checkpointBlock } from "./fragments";
 
 /**
@@ -30,19 +30,47 @@ export function trustedBlock(p: { ready: boolean; latest: number; safe: number }
   return p.ready ? p.latest : Math.min(p.latest, p.safe);
 }
 
+/** How the read waits for Ponder's own transactions (see progressStatements). */
+export type ProgressOptions = { lockEvents?: boolean; lockWaitMs?: number };
+
+type ProgressRow = {
+  chain_id: number;
+  latest: string;
+  safe: string;
+  finalized: string;
+  checkpoint: string;
+  ready: boolean | null;
+};
+
 /**
  * A checkpoint is a 75-digit string; characters 27–42 are the block number. Null while Ponder
- * has not created its tables in `schema` (it is starting, or building a new schema).
+ * has not created its tables in `schema` (it is starting, or building a new schema): asked first,
+ * unless `present` says already (the answer of `ponderPresent`, sent with the caller's BEGIN).
+ * A table missing after that (renamed, dropped) is an error, not Ponder starting.
  */
 export async function readProgress(
   db: Queryable,
   schema: string,
-  { lockEvents = false, lockWaitMs }: { lockEvents?: boolean; lockWaitMs?: number } = {},
+  options: ProgressOptions = {},
+  present?: boolean,
 ): Promise<Map<number, PonderProgress> | null> {
-  const { rows: found } = await db.query<{ present: boolean }>("SELECT to_regclass($1) IS NOT NULL AS present", [
-    `"${schema}"._ponder_checkpoint`,
-  ]);
-  if (!found[0]?.present) return null;
+  if (!(present ?? yes(await lastRows(db, ponderPresent(schema))))) return null;
+  return progressFrom(await lastRows(db, progressStatements(schema, options)));
+}
+
+/** Whether Ponder has created its tables in `schema` (one row, `yes`). */
+export function ponderPresent(schema: string): Statements {
+  return [inline("SELECT to_regclass($1) IS NOT NULL AS yes", [`"${schema}"._ponder_checkpoint`])];
+}
+
+/** The answer of a yes/no statement (one row, `yes`). */
+export const yes = (rows: unknown[] | undefined) => (rows as { yes: boolean }[] | undefined)?.[0]?.yes === true;
+
+/** The statements of the read, for sending with others; the last one's rows go to progressFrom. */
+export function progressStatements(
+  schema: string,
+  { lockEvents = false, lockWaitMs }: ProgressOptions = {},
+): Statements {
   // For a transaction that reads the events next. Ponder undoes a reorg in one transaction that
   // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
   // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
@@ -53,15 +81,7 @@ export async function readProgress(
     : lockWaitMs === undefined
       ? [lock]
       : [`SET LOCAL lock_timeout = '${lockWaitMs}ms'`, lock, "SET LOCAL lock_timeout TO DEFAULT"];
-  // The lock and the read in one round trip.
-  const rows = await lastRows<{
-    chain_id: number;
-    latest: string;
-    safe: string;
-    finalized: string;
-    checkpoint: string;
-    ready: boolean | null;
-  }>(db, [
+  return [
     ...locks,
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
             ${checkpointBlock("latest_checkpoint")} AS latest,
@@ -69,9 +89,13 @@ export async function readProgress(
             ${checkpointBlock("finalized_checkpoint")} AS finalized,
             (SELECT value->>'is_ready' = '1' FROM "${schema}"._ponder_meta WHERE key = 'app') AS ready
        FROM "${schema}"._ponder_checkpoint`,
-  ]);
+  ];
+}
+
+/** Each chain's progress from the rows of progressStatements' last statement. */
+export function progressFrom(rows: unknown[]): Map<number, PonderProgress> {
   return new Map(
-    rows.map((r) => [
+    (rows as ProgressRow[]).map((r) => [
       r.chain_id,
       {
         chainId: r.chain_id,
