@@ -623,6 +623,15 @@ describe("Ponder's tables", () => {
     const result = await fake.round();
     expect(result.step).toEqual({ kind: "waiting-for-ponder" });
   });
+
+  it("are an error, not waited for, when one goes missing from a schema Ponder created (an upgrade that renamed it)", async () => {
+    fake = await fakePonder();
+    await fake.index([{ developer: wallet(0x45), amount: 5n * USDC, block: 10 }], 12);
+    await fake.round();
+    await fake.db.query(`ALTER TABLE ${SCHEMA}.stake_event RENAME TO stake_event_away`);
+    // The loop counts it as a "ponder" error: retried, alerted after ALERT_AFTER_ERRORS.
+    await expect(fake.round()).rejects.toMatchObject({ code: "42P01" });
+  });
 });
 
 describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
