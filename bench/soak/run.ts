@@ -107,6 +107,8 @@ export type SoakReport = {
 };
 
 const CONFIRMATIONS = 2;
+/** The chain's block time (anvil's interval mining). */
+const BLOCK_SECONDS = 1;
 /** How an RPC outage fails, in turn: a gateway error, rate limiting, no answer (timeouts). */
 const RPC_FAILURES = [503, 429, "silence"] as const;
 /**
@@ -166,7 +168,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       ephemeral: true,
     });
     stops.push(() => postgres.stop());
-    const anvil = await startAnvil({ port: await freePort(), blockTime: 1 });
+    const anvil = await startAnvil({ port: await freePort(), blockTime: BLOCK_SECONDS });
     stops.push(() => anvil.stop());
     const owner = await connect(anvil.rpcUrl);
     const deployment = await deploy(owner);
@@ -403,6 +405,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     // Samples: head, developers, RSS; availability and freshness against the model.
     const heads: { at: number; head: number }[] = [];
+    /** Each revert and its base: blocks a head confirmed before it count as long as it left them. */
+    const reverts: { at: number; base: number }[] = [];
     /**
      * `fresh`: every row shows a stake the chain had confirmed in the last 5 s (availability).
      * `ok`: also no row shows a stake a revert in those 5 s took back (recovery and staleness).
@@ -435,7 +439,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       // is read again after the rows: a block mined after the first read could be applied before
       // the rows were read, and a row ahead of the first head is not stale.
       const after = await readHead().catch(() => headAt(now));
-      const { from, to } = freshWindow(heads, now, after, CONFIRMATIONS);
+      const { from, to } = freshWindow(heads, now, after, CONFIRMATIONS, reverts);
       freshness.observe(
         model,
         new Map(rows.rows.map((row) => [row.wallet, BigInt(row.amount)])),
@@ -684,11 +688,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
                   ? "reorg_correction"
                   : { none: row?.rows[0] ? "the row did not show the stake yet" : "no developers row" };
             // What the chain had confirmed is read last: blocks mined meanwhile may have confirmed
-            // the stake, which makes even a "shallow" reorg a deep one.
-            const last = await readHead();
-            beyond = last;
-            await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
-            model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
+            // the stake, which makes even a "shallow" reorg a deep one. With mining stopped from
+            // that read to the revert: a block mined between the two (seed 4) confirmed a
+            // "shallow" reorg's stake, which the sync applied and, orphaned, took back 1.75 s
+            // later, while the model had it as never confirmed.
+            const mining = (seconds: number) =>
+              owner.publicClient.request({ method: "evm_setIntervalMining" as never, params: [seconds] as never });
+            await mining(0);
+            try {
+              const last = await readHead();
+              beyond = last;
+              await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+              reverts.push({ at: Date.now(), base });
+              model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
+            } finally {
+              await mining(BLOCK_SECONDS);
+            }
           });
           break;
         case "smtp_failing":
