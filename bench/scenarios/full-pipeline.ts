@@ -53,7 +53,7 @@ export async function fullPipeline(
     ponderPeakMb: ponder.peakRssMb(),
     sidecarPeakMb: sidecar.peakRssMb(),
     eventsPerSecond: perSecond(workload.events, seconds(done - t0)),
-    /** None is expected: an alert here is a misconfigured run (or a defect), not a figure. */
+    /** None is expected but lag: an alert here is a misconfigured run (or a defect), not a figure. */
     sidecarAlerts: alertsFired(sidecar),
   };
   await Promise.all([ponder.stop(), sidecar.stop()]);
@@ -75,5 +75,9 @@ export async function pipelineAt(lab: Lab, options: { seed: string; events: numb
   return { events: workload.events, cold, cached };
 }
 
-/** How many alerts the sidecar raised, from its log. */
-export const alertsFired = (sidecar: LocalProcess) => (sidecar.output().match(/"msg":"alert firing/g) ?? []).length;
+/**
+ * How many alerts the sidecar raised, from its log, but for `lag`: a backfill is far behind the
+ * head by nature (it fires once MAX_LAG_BLOCKS behind, and does in every backfill of the bench).
+ */
+export const alertsFired = (sidecar: LocalProcess) =>
+  (sidecar.output().match(/"msg":"alert firing: (?!lag")/g) ?? []).length;
