@@ -40,8 +40,8 @@ export function inline(text: string, values: readonly Value[]): string {
   return text.replace(/\$(\d+)/g, (_, n: string) => {
     const index = Number(n) - 1;
     if (index < 0 || index >= values.length) throw new Error(`inline: no value for $${n}`);
-    let found = literals.get(index);
-    if (found === undefined) literals.set(index, (found = literal(values[index] as Value)));
+    const found = literals.get(index) ?? literal(values[index] as Value);
+    literals.set(index, found);
     return found;
   });
 }
