@@ -26,6 +26,9 @@ export async function allRows(db: Queryable, statements: readonly string[]): Pro
   return Array.isArray(result) ? result.map((r) => r.rows) : [result.rows];
 }
 
+/** The answer of a yes/no statement (one row, `yes`). */
+export const yes = (rows: unknown[] | undefined) => (rows as { yes: boolean }[] | undefined)?.[0]?.yes === true;
+
 /** A value a statement takes: what the operations bind as parameters. */
 export type Value = string | number | bigint | boolean | null | readonly (string | number | bigint | null)[];
 

@@ -9,7 +9,7 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
-import { allRows, runTogether } from "../db/together";
+import { allRows, runTogether, yes } from "../db/together";
 import { inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
@@ -28,7 +28,7 @@ import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
-import { ponderPresent, readProgress, yes } from "./sql/read-progress";
+import { ponderPresent, readProgress } from "./sql/read-progress";
 import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";

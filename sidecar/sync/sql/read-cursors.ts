@@ -7,7 +7,7 @@
  */
 import type { SidecarConfig } from "../../../lib/config";
 import type { Queryable } from "../../db/queryable";
-import type { Statements } from "../../db/together";
+import { lastRows, type Statements } from "../../db/together";
 
 export type Cursor = { block: number; finalBlock: number };
 
@@ -16,7 +16,7 @@ type CursorRow = { chain_id: number; block: string; final_block: string };
 export const cursorsStatements: Statements = ["SELECT chain_id, block, final_block FROM stakesync.cursor"];
 
 export async function readCursors(db: Queryable, config: SidecarConfig): Promise<Map<number, Cursor>> {
-  return cursorsFrom((await db.query<CursorRow>(cursorsStatements[0] as string)).rows, config);
+  return cursorsFrom(await lastRows(db, cursorsStatements), config);
 }
 
 /** The cursors from the rows of `cursorsStatements`. */

@@ -1,6 +1,6 @@
 /** What the sidecar reads of Ponder: per-chain progress from `_ponder_checkpoint`. */
 import type { Queryable } from "../../db/queryable";
-import { inline, lastRows, type Statements } from "../../db/together";
+import { inline, lastRows, type Statements, yes } from "../../db/together";
 import { checkpointBlock } from "./fragments";
 
 /**
@@ -62,9 +62,6 @@ export async function readProgress(
 export function ponderPresent(schema: string): Statements {
   return [inline("SELECT to_regclass($1) IS NOT NULL AS yes", [`"${schema}"._ponder_checkpoint`])];
 }
-
-/** The answer of a yes/no statement (one row, `yes`). */
-export const yes = (rows: unknown[] | undefined) => (rows as { yes: boolean }[] | undefined)?.[0]?.yes === true;
 
 /** The statements of the read, for sending with others; the last one's rows go to progressFrom. */
 export function progressStatements(
