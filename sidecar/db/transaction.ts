@@ -4,21 +4,37 @@
  * `begin` is the BEGIN statement with its isolation level, followed by any SET LOCAL the
  * transaction needs and any statement that opens its work, sent as one simple query: one round
  * trip, not one per statement. `work` gets the rows of each of them, in order.
+ *
+ * `work` may end with its own last statements and COMMIT in one round trip (`COMMIT`), and say
+ * so by returning `committed(value)`: on a busy machine each round trip is a chance to wait for
+ * a core, and a realtime round is a dozen of them.
  */
 import type pg from "pg";
 import { allRows, type Statements } from "./together";
 
+/** The statement that ends `work`'s transaction when `work` sends it with its last ones. */
+export const COMMIT: Statements = ["COMMIT"];
+
+/** What `work` returns after it sent `COMMIT` itself: `value`, already committed. */
+export class Committed<T> {
+  constructor(readonly value: T) {}
+}
+export const committed = <T>(value: T) => new Committed(value);
+
 export async function inTransaction<T>(
   db: pg.ClientBase,
   begin: string | Statements,
-  work: (begun: unknown[][]) => Promise<T>,
+  work: (begun: unknown[][]) => Promise<T | Committed<T>>,
 ): Promise<T> {
   try {
     const begun = await allRows(db, typeof begin === "string" ? [begin] : begin);
     const result = await work(begun);
+    if (result instanceof Committed) return result.value;
     await db.query("COMMIT");
     return result;
   } catch (error) {
+    // Also after a failed statement sent with COMMIT: PostgreSQL skipped the COMMIT, and the
+    // transaction waits for this ROLLBACK.
     await db.query("ROLLBACK").catch(() => undefined);
     throw error;
   }

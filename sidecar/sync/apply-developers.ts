@@ -17,12 +17,12 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
-import { lastRows } from "../db/together";
-import { inTransaction } from "../db/transaction";
+import { allRows, lastRows } from "../db/together";
+import { COMMIT, committed, inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
-import { type Change, writeDevelopers } from "./sql/write-developers";
+import { type Change, changesFrom, writeDevelopers } from "./sql/write-developers";
 
 export type { Change };
 
@@ -61,7 +61,10 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
   const begin = [BEGIN_APPLY, ...claimDevelopers(config, queued)];
   try {
     return await inTransaction(db, begin, async (begun) => {
-      return { changes: await writeDevelopers(db, config, null), refused: [], held: heldFrom(begun.at(-1) ?? []) };
+      // The write and its COMMIT in one round trip: a refused row stops both, and the ROLLBACK
+      // that follows leads to the row-by-row pass below.
+      const [written] = await allRows(db, [...writeDevelopers(config, null), ...COMMIT]);
+      return committed({ changes: changesFrom(written), refused: [], held: heldFrom(begun.at(-1) ?? []) });
     });
   } catch (error) {
     if (!refusesRow(error)) throw error;
@@ -79,7 +82,7 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
     const attempt = async (part: string[]): Promise<void> => {
       await db.query("SAVEPOINT developers");
       try {
-        changes.push(...(await writeDevelopers(db, config, part)));
+        changes.push(...changesFrom(await lastRows(db, writeDevelopers(config, part))));
         await db.query("RELEASE SAVEPOINT developers");
       } catch (error) {
         if (!refusesRow(error)) throw error;

@@ -10,7 +10,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { allRows, runTogether, yes } from "../db/together";
-import { inTransaction } from "../db/transaction";
+import { COMMIT, type Committed, committed, inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
@@ -78,7 +78,7 @@ export async function syncStep(
   // The cursors, and whether Ponder's tables are there, are read with the BEGIN (in the snapshot
   // the whole step reads).
   const begin = [BEGIN_STEP, ...cursorsStatements, ...ponderPresent(config.ponderSchema)];
-  return inTransaction(db, begin, async (begun): Promise<StepResult> => {
+  return inTransaction(db, begin, async (begun): Promise<StepResult | Committed<StepResult>> => {
     const [cursorRows = [], present] = begun.slice(-2);
     // With a replica to go to, an instance frozen in one of its own transactions is not waited
     // for (the next round reads it as absent and follows the other); alone, it is.
@@ -141,11 +141,13 @@ export async function syncStep(
       );
     }
     await findStaleDevelopers(db, config, confirmedBlocks(config, windows, cursors), reconcile ? [] : changes);
-    // The queue, the cursor and what the developers write takes next, in the last round trip.
+    // The queue, the cursor, what the developers write takes next and the COMMIT, in the last
+    // round trip.
     const last = [...queueDevelopers, ...advanceCursor];
-    const [pending] = (await allRows(db, [...last, ...pendingFor(config)])).slice(last.length);
-
-    return { ...stepped, chains: chainSteps(windows, counts), drifted, pending: pending && walletsFrom(pending) };
+    const read = pendingFor(config);
+    const rows = await allRows(db, [...last, ...read, ...COMMIT]);
+    const pending = read.length > 0 ? walletsFrom(rows[last.length] ?? []) : undefined;
+    return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });
   });
 }
 

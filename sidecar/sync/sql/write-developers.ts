@@ -1,5 +1,5 @@
-import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
+import { inline, type Statements } from "../../db/together";
 import { tokenFactor } from "./fragments";
 
 export type Change = {
@@ -19,16 +19,13 @@ export type Change = {
  * are written (a wallet may have two rows that differ in letter case), so this statement's
  * snapshot has their latest version and nothing can change them meanwhile.
  * Reads `claimed` and stakesync.chain_stake; writes developers, stakesync.audit, stakesync.outbox
- * and stakesync.developer_queue.
+ * and stakesync.developer_queue. Its rows are the changes (`changesFrom`). Its values go in as
+ * literals: sent with the COMMIT, one round trip.
  */
-export async function writeDevelopers(
-  db: pg.ClientBase,
-  config: SidecarConfig,
-  only: string[] | null,
-): Promise<Change[]> {
+export function writeDevelopers(config: SidecarConfig, only: string[] | null): Statements {
   const dev = config.developersTable.sql;
   const effectsFrom = config.chains.filter((c) => c.effectsFromBlock !== undefined);
-  const { rows } = await db.query<Change>(
+  const statement = inline(
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
      ),
@@ -98,8 +95,11 @@ export async function writeDevelopers(
       config.activationThreshold.toString(),
       only,
       effectsFrom.map((c) => c.id),
-      effectsFrom.map((c) => c.effectsFromBlock),
+      effectsFrom.map((c) => c.effectsFromBlock as number | bigint),
     ],
   );
-  return rows;
+  return [statement];
 }
+
+/** The changes, from the rows of `writeDevelopers`. */
+export const changesFrom = (rows: unknown[] | undefined) => (rows ?? []) as Change[];
