@@ -15,6 +15,8 @@ import { summary } from "../stats";
 import { developerWallets, type Workload } from "../workload";
 import { alertsFired } from "./full-pipeline";
 
+const LOOK_UP_AFTER_MS = 300;
+
 /** (d) 1 s blocks, stakes spread over time; block seen on ws → developers row committed, CONFIRMATIONS=0. */
 export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number) {
   const anvil = await lab.startAnvil({ blockTime: 1 });
@@ -90,6 +92,9 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
   const waiting = new Set(wallets.map((w) => w.toLowerCase()));
   // A Ponder commit is looked up after its notification: the rows it brought get that
   // notification's instant (the first since the last look-up began, whose snapshot lacked them).
+  // The look-up waits LOOK_UP_AFTER_MS, so that it does not compete with the sidecar's round for
+  // the two cores at the very moment it measures; blocks come a second apart, so by then no
+  // later commit has brought rows of its own.
   let ponderCommitAt: number | undefined;
   let lookingUp: Promise<void> = Promise.resolve();
   const lookUp = () =>
@@ -108,7 +113,7 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
     const now = performance.now();
     if (channel === ponderChannel) {
       ponderCommitAt ??= now;
-      void lookUp();
+      setTimeout(lookUp, LOOK_UP_AFTER_MS);
     } else if (payload && waiting.has(payload) && !committedAt.has(payload)) {
       committedAt.set(payload, now);
     }
@@ -139,6 +144,8 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
   }).catch((error: Error) => {
     throw new Error(`${error.message}: ${committedAt.size} of ${waiting.size} seen`);
   });
+  // The last notification's look-up, still waiting its turn.
+  await new Promise((resolve) => setTimeout(resolve, LOOK_UP_AFTER_MS + 50));
   await lookingUp;
   await sending;
   unwatch();
