@@ -33,20 +33,33 @@ export const yes = (rows: unknown[] | undefined) => (rows as { yes: boolean }[] 
 export type Value = string | number | bigint | boolean | null | readonly (string | number | bigint | null)[];
 
 /**
+ * An expression computed by the server in place of a value (`inline` puts it in as it is): for
+ * an operation whose input an earlier statement of the same round trip makes, such as the
+ * wallets of a temp table that statement filled.
+ */
+export type Computed = { readonly sql: string };
+export const computed = (sql: string): Computed => ({ sql });
+
+/**
  * `text` with each `$n` replaced by `values[n - 1]` as a literal, for a statement sent with
  * others. The statements keep their casts (`$1::int[]`), which type the literals as they typed
  * the parameters.
  */
-export function inline(text: string, values: readonly Value[]): string {
+export function inline(text: string, values: readonly (Value | Computed)[]): string {
   // Each value once, however often the statement names it (a claim names its wallets thrice).
   const literals = new Map<number, string>();
   return text.replace(/\$(\d+)/g, (_, n: string) => {
     const index = Number(n) - 1;
     if (index < 0 || index >= values.length) throw new Error(`inline: no value for $${n}`);
-    const found = literals.get(index) ?? literal(values[index] as Value);
+    const value = values[index] as Value | Computed;
+    const found = literals.get(index) ?? (isComputed(value) ? `(${value.sql})` : literal(value));
     literals.set(index, found);
     return found;
   });
+}
+
+function isComputed(value: Value | Computed): value is Computed {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && "sql" in value;
 }
 
 function literal(value: Value): string {

@@ -26,7 +26,7 @@ import {
 } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
-import { findStaleDevelopers, queueDevelopers } from "./sql/queue-developers";
+import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
 import { ponderPresent, readProgress } from "./sql/read-progress";
 import { LOCK_WAIT_MS } from "./sql/read-sources";
@@ -140,16 +140,29 @@ export async function syncStep(
         windows.filter((w) => !behindCursor(w)),
       );
     }
-    await findStaleDevelopers(db, config, confirmedBlocks(config, windows, cursors), reconcile ? [] : changes);
-    // The queue, the cursor, what the developers write takes next and the COMMIT, in the last
-    // round trip.
-    const last = [...queueDevelopers, ...advanceCursor];
+    // Once Ponder has backfilled every chain stepped, a step of a few events sends the ledger,
+    // the stakes, the affected developers and the queue's look-ups with the queue, the cursor,
+    // what the developers write takes next and the COMMIT, in the last round trip (the look-ups'
+    // wallets computed by the server, see findStaleTogether). Else the look-ups pass them through
+    // the client: a bound array is what the planner sizes, and hashes.
+    const confirmed = confirmedBlocks(config, windows, cursors);
+    const events = [...counts.values()].reduce((n, c) => n + c.added + c.removed, 0);
+    const together = !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);
+    const first = together ? [...changes, ...findStaleTogether(config, confirmed)] : [];
+    if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
+    const last = [...first, ...queueDevelopers, ...advanceCursor];
     const read = pendingFor(config);
     const rows = await allRows(db, [...last, ...read, ...COMMIT]);
     const pending = read.length > 0 ? walletsFrom(rows[last.length] ?? []) : undefined;
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });
   });
 }
+
+/**
+ * A realtime block's events, with room: above it (a sidecar back after an outage, with Ponder
+ * ready) the look-ups take the path that catch-ups take.
+ */
+const TOGETHER_MAX_EVENTS = 1000;
 
 /** The queue's pending wallets, read for the developers write; shadow mode writes none. */
 const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets);

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { type Computed, computed, inline } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { eventKey, signedAmount } from "./fragments";
 
@@ -18,6 +19,43 @@ export async function findActivations(
   confirmed: Map<number, Confirmed>,
   wallets: string[],
 ) {
+  const { first, replay } = activationQueries(ponderSchema);
+  const { rows } = await db.query<{ wallet: string; found: boolean }>(
+    first,
+    activationValues(confirmed, wallets, threshold),
+  );
+  const replayed = rows.filter((r) => !r.found).map((r) => r.wallet);
+  if (replayed.length === 0) return;
+  await db.query(replay, activationValues(confirmed, replayed, threshold));
+}
+
+/**
+ * The same two statements for a step whose look-ups go in one round trip (queue-developers.ts):
+ * the wallets are computed by the server, the first pass's from `stale` (its activating
+ * developers), the replay's from what the first pass did not find. Only once Ponder is ready:
+ * its indexes are there.
+ */
+export function findActivationsTogether(ponderSchema: string, threshold: string, confirmed: Map<number, Confirmed>) {
+  const { first, replay } = activationQueries(ponderSchema);
+  return [
+    inline(first, activationValues(confirmed, computed("SELECT wallet FROM stale WHERE activating"), threshold)),
+    inline(replay, activationValues(confirmed, computed("SELECT wallet FROM activation WHERE NOT found"), threshold)),
+  ];
+}
+
+/** $1–$2 and $5 the chains' confirmed scope, $3 the wallets, $4 the threshold. */
+function activationValues(confirmed: Map<number, Confirmed>, wallets: string[] | Computed, threshold: string) {
+  const chains = [...confirmed.entries()];
+  const list = Array.isArray(wallets) ? wallets : { sql: `ARRAY(${wallets.sql})` };
+  return [chains.map(([id]) => id), chains.map(([, c]) => c.block), list, threshold, chains.map(([, c]) => c.applied)];
+}
+
+/**
+ * The chains stand in the WHERE as well as in the join: Ponder's index on stake_event leads with
+ * chain_id, and the chain of a join (a hash join: nested loops are off in the step) does not
+ * reach it; without them every first activation read all of Ponder's events (44 ms at 200,000).
+ */
+function activationQueries(ponderSchema: string) {
   const events = `SELECT e.* FROM "${ponderSchema}".stake_event e
                     JOIN unnest($1::int[], $2::bigint[], $5::bigint[]) AS c(chain_id, block, applied)
                       ON c.chain_id = e.chain_id
@@ -25,26 +63,18 @@ export async function findActivations(
                           OR (e.block_number <= c.applied
                               AND EXISTS (SELECT 1 FROM stakesync.applied_event a
                                            WHERE a.chain_id = e.chain_id AND a.event_key = ${eventKey("e")})))
-                   WHERE e.developer = ANY($3::text[]) AND cardinality($3::text[]) > 0`;
-  const chains = [...confirmed.entries()];
-  const scope = [chains.map(([id]) => id), chains.map(([, c]) => c.block)];
-  const applied = chains.map(([, c]) => c.applied);
+                   WHERE e.chain_id = ANY($1::int[]) AND e.developer = ANY($3::text[])
+                     AND cardinality($3::text[]) > 0`;
   // Every id has the same length: what is appended to it never decides the minimum.
-  const { rows } = await db.query<{ wallet: string; found: boolean }>(
-    `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
+  const first = `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
      SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3)::int AS chain_id,
             split_part(first, ':', 4)::bigint AS block_number, split_part(first, ':', 5) = 'alone' AS found
        FROM (SELECT e.developer AS wallet,
                     min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' || e.chain_id || ':' || e.block_number || ':' ||
                         CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
                FROM (${events}) e GROUP BY e.developer) f
-     RETURNING wallet, found`,
-    [...scope, wallets, threshold, applied],
-  );
-  const replay = rows.filter((r) => !r.found).map((r) => r.wallet);
-  if (replay.length === 0) return;
-  await db.query(
-    `UPDATE activation a
+     RETURNING wallet, found`;
+  const replay = `UPDATE activation a
         SET block_timestamp = x.block_timestamp, chain_id = x.chain_id, block_number = x.block_number, found = true
        FROM (SELECT DISTINCT ON (wallet) wallet, block_timestamp, chain_id, block_number
                FROM (SELECT e.developer AS wallet, e.id, e.block_timestamp, e.chain_id, e.block_number,
@@ -53,7 +83,6 @@ export async function findActivations(
                        FROM (${events}) e) s
               WHERE running >= $4::numeric
               ORDER BY wallet, id COLLATE "C") x
-      WHERE a.wallet = x.wallet`,
-    [...scope, replay, threshold, applied],
-  );
+      WHERE a.wallet = x.wallet`;
+  return { first, replay };
 }

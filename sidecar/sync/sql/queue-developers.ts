@@ -6,9 +6,9 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../../lib/config";
-import { lastRows, type Statements } from "../../db/together";
+import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
-import { findActivations } from "./find-activations";
+import { findActivations, findActivationsTogether } from "./find-activations";
 import { tokenFactor } from "./fragments";
 
 /**
@@ -26,26 +26,59 @@ export async function findStaleDevelopers(
   confirmed: Map<number, Confirmed>,
   before: Statements = [],
 ): Promise<void> {
-  const dev = config.developersTable.sql;
-  // A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
-  // on developers (a new temp table has none either) the planner picked one, and a step took 17 s
-  // at 10,000 developers. Hash joins only, here; and the developers rows are fetched through the
-  // index on lower(wallet_address) for the affected wallets, not by hashing the whole application
-  // table every round (20 ms of an 87 ms realtime round at 50,000 developers). The wallets go as a
-  // bound array, which PostgreSQL hashes: without the index (a DBA may not have created it), an
-  // array computed in the query is walked once per row, 6.6 s for 10,000 wallets in 50,000 rows.
-  // Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing), set
-  // with the read of the wallets: one round trip, not three.
   const [affected] = await lastRows<{ wallets: string[] }>(db, [
     ...before,
-    "SET LOCAL enable_nestloop = off",
+    ...HASH_JOINS,
     "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM affected",
   ]);
   const wallets = affected?.wallets ?? [];
   if (wallets.length === 0) return;
   const threshold = config.activationThreshold.toString();
   const { rows: stale } = await db.query<{ wallet: string; activating: boolean }>(
-    `INSERT INTO stale (wallet, activating)
+    staleQuery(config),
+    staleValues(config, wallets),
+  );
+  const activating = stale.filter((s) => s.activating).map((s) => s.wallet);
+  await findActivations(db, config.ponderSchema, threshold, confirmed, activating);
+}
+
+/**
+ * The same look-ups as findStaleDevelopers, as statements for the step's last round trip: the
+ * wallets are computed by the server from `affected`, not passed through the client. For a step
+ * whose every chain Ponder has finished backfilling (its indexes are there, see
+ * find-activations.ts): a realtime block's round takes three round trips fewer. The developers
+ * rows are still fetched through the index on lower(wallet_address), which the sidecar creates
+ * (a computed array is not hashed: without that index it would be walked once per row).
+ */
+export function findStaleTogether(config: SidecarConfig, confirmed: Map<number, Confirmed>): Statements {
+  const threshold = config.activationThreshold.toString();
+  return [
+    ...HASH_JOINS,
+    inline(staleQuery(config), staleValues(config, computed("ARRAY(SELECT wallet FROM affected)"))),
+    ...findActivationsTogether(config.ponderSchema, threshold, confirmed),
+  ];
+}
+
+/**
+ * A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
+ * on developers (a new temp table has none either) the planner picked one, and a step took 17 s
+ * at 10,000 developers. Hash joins only, here; and the developers rows are fetched through the
+ * index on lower(wallet_address) for the affected wallets, not by hashing the whole application
+ * table every round (20 ms of an 87 ms realtime round at 50,000 developers). The wallets go as a
+ * bound array, which PostgreSQL hashes: without the index (a DBA may not have created it), an
+ * array computed in the query is walked once per row, 6.6 s for 10,000 wallets in 50,000 rows.
+ * Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing).
+ */
+const HASH_JOINS: Statements = ["SET LOCAL enable_nestloop = off"];
+
+/** $1 the token factor, $2 the threshold, $3 the wallets. */
+function staleValues(config: SidecarConfig, wallets: string[] | Computed) {
+  return [tokenFactor(config.stakeDecimals), config.activationThreshold.toString(), wallets];
+}
+
+function staleQuery(config: SidecarConfig) {
+  const dev = config.developersTable.sql;
+  return `INSERT INTO stale (wallet, activating)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
        FROM (SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
                FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
@@ -55,11 +88,7 @@ export async function findStaleDevelopers(
       GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case
      HAVING bool_or(d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
                  OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))
-     RETURNING wallet, activating`,
-    [tokenFactor(config.stakeDecimals), threshold, wallets],
-  );
-  const activating = stale.filter((s) => s.activating).map((s) => s.wallet);
-  await findActivations(db, config.ponderSchema, threshold, confirmed, activating);
+     RETURNING wallet, activating`;
 }
 
 /**
