@@ -7,6 +7,8 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { parseTableName, type TableName } from "../../lib/config";
+import type { Queryable } from "./queryable";
+import { inline, lastRows, yes } from "./together";
 import { inTransaction } from "./transaction";
 
 const SIDECAR_COLUMNS: Record<string, string> = {
@@ -110,6 +112,24 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, 
       );
     }
   }
+}
+
+/**
+ * Whether the developers table has a usable index on lower(wallet_address) (the one above, or a
+ * DBA's of another name): without it, the step's look-ups pass their wallets through the client,
+ * as a bound array that PostgreSQL hashes (sync/sql/queue-developers.ts).
+ */
+export async function walletIndexed(db: Queryable, name: TableName): Promise<boolean> {
+  return yes(
+    await lastRows(db, [
+      inline(
+        `SELECT EXISTS (SELECT 1 FROM pg_index i
+                         WHERE i.indrelid = to_regclass($1) AND i.indisvalid AND i.indpred IS NULL
+                           AND pg_get_indexdef(i.indexrelid, 1, true) ~ '^lower\\(\\(?wallet_address\\)?(::text)?\\)$') AS yes`,
+        [name.sql],
+      ),
+    ]),
+  );
 }
 
 /**

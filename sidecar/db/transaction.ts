@@ -6,8 +6,10 @@
  * trip, not one per statement. `work` gets the rows of each of them, in order.
  *
  * `work` may end with its own last statements and COMMIT in one round trip (`COMMIT`), and say
- * so by returning `committed(value)`: on a busy machine each round trip is a chance to wait for
- * a core, and a realtime round is a dozen of them.
+ * so by returning `committed(value)`; `begin` may also hold the whole transaction, COMMIT
+ * included, for a `work` that only reads its rows. On a busy machine each round trip is a chance
+ * to wait for a core: a realtime round was a dozen of them. A `committed` result without the
+ * COMMIT sent would leave the transaction open: only return it right after sending one.
  */
 import type pg from "pg";
 import { allRows, type Statements } from "./together";
@@ -15,11 +17,16 @@ import { allRows, type Statements } from "./together";
 /** The statement that ends `work`'s transaction when `work` sends it with its last ones. */
 export const COMMIT: Statements = ["COMMIT"];
 
-/** What `work` returns after it sent `COMMIT` itself: `value`, already committed. */
-export class Committed<T> {
-  constructor(readonly value: T) {}
-}
-export const committed = <T>(value: T) => new Committed(value);
+/**
+ * What `work` returns after it sent `COMMIT` itself: `value`, already committed. Tagged by a
+ * registered symbol, not a class: a second copy of this module (a bundle beside the sources)
+ * still recognises it.
+ */
+const COMMITTED = Symbol.for("stakesync.committed");
+export type Committed<T> = { readonly [COMMITTED]: true; readonly value: T };
+export const committed = <T>(value: T): Committed<T> => ({ [COMMITTED]: true, value });
+const isCommitted = <T>(result: T | Committed<T>): result is Committed<T> =>
+  typeof result === "object" && result !== null && COMMITTED in result;
 
 export async function inTransaction<T>(
   db: pg.ClientBase,
@@ -29,7 +36,7 @@ export async function inTransaction<T>(
   try {
     const begun = await allRows(db, typeof begin === "string" ? [begin] : begin);
     const result = await work(begun);
-    if (result instanceof Committed) return result.value;
+    if (isCommitted(result)) return result.value;
     await db.query("COMMIT");
     return result;
   } catch (error) {

@@ -1,8 +1,8 @@
 /**
  * The second half: writes queued developers (queue-developers.ts) to the developers table, with
  * one audit row per changed developer and the welcome job of a first activation, in a READ
- * COMMITTED transaction of its own, right after the step that queued them; the rows are claimed
- * with the BEGIN, in one round trip.
+ * COMMITTED transaction of its own, right after the step that queued them: the BEGIN, the claim
+ * of the rows, the write and the COMMIT in one round trip.
  *
  * The developers table is the application's. Its transactions update other columns of the same
  * rows at any time; in the step's REPEATABLE READ snapshot such a row fails with 40001, and a
@@ -17,7 +17,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
-import { allRows, lastRows } from "../db/together";
+import { lastRows } from "../db/together";
 import { COMMIT, committed, inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
@@ -60,12 +60,12 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
   if (queued.length === 0) return NOTHING;
   const begin = [BEGIN_APPLY, ...claimDevelopers(config, queued)];
   try {
-    return await inTransaction(db, begin, async (begun) => {
-      // The write and its COMMIT in one round trip: a refused row stops both, and the ROLLBACK
-      // that follows leads to the row-by-row pass below.
-      const [written] = await allRows(db, [...writeDevelopers(config, null), ...COMMIT]);
-      return committed({ changes: changesFrom(written), refused: [], held: heldFrom(begun.at(-1) ?? []) });
-    });
+    // The claim, the write and the COMMIT in one round trip: a refused row stops the write and
+    // the COMMIT, and the ROLLBACK that follows leads to the row-by-row pass below.
+    const write = [...begin, ...writeDevelopers(config, null), ...COMMIT];
+    return await inTransaction(db, write, async (rows) =>
+      committed({ changes: changesFrom(rows.at(-2)), refused: [], held: heldFrom(rows[begin.length - 1] ?? []) }),
+    );
   } catch (error) {
     if (!refusesRow(error)) throw error;
   }

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
+import { walletIndexed } from "../db/developers-table";
 import { acquireLeadership } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
@@ -72,6 +73,10 @@ export class SyncLoop {
   }[] = [];
   private nextReconcileAt = 0;
   private waitingForPonder = false;
+  /** The schema whose Ponder tables the last step found (see StepOptions.ponderSeen). */
+  private ponderSeenIn: string | undefined;
+  /** Whether the developers table has its wallet index, looked up at the start of each term. */
+  private walletIndexed = false;
   /** While Ponder backfills, no catch-up step before this time (performance.now()). */
   private nextCatchUpAt = 0;
   /** When a step last brought a chain up to Ponder (performance.now()). */
@@ -183,6 +188,8 @@ export class SyncLoop {
     // went on unseen (as after a failed round, below), and a sighting from then would let a
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
+    this.ponderSeenIn = undefined;
+    this.walletIndexed = await walletIndexed(db, this.config.developersTable);
     // What the instances showed then is no measure of them now, but for those a step left.
     this.sourceWatch = await startWatch(db, this.config);
 
@@ -200,7 +207,10 @@ export class SyncLoop {
           reconcile,
           heads: this.heads,
           catchUp: this.catchUp(startedAt),
+          ponderSeen: this.ponderSeenIn === config.ponderSchema,
+          walletIndexed: this.walletIndexed,
         });
+        this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
         const written =

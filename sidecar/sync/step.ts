@@ -2,8 +2,10 @@
  * One sync step, one REPEATABLE READ transaction, the README's steps in order: read Ponder's
  * progress and the cursors → diff Ponder's confirmed events against the applied ones → fold the
  * difference into chain_stake → find the developers it affects → queue those whose row differs →
- * move the cursor. Killing the process at any point rolls the whole step back; the next step
- * redoes it. The queue is written to developers right after, in a transaction of its own
+ * move the cursor. Killing the process at any point rolls the whole step back, or, once the
+ * step's last round trip (which carries its COMMIT) has reached the server, lets it commit whole;
+ * the next step redoes or goes on from it (the leader lock is the session's until the server has
+ * run it). The queue is written to developers right after, in a transaction of its own
  * (apply-developers.ts). Each operation is a file in ./sql, stating the tables it reads and writes.
  */
 import type pg from "pg";
@@ -28,7 +30,7 @@ import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
-import { ponderPresent, readProgress } from "./sql/read-progress";
+import { ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
 import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
@@ -62,7 +64,22 @@ export type StepResult =
       pending?: string[];
     };
 
-export type StepOptions = { reconcile?: boolean; heads: Map<number, Head>; catchUp: CatchUp };
+export type StepOptions = {
+  reconcile?: boolean;
+  heads: Map<number, Head>;
+  catchUp: CatchUp;
+  /**
+   * Ponder's tables were there at the last step, in this schema: its progress is read with the
+   * BEGIN, one round trip fewer (a table gone since is asked about again, as on a first step).
+   */
+  ponderSeen?: boolean;
+  /**
+   * The developers table has its index on lower(wallet_address) (walletIndexed): the look-ups
+   * may compute their wallets on the server, which PostgreSQL does not hash (see
+   * findStaleTogether).
+   */
+  walletIndexed?: boolean;
+};
 
 /**
  * Runs in the caller's connection; the caller holds the leader lock on it. With `reconcile`,
@@ -73,17 +90,38 @@ export async function syncStep(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads, catchUp }: StepOptions,
+  options: StepOptions,
 ): Promise<StepResult> {
-  // The cursors, and whether Ponder's tables are there, are read with the BEGIN (in the snapshot
-  // the whole step reads).
-  const begin = [BEGIN_STEP, ...cursorsStatements, ...ponderPresent(config.ponderSchema)];
+  if (options.ponderSeen) {
+    try {
+      return await stepOnce(db, config, guard, options, true);
+    } catch (error) {
+      // Gone since (a `ponder dev` restart drops its tables): asked again, as a first step asks.
+      if (!missingRelation(error)) throw error;
+    }
+  }
+  return stepOnce(db, config, guard, options, false);
+}
+
+async function stepOnce(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  guard: RemovalGuard,
+  { reconcile = false, heads, catchUp, walletIndexed = false }: StepOptions,
+  seen: boolean,
+): Promise<StepResult> {
+  // With a replica to go to, an instance frozen in one of its own transactions is not waited
+  // for (the next round reads it as absent and follows the other); alone, it is.
+  const lockWaitMs = config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined;
+  const progressRead = progressStatements(config.ponderSchema, { lockEvents: true, lockWaitMs });
+  // The cursors are read with the BEGIN (in the snapshot the whole step reads), and with them
+  // Ponder's progress when its tables were there last step; else whether they are there.
+  const begin = [BEGIN_STEP, ...cursorsStatements, ...(seen ? progressRead : ponderPresent(config.ponderSchema))];
   return inTransaction(db, begin, async (begun): Promise<StepResult | Committed<StepResult>> => {
-    const [cursorRows = [], present] = begun.slice(-2);
-    // With a replica to go to, an instance frozen in one of its own transactions is not waited
-    // for (the next round reads it as absent and follows the other); alone, it is.
-    const lockWaitMs = config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined;
-    const progress = await readProgress(db, config.ponderSchema, { lockEvents: true, lockWaitMs }, yes(present));
+    const cursorRows = begun.at(seen ? -1 - progressRead.length : -2) ?? [];
+    const progress = seen
+      ? progressFrom(begun.at(-1) ?? [])
+      : await readProgress(db, config.ponderSchema, { lockEvents: true, lockWaitMs }, yes(begun.at(-1)));
     if (!progress) return { kind: "waiting-for-ponder" };
     const cursors = cursorsFrom(cursorRows, config);
     let windows = planWindows(config, progress, cursors, heads, catchUp);
@@ -140,14 +178,16 @@ export async function syncStep(
         windows.filter((w) => !behindCursor(w)),
       );
     }
-    // Once Ponder has backfilled every chain stepped, a step of a few events sends the ledger,
+    // Once Ponder has backfilled every chain stepped (its indexes are there), and with the index
+    // on the developers' wallets, a step of a few events sends the ledger,
     // the stakes, the affected developers and the queue's look-ups with the queue, the cursor,
     // what the developers write takes next and the COMMIT, in the last round trip (the look-ups'
     // wallets computed by the server, see findStaleTogether). Else the look-ups pass them through
     // the client: a bound array is what the planner sizes, and hashes.
     const confirmed = confirmedBlocks(config, windows, cursors);
     const events = [...counts.values()].reduce((n, c) => n + c.added + c.removed, 0);
-    const together = !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);
+    const together =
+      walletIndexed && !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);
     const first = together ? [...changes, ...findStaleTogether(config, confirmed)] : [];
     if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
     const last = [...first, ...queueDevelopers, ...advanceCursor];
@@ -156,6 +196,12 @@ export async function syncStep(
     const pending = read.length > 0 ? walletsFrom(rows[last.length] ?? []) : undefined;
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });
   });
+}
+
+/** PostgreSQL's "relation does not exist" (and a schema that does not exist). */
+function missingRelation(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === "42P01" || code === "3F000";
 }
 
 /**

@@ -9,6 +9,7 @@ import pg from "pg";
 import { inject } from "vitest";
 import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
+import { walletIndexed } from "../../sidecar/db/developers-table";
 import { migrate } from "../../sidecar/db/migrate";
 import { createLogger } from "../../sidecar/log";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
@@ -82,7 +83,12 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   await migrate(db, config.developersTable, createLogger("error"));
 
   const guard: RemovalGuard = new Map();
-  const source = { schema: config.ponderSchema, watch: newWatch() };
+  // As the loop at the start of a term: the wallet index looked up once.
+  const source: { schema: string; watch: ReturnType<typeof newWatch>; seenIn?: string; walletIndexed: boolean } = {
+    schema: config.ponderSchema,
+    watch: newWatch(),
+    walletIndexed: await walletIndexed(db, config.developersTable),
+  };
   return {
     url,
     db,
@@ -97,7 +103,16 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         )
         .catch(() => ({ rows: [] as { block: string }[] }));
       const heads = new Map([[CHAIN, { block: Number(rows[0]?.block ?? 0), at: Date.now() }]]);
-      const step = await syncStep(db, read, guard, { reconcile, heads, catchUp: "due" });
+      // As the loop: Ponder's progress read with the BEGIN once a step found its tables there.
+      const ponderSeen = source.seenIn === read.ponderSchema;
+      const step = await syncStep(db, read, guard, {
+        reconcile,
+        heads,
+        catchUp: "due",
+        ponderSeen,
+        walletIndexed: source.walletIndexed,
+      });
+      source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;
       return { step, ...(await applyDevelopers(db, config, step.kind === "stepped" ? step.pending : undefined)) };
     },
     ...primary,
@@ -111,6 +126,8 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       // As leadOn: the first instance, an empty guard, and what earlier terms left.
       source.schema = config.ponderSchema;
       source.watch = await startWatch(db, config);
+      source.seenIn = undefined;
+      source.walletIndexed = await walletIndexed(db, config.developersTable);
       guard.clear();
     },
     register: async (wallet, email = null) => {

@@ -47,8 +47,8 @@ export async function findStaleDevelopers(
  * wallets are computed by the server from `affected`, not passed through the client. For a step
  * whose every chain Ponder has finished backfilling (its indexes are there, see
  * find-activations.ts): a realtime block's round takes three round trips fewer. The developers
- * rows are still fetched through the index on lower(wallet_address), which the sidecar creates
- * (a computed array is not hashed: without that index it would be walked once per row).
+ * rows are fetched through the index on lower(wallet_address): only with it (a computed array
+ * is not hashed, and without the index it would be walked once per row, see HASH_JOINS).
  */
 export function findStaleTogether(config: SidecarConfig, confirmed: Map<number, Confirmed>): Statements {
   const threshold = config.activationThreshold.toString();
@@ -84,7 +84,7 @@ function staleQuery(config: SidecarConfig) {
                FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
               GROUP BY a.wallet) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
-      WHERE lower(d.wallet_address) = ANY ($3::text[])
+      WHERE lower(d.wallet_address) = ANY ($3::text[]) AND cardinality($3::text[]) > 0
       GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case
      HAVING bool_or(d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
                  OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))
