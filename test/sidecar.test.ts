@@ -202,10 +202,15 @@ describe("sidecar sync", () => {
       await db.query("BEGIN");
       await db.query("SET LOCAL lock_timeout = '5s'");
       await db.query(`LOCK TABLE ${SCHEMA}.stake_event IN ACCESS EXCLUSIVE MODE`);
+      const pid = (await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
       await waitFor("a sync step to wait for stake_event", async () => {
+        // The leader's session, waiting for this one's lock. (Its LOCK goes to the server with the
+        // step's BEGIN and temp tables, past the 1 kB of query text pg_stat_activity keeps.)
         const waiting = await sql(
           databaseUrl,
-          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE %stake_event IN ACCESS SHARE MODE%'",
+          `SELECT 1 FROM pg_stat_activity
+            WHERE application_name = 'stakesync_sidecar' AND wait_event_type = 'Lock' AND $1 = ANY (pg_blocking_pids(pid))`,
+          [pid],
         );
         return waiting.length > 0;
       });
