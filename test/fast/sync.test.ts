@@ -13,6 +13,35 @@ afterEach(async () => {
   await fake?.close();
 });
 
+/**
+ * `count` staked events of 1 USDC Ponder committed long ago: event g in block 1 + g / perBlock, by
+ * wallet number walletBase + g % wallets (ids sort before any event of `fake.index`).
+ */
+async function pastEvents(on: Fake, count: number, { wallets = 20_000, perBlock = 200, walletBase = 65_536 } = {}) {
+  await on.db.query(
+    `INSERT INTO ${SCHEMA}.stake_event
+     SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex($2::int + g % $3::int), 40, '0'), 'staked', 1000000,
+            1 + g / $4::int, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
+       FROM generate_series(1, $1::int) g`,
+    [count, walletBase, wallets, perBlock],
+  );
+}
+
+/** The queries `fake` sends while `work` runs (several statements may go in one), with its result. */
+async function sending<T>(on: Fake, work: () => Promise<T>): Promise<{ sent: string[]; result: T }> {
+  const sent: string[] = [];
+  const query = on.db.query.bind(on.db);
+  on.db.query = ((...args: Parameters<typeof query>) => {
+    sent.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text?: string }).text));
+    return query(...args);
+  }) as typeof query;
+  try {
+    return { sent, result: await work() };
+  } finally {
+    on.db.query = query;
+  }
+}
+
 describe("confirmed stakes", () => {
   it("applies an event once it has CONFIRMATIONS blocks on top, with staked_at from the crossing stake", async () => {
     fake = await fakePonder({ MIN_STAKE: "10" });
@@ -821,12 +850,7 @@ describe("a round's cost with a large application table", () => {
 
   it("finds a first activation through Ponder's index on (chain, developer), not by reading every event", async () => {
     fake = await fakePonder();
-    await fake.db.query(
-      `INSERT INTO ${SCHEMA}.stake_event
-       SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex(65536 + g % 20000), 40, '0'), 'staked', 1000000,
-              1 + g / 10000, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
-         FROM generate_series(1, 50000) g`,
-    );
+    await pastEvents(fake, 50_000, { perBlock: 10_000 });
     await fake.db.query(`ANALYZE ${SCHEMA}.stake_event`);
     const w = wallet(0x47);
     await fake.register(w, "dev@example.com");
@@ -844,21 +868,10 @@ describe("a round's cost with a large application table", () => {
     await fake.register(wallet(0x43));
     await fake.index([{ developer: wallet(0x43), amount: 5n * USDC, block: 10 }], 12);
     await fake.round();
-    /** The statements a round sends; its outcome is the same either way. */
-    /** The queries a round sends (several statements may go in one); its outcome is the same either way. */
+    /** The queries a round sends; its outcome is the same either way. */
     const queries = async (to: number) => {
-      const sent: string[] = [];
-      const query = fake.db.query.bind(fake.db);
-      fake.db.query = ((...args: Parameters<typeof query>) => {
-        sent.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text?: string }).text));
-        return query(...args);
-      }) as typeof query;
-      try {
-        const { step } = await fake.round();
-        expect(step).toMatchObject({ kind: "stepped", chains: [{ chainId: 31337, to, added: 0, removed: 0 }] });
-      } finally {
-        fake.db.query = query;
-      }
+      const { sent, result } = await sending(fake, () => fake.round());
+      expect(result.step).toMatchObject({ kind: "stepped", chains: [{ chainId: 31337, to, added: 0, removed: 0 }] });
       return sent;
     };
     const diffs = (sent: string[]) => sent.some((q) => q.includes("INSERT INTO sync_delta"));
@@ -889,17 +902,7 @@ describe("a round's cost with a large application table", () => {
     await fake.progress({ latest: 9, safe: 0 });
     await fake.round(); // Ponder's tables seen: from now on its progress is read with the BEGIN
     await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
-    let sent = 0;
-    const query = fake.db.query.bind(fake.db);
-    fake.db.query = ((...args: Parameters<typeof query>) => {
-      sent++;
-      return query(...args);
-    }) as typeof query;
-    try {
-      await fake.round();
-    } finally {
-      fake.db.query = query;
-    }
+    const sent = (await sending(fake, () => fake.round())).sent.length;
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
     const { rows } = await fake.db.query("SELECT kind FROM stakesync.outbox WHERE wallet = $1", [w]);
     expect(rows).toEqual([{ kind: "welcome_email" }]);
@@ -919,13 +922,7 @@ describe("a round's cost with a large application table", () => {
       fake = await fakePonder({ MIN_STAKE: "10" });
       const w = wallet(0x46);
       await fake.register(w);
-      await fake.db.query(
-        `INSERT INTO ${SCHEMA}.stake_event
-         SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex(65536 + g), 40, '0'), 'staked', 1000000,
-                1 + g / 200, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
-           FROM generate_series(1, $1::int) g`,
-        [others],
-      );
+      await pastEvents(fake, others, { wallets: 1_000_000 }); // a wallet each
       // The second stake crosses 10: the first activation is replayed event by event.
       await fake.index(
         [
@@ -934,17 +931,8 @@ describe("a round's cost with a large application table", () => {
         ],
         13,
       );
-      const sent: string[] = [];
-      const query = fake.db.query.bind(fake.db);
-      fake.db.query = ((...args: Parameters<typeof query>) => {
-        sent.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text?: string }).text));
-        return query(...args);
-      }) as typeof query;
-      try {
-        await fake.round();
-      } finally {
-        fake.db.query = query;
-      }
+      const on = fake;
+      const { sent } = await sending(on, () => on.round());
       // A block's few events: the look-ups' wallets computed by the server, in the step's last round trip.
       expect(sent.some((q) => q.includes("ARRAY(SELECT wallet FROM affected)"))).toBe(others === 0);
       const row = await fake.developer(w);
@@ -966,17 +954,7 @@ describe("a round's cost with a large application table", () => {
       ],
       13,
     );
-    const sent: string[] = [];
-    const query = fake.db.query.bind(fake.db);
-    fake.db.query = ((...args: Parameters<typeof query>) => {
-      sent.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text?: string }).text));
-      return query(...args);
-    }) as typeof query;
-    try {
-      await fake.round();
-    } finally {
-      fake.db.query = query;
-    }
+    const { sent } = await sending(fake, () => fake.round());
     // Computed on the server, the wallets would not be hashed: without the index each would be
     // compared with every row of the application's table.
     expect(sent.some((q) => q.includes("ARRAY(SELECT wallet FROM affected)"))).toBe(false);
@@ -987,12 +965,7 @@ describe("a round's cost with a large application table", () => {
 
   it("truncates the step's temp tables after a catch-up instead of scanning its dead rows ever after", async () => {
     fake = await fakePonder();
-    await fake.db.query(
-      `INSERT INTO ${SCHEMA}.stake_event
-       SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex(1 + g % 3000), 40, '0'), 'staked', 1000000,
-              1 + g / 100, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
-         FROM generate_series(1, 20000) g`,
-    );
+    await pastEvents(fake, 20_000, { wallets: 3000, perBlock: 100, walletBase: 1 });
     await fake.progress({ latest: 210, safe: 0, finalized: 0 });
     const size = async () =>
       Number(
