@@ -62,10 +62,12 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
   try {
     // The claim, the write and the COMMIT in one round trip: a refused row stops the write and
     // the COMMIT, and the ROLLBACK that follows leads to the row-by-row pass below.
+    // Counted from the end: BEGIN_APPLY is several statements, each with its own (empty) rows.
     const write = [...begin, ...writeDevelopers(config, null), ...COMMIT];
-    return await inTransaction(db, write, async (rows) =>
-      committed({ changes: changesFrom(rows.at(-2)), refused: [], held: heldFrom(rows[begin.length - 1] ?? []) }),
-    );
+    return await inTransaction(db, write, async (rows) => {
+      const [claim = [], written] = rows.slice(-3, -1);
+      return committed({ changes: changesFrom(written), refused: [], held: heldFrom(claim) });
+    });
   } catch (error) {
     if (!refusesRow(error)) throw error;
   }

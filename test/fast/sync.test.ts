@@ -588,6 +588,7 @@ describe("the application's own transactions on developers", () => {
       );
       const first = await fake.round();
       expect(first.changes.map((c) => c.wallet)).toEqual([other]);
+      expect(first.held).toBe(1);
       expect(await fake.developer(held)).toMatchObject({ status: "pending" });
       await app.query("COMMIT");
     } finally {
