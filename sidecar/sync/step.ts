@@ -112,8 +112,11 @@ async function stepOnce(
 ): Promise<StepResult> {
   // With a replica to go to, an instance frozen in one of its own transactions is not waited
   // for (the next round reads it as absent and follows the other); alone, it is.
-  const lockWaitMs = config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined;
-  const progressRead = progressStatements(config.ponderSchema, { lockEvents: true, lockWaitMs });
+  const progressOptions = {
+    lockEvents: true,
+    lockWaitMs: config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined,
+  };
+  const progressRead = progressStatements(config.ponderSchema, progressOptions);
   // The cursors are read with the BEGIN (in the snapshot the whole step reads), and with them
   // Ponder's progress when its tables were there last step; else whether they are there.
   const begin = [BEGIN_STEP, ...cursorsStatements, ...(seen ? progressRead : ponderPresent(config.ponderSchema))];
@@ -121,7 +124,7 @@ async function stepOnce(
     const cursorRows = begun.at(seen ? -1 - progressRead.length : -2) ?? [];
     const progress = seen
       ? progressFrom(begun.at(-1) ?? [])
-      : await readProgress(db, config.ponderSchema, { lockEvents: true, lockWaitMs }, yes(begun.at(-1)));
+      : await readProgress(db, config.ponderSchema, progressOptions, yes(begun.at(-1)));
     if (!progress) return { kind: "waiting-for-ponder" };
     const cursors = cursorsFrom(cursorRows, config);
     let windows = planWindows(config, progress, cursors, heads, catchUp);
@@ -193,7 +196,8 @@ async function stepOnce(
     const last = [...first, ...queueDevelopers, ...advanceCursor];
     const read = pendingFor(config);
     const rows = await allRows(db, [...last, ...read, ...COMMIT]);
-    const pending = read.length > 0 ? walletsFrom(rows[last.length] ?? []) : undefined;
+    // Counted from the end, as the COMMIT's rows come last.
+    const pending = read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });
   });
 }

@@ -38,16 +38,24 @@ export async function findActivations(
 export function findActivationsTogether(ponderSchema: string, threshold: string, confirmed: Map<number, Confirmed>) {
   const { first, replay } = activationQueries(ponderSchema);
   return [
-    inline(first, activationValues(confirmed, computed("SELECT wallet FROM stale WHERE activating"), threshold)),
-    inline(replay, activationValues(confirmed, computed("SELECT wallet FROM activation WHERE NOT found"), threshold)),
+    inline(first, activationValues(confirmed, computed("ARRAY(SELECT wallet FROM stale WHERE activating)"), threshold)),
+    inline(
+      replay,
+      activationValues(confirmed, computed("ARRAY(SELECT wallet FROM activation WHERE NOT found)"), threshold),
+    ),
   ];
 }
 
 /** $1–$2 and $5 the chains' confirmed scope, $3 the wallets, $4 the threshold. */
 function activationValues(confirmed: Map<number, Confirmed>, wallets: string[] | Computed, threshold: string) {
   const chains = [...confirmed.entries()];
-  const list = Array.isArray(wallets) ? wallets : { sql: `ARRAY(${wallets.sql})` };
-  return [chains.map(([id]) => id), chains.map(([, c]) => c.block), list, threshold, chains.map(([, c]) => c.applied)];
+  return [
+    chains.map(([id]) => id),
+    chains.map(([, c]) => c.block),
+    wallets,
+    threshold,
+    chains.map(([, c]) => c.applied),
+  ];
 }
 
 /**
