@@ -7,7 +7,7 @@
  */
 import type { SidecarConfig } from "../../lib/config";
 import type { Queryable } from "../db/queryable";
-import { signedAmount, tokenFactor } from "./sql/fragments";
+import { differsFromStake, signedAmount, tokenFactor } from "./sql/fragments";
 
 export type PlannedChange = {
   wallet: string;
@@ -28,8 +28,7 @@ const differing = (dev: string) => `
     FROM ${dev} d
     LEFT JOIN (SELECT wallet, sum(amount) AS raw FROM stakesync.chain_stake GROUP BY wallet) cs
            ON cs.wallet = lower(d.wallet_address)
-   WHERE d.stake_amount IS DISTINCT FROM COALESCE(cs.raw, 0) * $1::numeric
-      OR d.status IS DISTINCT FROM stakesync.next_status(d.status, COALESCE(cs.raw, 0) >= $2::numeric)`;
+   WHERE ${differsFromStake("d", "COALESCE(cs.raw, 0)", "$1", "$2")}`;
 
 const params = (config: SidecarConfig) => [tokenFactor(config.stakeDecimals), config.activationThreshold.toString()];
 

@@ -1,5 +1,6 @@
 import type { SidecarConfig } from "../../../lib/config";
-import type { Statements } from "../../db/together";
+import { inline, type Statements } from "../../db/together";
+import { confirmedStake, differsFromStake, tokenFactor } from "./fragments";
 
 /**
  * Signing up after staking is the common flow: a developers row the application inserted in the
@@ -7,12 +8,23 @@ import type { Statements } from "../../db/together";
  * `registered` in the audit), not left for the next reconciliation. The window is a minute, not
  * "since the last step": an application transaction's rows carry its start time and may commit
  * seconds later. Cheap through the partial index on pending rows' updated_at (developers-table.ts).
+ *
+ * Only rows that differ from their confirmed stake: the sidecar's own writes set updated_at too,
+ * and a developer it just wrote below the threshold (pending, with stake) looked registered for a
+ * minute. Every round then re-evaluated every such developer, and a round between blocks ran the
+ * whole step instead of its two questions (the bench's realtime stakes are all such).
  * Reads developers and stakesync.chain_stake.
  */
-const registered = (config: SidecarConfig) => `
+const registered = (config: SidecarConfig) =>
+  inline(
+    `
        FROM ${config.developersTable.sql} d
-       JOIN stakesync.chain_stake cs ON cs.wallet = lower(d.wallet_address) AND cs.amount > 0
-      WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'`;
+       -- OFFSET 0: once per row; flattened, the subquery ran at each of raw's four uses.
+       CROSS JOIN LATERAL (SELECT ${confirmedStake("lower(d.wallet_address)")} AS raw OFFSET 0) s
+      WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'
+        AND s.raw > 0 AND ${differsFromStake("d", "s.raw", "$1", "$2")}`,
+    [tokenFactor(config.stakeDecimals), config.activationThreshold.toString()],
+  );
 
 /** Adds those developers to `affected`. */
 export const findRegistrations = (config: SidecarConfig): Statements => [

@@ -17,6 +17,24 @@ export const eventKey = (e: string) => `${e}.id || ':' || ${e}.transaction_hash`
 /** The block number inside one of Ponder's 75-digit checkpoints: characters 27–42. */
 export const checkpointBlock = (column: string) => `substring(${column} from 27 for 16)::bigint`;
 
+/**
+ * A wallet's confirmed stake in raw units, summed over its chains (`stakesync.chain_stake`), for
+ * `wallet`, an SQL expression. A subquery per wallet, through chain_stake's primary key: joined,
+ * the planner hashed the whole table (the step's temp tables have no statistics, and its hash-only
+ * joins forbid the alternative), so every realtime round read every wallet ever staked.
+ */
+export const confirmedStake = (wallet: string) =>
+  `(SELECT COALESCE(sum(cs.amount), 0) FROM stakesync.chain_stake cs WHERE cs.wallet = ${wallet})`;
+
+/**
+ * Whether developers row `d` differs from what a confirmed stake of `raw` (raw units, summed over
+ * chains) makes it: its stake_amount (`factor`, the token factor) or its status (`threshold`, raw
+ * units). Each argument is SQL: an alias's column, a parameter or a literal.
+ */
+export const differsFromStake = (d: string, raw: string, factor: string, threshold: string) =>
+  `(${d}.stake_amount IS DISTINCT FROM ${raw} * ${factor}::numeric
+    OR ${d}.status IS DISTINCT FROM stakesync.next_status(${d}.status, ${raw} >= ${threshold}::numeric))`;
+
 /** 10^−decimals as an exact numeric literal: raw units × factor = token units. */
 export function tokenFactor(decimals: number) {
   return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;

@@ -9,7 +9,7 @@ import type { SidecarConfig } from "../../../lib/config";
 import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations, findActivationsTogether } from "./find-activations";
-import { tokenFactor } from "./fragments";
+import { confirmedStake, differsFromStake, tokenFactor } from "./fragments";
 
 /**
  * Finds, among `affected`, every developer (with a row) whose row differs from their confirmed
@@ -80,14 +80,12 @@ function staleQuery(config: SidecarConfig) {
   const dev = config.developersTable.sql;
   return `INSERT INTO stale (wallet, activating)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
-       FROM (SELECT a.wallet, COALESCE(sum(cs.amount), 0) AS raw
-               FROM affected a LEFT JOIN stakesync.chain_stake cs ON cs.wallet = a.wallet
-              GROUP BY a.wallet) t
+       -- OFFSET 0: the sum once per wallet; flattened, it ran at each of raw's uses.
+       FROM (SELECT a.wallet, ${confirmedStake("a.wallet")} AS raw FROM affected a OFFSET 0) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
       WHERE lower(d.wallet_address) = ANY ($3::text[]) AND cardinality($3::text[]) > 0
       GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case
-     HAVING bool_or(d.stake_amount IS DISTINCT FROM t.raw * $1::numeric
-                 OR d.status IS DISTINCT FROM stakesync.next_status(d.status, t.raw >= $2::numeric))
+     HAVING bool_or(${differsFromStake("d", "t.raw", "$1", "$2")})
      RETURNING wallet, activating`;
 }
 

@@ -1,6 +1,6 @@
 import type { SidecarConfig } from "../../../lib/config";
 import { inline, type Statements } from "../../db/together";
-import { tokenFactor } from "./fragments";
+import { confirmedStake, tokenFactor } from "./fragments";
 
 export type Change = {
   wallet: string;
@@ -30,9 +30,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
      ),
      totals AS (
-       SELECT w.wallet, COALESCE(sum(cs.amount), 0) AS raw
-         FROM (SELECT DISTINCT wallet FROM mine) w LEFT JOIN stakesync.chain_stake cs ON cs.wallet = w.wallet
-        GROUP BY w.wallet
+       SELECT w.wallet, ${confirmedStake("w.wallet")} AS raw FROM (SELECT DISTINCT wallet FROM mine) w
      ),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
