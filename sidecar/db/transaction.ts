@@ -32,9 +32,11 @@ export async function inTransaction<T>(
   db: pg.ClientBase,
   begin: string | Statements,
   work: (begun: unknown[][]) => Promise<T | Committed<T>>,
+  options: { prepared?: boolean } = {},
 ): Promise<T> {
   try {
-    const begun = await allRows(db, typeof begin === "string" ? [begin] : begin);
+    // `prepared`: the begin's statements as statements prepared on this connection (allRows).
+    const begun = await allRows(db, typeof begin === "string" ? [begin] : begin, options);
     const result = await work(begun);
     if (isCommitted(result)) return result.value;
     await db.query("COMMIT");

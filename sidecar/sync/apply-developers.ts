@@ -63,11 +63,19 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
     // The claim, the write and the COMMIT in one round trip: a refused row stops the write and
     // the COMMIT, and the ROLLBACK that follows leads to the row-by-row pass below.
     // Counted from the end: BEGIN_APPLY is several statements, each with its own (empty) rows.
+    // A realtime round's few developers: its claim and write as statements prepared on this
+    // connection (together.ts); a catch-up's thousands are planned for what they are.
     const write = [...begin, ...writeDevelopers(config, null), ...COMMIT];
-    return await inTransaction(db, write, async (rows) => {
-      const [claim = [], written] = rows.slice(-3, -1);
-      return committed({ changes: changesFrom(written), refused: [], held: heldFrom(claim) });
-    });
+    const prepared = queued.length <= PREPARED_MAX_WALLETS;
+    return await inTransaction(
+      db,
+      write,
+      async (rows) => {
+        const [claim = [], written] = rows.slice(-3, -1);
+        return committed({ changes: changesFrom(written), refused: [], held: heldFrom(claim) });
+      },
+      { prepared },
+    );
   } catch (error) {
     if (!refusesRow(error)) throw error;
   }
@@ -115,6 +123,9 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
     return { changes, refused, held };
   });
 }
+
+/** As the step's TOGETHER_MAX_EVENTS: a realtime block's developers, with room. */
+const PREPARED_MAX_WALLETS = 1000;
 
 /**
  * READ COMMITTED. A deferred constraint of the application's would refuse a row only at COMMIT,

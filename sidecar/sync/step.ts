@@ -138,11 +138,12 @@ async function stepOnce(
     // every chain stepped to where it was, nothing added or removed.
     const quiet = !reconcile && guard.size === 0 && windows.every(nothingNew);
     if (quiet) {
-      const [ledger, registrations, pending] = await allRows(db, [
-        ...ledgerMatches(config.ponderSchema, windows),
-        ...anyRegistrations(config),
-        ...pendingFor(config),
-      ]);
+      // Prepared on this connection (together.ts): most rounds are these, on windows of a few blocks.
+      const [ledger, registrations, pending] = await allRows(
+        db,
+        [...ledgerMatches(config.ponderSchema, windows), ...anyRegistrations(config), ...pendingFor(config)],
+        { prepared: true },
+      );
       if (yes(ledger) && !yes(registrations)) {
         const nothing = { chains: chainSteps(windows, new Map()), deferred: [], drifted: 0, catchUp: false };
         return { kind: "stepped", ...nothing, pending: pending && walletsFrom(pending) };
@@ -195,7 +196,8 @@ async function stepOnce(
     if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
     const last = [...first, ...queueDevelopers, ...advanceCursor];
     const read = pendingFor(config);
-    const rows = await allRows(db, [...last, ...read, ...COMMIT]);
+    // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
+    const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together });
     // Counted from the end, as the COMMIT's rows come last.
     const pending = read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });

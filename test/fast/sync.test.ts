@@ -900,6 +900,44 @@ describe("a round's cost with a large application table", () => {
     expect(await fake.developer(w)).toMatchObject({ status: "pending", stake_amount: "4.000000" });
   });
 
+  it("plans a block's statements once per connection, and follows Ponder's table when it is made again", async () => {
+    fake = await fakePonder();
+    const plans = async () =>
+      (
+        await fake.db.query<{ statements: number; custom: number; generic: number }>(
+          `SELECT count(*)::int AS statements, coalesce(sum(custom_plans), 0)::int AS custom,
+                  coalesce(sum(generic_plans), 0)::int AS generic FROM pg_prepared_statements`,
+        )
+      ).rows[0];
+    let block = 10;
+    const stakeRound = async (n: number) => {
+      const w = wallet(0x100 + n);
+      await fake.register(w, `dev${n}@example.com`);
+      await fake.index([{ developer: w, amount: 5n * USDC, block }], block + 2);
+      block += 3;
+      await fake.round();
+      await fake.round(); // between blocks
+      expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    };
+    for (let n = 0; n < 3; n++) await stakeRound(n);
+    const warm = await plans();
+    expect(warm?.statements).toBeGreaterThan(10);
+    for (let n = 3; n < 6; n++) await stakeRound(n);
+    const later = await plans();
+    // The same statements, none planned for its values: each run reuses its one plan.
+    expect(later?.statements).toBe(warm?.statements);
+    expect(later?.custom).toBe(0);
+    expect(later?.generic).toBeGreaterThan(warm?.generic ?? 0);
+    // Ponder's table made again (another relation of the same name, as a restart of `ponder dev`
+    // makes it): the statements prepared on the old one are planned again on the new.
+    await fake.db.query(`
+      CREATE TABLE ${SCHEMA}.stake_event_again (LIKE ${SCHEMA}.stake_event INCLUDING ALL);
+      INSERT INTO ${SCHEMA}.stake_event_again SELECT * FROM ${SCHEMA}.stake_event;
+      DROP TABLE ${SCHEMA}.stake_event;
+      ALTER TABLE ${SCHEMA}.stake_event_again RENAME TO stake_event`);
+    for (let n = 6; n < 8; n++) await stakeRound(n);
+  });
+
   it("answers a round between blocks with two yes/no questions in one query, not the whole step", async () => {
     fake = await fakePonder();
     await fake.register(wallet(0x43));
