@@ -5,7 +5,6 @@
  */
 import pg from "pg";
 import type { Logger } from "pino";
-import { GENERIC_PLANS } from "./db/together";
 
 /** The advisory lock key; SQL checks who holds it through pg_locks (see effects/outbox.ts). */
 export const LEADER_LOCK = 7_263_002;
@@ -54,7 +53,7 @@ async function prepareSession(client: pg.Client): Promise<number> {
     `SET idle_in_transaction_session_timeout = '${limit}s';
      SET idle_session_timeout = '${limit}s';
      SET tcp_keepalives_idle = 3; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
-     SET tcp_user_timeout = ${limit * 1000}; ${GENERIC_PLANS}`,
+     SET tcp_user_timeout = ${limit * 1000}`,
   );
   const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
   return rows[0]?.pid ?? 0;

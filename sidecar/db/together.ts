@@ -36,13 +36,15 @@ export async function allRows(
   return rowsOf(await db.query(statements.join(";\n")));
 }
 
-/** Each statement's rows, in order; those of the PREPAREs preparedRows added left out. */
+/** Each statement's rows, in order; those of the statements preparedRows added left out. */
 function rowsOf(result: unknown): unknown[][] {
   const results = result as Result | Result[];
-  return (Array.isArray(results) ? results : [results]).filter((r) => r.command !== "PREPARE").map((r) => r.rows);
+  return (Array.isArray(results) ? results : [results])
+    .filter((r) => r.command !== "PREPARE" && r.fields[0]?.name !== PLANS)
+    .map((r) => r.rows);
 }
 
-type Result = { rows: unknown[]; command: string };
+type Result = { rows: unknown[]; command: string; fields: { name: string }[] };
 
 /**
  * The names prepared on each connection. A realtime round's statements are the same every round
@@ -54,12 +56,17 @@ type Result = { rows: unknown[]; command: string };
 const preparedNames = new WeakMap<Queryable, { names: Set<string>; unsure: boolean }>();
 
 /**
- * Sent once by a session that runs preparedRows (the leader's, leader.ts): its prepared statements
- * are planned once, for any values (a generic plan). Left to choose, the server planned again at
- * every run those that take values (the first-activation look-ups, the claim): 1.1 ms a round.
- * No other statement of the session is prepared; simple and unnamed queries are planned as before.
+ * Around the EXECUTEs, in the same round trip: the prepared statements are planned once, for any
+ * values (a generic plan). Left to choose, the server planned again at every run those that take
+ * values (the first-activation look-ups, the claim): 1.1 ms a round. Only around them, for the
+ * rest of their transaction: a session-wide setting would also give generic plans to the
+ * session's other queries with values (pg sends them as unnamed prepared statements), where a
+ * bound array must be hashed as the value it is (a catch-up's thousands of wallets). Their rows
+ * are left out of the results (by their column's name), as a PREPARE's are.
  */
-export const GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan";
+const PLANS = "stakesync_plans";
+const GENERIC_PLANS = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS ${PLANS}`;
+const PLANS_AS_BEFORE = `SELECT set_config('plan_cache_mode', 'auto', true) AS ${PLANS}`;
 
 /** At most this many per connection: past it, statements go as text (a text that varied would grow the list). */
 const MAX_PREPARED = 100;
@@ -102,6 +109,13 @@ async function preparedRows(db: Queryable, statements: Statements): Promise<unkn
       on.names.add(name);
     }
     sent.push(literals.length > 0 ? `EXECUTE ${name}(${literals.join(", ")})` : `EXECUTE ${name}`);
+  }
+  // Generic plans from the first EXECUTE (or its PREPARE) to the last.
+  const first = sent.findIndex((q) => q.startsWith("PREPARE ") || q.startsWith("EXECUTE "));
+  if (first >= 0) {
+    const last = sent.findLastIndex((q) => q.startsWith("EXECUTE "));
+    sent.splice(last + 1, 0, PLANS_AS_BEFORE);
+    sent.splice(first, 0, GENERIC_PLANS);
   }
   try {
     return rowsOf(await db.query(sent.join(";\n")));

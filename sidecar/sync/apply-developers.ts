@@ -53,7 +53,12 @@ export function refusesRow(error: unknown): boolean {
  * `pending`: the queue's pending wallets when the step just read them (`pendingWallets`, with its
  * last operations); else they are read here.
  */
-export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, pending?: string[]): Promise<Applied> {
+export async function applyDevelopers(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  pending?: string[],
+  { walletIndexed = false }: { walletIndexed?: boolean } = {},
+): Promise<Applied> {
   // Shadow mode writes nothing: the queue keeps what a write would do, `stakesync plan` shows it.
   if (config.mode === "shadow") return NOTHING;
   const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets));
@@ -64,9 +69,11 @@ export async function applyDevelopers(db: pg.ClientBase, config: SidecarConfig, 
     // the COMMIT, and the ROLLBACK that follows leads to the row-by-row pass below.
     // Counted from the end: BEGIN_APPLY is several statements, each with its own (empty) rows.
     // A realtime round's few developers: its claim and write as statements prepared on this
-    // connection (together.ts); a catch-up's thousands are planned for what they are.
+    // connection (together.ts); a catch-up's thousands are planned for what they are. Only with
+    // the index on the developers' wallets (developers-table.ts walletIndexed): a generic plan's
+    // wallets are a parameter, walked for every row of a table without it, not hashed.
     const write = [...begin, ...writeDevelopers(config, null), ...COMMIT];
-    const prepared = queued.length <= PREPARED_MAX_WALLETS;
+    const prepared = walletIndexed && queued.length <= PREPARED_MAX_WALLETS;
     return await inTransaction(
       db,
       write,

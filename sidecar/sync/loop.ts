@@ -216,7 +216,9 @@ export class SyncLoop {
         const written =
           step.kind === "waiting-for-ponder"
             ? NOTHING
-            : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined);
+            : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
+                walletIndexed: this.walletIndexed,
+              });
         const durationMs = performance.now() - startedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");

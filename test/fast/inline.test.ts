@@ -58,6 +58,14 @@ it("runs statements prepared on the connection, and prepares again what a failed
   expect(await allRows(db, [inline("SELECT $1::int + $2::int AS n", [4, 5])], { prepared: true })).toEqual([
     [{ n: 9 }],
   ]);
+  // Planned generically only while they run: the session's other queries with values (unnamed
+  // prepared statements to the server) keep plans made for their values.
+  await db.query("BEGIN");
+  expect(await allRows(db, [statement, "SHOW plan_cache_mode"], { prepared: true })).toEqual([
+    [{ n: 5 }],
+    [{ plan_cache_mode: "auto" }],
+  ]);
+  await db.query("COMMIT");
   // Two statements, each prepared once, whatever their values.
   expect((await names()) - before).toBe(2);
 });

@@ -11,7 +11,6 @@ import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
 import { walletIndexed } from "../../sidecar/db/developers-table";
 import { migrate } from "../../sidecar/db/migrate";
-import { GENERIC_PLANS } from "../../sidecar/db/together";
 import { createLogger } from "../../sidecar/log";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
@@ -78,7 +77,6 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   });
   const db = new pg.Client({ connectionString: url });
   await db.connect();
-  await db.query(GENERIC_PLANS); // as the leader's session (leader.ts)
   const primary = await ponderTables(db, SCHEMA);
   const replicas = new Map<string, PonderTables>();
   for (const schema of config.ponderReplicaSchemas) replicas.set(schema, await ponderTables(db, schema));
@@ -115,7 +113,8 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         walletIndexed: source.walletIndexed,
       });
       source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;
-      return { step, ...(await applyDevelopers(db, config, step.kind === "stepped" ? step.pending : undefined)) };
+      const pending = step.kind === "stepped" ? step.pending : undefined;
+      return { step, ...(await applyDevelopers(db, config, pending, { walletIndexed: source.walletIndexed })) };
     },
     ...primary,
     replica: (schema) => {

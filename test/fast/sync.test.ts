@@ -1033,6 +1033,8 @@ describe("a round's cost with a large application table", () => {
     // Computed on the server, the wallets would not be hashed: without the index each would be
     // compared with every row of the application's table.
     expect(sent.some((q) => q.includes("ARRAY(SELECT wallet FROM affected)"))).toBe(false);
+    // Nor is the developers write prepared: a generic plan would walk its wallets likewise.
+    expect(sent.some((q) => /EXECUTE|PREPARE/.test(q) && q.includes("claimed"))).toBe(false);
     const row = await fake.developer(w);
     expect(row).toMatchObject({ status: "active", stake_amount: "11.000000" });
     expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 11 * 12) * 1000);
