@@ -10,7 +10,7 @@
  * Ponder's event ids sort in the order the events happened.
  */
 import type pg from "pg";
-import { type Inlined, inline, lastRows, type Statements } from "../../db/together";
+import { inline, lastRows, type Statements } from "../../db/together";
 import type { Window } from "../windows";
 import { eventKey, signedAmount } from "./fragments";
 
@@ -39,26 +39,22 @@ export async function diffEvents(
   windows: Window[],
 ): Promise<Map<number, EventCounts>> {
   const col = <K extends keyof Window>(key: K) => windows.map((w) => w[key]);
-  const values = [col("chainId"), col("cursor"), col("lower"), col("target"), col("diffTo"), col("finalBlock")];
-  // The windows go in as literals: with the diff and its counts, one round trip. The diff reads
-  // them as literals too, not from sync_window: a temp table has no statistics, and planned as
-  // a thousand windows the diff sized its hash tables for 280,000 events (8 MB each realtime round).
-  const windowRows = `unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
-           AS w(chain_id, cursor, lower, target, diff_to, final_block)`;
-  const statements: (string | Inlined)[] = [
+  const statements = [
+    // The windows go in as literals: with the diff and its counts, one round trip.
     inline(
-      `INSERT INTO sync_window (chain_id, cursor, lower, target, diff_to, final_block) SELECT * FROM ${windowRows}`,
-      values,
+      `INSERT INTO sync_window (chain_id, cursor, lower, target, diff_to, final_block)
+         SELECT * FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+           AS w(chain_id, cursor, lower, target, diff_to, final_block)`,
+      [col("chainId"), col("cursor"), col("lower"), col("target"), col("diffTo"), col("finalBlock")],
     ),
-    inline(
-      `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
+    `INSERT INTO sync_delta (change, chain_id, event_key, wallet, delta, block_number, block_timestamp,
                              transaction_hash, log_index, late, events)
      WITH event AS (
        SELECT e.chain_id, e.id, e.transaction_hash, e.developer AS wallet, e.block_number, e.block_timestamp,
               e.log_index, ${signedAmount("e")} AS delta,
               e.block_number <= w.cursor AS late, e.block_number > w.final_block AS tracked,
               e.block_number <= w.target AS confirmed
-         FROM ${windowRows} ${ponderEventsIn(ponderSchema, "w")}
+         FROM sync_window w ${ponderEventsIn(ponderSchema, "w")}
      ),
      desired AS (
        SELECT chain_id, ${eventKey("event")} AS event_key, wallet, delta, block_number, block_timestamp,
@@ -66,7 +62,7 @@ export async function diffEvents(
          FROM event WHERE late OR tracked
      ),
      applied AS (
-       SELECT a.* FROM ${windowRows} ${appliedIn("w")}
+       SELECT a.* FROM sync_window w ${appliedIn("w")}
      )
      SELECT 'added' AS change, d.chain_id, d.event_key, d.wallet, d.delta, d.block_number,
             d.block_timestamp, d.transaction_hash, d.log_index, d.late, 1 AS events
@@ -86,8 +82,6 @@ export async function diffEvents(
                     max(id COLLATE "C") AS last
                FROM event WHERE NOT (late OR tracked) GROUP BY chain_id, wallet) f
        JOIN event e ON e.id = f.last`,
-      values,
-    ),
   ];
   if (windows.some((w) => w.target < w.cursor)) {
     // Behind the cursor, applied events above Ponder's checkpoint are not compared yet: a wallet
