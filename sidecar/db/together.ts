@@ -90,6 +90,9 @@ async function preparedRows(db: Queryable, statements: Statements): Promise<unkn
   }
   const sent: string[] = [];
   let preparing = false;
+  // Where the first PREPARE or EXECUTE goes, and after which EXECUTE the last: generic plans between.
+  let first: number | undefined;
+  let last: number | undefined;
   for (const statement of statements) {
     const text = String(statement);
     if (!/^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b/i.test(text)) {
@@ -105,16 +108,16 @@ async function preparedRows(db: Queryable, statements: Statements): Promise<unkn
         continue;
       }
       preparing = true;
+      first ??= sent.length;
       sent.push(`PREPARE ${name} AS ${body}`);
       on.names.add(name);
     }
+    first ??= sent.length;
     sent.push(literals.length > 0 ? `EXECUTE ${name}(${literals.join(", ")})` : `EXECUTE ${name}`);
+    last = sent.length;
   }
-  // Generic plans from the first EXECUTE (or its PREPARE) to the last.
-  const first = sent.findIndex((q) => q.startsWith("PREPARE ") || q.startsWith("EXECUTE "));
-  if (first >= 0) {
-    const last = sent.findLastIndex((q) => q.startsWith("EXECUTE "));
-    sent.splice(last + 1, 0, PLANS_AS_BEFORE);
+  if (first !== undefined && last !== undefined) {
+    sent.splice(last, 0, PLANS_AS_BEFORE);
     sent.splice(first, 0, GENERIC_PLANS);
   }
   try {

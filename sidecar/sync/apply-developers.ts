@@ -23,6 +23,7 @@ import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
 import { type Change, changesFrom, writeDevelopers } from "./sql/write-developers";
+import { TOGETHER_MAX_EVENTS } from "./step";
 
 export type { Change };
 
@@ -73,7 +74,7 @@ export async function applyDevelopers(
     // the index on the developers' wallets (developers-table.ts walletIndexed): a generic plan's
     // wallets are a parameter, walked for every row of a table without it, not hashed.
     const write = [...begin, ...writeDevelopers(config, null), ...COMMIT];
-    const prepared = walletIndexed && queued.length <= PREPARED_MAX_WALLETS;
+    const prepared = walletIndexed && queued.length <= TOGETHER_MAX_EVENTS;
     return await inTransaction(
       db,
       write,
@@ -130,9 +131,6 @@ export async function applyDevelopers(
     return { changes, refused, held };
   });
 }
-
-/** As the step's TOGETHER_MAX_EVENTS: a realtime block's developers, with room. */
-const PREPARED_MAX_WALLETS = 1000;
 
 /**
  * READ COMMITTED. A deferred constraint of the application's would refuse a row only at COMMIT,

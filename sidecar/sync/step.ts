@@ -212,9 +212,10 @@ function missingRelation(error: unknown): boolean {
 
 /**
  * A realtime block's events, with room: above it (a sidecar back after an outage, with Ponder
- * ready) the look-ups take the path that catch-ups take.
+ * ready) the look-ups take the path that catch-ups take. The developers write takes it as its
+ * bound too (apply-developers.ts): a step queues at most one developer per event.
  */
-const TOGETHER_MAX_EVENTS = 1000;
+export const TOGETHER_MAX_EVENTS = 1000;
 
 /** The queue's pending wallets, read for the developers write; shadow mode writes none. */
 const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets);
