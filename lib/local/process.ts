@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { type PonderMemory, repoRoot } from "../config";
 import { stopChild } from "./anvil";
@@ -63,10 +64,20 @@ const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "
  */
 const SEMI_SPACE_MB = 16;
 
+/** Gives Ponder's relative imports their format from a cache: a second less of CPU at each start (see the file). */
+const esmScopeCache = pathToFileURL(path.join(repoRoot, "lib", "esm-scope-cache.mjs")).href;
+
 /** `spawn(process.execPath, args, { env: { ...env, ...command.env } })` runs Ponder's CLI within `memory`. */
 export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
   return {
-    args: [`--max-old-space-size=${memory.heapMb}`, `--max-semi-space-size=${SEMI_SPACE_MB}`, ponderBin, ...cliArgs],
+    args: [
+      `--max-old-space-size=${memory.heapMb}`,
+      `--max-semi-space-size=${SEMI_SPACE_MB}`,
+      "--import",
+      esmScopeCache,
+      ponderBin,
+      ...cliArgs,
+    ],
     env: { PONDER_CACHE_BYTES: String(memory.cacheBytes) },
   };
 }
