@@ -51,9 +51,12 @@ describe("status page in Chromium", () => {
       PONDER_URL: `http://127.0.0.1:${ponderPort}`,
     };
     const sidecar = await startSidecar(env);
+    // Held still: the page's own reload every 3 s raced the test's next page.goto (Playwright:
+    // "navigation interrupted by another navigation") and could land in the middle of a check.
+    const still = `${sidecar.url}/?refresh=0`;
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const indexedProgress = async () => {
-      await page.goto(sidecar.url);
+      await page.goto(still);
       return Number(
         (await page.locator(`tr[data-chain="${chain.chainId}"] progress.indexed-bar`).getAttribute("value")) ?? -1,
       );
@@ -84,7 +87,7 @@ describe("status page in Chromium", () => {
     await sidecar.waitSynced(chain, databaseUrl, "page_ponder");
     const synced = (await sidecar.status()).chains[0]?.synced;
 
-    await page.goto(sidecar.url);
+    await page.goto(still);
     const row = page.locator(`#changes tr[data-wallet="${wallet}"]`);
     await expect(row.textContent()).resolves.toContain("pending 0 → active 4.200000");
     expect(await row.textContent()).toContain(`${chain.chainId} · ${receipt.blockNumber}`);
@@ -105,7 +108,7 @@ describe("status page in Chromium", () => {
     });
     if (!status) throw new Error("no status");
     const [live] = status.chains as [(typeof status.chains)[0]];
-    await page.goto(sidecar.url);
+    await page.goto(still);
     const chainRow = page.locator(`tr[data-chain="${chain.chainId}"]`);
     const cell = async (name: string) => (await chainRow.locator(`td.${name}`).textContent())?.trim();
     expect(Number(await cell("head"))).toBe(live.head);

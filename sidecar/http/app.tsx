@@ -18,7 +18,7 @@ import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from ".
 import type { SyncLoop } from "../sync/loop";
 import { countDiffering } from "../sync/plan-developers";
 import { adminAuth } from "./admin-auth";
-import { StatusPage } from "./page";
+import { PAGE_REFRESH_S, StatusPage } from "./page";
 
 export type AppDeps = {
   config: SidecarConfig;
@@ -121,6 +121,11 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   const startBlocks = new Map(config.chains.map((chain) => [chain.id, chain.startBlock]));
   app.get("/", async (c) => {
+    // ?refresh=0 holds the page still (to read or copy from it); the default reloads every 3 s.
+    const refresh = c.req.query("refresh") ?? String(PAGE_REFRESH_S);
+    if (!/^\d{1,4}$/.test(refresh)) {
+      return c.text("refresh must be a whole number of seconds (0 to stop refreshing)\n", 400);
+    }
     const [s, changes, counts, diff] = await Promise.all([
       status(),
       readRecentChanges(pool),
@@ -138,6 +143,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
         developerCounts={counts}
         emailConfigured={config.smtpUrl !== undefined}
         shadow={diff === null ? null : { differing: diff }}
+        refreshSeconds={Number(refresh)}
       />,
     );
   });

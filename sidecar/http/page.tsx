@@ -77,6 +77,9 @@ function ChainRow({ chain, start, maxLag }: { chain: ChainStatus; start: number;
   );
 }
 
+/** How often the status page reloads itself, in seconds, unless its URL says `?refresh=`. */
+export const PAGE_REFRESH_S = 3;
+
 export function StatusPage(props: {
   status: Status;
   changes: RecentChange[];
@@ -90,10 +93,13 @@ export function StatusPage(props: {
   emailConfigured: boolean;
   /** Shadow mode: rows a write would change; null in write mode. */
   shadow: { differing: number } | null;
+  /** The page reloads itself every so many seconds; 0: never. */
+  refreshSeconds?: number;
   now?: number;
 }) {
   const { status, changes, alerts, explorerUrl, developerCounts } = props;
   const now = props.now ?? Date.now();
+  const refreshSeconds = props.refreshSeconds ?? PAGE_REFRESH_S;
   const txLink = (hash: string | null) =>
     hash === null ? (
       "—"
@@ -107,7 +113,7 @@ export function StatusPage(props: {
     <html lang="en">
       <head>
         <meta charset="utf-8" />
-        <meta http-equiv="refresh" content="3" />
+        {refreshSeconds > 0 && <meta http-equiv="refresh" content={String(refreshSeconds)} />}
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>stakesync status</title>
         <style>{style}</style>

@@ -119,6 +119,19 @@ describe("status page", () => {
     expect(html).not.toMatch(/\b1 blocks\b/);
     expect(html).not.toContain("@");
   });
+
+  it("reloads itself every 3 s unless ?refresh= says otherwise, and refuses a refresh that is not whole seconds", async () => {
+    expect(await (await app.request("/")).text()).toContain('<meta http-equiv="refresh" content="3"/>');
+    expect(await (await app.request("/?refresh=30")).text()).toContain('<meta http-equiv="refresh" content="30"/>');
+    const still = await app.request("/?refresh=0");
+    expect(still.status).toBe(200);
+    expect(await still.text()).not.toContain("http-equiv");
+    for (const bad of ["abc", "-1", "1.5", "99999"]) {
+      const response = await app.request(`/?refresh=${bad}`);
+      expect(response.status).toBe(400);
+      expect(await response.text()).toContain("refresh must be a whole number of seconds");
+    }
+  });
 });
 
 describe("metrics", () => {
