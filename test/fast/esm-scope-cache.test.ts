@@ -26,7 +26,16 @@ function fixture() {
   // An exports map like viem's: what Node materializes again for every import it resolves.
   const exports = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`./e${i}`, `./e${i}.js`]));
   write(`${pkg}/package.json`, JSON.stringify({ name: "esm-pkg", type: "module", exports }));
-  write(`${pkg}/a.js`, `export const a = "a";`);
+  write(`${pkg}/a.js`, `export const a = "a"; export const url = import.meta.url;`);
+  write(`${pkg}/real.cjs`, `module.exports = { cjs: true };`);
+  symlinkSync(path.join(root, pkg, "real.cjs"), path.join(root, pkg, "cjs-link.js"));
+  write(`${pkg}/back\\slash.js`, `export const slash = "\\";`);
+  mkdirSync(path.join(root, pkg, "badutf"));
+  writeFileSync(
+    path.join(root, pkg, "badutf/package.json"),
+    Buffer.concat([Buffer.from('{"type":"module","description":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+  );
+  write(`${pkg}/badutf/g.js`, `export const g = "g";`);
   write(`${pkg}/sub/b.js`, `export { a } from "../a.js"; export const b = "b";`);
   write(`${pkg}/real/c.js`, `export const url = import.meta.url;`);
   symlinkSync(path.join(root, pkg, "real"), path.join(root, pkg, "link"));
@@ -50,8 +59,10 @@ const outcome = async (specifier) => {
 };
 const results = {};
 for (const s of ["./a.js", "./sub/b.js", "./real/c.js", "./link/c.js", "./cjs/d.js", "./untyped/f.js", "./bad/e.js",
-  "./missing.js", "./folder.js", "./a", "../esm-pkg/a.js"]) results[s] = await outcome(s);
+  "./missing.js", "./folder.js", "./a", "../esm-pkg/a.js", "./cjs-link.js", "./a.js?v=1.js", "./a.js#h.js",
+  "./back%5Cslash.js", "./badutf/g.js"]) results[s] = await outcome(s);
 results.sameThroughLink = (await import("./link/c.js")) === (await import("./real/c.js"));
+results.queryIsAnother = (await import("./a.js?v=1.js")) !== (await import("./a.js"));
 const { b, a } = await import("./sub/b.js");
 results.reexport = a + b;
 export default results;
@@ -65,8 +76,8 @@ console.log(JSON.stringify({ results, stats }));`,
   );
 }
 
-function runMain(withHook: boolean) {
-  const args = withHook ? ["--import", hook, "main.mjs"] : ["main.mjs"];
+function runMain(withHook: boolean, flags: string[] = []) {
+  const args = [...flags, ...(withHook ? ["--import", hook] : []), "main.mjs"];
   const out = execFileSync(process.execPath, args, {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", ...(withHook ? { WITH_HOOK: "1" } : {}) },
@@ -88,8 +99,18 @@ it("resolves as Node does, errors included, and answers the relative .js imports
     "./missing.js": { error: "ERR_MODULE_NOT_FOUND" },
     "./folder.js": { error: "ERR_UNSUPPORTED_DIR_IMPORT" },
     "./bad/e.js": { error: "ERR_INVALID_PACKAGE_CONFIG" },
+    "./badutf/g.js": { error: "ERR_INVALID_PACKAGE_CONFIG" },
+    "./cjs-link.js": { ok: expect.stringContaining("default") }, // a .js name for a CommonJS file
+    "./a.js?v=1.js": { url: "<root>/node_modules/esm-pkg/a.js?v=1.js" },
+    "./a.js#h.js": { url: "<root>/node_modules/esm-pkg/a.js#h.js" },
+    "./back%5Cslash.js": { error: "ERR_INVALID_MODULE_SPECIFIER" },
+    queryIsAnother: true,
     reexport: "ab",
   });
+  // With --preserve-symlinks Node keeps the link's path; the hook then stays out.
+  const preserved = runMain(false, ["--preserve-symlinks"]);
+  expect(preserved.results["./link/c.js"]).toEqual({ ok: "url", url: "<root>/node_modules/esm-pkg/link/c.js" });
+  expect(runMain(true, ["--preserve-symlinks"]).results).toEqual(preserved.results);
   // Answered by the hook: ./a.js, ./sub/b.js, ./real/c.js, ./link/c.js, ../a.js, ../esm-pkg/a.js.
   expect(withHook.stats?.answered).toBeGreaterThanOrEqual(6);
 });
