@@ -17,7 +17,7 @@ import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-dev
 import { followSource, newWatch, startWatch } from "./choose-source";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
-/** How often a leader that is backing off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
+/** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
 const PING_MS = 1000;
 /** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
 const CATCH_UP_SHARE = 0.2;
@@ -67,6 +67,8 @@ export class SyncLoop {
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
   private wake: (() => void) | undefined;
+  /** A round's statements are on the leader's connection: no ping then (see lead). */
+  private inRound = false;
   private reconcileRequests: {
     resolve: (r: ReconcileResult) => void;
     reject: (e: unknown) => void;
@@ -166,8 +168,12 @@ export class SyncLoop {
     // The server ends a silent leader's session (LEADER_SILENCE_LIMIT_S): while this loop sleeps
     // or backs off, a ping keeps a live leader's session, and its lock, alive. Inside a step's
     // transaction the ping waits its turn; a process stalled that long between two statements
-    // loses the session and the lock, as a frozen one does.
-    const ping = setInterval(() => db.query("SELECT 1").catch(() => undefined), PING_MS);
+    // loses the session and the lock, as a frozen one does. No ping during a round: its own
+    // statements keep the session, and a ping queued behind one of them ran before the next,
+    // one more round trip in one round a second (a block's round, at times: its latency).
+    const ping = setInterval(() => {
+      if (!this.inRound) db.query("SELECT 1").catch(() => undefined);
+    }, PING_MS);
     try {
       await this.leadOn(db, () => connectionLost);
     } finally {
@@ -199,6 +205,7 @@ export class SyncLoop {
       const reconcile = this.reconcileRequests.length > 0 || Date.now() >= this.nextReconcileAt;
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
       let applied = false;
+      this.inRound = true;
       try {
         const startedAt = performance.now();
         const config = await followSource(db, this.config, this.state.source, this.removalGuard, this.sourceWatch);
@@ -232,6 +239,7 @@ export class SyncLoop {
         }
         this.recovered();
       } catch (error) {
+        this.inRound = false;
         for (const request of requests) request.reject(error);
         const lostNow = lostError();
         if (lostNow) throw lostNow;
@@ -242,6 +250,7 @@ export class SyncLoop {
         await this.backoff();
         continue;
       }
+      this.inRound = false;
       // A step that applied events is followed at once: Ponder may have gone on meanwhile (a
       // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
       if (!applied) await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));

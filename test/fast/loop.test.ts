@@ -2,7 +2,8 @@
  * The leader's loop (sidecar/sync/loop.ts) running in this process against fabricated Ponder
  * tables: what it keeps between rounds, and what it must forget when it stops seeing Ponder.
  */
-import { afterEach, expect, it } from "vitest";
+import pg from "pg";
+import { afterEach, expect, it, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
 import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
@@ -117,4 +118,49 @@ it("measures the Ponder instance it reads from what this term saw: an earlier te
     timeoutMs: 30_000,
     intervalMs: 10,
   });
+});
+
+/**
+ * The leader pings its connection every second so that the server, which ends a silent leader's
+ * session, keeps it while the loop sleeps. A ping sent during a round waited behind the round's
+ * statement and then ran before the next one: a round trip more inside the round.
+ */
+it("does not ping its connection during a round: a round held up for 2.5 s runs only its own statements", async () => {
+  await startLoop();
+  await rounds(2);
+  const sent: { client: unknown; text: string; at: number }[] = [];
+  const original = pg.Client.prototype.query;
+  const query = vi.spyOn(pg.Client.prototype, "query").mockImplementation(function (
+    this: pg.Client,
+    ...args: unknown[]
+  ) {
+    const q = args[0];
+    const text = typeof q === "string" ? q : String((q as { text?: unknown } | undefined)?.text ?? "");
+    sent.push({ client: this, text, at: performance.now() });
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original);
+  const blocker = new pg.Client({ connectionString: fake.config.database.url });
+  await blocker.connect();
+  // The next round's first statement reads the cursors: it waits for this lock.
+  await blocker.query("BEGIN; LOCK TABLE stakesync.cursor IN ACCESS EXCLUSIVE MODE");
+  const lockedAt = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  await blocker.query("COMMIT");
+  await blocker.end();
+  await rounds(2);
+  query.mockRestore();
+  // The round that began while the lock was held, from its BEGIN to its COMMIT.
+  const held = sent.find((c) => c.at > lockedAt && c.text.includes("REPEATABLE READ"));
+  const leader = sent.filter((c) => c.client === held?.client);
+  const begin = held ? leader.indexOf(held) : -1;
+  const end = leader.findIndex((c, i) => i > begin && /\bCOMMIT\b/.test(c.text));
+  expect(begin).toBeGreaterThanOrEqual(0);
+  expect(end).toBeGreaterThan(begin);
+  expect(leader[end]?.at ?? 0).toBeGreaterThan(lockedAt + 2000); // it was held up
+  expect(
+    leader
+      .slice(begin, end + 1)
+      .map((c) => c.text.trim())
+      .filter((t) => t === "SELECT 1"),
+  ).toEqual([]);
 });
