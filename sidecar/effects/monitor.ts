@@ -6,10 +6,27 @@ import type { LoopState } from "../sync/loop";
 import type { Alerts } from "./alerts";
 
 const HEAD_STALE_MS = 10_000;
+/**
+ * Ponder's RPC errors page when its error counter rose in RPC_FIRE_CHECKS of the last
+ * RPC_WINDOW_CHECKS checks (one a second), and clear once it has not risen for RPC_CLEAR_CHECKS.
+ * A request that fails is retried with a growing delay (0.1 s, doubling), so a provider that is
+ * down makes the counter rise at once and then ever more rarely. A lone failed request does not
+ * page, and a page does not flap with the retries: Ponder after a deep reorg asks for a block
+ * that is gone for up to a minute, and the counter's every rise paged and cleared again, six
+ * times over one such minute in the soak (seed 8).
+ */
+const RPC_WINDOW_CHECKS = 5;
+const RPC_FIRE_CHECKS = 3;
+const RPC_CLEAR_CHECKS = 30;
 
 export class AlertMonitor {
   private lastReorgAt = 0;
   private ponderRpcErrors: number | undefined;
+  /** For each of the last RPC_WINDOW_CHECKS checks: whether Ponder's error counter rose. */
+  private ponderRpcRises: boolean[] = [];
+  /** Checks since it last rose. */
+  private ponderRpcQuiet = Number.POSITIVE_INFINITY;
+  private ponderRpcFailing = false;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -63,22 +80,31 @@ export class AlertMonitor {
     );
   }
 
-  /** The sidecar's own head polls, and whether Ponder's RPC error counter moved since last time. */
+  /** The sidecar's own head polls, and whether Ponder's RPC requests keep failing (see RPC_FIRE_CHECKS). */
   private async rpcProblem(): Promise<string | null> {
     const stale = this.config.chains.filter((c) => {
       const head = this.heads.get(c.id);
       return !head || Date.now() - head.at > HEAD_STALE_MS;
     });
     const text = await fetch(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
-      .then((r) => r.text())
-      .catch(() => "");
-    const errors = [...text.matchAll(/^ponder_rpc_request_error_total\{[^}]*\} (\d+)/gm)].reduce(
-      (sum, m) => sum + Number(m[1]),
-      0,
-    );
-    const ponderFailing = this.ponderRpcErrors !== undefined && errors > this.ponderRpcErrors;
-    this.ponderRpcErrors = errors;
+      .then((r) => (r.ok ? r.text() : undefined))
+      .catch(() => undefined);
+    // Unanswered (Ponder down: indexer_down's matter), nothing is known of its requests: no rise.
+    const errors =
+      text === undefined
+        ? undefined
+        : [...text.matchAll(/^ponder_rpc_request_error_total\{[^}]*\} (\d+)/gm)].reduce(
+            (sum, m) => sum + Number(m[1]),
+            0,
+          );
+    const rose = errors !== undefined && this.ponderRpcErrors !== undefined && errors > this.ponderRpcErrors;
+    if (errors !== undefined) this.ponderRpcErrors = errors;
+    this.ponderRpcRises = [...this.ponderRpcRises, rose].slice(-RPC_WINDOW_CHECKS);
+    this.ponderRpcQuiet = rose ? 0 : this.ponderRpcQuiet + 1;
+    this.ponderRpcFailing = this.ponderRpcFailing
+      ? this.ponderRpcQuiet < RPC_CLEAR_CHECKS
+      : this.ponderRpcRises.filter(Boolean).length >= RPC_FIRE_CHECKS;
     if (stale.length > 0) return `no head from chain ${stale.map((c) => c.id).join(", ")}`;
-    return ponderFailing ? "Ponder's RPC requests are failing" : null;
+    return this.ponderRpcFailing ? "Ponder's RPC requests are failing" : null;
   }
 }

@@ -1,12 +1,18 @@
 /**
  * Alert delivery across a change of leader (sidecar/effects/alerts.ts): the rules firing are kept
- * in stakesync.alert_firing, so the next leader resolves one that cleared while it took over.
+ * in stakesync.alert_firing, so the next leader resolves one that cleared while it took over. And
+ * the rpc_failing rule's reading of Ponder's RPC error counter (sidecar/effects/monitor.ts).
  */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
 import { Alerts } from "../../sidecar/effects/alerts";
+import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
+import type { Status } from "../../sidecar/status";
+import type { LoopState } from "../../sidecar/sync/loop";
 import { startWebhook } from "../helpers/peers";
 import { type Fake, fakePonder } from "./ponder-fake";
 
@@ -55,4 +61,57 @@ it("resolves, on the next leader, a rule the last one left firing when its condi
   expect(next.firing().map((f) => f.rule)).toEqual(["reorg_correction"]);
   const { rows } = await fake.db.query("SELECT rule FROM stakesync.alert_firing ORDER BY rule");
   expect(rows).toEqual([{ rule: "reorg_correction" }]);
+});
+
+/**
+ * Checks of the rpc_failing rule, one per second of `seconds`, against a Ponder whose RPC error
+ * counter rises at the seconds in `risesAt`: the checks at which the rule starts firing, and
+ * those at which it clears.
+ */
+async function rpcFailing(risesAt: number[], seconds: number): Promise<{ fired: number[]; cleared: number[] }> {
+  let errors = 7;
+  const ponder = http.createServer((_, res) => {
+    res.end(
+      `# TYPE ponder_rpc_request_error_total counter\nponder_rpc_request_error_total{chain="31337",method="eth_getLogs"} ${errors}\n`,
+    );
+  });
+  await new Promise<void>((resolve) => ponder.listen(0, "127.0.0.1", resolve));
+  try {
+    const config = { ...fake.config, ponderUrl: `http://127.0.0.1:${(ponder.address() as AddressInfo).port}` };
+    const heads = new Map<number, { block: number; at: number }>();
+    let firing = false;
+    const fired: number[] = [];
+    const cleared: number[] = [];
+    let second = -1;
+    const alerts = {
+      set: (rule: string, on: boolean) => {
+        if (rule !== "rpc_failing" || on === firing) return;
+        (on ? fired : cleared).push(second);
+        firing = on;
+      },
+    } as unknown as Alerts;
+    const monitor = new AlertMonitor(config, heads, alerts);
+    const status = { indexer: null, chains: [], outbox: { pending: 0, dead: 0 }, developers: { refused: 0 } };
+    const loop = { consecutiveErrors: 0 } as LoopState;
+    for (second = -1; second < seconds; second++) {
+      if (risesAt.includes(second)) errors += 1;
+      for (const chain of config.chains) heads.set(chain.id, { block: 40, at: Date.now() }); // its own polls fine
+      await monitor.check(status as unknown as Status, loop);
+    }
+    return { fired, cleared };
+  } finally {
+    ponder.close();
+  }
+}
+
+it("pages on Ponder's RPC errors that keep rising, once, and not on a lone failed request or a deep reorg's retries", async () => {
+  fake = await fakePonder();
+  // A provider down for 10 s: Ponder's requests fail every second. Paged at the third, once,
+  // cleared 30 s after the last failure.
+  expect(await rpcFailing([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 50)).toEqual({ fired: [2], cleared: [39] });
+  // Ponder after a deep reorg (soak, seed 8): its getLogs for a block gone failed, and was tried
+  // again 2, 4, 8 and 16 s later, then a timeout and a retry at once, and so on. One page.
+  expect(await rpcFailing([0, 1, 2, 4, 8, 16, 31, 32, 47, 64], 100)).toEqual({ fired: [2], cleared: [94] });
+  // Lone failures, and two in a row: no page.
+  expect(await rpcFailing([3, 10, 11, 25, 40], 50)).toEqual({ fired: [], cleared: [] });
 });
