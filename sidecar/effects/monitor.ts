@@ -7,13 +7,15 @@ import type { Alerts } from "./alerts";
 
 const HEAD_STALE_MS = 10_000;
 /**
- * Ponder's RPC errors page when its error counter rose in RPC_FIRE_CHECKS of the last
- * RPC_WINDOW_CHECKS checks (one a second), and clear once it has not risen for RPC_CLEAR_CHECKS.
- * A request that fails is retried with a growing delay (0.1 s, doubling), so a provider that is
- * down makes the counter rise at once and then ever more rarely. A lone failed request does not
- * page, and a page does not flap with the retries: Ponder after a deep reorg asks for a block
- * that is gone for up to a minute, and the counter's every rise paged and cleared again, six
- * times over one such minute in the soak (seed 8).
+ * Ponder's RPC errors page when its error counter rose at RPC_FIRE_CHECKS of the last
+ * RPC_WINDOW_CHECKS checks (one a second, later while Ponder's /metrics is slow to answer), and
+ * clear once it has not risen for RPC_CLEAR_CHECKS checks. A request that fails is tried again
+ * after 0.125 s, then twice as long each time, so a provider that is down makes the counter rise
+ * at once and then ever more rarely. Errors that do not recur over three checks do not page, and
+ * a page does not flap with the retries: Ponder after a deep reorg asks for a block that is gone
+ * for up to a minute, and each rise of the counter paged and cleared again, six times over one
+ * such minute in the soak (seed 8); that is one page now. A provider that keeps failing now and
+ * then keeps it firing.
  */
 const RPC_WINDOW_CHECKS = 5;
 const RPC_FIRE_CHECKS = 3;
@@ -33,6 +35,18 @@ export class AlertMonitor {
     private readonly heads: Map<number, Head>,
     private readonly alerts: Alerts,
   ) {}
+
+  /**
+   * The sidecar stands down (run.ts): what it saw of Ponder's errors is forgotten. Kept, a rule
+   * firing when it stood down paged again at its first check as leader, though the other leader
+   * had cleared it meanwhile, and a rise during the standby counted as one.
+   */
+  standDown() {
+    this.ponderRpcErrors = undefined;
+    this.ponderRpcRises = [];
+    this.ponderRpcQuiet = Number.POSITIVE_INFINITY;
+    this.ponderRpcFailing = false;
+  }
 
   noteReorgCorrection() {
     this.lastReorgAt = Date.now();

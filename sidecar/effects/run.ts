@@ -24,7 +24,10 @@ export function startEffects(deps: {
   const { config, pool, heads, indexer, loop, worker, monitor, alerts, log } = deps;
   let running: Promise<void> | undefined;
   const tick = async () => {
-    if (loop.state.role !== "leader") return alerts.standDown();
+    if (loop.state.role !== "leader") {
+      monitor.standDown();
+      return alerts.standDown();
+    }
     try {
       // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
       if (config.mode === "write") await worker.tick(loop.state);

@@ -66,9 +66,14 @@ it("resolves, on the next leader, a rule the last one left firing when its condi
 /**
  * Checks of the rpc_failing rule, one per second of `seconds`, against a Ponder whose RPC error
  * counter rises at the seconds in `risesAt`: the checks at which the rule starts firing, and
- * those at which it clears.
+ * those at which it clears. During the seconds in `standby` the sidecar is a standby: no check,
+ * and nothing sent (as run.ts does).
  */
-async function rpcFailing(risesAt: number[], seconds: number): Promise<{ fired: number[]; cleared: number[] }> {
+async function rpcFailing(
+  risesAt: number[],
+  seconds: number,
+  standby: number[] = [],
+): Promise<{ fired: number[]; cleared: number[] }> {
   let errors = 7;
   const ponder = http.createServer((_, res) => {
     res.end(
@@ -95,6 +100,11 @@ async function rpcFailing(risesAt: number[], seconds: number): Promise<{ fired: 
     const loop = { consecutiveErrors: 0 } as LoopState;
     for (second = -1; second < seconds; second++) {
       if (risesAt.includes(second)) errors += 1;
+      if (standby.includes(second)) {
+        monitor.standDown();
+        firing = false; // Alerts.standDown forgets what it sent: the next leader's word counts
+        continue;
+      }
       for (const chain of config.chains) heads.set(chain.id, { block: 40, at: Date.now() }); // its own polls fine
       await monitor.check(status as unknown as Status, loop);
     }
@@ -104,7 +114,7 @@ async function rpcFailing(risesAt: number[], seconds: number): Promise<{ fired: 
   }
 }
 
-it("pages on Ponder's RPC errors that keep rising, once, and not on a lone failed request or a deep reorg's retries", async () => {
+it("pages once on Ponder's RPC errors that keep rising, a deep reorg's retries too, not on errors that do not recur, and forgets them between terms", async () => {
   fake = await fakePonder();
   // A provider down for 10 s: Ponder's requests fail every second. Paged at the third, once,
   // cleared 30 s after the last failure.
@@ -114,4 +124,10 @@ it("pages on Ponder's RPC errors that keep rising, once, and not on a lone faile
   expect(await rpcFailing([0, 1, 2, 4, 8, 16, 31, 32, 47, 64], 100)).toEqual({ fired: [2], cleared: [94] });
   // Lone failures, and two in a row: no page.
   expect(await rpcFailing([3, 10, 11, 25, 40], 50)).toEqual({ fired: [], cleared: [] });
+  // Firing when it stood down at 10; leader again at 20, with two errors of Ponder's meanwhile:
+  // nothing new to page on (before, it paged again at once and held the page 30 s).
+  expect(await rpcFailing([0, 1, 2, 3, 15, 18], 40, [10, 11, 12, 13, 14, 15, 16, 17, 18, 19])).toEqual({
+    fired: [2],
+    cleared: [],
+  });
 });
