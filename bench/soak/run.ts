@@ -460,8 +460,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             return !inserted(row.wallet, amount) && !model.amountsSince(row.wallet, from, to, now - 5000).has(amount);
           });
       const fresh = stale === undefined;
-      // The first stale sample of a spell names a row, for whoever reads the log.
-      if (stale && samples.at(-1)?.fresh !== false) {
+      // The first stale sample of a spell names a row, for whoever reads the log; also a spell
+      // that begins as a window of excluded samples ends (those count as not fresh, and such a
+      // spell went unnamed: seed 9's 4 stale samples left no line).
+      const previous = samples.at(-1);
+      if (stale && (previous === undefined || previous.fresh || previous.excluded)) {
         const expected = [...model.amountsSince(stale.wallet, from, to, now - 5000)].join(" or ");
         const age = ((now - (registeredAt.get(stale.wallet) ?? 0)) / 1000).toFixed(1);
         // And where each Ponder instance is: the one the sync reads may be behind, or both.
@@ -471,8 +474,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             return p ? `${schema} at ${p.latest}${p.ready ? "" : " (not ready)"}` : `${schema} unreadable`;
           }),
         );
+        const fault = faultStarts.filter((f) => f.at <= now).at(-1);
+        const since = fault ? `; ${((now - fault.at) / 1000).toFixed(1)} s after ${fault.kind} began` : "";
         say(
-          `stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to}; row inserted ${age} s ago; ${instances.join(", ")})`,
+          `stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to}; row inserted ${age} s ago; ${instances.join(", ")}${since})`,
         );
       }
       samples.push({ at: now, ok, fresh, excluded: now < excludeUntil.at });
