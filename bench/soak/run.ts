@@ -474,7 +474,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             return p ? `${schema} at ${p.latest}${p.ready ? "" : " (not ready)"}` : `${schema} unreadable`;
           }),
         );
-        const fault = faultStarts.filter((f) => f.at <= now).at(-1);
+        const fault = faultBefore(now);
         const since = fault ? `; ${((now - fault.at) / 1000).toFixed(1)} s after ${fault.kind} began` : "";
         say(
           `stale: ${stale.wallet} shows ${stale.amount}, expected ${expected} (confirmed blocks ${from}-${to}; row inserted ${age} s ago; ${instances.join(", ")}${since})`,
@@ -486,6 +486,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     // Faults, one at a time, on the seed's schedule.
     const faultCounts: Record<string, number> = {};
     const faultStarts: { at: number; kind: FaultKind }[] = [];
+    /** The fault last begun at or before `at`. */
+    const faultBefore = (at: number) => faultStarts.filter((f) => f.at <= at).at(-1);
     const faultRecords: FaultRecord[] = [];
     const recoveries: Record<string, number[]> = {};
     /** Per fault kind, how long after recovery both Ponder instances were ready and current. */
@@ -945,7 +947,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const staleByFault: Record<string, number> = {};
     for (const s of counted) {
       if (s.ok) continue;
-      const cause = faultStarts.filter((f) => f.at <= s.at).at(-1)?.kind ?? "none";
+      const cause = faultBefore(s.at)?.kind ?? "none";
       staleByFault[cause] = (staleByFault[cause] ?? 0) + 0.25; // a sample every 250 ms
     }
     const fifth = (values: number[], last: boolean) => {

@@ -21,14 +21,26 @@ const RPC_WINDOW_CHECKS = 5;
 const RPC_FIRE_CHECKS = 3;
 const RPC_CLEAR_CHECKS = 30;
 
+/** What the checks saw of Ponder's RPC error counter: a new one at each term (standDown). */
+type PonderRpcWatch = {
+  /** The counter at the last check that read it. */
+  errors: number | undefined;
+  /** For each of the last RPC_WINDOW_CHECKS checks: whether the counter rose. */
+  rises: boolean[];
+  /** Checks since it last rose. */
+  quiet: number;
+  failing: boolean;
+};
+const newPonderRpcWatch = (): PonderRpcWatch => ({
+  errors: undefined,
+  rises: [],
+  quiet: Number.POSITIVE_INFINITY,
+  failing: false,
+});
+
 export class AlertMonitor {
   private lastReorgAt = 0;
-  private ponderRpcErrors: number | undefined;
-  /** For each of the last RPC_WINDOW_CHECKS checks: whether Ponder's error counter rose. */
-  private ponderRpcRises: boolean[] = [];
-  /** Checks since it last rose. */
-  private ponderRpcQuiet = Number.POSITIVE_INFINITY;
-  private ponderRpcFailing = false;
+  private ponderRpc = newPonderRpcWatch();
 
   constructor(
     private readonly config: SidecarConfig,
@@ -42,10 +54,7 @@ export class AlertMonitor {
    * had cleared it meanwhile, and a rise during the standby counted as one.
    */
   standDown() {
-    this.ponderRpcErrors = undefined;
-    this.ponderRpcRises = [];
-    this.ponderRpcQuiet = Number.POSITIVE_INFINITY;
-    this.ponderRpcFailing = false;
+    this.ponderRpc = newPonderRpcWatch();
   }
 
   noteReorgCorrection() {
@@ -111,14 +120,15 @@ export class AlertMonitor {
             (sum, m) => sum + Number(m[1]),
             0,
           );
-    const rose = errors !== undefined && this.ponderRpcErrors !== undefined && errors > this.ponderRpcErrors;
-    if (errors !== undefined) this.ponderRpcErrors = errors;
-    this.ponderRpcRises = [...this.ponderRpcRises, rose].slice(-RPC_WINDOW_CHECKS);
-    this.ponderRpcQuiet = rose ? 0 : this.ponderRpcQuiet + 1;
-    this.ponderRpcFailing = this.ponderRpcFailing
-      ? this.ponderRpcQuiet < RPC_CLEAR_CHECKS
-      : this.ponderRpcRises.filter(Boolean).length >= RPC_FIRE_CHECKS;
+    const watch = this.ponderRpc;
+    const rose = errors !== undefined && watch.errors !== undefined && errors > watch.errors;
+    if (errors !== undefined) watch.errors = errors;
+    watch.rises = [...watch.rises, rose].slice(-RPC_WINDOW_CHECKS);
+    watch.quiet = rose ? 0 : watch.quiet + 1;
+    watch.failing = watch.failing
+      ? watch.quiet < RPC_CLEAR_CHECKS
+      : watch.rises.filter(Boolean).length >= RPC_FIRE_CHECKS;
     if (stale.length > 0) return `no head from chain ${stale.map((c) => c.id).join(", ")}`;
-    return this.ponderRpcFailing ? "Ponder's RPC requests are failing" : null;
+    return watch.failing ? "Ponder's RPC requests are failing" : null;
   }
 }

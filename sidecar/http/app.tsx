@@ -18,7 +18,7 @@ import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from ".
 import type { SyncLoop } from "../sync/loop";
 import { countDiffering } from "../sync/plan-developers";
 import { adminAuth } from "./admin-auth";
-import { PAGE_REFRESH_S, StatusPage } from "./page";
+import { StatusPage } from "./page";
 
 export type AppDeps = {
   config: SidecarConfig;
@@ -121,9 +121,9 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   const startBlocks = new Map(config.chains.map((chain) => [chain.id, chain.startBlock]));
   app.get("/", async (c) => {
-    // ?refresh=0 holds the page still (to read or copy from it); the default reloads every 3 s.
-    const refresh = c.req.query("refresh") ?? String(PAGE_REFRESH_S);
-    if (!/^\d{1,4}$/.test(refresh)) {
+    // ?refresh=0 holds the page still (to read or copy from it); without it, the page's default.
+    const refresh = c.req.query("refresh");
+    if (refresh !== undefined && !/^\d{1,4}$/.test(refresh)) {
       return c.text("refresh must be a whole number of seconds (0 to stop refreshing)\n", 400);
     }
     const [s, changes, counts, diff] = await Promise.all([
@@ -143,7 +143,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
         developerCounts={counts}
         emailConfigured={config.smtpUrl !== undefined}
         shadow={diff === null ? null : { differing: diff }}
-        refreshSeconds={Number(refresh)}
+        refreshSeconds={refresh === undefined ? undefined : Number(refresh)}
       />,
     );
   });

@@ -78,7 +78,7 @@ function ChainRow({ chain, start, maxLag }: { chain: ChainStatus; start: number;
 }
 
 /** How often the status page reloads itself, in seconds, unless its URL says `?refresh=`. */
-export const PAGE_REFRESH_S = 3;
+const PAGE_REFRESH_S = 3;
 
 export function StatusPage(props: {
   status: Status;
