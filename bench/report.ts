@@ -35,6 +35,8 @@ export function table(r: Record<string, unknown>): string {
       "(b)/(a) cached (private-node RPC both, in turn)",
       ratio(get("barePonder.cached.seconds"), get("fullPipeline.cached.seconds")),
     ],
+    ["(a) bare Ponder, cached: CPU seconds", cpu(get("barePonder.cached.cpuSeconds"))],
+    ["(b) full pipeline, cached: CPU seconds", cpu(get("fullPipeline.cached.cpuSeconds"))],
     [
       "Ponder /ready → developers synced (cold / cached)",
       `${get("fullPipeline.cold.readyToSyncedSeconds")} s / ${get("fullPipeline.cached.readyToSyncedSeconds")} s`,
@@ -70,6 +72,14 @@ function latency(x: unknown) {
   if (typeof x !== "object" || x === null) return "—";
   const l = x as { p50: number; p95: number; p99: number; max: number };
   return `${l.p50} / ${l.p95} / ${l.p99} / ${l.max} ms`;
+}
+/** The median run's CPU seconds by part (see cpuSplit). */
+function cpu(x: unknown) {
+  if (typeof x !== "object" || x === null) return "—";
+  const names: Record<string, string> = { ponder: "Ponder", sidecar: "sidecar", postgres: "PostgreSQL" };
+  return Object.entries(x as Record<string, number>)
+    .map(([k, v]) => `${names[k] ?? k} ${v.toFixed(1)}`)
+    .join(" · ");
 }
 function mb(x: unknown) {
   return typeof x === "number" ? `${Math.round(x)} MB` : "—";

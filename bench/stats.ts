@@ -28,6 +28,26 @@ export function medianOf<T extends Timed>(runs: T[]): T & { runsSeconds: number[
   };
 }
 
+/**
+ * Where a run's CPU went, in seconds, read as it ends: each process's own, and PostgreSQL's
+ * server processes since `postgresBefore` (every client's backend: Ponder's, the sidecar's, the
+ * bench's own checks, autovacuum). Two cores for a run of s seconds give at most 2·s.
+ */
+export function cpuSplit(
+  processes: Record<string, number | undefined>,
+  postgres: { cpuSeconds: () => number | undefined },
+  postgresBefore: number | undefined,
+): Record<string, number> {
+  const now = postgres.cpuSeconds();
+  const all = {
+    ...processes,
+    postgres: now === undefined || postgresBefore === undefined ? undefined : now - postgresBefore,
+  };
+  return Object.fromEntries(
+    Object.entries(all).flatMap(([k, v]) => (v === undefined ? [] : [[k, Math.round(v * 100) / 100]])),
+  );
+}
+
 export function percentile(sorted: number[], p: number) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }

@@ -47,6 +47,13 @@ it("runs every scenario on 2,000 events and writes the results", async () => {
   ]) {
     expect(figure).toBeGreaterThan(0);
   }
+  // Where the cached runs' CPU went, read from /proc: each part did some work.
+  expect(Object.keys(results.barePonder.cached.cpuSeconds)).toEqual(["ponder", "postgres"]);
+  for (const part of ["ponder", "postgres"])
+    expect(results.barePonder.cached.cpuSeconds[part], part).toBeGreaterThan(0);
+  for (const part of ["ponder", "sidecar", "postgres"]) {
+    expect(results.fullPipeline.cached.cpuSeconds[part], part).toBeGreaterThan(0);
+  }
   expect(results.fullPipeline.cached.runsSeconds).toHaveLength(1);
   expect(results.fullPipeline.cached.seconds).toBe(Math.max(...results.fullPipeline.cached.runsSeconds));
   expect(results.verify).toMatchObject({ wallets: 200, mismatches: 0 });
@@ -59,5 +66,8 @@ it("runs every scenario on 2,000 events and writes the results", async () => {
     expect(results.realtime[mode].sidecarAdds.p99).toBeGreaterThanOrEqual(0);
   }
   expect(bench.output()).toContain("| (b) full pipeline, cached |");
+  expect(bench.output()).toMatch(
+    /\| \(b\) full pipeline, cached: CPU seconds \| Ponder [\d.]+ · sidecar [\d.]+ · PostgreSQL [\d.]+ \|/,
+  );
   // Every scenario starts Ponder several times: minutes on a busy 2-core machine.
 }, 600_000);

@@ -2,15 +2,17 @@
 import { ponderReady } from "../../lib/local/stack";
 import { waitFor } from "../../lib/wait";
 import type { Lab } from "../lab";
-import { seconds } from "../stats";
+import { cpuSplit, seconds } from "../stats";
 
 /** (a) `ponder start` on a fresh schema until /ready. */
 export async function barePonder(lab: Lab, env: Record<string, string>, schema: string) {
   const t0 = performance.now();
+  const postgresBefore = lab.postgres.cpuSeconds();
   const ponder = await lab.startPonder(env, schema);
   await waitFor("ponder /ready", () => ponderReady(ponder.url), { timeoutMs: 3_600_000, intervalMs: 50 });
   const s = seconds(performance.now() - t0);
+  const cpuSeconds = cpuSplit({ ponder: ponder.cpuSeconds() }, lab.postgres, postgresBefore);
   const peakMb = ponder.peakRssMb();
   await ponder.stop();
-  return { seconds: s, peakMb };
+  return { seconds: s, peakMb, cpuSeconds };
 }

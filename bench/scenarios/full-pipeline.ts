@@ -8,7 +8,7 @@ import { type LocalProcess, ponderReady } from "../../lib/local/stack";
 import { waitFor } from "../../lib/wait";
 import { cursorPastEvents, mismatches, prepareApplication, resetSidecar } from "../application";
 import { type Lab, PRIVATE_NODE, workloadEnv } from "../lab";
-import { perSecond, seconds } from "../stats";
+import { cpuSplit, perSecond, seconds } from "../stats";
 import { type Workload, workloadChain } from "../workload";
 
 /** (b) Ponder and the sidecar together until developers equals the ground truth. */
@@ -20,6 +20,7 @@ export async function fullPipeline(
   workload: Workload,
 ) {
   const t0 = performance.now();
+  const postgresBefore = lab.postgres.cpuSeconds();
   const ponder = await lab.startPonder({ ...env, DATABASE_URL: url }, schema);
   // As `npm start` does it.
   if (!(await ponderAnswering(ponder.url, ponder.process))) throw new Error("ponder exited before answering");
@@ -30,6 +31,7 @@ export async function fullPipeline(
   );
   let readyAt: number | undefined;
   let done = 0;
+  let cpuSeconds: ReturnType<typeof cpuSplit> = {};
   // One connection for the whole wait: a new one per check would fork a backend every 50 ms.
   const db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -44,6 +46,7 @@ export async function fullPipeline(
       { timeoutMs: 3_600_000, intervalMs: 50 },
     );
     done = performance.now();
+    cpuSeconds = cpuSplit({ ponder: ponder.cpuSeconds(), sidecar: sidecar.cpuSeconds() }, lab.postgres, postgresBefore);
   } finally {
     await db.end();
   }
@@ -52,6 +55,7 @@ export async function fullPipeline(
     readyToSyncedSeconds: seconds(done - (readyAt ?? done)),
     ponderPeakMb: ponder.peakRssMb(),
     sidecarPeakMb: sidecar.peakRssMb(),
+    cpuSeconds,
     eventsPerSecond: perSecond(workload.events, seconds(done - t0)),
     /** None is expected but lag: an alert here is a misconfigured run (or a defect), not a figure. */
     sidecarAlerts: alertsFired(sidecar),

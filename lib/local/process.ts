@@ -6,6 +6,7 @@ import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { type PonderMemory, repoRoot } from "../config";
 import { stopChild } from "./anvil";
+import { cpuSeconds } from "./cpu";
 
 export type RunningProcess = {
   process: ChildProcess;
@@ -17,6 +18,8 @@ export type RunningProcess = {
   peakRssMb: () => number | undefined;
   /** The resident set size now (VmRSS). */
   rssMb: () => number | undefined;
+  /** User and system CPU seconds so far; undefined once exited. */
+  cpuSeconds: () => number | undefined;
 };
 
 export function spawnProcess(command: string, args: string[], env: Record<string, string>): RunningProcess {
@@ -39,6 +42,7 @@ export function spawnProcess(command: string, args: string[], env: Record<string
     },
     peakRssMb: () => statusMb(child.pid, "VmHWM"),
     rssMb: () => statusMb(child.pid, "VmRSS"),
+    cpuSeconds: () => cpuSeconds(child.pid),
   };
 }
 
