@@ -67,7 +67,7 @@ async function expectNothingTakenBack(w: string) {
 }
 
 /**
- * A provider lagging twice (the same case in sync.test.ts, "a state unseen"): a missing event
+ * A provider lagging twice (the same case in sync-reorgs.test.ts, "a state unseen"): a missing event
  * remembered across rounds that saw nothing would be confirmed by the second lag's checkpoint and
  * taken back, though it never left the chain.
  */

@@ -1,0 +1,201 @@
+/**
+ * The sync beside the application's own transactions on developers, and in shadow mode (adopting
+ * a table another system wrote), on fabricated Ponder tables.
+ */
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
+import { type Fake, fakePonder, wallet } from "./ponder-fake";
+
+const USDC = 1_000_000n;
+let fake: Fake;
+afterEach(async () => {
+  await fake?.close();
+});
+
+describe("the application's own transactions on developers", () => {
+  it("holds back only the row it holds; that row is written once it commits, its columns kept", async () => {
+    fake = await fakePonder();
+    const [held, other] = [wallet(6), wallet(7)];
+    await fake.register(held);
+    await fake.register(other);
+    await fake.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
+    const app = new pg.Client({ connectionString: fake.url });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await app.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [held]);
+      await fake.index(
+        [
+          { developer: held, amount: 5n * USDC, block: 10 },
+          { developer: other, amount: 5n * USDC, block: 10, log: 1 },
+        ],
+        12,
+      );
+      const first = await fake.round();
+      expect(first.changes.map((c) => c.wallet)).toEqual([other]);
+      expect(first.held).toBe(1);
+      expect(await fake.developer(held)).toMatchObject({ status: "pending" });
+      await app.query("COMMIT");
+    } finally {
+      await app.end();
+    }
+    const second = await fake.round();
+    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+    const { rows } = await fake.db.query(
+      "SELECT status, last_seen IS NOT NULL AS seen FROM developers WHERE wallet_address = $1",
+      [held],
+    );
+    expect(rows[0]).toEqual({ status: "active", seen: true });
+  });
+
+  it("sets aside a row the database refuses, writes every other, and stops on a rule that refuses all", async () => {
+    fake = await fakePonder();
+    const ws = [wallet(8), wallet(9), wallet(10), wallet(11)];
+    for (const w of ws) await fake.register(w);
+    await fake.db.query(`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${ws[2]}' OR current_setting('app.refuse_all', true) = 'on' THEN
+          RAISE EXCEPTION 'refused: ask ops@example.test';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await fake.index(
+      ws.map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    const result = await fake.round();
+    expect(result.refused.map((r) => r.wallet)).toEqual([ws[2]]);
+    expect(result.refused[0]?.error).toBe("P0001: refused: ask <address>");
+    expect(result.changes.map((c) => c.wallet).sort()).toEqual([ws[0], ws[1], ws[3]].sort());
+    const { rows } = await fake.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: ws[2], state: "dead" }]);
+
+    // A rule that refuses every row is the table's problem: an error, not a dead letter each.
+    await fake.db.query(`ALTER DATABASE ${fake.url.split("/").pop()} SET app.refuse_all = 'on'`);
+    const refuseAll = new pg.Client({ connectionString: fake.url });
+    await refuseAll.connect();
+    try {
+      await fake.db.query("UPDATE stakesync.developer_queue SET state = 'pending'");
+      await fake.db.query(
+        `INSERT INTO stakesync.developer_queue (wallet, reason) VALUES ($1, 'stake'), ($2, 'stake')`,
+        [ws[0], ws[1]],
+      );
+      await fake.db.query("UPDATE stakesync.chain_stake SET amount = amount + 1");
+      const { applyDevelopers } = await import("../../sidecar/sync/apply-developers");
+      await expect(applyDevelopers(refuseAll, fake.config)).rejects.toThrow(/refused every developers row/);
+    } finally {
+      await refuseAll.end();
+    }
+  });
+});
+
+describe("shadow mode and the plan (adopting a table another system wrote)", () => {
+  it("writes and sends nothing, and plans each difference with its reason; write mode then does exactly that", async () => {
+    fake = await fakePonder({ SIDECAR_MODE: "shadow", EFFECTS_FROM_BLOCK: "15" });
+    const [overwrote, unstaked, orphaned, beforeSignup, agreed, later, early] = [30, 31, 32, 33, 34, 35, 36].map(
+      wallet,
+    );
+    // What the original listener left: the last stake instead of the sum, unstakes ignored, a
+    // stake a reorg took back, a stake before signup dropped, a stake applied before it confirmed.
+    const rows: [string, string, number][] = [
+      [overwrote as string, "active", 5],
+      [unstaked as string, "active", 20],
+      [orphaned as string, "active", 30],
+      [beforeSignup as string, "pending", 0],
+      [agreed as string, "active", 50],
+      [later as string, "pending", 0],
+      [early as string, "active", 9],
+    ];
+    for (const [w, status, amount] of rows) {
+      await fake.db.query(
+        `INSERT INTO developers (wallet_address, email, status, stake_amount, staked_at)
+         VALUES ($1, 'someone@example.test', $2, $3, CASE WHEN $2 = 'active' THEN now() END)`,
+        [w, status, amount],
+      );
+    }
+    await fake.index(
+      [
+        { developer: overwrote as string, amount: 10n * USDC, block: 3 },
+        { developer: overwrote as string, amount: 5n * USDC, block: 4 },
+        { developer: unstaked as string, amount: 20n * USDC, block: 5 },
+        { developer: unstaked as string, kind: "unstaked", amount: 20n * USDC, block: 6 },
+        { developer: beforeSignup as string, amount: 40n * USDC, block: 7 },
+        { developer: agreed as string, amount: 50n * USDC, block: 8 },
+        { developer: later as string, amount: 7n * USDC, block: 20 },
+        { developer: early as string, amount: 9n * USDC, block: 22 },
+      ],
+      22,
+    );
+    const before = (await fake.db.query("SELECT * FROM developers ORDER BY wallet_address")).rows;
+    await fake.round();
+    await fake.round({ reconcile: true });
+    expect((await fake.db.query("SELECT * FROM developers ORDER BY wallet_address")).rows).toEqual(before);
+    expect((await fake.db.query("SELECT count(*)::int AS n FROM stakesync.outbox")).rows[0].n).toBe(0);
+    expect((await fake.db.query("SELECT count(*)::int AS n FROM stakesync.audit")).rows[0].n).toBe(0);
+
+    const plan = await planDevelopers(fake.db, fake.config);
+    const byWallet = new Map(plan.map((c) => [c.wallet, c]));
+    expect(byWallet.get(overwrote as string)).toMatchObject({
+      why: "stake summed where the old listener overwrote",
+      stakeAmount: { now: "5", next: "15" },
+      welcome: null,
+    });
+    expect(byWallet.get(unstaked as string)).toMatchObject({
+      why: "unstake or slash not applied",
+      status: { now: "active", next: "inactive" },
+    });
+    expect(byWallet.get(orphaned as string)).toMatchObject({
+      why: "stake orphaned by a reorg",
+      status: { next: "inactive" },
+    });
+    expect(byWallet.get(beforeSignup as string)).toMatchObject({
+      why: "stake before signup",
+      status: { now: "pending", next: "active" },
+      welcome: "historic", // block 7, before EFFECTS_FROM_BLOCK
+    });
+    expect(byWallet.get(later as string)).toMatchObject({ why: "stake before signup", welcome: "send" });
+    expect(byWallet.get(later as string)?.stakedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(byWallet.get(early as string)?.why).toMatch(/^stake not confirmed yet/);
+    expect(byWallet.has(agreed as string)).toBe(false);
+    expect(await countDiffering(fake.db, fake.config)).toBe(plan.length);
+    expect(plan).toHaveLength(6);
+
+    // Switched to write mode: the next round does what the plan said, and welcomes only `later`.
+    fake.config.mode = "write";
+    await fake.round();
+    const { rows: jobs } = await fake.db.query(
+      "SELECT wallet, state, skip_reason FROM stakesync.outbox ORDER BY wallet",
+    );
+    expect(jobs).toEqual([
+      { wallet: beforeSignup, state: "skipped", skip_reason: "historic" },
+      { wallet: later, state: "pending", skip_reason: null },
+    ]);
+    for (const change of plan) {
+      const row = await fake.developer(change.wallet);
+      expect(row?.status).toBe(change.status.next);
+      expect(Number(row?.stake_amount)).toBe(Number(change.stakeAmount.next));
+    }
+    expect(await fake.developer(agreed as string)).toMatchObject({ status: "active", stake_amount: "50" });
+    expect(await planDevelopers(fake.db, fake.config)).toEqual([]);
+
+    // A developer the old system activated, turned inactive by stakesync (the unstake it had
+    // ignored), stakes again after the cut-over: active again, but never welcomed a second time.
+    await fake.index([{ developer: unstaked as string, amount: 3n * USDC, block: 30 }], 32);
+    fake.config.mode = "shadow"; // synced, not written: what would the write do?
+    await fake.round();
+    expect((await planDevelopers(fake.db, fake.config)).find((c) => c.wallet === unstaked)).toMatchObject({
+      status: { now: "inactive", next: "active" },
+      welcome: "historic",
+    });
+    fake.config.mode = "write";
+    await fake.round();
+    expect(await fake.developer(unstaked as string)).toMatchObject({ status: "active" });
+    const { rows: again } = await fake.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [
+      unstaked,
+    ]);
+    expect(again).toEqual([{ state: "skipped", skip_reason: "historic" }]);
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * The sync through reorgs deeper than CONFIRMATIONS, on fabricated Ponder tables.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type Fake, fakePonder, wallet } from "./ponder-fake";
+
+const USDC = 1_000_000n;
+let fake: Fake;
+afterEach(async () => {
+  await fake?.close();
+});
+
+describe("a reorg deeper than CONFIRMATIONS", () => {
+  it("is applied only once Ponder has committed a later checkpoint, then in one correction", async () => {
+    fake = await fakePonder();
+    const w = wallet(4);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }], 23);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+
+    // Ponder's reorg transaction: the orphan is gone, the checkpoint not yet moved.
+    await fake.deleteAbove(19);
+    const deferred = await fake.round();
+    expect(deferred.step).toMatchObject({ kind: "stepped", chains: [], deferred: [31337] });
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    // The next block's transaction: the new fork's stake (same position, another transaction).
+    await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 24);
+    const corrected = await fake.round();
+    expect(corrected.step).toMatchObject({ kind: "stepped", deferred: [] });
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "12.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg active 12.000000"]);
+    expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
+  });
+
+  it("is taken back once Ponder commits the new fork above the orphan, before that fork passes the cursor", async () => {
+    fake = await fakePonder();
+    const [w, other] = [wallet(6), wallet(7)];
+    await fake.register(w);
+    await fake.register(other);
+    await fake.index(
+      [
+        { developer: other, amount: 5n * USDC, block: 10, tx: "0x10" },
+        { developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" },
+      ],
+      30,
+    );
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    const cursor = async () => (await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows[0]?.block;
+    expect(await cursor()).toBe(28);
+
+    // A reorg from block 19 on, ten blocks deep: the rows go first, then the checkpoint comes down.
+    await fake.deleteAbove(19);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    await fake.progress({ latest: 19, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    // The new fork's block 20, without w's stake, with another's; then its block 21.
+    await fake.index([{ developer: other, amount: 12n * USDC, block: 20, tx: "0xbb" }], 20);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    await fake.progress({ latest: 21, finalized: 0 });
+    const corrected = await fake.round();
+    expect(corrected.changes.map((c) => [c.wallet, c.reason])).toEqual([[w, "reorg"]]);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    // The new fork's stake is not confirmed yet (block 20 of a head at 21), and the cursor stays.
+    expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    expect(await cursor()).toBe(28);
+
+    // Once the new fork's stake is CONFIRMATIONS deep it is added, the cursor still where it was.
+    await fake.progress({ latest: 22, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "17.000000" });
+    expect(await cursor()).toBe(28);
+    await fake.progress({ latest: 31, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(other)).toMatchObject({ status: "active", stake_amount: "17.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+    expect(await fake.audit(other)).toEqual(["stake active 5.000000", "reorg active 17.000000"]);
+    expect(await cursor()).toBe(29);
+  });
+
+  it("never shows a sum of both forks: the new fork's stake waits while the old one's is first missed", async () => {
+    fake = await fakePonder();
+    const w = wallet(12);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }], 30);
+    await fake.round();
+    // The first state a step sees after the reorg: Ponder already five blocks into the new fork,
+    // whose block 20 has w's smaller stake, confirmed (target 23) but below the cursor (28).
+    await fake.deleteAbove(19);
+    await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 25);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    await fake.progress({ latest: 26, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "12.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg active 12.000000"]);
+  });
+
+  it("takes each orphan back one block of the new fork after it was first missed, not all once the fork reaches the cursor", async () => {
+    fake = await fakePonder();
+    const wallets = [20, 21, 22, 23].map((block) => wallet(block));
+    for (const w of wallets) await fake.register(w);
+    await fake.index(
+      wallets.map((w, i) => ({ developer: w, amount: 30n * USDC, block: 20 + i, tx: `0x${20 + i}` })),
+      30,
+    );
+    await fake.round();
+    await fake.deleteAbove(19);
+    await fake.round();
+    await fake.progress({ latest: 19, finalized: 0 });
+    await fake.round();
+    const statuses = async () => Promise.all(wallets.map(async (w) => (await fake.developer(w))?.status));
+    const seen: string[][] = [];
+    for (const block of [20, 21, 22, 23, 24]) {
+      await fake.progress({ latest: block, finalized: 0 }); // the new fork's blocks, without these stakes
+      await fake.round();
+      seen.push((await statuses()).map((s) => s?.slice(0, 1) ?? "?"));
+    }
+    // a = active, i = inactive: the orphan of block b goes once Ponder has committed block b + 1.
+    expect(seen.map((s) => s.join(""))).toEqual(["aaaa", "iaaa", "iiaa", "iiia", "iiii"]);
+    expect(await fake.db.query("SELECT block::int FROM stakesync.cursor")).toMatchObject({ rows: [{ block: 28 }] });
+  });
+
+  it("never counts a transaction twice when the new fork mines it again lower, above Ponder's checkpoint", async () => {
+    fake = await fakePonder({ CONFIRMATIONS: "3" });
+    const w = wallet(13);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 60n * USDC, block: 27, log: 0, tx: "0xaa" }], 31);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "60.000000" });
+    // A reorg from 19: the same transaction mined again at block 21 (another event id), Ponder at 25.
+    await fake.deleteAbove(19);
+    await fake.index([{ developer: w, amount: 60n * USDC, block: 21, log: 0, tx: "0xaa" }], 25);
+    const amounts: string[] = [];
+    for (const latest of [25, 26, 27, 28, 29, 30, 31, 32]) {
+      await fake.progress({ latest, finalized: 0 });
+      await fake.round();
+      amounts.push((await fake.developer(w))?.stake_amount ?? "?");
+    }
+    expect(new Set(amounts)).toEqual(new Set(["60.000000"]));
+    expect(await fake.db.query("SELECT block_number::int FROM stakesync.applied_event")).toMatchObject({
+      rows: [{ block_number: 21 }],
+    });
+  });
+
+  it("is not seen in a provider lagging the head: Ponder lowers its checkpoint, then indexes the same blocks again", async () => {
+    fake = await fakePonder();
+    const w = wallet(8);
+    await fake.register(w);
+    const stake = { developer: w, amount: 30n * USDC, block: 25, tx: "0xaa" };
+    await fake.index([stake], 30);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+
+    // Ponder takes the provider's head, 22, for a reorg: the rows above it go, then the checkpoint.
+    await fake.deleteAbove(22);
+    await fake.round();
+    for (let block = 22; block <= 31; block++) {
+      if (block === 25) await fake.index([stake], 25);
+      else await fake.progress({ latest: block, finalized: 0 });
+      await fake.round();
+      await fake.round({ reconcile: true }); // a reconciliation compares nothing above Ponder's checkpoint
+      expect(await fake.developer(w), `at block ${block}`).toMatchObject({
+        status: "active",
+        stake_amount: "30.000000",
+      });
+    }
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+  });
+
+  it("is not confirmed for one event by the earlier sighting of another (a provider lagging twice, a state unseen)", async () => {
+    fake = await fakePonder();
+    const [w, o] = [wallet(9), wallet(10)];
+    await fake.register(w);
+    await fake.register(o);
+    const stakes = [
+      { developer: w, amount: 30n * USDC, block: 24, tx: "0x24" },
+      { developer: o, amount: 30n * USDC, block: 27, tx: "0x27" },
+    ];
+    await fake.index(stakes, 30);
+    await fake.round();
+    // The provider lags to 25: Ponder deletes the rows above it; a step sees o's stake missing.
+    await fake.deleteAbove(25);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    // Unseen by any step: Ponder lowers its checkpoint and commits block 26; the provider lags
+    // again, to 22, and Ponder deletes the rows above that, under checkpoint 26.
+    await fake.progress({ latest: 26, finalized: 0 });
+    await fake.deleteAbove(22);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    // Ponder takes the provider's head and indexes the same blocks again: nothing was a reorg.
+    await fake.progress({ latest: 22, finalized: 0 });
+    await fake.round();
+    await fake.index(stakes, 31);
+    await fake.round();
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+    expect(await fake.audit(o)).toEqual(["stake active 30.000000"]);
+  });
+
+  it("activates a developer whose unstake it took back, with the stake at or below the cursor", async () => {
+    fake = await fakePonder({ MIN_STAKE: "10" });
+    const w = wallet(11);
+    await fake.index(
+      [
+        { developer: w, amount: 15n * USDC, block: 22, tx: "0x22" },
+        { developer: w, kind: "unstaked", amount: 15n * USDC, block: 23, tx: "0x23" },
+      ],
+      30,
+    );
+    await fake.round();
+    await fake.register(w);
+    await fake.round({ reconcile: true });
+    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+    // A reorg from block 22 on orphans the unstake; then Ponder commits the new fork's block 23,
+    // whose confirmed block (21) is below the stake: it is looked up up to where rows were compared.
+    await fake.deleteAbove(22);
+    await fake.round();
+    await fake.progress({ latest: 23, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "15.000000" });
+    expect((await fake.developer(w))?.staked_at?.getTime()).toBe((1_700_000_000 + 22 * 12) * 1000);
+  });
+
+  it("is diffed even when Ponder finalized past it while no step ran", async () => {
+    fake = await fakePonder();
+    const w = wallet(5);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 12, tx: "0xaa" }], 15);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active" });
+    // Meanwhile, with no sidecar: the stake orphaned, and Ponder finalized to block 40.
+    await fake.deleteAbove(11);
+    await fake.index([{ developer: wallet(99), amount: 1n, block: 41 }], 70);
+    await fake.progress({ latest: 70, safe: 40, finalized: 40 });
+    await fake.round(); // first sighting
+    await fake.progress({ latest: 71, safe: 40, finalized: 40 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+  });
+});

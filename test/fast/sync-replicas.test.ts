@@ -1,0 +1,198 @@
+/**
+ * The sync with a second Ponder instance (PONDER_REPLICA_SCHEMAS), on fabricated Ponder tables.
+ */
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
+
+const USDC = 1_000_000n;
+let fake: Fake;
+afterEach(async () => {
+  await fake?.close();
+});
+
+describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
+  const REPLICA = "ponder_replica";
+
+  it("is read while the first recovers from a restart, and the first again once the second stops", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const [a, b] = [wallet(30), wallet(31)];
+    await fake.register(a);
+    await fake.register(b);
+    const first = [{ developer: a, amount: 100n * USDC, block: 20 }];
+    await fake.index(first, 25);
+    await replica.index(first, 25);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+
+    // The first restarts (crash recovery: rows gone, is_ready 0); the second goes on and sees b stake.
+    await fake.deleteAbove(5);
+    await fake.progress({ latest: 25, safe: 5, ready: false });
+    await replica.index([{ developer: b, amount: 5n * USDC, block: 26 }], 30);
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.developer(a)).toMatchObject({ status: "active", stake_amount: "100.000000" });
+    expect(await fake.developer(b)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+
+    // The first is back and level: the step stays where it is. The second stops: the first again.
+    await fake.index([...first, { developer: b, amount: 5n * USDC, block: 26 }], 31);
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    await fake.index([{ developer: a, amount: 1n * USDC, block: 32 }], 35);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    expect(await fake.developer(a)).toMatchObject({ status: "active", stake_amount: "101.000000" });
+    expect(await fake.audit(a)).toEqual(["stake active 100.000000", "stake active 101.000000"]);
+    expect(await fake.audit(b)).toEqual(["stake active 5.000000"]);
+  });
+
+  it("is read while the first is frozen inside a transaction that locks its tables, and the first is not waited for", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(33);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 8n * USDC, block: 20 }];
+    await fake.index(stake, 23);
+    await replica.index(stake, 23);
+    await fake.round();
+    // The first stops inside its reorg transaction, holding its tables (Ponder lets it idle for an hour).
+    const frozen = new pg.Client({ connectionString: fake.url });
+    await frozen.connect();
+    try {
+      await frozen.query(
+        `BEGIN; LOCK TABLE ${SCHEMA}.stake_event, ${SCHEMA}._ponder_checkpoint IN ACCESS EXCLUSIVE MODE`,
+      );
+      await replica.index([{ developer: w, amount: 2n * USDC, block: 24 }], 27);
+      await fake.round();
+      expect(fake.source()).toBe(REPLICA);
+      expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "10.000000" });
+    } finally {
+      await frozen.end();
+    }
+  }, 60_000); // broken, the round would wait for the frozen one's locks: fail in a minute, not three
+
+  it("sees a removal afresh after a switch: one instance's checkpoint confirms nothing of another's", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(32);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 23);
+    await replica.index(stake, 23);
+    await fake.round();
+    // The first in a reorg's first half (rows gone, checkpoint 23): noted, deferred.
+    await fake.deleteAbove(19);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    // The second, two blocks on, in a reorg's first half of its own, under checkpoint 25.
+    await replica.progress({ latest: 25, safe: 0, finalized: 0 });
+    await replica.deleteAbove(19);
+    expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
+    expect(fake.source()).toBe(REPLICA);
+    // Its next block brings the transaction back: nothing was a reorg for developers.
+    await replica.index(stake, 26);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+  });
+
+  it("stays with the one that follows a deep reorg first, though its checkpoint came down, and takes the orphan back on its next block", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(33);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 30);
+    await replica.index(stake, 30);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+
+    // The first instance follows a reorg from block 19: rows, then checkpoint, down. The second
+    // still shows the old fork, and goes on with it for a block: not ahead of where the first was.
+    await fake.deleteAbove(19);
+    await fake.round();
+    await fake.progress({ latest: 19, finalized: 0 });
+    await replica.progress({ latest: 31, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // The new fork's blocks 20 and 21, without the stake: taken back, by the instance it followed.
+    await fake.index([], 20);
+    await fake.round();
+    await fake.progress({ latest: 21, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+
+    // Stalled since (its provider down), it is left once the other is two blocks past its peak (30).
+    await replica.progress({ latest: 32, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+  });
+
+  it("leaves the one stalled at its head inside a deep reorg once the other has committed two blocks of the new fork, and takes the orphan back", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(34);
+    await fake.register(w);
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 30);
+    await replica.index(stake, 30);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+
+    // The second follows a reorg from block 19: rows, then checkpoint, down. The first stays at
+    // 30 on the old fork, committing nothing (Ponder retrying a vanished block's logs).
+    await replica.deleteAbove(19);
+    await fake.round();
+    await replica.progress({ latest: 19, safe: 0, finalized: 0 });
+    await fake.round();
+    await replica.index([], 20);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // Its second block of the new fork, still ten below the first's peak: read from here, the
+    // orphan seen missing under this checkpoint, and taken back under the next.
+    await replica.progress({ latest: 21, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    await replica.progress({ latest: 22, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+
+    // A new leader starts at the first instance, still on the old fork with the orphan: it reads
+    // the second, from what the last term left in the database, and adds nothing back.
+    await fake.newTerm();
+    await replica.progress({ latest: 23, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    // The first follows the reorg at last: readable again, and below the second, not read.
+    await fake.deleteAbove(19);
+    await fake.progress({ latest: 19, finalized: 0 });
+    await fake.round();
+    await fake.index([], 20);
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect((await fake.db.query("SELECT count(*)::int AS n FROM stakesync.left_source")).rows[0].n).toBe(0);
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+  });
+
+  it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    await fake.progress({ latest: 30 });
+    await replica.progress({ latest: 27 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // The first restarts: the second, three blocks behind, is read, and then stops there.
+    await fake.progress({ latest: 30, ready: false });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    // The first is back, three blocks ahead of all the second has shown: read again.
+    await fake.progress({ latest: 30 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+  });
+});
