@@ -63,9 +63,9 @@ let databases = 0;
 /**
  * Databases of this test file whose fake has closed. CREATE DATABASE costs the server 0.2–0.3 s
  * (a copy of template1), most of a fake's setup; a closed fake's database is used again instead,
- * emptied: every schema dropped, public made again, its own settings reset (a test may ALTER
- * DATABASE). Only once nothing is connected to it: a client a test left open, or a session still
- * ending, keeps it aside, and a new database is made.
+ * emptied: every schema dropped, public made again as a new database has it, its own settings
+ * reset (a test may ALTER DATABASE). Only once nothing is connected to it: a client a test left
+ * open, or a session still ending, keeps it aside, and a new database is made.
  */
 const closed: string[] = [];
 
@@ -75,19 +75,21 @@ const EMPTIED = `DO $$ DECLARE s text; BEGIN
                 AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
     LOOP EXECUTE format('DROP SCHEMA %I CASCADE', s); END LOOP;
   END $$;
-  CREATE SCHEMA public`;
+  CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC`;
 
 async function freshDatabase(admin: string): Promise<{ name: string; reused: boolean }> {
-  const [idle] = closed.length
+  // Taken off the list while asked about: two fakes made at once never get the same one.
+  const candidates = closed.splice(0);
+  const [idle] = candidates.length
     ? await queryOnce<{ name: string }>(
         admin,
         `SELECT name FROM unnest($1::text[]) AS name
           WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = name) LIMIT 1`,
-        [closed],
+        [candidates],
       )
     : [];
+  closed.push(...candidates.filter((c) => c !== idle?.name));
   if (idle) {
-    closed.splice(closed.indexOf(idle.name), 1);
     await queryOnce(admin, `ALTER DATABASE ${idle.name} RESET ALL`);
     return { name: idle.name, reused: true };
   }
@@ -113,6 +115,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   if (reused) await db.query(EMPTIED);
+  let ended = false;
   const primary = await ponderTables(db, SCHEMA);
   const replicas = new Map<string, PonderTables>();
   for (const schema of config.ponderReplicaSchemas) replicas.set(schema, await ponderTables(db, schema));
@@ -184,7 +187,10 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
           [wallet],
         )
       ).rows.map((r) => r.line),
+    // Listed once: a test may close a fake that afterEach closes again.
     close: async () => {
+      if (ended) return;
+      ended = true;
       await db.end();
       closed.push(name);
     },
