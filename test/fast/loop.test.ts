@@ -9,9 +9,8 @@ import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import { SyncLoop } from "../../sidecar/sync/loop";
-import { CHAIN, type Fake, fakePonder, wallet } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
 
-const USDC = 1_000_000n;
 let fake: Fake;
 let loop: SyncLoop | undefined;
 afterEach(async () => {

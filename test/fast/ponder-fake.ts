@@ -17,6 +17,8 @@ import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-so
 import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
+/** 1 USDC in raw units (6 decimals). */
+export const USDC = 1_000_000n;
 export const CHAIN = 31337;
 const pad = (n: number | bigint, width: number) => n.toString().padStart(width, "0");
 
@@ -195,6 +197,24 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       closed.push(name);
     },
   };
+}
+
+/**
+ * `count` staked events of 1 USDC Ponder committed long ago: event g in block 1 + g / perBlock, by
+ * wallet number walletBase + g % wallets (ids sort before any event of `fake.index`).
+ */
+export async function pastEvents(
+  on: Fake,
+  count: number,
+  { wallets = 20_000, perBlock = 200, walletBase = 65_536 } = {},
+) {
+  await on.db.query(
+    `INSERT INTO ${SCHEMA}.stake_event
+     SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex($2::int + g % $3::int), 40, '0'), 'staked', 1000000,
+            1 + g / $4::int, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
+       FROM generate_series(1, $1::int) g`,
+    [count, walletBase, wallets, perBlock],
+  );
 }
 
 /** One Ponder instance's tables in `schema`, and what that instance writes into them. */

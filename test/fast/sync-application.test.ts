@@ -5,9 +5,8 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
-import { type Fake, fakePonder, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
 
-const USDC = 1_000_000n;
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();

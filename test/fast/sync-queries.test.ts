@@ -3,27 +3,12 @@
  * fabricated Ponder tables (what it reads: sync-cost.test.ts).
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, pastEvents, SCHEMA, USDC, wallet } from "./ponder-fake";
 
-const USDC = 1_000_000n;
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();
 });
-
-/**
- * `count` staked events of 1 USDC Ponder committed long ago: event g in block 1 + g / perBlock, by
- * wallet number walletBase + g % wallets (ids sort before any event of `fake.index`).
- */
-async function pastEvents(on: Fake, count: number, { wallets = 20_000, perBlock = 200, walletBase = 65_536 } = {}) {
-  await on.db.query(
-    `INSERT INTO ${SCHEMA}.stake_event
-     SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex($2::int + g % $3::int), 40, '0'), 'staked', 1000000,
-            1 + g / $4::int, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
-       FROM generate_series(1, $1::int) g`,
-    [count, walletBase, wallets, perBlock],
-  );
-}
 
 /** The queries `fake` sends while `work` runs (several statements may go in one), with its result. */
 async function sending<T>(on: Fake, work: () => Promise<T>): Promise<{ sent: string[]; result: T }> {

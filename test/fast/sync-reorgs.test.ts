@@ -2,9 +2,8 @@
  * The sync through reorgs deeper than CONFIRMATIONS, on fabricated Ponder tables.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
 
-const USDC = 1_000_000n;
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();

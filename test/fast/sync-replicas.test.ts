@@ -3,17 +3,31 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
-const USDC = 1_000_000n;
+const REPLICA = "ponder_replica";
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();
 });
 
-describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
-  const REPLICA = "ponder_replica";
+/**
+ * Two instances (PONDER_REPLICA_SCHEMAS) that both indexed up to `head` a 30 USDC stake in block
+ * 20 of wallet number `n`, registered; one round has synced it. Returns the stake's events too.
+ */
+async function stakedOnBoth(n: number, head: number) {
+  fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+  const replica = fake.replica(REPLICA);
+  const w = wallet(n);
+  await fake.register(w);
+  const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+  await fake.index(stake, head);
+  await replica.index(stake, head);
+  await fake.round();
+  return { replica, w, stake };
+}
 
+describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
   it("is read while the first recovers from a restart, and the first again once the second stops", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
     const replica = fake.replica(REPLICA);
@@ -73,14 +87,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
   }, 60_000); // broken, the round would wait for the frozen one's locks: fail in a minute, not three
 
   it("sees a removal afresh after a switch: one instance's checkpoint confirms nothing of another's", async () => {
-    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
-    const replica = fake.replica(REPLICA);
-    const w = wallet(32);
-    await fake.register(w);
-    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
-    await fake.index(stake, 23);
-    await replica.index(stake, 23);
-    await fake.round();
+    const { replica, w, stake } = await stakedOnBoth(32, 23);
     // The first in a reorg's first half (rows gone, checkpoint 23): noted, deferred.
     await fake.deleteAbove(19);
     expect((await fake.round()).step).toMatchObject({ deferred: [31337] });
@@ -97,14 +104,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
   });
 
   it("stays with the one that follows a deep reorg first, though its checkpoint came down, and takes the orphan back on its next block", async () => {
-    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
-    const replica = fake.replica(REPLICA);
-    const w = wallet(33);
-    await fake.register(w);
-    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
-    await fake.index(stake, 30);
-    await replica.index(stake, 30);
-    await fake.round();
+    const { replica, w } = await stakedOnBoth(33, 30);
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
 
     // The first instance follows a reorg from block 19: rows, then checkpoint, down. The second
@@ -131,14 +131,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
   });
 
   it("leaves the one stalled at its head inside a deep reorg once the other has committed two blocks of the new fork, and takes the orphan back", async () => {
-    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
-    const replica = fake.replica(REPLICA);
-    const w = wallet(34);
-    await fake.register(w);
-    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
-    await fake.index(stake, 30);
-    await replica.index(stake, 30);
-    await fake.round();
+    const { replica, w } = await stakedOnBoth(34, 30);
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
 
     // The second follows a reorg from block 19: rows, then checkpoint, down. The first stays at

@@ -4,9 +4,8 @@
  * files take the second Ponder, deep reorgs, the application's own writes and a round's cost.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
-const USDC = 1_000_000n;
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();
