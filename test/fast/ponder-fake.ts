@@ -79,7 +79,7 @@ const EMPTIED = `DO $$ DECLARE s text; BEGIN
   END $$;
   CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC`;
 
-async function freshDatabase(admin: string): Promise<{ name: string; reused: boolean }> {
+async function takeDatabase(admin: string): Promise<{ name: string; reused: boolean }> {
   // Taken off the list while asked about: two fakes made at once never get the same one.
   const candidates = closed.splice(0);
   const [idle] = candidates.length
@@ -102,7 +102,7 @@ async function freshDatabase(admin: string): Promise<{ name: string; reused: boo
 
 export async function fakePonder(env: Record<string, string> = {}): Promise<Fake> {
   const port = inject("postgresPort");
-  const { name, reused } = await freshDatabase(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
+  const { name, reused } = await takeDatabase(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
   const url = `postgresql://postgres:postgres@127.0.0.1:${port}/${name}`;
   const config = loadSidecarConfig({
     CHAIN_ID: String(CHAIN),
@@ -117,7 +117,6 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   if (reused) await db.query(EMPTIED);
-  let ended = false;
   const primary = await ponderTables(db, SCHEMA);
   const replicas = new Map<string, PonderTables>();
   for (const schema of config.ponderReplicaSchemas) replicas.set(schema, await ponderTables(db, schema));
@@ -130,6 +129,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     watch: newWatch(),
     walletIndexed: await walletIndexed(db, config.developersTable),
   };
+  let ended = false;
   return {
     url,
     db,
