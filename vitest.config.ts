@@ -1,9 +1,8 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { LongestFirst } from "./test/helpers/sequencer";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     globalSetup: ["test/helpers/global-setup.ts"],
     pool: "forks",
     // Each file runs its own anvil and Ponder processes, and spends much of its time waiting on
@@ -15,5 +14,19 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        // The fast tier's files share their workers' module graphs (isolate: false): each file
+        // importing pg, the sidecar and vitest again took a third of its CPU. They hold no state
+        // between files but the fake databases a worker may reuse (ponder-fake.ts); a file that
+        // fakes timers or spies puts them back itself.
+        test: { name: "fast", include: ["test/fast/**/*.test.ts"], isolate: false },
+      },
+      {
+        extends: true,
+        test: { name: "real", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, "test/fast/**"] },
+      },
+    ],
   },
 });

@@ -2,7 +2,7 @@
  * The soak's model of `staked_at` (bench/soak/model.ts): which values a developers row may hold
  * at a confirmed block, the block time of the stake that first activated the developer.
  */
-import { afterEach, expect, it, vi } from "vitest";
+import { afterAll, afterEach, expect, it, vi } from "vitest";
 import { ChainModel } from "../../bench/soak/model";
 
 const wallet = "0x00000000000000000000000000000000000000aa";
@@ -18,6 +18,8 @@ const revert = (model: ChainModel, ...args: Parameters<ChainModel["revertTo"]>) 
 };
 vi.useFakeTimers({ toFake: ["Date"] });
 afterEach(() => vi.setSystemTime(0));
+// The fast tier's files share their worker (vitest.config.ts): the next file gets the real clock.
+afterAll(() => vi.useRealTimers());
 
 it("is the first activation's block time, through an unstake to 0 and a new stake", () => {
   const model = new ChainModel();
