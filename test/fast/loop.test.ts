@@ -3,7 +3,7 @@
  * tables: what it keeps between rounds, and what it must forget when it stops seeing Ponder.
  */
 import pg from "pg";
-import { afterEach, expect, it, vi } from "vitest";
+import { afterEach, expect, it, onTestFinished, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
 import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
@@ -138,6 +138,8 @@ it("does not ping its connection during a round: a round held up for 2.5 s runs 
     sent.push({ client: this, text, at: performance.now() });
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof original);
+  // Put back even if the test fails: the fast tier's files share their worker (vitest.config.ts).
+  onTestFinished(() => query.mockRestore());
   const blocker = new pg.Client({ connectionString: fake.config.database.url });
   await blocker.connect();
   // The next round's first statement reads the cursors: it waits for this lock.
