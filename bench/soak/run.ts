@@ -705,6 +705,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             try {
               const last = await readHead();
               beyond = last;
+              // The old fork's last head is a head the chain had, which the quarter-second
+              // samples can miss (seed 13: a block mined 0.1 s before the revert confirmed a
+              // block the revert left; the sync applied it, and the window, which never saw
+              // that head, counted the row stale for 1 s).
+              heads.push({ at: Date.now(), head: last });
               await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
               reverts.push({ at: Date.now(), base });
               model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
