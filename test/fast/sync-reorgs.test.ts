@@ -110,7 +110,12 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     await fake.round();
     await fake.progress({ latest: 19, finalized: 0 });
     await fake.round();
-    const statuses = async () => Promise.all(wallets.map(async (w) => (await fake.developer(w))?.status));
+    // One after another: a pg client queues concurrent queries, which pg 9 will refuse.
+    const statuses = async () => {
+      const found: (string | undefined)[] = [];
+      for (const w of wallets) found.push((await fake.developer(w))?.status);
+      return found;
+    };
     const seen: string[][] = [];
     for (const block of [20, 21, 22, 23, 24]) {
       await fake.progress({ latest: block, finalized: 0 }); // the new fork's blocks, without these stakes
