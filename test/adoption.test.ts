@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { afterAll, expect, it } from "vitest";
+import { afterAll, expect, it, onTestFinished } from "vitest";
 import { repoRoot } from "../lib/config";
 import { anvilKeys, connect, vault } from "../lib/contracts";
 import { waitFor } from "../lib/wait";
@@ -39,6 +39,8 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
   await chain.vault.fund(10n ** 12n);
   const databaseUrl = await freshDatabase();
   const smtp = await startSmtp();
+  // However the test ends: a vitest worker runs other files next (vitest.config.ts).
+  onTestFinished(() => smtp.close());
   const [summed, orphaned, beforeSignup, agreed, idle, duringShadow, duringSwitch] = wallets(7, "adopt");
   const [unstakerKey] = anvilKeys(1) as [`0x${string}`];
   const unstaker = vault(await connect(chain.rpcUrl, unstakerKey), chain.deployment);
@@ -70,6 +72,7 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
     fromBlock: chain.deployment.blockNumber,
     databaseUrl,
   });
+  onTestFinished(() => old.stop());
   const oldCaughtUp = async () => {
     const head = Number(await chain.publicClient.getBlockNumber({ cacheTime: 0 }));
     await waitFor("the old listener at the head", () => old.state.processedTo >= head - 1);
@@ -197,5 +200,4 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
     ].sort((a, b) => (a.wallet as string).localeCompare(b.wallet as string)),
   );
   expect(plan([]).status).toBe(0);
-  await smtp.close();
 }, 300_000);

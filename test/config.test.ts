@@ -1,7 +1,9 @@
 /** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadChains, loadIndexerConfig, loadSidecarConfig } from "../lib/config";
-import { run } from "./helpers/stack";
+import { cleanup, run } from "./helpers/stack";
+
+afterAll(cleanup);
 
 const base = {
   CHAIN_ID: "31337",

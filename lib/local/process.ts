@@ -123,7 +123,8 @@ let sidecarBuild: Promise<string[]> | undefined;
  * sits directly under the repository root, so lib/config.ts's repoRoot resolves as from lib/.
  */
 export function sidecarCommand(): Promise<string[]> {
-  sidecarBuild ??= (async () => {
+  if (sidecarBuild) return sidecarBuild;
+  const building = (async () => {
     const entry = path.join(repoRoot, "sidecar", "main.ts");
     const out = path.join(repoRoot, "dist", "sidecar.mjs");
     const { outputFiles } = await build({
@@ -148,5 +149,10 @@ export function sidecarCommand(): Promise<string[]> {
     }
     return [`--max-semi-space-size=${SEMI_SPACE_MB}`, "--enable-source-maps", out];
   })();
-  return sidecarBuild;
+  sidecarBuild = building;
+  // A failed build is not kept: the next caller builds again.
+  building.catch(() => {
+    if (sidecarBuild === building) sidecarBuild = undefined;
+  });
+  return building;
 }

@@ -45,12 +45,15 @@ export function startOriginalListener(options: {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   })();
+  let stopping: Promise<void> | undefined;
   return {
     state,
-    stop: async () => {
-      state.stopped = true;
-      await loop;
-      await db.end();
-    },
+    // Once, however often it is called: a test stops it in its scenario and again when it ends.
+    stop: () =>
+      (stopping ??= (async () => {
+        state.stopped = true;
+        await loop;
+        await db.end();
+      })()),
   };
 }

@@ -22,12 +22,14 @@ import { waitFor } from "../../lib/wait";
 
 const cleanups: (() => Promise<void>)[] = [];
 
-/** Stops everything the helpers started, newest first; call it in afterAll. */
+/**
+ * Stops everything the helpers started, newest first; call it in afterAll. What the list holds
+ * when it is called: a vitest worker runs its files one after another in one module graph
+ * (vitest.config.ts), and a cleanup that outlived its hook must not stop the next file's processes.
+ */
 export async function cleanup() {
-  while (cleanups.length > 0)
-    await cleanups
-      .pop()?.()
-      .catch(() => undefined);
+  ponderBySchema.clear();
+  for (const stop of cleanups.splice(0).reverse()) await stop().catch(() => undefined);
 }
 
 export type TestChain = Anvil & Clients & { deployment: Deployment; vault: ReturnType<typeof vault> };
