@@ -138,7 +138,7 @@ it("does not ping its connection during a round: a round held up for 2.5 s runs 
     sent.push({ client: this, text, at: performance.now() });
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof original);
-  // Put back even if the test fails: the fast tier's files share their worker (vitest.config.ts).
+  // Put back even if the test fails: the worker runs other files next (vitest.config.ts).
   onTestFinished(() => query.mockRestore());
   const blocker = new pg.Client({ connectionString: fake.config.database.url });
   await blocker.connect();

@@ -63,9 +63,9 @@ export type Fake = {
 let databases = 0;
 
 /**
- * Databases of this test file whose fake has closed. CREATE DATABASE costs the server 0.2–0.3 s
- * (a copy of template1), most of a fake's setup; a closed fake's database is used again instead,
- * emptied: every schema dropped, public made again as a new database has it, its own settings
+ * Databases whose fake has closed, in this vitest worker (its files share this module, see
+ * vitest.config.ts). CREATE DATABASE costs the server 0.2–0.3 s (a copy of template1), most of a
+ * fake's setup; a closed fake's database is used again instead, emptied: every schema dropped, public made again as a new database has it, its own settings
  * reset (a test may ALTER DATABASE). Only once nothing is connected to it: a client a test left
  * open, or a session still ending, keeps it aside, and a new database is made.
  */
@@ -210,7 +210,7 @@ export async function pastEvents(
 ) {
   await on.db.query(
     `INSERT INTO ${SCHEMA}.stake_event
-     SELECT lpad(g::text, 75, '0'), 31337, '0x' || lpad(to_hex($2::int + g % $3::int), 40, '0'), 'staked', 1000000,
+     SELECT lpad(g::text, 75, '0'), ${CHAIN}, '0x' || lpad(to_hex($2::int + g % $3::int), 40, '0'), 'staked', ${USDC},
             1 + g / $4::int, 1700000000 + g, '0x' || lpad(to_hex(g), 64, '0'), 0
        FROM generate_series(1, $1::int) g`,
     [count, walletBase, wallets, perBlock],

@@ -18,7 +18,7 @@ const revert = (model: ChainModel, ...args: Parameters<ChainModel["revertTo"]>) 
 };
 vi.useFakeTimers({ toFake: ["Date"] });
 afterEach(() => vi.setSystemTime(0));
-// The fast tier's files share their worker (vitest.config.ts): the next file gets the real clock.
+// The worker runs other files next (vitest.config.ts): they get the real clock.
 afterAll(() => vi.useRealTimers());
 
 it("is the first activation's block time, through an unstake to 0 and a new stake", () => {
