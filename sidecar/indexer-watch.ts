@@ -7,6 +7,9 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
+import { lastRows } from "./db/together";
+import { LOCK_NOT_AVAILABLE } from "./sync/sql/read-progress";
+import { LOCK_WAIT_MS } from "./sync/sql/read-sources";
 
 const HEARTBEAT_STALE_MS = 30_000; // Ponder beats every 10 s and gives up a lock after 25 s
 
@@ -60,16 +63,24 @@ export class IndexerWatch {
     if (!health.ok) return `${ponderUrl}/health answered ${health.status}`;
     // Bounded: a frozen database must not hold this look (and a SIGTERM waiting for it) forever.
     const read = await Promise.race([
-      this.pool.query<{ beat: string | null }>(
+      lastRows<{ beat: string | null }>(this.pool, [
+        // Its checkpoint too, as the sync reads it: a reorg or crash recovery locks it exclusively
+        // until its transaction ends, which a Ponder frozen inside one never does. Its /health
+        // may still answer (a database session lost mid-transaction, that the server keeps).
+        `SET LOCAL lock_timeout = '${LOCK_WAIT_MS}ms'`,
+        `SELECT FROM "${ponderSchema}"._ponder_checkpoint LIMIT 0`,
         `SELECT value->>'heartbeat_at' AS beat FROM "${ponderSchema}"._ponder_meta WHERE key = 'app'`,
-      ),
+      ]),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer within 2 s")), 2000).unref()),
     ]).catch((error: Error) => error);
+    if ((read as { code?: string }).code === LOCK_NOT_AVAILABLE) {
+      return "Ponder's tables stay locked: a reorg or crash recovery that does not end (Ponder frozen inside it?)";
+    }
     // Not Ponder's fault, and said as such: the database, a grant, a views schema without _ponder_meta.
     if (read instanceof Error) return `cannot read Ponder's heartbeat: ${read.message}`;
     // Whether the heartbeat moves, timed on this host's clock: a clock skew between Ponder's host
     // and this one must not make a live Ponder look stale (or a dead one fresh).
-    const beat = read.rows[0]?.beat ?? null;
+    const beat = read[0]?.beat ?? null;
     if (beat !== this.beat) {
       this.beat = beat;
       this.beatMovedAt = now;

@@ -6,7 +6,8 @@ import type { Queryable } from "./db/queryable";
 import { workCounts } from "./effects/outbox";
 import type { LoopState } from "./sync/loop";
 import { readCursors } from "./sync/sql/read-cursors";
-import { readProgress } from "./sync/sql/read-progress";
+import { LOCK_NOT_AVAILABLE, type PonderProgress, readProgress } from "./sync/sql/read-progress";
+import { LOCK_WAIT_MS } from "./sync/sql/read-sources";
 
 export type ChainStatus = {
   chainId: number;
@@ -50,7 +51,7 @@ export async function readStatus(
   loop: LoopState,
 ): Promise<Status> {
   const [progress, cursors, work] = await Promise.all([
-    readProgress(db, loop.source).then((p) => p ?? new Map()),
+    readPonderProgress(db, loop.source),
     readCursors(db, config),
     workCounts(db),
   ]);
@@ -92,6 +93,22 @@ export async function readStatus(
     consecutiveErrors: loop.consecutiveErrors,
     lastSyncAt: loop.lastSyncAt,
   };
+}
+
+/**
+ * Ponder's progress, or none while Ponder's tables are not there, or locked longer than
+ * LOCK_WAIT_MS: a reorg's or crash recovery's transaction holds `_ponder_checkpoint` exclusively
+ * until it ends, and a Ponder frozen inside one holds it for as long. Waited for, the read held
+ * /status, /ready, /metrics and the alert rules with it (then `indexed` shows unknown, and
+ * IndexerWatch tells the lock apart once it lasts).
+ */
+async function readPonderProgress(db: pg.Pool, schema: string): Promise<Map<number, PonderProgress>> {
+  try {
+    return (await readProgress(db, schema, { lockWaitMs: LOCK_WAIT_MS })) ?? new Map();
+  } catch (error) {
+    if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE) return new Map();
+    throw error;
+  }
 }
 
 export type DeveloperView = {

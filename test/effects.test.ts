@@ -2,6 +2,7 @@
  * Effects: the welcome email exactly once (real SMTP peer), retries and dead letters, every
  * alert rule firing and clearing at a real webhook, and the admin API.
  */
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../lib/wait";
 import { header, startRpcProxy, startSmtp, startWebhook } from "./helpers/peers";
@@ -292,6 +293,75 @@ describe("alerts", () => {
       for (const alert of fired)
         expect(alert).toMatchObject({ text: expect.any(String), severity: expect.any(String) });
     }
+  });
+});
+
+describe("Ponder frozen inside its reorg transaction", () => {
+  it("answers /status and /ready, alerts indexer_down, and ends exact once Ponder goes on", async () => {
+    const schema = ponder.schema; // the alerts test above reindexed into a new one
+    const [frank] = wallets(1, "frozen-reorg") as [`0x${string}`];
+    await register([[frank, null]]);
+    const seenBefore = webhook.alerts.length;
+    // A stake that a reorg takes back, mined and synced first.
+    const snapshot = await chain.publicClient.request({ method: "evm_snapshot" as never });
+    await chain.vault.stakeFor(frank, 2_000_000n);
+    await mine(chain, 3);
+    await sidecar.waitSynced(chain, databaseUrl, schema);
+    expect(await developer(databaseUrl, frank)).toMatchObject({ status: "active", stake_amount: "2.000000" });
+    // The test's session holds `_ponder_checkpoint` (ACCESS SHARE): Ponder's reorg transaction
+    // drops its triggers on stake_event, then waits for it at the DROP TRIGGER on the checkpoint.
+    const holder = new pg.Client({ connectionString: databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query(`BEGIN; LOCK TABLE "${schema}"._ponder_checkpoint IN ACCESS SHARE MODE`);
+      await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+      await mine(chain, 5);
+      await waitFor("Ponder's reorg waiting for the checkpoint's lock", async () => {
+        const waiting = await sql(
+          databaseUrl,
+          `SELECT 1 FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'DROP TRIGGER%'`,
+        );
+        return waiting.length > 0;
+      });
+      // Frozen there: once the lock is free, the server runs its DROP TRIGGER, and the session
+      // then idles in its transaction, both tables locked exclusively, for as long as Ponder sleeps.
+      ponder.process.kill("SIGSTOP");
+      await holder.query("COMMIT");
+    } finally {
+      await holder.end();
+    }
+    try {
+      const locks = await sql<{ relation: string }>(
+        databaseUrl,
+        `SELECT l.relation::regclass::text AS relation FROM pg_locks l
+          WHERE l.mode = 'AccessExclusiveLock' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      expect(locks.map((l) => l.relation)).toContain(`${schema}._ponder_checkpoint`);
+
+      // The sidecar's reads of Ponder's progress give up on the lock; nothing else waits for it.
+      const status = (await (await fetch(`${sidecar.url}/status`, { signal: AbortSignal.timeout(20_000) })).json()) as {
+        chains: { indexed: number | null }[];
+      };
+      expect(status.chains[0]?.indexed).toBeNull();
+      await waitFor("indexer_down", () =>
+        webhook.alerts.slice(seenBefore).some((a) => a.rule === "indexer_down" && a.state === "firing"),
+      );
+      const ready = await fetch(`${sidecar.url}/ready`, { signal: AbortSignal.timeout(20_000) });
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { reason: string }).reason).toMatch(/^indexer down: /);
+      expect((await fetch(`${sidecar.url}/metrics`, { signal: AbortSignal.timeout(20_000) })).status).toBe(200);
+    } finally {
+      ponder.process.kill("SIGCONT");
+    }
+    // Ponder ends its reorg and goes on: the stake is taken back, and the alert resolves.
+    await mine(chain, 3);
+    await sidecar.waitSynced(chain, databaseUrl, schema);
+    expect(await developer(databaseUrl, frank)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    expect(await chain.vault.stakeOf(frank)).toBe(0n);
+    await waitFor("indexer_down to clear", () =>
+      webhook.alerts.slice(seenBefore).some((a) => a.rule === "indexer_down" && a.state === "resolved"),
+    );
   });
 });
 

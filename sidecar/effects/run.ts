@@ -1,4 +1,4 @@
-/** Runs the outbox worker and the alert rules once a second while this sidecar leads. */
+/** Runs the outbox worker and the alert rules, each once a second, while this sidecar leads. */
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
@@ -22,29 +22,38 @@ export function startEffects(deps: {
   log: Logger;
 }) {
   const { config, pool, heads, indexer, loop, worker, monitor, alerts, log } = deps;
-  let running: Promise<void> | undefined;
-  const tick = async () => {
+  // Two ticks, each waiting only for its own work: an email due must not wait for the alert
+  // rules' reads, nor a page for an SMTP server that takes seconds to answer.
+  const sending = every(1000, async () => {
+    // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
+    if (loop.state.role !== "leader" || config.mode !== "write") return;
+    await worker.tick(loop.state);
+  });
+  const alerting = every(1000, async () => {
     if (loop.state.role !== "leader") {
       monitor.standDown();
       return alerts.standDown();
     }
-    try {
-      // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
-      if (config.mode === "write") await worker.tick(loop.state);
-      await alerts.adopt();
-      await monitor.check(await readStatus(pool, config, heads, indexer.down(), loop.state), loop.state);
-    } catch (error) {
-      log.warn({ err: (error as Error).message }, "effects tick failed; retrying");
-    }
-  };
-  const timer = setInterval(() => {
-    running ??= tick().finally(() => {
-      running = undefined;
-    });
-  }, 1000);
+    await alerts.adopt();
+    await monitor.check(await readStatus(pool, config, heads, indexer.down(), loop.state), loop.state);
+  });
+  function every(intervalMs: number, work: () => Promise<void>) {
+    let running: Promise<void> | undefined;
+    const tick = () => {
+      running ??= work()
+        .catch((error: Error) => log.warn({ err: error.message }, "effects tick failed; retrying"))
+        .finally(() => {
+          running = undefined;
+        });
+    };
+    const timer = setInterval(tick, intervalMs);
+    return async () => {
+      clearInterval(timer);
+      await running;
+    };
+  }
   return async () => {
-    clearInterval(timer);
-    await running;
+    await Promise.all([sending(), alerting()]);
     worker.close();
   };
 }

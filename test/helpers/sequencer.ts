@@ -50,6 +50,7 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/fast/sync-queries.test.ts": 0.6,
   "test/fast/sync-replicas.test.ts": 0.4,
   "test/fast/sync.test.ts": 0.35,
+  "test/fast/ponder-locked.test.ts": 0.3,
   "test/fast/alerts.test.ts": 0.18,
   "test/fast/sync-application.test.ts": 0.17,
   "test/fast/esm-scope-cache.test.ts": 0.14,

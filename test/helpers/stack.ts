@@ -65,7 +65,7 @@ export function run(command: string, args: string[], env: Record<string, string>
 /** The latest Ponder started on each schema, for its log when a wait on it times out. */
 const ponderBySchema = new Map<string, RunningProcess>();
 
-export type PonderProcess = LocalProcess & { waitReady: () => Promise<void> };
+export type PonderProcess = LocalProcess & { schema: string; waitReady: () => Promise<void> };
 
 /** Spawns a part of the stack as `run` does: stopped when the file's tests end. */
 export const spawnForTest: Spawn = (_name, args, env) => run(process.execPath, args, env);

@@ -30,8 +30,17 @@ export function trustedBlock(p: { ready: boolean; latest: number; safe: number }
   return p.ready ? p.latest : Math.min(p.latest, p.safe);
 }
 
-/** How the read waits for Ponder's own transactions (see progressStatements). */
+/**
+ * How the read waits for Ponder's own transactions (see progressStatements). `lockWaitMs` bounds
+ * the wait for its locks, with `lockEvents` or without: a reorg and a crash recovery each drop
+ * Ponder's triggers in their transaction, which locks stake_event and `_ponder_checkpoint`
+ * exclusively until it ends, and a Ponder frozen inside one (SIGSTOP, a stalled VM, a session the
+ * server still thinks alive) holds them for as long. A bounded read fails with 55P03.
+ */
 export type ProgressOptions = { lockEvents?: boolean; lockWaitMs?: number };
+
+/** PostgreSQL's lock_not_available: a lock_timeout ran out. */
+export const LOCK_NOT_AVAILABLE = "55P03";
 
 type ProgressRow = {
   chain_id: number;
@@ -73,11 +82,15 @@ export function progressStatements(
   // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
   // order, the reader waits for the reorg instead.
   const lock = `LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`;
+  const bounded = `SET LOCAL lock_timeout = '${lockWaitMs}ms'`;
+  // Without lockEvents, the bound stays for the read (sent alone, it is a transaction of its own).
   const locks = !lockEvents
-    ? []
+    ? lockWaitMs === undefined
+      ? []
+      : [bounded]
     : lockWaitMs === undefined
       ? [lock]
-      : [`SET LOCAL lock_timeout = '${lockWaitMs}ms'`, lock, "SET LOCAL lock_timeout TO DEFAULT"];
+      : [bounded, lock, "SET LOCAL lock_timeout TO DEFAULT"];
   return [
     ...locks,
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
