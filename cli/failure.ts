@@ -8,3 +8,16 @@ export function commandFailed(command: string, error: unknown, json: boolean, ex
   process.stderr.write(`stakesync ${command}: ${message}\n`);
   return 2;
 }
+
+/**
+ * How long a read-only command waits for a table's lock. Ponder's reorgs and crash recoveries
+ * hold its tables for milliseconds, but a Ponder frozen inside one holds them until its session
+ * is ended: a command that waited with it would hang and say nothing.
+ */
+export const COMMAND_LOCK_WAIT_MS = 10_000;
+
+/** The command's lock wait ran out (PostgreSQL's lock_not_available), said as what to do; else undefined. */
+export function lockWaitText(error: unknown, lockWaitMs: number): string | undefined {
+  if ((error as { code?: string }).code !== "55P03") return undefined;
+  return `a table stayed locked for more than ${lockWaitMs / 1000} s: a Ponder reorg or crash recovery that does not end (a Ponder frozen inside one, see docs/operations.md "Indexer stuck"), or an application's migration of the developers table; try again once it is over`;
+}

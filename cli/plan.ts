@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { ConfigError, loadSidecarConfig, readLocalDefaults } from "../lib/config";
 import { type PlannedChange, planDevelopers } from "../sidecar/sync/plan-developers";
-import { commandFailed } from "./failure";
+import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
 
 export const PLAN_HELP = `usage: stakesync plan [--json] [--local]
 
@@ -35,12 +35,17 @@ export async function planCommand(argv: string[]): Promise<number> {
       throw new PlanError(`cannot reach the database: ${error.message}`);
     });
     try {
-      await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      await db.query(
+        `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${COMMAND_LOCK_WAIT_MS}ms'`,
+      );
       const blocks = await syncedBlocks(
         db,
         config.chains.map((c) => c.id),
       );
-      const changes = await planDevelopers(db, config);
+      const changes = await planDevelopers(db, config).catch((error: Error) => {
+        const locked = lockWaitText(error, COMMAND_LOCK_WAIT_MS);
+        throw locked ? new PlanError(`cannot read the tables: ${locked}`) : error;
+      });
       await db.query("COMMIT");
       const welcomed = changes.filter((c) => c.welcome === "send").length;
       if (json) process.stdout.write(`${JSON.stringify({ blocks, changes, welcomed })}\n`);

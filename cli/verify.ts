@@ -11,7 +11,7 @@ import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { signedAmount } from "../sidecar/sync/sql/fragments";
 import { readCursors } from "../sidecar/sync/sql/read-cursors";
-import { commandFailed } from "./failure";
+import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
 
@@ -56,7 +56,11 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
 }
 
-export async function verify(config: SidecarConfig, progress: (line: string) => void) {
+export async function verify(
+  config: SidecarConfig,
+  progress: (line: string) => void,
+  { lockWaitMs = COMMAND_LOCK_WAIT_MS }: { lockWaitMs?: number } = {},
+) {
   const started = performance.now();
   const db = new pg.Client({ connectionString: config.database.url });
   await db.connect().catch((error: Error) => {
@@ -64,14 +68,20 @@ export async function verify(config: SidecarConfig, progress: (line: string) => 
   });
   try {
     // One snapshot: the cursor and the rows it vouches for are read together.
-    await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    await db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`);
     const cursors = await readCursors(db, config).catch((error: Error) => {
       throw new VerifyError(`cannot read stakesync.cursor (has the sidecar run?): ${error.message}`);
     });
     const schema = config.ponderSchema;
-    const developers = await db.query<{ wallet: string; status: string; stake_amount: string }>(
-      `SELECT lower(wallet_address) AS wallet, status, stake_amount::text FROM ${config.developersTable.sql}`,
-    );
+    const developers = await db
+      .query<{ wallet: string; status: string; stake_amount: string }>(
+        `SELECT lower(wallet_address) AS wallet, status, stake_amount::text FROM ${config.developersTable.sql}`,
+      )
+      .catch((error: Error) => {
+        throw new VerifyError(
+          `cannot read ${config.developersTable.sql}: ${lockWaitText(error, lockWaitMs) ?? error.message}`,
+        );
+      });
     const ponder = await db
       .query<{ chain_id: number; wallet: string; amount: string }>(
         `SELECT e.chain_id, e.developer AS wallet,
@@ -82,7 +92,9 @@ export async function verify(config: SidecarConfig, progress: (line: string) => 
         [[...cursors.keys()], [...cursors.values()].map((c) => c.block)],
       )
       .catch((error: Error) => {
-        throw new VerifyError(`cannot read Ponder's tables in schema "${schema}": ${error.message}`);
+        throw new VerifyError(
+          `cannot read Ponder's tables in schema "${schema}": ${lockWaitText(error, lockWaitMs) ?? error.message}`,
+        );
       });
     await db.query("COMMIT");
 

@@ -4,13 +4,14 @@
  * it ends; a Ponder stopped inside one (SIGSTOP, a stalled VM, a database session the server
  * still thinks alive) never ends it. Here a session of the test takes those locks as that
  * transaction does. What reads Ponder's progress for /status, /ready, /metrics, the status page
- * and the alert rules answers anyway, IndexerWatch names the lock once it lasts, and the alert
- * rules do not wait for an email that an SMTP server holds.
+ * and the alert rules answers anyway, IndexerWatch names the lock once it lasts, the alert rules
+ * do not wait for an email that an SMTP server holds, and `stakesync verify` says what it waits for.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterEach, expect, it } from "vitest";
+import { verify } from "../../cli/verify";
 import { waitFor } from "../../lib/wait";
 import { Alerts } from "../../sidecar/effects/alerts";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
@@ -163,4 +164,14 @@ it("runs the alert rules while an SMTP server holds a welcome email's answer", a
   const { rows: jobs } = await fake.db.query("SELECT state, attempts, last_error FROM stakesync.outbox");
   expect(jobs).toEqual([{ state: "pending", attempts: 1, last_error: null }]);
   expect(smtp.mails).toHaveLength(0);
+});
+
+it("makes `stakesync verify` say which tables stayed locked and what to do, instead of hanging", async () => {
+  const { fake } = await setUp();
+  const held = await holdPonderTables(fake);
+  const outcome = await unlessHung(verify(fake.config, () => undefined, { lockWaitMs: 500 }).catch((e: Error) => e));
+  expect(String(outcome)).toMatch(
+    /cannot read Ponder's tables in schema "ponder_fake": a table stayed locked for more than 0\.5 s: a Ponder reorg or crash recovery that does not end .*"Indexer stuck"/,
+  );
+  await held.release();
 });
