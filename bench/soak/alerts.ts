@@ -7,6 +7,7 @@
  *   (PONDER_URL) and it did not answer /health for INDEXER_DOWN_AFTER_MS plus the two one-second
  *   ticks (the watch's look, the leader's rules) and a second of slack. A shorter outage is not
  *   judged; the second instance is watched by Prometheus (`up{job="ponder"}`), not by the sidecar.
+ *   Frozen (SIGSTOP for 15 s): the same, its /health unanswered throughout.
  * - That instance's RPC failing (503s for 10 s): `rpc_failing` (Ponder's RPC error counter rises;
  *   the sidecars' own head polls go through the same provider). Slow (3 s a call) and lagging
  *   providers answer, and the sync rides them out: no rule.

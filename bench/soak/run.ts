@@ -39,6 +39,7 @@ import { freshWindow, headAt as headOf } from "./window";
 export const FAULT_KINDS = [
   "ponder_kill",
   "ponder_term",
+  "ponder_freeze",
   "sidecar_kill",
   "sidecar_term",
   "sidecar_freeze",
@@ -591,6 +592,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             : outage >= INDEXER_DOWN_AFTER_MS + INDEXER_DOWN_MARGIN_MS
               ? "indexer_down"
               : { none: "down for less than INDEXER_DOWN_AFTER_MS + 3 s" };
+          break;
+        }
+        case "ponder_freeze": {
+          // SIGSTOP at whatever it was doing: between blocks mostly, inside a block's or a
+          // reorg's transaction at times (then its locks stay with it; see indexer-watch.ts).
+          processes[ponder.name]?.process.kill("SIGSTOP");
+          await sleep(15_000);
+          processes[ponder.name]?.process.kill("SIGCONT");
+          expects = watched ? "indexer_down" : { none: "the second instance" };
           break;
         }
         case "sidecar_kill":
