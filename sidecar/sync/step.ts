@@ -27,11 +27,11 @@ import {
   removedKeys,
 } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
+import { lockDevelopers, SYNC_LOCK_WAIT_MS } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
 import { ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
-import { LOCK_WAIT_MS } from "./sql/read-sources";
 import { reconcileStakes } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
@@ -110,16 +110,21 @@ async function stepOnce(
   { reconcile = false, heads, catchUp, walletIndexed = false }: StepOptions,
   seen: boolean,
 ): Promise<StepResult> {
-  // With a replica to go to, an instance frozen in one of its own transactions is not waited
-  // for (the next round reads it as absent and follows the other); alone, it is.
-  const progressOptions = {
-    lockEvents: true,
-    lockWaitMs: config.ponderReplicaSchemas.length > 0 ? 4 * LOCK_WAIT_MS : undefined,
-  };
+  // Every lock the step waits for, it waits for at most SYNC_LOCK_WAIT_MS (BEGIN_STEP): an
+  // instance frozen in one of its own transactions fails the step, which is tried again after
+  // its backoff (with a replica to go to, the next round reads it as absent and follows the
+  // other), instead of holding the developers table for as long (see lock-developers.ts).
+  const progressOptions = { lockEvents: true };
   const progressRead = progressStatements(config.ponderSchema, progressOptions);
-  // The cursors are read with the BEGIN (in the snapshot the whole step reads), and with them
-  // Ponder's progress when its tables were there last step; else whether they are there.
-  const begin = [BEGIN_STEP, ...cursorsStatements, ...(seen ? progressRead : ponderPresent(config.ponderSchema))];
+  // The application's table first, then the cursors with the BEGIN (in the snapshot the whole
+  // step reads), and with them Ponder's progress when its tables were there last step; else
+  // whether they are there.
+  const begin = [
+    BEGIN_STEP,
+    ...lockDevelopers(config),
+    ...cursorsStatements,
+    ...(seen ? progressRead : ponderPresent(config.ponderSchema)),
+  ];
   return inTransaction(db, begin, async (begun): Promise<StepResult | Committed<StepResult>> => {
     const cursorRows = begun.at(seen ? -1 - progressRead.length : -2) ?? [];
     const progress = seen
@@ -232,7 +237,8 @@ function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainS
 
 /**
  * A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it runs on
- * one core: parallel workers would take the machine from Ponder's backfill.
+ * one core: parallel workers would take the machine from Ponder's backfill. No lock is waited
+ * for longer than SYNC_LOCK_WAIT_MS (see lock-developers.ts and progressStatements).
  */
 const BEGIN_STEP = `BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB';
-  SET LOCAL max_parallel_workers_per_gather = 0; ${STEP_TABLES}`;
+  SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL lock_timeout = '${SYNC_LOCK_WAIT_MS}ms'; ${STEP_TABLES}`;

@@ -4,8 +4,11 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { waitFor } from "../../lib/wait";
+import { applyDevelopers } from "../../sidecar/sync/apply-developers";
+import { classify } from "../../sidecar/sync/loop";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
-import { type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -88,6 +91,82 @@ describe("the application's own transactions on developers", () => {
     } finally {
       await refuseAll.end();
     }
+  });
+});
+
+describe("an application migration holding developers (its ALTER TABLE, or one queued behind a long transaction)", () => {
+  const LOCKED =
+    /^the developers table stayed locked \("public"\."developers"\) for more than 2 s: an application migration/;
+  /** A session of the application's, in a migration: developers locked as its ALTER TABLE locks it. */
+  async function migrating(url: string) {
+    const app = new pg.Client({ connectionString: url });
+    await app.connect();
+    await app.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+    return app;
+  }
+  const waitingForALock = async (db: pg.Client) =>
+    (
+      await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+      )
+    ).rows[0]?.n !== 0;
+
+  it("fails the step after 2 s, naming the table, holding none of Ponder's tables while it waits; syncs once it ends", async () => {
+    fake = await fakePonder();
+    const w = wallet(8);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    const app = await migrating(fake.url);
+    const ponder = new pg.Client({ connectionString: fake.url });
+    await ponder.connect();
+    try {
+      const round = fake.round().then(
+        () => new Error("the step did not wait"),
+        (error: Error) => error,
+      );
+      await waitFor("the step waiting for developers", () => waitingForALock(app));
+      // Ponder's next reorg takes stake_event at once: taken before developers, the step held it
+      // for as long as the migration, and Ponder's reorg waited for the application's DDL.
+      await ponder.query(`BEGIN; LOCK TABLE "${SCHEMA}".stake_event IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK`);
+      const error = await round;
+      expect(error).toMatchObject({ code: "55P03", message: expect.stringMatching(LOCKED) });
+      expect(classify(error)).toBe("database"); // the application's database refusing, not Ponder
+    } finally {
+      await app.end();
+      await ponder.end();
+    }
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+  });
+
+  it("fails the developers write the same way, without taking the rows for refused ones", async () => {
+    fake = await fakePonder();
+    const w = wallet(9);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    // The application holds w's row through the step: w stays queued for the developers write.
+    const rowHolder = new pg.Client({ connectionString: fake.url });
+    await rowHolder.connect();
+    await rowHolder.query("BEGIN");
+    await rowHolder.query("SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [w]);
+    expect((await fake.round()).held).toBe(1);
+    await rowHolder.query("ROLLBACK");
+    await rowHolder.end();
+
+    const app = await migrating(fake.url);
+    try {
+      const error = await applyDevelopers(fake.db, fake.config).then(
+        () => new Error("the write did not wait"),
+        (e: Error) => e,
+      );
+      expect(error).toMatchObject({ code: "55P03", message: expect.stringMatching(LOCKED) });
+    } finally {
+      await app.end();
+    }
+    const { rows } = await fake.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: w, state: "pending" }]); // not a dead letter
+    await applyDevelopers(fake.db, fake.config);
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
   });
 });
 
