@@ -5,12 +5,12 @@
 // First: refuses an unsupported Node.js with one line, before anything else loads.
 import "../lib/require-node";
 import { serve } from "@hono/node-server";
-import pg from "pg";
 import { backoffMs } from "../lib/backoff";
 import { loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { DevelopersTableError } from "./db/developers-table";
 import { migrate } from "./db/migrate";
+import { createPools } from "./db/pools";
 import { Alerts } from "./effects/alerts";
 import { AlertMonitor } from "./effects/monitor";
 import { startEffects } from "./effects/run";
@@ -25,9 +25,7 @@ const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
 const metrics = createMetrics(config.chains.map((c) => c.id));
 
-const pool = new pg.Pool({ connectionString: config.database.url, max: 5, application_name: "stakesync_sidecar_read" });
-// An idle client whose server went away must not crash the process; the pool replaces it.
-pool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
+const { pool, httpPool } = createPools(config, log);
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
 const alerts = new Alerts({
@@ -47,15 +45,6 @@ const loop = new SyncLoop(config, log, metrics, heads.heads, {
   },
 });
 
-// HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker
-// and the alert rules of connections, and a database outage answers fast.
-const httpPool = new pg.Pool({
-  connectionString: config.database.url,
-  max: 3,
-  connectionTimeoutMillis: 2000,
-  application_name: "stakesync_sidecar_http",
-});
-httpPool.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
 const app = createApp({ config, pool: httpPool, heads: heads.heads, indexer, loop, metrics, alerts, log });
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),

@@ -37,7 +37,7 @@ const COUNT_CACHE_MS = 5000;
 const SHADOW_CACHE_MS = 10_000;
 
 /**
- * `read`'s answer, reused for `ms` after it arrived; one read at a time (a slow full count must
+ * `read`'s answer, reused for `ms` after it arrived, and while a new read fails; one read at a time (a slow full count must
  * not start another every few seconds and take the HTTP pool's connections). `latest()` never
  * waits: the last answer, or undefined, and a fresh read begun when it is due (for /metrics,
  * which must answer within a scrape timeout).
@@ -58,7 +58,15 @@ function cached<T>(ms: number, read: () => Promise<T>) {
   };
   const due = () => !last || Date.now() - last.at > ms;
   return {
-    get: (): Promise<T> => (due() ? refresh() : Promise.resolve((last as { value: T }).value)),
+    // A read that fails (the HTTP pool gives up on a lock after HTTP_LOCK_WAIT_MS: an application
+    // migration holds developers) answers with the last answer, if there is one.
+    get: (): Promise<T> =>
+      due()
+        ? refresh().catch((error) => {
+            if (last) return last.value;
+            throw error;
+          })
+        : Promise.resolve((last as { value: T }).value),
     latest: (): T | undefined => {
       if (due()) refresh().catch(() => undefined);
       return last?.value;

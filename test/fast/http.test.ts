@@ -1,6 +1,7 @@
 /** The sidecar's HTTP routes through Hono's app.request(), on a fabricated database. */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPools } from "../../sidecar/db/pools";
 import { Alerts } from "../../sidecar/effects/alerts";
 import { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
@@ -157,5 +158,51 @@ describe("admin routes", () => {
     expect((await app.request("/admin/dead-letters/abc/retry", { ...auth, method: "POST" })).status).toBe(400);
     expect((await app.request("/admin/dead-letters/424242/retry", { ...auth, method: "POST" })).status).toBe(404);
     expect((await app.request("/admin/reconcile", { ...auth, method: "POST" })).status).toBe(409); // standby
+  });
+});
+
+describe("the sidecar's own pools, while an application migration holds developers", () => {
+  it("answer /developers/:wallet with an error within seconds, and /ready and /status meanwhile", async () => {
+    const log = createLogger("error");
+    const metrics = createMetrics([31337]);
+    const heads = new Map([[31337, { block: 30, at: Date.now() }]]);
+    const alerts = new Alerts({
+      webhookUrl: undefined,
+      repeatMs: 1000,
+      retry: { attempts: 0, delayMs: 0 },
+      log,
+      metrics,
+    });
+    const pools = createPools(fake.config, log);
+    const loop = new SyncLoop(fake.config, log, metrics, heads);
+    const own = createApp({
+      config: fake.config,
+      pool: pools.httpPool,
+      heads,
+      indexer: { down: () => null },
+      loop,
+      metrics,
+      alerts,
+      log,
+    });
+    expect((await own.request("/status")).status).toBe(200); // the developers' counts, read once
+    const migration = new pg.Client({ connectionString: fake.url });
+    await migration.connect();
+    try {
+      await migration.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+      // More look-ups than the HTTP pool has connections: each gives up on the lock (1 s)
+      // instead of keeping its connection for as long as the migration.
+      const lookups = await Promise.all(
+        [1, 2, 3, 4].map(async () => (await own.request(`/developers/${wallet(0xa1)}`)).status),
+      );
+      expect(lookups).toEqual([500, 500, 500, 500]);
+      const ready = await own.request("/ready");
+      expect(await ready.json()).toEqual({ ready: false, reason: "chain 31337: 17 blocks behind (max 5)" });
+      expect((await own.request("/status")).status).toBe(200);
+    } finally {
+      await migration.end();
+      await pools.pool.end();
+      await pools.httpPool.end();
+    }
   });
 });
