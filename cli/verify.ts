@@ -62,7 +62,7 @@ export async function verify(
   { lockWaitMs = COMMAND_LOCK_WAIT_MS }: { lockWaitMs?: number } = {},
 ) {
   const started = performance.now();
-  const db = new pg.Client({ connectionString: config.database.url });
+  const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
   await db.connect().catch((error: Error) => {
     throw new VerifyError(`cannot reach the database: ${error.message}`);
   });
