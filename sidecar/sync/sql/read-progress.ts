@@ -82,15 +82,12 @@ export function progressStatements(
   // the two deadlocked, and Ponder, chosen as the victim, backed off for a minute. In Ponder's
   // order, the reader waits for the reorg instead.
   const lock = `LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`;
-  const bounded = `SET LOCAL lock_timeout = '${lockWaitMs}ms'`;
-  // Without lockEvents, the bound stays for the read (sent alone, it is a transaction of its own).
-  const locks = !lockEvents
-    ? lockWaitMs === undefined
-      ? []
-      : [bounded]
-    : lockWaitMs === undefined
-      ? [lock]
-      : [bounded, lock, "SET LOCAL lock_timeout TO DEFAULT"];
+  // The bound stays for the rest of the transaction: sent alone, the read is one of its own. The
+  // sync step sets its own for all of its statements (step.ts).
+  const locks = [
+    ...(lockWaitMs === undefined ? [] : [`SET LOCAL lock_timeout = '${lockWaitMs}ms'`]),
+    ...(lockEvents ? [lock] : []),
+  ];
   return [
     ...locks,
     `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
