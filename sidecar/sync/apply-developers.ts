@@ -21,7 +21,7 @@ import { lastRows } from "../db/together";
 import { COMMIT, committed, inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
-import { lockDevelopers, SYNC_LOCK_WAIT_MS } from "./sql/lock-developers";
+import { lockDevelopers } from "./sql/lock-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
 import { type Change, changesFrom, writeDevelopers } from "./sql/write-developers";
 import { TOGETHER_MAX_EVENTS } from "./step";
@@ -65,7 +65,12 @@ export async function applyDevelopers(
   if (config.mode === "shadow") return NOTHING;
   const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets));
   if (queued.length === 0) return NOTHING;
-  const begin = [BEGIN_APPLY, ...lockDevelopers(config), ...claimDevelopers(config, queued)];
+  const begin = [
+    BEGIN_APPLY,
+    ...lockDevelopers(config, "ROW EXCLUSIVE"),
+    APPLY_TABLES,
+    ...claimDevelopers(config, queued),
+  ];
   try {
     // The claim, the write and the COMMIT in one round trip: a refused row stops the write and
     // the COMMIT, and the ROLLBACK that follows leads to the row-by-row pass below.
@@ -140,4 +145,4 @@ export async function applyDevelopers(
  * table became nested loops (24 s for 10,000 developers instead of 0.3 s).
  */
 const BEGIN_APPLY = `BEGIN ISOLATION LEVEL READ COMMITTED; SET CONSTRAINTS ALL IMMEDIATE;
-  SET LOCAL enable_nestloop = off; SET LOCAL lock_timeout = '${SYNC_LOCK_WAIT_MS}ms'; ${APPLY_TABLES}`;
+  SET LOCAL enable_nestloop = off`;

@@ -15,7 +15,6 @@ import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
-import { DEVELOPERS_LOCKED } from "./sql/lock-developers";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -54,8 +53,6 @@ export type ReconcileResult = { drifted: number; changes: Change[] };
 
 export function classify(error: unknown): ErrorKind {
   const code = (error as { code?: string }).code ?? "";
-  // The application's table held by its own DDL: the database refusing, not Ponder.
-  if (code === "55P03" && String((error as Error).message).startsWith(DEVELOPERS_LOCKED)) return "database";
   // Ponder's schema or tables missing; or a replica-backed step not waiting for a frozen Ponder's lock.
   if (code === "42P01" || code === "3F000" || code === "55P03") return "ponder";
   if (/^(08|57P|53)/.test(code) || /ECONNREFUSED|ECONNRESET|terminat|Connection|closed/i.test(String(error))) {

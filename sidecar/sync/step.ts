@@ -27,7 +27,7 @@ import {
   removedKeys,
 } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
-import { lockDevelopers, SYNC_LOCK_WAIT_MS } from "./sql/lock-developers";
+import { lockDevelopers } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
@@ -110,10 +110,10 @@ async function stepOnce(
   { reconcile = false, heads, catchUp, walletIndexed = false }: StepOptions,
   seen: boolean,
 ): Promise<StepResult> {
-  // Every lock the step waits for, it waits for at most SYNC_LOCK_WAIT_MS (BEGIN_STEP): an
-  // instance frozen in one of its own transactions fails the step, which is tried again after
-  // its backoff (with a replica to go to, the next round reads it as absent and follows the
-  // other), instead of holding the developers table for as long (see lock-developers.ts).
+  // Past the developers table, every lock the step waits for, it waits for at most
+  // SYNC_LOCK_WAIT_MS: an instance frozen in one of its own transactions fails the step, which is
+  // tried again after its backoff (with a replica to go to, the next round reads it as absent
+  // and follows the other), instead of holding the developers table with it (lock-developers.ts).
   const progressOptions = { lockEvents: true };
   const progressRead = progressStatements(config.ponderSchema, progressOptions);
   // The application's table first, then the cursors with the BEGIN (in the snapshot the whole
@@ -121,7 +121,8 @@ async function stepOnce(
   // whether they are there.
   const begin = [
     BEGIN_STEP,
-    ...lockDevelopers(config),
+    ...lockDevelopers(config, "ACCESS SHARE"),
+    STEP_TABLES,
     ...cursorsStatements,
     ...(seen ? progressRead : ponderPresent(config.ponderSchema)),
   ];
@@ -237,8 +238,8 @@ function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainS
 
 /**
  * A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it runs on
- * one core: parallel workers would take the machine from Ponder's backfill. No lock is waited
- * for longer than SYNC_LOCK_WAIT_MS (see lock-developers.ts and progressStatements).
+ * one core: parallel workers would take the machine from Ponder's backfill. Then the developers
+ * table, and every other lock waited for at most SYNC_LOCK_WAIT_MS (lock-developers.ts).
  */
 const BEGIN_STEP = `BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB';
-  SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL lock_timeout = '${SYNC_LOCK_WAIT_MS}ms'; ${STEP_TABLES}`;
+  SET LOCAL max_parallel_workers_per_gather = 0`;

@@ -190,12 +190,12 @@ describe("the sidecar's own pools, while an application migration holds develope
     await migration.connect();
     try {
       await migration.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
-      // More look-ups than the HTTP pool has connections: each gives up on the lock (1 s)
+      // As many look-ups as the HTTP pool has connections: each gives up on the lock (1 s)
       // instead of keeping its connection for as long as the migration.
       const lookups = await Promise.all(
-        [1, 2, 3, 4].map(async () => (await own.request(`/developers/${wallet(0xa1)}`)).status),
+        [1, 2, 3].map(async () => (await own.request(`/developers/${wallet(0xa1)}`)).status),
       );
-      expect(lookups).toEqual([500, 500, 500, 500]);
+      expect(lookups).toEqual([500, 500, 500]);
       const ready = await own.request("/ready");
       expect(await ready.json()).toEqual({ ready: false, reason: "chain 31337: 17 blocks behind (max 5)" });
       expect((await own.request("/status")).status).toBe(200);

@@ -50,7 +50,7 @@ const unlessHung = <T>(work: Promise<T>) =>
 async function setUp(env: Record<string, string> = {}) {
   const fake = await fakePonder(env);
   ends.push(() => fake.close());
-  const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+  const pool = new pg.Pool({ connectionString: fake.url, max: 8 }); // the status page's reads at once
   ends.push(() => pool.end());
   const metrics = createMetrics([CHAIN]);
   const heads = new Map([[CHAIN, { block: 40, at: Date.now() }]]);
@@ -152,8 +152,8 @@ it("runs the alert rules while an SMTP server holds a welcome email's answer", a
   const stop = startEffects({ config: fake.config, pool, heads, indexer, loop, worker, monitor, alerts, log });
   ends.push(async () => {
     loop.state.role = "standby";
-    // The send is left waiting: closing the SMTP server (after this) ends it.
-    await Promise.race([stop(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+    await smtp.close(); // ends the send left waiting, and with it the worker's tick
+    await stop();
   });
 
   await waitFor("the welcome email's data at the SMTP server", async () => smtp.state.receiving > 0);

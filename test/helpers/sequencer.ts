@@ -42,7 +42,8 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/start.test.ts": 8,
   "test/config.test.ts": 5,
   "test/contracts.test.ts": 1,
-  // The fast tier: a tenth of its files' seconds (2026-12-04, run alone), so that it runs after
+  // The fast tier: a tenth of its files' seconds (2026-12-04, run alone; ponder-locked and
+  // sync-application 2026-12-05), so that it runs after
   // every real-process file, its own longest first (a worker runs several of them in turn).
   "test/fast/sync-cost.test.ts": 0.72,
   "test/fast/loop.test.ts": 0.63,
@@ -50,9 +51,9 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/fast/sync-queries.test.ts": 0.6,
   "test/fast/sync-replicas.test.ts": 0.4,
   "test/fast/sync.test.ts": 0.35,
-  "test/fast/ponder-locked.test.ts": 0.3,
+  "test/fast/ponder-locked.test.ts": 0.54,
   "test/fast/alerts.test.ts": 0.18,
-  "test/fast/sync-application.test.ts": 0.17,
+  "test/fast/sync-application.test.ts": 0.5,
   "test/fast/esm-scope-cache.test.ts": 0.14,
   "test/fast/outbox.test.ts": 0.13,
   "test/fast/cpu.test.ts": 0.11,
