@@ -21,7 +21,6 @@ import { lastRows } from "../db/together";
 import { COMMIT, committed, inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
-import { lockDevelopers } from "./sql/lock-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
 import { type Change, changesFrom, writeDevelopers } from "./sql/write-developers";
 import { TOGETHER_MAX_EVENTS } from "./step";
@@ -65,12 +64,10 @@ export async function applyDevelopers(
   if (config.mode === "shadow") return NOTHING;
   const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets));
   if (queued.length === 0) return NOTHING;
-  const begin = [
-    BEGIN_APPLY,
-    ...lockDevelopers(config, "ROW EXCLUSIVE"),
-    APPLY_TABLES,
-    ...claimDevelopers(config, queued),
-  ];
+  // No bound on its waits: it holds nothing of Ponder's, and its UPDATE waits for whatever
+  // migration of the application's holds developers (CREATE INDEX's SHARE lock among them), to
+  // go on the moment it ends (see lock-developers.ts).
+  const begin = [BEGIN_APPLY, ...claimDevelopers(config, queued)];
   try {
     // The claim, the write and the COMMIT in one round trip: a refused row stops the write and
     // the COMMIT, and the ROLLBACK that follows leads to the row-by-row pass below.
@@ -145,4 +142,4 @@ export async function applyDevelopers(
  * table became nested loops (24 s for 10,000 developers instead of 0.3 s).
  */
 const BEGIN_APPLY = `BEGIN ISOLATION LEVEL READ COMMITTED; SET CONSTRAINTS ALL IMMEDIATE;
-  SET LOCAL enable_nestloop = off`;
+  SET LOCAL enable_nestloop = off; ${APPLY_TABLES}`;

@@ -121,7 +121,7 @@ async function stepOnce(
   // whether they are there.
   const begin = [
     BEGIN_STEP,
-    ...lockDevelopers(config, "ACCESS SHARE"),
+    ...lockDevelopers(config),
     STEP_TABLES,
     ...cursorsStatements,
     ...(seen ? progressRead : ponderPresent(config.ponderSchema)),

@@ -5,7 +5,8 @@
  * still thinks alive) never ends it. Here a session of the test takes those locks as that
  * transaction does. What reads Ponder's progress for /status, /ready, /metrics, the status page
  * and the alert rules answers anyway, IndexerWatch names the lock once it lasts, the alert rules
- * do not wait for an email that an SMTP server holds, and `stakesync verify` says what it waits for.
+ * do not wait for an email that an SMTP server holds, `stakesync verify` says what it waits for,
+ * and the sync step gives up after 2 s rather than hold the application's table with it.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,7 +23,7 @@ import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
-import { SyncLoop } from "../../sidecar/sync/loop";
+import { classify, SyncLoop } from "../../sidecar/sync/loop";
 import { startSmtp } from "../helpers/peers";
 import { CHAIN, type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
@@ -174,4 +175,21 @@ it("makes `stakesync verify` say which tables stayed locked and what to do, inst
     /cannot read Ponder's tables in schema "ponder_fake": a table stayed locked for more than 0\.5 s: a Ponder reorg or crash recovery that does not end .*"Indexer stuck"/,
   );
   await held.release();
+});
+
+it("fails the sync step after 2 s, so that it does not hold the developers table for as long as Ponder sleeps", async () => {
+  const { fake, w } = await setUp();
+  await fake.index([{ developer: w, amount: 1n * USDC, block: 13 }], 15);
+  const held = await holdPonderTables(fake);
+  const outcome = await unlessHung(fake.round().catch((e: Error) => e));
+  expect(outcome).toMatchObject({ code: "55P03" });
+  expect(classify(outcome)).toBe("ponder");
+  // The step let go of developers with its failure: the application's migration goes ahead.
+  const app = new pg.Client({ connectionString: fake.url });
+  await app.connect();
+  ends.push(() => app.end());
+  await app.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK");
+  await held.release();
+  await fake.round();
+  expect(await fake.developer(w)).toMatchObject({ stake_amount: "3.000000" });
 });

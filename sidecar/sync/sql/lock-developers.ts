@@ -1,9 +1,9 @@
 /**
- * Takes the application's developers table first thing in a transaction of the sync, before it
- * reads anything (a plain LOCK takes no snapshot) and before Ponder's tables, in the mode the
- * transaction needs: ACCESS SHARE for the step's reads, ROW EXCLUSIVE for the developers write.
- * Only the application's DDL conflicts with it (an ALTER TABLE, a CREATE INDEX, or one queued
- * behind a long application transaction), and the sync waits for it, as long as it lasts and
+ * Takes the application's developers table (ACCESS SHARE, as its reads do: the sidecar's role
+ * has SELECT on it, and UPDATE on its own columns only, too little for a stronger LOCK) first
+ * thing in the sync step, before it reads anything (a plain LOCK takes no snapshot) and before
+ * Ponder's tables. Only the application's DDL conflicts with it (an ALTER TABLE, or one queued
+ * behind a long application transaction), and the step waits for it, as long as it lasts and
  * holding nothing else: the sync is stalled meanwhile (`lag`, StakesyncSyncStalled), and goes on
  * the moment it ends.
  *
@@ -13,9 +13,10 @@
  *   volatile default, ALTER COLUMN TYPE) and committed meanwhile left the step an empty table:
  *   a rewrite is not MVCC-safe. Nothing was queued, and the rows stayed stale until the next
  *   reconciliation.
- * - Given up on after a time, as the sync's other waits are (SYNC_LOCK_WAIT_MS), each attempt
+ * - Given up on after a time, as the step's other waits are (SYNC_LOCK_WAIT_MS), each attempt
  *   failed, backed off further, and paged `consecutive_errors` for an ordinary migration.
  *
+ * The developers write (apply-developers.ts) holds nothing of Ponder's and waits without a bound.
  * Reads nothing; locks developers.
  */
 import type { SidecarConfig } from "../../../lib/config";
@@ -27,9 +28,10 @@ import type { Statements } from "../../db/together";
  */
 export const SYNC_LOCK_WAIT_MS = 2000;
 
-export function lockDevelopers(config: SidecarConfig, mode: "ACCESS SHARE" | "ROW EXCLUSIVE"): Statements {
+/** The lock, then the bound for every later wait of the step. */
+export function lockDevelopers(config: SidecarConfig): Statements {
   return [
-    `LOCK TABLE ${config.developersTable.sql} IN ${mode} MODE`,
+    `LOCK TABLE ${config.developersTable.sql} IN ACCESS SHARE MODE`,
     `SET LOCAL lock_timeout = '${SYNC_LOCK_WAIT_MS}ms'`,
   ];
 }
