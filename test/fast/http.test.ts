@@ -2,13 +2,10 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPools } from "../../sidecar/db/pools";
-import { Alerts } from "../../sidecar/effects/alerts";
-import { createApp } from "../../sidecar/http/app";
+import type { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
-import { createLogger } from "../../sidecar/log";
-import { createMetrics, ERROR_KINDS, RULES } from "../../sidecar/metrics";
-import { SyncLoop } from "../../sidecar/sync/loop";
-import { type Fake, fakePonder, SCHEMA, wallet } from "./ponder-fake";
+import { ERROR_KINDS, RULES } from "../../sidecar/metrics";
+import { type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
 
 const TOKEN = "fast-tier-admin-token";
 let fake: Fake;
@@ -19,27 +16,7 @@ let indexerDown: string | null = null;
 beforeAll(async () => {
   fake = await fakePonder({ ADMIN_TOKEN: TOKEN, MAX_LAG_BLOCKS: "5" });
   pool = new pg.Pool({ connectionString: fake.url, max: 2 });
-  const log = createLogger("error");
-  const metrics = createMetrics([31337]);
-  const heads = new Map([[31337, { block: 30, at: Date.now() }]]);
-  const alerts = new Alerts({
-    webhookUrl: undefined,
-    repeatMs: 1000,
-    retry: { attempts: 0, delayMs: 0 },
-    log,
-    metrics,
-  });
-  const loop = new SyncLoop(fake.config, log, metrics, heads); // never started: a standby
-  app = createApp({
-    config: fake.config,
-    pool,
-    heads,
-    indexer: { down: () => indexerDown },
-    loop,
-    metrics,
-    alerts,
-    log,
-  });
+  app = sidecarParts(fake.config).appOn(pool, { down: () => indexerDown });
   const w = wallet(0xa1);
   await fake.register(w, "someone@example.test");
   for (const i of [1, 2, 3]) {
@@ -163,28 +140,9 @@ describe("admin routes", () => {
 
 describe("the sidecar's own pools, while an application migration holds developers", () => {
   it("answer /developers/:wallet with an error within seconds, and /ready and /status meanwhile", async () => {
-    const log = createLogger("error");
-    const metrics = createMetrics([31337]);
-    const heads = new Map([[31337, { block: 30, at: Date.now() }]]);
-    const alerts = new Alerts({
-      webhookUrl: undefined,
-      repeatMs: 1000,
-      retry: { attempts: 0, delayMs: 0 },
-      log,
-      metrics,
-    });
+    const { log, appOn } = sidecarParts(fake.config);
     const pools = createPools(fake.config, log);
-    const loop = new SyncLoop(fake.config, log, metrics, heads);
-    const own = createApp({
-      config: fake.config,
-      pool: pools.httpPool,
-      heads,
-      indexer: { down: () => null },
-      loop,
-      metrics,
-      alerts,
-      log,
-    });
+    const own = appOn(pools.httpPool);
     expect((await own.request("/status")).status).toBe(200); // the developers' counts, read once
     const migration = new pg.Client({ connectionString: fake.url });
     await migration.connect();

@@ -11,9 +11,13 @@ import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
 import { walletIndexed } from "../../sidecar/db/developers-table";
 import { migrate } from "../../sidecar/db/migrate";
+import { Alerts } from "../../sidecar/effects/alerts";
+import { type AppDeps, createApp } from "../../sidecar/http/app";
 import { createLogger } from "../../sidecar/log";
+import { createMetrics } from "../../sidecar/metrics";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
+import { SyncLoop } from "../../sidecar/sync/loop";
 import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
@@ -287,3 +291,20 @@ async function ponderTables(db: pg.Client, schema: string): Promise<PonderTables
 
 /** A wallet address from a small number, lowercase. */
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
+
+/**
+ * What createApp and the effects take besides a pool, for a test on `config`: the chain's head at
+ * `head`, alerts without a webhook (`firing()` says what fires), a loop never started, a standby
+ * until the test sets its state, and the HTTP app on them (`appOn`).
+ */
+export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000 } = {}) {
+  const log = createLogger("error");
+  const metrics = createMetrics([CHAIN]);
+  const heads = new Map([[CHAIN, { block: head, at: Date.now() }]]);
+  const alerts = new Alerts({ webhookUrl: undefined, repeatMs, retry: { attempts: 0, delayMs: 0 }, log, metrics });
+  const loop = new SyncLoop(config, log, metrics, heads);
+  /** The sidecar's HTTP app on `pool`, IndexerWatch's verdict from `indexer` (up unless told). */
+  const appOn = (pool: pg.Pool, indexer: AppDeps["indexer"] = { down: () => null }) =>
+    createApp({ config, pool, heads, indexer, loop, metrics, alerts, log });
+  return { log, metrics, heads, alerts, loop, appOn };
+}

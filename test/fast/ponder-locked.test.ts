@@ -14,18 +14,15 @@ import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { verify } from "../../cli/verify";
 import { waitFor } from "../../lib/wait";
-import { Alerts } from "../../sidecar/effects/alerts";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { startEffects } from "../../sidecar/effects/run";
 import { OutboxWorker } from "../../sidecar/effects/worker";
-import { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
-import { createMetrics } from "../../sidecar/metrics";
-import { classify, SyncLoop } from "../../sidecar/sync/loop";
+import { classify } from "../../sidecar/sync/loop";
 import { startSmtp } from "../helpers/peers";
-import { CHAIN, type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 const log = createLogger("error");
 const ends: (() => Promise<unknown>)[] = [];
@@ -53,35 +50,17 @@ async function setUp(env: Record<string, string> = {}) {
   ends.push(() => fake.close());
   const pool = new pg.Pool({ connectionString: fake.url, max: 8 }); // the status page's reads at once
   ends.push(() => pool.end());
-  const metrics = createMetrics([CHAIN]);
-  const heads = new Map([[CHAIN, { block: 40, at: Date.now() }]]);
-  const alerts = new Alerts({
-    webhookUrl: undefined,
-    repeatMs: 60_000,
-    retry: { attempts: 0, delayMs: 0 },
-    log,
-    metrics,
-  });
-  const loop = new SyncLoop(fake.config, log, metrics, heads); // never started: its state is set by the test
+  const { metrics, heads, alerts, loop, appOn } = sidecarParts(fake.config, { head: 40, repeatMs: 60_000 });
   const w = wallet(0xb1);
   await fake.register(w, "frozen@example.test");
   await fake.index([{ developer: w, amount: 2n * USDC, block: 10 }], 12);
   await fake.round();
-  return { fake, pool, metrics, heads, alerts, loop, w };
+  return { fake, pool, metrics, heads, alerts, loop, appOn, w };
 }
 
 it("answers /status, /ready, /metrics and the status page while Ponder's transaction holds its tables", async () => {
-  const { fake, pool, metrics, heads, alerts, loop } = await setUp({ MAX_LAG_BLOCKS: "5" });
-  const app = createApp({
-    config: fake.config,
-    pool,
-    heads,
-    indexer: { down: () => null },
-    loop,
-    metrics,
-    alerts,
-    log,
-  });
+  const { fake, pool, appOn } = await setUp({ MAX_LAG_BLOCKS: "5" });
+  const app = appOn(pool);
   const indexed = async () =>
     ((await (await app.request("/status")).json()) as { chains: { indexed: number | null }[] }).chains[0]?.indexed;
   expect(await indexed()).toBe(12);

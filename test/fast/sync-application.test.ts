@@ -103,6 +103,14 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
     await app.query(statement);
     return app;
   }
+  /** A registered developer with a 5 USDC stake that Ponder has indexed, not yet synced. */
+  async function stakedDeveloper(n: number) {
+    fake = await fakePonder();
+    const w = wallet(n);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    return w;
+  }
   const waitingForALock = async (db: pg.Client) =>
     (
       await db.query<{ n: number }>(
@@ -111,10 +119,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
     ).rows[0]?.n !== 0;
 
   it("is waited for holding none of Ponder's tables, and the sync goes on the moment it ends", async () => {
-    fake = await fakePonder();
-    const w = wallet(8);
-    await fake.register(w);
-    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    const w = await stakedDeveloper(8);
     const app = await migrating(fake.url, "LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
     const ponder = new pg.Client({ connectionString: fake.url });
     await ponder.connect();
@@ -134,10 +139,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
   });
 
   it("that rewrote the table and committed while the step waited: the step reads the new table, not an empty one", async () => {
-    fake = await fakePonder();
-    const w = wallet(10);
-    await fake.register(w);
-    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    const w = await stakedDeveloper(10);
     // A volatile default rewrites every row, which an older snapshot cannot see (not MVCC-safe).
     const app = await migrating(fake.url, "ALTER TABLE developers ADD COLUMN seed double precision DEFAULT random()");
     try {
@@ -154,10 +156,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
   });
 
   it("that blocks the developers write's UPDATE (a CREATE INDEX's SHARE lock) is waited for too, then the row is written", async () => {
-    fake = await fakePonder();
-    const w = wallet(9);
-    await fake.register(w);
-    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    const w = await stakedDeveloper(9);
     // The application holds w's row through the step: w stays queued for the developers write.
     const rowHolder = new pg.Client({ connectionString: fake.url });
     await rowHolder.connect();
