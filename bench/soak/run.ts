@@ -253,15 +253,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const startSidecar = async (name: "sidecar_a" | "sidecar_b") => {
       processes[name] = await startLocalSidecar(env, { port: sidecarPorts[name], name, spawn });
     };
-    await Promise.all([startPonder("soak_ponder"), startPonder("soak_ponder_b")]);
-    await startSidecar("sidecar_a");
-    await startSidecar("sidecar_b");
+    // Before they start: a start that fails (a sidecar that does not build) stops those started.
     stops.push(async () => {
       for (const p of Object.values(processes)) {
         p.process.kill("SIGCONT");
         await p.stop();
       }
     });
+    await Promise.all([startPonder("soak_ponder"), startPonder("soak_ponder_b")]);
+    await startSidecar("sidecar_a");
+    await startSidecar("sidecar_b");
     const status = async (name: "sidecar_a" | "sidecar_b") =>
       (await fetch(`http://127.0.0.1:${sidecarPorts[name]}/status`, { signal: AbortSignal.timeout(2000) })
         .then((r) => (r.ok ? r.json() : undefined))

@@ -8,6 +8,7 @@ import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import type { Alerts } from "./alerts";
 import type { AlertMonitor } from "./monitor";
+import { PauseWatch } from "./pause-watch";
 import type { OutboxWorker } from "./worker";
 
 export function startEffects(deps: {
@@ -20,8 +21,11 @@ export function startEffects(deps: {
   monitor: AlertMonitor;
   alerts: Alerts;
   log: Logger;
+  /** Whether this process was just stopped (its own, started here, unless given). */
+  pauses?: PauseWatch;
 }) {
   const { config, pool, heads, indexer, loop, worker, monitor, alerts, log } = deps;
+  const pauses = deps.pauses ?? new PauseWatch().start();
   // Two ticks, each waiting only for its own work: an email due must not wait for the alert
   // rules' reads, nor a page for an SMTP server that takes seconds to answer.
   const sending = every(1000, async () => {
@@ -35,7 +39,10 @@ export function startEffects(deps: {
       return alerts.standDown();
     }
     await alerts.adopt();
-    await monitor.check(await readStatus(pool, config, heads, indexer.down(), loop.state), loop.state);
+    const status = await readStatus(pool, config, heads, indexer.down(), loop.state);
+    // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.
+    if (pauses.settling()) return;
+    await monitor.check(status, loop.state);
   });
   function every(intervalMs: number, work: () => Promise<void>) {
     let running: Promise<void> | undefined;
@@ -53,6 +60,7 @@ export function startEffects(deps: {
     };
   }
   return async () => {
+    pauses.stop();
     await Promise.all([sending(), alerting()]);
     worker.close();
   };

@@ -1,20 +1,26 @@
 /**
  * Alert delivery across a change of leader (sidecar/effects/alerts.ts): the rules firing are kept
- * in stakesync.alert_firing, so the next leader resolves one that cleared while it took over. And
- * the rpc_failing rule's reading of Ponder's RPC error counter (sidecar/effects/monitor.ts).
+ * in stakesync.alert_firing, so the next leader resolves one that cleared while it took over; the
+ * rpc_failing rule's reading of Ponder's RPC error counter (sidecar/effects/monitor.ts); and no
+ * rule evaluated by a sidecar just back from a freeze (sidecar/effects/pause-watch.ts).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
 import { Alerts } from "../../sidecar/effects/alerts";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
+import { PauseWatch } from "../../sidecar/effects/pause-watch";
+import { startEffects } from "../../sidecar/effects/run";
+import { OutboxWorker } from "../../sidecar/effects/worker";
+import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import type { Status } from "../../sidecar/status";
 import type { LoopState } from "../../sidecar/sync/loop";
 import { startWebhook } from "../helpers/peers";
-import { type Fake, fakePonder } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, sidecarParts } from "./ponder-fake";
 
 let fake: Fake;
 let webhook: Awaited<ReturnType<typeof startWebhook>>;
@@ -130,4 +136,39 @@ it("pages once on Ponder's RPC errors that keep rising, a deep reorg's retries t
     fired: [2],
     cleared: [],
   });
+});
+
+it("evaluates no rule for a while after the sidecar itself was stopped, then pages as before", async () => {
+  fake = await fakePonder();
+  const { metrics, heads, alerts, loop } = sidecarParts(fake.config);
+  const log = createLogger("error");
+  // No head for a minute: rpc_failing, once the rules run. The sidecar believes it leads, as one
+  // back from a freeze does until its loop hears that its session ended.
+  heads.set(CHAIN, { block: 30, at: Date.now() - 60_000 });
+  loop.state.role = "leader";
+  const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+  // Its timer's beat 15 s late: the process was stopped and resumed just now. Settles in 1.5 s here.
+  const pauses = new PauseWatch(1000, 1500, performance.now() - 16_000);
+  pauses.tick();
+  const stop = startEffects({
+    config: fake.config,
+    pool,
+    heads,
+    indexer: new IndexerWatch(fake.config, pool),
+    loop,
+    worker: new OutboxWorker(fake.config, pool, log, metrics),
+    monitor: new AlertMonitor(fake.config, heads, alerts),
+    alerts,
+    log,
+    pauses,
+  });
+  try {
+    const resumedAt = performance.now();
+    await waitFor("rpc_failing", () => alerts.firing().some((a) => a.rule === "rpc_failing"));
+    // Not in the first ticks after the pause (each a second apart): only once it has settled.
+    expect(performance.now() - resumedAt).toBeGreaterThanOrEqual(1500);
+  } finally {
+    await stop();
+    await pool.end();
+  }
 });

@@ -52,7 +52,7 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/fast/sync-replicas.test.ts": 0.4,
   "test/fast/sync.test.ts": 0.35,
   "test/fast/ponder-locked.test.ts": 0.54,
-  "test/fast/alerts.test.ts": 0.18,
+  "test/fast/alerts.test.ts": 0.32,
   "test/fast/sync-application.test.ts": 0.5,
   "test/fast/esm-scope-cache.test.ts": 0.14,
   "test/fast/outbox.test.ts": 0.13,
