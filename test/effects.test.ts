@@ -354,8 +354,17 @@ describe("Ponder frozen inside its reorg transaction", () => {
     } finally {
       ponder.process.kill("SIGCONT");
     }
-    // Ponder ends its reorg and goes on: the stake is taken back, and the alert resolves.
-    await mine(chain, 3);
+    // Ponder ends its reorg and goes on: the stake is taken back, and the alert resolves. A
+    // removal is applied once Ponder commits a block after the sync first saw it missing: this
+    // test chain only moves when told.
+    await waitFor(
+      "the orphaned stake taken back",
+      async () => {
+        await mine(chain, 1);
+        return (await developer(databaseUrl, frank))?.status === "inactive";
+      },
+      { intervalMs: 500, timeoutMs: 60_000 },
+    );
     await sidecar.waitSynced(chain, databaseUrl, schema);
     expect(await developer(databaseUrl, frank)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
     expect(await chain.vault.stakeOf(frank)).toBe(0n);

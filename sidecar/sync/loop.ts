@@ -61,6 +61,19 @@ export function classify(error: unknown): ErrorKind {
   return "sync";
 }
 
+/**
+ * How long a failed round waits before the next, and whether a wake-up (Ponder's NOTIFY) may end
+ * the wait sooner. A lock that outlasted the step's wait (55P03: a Ponder frozen inside its reorg
+ * or crash recovery, SYNC_LOCK_WAIT_MS) is tried again after RETRY_DELAY_MS, or at Ponder's next
+ * commit: the step already waited, and a backoff grown over the outage left Ponder unread for up
+ * to a minute after it went on (a 20-s freeze in CI: still unsynced 30 s later). Any other error
+ * backs off (lib/backoff.ts) for its full time.
+ */
+export function retryAfter(error: unknown, retryDelayMs: number, failures: number): [number, { backoff: boolean }] {
+  if ((error as { code?: string }).code === "55P03") return [retryDelayMs, { backoff: false }];
+  return [backoffMs(retryDelayMs, failures), { backoff: true }];
+}
+
 export class SyncLoop {
   readonly state: LoopState;
   private stopped = false;
@@ -247,7 +260,7 @@ export class SyncLoop {
         // Ponder goes on meanwhile, unseen: a missing event noted before must be seen missing
         // again by the next step, not confirmed by a checkpoint whose states it never saw.
         this.removalGuard.clear();
-        await this.backoff();
+        await this.sleep(...retryAfter(error, this.config.retryDelayMs, this.state.consecutiveErrors));
         continue;
       }
       this.inRound = false;

@@ -8,7 +8,7 @@ import { waitFor } from "../../lib/wait";
 import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
-import { SyncLoop } from "../../sidecar/sync/loop";
+import { retryAfter, SyncLoop } from "../../sidecar/sync/loop";
 import { CHAIN, type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
@@ -164,4 +164,12 @@ it("does not ping its connection during a round: a round held up for 2.5 s runs 
       .map((c) => c.text.trim())
       .filter((t) => t === "SELECT 1"),
   ).toEqual([]);
+});
+
+it("tries a round that Ponder's lock outlasted again after RETRY_DELAY_MS or its next commit, not after a grown backoff", () => {
+  const lockTimeout = Object.assign(new Error("canceling statement due to lock timeout"), { code: "55P03" });
+  // The sixth in a row, as after a 20-s freeze of Ponder inside its reorg (each try waits 2 s).
+  expect(retryAfter(lockTimeout, 400, 6)).toEqual([400, { backoff: false }]);
+  const refused = Object.assign(new Error("connection refused"), { code: "57P03" });
+  expect(retryAfter(refused, 400, 6)).toEqual([12_800, { backoff: true }]);
 });
