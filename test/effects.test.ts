@@ -19,7 +19,7 @@ import {
   startSidecar,
   type TestChain,
 } from "./helpers/stack";
-import { mine, wallets } from "./helpers/workload";
+import { mine, mineUntil, wallets } from "./helpers/workload";
 
 const TOKEN = "test-admin-token-0123456789";
 const SCHEMA = "effects_ponder";
@@ -258,15 +258,7 @@ describe("alerts", () => {
     await sidecar.waitSynced(chain, databaseUrl, "effects_ponder_v2");
     await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
     await mine(chain, 6);
-    // A removal is applied once Ponder commits a block after it: this test chain only moves when told.
-    await waitFor(
-      "reorg_correction",
-      async () => {
-        await mine(chain, 1);
-        return alertsFor("reorg_correction").some((a) => a.state === "firing");
-      },
-      { intervalMs: 500 },
-    );
+    await mineUntil(chain, "reorg_correction", () => alertsFor("reorg_correction").some((a) => a.state === "firing"));
     await waitFor(
       "reorg_correction to clear",
       () => alertsFor("reorg_correction").some((a) => a.state === "resolved"),
@@ -354,16 +346,11 @@ describe("Ponder frozen inside its reorg transaction", () => {
     } finally {
       ponder.process.kill("SIGCONT");
     }
-    // Ponder ends its reorg and goes on: the stake is taken back, and the alert resolves. A
-    // removal is applied once Ponder commits a block after the sync first saw it missing: this
-    // test chain only moves when told.
-    await waitFor(
+    // Ponder ends its reorg and goes on: the stake is taken back, and the alert resolves.
+    await mineUntil(
+      chain,
       "the orphaned stake taken back",
-      async () => {
-        await mine(chain, 1);
-        return (await developer(databaseUrl, frank))?.status === "inactive";
-      },
-      { intervalMs: 500, timeoutMs: 60_000 },
+      async () => (await developer(databaseUrl, frank))?.status === "inactive",
     );
     await sidecar.waitSynced(chain, databaseUrl, schema);
     expect(await developer(databaseUrl, frank)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });

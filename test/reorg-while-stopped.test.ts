@@ -14,7 +14,7 @@ import {
   startSidecar,
   type TestChain,
 } from "./helpers/stack";
-import { mine, wallets } from "./helpers/workload";
+import { mine, mineUntil, wallets } from "./helpers/workload";
 
 const SCHEMA = "offline_reorg";
 const USDC = 1_000_000n;
@@ -68,14 +68,10 @@ it("corrects at once, audited as reorg and alerted, when the sidecar starts afte
   );
 
   sidecar = await startSidecar(sidecarEnv);
-  // A removal is applied once Ponder commits a block after it: this test chain only moves when told.
-  await waitFor(
+  await mineUntil(
+    chain,
     "the correction",
-    async () => {
-      await mine(chain, 1);
-      return (await developer(databaseUrl, wallet))?.stake_amount === "12.000000";
-    },
-    { timeoutMs: 60_000, intervalMs: 500 },
+    async () => (await developer(databaseUrl, wallet))?.stake_amount === "12.000000",
   );
   const trail = await sql<{ reason: string; new_amount: string }>(
     databaseUrl,

@@ -1,6 +1,7 @@
 /** Deterministic stake activity on a test chain: every kind of event, several callers. */
 import { type Address, getAddress, keccak256, toHex } from "viem";
 import { anvilKeys, connect, vault } from "../../lib/contracts";
+import { waitFor } from "../../lib/wait";
 import type { TestChain } from "./stack";
 
 export { anvilKeys } from "../../lib/contracts";
@@ -54,6 +55,21 @@ export async function vaultLogCount(chain: TestChain): Promise<number> {
 
 export async function mine(chain: TestChain, blocks: number) {
   await chain.publicClient.request({ method: "anvil_mine" as never, params: [toHex(blocks)] as never });
+}
+
+/**
+ * Mines a block at a time until `check` holds. A removal is applied once Ponder commits a block
+ * after the sync first saw it missing, and a test chain only moves when told.
+ */
+export async function mineUntil(chain: TestChain, what: string, check: () => Promise<boolean> | boolean) {
+  await waitFor(
+    what,
+    async () => {
+      await mine(chain, 1);
+      return check();
+    },
+    { intervalMs: 500, timeoutMs: 60_000 },
+  );
 }
 
 /** `rounds` stakeForMany transactions of up to 100 developers each: a large, fast backfill. */
