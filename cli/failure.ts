@@ -1,3 +1,5 @@
+import { LOCK_NOT_AVAILABLE } from "../sidecar/sync/sql/read-progress";
+
 /**
  * How a read-only command (verify, plan) ends on an error: one line on stderr (and a JSON
  * `{ error }` with --json), exit 2. Errors it expects say their own message; others are marked.
@@ -18,6 +20,6 @@ export const COMMAND_LOCK_WAIT_MS = 10_000;
 
 /** The command's lock wait ran out (PostgreSQL's lock_not_available), said as what to do; else undefined. */
 export function lockWaitText(error: unknown, lockWaitMs: number): string | undefined {
-  if ((error as { code?: string }).code !== "55P03") return undefined;
+  if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) return undefined;
   return `a table stayed locked for more than ${lockWaitMs / 1000} s: a Ponder reorg or crash recovery that does not end (a Ponder frozen inside one, see docs/operations.md "Indexer stuck"), or an application's migration of the developers table; try again once it is over`;
 }

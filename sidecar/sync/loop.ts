@@ -15,6 +15,7 @@ import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
+import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -65,12 +66,11 @@ export function classify(error: unknown): ErrorKind {
  * How long a failed round waits before the next, and whether a wake-up (Ponder's NOTIFY) may end
  * the wait sooner. A lock that outlasted the step's wait (55P03: a Ponder frozen inside its reorg
  * or crash recovery, SYNC_LOCK_WAIT_MS) is tried again after RETRY_DELAY_MS, or at Ponder's next
- * commit: the step already waited, and a backoff grown over the outage left Ponder unread for up
- * to a minute after it went on (a 20-s freeze in CI: still unsynced 30 s later). Any other error
- * backs off (lib/backoff.ts) for its full time.
+ * commit: the step already waited, and a backoff grown over the outage could leave Ponder unread
+ * for up to a minute after it went on. Any other error backs off (lib/backoff.ts) for its full time.
  */
 export function retryAfter(error: unknown, retryDelayMs: number, failures: number): [number, { backoff: boolean }] {
-  if ((error as { code?: string }).code === "55P03") return [retryDelayMs, { backoff: false }];
+  if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE) return [retryDelayMs, { backoff: false }];
   return [backoffMs(retryDelayMs, failures), { backoff: true }];
 }
 

@@ -11,6 +11,7 @@ import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
 import { walletIndexed } from "../../sidecar/db/developers-table";
 import { migrate } from "../../sidecar/db/migrate";
+import { lastRows } from "../../sidecar/db/together";
 import { Alerts } from "../../sidecar/effects/alerts";
 import { type AppDeps, createApp } from "../../sidecar/http/app";
 import { createLogger } from "../../sidecar/log";
@@ -18,6 +19,7 @@ import { createMetrics } from "../../sidecar/metrics";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
 import { SyncLoop } from "../../sidecar/sync/loop";
+import { checkpointBlock } from "../../sidecar/sync/sql/fragments";
 import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
@@ -151,13 +153,10 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       // The head is what the instance read has indexed: nothing to wait for, as in realtime. The
       // sidecar polls it over RPC, whatever holds Ponder's tables: while a test's session holds
       // them, the last head read.
-      const read0 = await db
-        .query(
-          `SET LOCAL lock_timeout = '100ms';
-           SELECT substring(latest_checkpoint from 27 for 16) AS block FROM "${read.ponderSchema}"._ponder_checkpoint`,
-        )
-        .catch(() => undefined);
-      const rows = (read0 as unknown as { rows: { block: string }[] }[] | undefined)?.[1]?.rows;
+      const rows = await lastRows<{ block: string }>(db, [
+        "SET LOCAL lock_timeout = '100ms'",
+        `SELECT ${checkpointBlock("latest_checkpoint")} AS block FROM "${read.ponderSchema}"._ponder_checkpoint`,
+      ]).catch(() => undefined);
       if (rows) source.head = Number(rows[0]?.block ?? 0);
       const heads = new Map([[CHAIN, { block: source.head, at: Date.now() }]]);
       // As the loop: Ponder's progress read with the BEGIN once a step found its tables there.
