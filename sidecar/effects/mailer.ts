@@ -12,9 +12,16 @@ export function welcomeMessageId(wallet: string, from: string) {
   return `<welcome.${wallet.toLowerCase()}@${domain}>`;
 }
 
-export function createMailer(smtpUrl: string, from: string): Mailer {
-  // Short timeouts: a hung SMTP server must fail the job (and back it off), not stall the worker;
-  // they also bound one send (about 150 s at worst), which the outbox lease must outlast.
+/**
+ * The longest one send may take, end to end; then its connection is closed and the job fails
+ * (and backs off). nodemailer's own timeouts are for silence: a server that trickles its answers
+ * (a line every few seconds, as a tarpit does) never trips them, and a send that outlasted the
+ * outbox's lease (outbox.ts, LEASE_MS) would be claimed and sent a second time meanwhile.
+ */
+export const SEND_DEADLINE_MS = 60_000;
+
+export function createMailer(smtpUrl: string, from: string, deadlineMs = SEND_DEADLINE_MS): Mailer {
+  // Short timeouts: a hung SMTP server must fail the job (and back it off), not stall the worker.
   const transport: Transporter = createTransport({
     url: smtpUrl,
     connectionTimeout: 10_000,
@@ -23,19 +30,28 @@ export function createMailer(smtpUrl: string, from: string): Mailer {
   });
   return {
     send: async (to, wallet) => {
-      await transport.sendMail({
-        from,
-        to,
-        subject: "Welcome to stakesync: your account is active",
-        messageId: welcomeMessageId(wallet, from),
-        text: [
-          "Your stake has been confirmed on chain and your developer account is now active.",
-          "",
-          `Wallet: ${wallet}`,
-          "",
-          "Keep your stake at or above the minimum to stay active.",
-        ].join("\n"),
-      });
+      const deadline = AbortSignal.timeout(deadlineMs);
+      await transport
+        .sendMail({
+          signal: deadline,
+          from,
+          to,
+          subject: "Welcome to stakesync: your account is active",
+          messageId: welcomeMessageId(wallet, from),
+          text: [
+            "Your stake has been confirmed on chain and your developer account is now active.",
+            "",
+            `Wallet: ${wallet}`,
+            "",
+            "Keep your stake at or above the minimum to stay active.",
+          ].join("\n"),
+        })
+        .catch((error: unknown) => {
+          if (!deadline.aborted) throw error;
+          throw new Error(
+            `the SMTP server took more than ${deadlineMs / 1000} s over one message (answering, but too slowly); the connection was closed`,
+          );
+        });
     },
     close: () => transport.close(),
   };

@@ -17,10 +17,10 @@ export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts:
 export type Fence = { workerId: string; leaderPid: number };
 
 /**
- * One job's lease: longer than one send can take. nodemailer fails a send whose server stays
- * silent for 20 s on any of its ~7 commands after a 10 s connect: at most about 150 s.
+ * One job's lease: five times as long as one send may take (mailer.ts, SEND_DEADLINE_MS), so a
+ * send ends, and its outcome is recorded, well before another worker may claim the job again.
  */
-const LEASE = "5 minutes";
+export const LEASE_MS = 300_000;
 
 /** True in SQL while the leader lock is held by the backend `$pid`. */
 const leads = (pid: string) =>
@@ -40,7 +40,7 @@ export async function claimNextJob(db: Queryable, developersTable: string, fence
      ),
      claimed AS (
        UPDATE stakesync.outbox o
-          SET locked_until = now() + interval '${LEASE}', locked_by = $1, attempts = o.attempts + 1
+          SET locked_until = now() + interval '${LEASE_MS / 1000} seconds', locked_by = $1, attempts = o.attempts + 1
          FROM due WHERE o.id = due.id
        RETURNING o.id, o.kind, o.wallet, o.attempts
      )

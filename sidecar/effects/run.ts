@@ -30,7 +30,9 @@ export function startEffects(deps: {
   // rules' reads, nor a page for an SMTP server that takes seconds to answer.
   const sending = every(1000, async () => {
     // Shadow mode sends nothing (and a write-mode job left from before waits for write mode).
-    if (loop.state.role !== "leader" || config.mode !== "write") return;
+    if (config.mode !== "write") return;
+    // Leader or not: the worker first records the emails it sent whose record failed, and it
+    // claims and sends only while this sidecar leads (worker.ts).
     await worker.tick(loop.state);
   });
   const alerting = every(1000, async () => {
@@ -62,6 +64,6 @@ export function startEffects(deps: {
   return async () => {
     pauses.stop();
     await Promise.all([sending(), alerting()]);
-    worker.close();
+    await worker.close();
   };
 }

@@ -13,7 +13,7 @@ import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import type { LoopState } from "../sync/loop";
 import { createMailer, type Mailer } from "./mailer";
-import { claimNextJob, type Fence, failJob, finishJob, maySend, workCounts } from "./outbox";
+import { claimNextJob, type Fence, failJob, finishJob, type Job, maySend, workCounts } from "./outbox";
 
 /** Jobs one tick works through at most; the next tick (a second later) goes on. */
 const JOBS_PER_TICK = 10;
@@ -23,6 +23,12 @@ export class OutboxWorker {
   private lastWaitWarning = 0;
   /** Names this process in `locked_by`; the leader pid says which leadership. */
   private readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /**
+   * Emails the SMTP server took whose record failed (the database restarting, unreachable). The
+   * claim stays ours until its lease ends, and then another claim would send the email again:
+   * each tick records these first, and claims nothing while one is left.
+   */
+  private readonly unrecorded: { job: Job; fence: Fence }[] = [];
 
   constructor(
     private readonly config: SidecarConfig,
@@ -33,11 +39,13 @@ export class OutboxWorker {
     this.mailer = config.smtpUrl && config.mailFrom ? createMailer(config.smtpUrl, config.mailFrom) : undefined;
   }
 
+  /** Records the emails sent and not yet recorded first; then, while this sidecar leads, works. */
   async tick(leader: LoopState) {
     const fence = (): Fence | undefined =>
       leader.role === "leader" && leader.leaderPid !== null
         ? { workerId: this.workerId, leaderPid: leader.leaderPid }
         : undefined;
+    if (!(await this.recordSent())) return;
     if (!fence()) return;
     const dev = this.config.developersTable.sql;
     // No address, nothing to send: recorded as skipped, set-based. A job is created skipped when
@@ -81,13 +89,45 @@ export class OutboxWorker {
         continue;
       }
       this.metrics.emailsSent.inc();
-      // Recorded even if leadership went meanwhile: the claim is still ours and the mail is out.
-      if (await finishJob(this.pool, job, current, "sent")) this.log.info(context, "welcome email sent");
-      else this.log.warn(context, "welcome email sent, but the claim was lost meanwhile");
+      this.unrecorded.push({ job, fence: current });
+      if (!(await this.recordSent())) return;
     }
   }
 
-  close() {
+  /**
+   * Records the emails sent and not yet recorded; false while one cannot be (it is kept, and
+   * tried again at the next tick). Recorded even if leadership went meanwhile: the claim is still
+   * ours and the mail is out.
+   */
+  private async recordSent(): Promise<boolean> {
+    while (this.unrecorded.length > 0) {
+      const { job, fence } = this.unrecorded[0] as { job: Job; fence: Fence };
+      const context = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
+      let recorded: boolean;
+      try {
+        recorded = await finishJob(this.pool, job, fence, "sent");
+      } catch (error) {
+        this.log.warn(
+          { ...context, err: errorText(error) },
+          "welcome email sent, but not recorded yet: recording it before any other job",
+        );
+        return false;
+      }
+      this.unrecorded.shift();
+      if (recorded) this.log.info(context, "welcome email sent");
+      else this.log.warn(context, "welcome email sent, but the claim was lost meanwhile");
+    }
+    return true;
+  }
+
+  /** Records what it can of the emails sent and not yet recorded, then closes the mailer. */
+  async close() {
+    if (!(await this.recordSent())) {
+      this.log.error(
+        { jobs: this.unrecorded.map(({ job }) => job.id) },
+        "stopping with welcome emails sent but not recorded: each is sent again once its claim's lease ends",
+      );
+    }
     this.mailer?.close();
   }
 

@@ -12,13 +12,20 @@ export type ReceivedMail = { to: string[]; raw: string; at: number };
 /**
  * smtp-server on loopback. `failing` makes it answer 451 to every message; `rejected` addresses
  * are refused at RCPT with the address quoted, as real servers do; `delayMs` holds the answer to
- * each message that long (a slow server); `receiving` counts messages whose data has started.
+ * each message that long (a slow server); `receiving` counts messages whose data has started;
+ * `beforeAccepting` runs right before a message is accepted (what else happens at that moment).
  */
 export async function startSmtp() {
   const port = await freePort();
   const mails: ReceivedMail[] = [];
   const attempts: number[] = [];
-  const state = { failing: false, rejected: new Set<string>(), delayMs: 0, receiving: 0 };
+  const state = {
+    failing: false,
+    rejected: new Set<string>(),
+    delayMs: 0,
+    receiving: 0,
+    beforeAccepting: undefined as (() => Promise<void>) | undefined,
+  };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ["STARTTLS", "AUTH"],
@@ -45,6 +52,7 @@ export async function startSmtp() {
           const error = Object.assign(new Error("try again later"), { responseCode: 451 });
           return callback(error);
         }
+        await state.beforeAccepting?.();
         mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw, at: Date.now() });
         callback();
       });

@@ -1,0 +1,123 @@
+/**
+ * The outbox worker against a real SMTP server (sidecar/effects/worker.ts, mailer.ts): an email
+ * the server took is recorded once the database lets it, before anything else and whoever leads,
+ * so its claim never runs out into a second send; and a server that answers, but too slowly, has
+ * its send cut off well within the claim's lease.
+ */
+import { createServer, type Socket } from "node:net";
+import pg from "pg";
+import { afterEach, expect, it } from "vitest";
+import { freePort } from "../../lib/ports";
+import { waitFor } from "../../lib/wait";
+import { createMailer, SEND_DEADLINE_MS } from "../../sidecar/effects/mailer";
+import { LEASE_MS } from "../../sidecar/effects/outbox";
+import { OutboxWorker } from "../../sidecar/effects/worker";
+import { LEADER_LOCK } from "../../sidecar/leader";
+import { createLogger } from "../../sidecar/log";
+import { createMetrics } from "../../sidecar/metrics";
+import type { LoopState } from "../../sidecar/sync/loop";
+import { startSmtp } from "../helpers/peers";
+import { type Fake, fakePonder, wallet } from "./ponder-fake";
+
+const ends: (() => Promise<unknown> | unknown)[] = [];
+let fake: Fake | undefined;
+afterEach(async () => {
+  for (const end of ends.splice(0).reverse()) await end();
+  await fake?.close();
+  fake = undefined;
+});
+
+it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
+  const smtp = await startSmtp();
+  ends.push(() => smtp.close());
+  fake = await fakePonder({ SMTP_URL: smtp.url, MAIL_FROM: "stakesync@example.test" });
+  const db = fake.db;
+  const database = new URL(fake.url).pathname.slice(1);
+  // A database cannot shut its own door: this is done from another one.
+  const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
+  await admin.connect();
+  ends.push(() => admin.end());
+  const w = wallet(1);
+  await fake.register(w, "dave@example.test");
+  await db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [w]);
+
+  // This session leads: its backend pid is the outbox's fence.
+  const leader = new pg.Client({ connectionString: fake.url });
+  await leader.connect();
+  ends.push(() => leader.end());
+  const { rows } = await leader.query<{ pid: number }>("SELECT pg_advisory_lock($1), pg_backend_pid() AS pid", [
+    LEADER_LOCK,
+  ]);
+  const state = { role: "leader", leaderPid: rows[0]?.pid ?? null } as LoopState;
+  const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+  pool.on("error", () => undefined); // its idle connection is ended below, as a restart ends it
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]));
+  ends.push(() => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`));
+
+  // The database goes away while the server takes the email: the worker's connection ends, and
+  // no new one is let in, so the record of the send fails.
+  smtp.state.beforeAccepting = async () => {
+    await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
+    await db.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), $1)`,
+      [state.leaderPid],
+    );
+  };
+  await worker.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  const job = async () =>
+    (await db.query("SELECT state, attempts, locked_until < now() AS expired FROM stakesync.outbox")).rows;
+  expect(await job()).toEqual([{ state: "pending", attempts: 1, expired: false }]);
+
+  // Back, with the claim's lease run out (the outage lasted) and this sidecar no longer leading:
+  // its next tick records the send, and nothing is claimed again.
+  smtp.state.beforeAccepting = undefined;
+  await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`);
+  await db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
+  await worker.tick({ ...state, role: "standby", leaderPid: null });
+  expect(await job()).toEqual([{ state: "sent", attempts: 1, expired: null }]);
+  await worker.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  await worker.close();
+});
+
+it("cuts off a send that an SMTP server answers a line at a time, within the claim's lease", async () => {
+  // The lease outlasts the longest send several times over: a send cut off is recorded failed
+  // long before anyone may claim the job again.
+  expect(LEASE_MS).toBeGreaterThanOrEqual(4 * SEND_DEADLINE_MS);
+
+  // A tarpit: a greeting, then an EHLO answer of a line every 100 ms that never ends, so the
+  // connection is never silent long enough for nodemailer's socketTimeout (20 s).
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => undefined);
+    socket.write("220 tarpit.test ESMTP\r\n");
+    socket.once("data", () => {
+      const timer = setInterval(() => socket.write("250-tarpit.test still thinking\r\n"), 100);
+      timers.add(timer);
+      socket.on("close", () => clearInterval(timer));
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  ends.push(async () => {
+    for (const timer of timers) clearInterval(timer);
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const mailer = createMailer(`smtp://127.0.0.1:${port}`, "stakesync@example.test", 1500);
+  ends.push(() => mailer.close());
+  const started = performance.now();
+  const outcome = await mailer.send("dave@example.test", wallet(1)).catch((error: Error) => error);
+  expect(String(outcome)).toMatch(/the SMTP server took more than 1\.5 s over one message/);
+  expect(String(outcome)).not.toMatch(/dave@/);
+  // Cut off by the deadline, not by a timeout of nodemailer's (20 s of silence never comes).
+  expect(performance.now() - started).toBeLessThan(15_000);
+  // And its connection closed, not left to trickle on.
+  await waitFor("the connection closed", async () => [...sockets].every((socket) => socket.closed));
+});
