@@ -5,6 +5,7 @@
 // First: refuses an unsupported Node.js with one line, before anything else loads.
 import "../lib/require-node";
 import { serve } from "@hono/node-server";
+import pg from "pg";
 import { backoffMs } from "../lib/backoff";
 import { loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
@@ -74,8 +75,10 @@ async function shutdown(signal: string) {
   heads.stop();
   server.close();
   await indexer.stop();
-  await loop.stop();
+  // The effects first, while this sidecar still leads: the worker claims nothing more, and the
+  // send under way ends and is recorded before the lead goes to the standby.
   await stopEffects();
+  await loop.stop();
   await Promise.all([pool.end(), httpPool.end()]).catch(() => undefined);
   process.exit(0);
 }
@@ -85,7 +88,10 @@ process.on("SIGTERM", () => shutdown("SIGTERM"));
 /** Migrations and the developers table; waits for the database rather than exiting. */
 async function prepareDatabase() {
   for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect().catch((error: Error) => error);
+    // A connection of its own, not the effects' pool's: a migration (an index on a large
+    // developers table; a lock the application holds) may rightly take longer than that pool's
+    // EFFECTS_QUERY_MS.
+    const client = await connectOnce(config.database.url, "stakesync_sidecar_migrate");
     if (!(client instanceof Error)) {
       try {
         await migrate(client, config.developersTable, log);
@@ -99,7 +105,7 @@ async function prepareDatabase() {
         metrics.syncErrors.inc({ kind: "database" });
         log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");
       } finally {
-        client.release();
+        await client.end().catch(() => undefined);
       }
     } else {
       metrics.syncErrors.inc({ kind: "database" });
@@ -107,4 +113,14 @@ async function prepareDatabase() {
     }
     await new Promise((resolve) => setTimeout(resolve, backoffMs(config.retryDelayMs, attempt)));
   }
+}
+
+/** A client of its own, connected, or the error that kept it from connecting. */
+async function connectOnce(connectionString: string, applicationName: string): Promise<pg.Client | Error> {
+  const client = new pg.Client({ connectionString, application_name: applicationName });
+  client.on("error", () => undefined); // a server gone while it is idle: its next query fails
+  return client.connect().then(
+    () => client,
+    (error: Error) => error,
+  );
 }

@@ -3,7 +3,7 @@
  * email address: `550 5.1.1 <dave@example.test>: Recipient address rejected`. Everything such
  * text reaches (logs, `last_error`, HTTP answers) gets it through here first.
  */
-const EMAIL = /[^\s<>()[\]"',;:]+@[^\s<>()[\]"',;:]+/g;
+const EMAIL = /(?:"[^"\r\n]*"|[^\s<>()[\]"',;:]+)@[^\s<>()[\]"',;:]+/g; // a quoted local part too: "dave smith"@…
 
 export function redact(text: string): string {
   return text.replace(EMAIL, "<address>");

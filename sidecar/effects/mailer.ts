@@ -12,21 +12,30 @@ export function welcomeMessageId(wallet: string, from: string) {
   return `<welcome.${wallet.toLowerCase()}@${domain}>`;
 }
 
+/** nodemailer's limits on silence: connecting (DNS included), the greeting, then each answer. */
+const CONNECTION_TIMEOUT_MS = 10_000;
+const GREETING_TIMEOUT_MS = 10_000;
+const SOCKET_TIMEOUT_MS = 20_000;
+
 /**
  * The longest one send may take, end to end; then its connection is closed and the job fails
  * (and backs off). nodemailer's own timeouts are for silence: a server that trickles its answers
  * (a line every few seconds, as a tarpit does) never trips them, and a send that outlasted the
  * outbox's lease (outbox.ts, LEASE_MS) would be claimed and sent a second time meanwhile.
+ * Longer than any send those timeouts let through otherwise (connect and greeting, then about
+ * ten commands with TLS and AUTH, each answered just before 20 s of silence: 220 s), since a
+ * send cut off after the message's final "." may have been delivered, and would go out again
+ * at the retry: only a server that trickles its answers meets this deadline.
  */
-export const SEND_DEADLINE_MS = 60_000;
+export const SEND_DEADLINE_MS = 240_000;
 
 export function createMailer(smtpUrl: string, from: string, deadlineMs = SEND_DEADLINE_MS): Mailer {
   // Short timeouts: a hung SMTP server must fail the job (and back it off), not stall the worker.
   const transport: Transporter = createTransport({
     url: smtpUrl,
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 20_000,
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    greetingTimeout: GREETING_TIMEOUT_MS,
+    socketTimeout: SOCKET_TIMEOUT_MS,
   });
   return {
     send: async (to, wallet) => {

@@ -10,6 +10,7 @@
 import { backoffMs } from "../../lib/backoff";
 import type { Queryable } from "../db/queryable";
 import { LEADER_LOCK } from "../leader";
+import { SEND_DEADLINE_MS } from "./mailer";
 
 export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts: number; email: string | null };
 
@@ -17,10 +18,14 @@ export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts:
 export type Fence = { workerId: string; leaderPid: number };
 
 /**
- * One job's lease: five times as long as one send may take (mailer.ts, SEND_DEADLINE_MS), so a
- * send ends, and its outcome is recorded, well before another worker may claim the job again.
+ * One job's lease: several times as long as one send may take (mailer.ts, SEND_DEADLINE_MS), so
+ * a send ends, and its outcome is recorded, well before another worker may claim the job again.
+ * What it costs: a job whose worker died in the middle of it waits this long to be tried again.
  */
-export const LEASE_MS = 300_000;
+export const LEASE_MS = 15 * 60_000;
+
+/** A send starts only with this much of its lease left: the longest send, and a minute to record it. */
+const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 
 /** True in SQL while the leader lock is held by the backend `$pid`. */
 const leads = (pid: string) =>
@@ -52,27 +57,40 @@ export async function claimNextJob(db: Queryable, developersTable: string, fence
   return rows[0];
 }
 
-/** The claim is still this worker's, with time left on its lease, and its sidecar still leads. */
+/**
+ * The claim is still this worker's, with time left on its lease for the longest send (a worker
+ * frozen since the claim starts no send its lease may not outlast), and its sidecar still leads.
+ */
 export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<boolean> {
   const { rowCount } = await db.query(
     `SELECT 1 FROM stakesync.outbox
-      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3 AND locked_until > now()
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
+        AND locked_until > now() + interval '${LEASE_LEFT_TO_SEND}'
         AND ${leads("$4::int")}`,
     [job.id, fence.workerId, job.attempts, fence.leaderPid],
   );
   return rowCount === 1;
 }
 
-/** Records the job done; false (and nothing written) when the claim is no longer this worker's. */
+/**
+ * Records the job done; false (and nothing written) when the claim is no longer this worker's.
+ * True as well when this claim's record is there already: a record whose answer was lost (its
+ * connection timed out, and the statement went on) is recorded, not lost.
+ */
 export async function finishJob(db: Queryable, job: Job, fence: Fence, state: "sent" | "skipped") {
-  const { rowCount } = await db.query(
-    `UPDATE stakesync.outbox
-        SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL,
-            skip_reason = CASE WHEN $4 = 'skipped' THEN 'no_email' END
-      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
+  const { rows } = await db.query<{ ours: boolean }>(
+    `WITH done AS (
+       UPDATE stakesync.outbox
+          SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL,
+              skip_reason = CASE WHEN $4 = 'skipped' THEN 'no_email' END
+        WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
+       RETURNING id
+     )
+     SELECT EXISTS (SELECT 1 FROM done)
+         OR EXISTS (SELECT 1 FROM stakesync.outbox WHERE id = $1 AND state = $4 AND locked_by = $2 AND attempts = $3) AS ours`,
     [job.id, fence.workerId, job.attempts, state],
   );
-  return rowCount === 1;
+  return rows[0]?.ours === true;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { IndexerWatch } from "../indexer-watch";
+import { errorText } from "../redact";
 import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import type { Alerts } from "./alerts";
@@ -50,7 +51,7 @@ export function startEffects(deps: {
     let running: Promise<void> | undefined;
     const tick = () => {
       running ??= work()
-        .catch((error: Error) => log.warn({ err: error.message }, "effects tick failed; retrying"))
+        .catch((error: unknown) => log.warn({ err: errorText(error) }, "effects tick failed; retrying"))
         .finally(() => {
           running = undefined;
         });
@@ -62,6 +63,7 @@ export function startEffects(deps: {
     };
   }
   return async () => {
+    worker.stop();
     pauses.stop();
     await Promise.all([sending(), alerting()]);
     await worker.close();

@@ -29,6 +29,8 @@ export class OutboxWorker {
    * each tick records these first, and claims nothing while one is left.
    */
   private readonly unrecorded: { job: Job; fence: Fence }[] = [];
+  /** Set when the sidecar stops: the job being sent is finished and recorded, no other claimed. */
+  private stopping = false;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -59,7 +61,7 @@ export class OutboxWorker {
     );
     if (!this.mailer) return this.warnWaiting();
 
-    for (let n = 0; n < JOBS_PER_TICK; n++) {
+    for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {
       const current = fence();
       if (!current) return; // leadership went: stop here
       const job = await claimNextJob(this.pool, dev, current);
@@ -118,6 +120,11 @@ export class OutboxWorker {
       else this.log.warn(context, "welcome email sent, but the claim was lost meanwhile");
     }
     return true;
+  }
+
+  /** Claims no more jobs: the sidecar stops (the send under way goes on, and is recorded). */
+  stop() {
+    this.stopping = true;
   }
 
   /** Records what it can of the emails sent and not yet recorded, then closes the mailer. */

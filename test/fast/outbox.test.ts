@@ -89,6 +89,8 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
   });
   const error = errorText(smtp);
   expect(error).toBe("EENVELOPE: 550 5.1.1 <<address>>: Recipient address rejected");
+  // A quoted local part may hold spaces: the whole address goes, not just its end.
+  expect(errorText(new Error('550 <"dave smith"@example.test> unknown'))).toBe("550 <<address>> unknown");
 
   const retry = { attempts: 1, delayMs: 60_000 };
   const first = await claimNextJob(fake.db, table, fence);
