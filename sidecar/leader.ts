@@ -32,8 +32,12 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
     keepAlive: true,
     keepAliveInitialDelayMillis: 3000,
   });
+  // Every error, not the first alone: a server that ends the session while it is idle (a restart,
+  // pg_terminate_backend, idle_session_timeout) makes pg emit two, its FATAL message and then
+  // "Connection terminated unexpectedly" as the socket closes. The second, unheard, crashed the
+  // process unless the loop had ended the client in between.
   const lost = new Promise<Error>((resolve) => {
-    client.once("error", resolve);
+    client.on("error", resolve);
     client.once("end", () => resolve(new Error("database connection closed")));
   });
   try {

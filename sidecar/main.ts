@@ -51,23 +51,10 @@ const server = serve({ fetch: app.fetch, port: config.port, hostname: config.hos
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );
 
-// HTTP answers from the first second (a liveness probe must not restart a sidecar that waits for
-// its database); the sync and its effects start once the database is prepared.
-await prepareDatabase();
-loop.start();
-const stopEffects = startEffects({
-  config,
-  pool,
-  heads: heads.heads,
-  indexer,
-  loop,
-  worker: new OutboxWorker(config, pool, log, metrics),
-  monitor,
-  alerts,
-  log,
-});
-
+// Heard from the start: a stop while the database is being prepared (unreachable, or a long
+// migration, which rolls back) is a stop, exit 0, not a death by signal.
 let stopping = false;
+let stopEffects: (() => Promise<void>) | undefined;
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
@@ -77,7 +64,7 @@ async function shutdown(signal: string) {
   await indexer.stop();
   // The effects first, while this sidecar still leads: the worker claims nothing more, and the
   // send under way ends and is recorded before the lead goes to the standby.
-  await stopEffects();
+  await stopEffects?.();
   await loop.stop();
   await Promise.all([pool.end(), httpPool.end()]).catch(() => undefined);
   process.exit(0);
@@ -85,9 +72,27 @@ async function shutdown(signal: string) {
 process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 
+// HTTP answers from the first second (a liveness probe must not restart a sidecar that waits for
+// its database); the sync and its effects start once the database is prepared.
+await prepareDatabase();
+if (!stopping) {
+  loop.start();
+  stopEffects = startEffects({
+    config,
+    pool,
+    heads: heads.heads,
+    indexer,
+    loop,
+    worker: new OutboxWorker(config, pool, log, metrics),
+    monitor,
+    alerts,
+    log,
+  });
+}
+
 /** Migrations and the developers table; waits for the database rather than exiting. */
 async function prepareDatabase() {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; !stopping; attempt++) {
     // A connection of its own, not the effects' pool's: a migration (an index on a large
     // developers table; a lock the application holds) may rightly take longer than that pool's
     // EFFECTS_QUERY_MS.

@@ -1,7 +1,10 @@
 /** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadChains, loadIndexerConfig, loadSidecarConfig } from "../lib/config";
-import { cleanup, run } from "./helpers/stack";
+import { startSidecar as startLocalSidecar } from "../lib/local/stack";
+import { freePort } from "../lib/ports";
+import { waitFor } from "../lib/wait";
+import { cleanup, run, spawnForTest } from "./helpers/stack";
 
 afterAll(cleanup);
 
@@ -35,6 +38,27 @@ describe("npm start configuration", () => {
     expect(bad.code).toBe(1);
     expect(bad.output).toMatch(/DATABASE_URL: expected a postgresql:\/\/ connection URL/);
     expect(bad.output).not.toContain("secret");
+  });
+});
+
+describe("a stop before the database is there", () => {
+  it("exits 0 on SIGTERM while the sidecar still waits for its database", async () => {
+    const port = await freePort();
+    const sidecar = await startLocalSidecar(
+      { ...base, SIDECAR_DATABASE_URL: base.DATABASE_URL, RETRY_DELAY_MS: "200" },
+      { port, spawn: spawnForTest },
+    );
+    // It answers HTTP from the first second, and keeps trying the database meanwhile.
+    await waitFor("the sidecar's /health", async () => {
+      if (sidecar.process.exitCode !== null) throw new Error(`sidecar exited:\n${sidecar.output().slice(-2000)}`);
+      return (await fetch(`${sidecar.url}/health`).catch(() => undefined))?.ok === true;
+    });
+    await waitFor("a failed attempt to prepare the database", () =>
+      /database unreachable; retrying/.test(sidecar.output()),
+    );
+    sidecar.process.kill("SIGTERM");
+    expect(await sidecar.exited).toBe(0); // not a death by signal (null): systemd counts that a failure
+    expect(sidecar.output()).toMatch(/"msg":"stopping"/);
   });
 });
 

@@ -22,7 +22,9 @@ module.exports = {
       env: { PONDER_VIEWS_SCHEMA: "stakevault" },
       autorestart: true,
       max_memory_restart: "512M",
-      kill_timeout: 30000,
+      // A stop waits for a welcome email under way (up to 4 minutes with a slow SMTP server; see
+      // stakesync-sidecar.service).
+      kill_timeout: 270000,
     },
   ],
 };

@@ -5,7 +5,7 @@
 import pg from "pg";
 import { afterEach, expect, it, onTestFinished, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
-import { LEADER_LOCK } from "../../sidecar/leader";
+import { connectWriter, LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import { retryAfter, SyncLoop } from "../../sidecar/sync/loop";
@@ -124,6 +124,27 @@ it("measures the Ponder instance it reads from what this term saw: an earlier te
  * session, keeps it while the loop sleeps. A ping sent during a round waited behind the round's
  * statement and then ran before the next one: a round trip more inside the round.
  */
+it("loses the leader connection without crashing when the server ends its idle session", async () => {
+  fake = await fakePonder();
+  const connection = await connectWriter(fake.url);
+  const errors: Error[] = [];
+  const heard = (error: Error) => errors.push(error);
+  process.on("uncaughtException", heard);
+  onTestFinished(() => {
+    process.off("uncaughtException", heard);
+  });
+  // As a PostgreSQL restart, or an operator following "No leader", ends it: a FATAL message to
+  // a client with no query running, then the socket's close; nobody ends the client meanwhile.
+  const ended = new Promise((resolve) => connection.client.once("end", resolve));
+  await fake.db.query("SELECT pg_terminate_backend($1)", [connection.pid]);
+  expect(String(await connection.lost)).toMatch(/terminating connection due to administrator command/);
+  // The socket's close, and pg's second error with it, come and go (unheard, that error threw
+  // before pg could emit "end": then the wait ends after 10 s).
+  await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  expect(errors).toEqual([]);
+});
+
 it("does not ping its connection during a round: a round held up for 2.5 s runs only its own statements", async () => {
   await startLoop();
   await rounds(2);
