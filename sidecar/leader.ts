@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import type { Logger } from "pino";
+import type { Queryable } from "./db/queryable";
 
 /** The advisory lock key; SQL checks who holds it through pg_locks (see effects/outbox.ts). */
 export const LEADER_LOCK = 7_263_002;
@@ -61,6 +62,21 @@ async function prepareSession(client: pg.Client): Promise<number> {
   );
   const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
   return rows[0]?.pid ?? 0;
+}
+
+/**
+ * Whether the server still has the leader lock held by the backend `pid`: asked over another
+ * connection, it tells a leader connection gone dark (the network drops its packets, or a NAT
+ * forgot it) from one merely slow. The server ends a silent leader's session within
+ * LEADER_SILENCE_LIMIT_S; the process would hear of it only when TCP gives up, about 15 minutes.
+ */
+export async function holdsLeaderLock(db: Queryable, pid: number): Promise<boolean> {
+  const { rows } = await db.query<{ held: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1
+                      AND objsubid = 1 AND granted AND pid = $2) AS held`,
+    [LEADER_LOCK, pid],
+  );
+  return rows[0]?.held === true;
 }
 
 /** Resolves with a connection that holds the leader lock; tries again every second until then. */

@@ -10,7 +10,8 @@ import { backoffMs } from "../../lib/backoff";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { walletIndexed } from "../db/developers-table";
-import { acquireLeadership } from "../leader";
+import type { Queryable } from "../db/queryable";
+import { acquireLeadership, holdsLeaderLock } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
@@ -100,6 +101,8 @@ export class SyncLoop {
   private sourceWatch = newWatch();
   private readonly deferredChains = new Set<number>();
   private finished: Promise<void> | undefined;
+  /** The connection that holds the leader lock, while this sidecar leads. */
+  private leaderClient: pg.Client | undefined;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -134,6 +137,22 @@ export class SyncLoop {
     this.wake?.();
   }
 
+  /**
+   * Asked once a second, over another connection (the effects' tick): if the server no longer
+   * has this leader's lock, its connection has gone dark while the server ended its session
+   * (in a round too, whose statement would otherwise wait for TCP to give up). The connection is
+   * closed: its statement fails, and the loop stands by. Says nothing when the question fails.
+   */
+  async confirmLeadership(db: Queryable) {
+    const pid = this.state.leaderPid;
+    const client = this.leaderClient;
+    if (this.state.role !== "leader" || pid === null || !client) return;
+    if (await holdsLeaderLock(db, pid)) return;
+    if (this.leaderClient !== client || this.state.leaderPid !== pid) return; // a new term meanwhile
+    this.log.warn({ leader_pid: pid }, "the server no longer has this sidecar's leader lock; closing its connection");
+    await client.end().catch(() => undefined);
+  }
+
   /** Runs a reconciliation on the leader and resolves with its result. */
   requestReconcile(): Promise<ReconcileResult> {
     if (this.state.role !== "leader") return Promise.reject(new Error("this sidecar is standby"));
@@ -149,6 +168,7 @@ export class SyncLoop {
       if (!connection) break;
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
+      this.leaderClient = connection.client;
       this.metrics.isLeader.set(1);
       this.log.info("leader: syncing");
       try {
@@ -158,6 +178,7 @@ export class SyncLoop {
       } finally {
         this.state.role = "standby";
         this.state.leaderPid = null;
+        this.leaderClient = undefined;
         // A standby reads nothing; its /status shows the first instance, where a next term starts.
         this.state.source = this.config.ponderSchema;
         this.metrics.isLeader.set(0);

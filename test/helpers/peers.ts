@@ -267,3 +267,42 @@ export async function startRpcProxy(target: string) {
     },
   };
 }
+
+/**
+ * A TCP proxy to 127.0.0.1:`targetPort`. `goDark()` stops forwarding on the connections open
+ * now, both ways, while keeping them open: as a network that drops a connection's packets (or a
+ * NAT that forgot it) looks to both ends. Connections opened later pass.
+ */
+export async function startTcpProxy(targetPort: number) {
+  const { createServer: createTcpServer, connect } = await import("node:net");
+  const pairs = new Set<[Socket, Socket]>();
+  const server = createTcpServer((client) => {
+    const upstream = connect(targetPort, "127.0.0.1");
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    port,
+    goDark: () => {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+      pairs.clear();
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
