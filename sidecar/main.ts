@@ -44,6 +44,7 @@ const loop = new SyncLoop(config, log, metrics, heads.heads, {
   onChanges: (changes) => {
     if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
   },
+  confirmOver: pool,
 });
 
 const app = createApp({ config, pool: httpPool, heads: heads.heads, indexer, loop, metrics, alerts, log });

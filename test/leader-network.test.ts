@@ -2,16 +2,12 @@
  * A leader whose database connection goes dark: the network drops its packets, both ways, and
  * neither end hears of it. The server ends the silent session within LEADER_SILENCE_LIMIT_S (its
  * lock goes to whoever asks next); the sidecar, asking the server over its other connections
- * once a second (sidecar/effects/run.ts → SyncLoop.confirmLeadership), closes the dark one and
+ * once a second (SyncLoop's `confirmOver`, the effects' pool in main.ts), closes the dark one and
  * stands by instead of leading nothing for as long as TCP retries (about 15 minutes).
  */
 import pg from "pg";
 import { afterEach, expect, inject, it } from "vitest";
 import { waitFor } from "../lib/wait";
-import { AlertMonitor } from "../sidecar/effects/monitor";
-import { startEffects } from "../sidecar/effects/run";
-import { OutboxWorker } from "../sidecar/effects/worker";
-import { IndexerWatch } from "../sidecar/indexer-watch";
 import { SyncLoop } from "../sidecar/sync/loop";
 import { CHAIN, type Fake, fakePonder, sidecarParts } from "./fast/ponder-fake";
 import { startTcpProxy } from "./helpers/peers";
@@ -31,32 +27,20 @@ it("closes a leader connection gone dark once the server has ended its session, 
   const url = new URL(fake.url);
   url.port = String(proxy.port);
   const config = { ...fake.config, database: { ...fake.config.database, url: url.toString() } };
-  const { log, metrics, heads, alerts } = sidecarParts(fake.config, { head: 40, repeatMs: 60_000 });
+  const { log, metrics, heads } = sidecarParts(fake.config, { head: 40 });
   heads.set(CHAIN, { block: 40, at: Date.now() });
-  const loop = new SyncLoop(config, log, metrics, heads);
-  loop.start();
-  ends.push(() => loop.stop());
   const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
   pool.on("error", () => undefined);
   ends.push(() => pool.end());
-  const stop = startEffects({
-    config: fake.config,
-    pool,
-    heads,
-    indexer: new IndexerWatch(fake.config, pool),
-    loop,
-    worker: new OutboxWorker(fake.config, pool, log, metrics),
-    monitor: new AlertMonitor(fake.config, heads, alerts),
-    alerts,
-    log,
-  });
-  ends.push(() => stop());
+  const loop = new SyncLoop(config, log, metrics, heads, { confirmOver: pool });
+  loop.start();
+  ends.push(() => loop.stop());
   await waitFor("leadership", () => loop.state.role === "leader", { timeoutMs: 30_000, intervalMs: 20 });
   const dark = loop.state.leaderPid;
 
   proxy.goDark();
   const wentDarkAt = Date.now();
-  // The server ends the silent session (4 s), the effects' tick sees the lock gone and closes the
+  // The server ends the silent session (4 s), the leader sees the lock gone and closes the
   // connection, and the loop takes the lock again over a new one. Without the check the loop
   // waits on the dark connection for as long as TCP retries, still "leader" with the old pid.
   await waitFor(

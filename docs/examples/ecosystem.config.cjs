@@ -22,9 +22,9 @@ module.exports = {
       env: { PONDER_VIEWS_SCHEMA: "stakevault" },
       autorestart: true,
       max_memory_restart: "512M",
-      // A stop waits for a welcome email under way (up to 4 minutes with a slow SMTP server; see
-      // stakesync-sidecar.service).
-      kill_timeout: 270000,
+      // A stop waits for a welcome email under way (up to 5 minutes with a slow SMTP server and
+      // its record; see stakesync-sidecar.service).
+      kill_timeout: 330000,
     },
   ],
 };

@@ -7,12 +7,14 @@
  * (`onConnect`, awaited; a connection that cannot take them is dropped): as startup parameters,
  * PgBouncer (session mode) would refuse them.
  *
- * The effects' pool waits for locks as long as it must, but no query of its waits more than
- * EFFECTS_QUERY_MS for its answer (`query_timeout`, the client's own clock): a connection that
- * went dark (a failover that moved the server's address; a network that drops packets) answers
- * nothing for as long as TCP retries, about 15 minutes, and a record of a sent email waiting
- * that long let the claim's lease run out into a second send. Its connection is dropped, and the
- * worker records the send again on a new one (worker.ts). Keepalives find idle ones gone.
+ * The effects' pool gives a statement EFFECTS_QUERY_MS: a record of a sent email waiting longer
+ * (for a lock; on a connection gone dark, a failover that moved the server's address or a
+ * network that drops packets, for as long as TCP retries, about 15 minutes) let the claim's lease
+ * run out into a second send. The server cancels it first (`statement_timeout`, a sixth less: a
+ * statement the client gave up on would go on waiting on the server, which does not notice a
+ * client gone while it waits for a lock, and each tick would leave one more); the client's own
+ * clock (`query_timeout`) is for a connection gone dark, which it then drops. Either way the
+ * worker records the send again (worker.ts).
  */
 import pg from "pg";
 import type { Logger } from "pino";
@@ -25,13 +27,22 @@ export const HTTP_STATEMENT_MS = 10_000;
 /** How long a query of the effects' pool waits for its answer before its connection is dropped. */
 export const EFFECTS_QUERY_MS = 60_000;
 
+/** Both pools: connecting waits at most this long; keepalives probe a connection idle this long. */
+const CONNECT_MS = 10_000;
+const KEEPALIVE_MS = 10_000;
+
 export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs = EFFECTS_QUERY_MS } = {}) {
   const pool = new pg.Pool({
     connectionString: config.database.url,
     max: 5,
+    connectionTimeoutMillis: CONNECT_MS,
     application_name: "stakesync_sidecar_read",
     query_timeout: effectsQueryMs,
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_MS,
+    onConnect: async (client) => {
+      await client.query(`SET statement_timeout = ${Math.round((effectsQueryMs * 5) / 6)}`);
+    },
   });
   // HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker
   // and the alert rules of connections, and a database outage answers fast.
@@ -43,6 +54,7 @@ export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs
     // The server's statement_timeout, and then some: a connection gone dark answers nothing.
     query_timeout: HTTP_STATEMENT_MS + 2000,
     keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_MS,
     onConnect: async (client) => {
       await client.query(`SET lock_timeout = ${HTTP_LOCK_WAIT_MS}; SET statement_timeout = ${HTTP_STATEMENT_MS}`);
     },

@@ -78,17 +78,21 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
  * connection timed out, and the statement went on) is recorded, not lost.
  */
 export async function finishJob(db: Queryable, job: Job, fence: Fence, state: "sent" | "skipped") {
+  const claim = [job.id, fence.workerId, job.attempts, state];
+  const { rowCount } = await db.query(
+    `UPDATE stakesync.outbox
+        SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL,
+            skip_reason = CASE WHEN $4 = 'skipped' THEN 'no_email' END
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
+    claim,
+  );
+  if (rowCount === 1) return true;
+  // A statement of its own, with a snapshot of its own: the earlier record may have committed
+  // while this UPDATE waited for its row, after the UPDATE's snapshot was taken.
   const { rows } = await db.query<{ ours: boolean }>(
-    `WITH done AS (
-       UPDATE stakesync.outbox
-          SET state = $4, done_at = now(), locked_until = NULL, last_error = NULL,
-              skip_reason = CASE WHEN $4 = 'skipped' THEN 'no_email' END
-        WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
-       RETURNING id
-     )
-     SELECT EXISTS (SELECT 1 FROM done)
-         OR EXISTS (SELECT 1 FROM stakesync.outbox WHERE id = $1 AND state = $4 AND locked_by = $2 AND attempts = $3) AS ours`,
-    [job.id, fence.workerId, job.attempts, state],
+    `SELECT EXISTS (SELECT 1 FROM stakesync.outbox
+                     WHERE id = $1 AND locked_by = $2 AND attempts = $3 AND state = $4) AS ours`,
+    claim,
   );
   return rows[0]?.ours === true;
 }

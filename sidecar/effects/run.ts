@@ -41,9 +41,6 @@ export function startEffects(deps: {
       monitor.standDown();
       return alerts.standDown();
     }
-    // First: a leader connection gone dark would keep this sidecar a leader that leads nothing.
-    await loop.confirmLeadership(pool);
-    if (loop.state.role !== "leader") return;
     await alerts.adopt();
     const status = await readStatus(pool, config, heads, indexer.down(), loop.state);
     // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.

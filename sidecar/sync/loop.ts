@@ -48,7 +48,15 @@ export type LoopState = {
 export type LoopHooks = {
   /** After every committed round that changed developers. */
   onChanges?: (changes: Change[]) => void;
+  /**
+   * Other connections (the effects' pool), over which the leader asks the server once a second
+   * whether its lock is still held by its session (confirmLeadership).
+   */
+  confirmOver?: Queryable;
 };
+
+/** How often a leader asks, over another connection, whether the server still has its lock. */
+const CONFIRM_MS = 1000;
 
 /** What a reconciliation request resolves with. */
 export type ReconcileResult = { drifted: number; changes: Change[] };
@@ -138,12 +146,13 @@ export class SyncLoop {
   }
 
   /**
-   * Asked once a second, over another connection (the effects' tick): if the server no longer
-   * has this leader's lock, its connection has gone dark while the server ended its session
-   * (in a round too, whose statement would otherwise wait for TCP to give up). The connection is
-   * closed: its statement fails, and the loop stands by. Says nothing when the question fails.
+   * Asked once a second while leading, a stop included, over another connection: if the server
+   * no longer has this leader's lock, its connection has gone dark while the server ended its
+   * session (in a round too, whose statement would otherwise wait for TCP to give up). The
+   * connection is closed: its statement fails, and the loop stands by. A question that fails
+   * (the server unreachable over the others too) changes nothing.
    */
-  async confirmLeadership(db: Queryable) {
+  private async confirmLeadership(db: Queryable) {
     const pid = this.state.leaderPid;
     const client = this.leaderClient;
     if (this.state.role !== "leader" || pid === null || !client) return;
@@ -208,10 +217,22 @@ export class SyncLoop {
     const ping = setInterval(() => {
       if (!this.inRound) db.query("SELECT 1").catch(() => undefined);
     }, PING_MS);
+    const { confirmOver } = this.hooks;
+    let confirming = false;
+    const confirm = setInterval(() => {
+      if (!confirmOver || confirming) return;
+      confirming = true;
+      this.confirmLeadership(confirmOver)
+        .catch(() => undefined)
+        .finally(() => {
+          confirming = false;
+        });
+    }, CONFIRM_MS);
     try {
       await this.leadOn(db, () => connectionLost);
     } finally {
       clearInterval(ping);
+      clearInterval(confirm);
     }
   }
 

@@ -99,8 +99,8 @@ it("gives up on a record that gets no answer, and records the send on a new conn
     LEADER_LOCK,
   ]);
   const state = { role: "leader", leaderPid: rows[0]?.pid ?? null } as LoopState;
-  // The sidecar's own pools, with the effects' query timeout cut to 2 s for the test.
-  const { pool, httpPool } = createPools(fake.config, createLogger("silent"), { effectsQueryMs: 2000 });
+  // The sidecar's own pools, with the effects' query timeout cut to 3 s for the test.
+  const { pool, httpPool } = createPools(fake.config, createLogger("silent"), { effectsQueryMs: 3000 });
   ends.push(() => Promise.all([pool.end(), httpPool.end()]));
   const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]));
 
@@ -118,9 +118,14 @@ it("gives up on a record that gets no answer, and records the send on a new conn
   ]);
   expect(outcome).toBe("ticked");
   expect(smtp.mails).toHaveLength(1);
+  // Cancelled by the server, not only given up on by the client: no statement is left waiting
+  // there (each tick would leave one more, for as long as the lock is held).
+  const waiting = await db.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+  );
+  expect(waiting.rows).toEqual([{ n: 0 }]);
 
-  // The transaction ends; the record given up on may have gone through meanwhile, or not: either
-  // way the next tick has it recorded, and nothing goes out again.
+  // The transaction ends: the next tick has the send recorded, and nothing goes out again.
   smtp.state.beforeAccepting = undefined;
   await holder.query("ROLLBACK");
   await worker.tick(state);

@@ -276,14 +276,18 @@ export async function startRpcProxy(target: string) {
 export async function startTcpProxy(targetPort: number) {
   const { createServer: createTcpServer, connect } = await import("node:net");
   const pairs = new Set<[Socket, Socket]>();
+  const sockets = new Set<Socket>();
   const server = createTcpServer((client) => {
     const upstream = connect(targetPort, "127.0.0.1");
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
+    sockets.add(client).add(upstream);
     client.pipe(upstream);
     upstream.pipe(client);
     const end = () => {
       pairs.delete(pair);
+      sockets.delete(client);
+      sockets.delete(upstream);
       client.destroy();
       upstream.destroy();
     };
@@ -303,6 +307,10 @@ export async function startTcpProxy(targetPort: number) {
       }
       pairs.clear();
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    // The dark ones too: paused with data unread, they would never close by themselves.
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
