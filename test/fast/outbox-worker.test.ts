@@ -28,28 +28,34 @@ afterEach(async () => {
   fake = undefined;
 });
 
-it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
+/**
+ * An SMTP peer, a fake with one developer whose welcome email is due, and a session that leads
+ * (its backend pid is the outbox's fence), as the loop's would.
+ */
+async function welcomeDue(w: string, email: string) {
   const smtp = await startSmtp();
   ends.push(() => smtp.close());
-  fake = await fakePonder({ SMTP_URL: smtp.url, MAIL_FROM: "stakesync@example.test" });
-  const db = fake.db;
-  const database = new URL(fake.url).pathname.slice(1);
-  // A database cannot shut its own door: this is done from another one.
-  const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
-  await admin.connect();
-  ends.push(() => admin.end());
-  const w = wallet(1);
-  await fake.register(w, "dave@example.test");
-  await db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [w]);
-
-  // This session leads: its backend pid is the outbox's fence.
-  const leader = new pg.Client({ connectionString: fake.url });
+  const due = await fakePonder({ SMTP_URL: smtp.url, MAIL_FROM: "stakesync@example.test" });
+  fake = due;
+  await due.register(w, email);
+  await due.db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [w]);
+  const leader = new pg.Client({ connectionString: due.url });
   await leader.connect();
   ends.push(() => leader.end());
   const { rows } = await leader.query<{ pid: number }>("SELECT pg_advisory_lock($1), pg_backend_pid() AS pid", [
     LEADER_LOCK,
   ]);
   const state = { role: "leader", leaderPid: rows[0]?.pid ?? null } as LoopState;
+  return { smtp, fake: due, db: due.db, state };
+}
+
+it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(1), "dave@example.test");
+  const database = new URL(fake.url).pathname.slice(1);
+  // A database cannot shut its own door: this is done from another one.
+  const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
+  await admin.connect();
+  ends.push(() => admin.end());
   const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
   pool.on("error", () => undefined); // its idle connection is ended below, as a restart ends it
   ends.push(() => pool.end());
@@ -85,20 +91,7 @@ it("records an email the SMTP server took once the database is back, whoever lea
 });
 
 it("gives up on a record that gets no answer, and records the send on a new connection once it can", async () => {
-  const smtp = await startSmtp();
-  ends.push(() => smtp.close());
-  fake = await fakePonder({ SMTP_URL: smtp.url, MAIL_FROM: "stakesync@example.test" });
-  const db = fake.db;
-  const w = wallet(2);
-  await fake.register(w, "erin@example.test");
-  await db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [w]);
-  const leader = new pg.Client({ connectionString: fake.url });
-  await leader.connect();
-  ends.push(() => leader.end());
-  const { rows } = await leader.query<{ pid: number }>("SELECT pg_advisory_lock($1), pg_backend_pid() AS pid", [
-    LEADER_LOCK,
-  ]);
-  const state = { role: "leader", leaderPid: rows[0]?.pid ?? null } as LoopState;
+  const { smtp, fake, db, state } = await welcomeDue(wallet(2), "erin@example.test");
   // The sidecar's own pools, with the effects' query timeout cut to 3 s for the test.
   const { pool, httpPool } = createPools(fake.config, createLogger("silent"), { effectsQueryMs: 3000 });
   ends.push(() => Promise.all([pool.end(), httpPool.end()]));
