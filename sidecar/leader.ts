@@ -7,8 +7,17 @@ import pg from "pg";
 import type { Logger } from "pino";
 import type { Queryable } from "./db/queryable";
 
-/** The advisory lock key; SQL checks who holds it through pg_locks (see effects/outbox.ts). */
+/** The advisory lock key; SQL checks who holds it through pg_locks (leaderLockHeldBy). */
 export const LEADER_LOCK = 7_263_002;
+
+/**
+ * True in SQL while the server has the leader lock held by the backend `pid` (an SQL expression):
+ * how the outbox fences its sends, how a leader confirms its lock over another connection, and how
+ * it tells that the lock stays with its session.
+ */
+export const leaderLockHeldBy = (pid: string) =>
+  `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${LEADER_LOCK}
+                   AND objsubid = 1 AND granted AND pid = ${pid})`;
 const RETRY_MS = 1000;
 
 /**
@@ -71,11 +80,7 @@ async function prepareSession(client: pg.Client): Promise<number> {
  * LEADER_SILENCE_LIMIT_S; the process would hear of it only when TCP gives up, about 15 minutes.
  */
 export async function holdsLeaderLock(db: Queryable, pid: number): Promise<boolean> {
-  const { rows } = await db.query<{ held: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1
-                      AND objsubid = 1 AND granted AND pid = $2) AS held`,
-    [LEADER_LOCK, pid],
-  );
+  const { rows } = await db.query<{ held: boolean }>(`SELECT ${leaderLockHeldBy("$1::int")} AS held`, [pid]);
   return rows[0]?.held === true;
 }
 
@@ -112,11 +117,7 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
  */
 async function refuseTransactionPooling(client: pg.Client) {
   for (let i = 0; i < 3; i++) {
-    const { rows } = await client.query<{ ours: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = $1
-                        AND objsubid = 1 AND granted AND pid = pg_backend_pid()) AS ours`,
-      [LEADER_LOCK],
-    );
+    const { rows } = await client.query<{ ours: boolean }>(`SELECT ${leaderLockHeldBy("pg_backend_pid()")} AS ours`);
     if (rows[0]?.ours) continue;
     process.stderr.write(
       "stakesync: configuration error: DATABASE_URL: the leader lock does not stay with this session (PgBouncer in transaction mode?): point the sidecar at PostgreSQL directly or at a session-mode pool\n",

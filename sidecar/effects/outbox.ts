@@ -9,7 +9,7 @@
  */
 import { backoffMs } from "../../lib/backoff";
 import type { Queryable } from "../db/queryable";
-import { LEADER_LOCK } from "../leader";
+import { leaderLockHeldBy } from "../leader";
 import { SEND_DEADLINE_MS } from "./mailer";
 
 export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts: number; email: string | null };
@@ -27,18 +27,13 @@ export const LEASE_MS = 15 * 60_000;
 /** A send starts only with this much of its lease left: the longest send, and a minute to record it. */
 const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 
-/** True in SQL while the leader lock is held by the backend `$pid`. */
-const leads = (pid: string) =>
-  `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${LEADER_LOCK}
-                   AND objsubid = 1 AND granted AND pid = ${pid})`;
-
 /** Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of now. */
 export async function claimNextJob(db: Queryable, developersTable: string, fence: Fence): Promise<Job | undefined> {
   const { rows } = await db.query<Job>(
     `WITH due AS (
        SELECT id FROM stakesync.outbox
         WHERE state = 'pending' AND run_at <= now() AND (locked_until IS NULL OR locked_until < now())
-          AND ${leads("$2::int")}
+          AND ${leaderLockHeldBy("$2::int")}
         ORDER BY run_at, id
         LIMIT 1
           FOR UPDATE SKIP LOCKED
@@ -66,7 +61,7 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
     `SELECT 1 FROM stakesync.outbox
       WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
         AND locked_until > now() + interval '${LEASE_LEFT_TO_SEND}'
-        AND ${leads("$4::int")}`,
+        AND ${leaderLockHeldBy("$4::int")}`,
     [job.id, fence.workerId, job.attempts, fence.leaderPid],
   );
   return rowCount === 1;

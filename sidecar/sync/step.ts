@@ -112,8 +112,8 @@ async function stepOnce(
 ): Promise<StepResult> {
   // Past the developers table, every lock the step waits for, it waits for at most
   // SYNC_LOCK_WAIT_MS: an instance frozen in one of its own transactions fails the step, which is
-  // tried again after its backoff (with a replica to go to, the next round reads it as absent
-  // and follows the other), instead of holding the developers table with it (lock-developers.ts).
+  // tried again soon (loop.ts, retryAfter; with a replica to go to, the next round reads it as
+  // absent and follows the other), instead of holding the developers table with it (lock-developers.ts).
   const progressOptions = { lockEvents: true };
   const progressRead = progressStatements(config.ponderSchema, progressOptions);
   // The application's table first, then the cursors with the BEGIN (in the snapshot the whole

@@ -13,12 +13,11 @@ import { createPools } from "../../sidecar/db/pools";
 import { createMailer, SEND_DEADLINE_MS } from "../../sidecar/effects/mailer";
 import { LEASE_MS } from "../../sidecar/effects/outbox";
 import { OutboxWorker } from "../../sidecar/effects/worker";
-import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import type { LoopState } from "../../sidecar/sync/loop";
 import { startSmtp } from "../helpers/peers";
-import { type Fake, fakePonder, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, leadingSession, wallet } from "./ponder-fake";
 
 const ends: (() => Promise<unknown> | unknown)[] = [];
 let fake: Fake | undefined;
@@ -39,13 +38,9 @@ async function welcomeDue(w: string, email: string) {
   fake = due;
   await due.register(w, email);
   await due.db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [w]);
-  const leader = new pg.Client({ connectionString: due.url });
-  await leader.connect();
-  ends.push(() => leader.end());
-  const { rows } = await leader.query<{ pid: number }>("SELECT pg_advisory_lock($1), pg_backend_pid() AS pid", [
-    LEADER_LOCK,
-  ]);
-  const state = { role: "leader", leaderPid: rows[0]?.pid ?? null } as LoopState;
+  const leader = await leadingSession(due.url);
+  ends.push(() => leader.client.end());
+  const state = { role: "leader", leaderPid: leader.pid } as LoopState;
   return { smtp, fake: due, db: due.db, state };
 }
 

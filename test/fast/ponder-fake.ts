@@ -14,6 +14,7 @@ import { migrate } from "../../sidecar/db/migrate";
 import { lastRows } from "../../sidecar/db/together";
 import { Alerts } from "../../sidecar/effects/alerts";
 import { type AppDeps, createApp } from "../../sidecar/http/app";
+import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
@@ -296,6 +297,19 @@ export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
  * `head`, alerts without a webhook (`firing()` says what fires), a loop never started, a standby
  * until the test sets its state, and the HTTP app on them (`appOn`).
  */
+/**
+ * A session that holds the leader lock, as a leading sidecar's loop does: its backend pid is the
+ * outbox's fence. The caller ends `client`.
+ */
+export async function leadingSession(url: string): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const { rows } = await client.query<{ pid: number }>("SELECT pg_advisory_lock($1), pg_backend_pid() AS pid", [
+    LEADER_LOCK,
+  ]);
+  return { client, pid: rows[0]?.pid as number };
+}
+
 export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000 } = {}) {
   const log = createLogger("error");
   const metrics = createMetrics([CHAIN]);

@@ -18,11 +18,10 @@ import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { startEffects } from "../../sidecar/effects/run";
 import { OutboxWorker } from "../../sidecar/effects/worker";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
-import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { classify } from "../../sidecar/sync/loop";
 import { startSmtp } from "../helpers/peers";
-import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, leadingSession, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 const log = createLogger("error");
 const ends: (() => Promise<unknown>)[] = [];
@@ -118,14 +117,10 @@ it("runs the alert rules while an SMTP server holds a welcome email's answer", a
     MAX_LAG_BLOCKS: "5",
   });
   // This session leads (its backend pid is the outbox's fence), as the loop's would.
-  const leader = new pg.Client({ connectionString: fake.url });
-  await leader.connect();
-  ends.push(() => leader.end());
-  const { rows } = await leader.query<{ pid: number }>("SELECT pg_advisory_lock($1), pg_backend_pid() AS pid", [
-    LEADER_LOCK,
-  ]);
+  const leader = await leadingSession(fake.url);
+  ends.push(() => leader.client.end());
   loop.state.role = "leader";
-  loop.state.leaderPid = rows[0]?.pid ?? null;
+  loop.state.leaderPid = leader.pid;
   const worker = new OutboxWorker(fake.config, pool, log, metrics);
   const indexer = new IndexerWatch(fake.config, pool);
   const monitor = new AlertMonitor(fake.config, heads, alerts);

@@ -2,7 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import type { Socket } from "node:net";
+import { connect, createServer as createTcpServer, type Socket } from "node:net";
 import { SMTPServer } from "smtp-server";
 import { type WebSocket, WebSocketServer } from "ws";
 import { freePort } from "../../lib/ports";
@@ -274,7 +274,6 @@ export async function startRpcProxy(target: string) {
  * NAT that forgot it) looks to both ends. Connections opened later pass.
  */
 export async function startTcpProxy(targetPort: number) {
-  const { createServer: createTcpServer, connect } = await import("node:net");
   const pairs = new Set<[Socket, Socket]>();
   const sockets = new Set<Socket>();
   const server = createTcpServer((client) => {
