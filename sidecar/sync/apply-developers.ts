@@ -119,9 +119,10 @@ export async function applyDevelopers(
       }
     };
     await attempt(wallets);
-    // Every one refused: that is the table (a trigger or a rule for all rows), not these
-    // developers. An error for the loop to back off and alert on, not a dead letter each.
-    if (wallets.length > 1 && refused.length === wallets.length) {
+    // Every one refused: the table's rule for all rows (a trigger deployed by mistake), or a
+    // rule for these developers alone (two retried dead letters, two refused developers staking
+    // in one block). The table says which: a write of another row's own values.
+    if (refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
       throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
     }
     await db.query(
@@ -133,6 +134,35 @@ export async function applyDevelopers(
     );
     return { changes, refused, held };
   });
+}
+
+/**
+ * Whether the developers table refuses a write to a row outside `wallets` that changes nothing
+ * (its own status, stake, staked_at and updated_at, so that a trigger `OF` those columns fires):
+ * then it refuses every write, and its refusals are an error for the loop to back off and alert
+ * on, which syncs on by itself once the rule is fixed, not a dead letter per developer. Undone at
+ * once; a row an application transaction holds is passed over, and without another row the
+ * refusals are these developers' own.
+ */
+async function refusesAnyWrite(db: pg.ClientBase, config: SidecarConfig, wallets: string[]): Promise<boolean> {
+  const dev = config.developersTable.sql;
+  await db.query("SAVEPOINT probe");
+  try {
+    await db.query(
+      `UPDATE ${dev} d
+          SET status = d.status, stake_amount = d.stake_amount, staked_at = d.staked_at, updated_at = d.updated_at
+        WHERE d.ctid = (SELECT ctid FROM ${dev} WHERE lower(wallet_address) <> ALL ($1::text[])
+                         LIMIT 1 FOR UPDATE SKIP LOCKED)`,
+      [wallets],
+    );
+    return false;
+  } catch (error) {
+    if (!refusesRow(error)) throw error;
+    return true;
+  } finally {
+    await db.query("ROLLBACK TO SAVEPOINT probe");
+    await db.query("RELEASE SAVEPOINT probe");
+  }
 }
 
 /**

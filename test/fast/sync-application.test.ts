@@ -5,6 +5,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { retryDeadLetter } from "../../sidecar/effects/outbox";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
 import { SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
@@ -91,6 +92,56 @@ describe("the application's own transactions on developers", () => {
     } finally {
       await refuseAll.end();
     }
+  });
+  it("sets aside refused rows that are all of a round (a rule for these developers, retried together), and stops on a rule for all rows, one row too", async () => {
+    fake = await fakePonder();
+    const [a, b, other] = [wallet(12), wallet(13), wallet(14)];
+    for (const w of [a, b, other]) await fake.register(w);
+    await fake.index([{ developer: other, amount: 5n * USDC, block: 10 }], 12);
+    expect((await fake.round()).changes.map((c) => c.wallet)).toEqual([other]);
+    await fake.db.query(`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address IN ('${a}', '${b}') OR current_setting('app.refuse_all', true) = 'on' THEN
+          RAISE EXCEPTION 'refused by the application';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    // Two developers the rule refuses stake in one block: the round's only rows.
+    await fake.index(
+      [
+        { developer: a, amount: 5n * USDC, block: 14 },
+        { developer: b, amount: 5n * USDC, block: 14, log: 1 },
+      ],
+      16,
+    );
+    const dead = async () =>
+      (
+        await fake.db.query<{ id: string; wallet: string }>(
+          "SELECT id::text, wallet FROM stakesync.developer_queue WHERE state = 'dead' ORDER BY wallet",
+        )
+      ).rows;
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([a, b]);
+    expect((await dead()).map((d) => d.wallet)).toEqual([a, b]);
+    // Retried together before the rule is fixed: dead letters again, not a round failing for good.
+    for (const d of await dead()) expect(await retryDeadLetter(fake.db, BigInt(d.id))).toBe(true);
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([a, b]);
+    expect((await dead()).map((d) => d.wallet)).toEqual([a, b]);
+
+    // A rule for every row refuses the one row of a round as well: an error, and no dead letter.
+    const [{ id: first } = { id: "0" }] = await dead();
+    await fake.db.query("SET app.refuse_all = 'on'");
+    expect(await retryDeadLetter(fake.db, BigInt(first))).toBe(true);
+    await expect(fake.round()).rejects.toThrow(/refused every developers row/);
+    expect((await dead()).map((d) => d.wallet)).toEqual([b]);
+    // The rules fixed: the pending one is written at the next round, the other on its retry.
+    await fake.db.query("RESET app.refuse_all; DROP TRIGGER refuse ON developers");
+    expect((await fake.round()).changes.map((c) => c.wallet)).toEqual([a]);
+    const [{ id: second } = { id: "0" }] = await dead();
+    expect(await retryDeadLetter(fake.db, BigInt(second))).toBe(true);
+    expect((await fake.round()).changes.map((c) => c.wallet)).toEqual([b]);
+    expect(await fake.developer(b)).toMatchObject({ status: "active", stake_amount: "5.000000" });
   });
 });
 
