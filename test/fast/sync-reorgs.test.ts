@@ -32,6 +32,36 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
   });
 
+  it("takes a refused developer's activation from the chain as it is when the row is written, not as it was refused", async () => {
+    fake = await fakePonder();
+    const [w, other] = [wallet(8), wallet(9)];
+    await fake.register(w);
+    await fake.register(other);
+    await fake.db.query(`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${w}' THEN RAISE EXCEPTION 'refused by the application'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10, tx: "0xaa" }], 13);
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
+    // A reorg takes the stake back: the row (pending, 0) equals the chain again.
+    await fake.deleteAbove(9);
+    await fake.round();
+    await fake.index([{ developer: other, amount: 5n * USDC, block: 10, tx: "0xbb" }], 14);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", stake_amount: "0" });
+    // The application's rule fixed, the developer stakes on the chain as it is now.
+    await fake.db.query("DROP TRIGGER refuse ON developers");
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 20, tx: "0xcc" }], 23);
+    await fake.round();
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    // Block 20's time, not the orphaned block 10's.
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
+  });
+
   it("is taken back once Ponder commits the new fork above the orphan, before that fork passes the cursor", async () => {
     fake = await fakePonder();
     const [w, other] = [wallet(6), wallet(7)];
