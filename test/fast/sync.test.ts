@@ -175,4 +175,23 @@ describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
     expect(await fake.developer(welcomed)).toMatchObject({ status: "active", stake_amount: "5" });
     expect(await fake.audit(welcomed)).toEqual([]);
   });
+
+  it("never welcomes again a developer whose row another system activated, once EFFECTS_FROM_BLOCK is unset", async () => {
+    // After the cut-over: the variable gone (or missing from one sidecar of a rolling deploy), or
+    // the stakesync schema dropped and made again. staked_at without a job of ours says it.
+    fake = await fakePonder();
+    const w = wallet(23);
+    await fake.db.query(
+      "INSERT INTO developers (wallet_address, email, status, stake_amount, staked_at) VALUES ($1, 'w@example.test', 'active', 5, now())",
+      [w],
+    );
+    // The old system missed an unstake: stakesync finds no stake and turns the row inactive.
+    await fake.round({ reconcile: true });
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive" });
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active" });
+    const { rows } = await fake.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [w]);
+    expect(rows).toEqual([{ state: "skipped", skip_reason: "historic" }]);
+  });
 });
