@@ -136,11 +136,11 @@ export type DeadLetter = {
 export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
   const { rows } = await db.query<DeadLetter>(
     `SELECT id::text, kind, wallet, attempts, last_error AS "lastError", created_at AS "createdAt"
-       FROM stakesync.outbox WHERE state = 'dead'
-     UNION ALL
-     SELECT id::text, 'developer_sync', wallet, attempts, last_error, queued_at
-       FROM stakesync.developer_queue WHERE state = 'dead'
-     ORDER BY 1`,
+       FROM (SELECT id, kind, wallet, attempts, last_error, created_at FROM stakesync.outbox WHERE state = 'dead'
+             UNION ALL
+             SELECT id, 'developer_sync', wallet, attempts, last_error, queued_at
+               FROM stakesync.developer_queue WHERE state = 'dead') d
+      ORDER BY d.id`,
   );
   return rows;
 }
@@ -160,6 +160,16 @@ export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolea
     [id.toString()],
   );
   return rowCount === 1;
+}
+
+/** The state of the job or queued developer with this id (a dead letter's id), if there is one. */
+export async function deadLetterIdState(db: Queryable, id: bigint): Promise<string | undefined> {
+  const { rows } = await db.query<{ state: string }>(
+    `SELECT state FROM stakesync.outbox WHERE id = $1
+     UNION ALL SELECT state FROM stakesync.developer_queue WHERE id = $1`,
+    [id.toString()],
+  );
+  return rows[0]?.state;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { Alerts } from "../effects/alerts";
-import { listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
+import { deadLetterIdState, listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
 import type { IndexerWatch } from "../indexer-watch";
 import { type Metrics, observeStatus } from "../metrics";
 import { errorText } from "../redact";
@@ -162,7 +162,14 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   admin.post("/dead-letters/:id/retry", async (c) => {
     const id = c.req.param("id");
     if (!/^[1-9]\d{0,17}$/.test(id)) return c.json({ error: "id must be a positive integer" }, 400);
-    if (!(await retryDeadLetter(pool, BigInt(id)))) return c.json({ error: `no dead letter with id ${id}` }, 404);
+    if (!(await retryDeadLetter(pool, BigInt(id)))) {
+      // Two operators retrying at once, or a retry repeated after its answer was lost: say so.
+      const state = await deadLetterIdState(pool, BigInt(id));
+      const error = state
+        ? `${id} is not a dead letter: it is ${state} (retried already?)`
+        : `no dead letter with id ${id}`;
+      return c.json({ error }, 404);
+    }
     return c.json({ id, state: "pending" });
   });
   admin.get("/jobs/:wallet", async (c) => {

@@ -134,6 +134,21 @@ describe("admin routes", () => {
     expect(await (await app.request("/admin/dead-letters", auth)).json()).toEqual({ deadLetters: [] });
     expect((await app.request("/admin/dead-letters/abc/retry", { ...auth, method: "POST" })).status).toBe(400);
     expect((await app.request("/admin/dead-letters/424242/retry", { ...auth, method: "POST" })).status).toBe(404);
+    // A job that is no dead letter (retried already by another operator): 404, saying what it is.
+    const [job] = (await fake.db.query<{ id: string }>("SELECT id::text FROM stakesync.outbox WHERE state = 'pending'"))
+      .rows;
+    const pending = await app.request(`/admin/dead-letters/${job?.id}/retry`, { ...auth, method: "POST" });
+    expect(pending.status).toBe(404);
+    expect(await pending.json()).toEqual({
+      error: `${job?.id} is not a dead letter: it is pending (retried already?)`,
+    });
+    // Listed in id order, as numbers (9 before 10).
+    await fake.db.query(
+      `INSERT INTO stakesync.developer_queue (wallet, id, reason, state) VALUES ('0xa', 10, 'stake', 'dead'), ('0xb', 9, 'stake', 'dead')`,
+    );
+    const listed = (await (await app.request("/admin/dead-letters", auth)).json()) as { deadLetters: { id: string }[] };
+    expect(listed.deadLetters.map((d) => d.id)).toEqual(["9", "10"]);
+    await fake.db.query("DELETE FROM stakesync.developer_queue WHERE id IN (9, 10)");
     expect((await app.request("/admin/reconcile", { ...auth, method: "POST" })).status).toBe(409); // standby
   });
 });
