@@ -15,6 +15,7 @@ export const RULES: Rule[] = [
   "rpc_failing",
   "dead_letter",
   "reorg_correction",
+  "settings_differ",
 ];
 
 /**
@@ -100,6 +101,11 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Developers rows the database refused, dead-lettered",
       ...r,
     }),
+    settingsDiffer: new Gauge({
+      name: "stakesync_settings_differ",
+      help: "Settings that decide what is written (MIN_STAKE, STAKE_DECIMALS, …) in which a live sidecar differs from this one",
+      ...r,
+    }),
     developersDiffering: new Gauge({
       name: "stakesync_developers_differing",
       help: "Shadow mode: developers rows a write would change (stakesync plan lists them)",
@@ -173,6 +179,7 @@ export function observeStatus(
   metrics.outboxDead.set(status.outbox.dead);
   metrics.developersQueued.set(status.developers.queued);
   metrics.developersRefused.set(status.developers.refused);
+  metrics.settingsDiffer.set(status.settingsDiffer.length);
   if (byStatus) {
     // A status that no row has any more reads 0, not its last count.
     for (const status of ["pending", "active", "inactive"]) metrics.developersByStatus.set({ status }, 0);

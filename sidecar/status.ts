@@ -4,6 +4,7 @@ import type { SidecarConfig } from "../lib/config";
 import type { Head } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
 import { workCounts } from "./effects/outbox";
+import { settingsDiffer } from "./settings";
 import type { LoopState } from "./sync/loop";
 import { readCursors } from "./sync/sql/read-cursors";
 import { LOCK_NOT_AVAILABLE, type PonderProgress, readProgress } from "./sync/sql/read-progress";
@@ -41,6 +42,8 @@ export type Status = {
   lastError: { kind: string; at: string } | null;
   consecutiveErrors: number;
   lastSyncAt: string | null;
+  /** Where the other live sidecars' settings differ from this one's (settings.ts): one line each. */
+  settingsDiffer: string[];
 };
 
 export async function readStatus(
@@ -50,10 +53,11 @@ export async function readStatus(
   indexer: string | null,
   loop: LoopState,
 ): Promise<Status> {
-  const [progress, cursors, work] = await Promise.all([
+  const [progress, cursors, work, differ] = await Promise.all([
     readPonderProgress(db, loop.source),
     readCursors(db, config),
     workCounts(db),
+    settingsDiffer(db, config),
   ]);
   const chains = config.chains.map((chain) => {
     const p = progress.get(chain.id);
@@ -92,6 +96,7 @@ export async function readStatus(
     lastError: loop.lastError && { kind: loop.lastError.kind, at: loop.lastError.at },
     consecutiveErrors: loop.consecutiveErrors,
     lastSyncAt: loop.lastSyncAt,
+    settingsDiffer: differ,
   };
 }
 

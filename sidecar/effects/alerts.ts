@@ -10,7 +10,14 @@ import { backoffMs } from "../../lib/backoff";
 import type { Queryable } from "../db/queryable";
 import type { Metrics } from "../metrics";
 
-export type Rule = "indexer_down" | "lag" | "consecutive_errors" | "rpc_failing" | "dead_letter" | "reorg_correction";
+export type Rule =
+  | "indexer_down"
+  | "lag"
+  | "consecutive_errors"
+  | "rpc_failing"
+  | "dead_letter"
+  | "reorg_correction"
+  | "settings_differ";
 export type Severity = "critical" | "warning";
 
 export type AlertPayload = {

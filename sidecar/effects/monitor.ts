@@ -20,6 +20,11 @@ const HEAD_STALE_MS = 10_000;
 const RPC_WINDOW_CHECKS = 5;
 const RPC_FIRE_CHECKS = 3;
 const RPC_CLEAR_CHECKS = 30;
+/**
+ * Sidecars whose settings differ page once that has lasted this long: a deploy that changes a
+ * setting runs old and new side by side for a while, and that alone is not a page.
+ */
+export const SETTINGS_DIFFER_AFTER_MS = 5 * 60_000;
 
 /** What the checks saw of Ponder's RPC error counter: a new one at each term (standDown). */
 type PonderRpcWatch = {
@@ -41,11 +46,14 @@ const newPonderRpcWatch = (): PonderRpcWatch => ({
 export class AlertMonitor {
   private lastReorgAt = 0;
   private ponderRpc = newPonderRpcWatch();
+  /** Since when the live sidecars' settings have differed, as this leader saw it. */
+  private differSince: number | undefined;
 
   constructor(
     private readonly config: SidecarConfig,
     private readonly heads: Map<number, Head>,
     private readonly alerts: Alerts,
+    private readonly settingsDifferAfterMs = SETTINGS_DIFFER_AFTER_MS,
   ) {}
 
   /**
@@ -55,6 +63,7 @@ export class AlertMonitor {
    */
   standDown() {
     this.ponderRpc = newPonderRpcWatch();
+    this.differSince = undefined;
   }
 
   noteReorgCorrection() {
@@ -100,6 +109,17 @@ export class AlertMonitor {
       Date.now() - this.lastReorgAt < config.alertRepeatMs,
       "warning",
       "developers corrected after a reorg deeper than CONFIRMATIONS",
+    );
+
+    const differ = status.settingsDiffer;
+    if (differ.length === 0) this.differSince = undefined;
+    else this.differSince ??= Date.now();
+    alerts.set(
+      "settings_differ",
+      this.differSince !== undefined && Date.now() - this.differSince >= this.settingsDifferAfterMs,
+      "warning",
+      `sidecars disagree on settings that decide what is written; each leader applies its own to every row: ${differ.join("; ")}`,
+      { settings: differ },
     );
   }
 

@@ -5,12 +5,16 @@ import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { IndexerWatch } from "../indexer-watch";
 import { errorText } from "../redact";
+import { announceSettings, withdrawSettings } from "../settings";
 import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import type { Alerts } from "./alerts";
 import type { AlertMonitor } from "./monitor";
 import { PauseWatch } from "./pause-watch";
 import type { OutboxWorker } from "./worker";
+
+/** How often a sidecar refreshes its entry in stakesync.sidecar (a sidecar not seen for 30 s is gone). */
+const ANNOUNCE_MS = 5000;
 
 export function startEffects(deps: {
   config: SidecarConfig;
@@ -36,7 +40,13 @@ export function startEffects(deps: {
     // claims and sends only while this sidecar leads (worker.ts).
     await worker.tick(loop.state);
   });
+  let announcedAt = 0;
   const alerting = every(1000, async () => {
+    // Leader or not, every few seconds: what this sidecar would write with (settings.ts).
+    if (Date.now() - announcedAt >= ANNOUNCE_MS) {
+      await announceSettings(pool, config);
+      announcedAt = Date.now();
+    }
     if (loop.state.role !== "leader") {
       monitor.standDown();
       return alerts.standDown();
@@ -67,5 +77,9 @@ export function startEffects(deps: {
     pauses.stop();
     await Promise.all([sending(), alerting()]);
     await worker.close();
+    // Gone at once from the other sidecars' comparisons, not 30 s later.
+    await withdrawSettings(pool).catch((error: unknown) =>
+      log.warn({ err: errorText(error) }, "could not withdraw this sidecar's settings"),
+    );
   };
 }

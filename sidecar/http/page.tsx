@@ -139,6 +139,13 @@ export function StatusPage(props: {
           </p>
         )}
 
+        {status.settingsDiffer.length > 0 && (
+          <p class="badge warn" id="settings-differ">
+            sidecars disagree on what to write (each leader applies its own to every row):{" "}
+            {status.settingsDiffer.join("; ")}
+          </p>
+        )}
+
         <h2>Chains</h2>
         <table id="chains">
           <thead>

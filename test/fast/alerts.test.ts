@@ -17,7 +17,8 @@ import { OutboxWorker } from "../../sidecar/effects/worker";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
-import type { Status } from "../../sidecar/status";
+import { announceSettings, withdrawSettings } from "../../sidecar/settings";
+import { readStatus, type Status } from "../../sidecar/status";
 import type { LoopState } from "../../sidecar/sync/loop";
 import { startWebhook } from "../helpers/peers";
 import { CHAIN, type Fake, fakePonder, sidecarParts } from "./ponder-fake";
@@ -102,7 +103,13 @@ async function rpcFailing(
       },
     } as unknown as Alerts;
     const monitor = new AlertMonitor(config, heads, alerts);
-    const status = { indexer: null, chains: [], outbox: { pending: 0, dead: 0 }, developers: { refused: 0 } };
+    const status = {
+      indexer: null,
+      chains: [],
+      outbox: { pending: 0, dead: 0 },
+      developers: { refused: 0 },
+      settingsDiffer: [],
+    };
     const loop = { consecutiveErrors: 0 } as LoopState;
     for (second = -1; second < seconds; second++) {
       if (risesAt.includes(second)) errors += 1;
@@ -171,4 +178,56 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
     await stop();
     await pool.end();
   }
+});
+
+it("names on /status where a live sidecar's settings differ, pages once that has lasted, and clears when it is gone", async () => {
+  fake = await fakePonder({ MIN_STAKE: "10" });
+  webhook = await startWebhook();
+  const { heads, loop, appOn } = sidecarParts(fake.config);
+  const app = appOn(fake.db as unknown as pg.Pool);
+  const differ = async () => ((await (await app.request("/status")).json()) as Status).settingsDiffer;
+  // This sidecar, and another with the same settings: nothing to tell.
+  await announceSettings(fake.db, fake.config);
+  await announceSettings(fake.db, { ...fake.config, minStake: "10.0" }, "host-b:2:b");
+  expect(await differ()).toEqual([]);
+  // The other one deployed with another token's decimals and MIN_STAKE 0 (a rolling deploy, a typo).
+  const other = { ...fake.config, minStake: "0", stakeDecimals: 18, activationThreshold: 1n };
+  await announceSettings(fake.db, other, "host-b:2:b");
+  expect(await differ()).toEqual(["STAKE_DECIMALS: 6 here, 18 on host-b:2:b", "MIN_STAKE: 10 here, 0 on host-b:2:b"]);
+  expect(await (await app.request("/metrics")).text()).toMatch(/^stakesync_settings_differ 2$/m);
+  expect(await (await app.request("/")).text()).toContain("STAKE_DECIMALS: 6 here, 18 on host-b:2:b");
+
+  // The leader pages once the difference has lasted (here 300 ms), and clears once it is gone.
+  const alerts = sidecarAlerts();
+  await alerts.adopt();
+  const monitor = new AlertMonitor(fake.config, heads, alerts, 300);
+  loop.state.role = "leader";
+  const check = async () => {
+    for (const chain of fake.config.chains) heads.set(chain.id, { block: 30, at: Date.now() });
+    await monitor.check(
+      await readStatus(fake.db as unknown as pg.Pool, fake.config, heads, null, loop.state),
+      loop.state,
+    );
+    await alerts.flush();
+  };
+  await check();
+  expect(alerts.firing().map((f) => f.rule)).not.toContain("settings_differ");
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  await check();
+  expect(alerts.firing().map((f) => f.rule)).toContain("settings_differ");
+  await waitFor("the page", () => webhook.alerts.some((a) => a.rule === "settings_differ"), { timeoutMs: 10_000 });
+  expect(JSON.stringify(webhook.alerts.find((a) => a.rule === "settings_differ"))).toContain(
+    "STAKE_DECIMALS: 6 here, 18 on host-b:2:b",
+  );
+  // Killed (not seen for 30 s): no longer counted; a graceful stop withdraws at once.
+  await fake.db.query(
+    "UPDATE stakesync.sidecar SET seen_at = now() - interval '31 seconds' WHERE instance = 'host-b:2:b'",
+  );
+  expect(await differ()).toEqual([]);
+  await check();
+  expect(alerts.firing().map((f) => f.rule)).not.toContain("settings_differ");
+  await announceSettings(fake.db, other, "host-b:2:b");
+  expect(await differ()).toHaveLength(2);
+  await withdrawSettings(fake.db, "host-b:2:b");
+  expect(await differ()).toEqual([]);
 });
