@@ -101,6 +101,7 @@ async function prepareDatabase() {
     if (!(client instanceof Error)) {
       try {
         await migrate(client, config.developersTable, log);
+        await warnOfUnlistedChains(client);
         return;
       } catch (error) {
         // A table that cannot hold what the sidecar writes is a configuration error: no retry.
@@ -119,6 +120,23 @@ async function prepareDatabase() {
     }
     await new Promise((resolve) => setTimeout(resolve, backoffMs(config.retryDelayMs, attempt)));
   }
+}
+
+/**
+ * A chain synced before and no longer in CHAINS: its stakes stop counting in stake_amount at the
+ * next reconciliation (this leader's first step), as in `stakesync verify`. Said once, at start,
+ * since it may be a CHAINS edited by mistake; listed again, its stakes count again from its cursor.
+ */
+async function warnOfUnlistedChains(client: pg.Client) {
+  const { rows } = await client.query<{ chain_id: number }>(
+    "SELECT chain_id FROM stakesync.cursor WHERE chain_id <> ALL ($1::int[]) ORDER BY chain_id",
+    [config.chains.map((c) => c.id)],
+  );
+  if (rows.length === 0) return;
+  log.warn(
+    { chains: rows.map((r) => r.chain_id) },
+    "chains synced before are not in CHAINS: their stakes no longer count in stake_amount (list them again to count them)",
+  );
 }
 
 /** A client of its own, connected, or the error that kept it from connecting. */

@@ -7,7 +7,7 @@
  */
 import type { SidecarConfig } from "../../lib/config";
 import type { Queryable } from "../db/queryable";
-import { differsFromStake, signedAmount, tokenFactor } from "./sql/fragments";
+import { chainIn, differsFromStake, signedAmount, tokenFactor } from "./sql/fragments";
 
 export type PlannedChange = {
   wallet: string;
@@ -21,12 +21,13 @@ export type PlannedChange = {
 };
 
 /** The rows that differ from their confirmed stake, with their totals: the base of both reads. */
-const differing = (dev: string) => `
+const differing = (config: SidecarConfig) => `
   SELECT lower(d.wallet_address) AS wallet, d.status, d.stake_amount, d.staked_at, d.email,
          COALESCE(cs.raw, 0) AS raw, COALESCE(cs.raw, 0) * $1::numeric AS next_amount,
          stakesync.next_status(d.status, COALESCE(cs.raw, 0) >= $2::numeric) AS next_status
-    FROM ${dev} d
-    LEFT JOIN (SELECT wallet, sum(amount) AS raw FROM stakesync.chain_stake GROUP BY wallet) cs
+    FROM ${config.developersTable.sql} d
+    LEFT JOIN (SELECT wallet, sum(amount) AS raw FROM stakesync.chain_stake
+                WHERE ${chainIn("chain_id", config.chains)} GROUP BY wallet) cs
            ON cs.wallet = lower(d.wallet_address)
    WHERE ${differsFromStake("d", "COALESCE(cs.raw, 0)", "$1", "$2")}`;
 
@@ -34,10 +35,7 @@ const params = (config: SidecarConfig) => [tokenFactor(config.stakeDecimals), co
 
 /** How many developers rows the next sync would change. */
 export async function countDiffering(db: Queryable, config: SidecarConfig): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(
-    `SELECT count(*) AS n FROM (${differing(config.developersTable.sql)}) x`,
-    params(config),
-  );
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM (${differing(config)}) x`, params(config));
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -60,7 +58,7 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
     why: string;
     welcome: PlannedChange["welcome"];
   }>(
-    `WITH diff AS (${differing(config.developersTable.sql)}),
+    `WITH diff AS (${differing(config)}),
      confirmed AS (
        SELECT e.* FROM ${ponder} e JOIN stakesync.cursor c ON c.chain_id = e.chain_id AND e.block_number <= c.block
         WHERE e.developer IN (SELECT wallet FROM diff)

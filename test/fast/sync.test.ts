@@ -4,6 +4,7 @@
  * files take the second Ponder, deep reorgs, the application's own writes and a round's cost.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
@@ -142,6 +143,26 @@ describe("Ponder's tables", () => {
     await fake.db.query(`ALTER TABLE ${SCHEMA}.stake_event RENAME TO stake_event_away`);
     // The loop counts it as a "ponder" error: retried, alerted after ALERT_AFTER_ERRORS.
     await expect(fake.round()).rejects.toMatchObject({ code: "42P01" });
+  });
+});
+
+describe("a chain removed from CHAINS", () => {
+  it("no longer counts in stake_amount, as in stakesync verify, and counts again once listed again", async () => {
+    fake = await fakePonder();
+    const w = wallet(0x50);
+    await fake.register(w);
+    // Synced from chain 8453 before it left CHAINS: 20 USDC there.
+    await fake.db.query(
+      "INSERT INTO stakesync.chain_stake (wallet, chain_id, amount, last_block) VALUES ($1, 8453, $2, 100)",
+      [w, (20n * USDC).toString()],
+    );
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round({ reconcile: true });
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    expect(await countDiffering(fake.db, fake.config)).toBe(0);
+    // Listed again (its cursor and stake kept): its stake counts again at the next reconciliation.
+    const both = { ...fake.config, chains: [...fake.config.chains, { ...fake.config.chains[0], id: 8453 }] };
+    expect(await countDiffering(fake.db, both as typeof fake.config)).toBe(1);
   });
 });
 

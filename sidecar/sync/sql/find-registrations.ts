@@ -20,7 +20,7 @@ const registered = (config: SidecarConfig) =>
     `
        FROM ${config.developersTable.sql} d
        -- OFFSET 0: once per row; flattened, the subquery ran at each of raw's four uses.
-       CROSS JOIN LATERAL (SELECT ${confirmedStake("lower(d.wallet_address)")} AS raw OFFSET 0) s
+       CROSS JOIN LATERAL (SELECT ${confirmedStake("lower(d.wallet_address)", config.chains)} AS raw OFFSET 0) s
       WHERE d.status = 'pending' AND d.updated_at > now() - interval '1 minute'
         AND s.raw > 0 AND ${differsFromStake("d", "s.raw", "$1", "$2")}`,
     [tokenFactor(config.stakeDecimals), config.activationThreshold.toString()],

@@ -18,13 +18,21 @@ export const eventKey = (e: string) => `${e}.id || ':' || ${e}.transaction_hash`
 export const checkpointBlock = (column: string) => `substring(${column} from 27 for 16)::bigint`;
 
 /**
- * A wallet's confirmed stake in raw units, summed over its chains (`stakesync.chain_stake`), for
- * `wallet`, an SQL expression. A subquery per wallet, through chain_stake's primary key: joined,
- * the planner hashed the whole table (the step's temp tables have no statistics, and its hash-only
- * joins forbid the alternative), so every realtime round read every wallet ever staked.
+ * A wallet's confirmed stake in raw units, summed over the configured chains
+ * (`stakesync.chain_stake`), for `wallet`, an SQL expression. A subquery per wallet, through
+ * chain_stake's primary key: joined, the planner hashed the whole table (the step's temp tables
+ * have no statistics, and its hash-only joins forbid the alternative), so every realtime round
+ * read every wallet ever staked. A chain removed from CHAINS no longer counts, as in `stakesync
+ * verify` (stakeOf() summed over the chains): summed, its stake stayed in stake_amount for good,
+ * withdrawals never applied.
  */
-export const confirmedStake = (wallet: string) =>
-  `(SELECT COALESCE(sum(cs.amount), 0) FROM stakesync.chain_stake cs WHERE cs.wallet = ${wallet})`;
+export const confirmedStake = (wallet: string, chains: { id: number }[]) =>
+  `(SELECT COALESCE(sum(cs.amount), 0) FROM stakesync.chain_stake cs
+     WHERE cs.wallet = ${wallet} AND ${chainIn("cs.chain_id", chains)})`;
+
+/** `column` is one of the configured chains' ids (integers from the configuration). */
+export const chainIn = (column: string, chains: { id: number }[]) =>
+  `${column} IN (${chains.map((c) => Math.trunc(c.id)).join(", ")})`;
 
 /**
  * Whether developers row `d` differs from what a confirmed stake of `raw` (raw units, summed over

@@ -81,7 +81,7 @@ function staleQuery(config: SidecarConfig) {
   return `INSERT INTO stale (wallet, activating)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
        -- OFFSET 0: the sum once per wallet; flattened, it ran at each of raw's uses.
-       FROM (SELECT a.wallet, ${confirmedStake("a.wallet")} AS raw FROM affected a OFFSET 0) t
+       FROM (SELECT a.wallet, ${confirmedStake("a.wallet", config.chains)} AS raw FROM affected a OFFSET 0) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet
       WHERE lower(d.wallet_address) = ANY ($3::text[]) AND cardinality($3::text[]) > 0
       GROUP BY t.wallet, t.raw -- one entry per wallet, also when two rows differ only in letter case

@@ -30,7 +30,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
      ),
      totals AS (
-       SELECT w.wallet, ${confirmedStake("w.wallet")} AS raw FROM (SELECT DISTINCT wallet FROM mine) w
+       SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w
      ),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
