@@ -119,10 +119,12 @@ export async function applyDevelopers(
       }
     };
     await attempt(wallets);
-    // Every one refused: the table's rule for all rows (a trigger deployed by mistake), or a
-    // rule for these developers alone (two retried dead letters, two refused developers staking
-    // in one block). The table says which: a write of another row's own values.
-    if (refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
+    // Every one of several refused: the table's rule for all rows (a trigger deployed by
+    // mistake), or a rule for these developers alone (two retried dead letters, two refused
+    // developers staking in one block). The table says which: a write to another row. One
+    // developer alone is a dead letter, as any other: a probe refused by the same rule for its
+    // own reasons would hold that developer's every round.
+    if (wallets.length > 1 && refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
       throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
     }
     await db.query(
@@ -137,12 +139,13 @@ export async function applyDevelopers(
 }
 
 /**
- * Whether the developers table refuses a write to a row outside `wallets` that changes nothing
- * (its own status, stake, staked_at and updated_at, so that a trigger `OF` those columns fires):
- * then it refuses every write, and its refusals are an error for the loop to back off and alert
- * on, which syncs on by itself once the rule is fixed, not a dead letter per developer. Undone at
- * once; a row an application transaction holds is passed over, and without another row the
- * refusals are these developers' own.
+ * Whether the developers table refuses a write to a row outside `wallets`: its own status,
+ * stake and staked_at (so that a trigger `OF` those columns fires) and a new updated_at (so that
+ * one `WHEN (OLD.* IS DISTINCT FROM NEW.*)` fires). Then it refuses every write, and its
+ * refusals are an error for the loop to back off and alert on, which syncs on by itself once the
+ * rule is fixed, not a dead letter per developer. Undone at once; a row an application
+ * transaction holds is passed over, and without another row the refusals are these developers'
+ * own. A rule that refuses only status changes goes unseen: dead letters, as before the probe.
  */
 async function refusesAnyWrite(db: pg.ClientBase, config: SidecarConfig, wallets: string[]): Promise<boolean> {
   const dev = config.developersTable.sql;
@@ -150,7 +153,7 @@ async function refusesAnyWrite(db: pg.ClientBase, config: SidecarConfig, wallets
   try {
     await db.query(
       `UPDATE ${dev} d
-          SET status = d.status, stake_amount = d.stake_amount, staked_at = d.staked_at, updated_at = d.updated_at
+          SET status = d.status, stake_amount = d.stake_amount, staked_at = d.staked_at, updated_at = now()
         WHERE d.ctid = (SELECT ctid FROM ${dev} WHERE lower(wallet_address) <> ALL ($1::text[])
                          LIMIT 1 FOR UPDATE SKIP LOCKED)`,
       [wallets],
