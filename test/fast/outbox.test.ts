@@ -109,6 +109,7 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
   // grew by the square of the length (200,000: about 50 s).
   const started = performance.now();
   expect(errorText(new Error("x".repeat(200_000)))).toHaveLength(500);
+  expect(errorText(new Error(`"${'\\"'.repeat(100_000)}`))).toHaveLength(500); // escaped quotes
   expect(performance.now() - started).toBeLessThan(5_000);
 
   const retry = { attempts: 1, delayMs: 60_000 };
