@@ -32,7 +32,7 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
   });
 
-  it("takes a refused developer's activation from the chain as it is when the row is written, not as it was refused", async () => {
+  it("drops a refused developer's dead letter once a reorg takes its stake back, and its activation with it", async () => {
     fake = await fakePonder();
     const [w, other] = [wallet(8), wallet(9)];
     await fake.register(w);
@@ -52,6 +52,8 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     await fake.index([{ developer: other, amount: 5n * USDC, block: 10, tx: "0xbb" }], 14);
     await fake.round();
     expect(await fake.developer(w)).toMatchObject({ status: "pending", stake_amount: "0" });
+    // The row equals the chain again: no dead letter any more (the alert clears), nor its activation.
+    expect((await fake.db.query("SELECT wallet FROM stakesync.developer_queue")).rows).toEqual([]);
     // The application's rule fixed, the developer stakes on the chain as it is now.
     await fake.db.query("DROP TRIGGER refuse ON developers");
     await fake.index([{ developer: w, amount: 5n * USDC, block: 20, tx: "0xcc" }], 23);

@@ -94,11 +94,17 @@ function staleQuery(config: SidecarConfig) {
  * (`affected`) and a first activation's block time (`activation`). Without parameters: sent with
  * the step's last operations.
  * A developer already queued (an application transaction held the row, or the database refused
- * it) keeps the weightiest reason, and its first activation time until a later look-up finds
- * one. New events give a refused row another try; a reconciliation alone does not (it would only
- * fail again every interval).
+ * it) keeps the weightiest reason and the first activation time: a later look-up may miss the
+ * crossing stake (one chain's rows gone while its Ponder recovers) and find a later one on
+ * another chain. New events give a refused row another try; a reconciliation alone does not (it
+ * would only fail again every interval).
+ * A refused developer whose row the chain no longer changes (a reorg took the stake back, an
+ * unstake undid it, the application wrote the row itself) is no dead letter any more: the entry
+ * goes, with the activation it held, and the alert with it once none is left.
  */
 export const queueDevelopers: Statements = [
+  `DELETE FROM stakesync.developer_queue q USING affected a
+    WHERE q.wallet = a.wallet AND q.state = 'dead' AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)`,
   `INSERT INTO stakesync.developer_queue
             (wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at,
              activated_chain, activated_block)
@@ -118,11 +124,8 @@ export const queueDevelopers: Statements = [
             block_number = COALESCE(excluded.block_number, developer_queue.block_number),
             transaction_hash = COALESCE(excluded.transaction_hash, developer_queue.transaction_hash),
             block_timestamp = COALESCE(excluded.block_timestamp, developer_queue.block_timestamp),
-            -- The crossing as this snapshot shows it: a reorg may have taken the one an entry
-            -- held (refused, then fixed) back; the same one otherwise. Kept when this queuing
-            -- looked none up (not a first activation now: written, it sets no staked_at).
-            activated_at = CASE WHEN excluded.activated_at IS NULL THEN developer_queue.activated_at ELSE excluded.activated_at END,
-            activated_chain = CASE WHEN excluded.activated_at IS NULL THEN developer_queue.activated_chain ELSE excluded.activated_chain END,
-            activated_block = CASE WHEN excluded.activated_at IS NULL THEN developer_queue.activated_block ELSE excluded.activated_block END,
+            activated_at = COALESCE(developer_queue.activated_at, excluded.activated_at),
+            activated_chain = COALESCE(developer_queue.activated_chain, excluded.activated_chain),
+            activated_block = COALESCE(developer_queue.activated_block, excluded.activated_block),
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
 ];
