@@ -8,33 +8,37 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { formatUnits } from "viem";
 import type { SidecarConfig } from "../lib/config";
 import type { Queryable } from "./db/queryable";
 
 /** This process, as other sidecars name it. */
 export const INSTANCE = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
+const UNDEFINED_TABLE = "42P01";
+
 /** A sidecar not seen for this long is gone (killed, or frozen: it leads nothing meanwhile). */
 const LIVE_SECONDS = 30;
 
-/** By the names of their variables, as the differences are told. */
+/**
+ * By the names of their variables, as the differences are told; each as it takes effect, so that
+ * two ways of writing one value agree: CHAINS in order of id, MIN_STAKE as the threshold it makes
+ * (10.0 and 10 alike; 0 is one raw unit), EFFECTS_FROM_BLOCK 0 as unset. Not the Ponder schema
+ * read: instances of the same chains (PONDER_REPLICA_SCHEMAS) may be listed in another order.
+ */
 export function writtenSettings(config: SidecarConfig): Record<string, string> {
+  const chains = [...config.chains].sort((a, b) => a.id - b.id);
   const settings: Record<string, string> = {
-    CHAINS: config.chains.map((c) => c.id).join(","),
+    CHAINS: chains.map((c) => c.id).join(","),
     STAKE_DECIMALS: String(config.stakeDecimals),
-    // As a person writes it: 10, not 10.0 or 010.
-    MIN_STAKE: config.minStake
-      .replace(/^0+(?=\d)/, "")
-      .replace(/(\.\d*?)0+$/, "$1")
-      .replace(/\.$/, ""),
+    MIN_STAKE: formatUnits(config.activationThreshold, config.stakeDecimals),
     DEVELOPERS_TABLE: `${config.developersTable.schema}.${config.developersTable.table}`,
     SIDECAR_MODE: config.mode,
-    PONDER_SCHEMA: config.ponderSchema,
   };
-  for (const c of config.chains) {
+  for (const c of chains) {
     settings[`STAKE_VAULT_ADDRESS_${c.id}`] = c.stakeVault.toLowerCase();
     settings[`CONFIRMATIONS_${c.id}`] = String(c.confirmations);
-    settings[`EFFECTS_FROM_BLOCK_${c.id}`] = c.effectsFromBlock === undefined ? "unset" : String(c.effectsFromBlock);
+    settings[`EFFECTS_FROM_BLOCK_${c.id}`] = c.effectsFromBlock ? String(c.effectsFromBlock) : "unset";
   }
   return settings;
 }
@@ -56,14 +60,21 @@ export async function withdrawSettings(db: Queryable, instance = INSTANCE): Prom
 
 /**
  * How the live sidecars' settings differ from this one's: one line per setting, naming each
- * value and who has it. Empty when they agree.
+ * value and who has it. Empty when they agree, and while the table is not there yet (a sidecar
+ * of the version before it, or this one's migration still waiting for its lock): /status and
+ * /ready answer as before it.
  */
 export async function settingsDiffer(db: Queryable, config: SidecarConfig, instance = INSTANCE): Promise<string[]> {
-  const { rows } = await db.query<{ instance: string; settings: Record<string, string> }>(
-    `SELECT instance, settings FROM stakesync.sidecar
-      WHERE instance <> $1 AND seen_at > now() - make_interval(secs => $2) ORDER BY instance`,
-    [instance, LIVE_SECONDS],
-  );
+  const { rows } = await db
+    .query<{ instance: string; settings: Record<string, string> }>(
+      `SELECT instance, settings FROM stakesync.sidecar
+        WHERE instance <> $1 AND seen_at > now() - make_interval(secs => $2) ORDER BY instance`,
+      [instance, LIVE_SECONDS],
+    )
+    .catch((error: { code?: string }) => {
+      if (error.code === UNDEFINED_TABLE) return { rows: [] };
+      throw error;
+    });
   const mine = writtenSettings(config);
   const lines: string[] = [];
   for (const name of new Set([...Object.keys(mine), ...rows.flatMap((r) => Object.keys(r.settings))])) {

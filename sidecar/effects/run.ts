@@ -42,10 +42,13 @@ export function startEffects(deps: {
   });
   let announcedAt = 0;
   const alerting = every(1000, async () => {
-    // Leader or not, every few seconds: what this sidecar would write with (settings.ts).
+    // Leader or not, every few seconds: what this sidecar would write with (settings.ts). On its
+    // own: a database away must not keep a leader that lost its lock from standing down below.
     if (Date.now() - announcedAt >= ANNOUNCE_MS) {
-      await announceSettings(pool, config);
       announcedAt = Date.now();
+      await announceSettings(pool, config).catch((error: unknown) =>
+        log.debug({ err: errorText(error) }, "could not announce this sidecar's settings; next time"),
+      );
     }
     if (loop.state.role !== "leader") {
       monitor.standDown();

@@ -17,7 +17,7 @@ import { OutboxWorker } from "../../sidecar/effects/worker";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
-import { announceSettings, withdrawSettings } from "../../sidecar/settings";
+import { announceSettings, settingsDiffer, withdrawSettings } from "../../sidecar/settings";
 import { readStatus, type Status } from "../../sidecar/status";
 import type { LoopState } from "../../sidecar/sync/loop";
 import { startWebhook } from "../helpers/peers";
@@ -190,10 +190,30 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   await announceSettings(fake.db, fake.config);
   await announceSettings(fake.db, { ...fake.config, minStake: "10.0" }, "host-b:2:b");
   expect(await differ()).toEqual([]);
+  // Nor two ways of writing the same: CHAINS in another order, EFFECTS_FROM_BLOCK 0 and unset.
+  await withdrawSettings(fake.db, "host-b:2:b");
+  const [chain] = fake.config.chains;
+  if (!chain) throw new Error("no chain");
+  await announceSettings(
+    fake.db,
+    {
+      ...fake.config,
+      chains: [
+        { ...chain, id: 8453 },
+        { ...chain, effectsFromBlock: 0 },
+      ],
+    },
+    "host-c:3:c",
+  );
+  expect(await settingsDiffer(fake.db, { ...fake.config, chains: [chain, { ...chain, id: 8453 }] })).toEqual([]);
+  await withdrawSettings(fake.db, "host-c:3:c");
   // The other one deployed with another token's decimals and MIN_STAKE 0 (a rolling deploy, a typo).
   const other = { ...fake.config, minStake: "0", stakeDecimals: 18, activationThreshold: 1n };
   await announceSettings(fake.db, other, "host-b:2:b");
-  expect(await differ()).toEqual(["STAKE_DECIMALS: 6 here, 18 on host-b:2:b", "MIN_STAKE: 10 here, 0 on host-b:2:b"]);
+  expect(await differ()).toEqual([
+    "STAKE_DECIMALS: 6 here, 18 on host-b:2:b",
+    "MIN_STAKE: 10 here, 0.000000000000000001 on host-b:2:b",
+  ]);
   expect(await (await app.request("/metrics")).text()).toMatch(/^stakesync_settings_differ 2$/m);
   expect(await (await app.request("/")).text()).toContain("STAKE_DECIMALS: 6 here, 18 on host-b:2:b");
 
