@@ -64,6 +64,30 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
   });
 
+  it("takes a refused developer's activation from the new fork when a reorg moves the stake to another block", async () => {
+    fake = await fakePonder();
+    const w = wallet(10);
+    await fake.register(w);
+    await fake.db.query(`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${w}' THEN RAISE EXCEPTION 'refused by the application'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10, tx: "0xaa" }], 13);
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
+    await fake.db.query("DROP TRIGGER refuse ON developers");
+    // The reorg: block 10's stake gone, the same stake in block 11 of the new fork.
+    await fake.deleteAbove(9);
+    await fake.round();
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 11, tx: "0xbb" }], 14);
+    await fake.round();
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 11 * 12) * 1000);
+  });
+
   it("is taken back once Ponder commits the new fork above the orphan, before that fork passes the cursor", async () => {
     fake = await fakePonder();
     const [w, other] = [wallet(6), wallet(7)];

@@ -96,7 +96,7 @@ function staleQuery(config: SidecarConfig) {
  * A developer already queued (an application transaction held the row, or the database refused
  * it) keeps the weightiest reason and the first activation time: a later look-up may miss the
  * crossing stake (one chain's rows gone while its Ponder recovers) and find a later one on
- * another chain. New events give a refused row another try; a reconciliation alone does not (it
+ * another chain. Unless a reorg changed its events: the crossing may be gone, or in another block. New events give a refused row another try; a reconciliation alone does not (it
  * would only fail again every interval).
  * A refused developer whose row the chain no longer changes (a reorg took the stake back, an
  * unstake undid it, the application wrote the row itself) is no dead letter any more: the entry
@@ -124,8 +124,13 @@ export const queueDevelopers: Statements = [
             block_number = COALESCE(excluded.block_number, developer_queue.block_number),
             transaction_hash = COALESCE(excluded.transaction_hash, developer_queue.transaction_hash),
             block_timestamp = COALESCE(excluded.block_timestamp, developer_queue.block_timestamp),
-            activated_at = COALESCE(developer_queue.activated_at, excluded.activated_at),
-            activated_chain = COALESCE(developer_queue.activated_chain, excluded.activated_chain),
-            activated_block = COALESCE(developer_queue.activated_block, excluded.activated_block),
+            -- A reorg of this developer's events may have taken the crossing stake: the look-up
+            -- of this snapshot, or none (below the threshold now, or staked_at set meanwhile).
+            activated_at = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_at
+                                ELSE COALESCE(developer_queue.activated_at, excluded.activated_at) END,
+            activated_chain = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_chain
+                                   ELSE COALESCE(developer_queue.activated_chain, excluded.activated_chain) END,
+            activated_block = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_block
+                                   ELSE COALESCE(developer_queue.activated_block, excluded.activated_block) END,
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
 ];
