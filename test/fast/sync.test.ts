@@ -216,29 +216,33 @@ describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
     expect(rows).toEqual([{ state: "skipped", skip_reason: "historic" }]);
   });
 
-  it("welcomes a developer whose activation an application trigger held back, once it lets it through", async () => {
+  it("welcomes a developer whose activation an application trigger held back, once it lets it through, cut-over or not", async () => {
     // The application keeps status pending until the developer is verified: the sidecar's write
     // sets staked_at, the trigger keeps the status, and no job is made. That staked_at is ours.
-    fake = await fakePonder();
-    const w = wallet(24);
-    await fake.register(w, "w@example.test");
-    await fake.db.query(`
-      CREATE TABLE verified (wallet text);
-      CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.status = 'active' AND NOT EXISTS (SELECT 1 FROM verified WHERE wallet = NEW.wallet_address) THEN
-          NEW.status := OLD.status;
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER hold BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION hold();`);
-    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
-    await fake.round();
-    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
-    await fake.db.query("INSERT INTO verified VALUES ($1)", [w]);
-    await fake.round({ reconcile: true });
-    expect(await fake.developer(w)).toMatchObject({ status: "active" });
-    const { rows } = await fake.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [w]);
-    expect(rows).toEqual([{ state: "pending", skip_reason: null }]);
+    const envs: Record<string, string>[] = [{}, { EFFECTS_FROM_BLOCK: "5" }, { EFFECTS_FROM_BLOCK: "0" }];
+    for (const env of envs) {
+      await fake?.close();
+      fake = await fakePonder(env);
+      const w = wallet(24);
+      await fake.register(w, "w@example.test");
+      await fake.db.query(`
+        CREATE TABLE verified (wallet text);
+        CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.status = 'active' AND NOT EXISTS (SELECT 1 FROM verified WHERE wallet = NEW.wallet_address) THEN
+            NEW.status := OLD.status;
+          END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER hold BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION hold();`);
+      await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+      await fake.round();
+      expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+      await fake.db.query("INSERT INTO verified VALUES ($1)", [w]);
+      await fake.round({ reconcile: true });
+      expect(await fake.developer(w)).toMatchObject({ status: "active" });
+      const { rows } = await fake.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [w]);
+      expect(rows, JSON.stringify(env)).toEqual([{ state: "pending", skip_reason: null }]);
+    }
   });
 });
