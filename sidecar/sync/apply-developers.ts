@@ -127,12 +127,15 @@ export async function applyDevelopers(
     if (wallets.length > 1 && refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
       throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
     }
+    // Tried again by a reconciliation once retry_at has passed (queue-developers.ts): one
+    // RECONCILE_INTERVAL_MS after the first refusal, twice as long after each next, at most an hour.
     await db.query(
       `UPDATE stakesync.developer_queue q
-          SET state = 'dead', attempts = q.attempts + 1, last_error = r.error
+          SET state = 'dead', attempts = q.attempts + 1, last_error = r.error,
+              retry_at = now() + least(interval '1 hour', make_interval(secs => $3::float8 * 2 ^ least(q.attempts, 20)))
          FROM unnest($1::text[], $2::text[]) AS r(wallet, error)
         WHERE q.wallet = r.wallet`,
-      [refused.map((r) => r.wallet), refused.map((r) => r.error)],
+      [refused.map((r) => r.wallet), refused.map((r) => r.error), config.reconcileIntervalMs / 1000],
     );
     return { changes, refused, held };
   });

@@ -141,6 +141,39 @@ describe("the application's own transactions on developers", () => {
     expect((await fake.round()).changes.map((c) => c.wallet)).toEqual([a, b]);
     expect(await fake.developer(b)).toMatchObject({ status: "active", stake_amount: "5.000000" });
   });
+
+  it("tries a refused row again at a reconciliation once its wait has passed, the wait doubling, and writes it once the rule is fixed", async () => {
+    fake = await fakePonder();
+    const w = wallet(15);
+    await fake.register(w);
+    await fake.db.query(`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused by the application'; END $$;
+      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
+    const entry = async () =>
+      (
+        await fake.db.query<{ state: string; attempts: number; wait: number }>(
+          "SELECT state, attempts, ceil(extract(epoch FROM retry_at - now()) / 30)::int * 30 AS wait FROM stakesync.developer_queue",
+        )
+      ).rows[0];
+    // One RECONCILE_INTERVAL_MS (60 s) after the first refusal (to the next 30 s: the round took
+    // some of it): a reconciliation before leaves it.
+    expect(await entry()).toMatchObject({ state: "dead", attempts: 1, wait: 60 });
+    expect((await fake.round({ reconcile: true })).refused).toEqual([]);
+    expect(await entry()).toMatchObject({ state: "dead", attempts: 1 });
+    // Its wait over, still refused: dead again, for twice as long.
+    await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
+    expect((await fake.round({ reconcile: true })).refused.map((r) => r.wallet)).toEqual([w]);
+    expect(await entry()).toMatchObject({ state: "dead", attempts: 2, wait: 120 });
+    // The rule fixed: written at the first reconciliation past the wait, without an admin retry.
+    await fake.db.query("DROP TRIGGER refuse ON developers");
+    await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
+    expect((await fake.round({ reconcile: true })).changes.map((c) => c.wallet)).toEqual([w]);
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    expect(await entry()).toBeUndefined();
+  });
 });
 
 describe("an application migration holding developers (its ALTER TABLE, or one queued behind a long transaction)", () => {
