@@ -289,6 +289,20 @@ async function ponderTables(db: pg.Client, schema: string): Promise<PonderTables
   };
 }
 
+/**
+ * An application trigger on developers that refuses an UPDATE while `condition` (PL/pgSQL, on
+ * NEW) holds; `when`, a trigger's WHEN clause. Dropped with `DROP TRIGGER refuse ON developers`.
+ */
+export async function refuseUpdates(on: Fake, condition = "true", when = "") {
+  await on.db.query(`
+    CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF ${condition} THEN RAISE EXCEPTION 'refused by the application'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW ${when} EXECUTE FUNCTION refuse();`);
+}
+
 /** A wallet address from a small number, lowercase. */
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
 

@@ -9,7 +9,7 @@ import { retryDeadLetter } from "../../sidecar/effects/outbox";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
 import { SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
-import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, refuseUpdates, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -99,17 +99,12 @@ describe("the application's own transactions on developers", () => {
     for (const w of [a, b, other]) await fake.register(w);
     await fake.index([{ developer: other, amount: 5n * USDC, block: 10 }], 12);
     expect((await fake.round()).changes.map((c) => c.wallet)).toEqual([other]);
-    await fake.db.query(`
-      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.wallet_address IN ('${a}', '${b}') OR current_setting('app.refuse_all', true) = 'on' THEN
-          RAISE EXCEPTION 'refused by the application';
-        END IF;
-        RETURN NEW;
-      END $$;
-      -- Only on a change, as many audit triggers are: a write of a row's own values passes.
-      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
-        EXECUTE FUNCTION refuse();`);
+    // Only on a change, as many audit triggers are: a write of a row's own values passes.
+    await refuseUpdates(
+      fake,
+      `NEW.wallet_address IN ('${a}', '${b}') OR current_setting('app.refuse_all', true) = 'on'`,
+      "WHEN (OLD.* IS DISTINCT FROM NEW.*)",
+    );
     // Two developers the rule refuses stake in one block: the round's only rows.
     await fake.index(
       [
@@ -146,10 +141,7 @@ describe("the application's own transactions on developers", () => {
     fake = await fakePonder();
     const w = wallet(15);
     await fake.register(w);
-    await fake.db.query(`
-      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN RAISE EXCEPTION 'refused by the application'; END $$;
-      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await refuseUpdates(fake);
     await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
     expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
     const entry = async () =>

@@ -2,12 +2,19 @@
  * The sync through reorgs deeper than CONFIRMATIONS, on fabricated Ponder tables.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, refuseUpdates, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();
 });
+
+/** `w` active with 5 USDC, its staked_at the time of `block` (the fake's: 12 s a block). */
+async function expectActivatedIn(w: string, block: number) {
+  const row = await fake.developer(w);
+  expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
+  expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + block * 12) * 1000);
+}
 
 describe("a reorg deeper than CONFIRMATIONS", () => {
   it("is applied only once Ponder has committed a later checkpoint, then in one correction", async () => {
@@ -37,13 +44,7 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     const [w, other] = [wallet(8), wallet(9)];
     await fake.register(w);
     await fake.register(other);
-    await fake.db.query(`
-      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.wallet_address = '${w}' THEN RAISE EXCEPTION 'refused by the application'; END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await refuseUpdates(fake, `NEW.wallet_address = '${w}'`);
     await fake.index([{ developer: w, amount: 5n * USDC, block: 10, tx: "0xaa" }], 13);
     expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
     // A reorg takes the stake back: the row (pending, 0) equals the chain again.
@@ -58,23 +59,14 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     await fake.db.query("DROP TRIGGER refuse ON developers");
     await fake.index([{ developer: w, amount: 5n * USDC, block: 20, tx: "0xcc" }], 23);
     await fake.round();
-    const row = await fake.developer(w);
-    expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
-    // Block 20's time, not the orphaned block 10's.
-    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
+    await expectActivatedIn(w, 20); // not the orphaned block 10
   });
 
   it("takes a refused developer's activation from the new fork when a reorg moves the stake to another block", async () => {
     fake = await fakePonder();
     const w = wallet(10);
     await fake.register(w);
-    await fake.db.query(`
-      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.wallet_address = '${w}' THEN RAISE EXCEPTION 'refused by the application'; END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse();`);
+    await refuseUpdates(fake, `NEW.wallet_address = '${w}'`);
     await fake.index([{ developer: w, amount: 5n * USDC, block: 10, tx: "0xaa" }], 13);
     expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
     await fake.db.query("DROP TRIGGER refuse ON developers");
@@ -83,9 +75,7 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     await fake.round();
     await fake.index([{ developer: w, amount: 5n * USDC, block: 11, tx: "0xbb" }], 14);
     await fake.round();
-    const row = await fake.developer(w);
-    expect(row).toMatchObject({ status: "active", stake_amount: "5.000000" });
-    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 11 * 12) * 1000);
+    await expectActivatedIn(w, 11);
   });
 
   it("is taken back once Ponder commits the new fork above the orphan, before that fork passes the cursor", async () => {
