@@ -153,7 +153,7 @@ export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolea
         WHERE id = $1 AND state = 'dead' RETURNING id
      ),
      developer AS (
-       UPDATE stakesync.developer_queue SET state = 'pending', last_error = NULL
+       UPDATE stakesync.developer_queue SET state = 'pending', last_error = NULL, attempts = 0, retry_at = NULL
         WHERE id = $1 AND state = 'dead' RETURNING id
      )
      SELECT id FROM job UNION ALL SELECT id FROM developer`,
@@ -181,8 +181,9 @@ export async function workCounts(db: Queryable) {
   const { rows } = await db.query<{ pending: string; dead: string; queued: string; refused: string }>(
     `SELECT (SELECT count(*) FROM stakesync.outbox WHERE state = 'pending') AS pending,
             (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
-            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'pending') AS queued,
-            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'dead') AS refused`,
+            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'pending' AND attempts = 0) AS queued,
+            -- Refused until written: also those a reconciliation put back in line (retryRefused).
+            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'dead' OR attempts > 0) AS refused`,
   );
   const n = (key: "pending" | "dead" | "queued" | "refused") => Number(rows[0]?.[key] ?? 0);
   return {

@@ -119,15 +119,20 @@ export async function applyDevelopers(
       }
     };
     await attempt(wallets);
-    // Every one of several refused: the table's rule for all rows (a trigger deployed by
-    // mistake), or a rule for these developers alone (two retried dead letters, two refused
-    // developers staking in one block). The table says which: a write to another row. One
-    // developer alone is a dead letter, as any other: a probe refused by the same rule for its
-    // own reasons would hold that developer's every round.
-    if (wallets.length > 1 && refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
+    // Every one refused, several of them for the first time: the table's rule for all rows (a
+    // trigger deployed by mistake), or a rule for these developers alone (two refused developers
+    // staking in one block). The table says which: a write to another row. One developer alone,
+    // and rows refused before (retried by an operator or a reconciliation) are dead letters, as
+    // any other: a probe row refused by the same rule for its own reasons would hold them every
+    // round, and with them the whole sync.
+    if (
+      refused.length === wallets.length &&
+      (await freshCount(db, wallets)) > 1 &&
+      (await refusesAnyWrite(db, config, wallets))
+    ) {
       throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
     }
-    // Tried again by a reconciliation once retry_at has passed (queue-developers.ts): one
+    // Tried again by a reconciliation once retry_at has passed (reconcile-stakes.ts): one
     // RECONCILE_INTERVAL_MS after the first refusal, twice as long after each next, at most an hour.
     await db.query(
       `UPDATE stakesync.developer_queue q
@@ -139,6 +144,15 @@ export async function applyDevelopers(
     );
     return { changes, refused, held };
   });
+}
+
+/** How many of `wallets` the database has not refused before (their first try). */
+async function freshCount(db: pg.ClientBase, wallets: string[]): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM stakesync.developer_queue WHERE wallet = ANY ($1::text[]) AND attempts = 0",
+    [wallets],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /**

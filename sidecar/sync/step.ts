@@ -32,7 +32,7 @@ import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
 import { ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
-import { reconcileStakes } from "./sql/reconcile-stakes";
+import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
 import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
@@ -187,6 +187,7 @@ async function stepOnce(
         config,
         windows.filter((w) => !behindCursor(w)),
       );
+      await retryRefused(db);
     }
     // Once Ponder has backfilled every chain stepped (its indexes are there), and with the index
     // on the developers' wallets, a step of a few events sends the ledger,

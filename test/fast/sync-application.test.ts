@@ -5,7 +5,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
-import { retryDeadLetter } from "../../sidecar/effects/outbox";
+import { retryDeadLetter, workCounts } from "../../sidecar/effects/outbox";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
 import { SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
@@ -137,6 +137,25 @@ describe("the application's own transactions on developers", () => {
     expect(await fake.developer(b)).toMatchObject({ status: "active", stake_amount: "5.000000" });
   });
 
+  it("never takes refused rows tried again for the table's rule, though a probe row is refused too", async () => {
+    // The application refuses rows without an email; an old row without one comes first.
+    fake = await fakePonder();
+    const [old, a, b, d] = [wallet(16), wallet(17), wallet(18), wallet(19)];
+    for (const w of [old, a, b]) await fake.register(w);
+    await fake.register(d, "d@example.test");
+    await refuseUpdates(fake, "NEW.email IS NULL");
+    await fake.index(
+      [a, b, d].map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([a, b]);
+    // Both due together at a reconciliation, both refused again, the round's only rows: the
+    // probe would find the old row refused as well and hold the whole sync. Dead letters again.
+    await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
+    expect((await fake.round({ reconcile: true })).refused.map((r) => r.wallet)).toEqual([a, b]);
+    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 2 });
+  });
+
   it("tries a refused row again at a reconciliation once its wait has passed, the wait doubling, and writes it once the rule is fixed", async () => {
     fake = await fakePonder();
     const w = wallet(15);
@@ -155,9 +174,21 @@ describe("the application's own transactions on developers", () => {
     expect(await entry()).toMatchObject({ state: "dead", attempts: 1, wait: 60 });
     expect((await fake.round({ reconcile: true })).refused).toEqual([]);
     expect(await entry()).toMatchObject({ state: "dead", attempts: 1 });
-    // Its wait over, still refused: dead again, for twice as long.
+    // Its wait over, put back in line: still counted refused while an application transaction
+    // holds the row (the alert neither clears nor fires again around a try).
     await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
-    expect((await fake.round({ reconcile: true })).refused.map((r) => r.wallet)).toEqual([w]);
+    const app = new pg.Client({ connectionString: fake.url });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await app.query("SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [w]);
+      expect((await fake.round({ reconcile: true })).held).toBe(1);
+      expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 1 });
+    } finally {
+      await app.end();
+    }
+    // Still refused: dead again, for twice as long.
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([w]);
     expect(await entry()).toMatchObject({ state: "dead", attempts: 2, wait: 120 });
     // The rule fixed: written at the first reconciliation past the wait, without an admin retry.
     await fake.db.query("DROP TRIGGER refuse ON developers");

@@ -97,9 +97,8 @@ function staleQuery(config: SidecarConfig) {
  * it) keeps the weightiest reason and the first activation time: a later look-up may miss the
  * crossing stake (one chain's rows gone while its Ponder recovers) and find a later one on
  * another chain. Unless a reorg changed its events: the crossing may be gone, or in another
- * block. New events give a refused row another try; a reconciliation does once its retry_at has
- * passed (apply-developers.ts sets it, doubling): the row is written by itself once the
- * application's rule is fixed, and a rule still refusing costs a try per row an hour at most.
+ * block. New events give a refused row another try; a reconciliation gives one to a few whose
+ * wait has passed (reconcile-stakes.ts retryRefused), not every dead row it finds differing.
  * A refused developer whose row the chain no longer changes (a reorg took the stake back, an
  * unstake undid it, the application wrote the row itself) is no dead letter any more: the entry
  * goes, with the activation it held, and the alert with it once none is left.
@@ -134,7 +133,5 @@ export const queueDevelopers: Statements = [
                                    ELSE COALESCE(developer_queue.activated_chain, excluded.activated_chain) END,
             activated_block = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_block
                                    ELSE COALESCE(developer_queue.activated_block, excluded.activated_block) END,
-            state = CASE WHEN excluded.reason <> 'reconcile' THEN 'pending'
-                         WHEN developer_queue.state = 'dead' AND coalesce(developer_queue.retry_at, now()) <= now() THEN 'pending'
-                         ELSE developer_queue.state END`,
+            state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
 ];
