@@ -23,7 +23,8 @@ const LIVE_SECONDS = 30;
 /**
  * By the names of their variables, as the differences are told; each as it takes effect, so that
  * two ways of writing one value agree: CHAINS in order of id, MIN_STAKE as the threshold it makes
- * (10.0 and 10 alike; 0 is one raw unit), EFFECTS_FROM_BLOCK 0 as unset. Not the Ponder schema
+ * (10.0 and 10 alike; 0 is one raw unit). EFFECTS_FROM_BLOCK 0 is not unset: set, it makes a
+ * cut-over's rule for rows another system activated (write-developers.ts). Not the Ponder schema
  * read: instances of the same chains (PONDER_REPLICA_SCHEMAS) may be listed in another order.
  */
 export function writtenSettings(config: SidecarConfig): Record<string, string> {
@@ -38,7 +39,7 @@ export function writtenSettings(config: SidecarConfig): Record<string, string> {
   for (const c of chains) {
     settings[`STAKE_VAULT_ADDRESS_${c.id}`] = c.stakeVault.toLowerCase();
     settings[`CONFIRMATIONS_${c.id}`] = String(c.confirmations);
-    settings[`EFFECTS_FROM_BLOCK_${c.id}`] = c.effectsFromBlock ? String(c.effectsFromBlock) : "unset";
+    settings[`EFFECTS_FROM_BLOCK_${c.id}`] = c.effectsFromBlock === undefined ? "unset" : String(c.effectsFromBlock);
   }
   return settings;
 }

@@ -109,7 +109,7 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
                  WHEN coalesce(d.email, '') = '' THEN 'no_email'
                  WHEN x.block_number < f2.from_block THEN 'historic'
                  -- Activated before by another system (as the write decides it).
-                 WHEN d.staked_at IS NOT NULL AND d.status = 'inactive' THEN 'historic'
+                 WHEN d.staked_at IS NOT NULL AND (cardinality($3::int[]) > 0 OR d.status = 'inactive') THEN 'historic'
                  ELSE 'send' END AS welcome
        FROM diff d JOIN facts f ON f.wallet = d.wallet
        LEFT JOIN crossing x ON x.wallet = d.wallet

@@ -190,7 +190,7 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   await announceSettings(fake.db, fake.config);
   await announceSettings(fake.db, { ...fake.config, minStake: "10.0" }, "host-b:2:b");
   expect(await differ()).toEqual([]);
-  // Nor two ways of writing the same: CHAINS in another order, EFFECTS_FROM_BLOCK 0 and unset.
+  // Nor two ways of writing the same: CHAINS in another order.
   await withdrawSettings(fake.db, "host-b:2:b");
   const [chain] = fake.config.chains;
   if (!chain) throw new Error("no chain");
@@ -198,10 +198,7 @@ it("names on /status where a live sidecar's settings differ, pages once that has
     fake.db,
     {
       ...fake.config,
-      chains: [
-        { ...chain, id: 8453 },
-        { ...chain, effectsFromBlock: 0 },
-      ],
+      chains: [{ ...chain, id: 8453 }, chain],
     },
     "host-c:3:c",
   );

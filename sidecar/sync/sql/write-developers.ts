@@ -64,9 +64,9 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
      -- system (the one before stakesync, or a stakesync whose schema was dropped) activated and
      -- welcomed this developer, who now turns active again. An inactive row was active before:
      -- historic whatever EFFECTS_FROM_BLOCK says now (unset after the cut-over, or on one sidecar
-     -- of a rolling deploy, it sent a second email). A pending one with staked_at is ours, with
-     -- or without a cut-over: an application trigger held the status at pending, so no job was
-     -- made, and this is the developer's first activation.
+     -- of a rolling deploy, it sent a second email). A pending one with staked_at is ours without
+     -- a cut-over (an application trigger held the status at pending, so no job was made); in a
+     -- cut-over it may be the old system's, which welcomed on its own activation: historic.
      welcome AS (
        INSERT INTO stakesync.outbox (kind, wallet, state, done_at, skip_reason)
        SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
@@ -74,7 +74,8 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
                       CASE WHEN coalesce(c.email, '') = '' THEN 'no_email'
                            WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
-                           WHEN c.old_staked_at IS NOT NULL AND c.old_status = 'inactive' THEN 'historic' END AS skip
+                           WHEN c.old_staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR c.old_status = 'inactive')
+                             THEN 'historic' END AS skip
                  FROM changed c JOIN done q ON q.wallet = c.wallet
                  LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)
                         ON f.chain_id = coalesce(q.activated_chain, q.chain_id)
