@@ -174,8 +174,9 @@ export async function deadLetterIdState(db: Queryable, id: bigint): Promise<stri
 
 /**
  * Pending and dead outbox jobs; developers waiting in the queue (`queued`: synced to chain_stake,
- * not yet written to developers) and rows the database refused. Counted through partial indexes
- * on state, so a large outbox of sent jobs costs nothing here.
+ * not yet written to developers) and rows the database refused (dead, or put back in line after a
+ * refusal and not written yet). The outbox's counted through partial indexes on state, so a large
+ * outbox of sent jobs costs nothing here; the queue holds only developers not written yet.
  */
 export async function workCounts(db: Queryable) {
   const { rows } = await db.query<{ pending: string; dead: string; queued: string; refused: string }>(

@@ -119,17 +119,11 @@ export async function applyDevelopers(
       }
     };
     await attempt(wallets);
-    // Every one refused, several of them for the first time: the table's rule for all rows (a
-    // trigger deployed by mistake), or a rule for these developers alone (two refused developers
-    // staking in one block). The table says which: a write to another row. One developer alone,
-    // and rows refused before (retried by an operator or a reconciliation) are dead letters, as
-    // any other: a probe row refused by the same rule for its own reasons would hold them every
-    // round, and with them the whole sync.
-    if (
-      refused.length === wallets.length &&
-      (await freshCount(db, wallets)) > 1 &&
-      (await refusesAnyWrite(db, config, wallets))
-    ) {
+    // Every one of several refused: the table's rule for all rows (a trigger deployed by
+    // mistake), or a rule for these developers alone (two refused developers staking in one
+    // block, two dead letters retried together). The table says which: a write to the row the
+    // sidecar wrote last. One developer alone is a dead letter, as any other.
+    if (wallets.length > 1 && refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
       throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
     }
     // Tried again by a reconciliation once retry_at has passed (reconcile-stakes.ts): one
@@ -146,23 +140,17 @@ export async function applyDevelopers(
   });
 }
 
-/** How many of `wallets` the database has not refused before (their first try). */
-async function freshCount(db: pg.ClientBase, wallets: string[]): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM stakesync.developer_queue WHERE wallet = ANY ($1::text[]) AND attempts = 0",
-    [wallets],
-  );
-  return rows[0]?.n ?? 0;
-}
-
 /**
- * Whether the developers table refuses a write to a row outside `wallets`: its own status,
- * stake and staked_at (so that a trigger `OF` those columns fires) and a new updated_at (so that
- * one `WHEN (OLD.* IS DISTINCT FROM NEW.*)` fires). Then it refuses every write, and its
- * refusals are an error for the loop to back off and alert on, which syncs on by itself once the
- * rule is fixed, not a dead letter per developer. Undone at once; a row an application
- * transaction holds is passed over, and without another row the refusals are these developers'
- * own. A rule that refuses only status changes goes unseen: dead letters, as before the probe.
+ * Whether the developers table refuses a write to the row outside `wallets` the sidecar wrote
+ * last (its audit's latest): its own status, stake and staked_at (so that a trigger `OF` those
+ * columns fires) and a new updated_at (so that one `WHEN (OLD.* IS DISTINCT FROM NEW.*)` fires).
+ * A row the table took a write of before, refused now: the rule is for every row, and its
+ * refusals are an error for the loop to back off and alert on, which syncs on by itself once it
+ * is fixed, not a dead letter per developer. Any row would not do: one the same rule refuses for
+ * its own reasons (an old row without an email, say) made two such developers hold the whole
+ * sync. Undone at once; a row an application transaction holds is passed over; without such a
+ * row the refusals are these developers' own. A rule that refuses only status changes goes
+ * unseen: dead letters, as before the probe.
  */
 async function refusesAnyWrite(db: pg.ClientBase, config: SidecarConfig, wallets: string[]): Promise<boolean> {
   const dev = config.developersTable.sql;
@@ -171,7 +159,9 @@ async function refusesAnyWrite(db: pg.ClientBase, config: SidecarConfig, wallets
     await db.query(
       `UPDATE ${dev} d
           SET status = d.status, stake_amount = d.stake_amount, staked_at = d.staked_at, updated_at = now()
-        WHERE d.ctid = (SELECT ctid FROM ${dev} WHERE lower(wallet_address) <> ALL ($1::text[])
+        WHERE d.ctid = (SELECT ctid FROM ${dev}
+                         WHERE lower(wallet_address) = (SELECT wallet FROM stakesync.audit
+                                                         WHERE wallet <> ALL ($1::text[]) ORDER BY id DESC LIMIT 1)
                          LIMIT 1 FOR UPDATE SKIP LOCKED)`,
       [wallets],
     );

@@ -187,7 +187,7 @@ async function stepOnce(
         config,
         windows.filter((w) => !behindCursor(w)),
       );
-      await retryRefused(db);
+      if (config.mode === "write") await retryRefused(db);
     }
     // Once Ponder has backfilled every chain stepped (its indexes are there), and with the index
     // on the developers' wallets, a step of a few events sends the ledger,

@@ -216,11 +216,11 @@ describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
     expect(rows).toEqual([{ state: "skipped", skip_reason: "historic" }]);
   });
 
-  it("welcomes a developer whose activation an application trigger held back, once it lets it through", async () => {
+  it("welcomes a developer whose activation an application trigger held back, once it lets it through (not in a cut-over)", async () => {
     // The application keeps status pending until the developer is verified: the sidecar's write
     // sets staked_at, the trigger keeps the status, and no job is made. That staked_at is ours.
-    // With EFFECTS_FROM_BLOCK set, such a row counts as the old system's (historic): not here.
-    const envs: Record<string, string>[] = [{}];
+    // With EFFECTS_FROM_BLOCK set, such a row counts as the old system's: historic (README).
+    const envs: Record<string, string>[] = [{}, { EFFECTS_FROM_BLOCK: "5" }];
     for (const env of envs) {
       await fake?.close();
       fake = await fakePonder(env);
@@ -243,7 +243,10 @@ describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
       await fake.round({ reconcile: true });
       expect(await fake.developer(w)).toMatchObject({ status: "active" });
       const { rows } = await fake.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [w]);
-      expect(rows, JSON.stringify(env)).toEqual([{ state: "pending", skip_reason: null }]);
+      const welcome = env.EFFECTS_FROM_BLOCK
+        ? { state: "skipped", skip_reason: "historic" }
+        : { state: "pending", skip_reason: null };
+      expect(rows, JSON.stringify(env)).toEqual([welcome]);
     }
   });
 });
