@@ -153,7 +153,7 @@ export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolea
         WHERE id = $1 AND state = 'dead' RETURNING id
      ),
      developer AS (
-       UPDATE stakesync.developer_queue SET state = 'pending', last_error = NULL, attempts = 0, retry_at = NULL
+       UPDATE stakesync.developer_queue SET state = 'pending', last_error = NULL, retry_at = NULL
         WHERE id = $1 AND state = 'dead' RETURNING id
      )
      SELECT id FROM job UNION ALL SELECT id FROM developer`,

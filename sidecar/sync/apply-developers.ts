@@ -119,13 +119,13 @@ export async function applyDevelopers(
       }
     };
     await attempt(wallets);
-    // Every one of several refused: the table's rule for all rows (a trigger deployed by
-    // mistake), or a rule for these developers alone (two refused developers staking in one
-    // block, two dead letters retried together). The table says which: a write to the row the
-    // sidecar wrote last. One developer alone is a dead letter, as any other.
-    if (wallets.length > 1 && refused.length === wallets.length && (await refusesAnyWrite(db, config, wallets))) {
-      throw new Error(`the database refused every developers row of this round: ${refused[0]?.error}`);
-    }
+    // Every refused row is a dead letter, also when a round's every row is refused. Whether that
+    // is a rule for every row (a trigger deployed by mistake) or one for these developers alone
+    // (two refused developers staking in one block, dead letters retried together) cannot be
+    // told: failing the round for the former held the whole sync for the latter, and each probe
+    // of the table tried (another row, the row written last) answered wrongly one way or the
+    // other in a review. Dead letters come back by themselves once the rule is fixed
+    // (reconcile-stakes.ts retryRefused), all of them once one of them is written.
     // Tried again by a reconciliation once retry_at has passed (reconcile-stakes.ts): one
     // RECONCILE_INTERVAL_MS after the first refusal, twice as long after each next, at most an hour.
     await db.query(
@@ -138,41 +138,6 @@ export async function applyDevelopers(
     );
     return { changes, refused, held };
   });
-}
-
-/**
- * Whether the developers table refuses a write to the row outside `wallets` the sidecar wrote
- * last (its audit's latest): its own status, stake and staked_at (so that a trigger `OF` those
- * columns fires) and a new updated_at (so that one `WHEN (OLD.* IS DISTINCT FROM NEW.*)` fires).
- * A row the table took a write of before, refused now: the rule is for every row, and its
- * refusals are an error for the loop to back off and alert on, which syncs on by itself once it
- * is fixed, not a dead letter per developer. Any row would not do: one the same rule refuses for
- * its own reasons (an old row without an email, say) made two such developers hold the whole
- * sync. Undone at once; a row an application transaction holds is passed over; without such a
- * row the refusals are these developers' own. A rule that refuses only status changes goes
- * unseen: dead letters, as before the probe.
- */
-async function refusesAnyWrite(db: pg.ClientBase, config: SidecarConfig, wallets: string[]): Promise<boolean> {
-  const dev = config.developersTable.sql;
-  await db.query("SAVEPOINT probe");
-  try {
-    await db.query(
-      `UPDATE ${dev} d
-          SET status = d.status, stake_amount = d.stake_amount, staked_at = d.staked_at, updated_at = now()
-        WHERE d.ctid = (SELECT ctid FROM ${dev}
-                         WHERE lower(wallet_address) = (SELECT wallet FROM stakesync.audit
-                                                         WHERE wallet <> ALL ($1::text[]) ORDER BY id DESC LIMIT 1)
-                         LIMIT 1 FOR UPDATE SKIP LOCKED)`,
-      [wallets],
-    );
-    return false;
-  } catch (error) {
-    if (!refusesRow(error)) throw error;
-    return true;
-  } finally {
-    await db.query("ROLLBACK TO SAVEPOINT probe");
-    await db.query("RELEASE SAVEPOINT probe");
-  }
 }
 
 /**

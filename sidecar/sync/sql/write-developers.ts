@@ -46,6 +46,12 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
        DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
        RETURNING q.*
      ),
+     -- A row refused before and written now: the application's rule was fixed, likely for the
+     -- other refused rows too. They are due at the next reconciliation, not after their waits.
+     due AS (
+       UPDATE stakesync.developer_queue SET retry_at = now()
+        WHERE state = 'dead' AND retry_at > now() AND EXISTS (SELECT 1 FROM done WHERE done.attempts > 0)
+     ),
      changed AS (
        UPDATE ${dev} d
           SET status = n.new_status,
