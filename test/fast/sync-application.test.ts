@@ -132,6 +132,34 @@ describe("the application's own transactions on developers", () => {
     expect(await fake.developer(b)).toMatchObject({ status: "active", stake_amount: "5.000000" });
   });
 
+  it("makes the other refused rows due only when one is written, not when one is found equal to the chain", async () => {
+    fake = await fakePonder();
+    const [a, b] = [wallet(20), wallet(21)];
+    for (const w of [a, b]) await fake.register(w);
+    await refuseUpdates(fake, `NEW.wallet_address IN ('${a}', '${b}')`);
+    await fake.index(
+      [a, b].map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    expect((await fake.round()).refused.map((r) => r.wallet)).toEqual([a, b]);
+    // a's wait is over, and the application wrote a's row itself, as the chain has it.
+    await fake.db.query(
+      "UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second' WHERE wallet = $1",
+      [a],
+    );
+    await fake.db.query(
+      `ALTER TABLE developers DISABLE TRIGGER refuse;
+       UPDATE developers SET status = 'active', stake_amount = 5, staked_at = now() WHERE wallet_address = '${a}';
+       ALTER TABLE developers ENABLE TRIGGER refuse`,
+    );
+    expect((await fake.round({ reconcile: true })).changes).toEqual([]);
+    const { rows } = await fake.db.query(
+      "SELECT retry_at > now() AS waits FROM stakesync.developer_queue WHERE wallet = $1",
+      [b],
+    );
+    expect(rows).toEqual([{ waits: true }]);
+  });
+
   it("sets aside two developers a rule refuses, the round's only rows, though the same rule refuses an older row too", async () => {
     // The application refuses rows without an email; an old row without one comes first.
     fake = await fakePonder();

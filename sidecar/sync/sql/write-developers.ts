@@ -46,12 +46,6 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
        DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
        RETURNING q.*
      ),
-     -- A row refused before and written now: the application's rule was fixed, likely for the
-     -- other refused rows too. They are due at the next reconciliation, not after their waits.
-     due AS (
-       UPDATE stakesync.developer_queue SET retry_at = now()
-        WHERE state = 'dead' AND retry_at > now() AND EXISTS (SELECT 1 FROM done WHERE done.attempts > 0)
-     ),
      changed AS (
        UPDATE ${dev} d
           SET status = n.new_status,
@@ -63,6 +57,13 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
                  n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email, n.staked_at AS old_staked_at
+     ),
+     -- A row refused before and written now: the application's rule was fixed, likely for the
+     -- other refused rows too. They are due at the next reconciliation, not after their waits.
+     due AS (
+       UPDATE stakesync.developer_queue SET retry_at = now()
+        WHERE state = 'dead' AND retry_at > now()
+          AND EXISTS (SELECT 1 FROM changed c JOIN done q ON q.wallet = c.wallet WHERE q.attempts > 0)
      ),
      -- A first activation's job. Recorded skipped at once without an email (nothing to send), or
      -- as historic: when the activating stake predates EFFECTS_FROM_BLOCK on its chain (a
