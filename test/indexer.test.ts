@@ -105,10 +105,15 @@ describe("indexer", () => {
     // A longer fork without the orphan; anvil now has other blocks at the same heights.
     await chain.vault.stakeFor(survivor, 1n);
     await mine(chain, 3);
+    // Ponder may retry the logs of a block the reorg took back for about a minute before it
+    // moves on (README "Two Ponders"): 30 s was not always enough on a busy machine (CI, once).
     await waitFor(
       "the reorg to be applied",
       async () => !(await ponderStakes(databaseUrl, schema, chain.chainId)).has(victim),
-    );
+      { timeoutMs: 120_000 },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\nPonder's log ends:\n${ponder.output().slice(-3000)}`);
+    });
 
     const orphaned = await sql(databaseUrl, `SELECT 1 FROM ${schema}.stake_event WHERE transaction_hash = $1`, [
       orphan.transactionHash,
