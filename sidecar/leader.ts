@@ -18,6 +18,7 @@ export const LEADER_LOCK = 7_263_002;
 export const leaderLockHeldBy = (pid: string) =>
   `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${LEADER_LOCK}
                    AND objsubid = 1 AND granted AND pid = ${pid})`;
+
 const RETRY_MS = 1000;
 
 /**

@@ -12,6 +12,7 @@ import { watchHeads } from "./chain-heads";
 import { DevelopersTableError } from "./db/developers-table";
 import { migrate } from "./db/migrate";
 import { createPools } from "./db/pools";
+import { lastRows } from "./db/together";
 import { Alerts } from "./effects/alerts";
 import { AlertMonitor } from "./effects/monitor";
 import { startEffects } from "./effects/run";
@@ -21,6 +22,7 @@ import { IndexerWatch } from "./indexer-watch";
 import { createLogger } from "./log";
 import { createMetrics } from "./metrics";
 import { SyncLoop } from "./sync/loop";
+import { cursorsStatements } from "./sync/sql/read-cursors";
 
 const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
@@ -128,13 +130,13 @@ async function prepareDatabase() {
  * since it may be a CHAINS edited by mistake; listed again, its stakes count again from its cursor.
  */
 async function warnOfUnlistedChains(client: pg.Client) {
-  const { rows } = await client.query<{ chain_id: number }>(
-    "SELECT chain_id FROM stakesync.cursor WHERE chain_id <> ALL ($1::int[]) ORDER BY chain_id",
-    [config.chains.map((c) => c.id)],
-  );
-  if (rows.length === 0) return;
+  const listed = new Set(config.chains.map((c) => c.id));
+  const unlisted = ((await lastRows(client, cursorsStatements)) as { chain_id: number }[])
+    .map((r) => r.chain_id)
+    .filter((id) => !listed.has(id));
+  if (unlisted.length === 0) return;
   log.warn(
-    { chains: rows.map((r) => r.chain_id) },
+    { chains: unlisted },
     "chains synced before are not in CHAINS: their stakes no longer count in stake_amount (list them again to count them)",
   );
 }

@@ -10,12 +10,10 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { formatUnits } from "viem";
 import type { SidecarConfig } from "../lib/config";
-import type { Queryable } from "./db/queryable";
+import { missingRelation, type Queryable } from "./db/queryable";
 
 /** This process, as other sidecars name it. */
 export const INSTANCE = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-
-const UNDEFINED_TABLE = "42P01";
 
 /** A sidecar not seen for this long is gone (killed, or frozen: it leads nothing meanwhile). */
 const LIVE_SECONDS = 30;
@@ -72,8 +70,8 @@ export async function settingsDiffer(db: Queryable, config: SidecarConfig, insta
         WHERE instance <> $1 AND seen_at > now() - make_interval(secs => $2) ORDER BY instance`,
       [instance, LIVE_SECONDS],
     )
-    .catch((error: { code?: string }) => {
-      if (error.code === UNDEFINED_TABLE) return { rows: [] };
+    .catch((error: unknown) => {
+      if (missingRelation(error)) return { rows: [] };
       throw error;
     });
   const mine = writtenSettings(config);

@@ -1,5 +1,4 @@
--- A developers row the database refused (a dead letter) is tried again by the reconciliation
--- once retry_at has passed, the wait doubling with each refusal up to an hour: the row is written
--- by itself once the application's rule is fixed, without an operator retrying each one. NULL
--- for entries refused before this column: tried at the next reconciliation.
+-- When a developers row the database refused (a dead letter) is tried again by a reconciliation
+-- (apply-developers.ts sets it, reconcile-stakes.ts retryRefused reads it). NULL for entries
+-- refused before this column: tried at the next reconciliation.
 ALTER TABLE stakesync.developer_queue ADD COLUMN retry_at timestamptz;

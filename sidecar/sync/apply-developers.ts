@@ -124,10 +124,10 @@ export async function applyDevelopers(
     // (two refused developers staking in one block, dead letters retried together) cannot be
     // told: failing the round for the former held the whole sync for the latter, and each probe
     // of the table tried (another row, the row written last) answered wrongly one way or the
-    // other in a review. Dead letters come back by themselves once the rule is fixed
-    // (reconcile-stakes.ts retryRefused), all of them once one of them is written.
-    // Tried again by a reconciliation once retry_at has passed (reconcile-stakes.ts): one
-    // RECONCILE_INTERVAL_MS after the first refusal, twice as long after each next, at most an hour.
+    // other in a review. Dead letters come back by themselves once the rule is fixed: a
+    // reconciliation tries them again once retry_at has passed (reconcile-stakes.ts
+    // retryRefused), one RECONCILE_INTERVAL_MS after the first refusal, twice as long after each
+    // next, at most an hour; all of them once one is written (write-developers.ts).
     await db.query(
       `UPDATE stakesync.developer_queue q
           SET state = 'dead', attempts = q.attempts + 1, last_error = r.error,

@@ -11,6 +11,7 @@
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
+import { missingRelation } from "../db/queryable";
 import { allRows, runTogether, yes } from "../db/together";
 import { COMMIT, type Committed, committed, inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
@@ -209,12 +210,6 @@ async function stepOnce(
     const pending = read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });
   });
-}
-
-/** PostgreSQL's "relation does not exist" (and a schema that does not exist). */
-function missingRelation(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return code === "42P01" || code === "3F000";
 }
 
 /**

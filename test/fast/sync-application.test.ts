@@ -16,6 +16,15 @@ afterEach(async () => {
   await fake?.close();
 });
 
+/** A session of the application's: `statement` run in its open transaction (a migration, a row held). */
+async function applicationTransaction(url: string, statement: string, values: unknown[] = []) {
+  const app = new pg.Client({ connectionString: url });
+  await app.connect();
+  await app.query("BEGIN");
+  await app.query(statement, values);
+  return app;
+}
+
 describe("the application's own transactions on developers", () => {
   it("holds back only the row it holds; that row is written once it commits, its columns kept", async () => {
     fake = await fakePonder();
@@ -23,11 +32,12 @@ describe("the application's own transactions on developers", () => {
     await fake.register(held);
     await fake.register(other);
     await fake.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
-    const app = new pg.Client({ connectionString: fake.url });
-    await app.connect();
+    const app = await applicationTransaction(
+      fake.url,
+      "UPDATE developers SET last_seen = now() WHERE wallet_address = $1",
+      [held],
+    );
     try {
-      await app.query("BEGIN");
-      await app.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [held]);
       await fake.index(
         [
           { developer: held, amount: 5n * USDC, block: 10 },
@@ -204,11 +214,12 @@ describe("the application's own transactions on developers", () => {
     // Its wait over, put back in line: still counted refused while an application transaction
     // holds the row (the alert neither clears nor fires again around a try).
     await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
-    const app = new pg.Client({ connectionString: fake.url });
-    await app.connect();
+    const app = await applicationTransaction(
+      fake.url,
+      "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE",
+      [w],
+    );
     try {
-      await app.query("BEGIN");
-      await app.query("SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [w]);
       expect((await fake.round({ reconcile: true })).held).toBe(1);
       expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 1 });
     } finally {
@@ -227,14 +238,6 @@ describe("the application's own transactions on developers", () => {
 });
 
 describe("an application migration holding developers (its ALTER TABLE, or one queued behind a long transaction)", () => {
-  /** A session of the application's, in a migration: `statement` run in its open transaction. */
-  async function migrating(url: string, statement: string) {
-    const app = new pg.Client({ connectionString: url });
-    await app.connect();
-    await app.query("BEGIN");
-    await app.query(statement);
-    return app;
-  }
   /** A registered developer with a 5 USDC stake that Ponder has indexed, not yet synced. */
   async function stakedDeveloper(n: number) {
     fake = await fakePonder();
@@ -252,7 +255,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
 
   it("is waited for holding none of Ponder's tables, and the sync goes on the moment it ends", async () => {
     const w = await stakedDeveloper(8);
-    const app = await migrating(fake.url, "LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+    const app = await applicationTransaction(fake.url, "LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
     const ponder = new pg.Client({ connectionString: fake.url });
     await ponder.connect();
     try {
@@ -273,7 +276,10 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
   it("that rewrote the table and committed while the step waited: the step reads the new table, not an empty one", async () => {
     const w = await stakedDeveloper(10);
     // A volatile default rewrites every row, which an older snapshot cannot see (not MVCC-safe).
-    const app = await migrating(fake.url, "ALTER TABLE developers ADD COLUMN seed double precision DEFAULT random()");
+    const app = await applicationTransaction(
+      fake.url,
+      "ALTER TABLE developers ADD COLUMN seed double precision DEFAULT random()",
+    );
     try {
       const round = fake.round();
       await waitFor("the step waiting for developers", () => waitingForALock(app));
@@ -298,7 +304,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
     await rowHolder.query("ROLLBACK");
     await rowHolder.end();
 
-    const app = await migrating(fake.url, "LOCK TABLE developers IN SHARE MODE");
+    const app = await applicationTransaction(fake.url, "LOCK TABLE developers IN SHARE MODE");
     try {
       const write = applyDevelopers(fake.db, fake.config);
       await waitFor("the developers write waiting", () => waitingForALock(app));

@@ -16,12 +16,11 @@ import { eventKey, signedAmount } from "./fragments";
  * had drifted from Ponder and were repaired.
  */
 /**
- * Refused developers rows whose wait has passed (apply-developers.ts sets retry_at: one
- * RECONCILE_INTERVAL_MS after the first refusal, twice as long after each next, at most an hour),
+ * Refused developers rows whose wait has passed (retry_at, set by apply-developers.ts),
  * RETRY_REFUSED_AT_ONCE at most, those waiting longest first: put back in line, so that once the
- * application's rule is fixed its rows are written by themselves (and the others are due at once:
- * write-developers.ts). Some at a time: refused again, each costs the developers write a
- * savepoint or two, and ten thousand at once would hold their rows and the step for minutes. Still counted refused until written (outbox.ts workCounts): the
+ * application's rule is fixed its rows are written by themselves. Some at a time: refused again,
+ * each costs the developers write a savepoint or two, and ten thousand at once would hold their
+ * rows and the step for minutes. Still counted refused until written (outbox.ts workCounts): the
  * dead_letter alert does not clear and fire again around each try.
  */
 export const RETRY_REFUSED_AT_ONCE = 500;
