@@ -14,6 +14,7 @@ export const RULES: Rule[] = [
   "consecutive_errors",
   "rpc_failing",
   "dead_letter",
+  "developers_refused",
   "reorg_correction",
   "settings_differ",
 ];
@@ -101,6 +102,11 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Developers rows the database refused, dead-lettered",
       ...r,
     }),
+    developersRefusedSinceWrite: new Gauge({
+      name: "stakesync_developers_refused_since_write",
+      help: "Developers rows the database refused since stakesync last changed one (many, and none written: a rule refusing every row)",
+      ...r,
+    }),
     settingsDiffer: new Gauge({
       name: "stakesync_settings_differ",
       help: "Settings that decide what is written (MIN_STAKE, STAKE_DECIMALS, …) in which a live sidecar differs from this one",
@@ -179,6 +185,7 @@ export function observeStatus(
   metrics.outboxDead.set(status.outbox.dead);
   metrics.developersQueued.set(status.developers.queued);
   metrics.developersRefused.set(status.developers.refused);
+  metrics.developersRefusedSinceWrite.set(status.developers.refusedSinceWrite);
   metrics.settingsDiffer.set(status.settingsDiffer.length);
   if (byStatus) {
     // A status that no row has any more reads 0, not its last count.

@@ -35,9 +35,10 @@ export type Status = {
   /**
    * `queued`: synced from Ponder, not yet written to developers (normally for a moment; longer
    * while an application transaction holds the row). `refused`: rows the database refused, dead
-   * letters of kind developer_sync.
+   * letters of kind developer_sync. `refusedSinceWrite`: of those, the developers refused since
+   * stakesync last changed a row; ALERT_AFTER_ERRORS of them page `developers_refused`.
    */
-  developers: { queued: number; refused: number };
+  developers: { queued: number; refused: number; refusedSinceWrite: number };
   /** The kind and time of the last sync error; its text is in the logs, never in an HTTP answer. */
   lastError: { kind: string; at: string } | null;
   consecutiveErrors: number;

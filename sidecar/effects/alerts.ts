@@ -16,6 +16,7 @@ export type Rule =
   | "consecutive_errors"
   | "rpc_failing"
   | "dead_letter"
+  | "developers_refused"
   | "reorg_correction"
   | "settings_differ";
 export type Severity = "critical" | "warning";

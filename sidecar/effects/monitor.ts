@@ -104,6 +104,20 @@ export class AlertMonitor {
       { dead, refused },
     );
 
+    // Every refused row is a dead letter (apply-developers.ts): the sync goes on for the others.
+    // But when the database has refused developer after developer and taken none since, the
+    // likelier cause is a rule or trigger that refuses every row (deployed by mistake), and no
+    // developer is being synced: that pages. Counted by developer, so one row refused again at
+    // each retry counts once; the page clears when stakesync writes a row again.
+    const { refusedSinceWrite } = status.developers;
+    alerts.set(
+      "developers_refused",
+      refusedSinceWrite >= config.alertAfterErrors,
+      "critical",
+      `the database refused the last ${refusedSinceWrite} developers rows stakesync tried to write and took none since: a rule or trigger that refuses every row? See /admin/dead-letters`,
+      { refusedSinceWrite },
+    );
+
     alerts.set(
       "reorg_correction",
       Date.now() - this.lastReorgAt < config.alertRepeatMs,
