@@ -54,16 +54,36 @@ export async function openLab(log: (line: string) => void): Promise<Lab> {
 
   const spawn: Spawn = (name, args, env) => {
     const spawnedAt = Date.now();
-    const proc = spawnNode(name, args, env);
+    const spawned = spawnNode(name, args, env);
+    // A process that ends before the scenario stops it (Ponder refusing the Node version or its
+    // config, a crash) ends the bench with its log: the scenarios' waits for /ready or a synced
+    // row would otherwise wait out their timeouts, up to an hour.
+    let stopping = false;
+    const proc = {
+      ...spawned,
+      stop: () => {
+        stopping = true;
+        return spawned.stop();
+      },
+      kill: () => {
+        stopping = true;
+        return spawned.kill();
+      },
+    };
     running.add(proc);
-    proc.exited.then(() => {
+    proc.exited.then((code) => {
       running.delete(proc);
       // The spawn time first (ms since the epoch, as in pino's "time"): startup shows in the log too.
       writeFileSync(path.join(logDir, `${name}.log`), `{"spawned_at":${spawnedAt}}\n${proc.output()}`);
+      if (stopping || shuttingDown) return;
+      log(`${name} exited (code ${code}) before the bench stopped it; its log ends:\n${proc.output().slice(-2000)}`);
+      shutdown().finally(() => process.exit(1));
     });
     return proc;
   };
+  let shuttingDown = false;
   const shutdown = async () => {
+    shuttingDown = true;
     await Promise.all([...running].map((p) => p.kill()));
     await Promise.all([...anvils].map((a) => a.stop()));
     await postgres.stop();
