@@ -107,6 +107,52 @@ describe("the application's own transactions on developers", () => {
       await refuseAll.end();
     }
   });
+  it("sets aside a row a row-level security policy refuses, and fails the round when the role may not update the table at all", async () => {
+    // Shadow mode queues without writing; the write is then made by a role the policy applies to
+    // (the fake's own connection is a superuser's, which row-level security lets through).
+    fake = await fakePonder({ SIDECAR_MODE: "shadow" });
+    const [ok, barred] = [wallet(30), wallet(31)];
+    for (const w of [ok, barred]) await fake.register(w);
+    const role = "fast_rls_sidecar";
+    await fake.db.query(
+      `DO $$ BEGIN CREATE ROLE ${role} LOGIN PASSWORD 'rls'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+    );
+    await fake.db.query(`
+      GRANT USAGE ON SCHEMA stakesync TO ${role};
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA stakesync TO ${role};
+      GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA stakesync TO ${role};
+      GRANT SELECT, UPDATE ON developers TO ${role};
+      ALTER TABLE developers ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY sidecar_reads ON developers FOR SELECT TO ${role} USING (true);
+      CREATE POLICY sidecar_writes ON developers FOR UPDATE TO ${role}
+        USING (true) WITH CHECK (wallet_address <> '${barred}')`);
+    await fake.index(
+      [ok, barred].map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    await fake.round();
+    const client = new pg.Client({ connectionString: fake.url.replace("postgres:postgres@", `${role}:rls@`) });
+    await client.connect();
+    try {
+      const write = { ...fake.config, mode: "write" as const };
+      const applied = await applyDevelopers(client, write);
+      expect(applied.changes.map((c) => c.wallet)).toEqual([ok]);
+      expect(applied.refused).toEqual([
+        {
+          wallet: barred,
+          error: `42501: new row violates row-level security policy for table "developers"`,
+        },
+      ]);
+      // The role may not update developers at all: every row's matter, the round fails.
+      await fake.db.query(`REVOKE UPDATE ON developers FROM ${role}`);
+      await fake.db.query("UPDATE stakesync.developer_queue SET state = 'pending'");
+      await expect(applyDevelopers(client, write)).rejects.toThrow(/permission denied for table developers/);
+      expect((await fake.db.query("SELECT state FROM stakesync.developer_queue")).rows).toEqual([{ state: "pending" }]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it("sets aside refused rows that are all of a round (a rule for these developers, retried together); one written makes the others due", async () => {
     fake = await fakePonder();
     const [a, b, other] = [wallet(12), wallet(13), wallet(14)];
