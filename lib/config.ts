@@ -248,6 +248,8 @@ export type SidecarConfig = {
   /** Ponder counts as down (alert, /ready 503) once a problem has lasted this long. */
   indexerDownAfterMs: number;
   alertAfterErrors: number;
+  /** Developers first refused by the database in the last hour, not yet written, that page `developers_refused`. */
+  alertAfterRefused: number;
   retryAttempts: number;
   retryDelayMs: number;
   reconcileIntervalMs: number;
@@ -313,6 +315,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     maxLagBlocks: read(env, "MAX_LAG_BLOCKS", int(0).default(100), "a whole number of blocks ≥ 0"),
     indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", int(0).default(30_000), "milliseconds ≥ 0"),
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
+    alertAfterRefused: read(env, "ALERT_AFTER_REFUSED", int(1).default(10), "a whole number ≥ 1"),
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
     retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),
     reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),

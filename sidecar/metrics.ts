@@ -102,9 +102,9 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Developers rows the database refused, dead-lettered",
       ...r,
     }),
-    developersRefusedSinceWrite: new Gauge({
-      name: "stakesync_developers_refused_since_write",
-      help: "Developers rows the database refused since stakesync last changed one (many, and none written: a rule refusing every row)",
+    developersRefusedLastHour: new Gauge({
+      name: "stakesync_developers_refused_last_hour",
+      help: "Developers rows the database refused for the first time in the last hour, not yet written (many: a rule refusing every row)",
       ...r,
     }),
     settingsDiffer: new Gauge({
@@ -185,7 +185,7 @@ export function observeStatus(
   metrics.outboxDead.set(status.outbox.dead);
   metrics.developersQueued.set(status.developers.queued);
   metrics.developersRefused.set(status.developers.refused);
-  metrics.developersRefusedSinceWrite.set(status.developers.refusedSinceWrite);
+  metrics.developersRefusedLastHour.set(status.developers.refusedLastHour);
   metrics.settingsDiffer.set(status.settingsDiffer.length);
   if (byStatus) {
     // A status that no row has any more reads 0, not its last count.

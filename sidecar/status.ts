@@ -35,10 +35,10 @@ export type Status = {
   /**
    * `queued`: synced from Ponder, not yet written to developers (normally for a moment; longer
    * while an application transaction holds the row). `refused`: rows the database refused, dead
-   * letters of kind developer_sync. `refusedSinceWrite`: of those, the developers refused since
-   * stakesync last changed a row; ALERT_AFTER_ERRORS of them page `developers_refused`.
+   * letters of kind developer_sync. `refusedLastHour`: of those, the developers first refused in
+   * the last hour; ALERT_AFTER_REFUSED of them page `developers_refused`.
    */
-  developers: { queued: number; refused: number; refusedSinceWrite: number };
+  developers: { queued: number; refused: number; refusedLastHour: number };
   /** The kind and time of the last sync error; its text is in the logs, never in an HTTP answer. */
   lastError: { kind: string; at: string } | null;
   consecutiveErrors: number;

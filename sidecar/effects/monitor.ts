@@ -105,17 +105,17 @@ export class AlertMonitor {
     );
 
     // Every refused row is a dead letter (apply-developers.ts): the sync goes on for the others.
-    // But when the database has refused developer after developer and taken none since, the
-    // likelier cause is a rule or trigger that refuses every row (deployed by mistake), and no
-    // developer is being synced: that pages. Counted by developer, so one row refused again at
-    // each retry counts once; the page clears when stakesync writes a row again.
-    const { refusedSinceWrite } = status.developers;
+    // But many developers refused within an hour point to a rule or trigger that refuses every
+    // row, or most (deployed by mistake), rather than one for a few developers: that pages.
+    // Counted by developer at its first refusal, so retries refused again add nothing; a row
+    // written leaves the count. Shadow mode writes nothing, so it has nothing to page about.
+    const { refusedLastHour } = status.developers;
     alerts.set(
       "developers_refused",
-      refusedSinceWrite >= config.alertAfterErrors,
+      config.mode === "write" && refusedLastHour >= config.alertAfterRefused,
       "critical",
-      `the database refused the last ${refusedSinceWrite} developers rows stakesync tried to write and took none since: a rule or trigger that refuses every row? See /admin/dead-letters`,
-      { refusedSinceWrite },
+      `the database refused ${refusedLastHour} developers rows in the last hour (ALERT_AFTER_REFUSED ${config.alertAfterRefused}): a rule or trigger that refuses every row? See /admin/dead-letters`,
+      { refusedLastHour },
     );
 
     alerts.set(

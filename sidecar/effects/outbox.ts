@@ -179,25 +179,24 @@ export async function deadLetterIdState(db: Queryable, id: bigint): Promise<stri
  * outbox of sent jobs costs nothing here; the queue holds only developers not written yet.
  */
 export async function workCounts(db: Queryable) {
-  type Counts = { pending: string; dead: string; queued: string; refused: string; refused_since_write: string };
+  type Counts = { pending: string; dead: string; queued: string; refused: string; refused_last_hour: string };
+  // The queue in one pass: it runs for every /status, /metrics and /ready, and the leader's
+  // alert check each second, and the queue holds thousands of rows during a catch-up.
   const { rows } = await db.query<Counts>(
     `SELECT (SELECT count(*) FROM stakesync.outbox WHERE state = 'pending') AS pending,
             (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
-            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'pending' AND attempts = 0) AS queued,
-            -- Refused until written: also those a reconciliation put back in line (retryRefused).
-            (SELECT count(*) FROM stakesync.developer_queue WHERE state = 'dead' OR attempts > 0) AS refused,
-            -- Of those, the developers refused since stakesync last changed a row (its newest audit
-            -- row, by the primary key: one index look-up). A round that writes some rows and
-            -- refuses others stamps both with its transaction's time: not counted.
-            (SELECT count(*) FROM stakesync.developer_queue
-              WHERE (state = 'dead' OR attempts > 0)
-                AND refused_at > coalesce((SELECT created_at FROM stakesync.audit ORDER BY id DESC LIMIT 1),
-                                          '-infinity')) AS refused_since_write`,
+            q.queued, q.refused, q.refused_last_hour
+       FROM (SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS queued,
+                    -- Refused until written: also those a reconciliation put back in line (retryRefused).
+                    count(*) FILTER (WHERE state = 'dead' OR attempts > 0) AS refused,
+                    -- Of those, the developers first refused in the last hour (refused_at).
+                    count(*) FILTER (WHERE refused_at > now() - interval '1 hour') AS refused_last_hour
+               FROM stakesync.developer_queue) q`,
   );
   const n = (key: keyof Counts) => Number(rows[0]?.[key] ?? 0);
   return {
     outbox: { pending: n("pending"), dead: n("dead") },
-    developers: { queued: n("queued"), refused: n("refused"), refusedSinceWrite: n("refused_since_write") },
+    developers: { queued: n("queued"), refused: n("refused"), refusedLastHour: n("refused_last_hour") },
   };
 }
 

@@ -134,7 +134,9 @@ export async function applyDevelopers(
     // next, at most an hour; all of them once one is written (write-developers.ts).
     await db.query(
       `UPDATE stakesync.developer_queue q
-          SET state = 'dead', attempts = q.attempts + 1, last_error = r.error, refused_at = now(),
+          SET state = 'dead', attempts = q.attempts + 1, last_error = r.error,
+              -- The first refusal only: a retry refused again is no new developer refused.
+              refused_at = CASE WHEN q.attempts = 0 THEN now() ELSE q.refused_at END,
               retry_at = now() + least(interval '1 hour', make_interval(secs => $3::float8 * 2 ^ least(q.attempts, 20)))
          FROM unnest($1::text[], $2::text[]) AS r(wallet, error)
         WHERE q.wallet = r.wallet`,

@@ -234,7 +234,7 @@ describe("the application's own transactions on developers", () => {
     // probe would find the old row refused as well and hold the whole sync. Dead letters again.
     await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
     expect((await fake.round({ reconcile: true })).refused.map((r) => r.wallet)).toEqual([a, b]);
-    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 2, refusedSinceWrite: 2 });
+    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 2, refusedLastHour: 2 });
     // Retried by an operator, before the rule is fixed: the same.
     const { rows } = await fake.db.query<{ id: string }>("SELECT id::text FROM stakesync.developer_queue");
     for (const r of rows) expect(await retryDeadLetter(fake.db, BigInt(r.id))).toBe(true);
@@ -269,7 +269,7 @@ describe("the application's own transactions on developers", () => {
     );
     try {
       expect((await fake.round({ reconcile: true })).held).toBe(1);
-      expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 1, refusedSinceWrite: 1 });
+      expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 1, refusedLastHour: 1 });
     } finally {
       await app.end();
     }
@@ -284,45 +284,58 @@ describe("the application's own transactions on developers", () => {
     expect(await entry()).toBeUndefined();
   });
 
-  it("pages developers_refused once ALERT_AFTER_ERRORS developers are refused and none written since, each counted once, and clears once a row is written", async () => {
-    fake = await fakePonder({ ALERT_AFTER_ERRORS: "3" });
+  it("pages developers_refused once ALERT_AFTER_REFUSED developers are first refused within an hour, retries adding nothing, and clears as they are written", async () => {
+    fake = await fakePonder({ ALERT_AFTER_REFUSED: "3" });
     const { heads, alerts, loop } = sidecarParts(fake.config);
-    const monitor = new AlertMonitor(fake.config, heads, alerts);
-    const check = async () => {
-      const status = await readStatus(fake.db as unknown as pg.Pool, fake.config, heads, null, loop.state);
-      await monitor.check(status, loop.state);
+    const check = async (config = fake.config) => {
+      const status = await readStatus(fake.db as unknown as pg.Pool, config, heads, null, loop.state);
+      await new AlertMonitor(config, heads, alerts).check(status, loop.state);
       const paged = alerts.firing().some((f) => f.rule === "developers_refused");
-      return { since: status.developers.refusedSinceWrite, paged };
+      return { count: status.developers.refusedLastHour, paged };
     };
-    const [a, b, c, d, e] = [20, 21, 22, 23, 24].map(wallet) as [string, string, string, string, string];
+    const [a, b, c, d] = [20, 21, 22, 23].map(wallet) as [string, string, string, string];
     await fake.register(a, "a@example.test");
     for (const w of [b, c, d]) await fake.register(w);
-    await fake.register(e, "e@example.test");
     await refuseUpdates(fake, "NEW.email IS NULL");
-    // A round that writes a and refuses b: the table takes rows, b is a rule's for b.
+    // A round that writes a and refuses b.
     await fake.index(
       [a, b].map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
       12,
     );
     const first = await fake.round();
     expect([first.changes.map((x) => x.wallet), first.refused.map((x) => x.wallet)]).toEqual([[a], [b]]);
-    expect(await check()).toEqual({ since: 0, paged: false });
-    // c refused alone, then b and c again at a reconciliation: two developers, however often.
+    expect(await check()).toEqual({ count: 1, paged: false });
+    // c refused, then b and c again at a reconciliation (and again): two developers, however often.
     await fake.index([{ developer: c, amount: 5n * USDC, block: 13 }], 15);
     expect((await fake.round()).refused.map((x) => x.wallet)).toEqual([c]);
-    await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
-    expect((await fake.round({ reconcile: true })).refused.map((x) => x.wallet)).toEqual([b, c]);
-    expect(await check()).toEqual({ since: 2, paged: false });
-    // A third developer refused, none written since the first: a rule that refuses every row?
+    const due = "UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'";
+    for (let i = 0; i < 2; i++) {
+      await fake.db.query(due);
+      expect((await fake.round({ reconcile: true })).refused.map((x) => x.wallet)).toEqual([b, c]);
+    }
+    expect(await check()).toEqual({ count: 2, paged: false });
+    // A third developer refused within the hour: a rule that refuses every row? A critical page,
+    // in write mode (a shadow sidecar writes nothing).
     await fake.index([{ developer: d, amount: 5n * USDC, block: 16 }], 18);
     expect((await fake.round()).refused.map((x) => x.wallet)).toEqual([d]);
-    expect(await check()).toEqual({ since: 3, paged: true });
+    expect(await check({ ...fake.config, mode: "shadow" })).toEqual({ count: 3, paged: false });
+    expect(await check()).toEqual({ count: 3, paged: true });
     expect(alerts.firing().find((f) => f.rule === "developers_refused")).toMatchObject({ severity: "critical" });
-    // A row written again (here e's, which the rule lets through): cleared; the dead letters stay.
-    await fake.index([{ developer: e, amount: 5n * USDC, block: 19 }], 21);
-    expect((await fake.round()).changes.map((x) => x.wallet)).toEqual([e]);
-    expect(await check()).toEqual({ since: 0, paged: false });
-    expect((await workCounts(fake.db)).developers.refused).toBe(3);
+    // A refusal older than an hour no longer counts, nor does its retry refused again now.
+    await fake.db.query(
+      "UPDATE stakesync.developer_queue SET refused_at = now() - interval '61 minutes' WHERE wallet = $1",
+      [b],
+    );
+    expect(await check()).toEqual({ count: 2, paged: false });
+    await fake.db.query(due);
+    expect((await fake.round({ reconcile: true })).refused.map((x) => x.wallet)).toEqual([b, c, d]);
+    expect(await check()).toEqual({ count: 2, paged: false });
+    // The rule fixed: the reconciliation writes them, and they leave the count.
+    await fake.db.query("DROP TRIGGER refuse ON developers");
+    await fake.db.query(due);
+    expect((await fake.round({ reconcile: true })).changes.map((x) => x.wallet)).toEqual([b, c, d]);
+    expect(await check()).toEqual({ count: 0, paged: false });
+    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 0, refusedLastHour: 0 });
   });
 });
 
