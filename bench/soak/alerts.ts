@@ -16,6 +16,8 @@
  *   Prometheus's (`StakesyncSidecarDown`, `StakesyncNoLeader`), and the standby leads on.
  * - PostgreSQL restarted: no sidecar can lead while it is down, and the restart takes seconds.
  * - SMTP failing for 15 s: inside the retry budget, no job dies, so no `dead_letter`.
+ * - The application refusing stake changes for 15 s (a trigger): `dead_letter`, when a row was
+ *   refused during it; `developers_refused` may fire too (inside the fault's window).
  */
 import type { Rule } from "../../sidecar/effects/alerts";
 

@@ -53,6 +53,7 @@ export const FAULT_KINDS = [
   "reorg_deep",
   "smtp_failing",
   "smtp_slow",
+  "app_refuses",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -267,7 +268,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       (await fetch(`http://127.0.0.1:${sidecarPorts[name]}/status`, { signal: AbortSignal.timeout(2000) })
         .then((r) => (r.ok ? r.json() : undefined))
         .catch(() => undefined)) as
-        | { role: string; source: string; chains: { synced: number }[]; developers: { queued: number } }
+        | {
+            role: string;
+            source: string;
+            chains: { synced: number }[];
+            developers: { queued: number; refused: number };
+          }
         | undefined;
     const leader = async () => {
       for (const name of ["sidecar_a", "sidecar_b"] as const) if ((await status(name))?.role === "leader") return name;
@@ -751,6 +757,49 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             idle[kind] = (idle[kind] ?? 0) + 1;
             say("  no email was sent during it");
           }
+          break;
+        }
+        case "app_refuses": {
+          // The application deploys a rule that refuses every change of a developer's stake or
+          // status (a trigger, as a migration by mistake would), and rolls it back 15 s later; its
+          // own column stays writable. A stake for a registered developer during it, so that a row
+          // is refused: a dead letter each (dead_letter; developers_refused too once
+          // ALERT_AFTER_REFUSED of them), the others written, and the refused rows written by
+          // themselves once the rule is gone (a reconciliation, RECONCILE_INTERVAL_MS after the
+          // first refusal). The application's doing, not the sync's: those samples are excluded
+          // until the refused rows are written.
+          excludeUntil.at = Number.POSITIVE_INFINITY;
+          await db.query(`DROP TRIGGER IF EXISTS soak_refuse ON developers;
+            CREATE OR REPLACE FUNCTION soak_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN RAISE EXCEPTION 'the application refuses stake changes for now'; END $$;
+            CREATE TRIGGER soak_refuse BEFORE UPDATE ON developers FOR EACH ROW
+              WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.stake_amount IS DISTINCT FROM NEW.stake_amount)
+              EXECUTE FUNCTION soak_refuse()`);
+          try {
+            await whilePaused(async () =>
+              record(await ownerVault.stakeFor(pick([...registered]) as Address, 3n * USDC)),
+            );
+            await sleep(15_000);
+            const refused = Math.max(
+              ...(await Promise.all(
+                (["sidecar_a", "sidecar_b"] as const).map(async (n) => (await status(n))?.developers.refused ?? 0),
+              )),
+            );
+            say(`  ${refused} developers row(s) refused`);
+            if (refused > 0) expects = "dead_letter";
+            else {
+              idle[kind] = (idle[kind] ?? 0) + 1;
+              expects = { none: "no row was refused during it" };
+            }
+          } finally {
+            await db.query("DROP TRIGGER IF EXISTS soak_refuse ON developers");
+          }
+          await waitFor(
+            "the refused rows written",
+            async () => (await status((await leader()) ?? "sidecar_a"))?.developers.refused === 0,
+            { timeoutMs: 120_000, intervalMs: 250 },
+          ).catch(() => say("  refused rows still not written 2 minutes on"));
+          excludeUntil.at = Date.now();
           break;
         }
       }
