@@ -9,7 +9,7 @@ import pg from "pg";
 import { backoffMs } from "../lib/backoff";
 import { loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
-import { DevelopersTableError } from "./db/developers-table";
+import { DevelopersTableError, rowSecurityActive } from "./db/developers-table";
 import { migrate } from "./db/migrate";
 import { createPools } from "./db/pools";
 import { lastRows } from "./db/together";
@@ -104,6 +104,12 @@ async function prepareDatabase() {
       try {
         await migrate(client, config.developersTable, log);
         await warnOfUnlistedChains(client);
+        if (await rowSecurityActive(client, config.developersTable)) {
+          log.warn(
+            { table: config.developersTable.sql },
+            "row-level security applies to the sidecar's role on the developers table: rows its policies hide are not synced, rows they refuse are dead letters (docs/operations.md, 'A developer that stays queued')",
+          );
+        }
         return;
       } catch (error) {
         // A table that cannot hold what the sidecar writes is a configuration error: no retry.

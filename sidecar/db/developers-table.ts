@@ -133,6 +133,17 @@ export async function walletIndexed(db: Queryable, name: TableName): Promise<boo
 }
 
 /**
+ * Whether row-level security applies to this session's role on the developers table. Then its
+ * policies decide what the sidecar sees and writes: a row a policy hides from it is not synced
+ * (never queued, or held queued when only the UPDATE policy hides it), and a row its WITH CHECK
+ * refuses is a dead letter. Said at start: a policy meant for the application's own users that
+ * also binds the sidecar's role is easy to deploy by mistake.
+ */
+export async function rowSecurityActive(db: Queryable, name: TableName): Promise<boolean> {
+  return yes(await lastRows(db, [inline("SELECT row_security_active(to_regclass($1)) AS yes", [name.sql])]));
+}
+
+/**
  * For a local stack (`npm run dev`, the bench, the soak): the table as the sidecar creates it,
  * made before any sidecar runs, so the application (the demo, a workload) can insert rows first.
  */

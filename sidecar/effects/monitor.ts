@@ -48,6 +48,8 @@ export class AlertMonitor {
   private ponderRpc = newPonderRpcWatch();
   /** Since when the live sidecars' settings have differed, as this leader saw it. */
   private differSince: number | undefined;
+  /** Whether developers_refused fired at the last check (it clears below half its threshold). */
+  private refusedFiring = false;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -64,6 +66,7 @@ export class AlertMonitor {
   standDown() {
     this.ponderRpc = newPonderRpcWatch();
     this.differSince = undefined;
+    this.refusedFiring = false;
   }
 
   noteReorgCorrection() {
@@ -108,13 +111,17 @@ export class AlertMonitor {
     // But many developers refused within an hour point to a rule or trigger that refuses every
     // row, or most (deployed by mistake), rather than one for a few developers: that pages.
     // Counted by developer at its first refusal, so retries refused again add nothing; a row
-    // written leaves the count. Shadow mode writes nothing, so it has nothing to page about.
+    // written leaves the count. Once firing it clears below half the threshold, so that a count
+    // near it (entries leaving the hour as others come) does not page and resolve in turn.
+    // Shadow mode writes nothing, so it has nothing to page about.
     const { refusedLastHour } = status.developers;
+    const refusedAt = this.refusedFiring ? Math.ceil(config.alertAfterRefused / 2) : config.alertAfterRefused;
+    this.refusedFiring = config.mode === "write" && refusedLastHour >= refusedAt;
     alerts.set(
       "developers_refused",
-      config.mode === "write" && refusedLastHour >= config.alertAfterRefused,
+      this.refusedFiring,
       "critical",
-      `the database refused ${refusedLastHour} developers rows in the last hour (ALERT_AFTER_REFUSED ${config.alertAfterRefused}): a rule or trigger that refuses every row? See /admin/dead-letters`,
+      `the database refused ${refusedLastHour} developers rows for the first time in the last hour, not written since (ALERT_AFTER_REFUSED ${config.alertAfterRefused}): a rule or trigger that refuses every row? See /admin/dead-letters`,
       { refusedLastHour },
     );
 

@@ -42,16 +42,22 @@ export const NOTHING: Applied = { changes: [], refused: [], held: 0 };
 
 /**
  * SQLSTATE classes that refuse one row's values: data exceptions (an overflow, a value too long),
- * integrity constraints (CHECK, NOT NULL, unique) and an exception raised by a trigger; and a
+ * integrity constraints (CHECK, NOT NULL, unique) and an exception raised by a trigger, whatever
+ * code its RAISE gives (exec_stmt_raise: a trigger may raise insufficient_privilege, say); and a
  * row-level security policy's WITH CHECK (42501 raised by ExecWithCheckOptions, the server's
- * function that checks a new row against its policies: a permission code, but one row's values;
- * the routine, not the message, which follows the server's language). Anything else (the
- * connection, a lock, a permission on the table, a missing table) concerns every row: thrown.
+ * function that checks a new row against its policies: a permission code, but one row's values).
+ * Told by the server's routine, not the message, which follows the server's language. Anything
+ * else (the connection, a lock, a permission on the table, a missing table) concerns every row:
+ * thrown.
  */
 export function refusesRow(error: unknown): boolean {
   const { code, routine } = error as { code?: unknown; routine?: unknown };
   if (typeof code !== "string") return false;
-  return /^(22|23|P0)/.test(code) || (code === "42501" && routine === "ExecWithCheckOptions");
+  return (
+    /^(22|23|P0)/.test(code) ||
+    routine === "exec_stmt_raise" ||
+    (code === "42501" && routine === "ExecWithCheckOptions")
+  );
 }
 
 /**

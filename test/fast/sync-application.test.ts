@@ -5,6 +5,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { rowSecurityActive } from "../../sidecar/db/developers-table";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { retryDeadLetter, workCounts } from "../../sidecar/effects/outbox";
 import { readStatus } from "../../sidecar/status";
@@ -134,6 +135,9 @@ describe("the application's own transactions on developers", () => {
     const client = new pg.Client({ connectionString: fake.url.replace("postgres:postgres@", `${role}:rls@`) });
     await client.connect();
     try {
+      // Said at the sidecar's start: the policies bind its role (not the table owner's superuser).
+      expect(await rowSecurityActive(client, fake.config.developersTable)).toBe(true);
+      expect(await rowSecurityActive(fake.db, fake.config.developersTable)).toBe(false);
       const write = { ...fake.config, mode: "write" as const };
       const applied = await applyDevelopers(client, write);
       expect(applied.changes.map((c) => c.wallet)).toEqual([ok]);
@@ -151,6 +155,27 @@ describe("the application's own transactions on developers", () => {
     } finally {
       await client.end();
     }
+  });
+
+  it("sets aside a row a trigger refuses with a permission code of its own, as any RAISE of a trigger", async () => {
+    fake = await fakePonder();
+    const [ok, barred] = [wallet(33), wallet(34)];
+    for (const w of [ok, barred]) await fake.register(w);
+    await refuseUpdates(fake, `NEW.wallet_address = '${barred}'`);
+    await fake.db.query(`CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${barred}' THEN
+          RAISE EXCEPTION 'not yet verified' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await fake.index(
+      [ok, barred].map((w, i) => ({ developer: w, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    const round = await fake.round();
+    expect(round.changes.map((c) => c.wallet)).toEqual([ok]);
+    expect(round.refused).toEqual([{ wallet: barred, error: "42501: not yet verified" }]);
   });
 
   it("sets aside refused rows that are all of a round (a rule for these developers, retried together); one written makes the others due", async () => {
@@ -287,9 +312,11 @@ describe("the application's own transactions on developers", () => {
   it("pages developers_refused once ALERT_AFTER_REFUSED developers are first refused within an hour, retries adding nothing, and clears as they are written", async () => {
     fake = await fakePonder({ ALERT_AFTER_REFUSED: "3" });
     const { heads, alerts, loop } = sidecarParts(fake.config);
+    const monitor = new AlertMonitor(fake.config, heads, alerts);
+    const shadow = { ...fake.config, mode: "shadow" as const };
     const check = async (config = fake.config) => {
       const status = await readStatus(fake.db as unknown as pg.Pool, config, heads, null, loop.state);
-      await new AlertMonitor(config, heads, alerts).check(status, loop.state);
+      await (config === shadow ? new AlertMonitor(shadow, heads, alerts) : monitor).check(status, loop.state);
       const paged = alerts.firing().some((f) => f.rule === "developers_refused");
       return { count: status.developers.refusedLastHour, paged };
     };
@@ -318,18 +345,24 @@ describe("the application's own transactions on developers", () => {
     // in write mode (a shadow sidecar writes nothing).
     await fake.index([{ developer: d, amount: 5n * USDC, block: 16 }], 18);
     expect((await fake.round()).refused.map((x) => x.wallet)).toEqual([d]);
-    expect(await check({ ...fake.config, mode: "shadow" })).toEqual({ count: 3, paged: false });
+    expect(await check(shadow)).toEqual({ count: 3, paged: false });
     expect(await check()).toEqual({ count: 3, paged: true });
     expect(alerts.firing().find((f) => f.rule === "developers_refused")).toMatchObject({ severity: "critical" });
-    // A refusal older than an hour no longer counts, nor does its retry refused again now.
+    // A refusal older than an hour no longer counts, nor does its retry refused again now; once
+    // firing, the page clears only below half the threshold (2 of 3 keeps it).
     await fake.db.query(
       "UPDATE stakesync.developer_queue SET refused_at = now() - interval '61 minutes' WHERE wallet = $1",
       [b],
     );
-    expect(await check()).toEqual({ count: 2, paged: false });
+    expect(await check()).toEqual({ count: 2, paged: true });
     await fake.db.query(due);
     expect((await fake.round({ reconcile: true })).refused.map((x) => x.wallet)).toEqual([b, c, d]);
-    expect(await check()).toEqual({ count: 2, paged: false });
+    expect(await check()).toEqual({ count: 2, paged: true });
+    await fake.db.query(
+      "UPDATE stakesync.developer_queue SET refused_at = now() - interval '61 minutes' WHERE wallet = $1",
+      [c],
+    );
+    expect(await check()).toEqual({ count: 1, paged: false });
     // The rule fixed: the reconciliation writes them, and they leave the count.
     await fake.db.query("DROP TRIGGER refuse ON developers");
     await fake.db.query(due);
