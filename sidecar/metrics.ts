@@ -94,7 +94,7 @@ export function createMetrics(chainIds: number[] = []) {
     }),
     developersQueued: new Gauge({
       name: "stakesync_developers_queued",
-      help: "Developers rows synced from Ponder and not yet written (an application transaction holds them)",
+      help: "Developers rows synced from Ponder and not yet written (an application transaction holds them); 0 in shadow mode",
       ...r,
     }),
     developersRefused: new Gauge({
@@ -104,7 +104,7 @@ export function createMetrics(chainIds: number[] = []) {
     }),
     developersRefusedLastHour: new Gauge({
       name: "stakesync_developers_refused_last_hour",
-      help: "Developers rows the database refused for the first time in the last hour, not yet written (many: a rule refusing every row)",
+      help: "Developers rows the database refused for the first time in the last hour, not yet written (many: a rule refusing every row); 0 in shadow mode",
       ...r,
     }),
     settingsDiffer: new Gauge({
@@ -167,6 +167,7 @@ export function observeStatus(
   status: Status,
   byStatus: Record<string, number> | undefined,
   heads: Map<number, Head>,
+  mode: "write" | "shadow" = "write",
 ) {
   for (const [chainId, head] of heads) {
     if (head) metrics.headTime.set({ chain_id: chainId }, head.at / 1000);
@@ -183,9 +184,12 @@ export function observeStatus(
   if (status.lastSyncAt) metrics.lastSyncTime.set(Date.parse(status.lastSyncAt) / 1000);
   metrics.outboxPending.set(status.outbox.pending);
   metrics.outboxDead.set(status.outbox.dead);
-  metrics.developersQueued.set(status.developers.queued);
+  // Shadow mode writes nothing: its queue holds every difference for the cut-over (`stakesync
+  // plan`), not rows waiting to be written, and refusals from before a switch to it are no page.
+  const writing = mode === "write";
+  metrics.developersQueued.set(writing ? status.developers.queued : 0);
   metrics.developersRefused.set(status.developers.refused);
-  metrics.developersRefusedLastHour.set(status.developers.refusedLastHour);
+  metrics.developersRefusedLastHour.set(writing ? status.developers.refusedLastHour : 0);
   metrics.settingsDiffer.set(status.settingsDiffer.length);
   if (byStatus) {
     // A status that no row has any more reads 0, not its last count.

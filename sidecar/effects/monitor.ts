@@ -48,8 +48,6 @@ export class AlertMonitor {
   private ponderRpc = newPonderRpcWatch();
   /** Since when the live sidecars' settings have differed, as this leader saw it. */
   private differSince: number | undefined;
-  /** Whether developers_refused fired at the last check (it clears below half its threshold). */
-  private refusedFiring = false;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -66,7 +64,6 @@ export class AlertMonitor {
   standDown() {
     this.ponderRpc = newPonderRpcWatch();
     this.differSince = undefined;
-    this.refusedFiring = false;
   }
 
   noteReorgCorrection() {
@@ -114,12 +111,13 @@ export class AlertMonitor {
     // written leaves the count. Once firing it clears below half the threshold, so that a count
     // near it (entries leaving the hour as others come) does not page and resolve in turn.
     // Shadow mode writes nothing, so it has nothing to page about.
+    // Firing is what Alerts holds, adopted from the last leader too: a failover keeps the page.
     const { refusedLastHour } = status.developers;
-    const refusedAt = this.refusedFiring ? Math.ceil(config.alertAfterRefused / 2) : config.alertAfterRefused;
-    this.refusedFiring = config.mode === "write" && refusedLastHour >= refusedAt;
+    const firing = alerts.firing().some((f) => f.rule === "developers_refused");
+    const refusedAt = firing ? Math.ceil(config.alertAfterRefused / 2) : config.alertAfterRefused;
     alerts.set(
       "developers_refused",
-      this.refusedFiring,
+      config.mode === "write" && refusedLastHour >= refusedAt,
       "critical",
       `the database refused ${refusedLastHour} developers rows for the first time in the last hour, not written since (ALERT_AFTER_REFUSED ${config.alertAfterRefused}): a rule or trigger that refuses every row? See /admin/dead-letters`,
       { refusedLastHour },

@@ -105,7 +105,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
-    if (s) observeStatus(metrics, s, developerCounts.latest(), heads);
+    if (s) observeStatus(metrics, s, developerCounts.latest(), heads, config.mode);
     const diff = differing.latest();
     if (diff !== null && diff !== undefined) metrics.developersDiffering.set(diff);
     return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });

@@ -55,10 +55,18 @@ export function refusesRow(error: unknown): boolean {
   if (typeof code !== "string") return false;
   return (
     /^(22|23|P0)/.test(code) ||
-    routine === "exec_stmt_raise" ||
+    (routine === "exec_stmt_raise" && !TRANSIENT.test(code)) ||
     (code === "42501" && routine === "ExecWithCheckOptions")
   );
 }
+
+/**
+ * Codes that say "try again", also when a trigger raises them (a retry signal of its own, or a
+ * wrapper that raises what failed inside it again with its SQLSTATE): connection, transaction
+ * state, serialization and deadlock, resources, lock not available, canceled. The round fails
+ * and is tried again within RETRY_DELAY_MS, not a dead letter waiting for a reconciliation.
+ */
+const TRANSIENT = /^(08|25|40|53|55|57)/;
 
 /**
  * `pending`: the queue's pending wallets when the step just read them (`pendingWallets`, with its
@@ -104,6 +112,11 @@ export async function applyDevelopers(
   // refused developers stand alone (a few passes for a few bad rows among thousands).
   return inTransaction(db, begin, async (begun) => {
     const held = heldFrom(begun.at(-1) ?? []);
+    // The write of no row first: no row's rule can refuse it, only a statement-level trigger
+    // (FOR EACH STATEMENT, which fires for an UPDATE of no row too). Refused, it refuses every
+    // row: the round fails (thrown), instead of a dead letter of each claimed developer at 2n
+    // writes while their rows stay locked.
+    await lastRows(db, writeDevelopers(config, []));
     const { rows: claimed } = await db.query<{ wallets: string[] }>(
       "SELECT coalesce(array_agg(DISTINCT wallet ORDER BY wallet), '{}') AS wallets FROM claimed",
     );

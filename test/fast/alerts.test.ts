@@ -101,6 +101,7 @@ async function rpcFailing(
         (on ? fired : cleared).push(second);
         firing = on;
       },
+      firing: () => [],
     } as unknown as Alerts;
     const monitor = new AlertMonitor(config, heads, alerts);
     const status = {

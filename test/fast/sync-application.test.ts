@@ -8,6 +8,7 @@ import { waitFor } from "../../lib/wait";
 import { rowSecurityActive } from "../../sidecar/db/developers-table";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { retryDeadLetter, workCounts } from "../../sidecar/effects/outbox";
+import { observeStatus } from "../../sidecar/metrics";
 import { readStatus } from "../../sidecar/status";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
@@ -178,6 +179,37 @@ describe("the application's own transactions on developers", () => {
     expect(round.refused).toEqual([{ wallet: barred, error: "42501: not yet verified" }]);
   });
 
+  it("fails the round, writing nothing, when a trigger raises a code that says to try again, or a statement-level trigger refuses the write", async () => {
+    fake = await fakePonder();
+    const [w, v] = [wallet(35), wallet(36)];
+    for (const x of [w, v]) await fake.register(x);
+    await fake.index(
+      [w, v].map((x, i) => ({ developer: x, amount: 5n * USDC, block: 10, log: i })),
+      12,
+    );
+    // A retry signal of the application's (or a wrapper raising a deadlock again): tried again.
+    await fake.db.query(`CREATE FUNCTION busy() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${v}' THEN RAISE EXCEPTION 'busy' USING ERRCODE = 'serialization_failure'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER busy BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION busy()`);
+    await expect(fake.round()).rejects.toThrow("busy");
+    const queue = async () =>
+      (await fake.db.query("SELECT state, count(*)::int AS n FROM stakesync.developer_queue GROUP BY state")).rows;
+    expect(await queue()).toEqual([{ state: "pending", n: 2 }]);
+    await fake.db.query("DROP TRIGGER busy ON developers");
+    // A statement-level trigger refuses every write, of no row too: the table's matter, not a
+    // dead letter of each developer.
+    await fake.db.query(`CREATE FUNCTION frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'developers are read-only during the migration'; END $$;
+      CREATE TRIGGER frozen BEFORE UPDATE ON developers FOR EACH STATEMENT EXECUTE FUNCTION frozen()`);
+    await expect(fake.round()).rejects.toThrow("read-only");
+    expect(await queue()).toEqual([{ state: "pending", n: 2 }]);
+    await fake.db.query("DROP TRIGGER frozen ON developers");
+    expect((await fake.round()).changes.map((c) => c.wallet).sort()).toEqual([w, v].sort());
+  });
+
   it("sets aside refused rows that are all of a round (a rule for these developers, retried together); one written makes the others due", async () => {
     fake = await fakePonder();
     const [a, b, other] = [wallet(12), wallet(13), wallet(14)];
@@ -311,14 +343,16 @@ describe("the application's own transactions on developers", () => {
 
   it("pages developers_refused once ALERT_AFTER_REFUSED developers are first refused within an hour, retries adding nothing, and clears as they are written", async () => {
     fake = await fakePonder({ ALERT_AFTER_REFUSED: "3" });
-    const { heads, alerts, loop } = sidecarParts(fake.config);
-    const monitor = new AlertMonitor(fake.config, heads, alerts);
+    const { heads, alerts, loop, metrics } = sidecarParts(fake.config);
+    // A monitor of each check's own, as a new leader's: what fires is what Alerts holds.
     const shadow = { ...fake.config, mode: "shadow" as const };
     const check = async (config = fake.config) => {
       const status = await readStatus(fake.db as unknown as pg.Pool, config, heads, null, loop.state);
-      await (config === shadow ? new AlertMonitor(shadow, heads, alerts) : monitor).check(status, loop.state);
+      await new AlertMonitor(config, heads, alerts).check(status, loop.state);
       const paged = alerts.firing().some((f) => f.rule === "developers_refused");
-      return { count: status.developers.refusedLastHour, paged };
+      observeStatus(metrics, status, undefined, heads, config.mode);
+      const gauge = (await metrics.developersRefusedLastHour.get()).values[0]?.value;
+      return { count: status.developers.refusedLastHour, paged, gauge };
     };
     const [a, b, c, d] = [20, 21, 22, 23].map(wallet) as [string, string, string, string];
     await fake.register(a, "a@example.test");
@@ -331,7 +365,7 @@ describe("the application's own transactions on developers", () => {
     );
     const first = await fake.round();
     expect([first.changes.map((x) => x.wallet), first.refused.map((x) => x.wallet)]).toEqual([[a], [b]]);
-    expect(await check()).toEqual({ count: 1, paged: false });
+    expect(await check()).toEqual({ count: 1, paged: false, gauge: 1 });
     // c refused, then b and c again at a reconciliation (and again): two developers, however often.
     await fake.index([{ developer: c, amount: 5n * USDC, block: 13 }], 15);
     expect((await fake.round()).refused.map((x) => x.wallet)).toEqual([c]);
@@ -340,34 +374,35 @@ describe("the application's own transactions on developers", () => {
       await fake.db.query(due);
       expect((await fake.round({ reconcile: true })).refused.map((x) => x.wallet)).toEqual([b, c]);
     }
-    expect(await check()).toEqual({ count: 2, paged: false });
+    expect(await check()).toEqual({ count: 2, paged: false, gauge: 2 });
     // A third developer refused within the hour: a rule that refuses every row? A critical page,
     // in write mode (a shadow sidecar writes nothing).
     await fake.index([{ developer: d, amount: 5n * USDC, block: 16 }], 18);
     expect((await fake.round()).refused.map((x) => x.wallet)).toEqual([d]);
-    expect(await check(shadow)).toEqual({ count: 3, paged: false });
-    expect(await check()).toEqual({ count: 3, paged: true });
+    expect(await check(shadow)).toEqual({ count: 3, paged: false, gauge: 0 });
+    expect(await check()).toEqual({ count: 3, paged: true, gauge: 3 });
     expect(alerts.firing().find((f) => f.rule === "developers_refused")).toMatchObject({ severity: "critical" });
     // A refusal older than an hour no longer counts, nor does its retry refused again now; once
-    // firing, the page clears only below half the threshold (2 of 3 keeps it).
+    // firing (here, or at the leader before), the page clears only below half the threshold (2 of
+    // 3 keeps it).
     await fake.db.query(
       "UPDATE stakesync.developer_queue SET refused_at = now() - interval '61 minutes' WHERE wallet = $1",
       [b],
     );
-    expect(await check()).toEqual({ count: 2, paged: true });
+    expect(await check()).toEqual({ count: 2, paged: true, gauge: 2 });
     await fake.db.query(due);
     expect((await fake.round({ reconcile: true })).refused.map((x) => x.wallet)).toEqual([b, c, d]);
-    expect(await check()).toEqual({ count: 2, paged: true });
+    expect(await check()).toEqual({ count: 2, paged: true, gauge: 2 });
     await fake.db.query(
       "UPDATE stakesync.developer_queue SET refused_at = now() - interval '61 minutes' WHERE wallet = $1",
       [c],
     );
-    expect(await check()).toEqual({ count: 1, paged: false });
+    expect(await check()).toEqual({ count: 1, paged: false, gauge: 1 });
     // The rule fixed: the reconciliation writes them, and they leave the count.
     await fake.db.query("DROP TRIGGER refuse ON developers");
     await fake.db.query(due);
     expect((await fake.round({ reconcile: true })).changes.map((x) => x.wallet)).toEqual([b, c, d]);
-    expect(await check()).toEqual({ count: 0, paged: false });
+    expect(await check()).toEqual({ count: 0, paged: false, gauge: 0 });
     expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 0, refusedLastHour: 0 });
   });
 });
