@@ -54,9 +54,15 @@ export async function readStatus(
   indexer: string | null,
   loop: LoopState,
 ): Promise<Status> {
-  const [progress, cursors, work, differ] = await Promise.all([
+  // The cursors before the queue, not beside it: each read takes its own connection and snapshot,
+  // and a step moves the cursor and queues its developers in one commit, which the developers
+  // write empties in the next. Read side by side, a step committed between the two reads showed
+  // its cursor with the queue from before it: "synced, nothing queued", nothing written yet
+  // (test/sidecar-resilience.test.ts once, on a busy machine). A cursor read first has its
+  // developers queued, or written, in any later read.
+  const cursors = await readCursors(db, config);
+  const [progress, work, differ] = await Promise.all([
     readPonderProgress(db, loop.source),
-    readCursors(db, config),
     workCounts(db),
     settingsDiffer(db, config),
   ]);

@@ -38,7 +38,10 @@ describe("SIGKILL during a large sync", () => {
     // The application registered everyone before the sidecar first ran.
     const first = await startSidecar(env);
     await first.stop();
-    await sql(databaseUrl, "TRUNCATE stakesync.cursor, stakesync.chain_stake, stakesync.applied_event");
+    await sql(
+      databaseUrl,
+      "TRUNCATE stakesync.cursor, stakesync.chain_stake, stakesync.applied_event, stakesync.developer_queue",
+    );
     await sql(
       databaseUrl,
       "INSERT INTO developers (wallet_address, email) SELECT w, 'd' || i || '@example.test' FROM unnest($1::text[]) WITH ORDINALITY AS t(w, i)",

@@ -3,9 +3,11 @@
  * Ponder, registrations, Ponder's tables, a cut-over. Milliseconds each; the other sync-*.test.ts
  * files take the second Ponder, deep reorgs, the application's own writes and a round's cost.
  */
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
-import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -249,4 +251,45 @@ describe("EFFECTS_FROM_BLOCK (a cut-over from another system)", () => {
       expect(rows, JSON.stringify(env)).toEqual([welcome]);
     }
   });
+});
+
+it("shows no cursor on /status without what its step queued: a step that commits during the read is seen whole or not at all", async () => {
+  fake = await fakePonder();
+  const w = wallet(40);
+  await fake.register(w);
+  await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+  await fake.round();
+  const [before] = (await fake.db.query<{ block: string }>("SELECT block FROM stakesync.cursor")).rows;
+  // What a step commits: the cursor moved and the developer it changed queued, in one transaction.
+  const step = () =>
+    fake.db.query(`BEGIN; UPDATE stakesync.cursor SET block = block + 5;
+      INSERT INTO stakesync.developer_queue (wallet, reason) VALUES ('${w}', 'stake'); COMMIT`);
+  // The status's reads, each on a connection of the pool as the sidecar's: the cursors' held until
+  // the queue's counts are read, if they are read beside it, and the step committed meanwhile.
+  const pool = new pg.Pool({ connectionString: fake.url, max: 4 });
+  let counts: Promise<unknown> | undefined;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const reads = {
+    query: async (text: string, values?: unknown[]) => {
+      if (text.includes("refused_last_hour")) {
+        const answer = pool.query(text, values);
+        counts = answer.catch(() => undefined);
+        return answer;
+      }
+      if (text.includes("FROM stakesync.cursor")) {
+        await sleep(20);
+        await (counts ?? sleep(200));
+        await step();
+      }
+      return pool.query(text, values);
+    },
+  } as unknown as pg.Pool;
+  try {
+    const { heads, loop } = sidecarParts(fake.config);
+    const status = await readStatus(reads, fake.config, heads, null, loop.state);
+    expect(status.chains[0]?.synced).toBe(Number(before?.block) + 5);
+    expect(status.developers.queued).toBe(1);
+  } finally {
+    await pool.end();
+  }
 });
