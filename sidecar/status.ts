@@ -58,14 +58,13 @@ export async function readStatus(
   // and a step moves the cursor and queues its developers in one commit, which the developers
   // write empties in the next. Read side by side, a step committed between the two reads showed
   // its cursor with the queue from before it: "synced, nothing queued", nothing written yet
-  // (test/sidecar-resilience.test.ts once, on a busy machine). A cursor read first has its
-  // developers queued, or written, in any later read.
+  // (test/sidecar-resilience.test.ts once, on a busy machine). A cursor read first has what its
+  // steps queued still queued (or refused) in the later read, or written. The other reads go
+  // beside the cursors'. (On one primary: a pool that sends reads to replicas can break this.)
+  const others = Promise.all([readPonderProgress(db, loop.source), settingsDiffer(db, config)]);
+  others.catch(() => undefined); // handled below; a failed cursor read must not leave it unhandled
   const cursors = await readCursors(db, config);
-  const [progress, work, differ] = await Promise.all([
-    readPonderProgress(db, loop.source),
-    workCounts(db),
-    settingsDiffer(db, config),
-  ]);
+  const [[progress, differ], work] = await Promise.all([others, workCounts(db)]);
   const chains = config.chains.map((chain) => {
     const p = progress.get(chain.id);
     // The sidecar polls the head; Ponder may have seen a newer block first. The larger of the two

@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { type Mismatch, setAsideQueued } from "../../cli/verify";
 import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
@@ -292,4 +293,36 @@ it("shows no cursor on /status without what its step queued: a step that commits
   } finally {
     await pool.end();
   }
+});
+
+it("stakesync verify sets aside the rows the sidecar has queued, not written yet, in write mode; a refused row stays a mismatch, said so", () => {
+  const mismatch = (wallet: string, field: Mismatch["field"] = "stake"): Mismatch => ({
+    table: "developers",
+    wallet,
+    chainId: "all",
+    field,
+    expected: "5.000000",
+    found: "0.000000",
+  });
+  const [queued, refused, drifted] = [wallet(41), wallet(42), wallet(43)];
+  const found = [
+    mismatch(queued),
+    mismatch(queued, "status"),
+    mismatch(refused),
+    mismatch(drifted),
+    { ...mismatch(queued), table: "ponder" as const, chainId: 31337 },
+  ];
+  const queue = [
+    { wallet: queued, state: "pending" },
+    { wallet: refused, state: "dead" },
+  ];
+  const written = setAsideQueued(found, queue, "write");
+  expect(written.queued).toEqual([queued]);
+  expect(written.mismatches.map((m) => [m.table, m.wallet, m.note ?? null])).toEqual([
+    ["developers", refused, "refused by the database: a dead letter (/admin/dead-letters)"],
+    ["developers", drifted, null],
+    ["ponder", queued, null],
+  ]);
+  // Shadow mode never writes its queue: every difference is one.
+  expect(setAsideQueued(found, queue, "shadow").mismatches).toHaveLength(5);
 });
