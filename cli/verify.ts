@@ -27,28 +27,33 @@ export type Mismatch = {
 };
 
 /**
- * A developers row that differs from the chain while the sidecar has it queued is not drift: it
- * is written at the sidecar's next round (a step queues and moves the cursor in one commit, the
- * write follows), or once the application transaction that holds the row ends. Set aside and
- * listed as queued, in write mode; one the database refused stays a mismatch, with that said.
- * In shadow mode the queue is the plan, never written: every difference is a mismatch.
+ * What stakesync knows of a developers row that differs from the chain. One the sidecar has
+ * queued is written at its next round (a step queues and moves the cursor in one commit, the
+ * write follows: a catch-up's write may be under way), or once the application transaction that
+ * holds the row ends; one the database refused is a dead letter. Still mismatches (the row is
+ * not the chain's, and the exit code says so, as documented), each with its note; the queued
+ * wallets also listed. In shadow mode the queue is the plan, never written: no note.
  */
-export function setAsideQueued(
+export function noteQueued(
   mismatches: Mismatch[],
   queue: { wallet: string; state: string }[],
   mode: "write" | "shadow",
 ): { mismatches: Mismatch[]; queued: string[] } {
   const states = new Map(queue.map((q) => [q.wallet, q.state]));
   const queued = new Set<string>();
-  const kept: Mismatch[] = [];
-  for (const m of mismatches) {
+  const noted = mismatches.map((m) => {
     const state = m.table === "developers" && m.field !== "wallet_address" ? states.get(m.wallet) : undefined;
-    if (state === "pending" && mode === "write") queued.add(m.wallet);
-    else if (state === "dead")
-      kept.push({ ...m, note: "refused by the database: a dead letter (/admin/dead-letters)" });
-    else kept.push(m);
-  }
-  return { mismatches: kept, queued: [...queued].sort() };
+    if (state === "pending" && mode === "write") {
+      queued.add(m.wallet);
+      return {
+        ...m,
+        note: "queued: written at the sidecar's next round, or once an application transaction frees the row",
+      };
+    }
+    if (state === "dead") return { ...m, note: "refused by the database: a dead letter (/admin/dead-letters)" };
+    return m;
+  });
+  return { mismatches: noted, queued: [...queued].sort() };
 }
 
 class VerifyError extends Error {}
@@ -68,11 +73,6 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       for (const m of report.mismatches) {
         process.stdout.write(
           `MISMATCH ${m.table} ${m.wallet} chain ${m.chainId} ${m.field}: expected ${m.expected}, found ${m.found}${m.note ? ` (${m.note})` : ""}\n`,
-        );
-      }
-      for (const wallet of report.queued) {
-        process.stdout.write(
-          `QUEUED developers ${wallet}: synced, not written yet (at the sidecar's next round; an application transaction holds the row if this lasts)\n`,
         );
       }
       const blocks = Object.entries(report.blocks)
@@ -236,7 +236,7 @@ export async function verify(
         });
       }
     }
-    const judged = setAsideQueued(mismatches, queue.rows, config.mode);
+    const judged = noteQueued(mismatches, queue.rows, config.mode);
     return {
       ok: judged.mismatches.length === 0,
       blocks: Object.fromEntries(config.chains.map((c) => [c.id, cursors.get(c.id)?.block ?? null])),

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Mismatch, setAsideQueued } from "../../cli/verify";
+import { type Mismatch, noteQueued } from "../../cli/verify";
 import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
@@ -295,7 +295,7 @@ it("shows no cursor on /status without what its step queued: a step that commits
   }
 });
 
-it("stakesync verify sets aside the rows the sidecar has queued, not written yet, in write mode; a refused row stays a mismatch, said so", () => {
+it("stakesync verify notes the mismatches of rows the sidecar has queued, not written yet, in write mode, and of rows the database refused", () => {
   const mismatch = (wallet: string, field: Mismatch["field"] = "stake"): Mismatch => ({
     table: "developers",
     wallet,
@@ -316,13 +316,18 @@ it("stakesync verify sets aside the rows the sidecar has queued, not written yet
     { wallet: queued, state: "pending" },
     { wallet: refused, state: "dead" },
   ];
-  const written = setAsideQueued(found, queue, "write");
+  const written = noteQueued(found, queue, "write");
   expect(written.queued).toEqual([queued]);
-  expect(written.mismatches.map((m) => [m.table, m.wallet, m.note ?? null])).toEqual([
-    ["developers", refused, "refused by the database: a dead letter (/admin/dead-letters)"],
+  // Still mismatches: the rows are not the chain's (exit 1, as documented), each with its note.
+  expect(written.mismatches.map((m) => [m.table, m.wallet, m.note?.split(":")[0] ?? null])).toEqual([
+    ["developers", queued, "queued"],
+    ["developers", queued, "queued"],
+    ["developers", refused, "refused by the database"],
     ["developers", drifted, null],
     ["ponder", queued, null],
   ]);
-  // Shadow mode never writes its queue: every difference is one.
-  expect(setAsideQueued(found, queue, "shadow").mismatches).toHaveLength(5);
+  // Shadow mode never writes its queue: no row is "queued".
+  const shadow = noteQueued(found, queue, "shadow");
+  expect(shadow.queued).toEqual([]);
+  expect(shadow.mismatches.filter((m) => m.note?.startsWith("queued"))).toEqual([]);
 });
