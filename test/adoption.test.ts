@@ -106,7 +106,6 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
     ...chainEnv([chain]),
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: "adopt_ponder",
-    POLLING_INTERVAL_MS: "100",
   };
   const ponder = await startPonder(env);
   await ponder.waitReady();

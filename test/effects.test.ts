@@ -40,7 +40,7 @@ beforeAll(async () => {
   await chain.vault.fund(10n ** 15n);
   [smtp, webhook, rpc] = await Promise.all([startSmtp(), startWebhook(), startRpcProxy(chain.rpcUrl)]);
   databaseUrl = await freshDatabase();
-  ponderEnv = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA, POLLING_INTERVAL_MS: "100" };
+  ponderEnv = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA };
   ponder = await startPonder(ponderEnv);
   await ponder.waitReady();
   sidecarEnv = {

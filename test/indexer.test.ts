@@ -32,7 +32,6 @@ beforeAll(async () => {
     ...chainEnv([chain]),
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: schema,
-    POLLING_INTERVAL_MS: "100",
   });
   await ponder.waitReady();
 });

@@ -216,7 +216,6 @@ describe("zero-downtime redeploy through a views schema", () => {
     const base = {
       ...chainEnv([chain]),
       DATABASE_URL: databaseUrl,
-      POLLING_INTERVAL_MS: "100",
       PONDER_VIEWS_SCHEMA: "live",
     };
     const token = "redeploy-admin-token-123";
@@ -305,7 +304,7 @@ describe("least-privilege roles from docs/sql/roles.sql", () => {
     const as = (role: string, pw: string) => adminUrl.replace("postgres:postgres@", `${role}:${pw}@`);
     const indexerUrl = as("stakesync_indexer", "indexer-pw");
     const sidecarUrl = as("stakesync_sidecar", "sidecar-pw");
-    const env = { ...chainEnv([chain]), DATABASE_SCHEMA: "priv_ponder", POLLING_INTERVAL_MS: "100" };
+    const env = { ...chainEnv([chain]), DATABASE_SCHEMA: "priv_ponder" };
 
     const ponder = await startPonder({ ...env, DATABASE_URL: indexerUrl });
     await ponder.waitReady();

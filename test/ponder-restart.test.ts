@@ -35,8 +35,9 @@ beforeAll(async () => {
   databaseUrl = await freshDatabase();
   [rpc, webhook] = await Promise.all([startRpcProxy(chain.rpcUrl), startWebhook()]);
   const common = { DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA };
-  // Ponder reads the chain through the proxy, which can turn into a slow provider.
-  ponderEnv = { ...chainEnv([chain], { RPC_URL: rpc.url }), ...common, POLLING_INTERVAL_MS: "100" };
+  // Ponder reads the chain through the proxy, which can turn into a slow provider; on one lane,
+  // the default, as in the production case the review found.
+  ponderEnv = { ...chainEnv([chain], { RPC_URL: rpc.url, RPC_LANES: "1" }), ...common };
   ponder = await startPonder(ponderEnv);
   await ponder.waitReady();
   sidecar = await startSidecar({

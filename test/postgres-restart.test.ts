@@ -27,7 +27,6 @@ it("recovers from a PostgreSQL restart without restarting itself", async () => {
     ...chainEnv([chain]),
     DATABASE_URL: postgres.url,
     DATABASE_SCHEMA: "restart_ponder",
-    POLLING_INTERVAL_MS: "100",
   };
   const ponder = await startPonder(env);
   await ponder.waitReady();

@@ -32,7 +32,7 @@ describe("SIGKILL during a large sync", () => {
     await bulkStakes(chain, developers, 2); // 20,000 events
     await mine(chain, 40);
     databaseUrl = await freshDatabase();
-    env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA, POLLING_INTERVAL_MS: "100" };
+    env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA };
     const ponder = await startPonder(env);
     await ponder.waitReady();
     // The application registered everyone before the sidecar first ran.
@@ -105,7 +105,7 @@ describe("two sidecars", () => {
     chain = await startChain();
     await chain.vault.fund(10n ** 15n);
     databaseUrl = await freshDatabase();
-    env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA, POLLING_INTERVAL_MS: "100" };
+    env = { ...chainEnv([chain]), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: SCHEMA };
     ponder = await startPonder(env);
     await ponder.waitReady();
   });
@@ -175,7 +175,6 @@ describe("an existing developers table", () => {
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: "existing_ponder",
       DEVELOPERS_TABLE: "app.devs",
-      POLLING_INTERVAL_MS: "100",
     };
     const ponder = await startPonder(env);
     await ponder.waitReady();

@@ -41,7 +41,6 @@ beforeAll(async () => {
     ...chainEnv([a, b]),
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: SCHEMA,
-    POLLING_INTERVAL_MS: "100",
     CONFIRMATIONS: "2",
     MIN_STAKE: "10",
     RECONCILE_INTERVAL_MS: "1000",

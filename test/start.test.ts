@@ -57,7 +57,6 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
     DATABASE_SCHEMA: "prod_ponder",
     PONDER_PORT: String(ponderPort),
     SIDECAR_PORT: String(sidecarPort),
-    POLLING_INTERVAL_MS: "100",
     SYNC_POLL_MS: "100",
     PONDER_MAX_HEAP_MB: "300",
   });

@@ -80,7 +80,6 @@ export async function startStack(options: { schema?: string; ponderArgs?: string
     ...chainEnv([chain]),
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: schema,
-    POLLING_INTERVAL_MS: "100",
   };
   const ponder = await startPonderWith(env, options.ponderArgs);
   await waitIndexed(databaseUrl, schema, chain, ponder);
