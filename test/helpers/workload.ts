@@ -1,5 +1,6 @@
 /** Deterministic stake activity on a test chain: every kind of event, several callers. */
 import { type Address, getAddress, keccak256, toHex } from "viem";
+import { StakeVaultAbi } from "../../abis/StakeVault";
 import { anvilKeys, connect, vault } from "../../lib/contracts";
 import { waitFor } from "../../lib/wait";
 import type { TestChain } from "./stack";
@@ -72,16 +73,50 @@ export async function mineUntil(chain: TestChain, what: string, check: () => Pro
   );
 }
 
-/** `rounds` stakeForMany transactions of up to 100 developers each: a large, fast backfill. */
+/**
+ * `rounds` stakeForMany transactions of up to 100 developers each, one a block: a large, fast
+ * backfill. Sent back to back with their nonce, gas and fees given and every receipt checked at
+ * the end: through `chain.vault`, viem read the nonce and fees, estimated the gas and polled for
+ * the receipt of each, 52 ms a transaction (10.5 s for 20,000 events).
+ */
 export async function bulkStakes(chain: TestChain, developers: Address[], rounds: number) {
   await chain.vault.fund(10n ** 24n);
+  const { wallet, publicClient } = chain;
+  const amounts = (round: number, i: number, batch: Address[]) =>
+    batch.map((_, j) => BigInt(1 + ((round * 7919 + i + j) % 1000)) * 10_000n);
+  const call = { address: chain.deployment.stakeVault, abi: StakeVaultAbi, functionName: "stakeForMany" } as const;
+  const first = developers.slice(0, 100);
+  // The first batch writes fresh storage, the dearest; every batch gets its gas and a margin.
+  const gas =
+    ((await publicClient.estimateContractGas({
+      ...call,
+      args: [first, amounts(0, 0, first)],
+      account: wallet.account,
+    })) *
+      3n) /
+    2n;
+  const { baseFeePerGas } = await publicClient.getBlock();
+  const maxPriorityFeePerGas = 1_000_000_000n;
+  // Blocks under half full lower the base fee: twice today's covers every later block.
+  const maxFeePerGas = (baseFeePerGas ?? 1_000_000_000n) * 2n + maxPriorityFeePerGas;
+  let nonce = await publicClient.getTransactionCount({ address: wallet.account.address, blockTag: "pending" });
+  const hashes: `0x${string}`[] = [];
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < developers.length; i += 100) {
       const batch = developers.slice(i, i + 100);
-      await chain.vault.stakeForMany(
-        batch,
-        batch.map((_, j) => BigInt(1 + ((round * 7919 + i + j) % 1000)) * 10_000n),
+      hashes.push(
+        await wallet.writeContract({
+          ...call,
+          args: [batch, amounts(round, i, batch)],
+          nonce: nonce++,
+          gas,
+          maxFeePerGas,
+          maxPriorityFeePerGas,
+        }),
       );
     }
   }
+  const receipts = await Promise.all(hashes.map((hash) => publicClient.waitForTransactionReceipt({ hash })));
+  const failed = receipts.filter((r) => r.status !== "success");
+  if (failed.length > 0) throw new Error(`${failed.length} stakeForMany transactions reverted`);
 }
