@@ -102,11 +102,12 @@ const postgres = await startPostgres({
 started.push({ name: "PostgreSQL", stop: () => postgres.stop() });
 
 const rpcPort = Number(new URL(config.rpcUrl).port);
-say(`starting anvil on 127.0.0.1:${rpcPort}, 1 s blocks (state in ${shown}/anvil-state.json)`);
+const BLOCK_SECONDS = 1;
+say(`starting anvil on 127.0.0.1:${rpcPort}, ${BLOCK_SECONDS} s blocks (state in ${shown}/anvil-state.json)`);
 const anvil = await startAnvil({
   port: rpcPort,
   chainId: config.chainId,
-  blockTime: 1,
+  blockTime: BLOCK_SECONDS,
   stateFile: path.join(config.dataDir, "anvil-state.json"),
 });
 // SIGINT: anvil writes its state file on the way out.
@@ -192,11 +193,20 @@ async function deployOnce(): Promise<Deployment> {
       return saved;
     }
   }
-  const fresh = await deploy(clients);
-  writeFileSync(deploymentFile(config), `${JSON.stringify(fresh, null, 2)}\n`);
-  say(`deployed MockUSDC ${fresh.token} and StakeVault ${fresh.stakeVault} at block ${fresh.blockNumber}`);
-  await seedDemo(fresh);
-  return fresh;
+  // Each transaction mined as it is sent, not at the next block: the deployment and the seed's
+  // ten transactions took 10 s of a first start. Then blocks come every BLOCK_SECONDS again.
+  const anvilRpc = (method: string, params: unknown[]) =>
+    clients.publicClient.request({ method: method as never, params: params as never });
+  await anvilRpc("evm_setAutomine", [true]);
+  try {
+    const fresh = await deploy(clients);
+    writeFileSync(deploymentFile(config), `${JSON.stringify(fresh, null, 2)}\n`);
+    say(`deployed MockUSDC ${fresh.token} and StakeVault ${fresh.stakeVault} at block ${fresh.blockNumber}`);
+    await seedDemo(fresh);
+    return fresh;
+  } finally {
+    await anvilRpc("evm_setIntervalMining", [BLOCK_SECONDS]);
+  }
 }
 
 /** Five registered demo developers; stakes for three, a stake and unstake by dave, a slash of bob. */
