@@ -9,7 +9,8 @@ export default defineConfig({
     // them (blocks, restarts, alert thresholds). On 2 cores, three at a time took 246 s where two
     // took 332 s, and on the same machine an hour later, busier, 346 s where two took 430 s;
     // four, 235 s with every file slower. Once Ponder's starts and the bulk stakes cost less
-    // (2026-12-05), four took 170 s where three took 184 s: 168 % of the 2 cores against 142 %.
+    // (2026-12-05), four took 170 s where three took 184 s on the same code, the machine otherwise
+    // idle: 168 % of the 2 cores busy against 142 %.
     maxWorkers: 4,
     // A worker runs its files one after another in one module graph, instead of importing pg,
     // viem, the sidecar and vitest again for each: 0.9 CPU-seconds a file. What a file starts,

@@ -1,9 +1,9 @@
 /**
  * The local stack of `npm run dev` (scripts/dev.ts starts it in a process group of its own):
- * embedded PostgreSQL and anvil (1 s blocks), both keeping their state in STAKESYNC_DATA_DIR
- * (.data/); MockUSDC + StakeVault deployed once with a few demo developers; a mail catcher
- * standing in for SMTP; `ponder dev` and the sidecar. SIGTERM stops the children in order; the
- * next run resumes.
+ * embedded PostgreSQL and anvil (1 s blocks; each transaction mined at once while it deploys and
+ * seeds), both keeping their state in STAKESYNC_DATA_DIR (.data/); MockUSDC + StakeVault deployed
+ * once with a few demo developers; a mail catcher standing in for SMTP; `ponder dev` and the
+ * sidecar. SIGTERM stops the children in order; the next run resumes.
  */
 import "../lib/require-node";
 import { spawn } from "node:child_process";
@@ -193,20 +193,26 @@ async function deployOnce(): Promise<Deployment> {
       return saved;
     }
   }
-  // Each transaction mined as it is sent, not at the next block: the deployment and the seed's
-  // ten transactions took 10 s of a first start. Then blocks come every BLOCK_SECONDS again.
+  // Each transaction mined as it is sent, not at the next block: the deployment's two transactions
+  // and the seed's eight took 10 s of a first start. Then blocks come every BLOCK_SECONDS again.
   const anvilRpc = (method: string, params: unknown[]) =>
     clients.publicClient.request({ method: method as never, params: params as never });
   await anvilRpc("evm_setAutomine", [true]);
+  let fresh: Deployment;
   try {
-    const fresh = await deploy(clients);
-    writeFileSync(deploymentFile(config), `${JSON.stringify(fresh, null, 2)}\n`);
+    fresh = await deploy(clients);
     say(`deployed MockUSDC ${fresh.token} and StakeVault ${fresh.stakeVault} at block ${fresh.blockNumber}`);
     await seedDemo(fresh);
-    return fresh;
-  } finally {
-    await anvilRpc("evm_setIntervalMining", [BLOCK_SECONDS]);
+  } catch (error) {
+    // anvil may be gone already (a Ctrl-C during the seed): the error that stopped the start is the one to tell.
+    await anvilRpc("evm_setIntervalMining", [BLOCK_SECONDS]).catch(() => undefined);
+    throw error;
   }
+  await anvilRpc("evm_setIntervalMining", [BLOCK_SECONDS]);
+  // Recorded once seeded: a first start stopped half-way deploys and seeds afresh the next time
+  // (registering is idempotent), where it used to resume with a vault half seeded.
+  writeFileSync(deploymentFile(config), `${JSON.stringify(fresh, null, 2)}\n`);
+  return fresh;
 }
 
 /** Five registered demo developers; stakes for three, a stake and unstake by dave, a slash of bob. */

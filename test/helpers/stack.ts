@@ -56,11 +56,12 @@ export type { RunningProcess };
 export { childEnv };
 
 /**
- * A chain's variables as an operator sets them (lib/local/stack.ts), with the operations guide's
- * settings for a private node such as anvil. RPC_LANES=8: on one lane Ponder's balancer allows 20
- * requests/s at first, and fetching the 30 unfinalized blocks took 3.8 s of each 6 s Ponder start
- * (2.6 s in all with 8 lanes), some fifty times a run. POLLING_INTERVAL_MS=100: a block mined on
- * demand reaches Ponder within 0.1 s, not 1 s. A test about a default sets it in `extra`.
+ * A chain's variables as an operator sets them (lib/local/stack.ts), for a private node such as
+ * anvil. RPC_LANES=8, the operations guide's setting for one: on one lane Ponder's balancer
+ * allows 20 requests/s at first, and fetching the 30 unfinalized blocks took 3.8 s of each 6 s
+ * Ponder start (2.6 s in all with 8 lanes), some fifty times a run. POLLING_INTERVAL_MS=100 (the
+ * default is 1 s): a block mined on demand reaches Ponder within 0.1 s. A test about a default
+ * sets it in `extra`.
  */
 export function chainEnv(chains: LocalChain[], extra: Record<string, string> = {}): Record<string, string> {
   return localChainEnv(chains, { RPC_LANES: "8", POLLING_INTERVAL_MS: "100", ...extra });
