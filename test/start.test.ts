@@ -69,8 +69,10 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
       ]);
       return p?.status === 200 && s?.status === 200;
     },
-    { timeoutMs: 60_000 },
-  );
+    { timeoutMs: 120_000 },
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}\nnpm start's output ends:\n${proc.output().slice(-4000)}`);
+  });
 
   // Ponder runs within its memory settings: the heap given, the row cache at its default.
   const ponder = processes().find(
