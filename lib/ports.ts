@@ -25,18 +25,30 @@ function ephemeralLow(): number {
   }
 }
 
+const STRIPES = 8;
+const handedOut = new Set<number>();
+
 /**
- * A TCP port free on 127.0.0.1 right now, for a process started next: picked at random below the
- * ephemeral range. A port the kernel hands out for port 0 comes from that range, where every
- * outgoing connection (Ponder's 30 to PostgreSQL, each RPC request) also takes its local port, so
- * one could take it before the process listened; and Ponder, finding its port taken, listens on
- * the next one without failing, where nobody looks for it.
+ * A TCP port free on 127.0.0.1 right now, for a process started next. Below the ephemeral range:
+ * a port the kernel hands out for port 0 comes from that range, where every outgoing connection
+ * (Ponder's 30 to PostgreSQL, each RPC request) also takes its local port, so one could take it
+ * before the process listened; and Ponder, finding its port taken, listens on the next one without
+ * failing, where nobody looks for it. A port is free only until someone listens, so two callers
+ * must not pick the same one meanwhile: this process never hands a port out twice, and each
+ * vitest worker (else each process) picks in a stripe of the range of its own.
  */
 export async function freePort(): Promise<number> {
   const low = ephemeralLow();
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await tryListen(10_000 + Math.floor(Math.random() * (low - 10_000)));
-    if (port !== undefined) return port;
+  const width = Math.floor((low - 10_000) / STRIPES);
+  const stripe = Number(process.env.VITEST_POOL_ID ?? process.pid) % STRIPES;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const candidate = 10_000 + stripe * width + Math.floor(Math.random() * width);
+    if (handedOut.has(candidate)) continue;
+    const port = await tryListen(candidate);
+    if (port !== undefined) {
+      handedOut.add(port);
+      return port;
+    }
   }
   return (await tryListen(0)) as number;
 }

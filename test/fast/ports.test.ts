@@ -1,4 +1,7 @@
-/** freePort: a port below the kernel's ephemeral range, free to listen on (lib/ports.ts says why). */
+/**
+ * freePort: a port below the kernel's ephemeral range, free to listen on, never handed out twice
+ * (lib/ports.ts says why).
+ */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { expect, it } from "vitest";
@@ -7,6 +10,7 @@ import { freePort } from "../../lib/ports";
 it("gives ports below the ephemeral range that outgoing connections take theirs from, free to listen on", async () => {
   const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
   const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+  expect(new Set(ports).size, "a port handed out twice").toBe(ports.length);
   for (const port of ports) {
     expect(port).toBeGreaterThanOrEqual(10_000);
     expect(port).toBeLessThan(low);
