@@ -27,6 +27,7 @@ function ephemeralLow(): number {
 
 const STRIPES = 8;
 const handedOut = new Set<number>();
+let low: number | undefined; // read once: the range does not change while a process runs
 
 /**
  * A TCP port free on 127.0.0.1 right now, for a process started next. Below the ephemeral range:
@@ -38,7 +39,7 @@ const handedOut = new Set<number>();
  * vitest worker (else each process) picks in a stripe of the range of its own.
  */
 export async function freePort(): Promise<number> {
-  const low = ephemeralLow();
+  low ??= ephemeralLow();
   const width = Math.floor((low - 10_000) / STRIPES);
   const stripe = Number(process.env.VITEST_POOL_ID ?? process.pid) % STRIPES;
   for (let attempt = 0; attempt < 50; attempt++) {
