@@ -147,4 +147,13 @@ describe("indexer", () => {
     });
     expect((await fetch(`${ponder.url}/developers/0x1234/stake`)).status).toBe(400);
   });
+
+  it("samples its event loop every 10 ms, not every millisecond (lib/event-loop-sampling.mjs)", async () => {
+    // Ponder asks prom-client for 1 ms samples; the hook npm start loads raises them to 10 ms. The
+    // lag histogram records the time between two samples, so its median shows the resolution
+    // (about 1 ms without the hook). A busy loop makes single gaps shorter or longer, not the median.
+    const metrics = await (await fetch(`${ponder.url}/metrics`)).text();
+    const median = Number(metrics.match(/^nodejs_eventloop_lag_p50_seconds (\S+)$/m)?.[1]);
+    expect(median).toBeGreaterThanOrEqual(0.005);
+  });
 });

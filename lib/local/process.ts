@@ -71,6 +71,9 @@ const SEMI_SPACE_MB = 16;
 /** Gives Ponder's relative imports their format from a cache: a second less of CPU at each start (see the file). */
 const esmScopeCache = pathToFileURL(path.join(repoRoot, "lib", "esm-scope-cache.mjs")).href;
 
+/** Ponder's event-loop delay sampled every 10 ms, not every 1: 1.2–1.6 % of a core less while it idles (see the file). */
+const eventLoopSampling = pathToFileURL(path.join(repoRoot, "lib", "event-loop-sampling.mjs")).href;
+
 /** `spawn(process.execPath, args, { env: { ...env, ...command.env } })` runs Ponder's CLI within `memory`. */
 export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
   return {
@@ -79,6 +82,8 @@ export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
       `--max-semi-space-size=${SEMI_SPACE_MB}`,
       "--import",
       esmScopeCache,
+      "--import",
+      eventLoopSampling,
       ponderBin,
       ...cliArgs,
     ],
