@@ -1,4 +1,10 @@
-/** Polls `check` until it returns true; throws with `what` after `timeoutMs`. */
+/**
+ * Thrown by a `waitFor` check to end the wait at once with this error instead of trying again
+ * until the timeout: for a process that has exited, which will not become ready.
+ */
+export class WaitAborted extends Error {}
+
+/** Polls `check` until it returns true; throws with `what` after `timeoutMs`, or a check's `WaitAborted` at once. */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean> | boolean,
@@ -10,6 +16,7 @@ export async function waitFor(
     try {
       if (await check()) return;
     } catch (error) {
+      if (error instanceof WaitAborted) throw error;
       lastError = error;
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

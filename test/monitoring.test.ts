@@ -12,8 +12,9 @@ import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { repoRoot } from "../lib/config";
+import { exited } from "../lib/local/process";
 import { freePort } from "../lib/ports";
-import { waitFor } from "../lib/wait";
+import { WaitAborted, waitFor } from "../lib/wait";
 import {
   cleanup,
   type RunningProcess,
@@ -274,7 +275,7 @@ describe("Prometheus scraping Ponder and two sidecars", () => {
     await waitFor(
       "prometheus /-/ready",
       async () => {
-        if (prometheus.process.exitCode !== null) throw new Error(`prometheus exited:\n${prometheus.output()}`);
+        if (exited(prometheus)) throw new WaitAborted(`prometheus exited:\n${prometheus.output()}`);
         return (await fetch(`${prometheusUrl}/-/ready`).catch(() => undefined))?.status === 200;
       },
       { timeoutMs: 60_000, intervalMs: 250 },

@@ -46,6 +46,11 @@ export function spawnProcess(command: string, args: string[], env: Record<string
   };
 }
 
+/** The process has ended, by an exit or a signal (a SIGKILL leaves exitCode null). */
+export function exited(proc: Pick<RunningProcess, "process">): boolean {
+  return proc.process.exitCode !== null || proc.process.signalCode !== null;
+}
+
 /** A size field of /proc/<pid>/status, in MB; undefined once the process is gone. */
 function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS") {
   try {

@@ -5,7 +5,7 @@
 import { inject } from "vitest";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
-import { type RunningProcess, spawnProcess } from "../../lib/local/process";
+import { exited, type RunningProcess, spawnProcess } from "../../lib/local/process";
 import {
   childEnv,
   type LocalChain,
@@ -19,7 +19,7 @@ import {
 } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { queryOnce as sql } from "../../lib/query-once";
-import { waitFor } from "../../lib/wait";
+import { WaitAborted, waitFor } from "../../lib/wait";
 
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -94,7 +94,7 @@ export async function startPonder(env: Record<string, string>, port?: number): P
       waitFor(
         "ponder /ready",
         async () => {
-          if (proc.process.exitCode !== null) throw new Error(`ponder exited:\n${proc.output().slice(-3000)}`);
+          if (exited(proc)) throw new WaitAborted(`ponder exited:\n${proc.output().slice(-3000)}`);
           return ponderReady(proc.url);
         },
         { timeoutMs: 120_000, intervalMs: 250 },
@@ -191,7 +191,7 @@ export async function startSidecar(env: Record<string, string>): Promise<Sidecar
   );
   const url = proc.url;
   await waitFor("sidecar /status", async () => {
-    if (proc.process.exitCode !== null) throw new Error(`sidecar exited:\n${proc.output().slice(-3000)}`);
+    if (exited(proc)) throw new WaitAborted(`sidecar exited:\n${proc.output().slice(-3000)}`);
     return sidecarAnswering(url);
   });
   const status = async () => (await (await fetch(`${url}/status`)).json()) as SidecarStatus;

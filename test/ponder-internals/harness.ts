@@ -5,9 +5,10 @@
  * log into schema `obs`) and its NOTIFYs (a pg Client that LISTENs).
  */
 import type { Address } from "viem";
+import { exited } from "../../lib/local/process";
 import { ponderReady, startPonder } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
-import { waitFor } from "../../lib/wait";
+import { WaitAborted, waitFor } from "../../lib/wait";
 import {
   chainEnv,
   freshDatabase,
@@ -50,7 +51,7 @@ export async function startPonderWith(env: Record<string, string>, extraArgs: st
   await waitFor(
     "ponder /ready",
     async () => {
-      if (proc.process.exitCode !== null) throw new Error(`ponder exited:\n${proc.output().slice(-3000)}`);
+      if (exited(proc)) throw new WaitAborted(`ponder exited:\n${proc.output().slice(-3000)}`);
       return ponderReady(proc.url);
     },
     { timeoutMs: 120_000, intervalMs: 100 },
