@@ -2,7 +2,9 @@
  * Real parts for tests: an anvil with a deployed vault, a fresh database in the run's
  * PostgreSQL, and `ponder start` as a real child process that can be SIGKILLed.
  */
+import path from "node:path";
 import { inject } from "vitest";
+import { repoRoot } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
 import { exited, type RunningProcess, spawnProcess } from "../../lib/local/process";
@@ -67,9 +69,17 @@ export function chainEnv(chains: LocalChain[], extra: Record<string, string> = {
   return localChainEnv(chains, { RPC_LANES: "8", POLLING_INTERVAL_MS: "100", ...extra });
 }
 
+/**
+ * Node's on-disk compile cache for the processes the tests start, Ponder's above all: about forty
+ * `ponder start`s a run compile the same modules of Ponder's dependencies. With the cache a start
+ * took 1.94 CPU-seconds to /ready instead of 2.08 (medians of 7, 2026-12-05). Node checks each
+ * entry against the module's source and skips a cache it cannot use; npm start does not set it.
+ */
+const compileCache = path.join(repoRoot, "node_modules", ".cache", "node-compile-cache");
+
 /** Spawns with the test environment and stops the process when the file's tests end. */
 export function run(command: string, args: string[], env: Record<string, string>): RunningProcess {
-  const proc = spawnProcess(command, args, childEnv(env));
+  const proc = spawnProcess(command, args, childEnv({ NODE_COMPILE_CACHE: compileCache, ...env }));
   // SIGTERM first: a wrapper such as scripts/start.ts passes it on to its own children.
   cleanups.push(() => stopChild(proc.process, "SIGTERM"));
   return proc;
