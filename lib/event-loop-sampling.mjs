@@ -11,9 +11,11 @@
  * default 1 s. The tests start about forty Ponders a run; production keeps one up all day.
  *
  * 10 ms is prom-client's own default and what the sidecar samples at. Only Ponder's
- * `nodejs_eventloop_lag_*` figures change: their samples are 10 ms apart, so a stall shorter
- * than that may be missed (a stall that matters lasts longer). A caller asking for 10 ms or more
- * gets what it asked for. If a Ponder upgrade stops asking for 1 ms, this does nothing.
+ * `nodejs_eventloop_lag_*` figures change: they measure the time between two samples, so an idle
+ * loop now reads about 10 ms instead of about 1 ms (as the sidecar's always have), and a stall
+ * shorter than 10 ms may be missed (a stall that matters lasts longer). A caller asking for 10 ms
+ * or more, or passing something other than a number (Node's own error then), gets what it asked
+ * for. If a Ponder upgrade stops asking for 1 ms, this does nothing.
  */
 import * as nodeModule from "node:module";
 
@@ -24,8 +26,11 @@ const perfHooks = require("node:perf_hooks");
 const monitorEventLoopDelay = perfHooks.monitorEventLoopDelay;
 
 perfHooks.monitorEventLoopDelay = function monitorEventLoopDelayAtLeast10ms(options) {
-  const resolution = Math.max(options?.resolution ?? MIN_RESOLUTION_MS, MIN_RESOLUTION_MS);
-  return monitorEventLoopDelay.call(this, { ...options, resolution });
+  const resolution = options?.resolution;
+  if (typeof resolution !== "number" || resolution >= MIN_RESOLUTION_MS)
+    return monitorEventLoopDelay.call(this, options);
+  return monitorEventLoopDelay.call(this, { ...options, resolution: MIN_RESOLUTION_MS });
 };
-// ES modules that import { monitorEventLoopDelay } from "node:perf_hooks" after this see it too.
+// An ES module that imported { monitorEventLoopDelay } from "node:perf_hooks" before this file
+// ran holds the original; this updates its binding (modules importing it later see the new one).
 nodeModule.syncBuiltinESMExports();

@@ -2,7 +2,9 @@
  * Thrown by a `waitFor` check to end the wait at once with this error instead of trying again
  * until the timeout: for a process that has exited, which will not become ready.
  */
-export class WaitAborted extends Error {}
+export class WaitAborted extends Error {
+  override name = "WaitAborted";
+}
 
 /** Polls `check` until it returns true; throws with `what` after `timeoutMs`, or a check's `WaitAborted` at once. */
 export async function waitFor(

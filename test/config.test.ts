@@ -1,10 +1,10 @@
 /** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadChains, loadIndexerConfig, loadSidecarConfig } from "../lib/config";
-import { exited } from "../lib/local/process";
+import { exited, exitedError } from "../lib/local/process";
 import { startSidecar as startLocalSidecar } from "../lib/local/stack";
 import { freePort } from "../lib/ports";
-import { WaitAborted, waitFor } from "../lib/wait";
+import { waitFor } from "../lib/wait";
 import { cleanup, run, spawnForTest } from "./helpers/stack";
 
 afterAll(cleanup);
@@ -51,7 +51,7 @@ describe("a stop before the database is there", () => {
     );
     // It answers HTTP from the first second, and keeps trying the database meanwhile.
     await waitFor("the sidecar's /health", async () => {
-      if (exited(sidecar)) throw new WaitAborted(`sidecar exited:\n${sidecar.output().slice(-2000)}`);
+      if (exited(sidecar)) throw await exitedError(sidecar, "sidecar", 2000);
       return (await fetch(`${sidecar.url}/health`).catch(() => undefined))?.ok === true;
     });
     await waitFor("a failed attempt to prepare the database", () =>

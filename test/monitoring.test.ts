@@ -12,9 +12,9 @@ import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { repoRoot } from "../lib/config";
-import { exited } from "../lib/local/process";
+import { exited, exitedError } from "../lib/local/process";
 import { freePort } from "../lib/ports";
-import { WaitAborted, waitFor } from "../lib/wait";
+import { waitFor } from "../lib/wait";
 import {
   cleanup,
   type RunningProcess,
@@ -275,7 +275,7 @@ describe("Prometheus scraping Ponder and two sidecars", () => {
     await waitFor(
       "prometheus /-/ready",
       async () => {
-        if (exited(prometheus)) throw new WaitAborted(`prometheus exited:\n${prometheus.output()}`);
+        if (exited(prometheus)) throw await exitedError(prometheus, "prometheus", Infinity);
         return (await fetch(`${prometheusUrl}/-/ready`).catch(() => undefined))?.status === 200;
       },
       { timeoutMs: 60_000, intervalMs: 250 },

@@ -3,9 +3,9 @@
  * table equals the ground truth; cold (empty RPC cache) or cached, and at other sizes (--scale).
  */
 import pg from "pg";
-import { exited, ponderAnswering } from "../../lib/local/process";
+import { exited, exitedError, ponderAnswering } from "../../lib/local/process";
 import { type LocalProcess, ponderReady } from "../../lib/local/stack";
-import { WaitAborted, waitFor } from "../../lib/wait";
+import { waitFor } from "../../lib/wait";
 import { cursorPastEvents, mismatches, prepareApplication, resetSidecar } from "../application";
 import { type Lab, PRIVATE_NODE, workloadEnv } from "../lab";
 import { cpuSplit, perSecond, seconds } from "../stats";
@@ -40,7 +40,8 @@ export async function fullPipeline(
       "developers to equal the ground truth",
       async () => {
         if (readyAt === undefined && (await ponderReady(ponder.url))) readyAt = performance.now();
-        if (exited(sidecar)) throw new WaitAborted(`sidecar exited: ${sidecar.output().slice(-2000)}`);
+        if (exited(ponder)) throw await exitedError(ponder, "ponder", 2000);
+        if (exited(sidecar)) throw await exitedError(sidecar, "sidecar", 2000);
         return readyAt !== undefined && (await cursorPastEvents(db, workload)) && (await mismatches(db)) === 0;
       },
       { timeoutMs: 3_600_000, intervalMs: 50 },

@@ -1,10 +1,14 @@
 /** Child processes for tests and the benchmark: Ponder and the sidecar as real node processes. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { type PonderMemory, repoRoot } from "../config";
+import { WaitAborted } from "../wait";
 import { stopChild } from "./anvil";
 import { cpuSeconds } from "./cpu";
 
@@ -49,6 +53,20 @@ export function spawnProcess(command: string, args: string[], env: Record<string
 /** The process has ended, by an exit or a signal (a SIGKILL leaves exitCode null). */
 export function exited(proc: Pick<RunningProcess, "process">): boolean {
   return proc.process.exitCode !== null || proc.process.signalCode !== null;
+}
+
+/**
+ * What a wait on `proc` ends with once it has exited (see `exited`): `name exited:` and the tail
+ * of its log. The log is read to its end first, for 2 s at most: a process's exit can come
+ * before the last lines of its output, the ones that say why.
+ */
+export async function exitedError(proc: Pick<RunningProcess, "process" | "output">, name: string, tail = 3000) {
+  const open = [proc.process.stdout, proc.process.stderr].filter((stream) => stream && !stream.closed);
+  await Promise.race([
+    Promise.all(open.map((stream) => once(stream as Readable, "close"))),
+    delay(2000, undefined, { ref: false }),
+  ]);
+  return new WaitAborted(`${name} exited:\n${proc.output().slice(-tail)}`);
 }
 
 /** A size field of /proc/<pid>/status, in MB; undefined once the process is gone. */

@@ -1,5 +1,6 @@
 /** `waitFor` retries a check that throws, until its timeout; a check's `WaitAborted` ends it at once. */
 import { expect, it } from "vitest";
+import { exited, exitedError, spawnProcess } from "../../lib/local/process";
 import { WaitAborted, waitFor } from "../../lib/wait";
 
 it("retries a check that throws, and names the last error at the timeout", async () => {
@@ -28,7 +29,21 @@ it("ends at the first WaitAborted, with its error, without waiting for the timeo
     },
     { timeoutMs: 60_000, intervalMs: 10 },
   );
-  await expect(waiting).rejects.toThrow(new WaitAborted("ponder exited: its log"));
+  await expect(waiting).rejects.toBeInstanceOf(WaitAborted);
+  await expect(waiting).rejects.toThrow("ponder exited: its log");
   expect(calls).toBe(2);
   expect(Date.now() - started).toBeLessThan(30_000);
+});
+
+it("exitedError names the process and waits for the last line written to its output after it exited", async () => {
+  // As a wrapper such as scripts/start.ts: the process exits, and a child it started with the
+  // same output writes why a moment later.
+  const child = `process.stderr.write("the reason it stopped\\n")`;
+  const program = `require("node:child_process").spawn(process.execPath, ["-e", ${JSON.stringify(child)}], { stdio: "inherit" }); process.exit(3);`;
+  const proc = spawnProcess(process.execPath, ["-e", program], { PATH: process.env.PATH ?? "" });
+  await proc.exited; // the "exit" event, the earliest a wait's check can see it
+  expect(exited(proc)).toBe(true);
+  const error = await exitedError(proc, "demo");
+  expect(error).toBeInstanceOf(WaitAborted);
+  expect(error.message).toBe("demo exited:\nthe reason it stopped\n");
 });

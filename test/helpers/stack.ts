@@ -7,7 +7,7 @@ import { inject } from "vitest";
 import { repoRoot } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
-import { exited, type RunningProcess, spawnProcess } from "../../lib/local/process";
+import { exited, exitedError, type RunningProcess, spawnProcess } from "../../lib/local/process";
 import {
   childEnv,
   type LocalChain,
@@ -21,7 +21,7 @@ import {
 } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { queryOnce as sql } from "../../lib/query-once";
-import { WaitAborted, waitFor } from "../../lib/wait";
+import { waitFor } from "../../lib/wait";
 
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -104,7 +104,7 @@ export async function startPonder(env: Record<string, string>, port?: number): P
       waitFor(
         "ponder /ready",
         async () => {
-          if (exited(proc)) throw new WaitAborted(`ponder exited:\n${proc.output().slice(-3000)}`);
+          if (exited(proc)) throw await exitedError(proc, "ponder");
           return ponderReady(proc.url);
         },
         { timeoutMs: 120_000, intervalMs: 250 },
@@ -201,7 +201,7 @@ export async function startSidecar(env: Record<string, string>): Promise<Sidecar
   );
   const url = proc.url;
   await waitFor("sidecar /status", async () => {
-    if (exited(proc)) throw new WaitAborted(`sidecar exited:\n${proc.output().slice(-3000)}`);
+    if (exited(proc)) throw await exitedError(proc, "sidecar");
     return sidecarAnswering(url);
   });
   const status = async () => (await (await fetch(`${url}/status`)).json()) as SidecarStatus;

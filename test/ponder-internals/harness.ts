@@ -5,7 +5,7 @@
  * log into schema `obs`) and its NOTIFYs (a pg Client that LISTENs).
  */
 import type { Address } from "viem";
-import { exited } from "../../lib/local/process";
+import { exited, exitedError } from "../../lib/local/process";
 import { ponderReady, startPonder } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { WaitAborted, waitFor } from "../../lib/wait";
@@ -51,11 +51,12 @@ export async function startPonderWith(env: Record<string, string>, extraArgs: st
   await waitFor(
     "ponder /ready",
     async () => {
-      if (exited(proc)) throw new WaitAborted(`ponder exited:\n${proc.output().slice(-3000)}`);
+      if (exited(proc)) throw await exitedError(proc, "ponder");
       return ponderReady(proc.url);
     },
     { timeoutMs: 120_000, intervalMs: 100 },
   ).catch((error: Error) => {
+    if (error instanceof WaitAborted) throw error; // it carries the log already
     throw new Error(`${error.message}\nPonder's log ends:\n${proc.output().slice(-3000)}`);
   });
   return { ...proc, startedAt };
