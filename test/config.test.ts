@@ -1,7 +1,7 @@
 /** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadChains, loadIndexerConfig, loadSidecarConfig } from "../lib/config";
-import { exited, exitedError } from "../lib/local/process";
+import { throwIfExited } from "../lib/local/process";
 import { startSidecar as startLocalSidecar } from "../lib/local/stack";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
@@ -51,7 +51,7 @@ describe("a stop before the database is there", () => {
     );
     // It answers HTTP from the first second, and keeps trying the database meanwhile.
     await waitFor("the sidecar's /health", async () => {
-      if (exited(sidecar)) throw await exitedError(sidecar, "sidecar", 2000);
+      await throwIfExited(sidecar, "sidecar", 2000);
       return (await fetch(`${sidecar.url}/health`).catch(() => undefined))?.ok === true;
     });
     await waitFor("a failed attempt to prepare the database", () =>

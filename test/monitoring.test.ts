@@ -12,7 +12,7 @@ import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { repoRoot } from "../lib/config";
-import { exited, exitedError } from "../lib/local/process";
+import { throwIfExited } from "../lib/local/process";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
 import {
@@ -275,7 +275,7 @@ describe("Prometheus scraping Ponder and two sidecars", () => {
     await waitFor(
       "prometheus /-/ready",
       async () => {
-        if (exited(prometheus)) throw await exitedError(prometheus, "prometheus", Infinity);
+        await throwIfExited(prometheus, "prometheus", Infinity);
         return (await fetch(`${prometheusUrl}/-/ready`).catch(() => undefined))?.status === 200;
       },
       { timeoutMs: 60_000, intervalMs: 250 },

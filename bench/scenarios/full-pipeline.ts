@@ -3,7 +3,7 @@
  * table equals the ground truth; cold (empty RPC cache) or cached, and at other sizes (--scale).
  */
 import pg from "pg";
-import { exited, exitedError, ponderAnswering } from "../../lib/local/process";
+import { ponderAnswering, throwIfExited } from "../../lib/local/process";
 import { type LocalProcess, ponderReady } from "../../lib/local/stack";
 import { waitFor } from "../../lib/wait";
 import { cursorPastEvents, mismatches, prepareApplication, resetSidecar } from "../application";
@@ -40,8 +40,8 @@ export async function fullPipeline(
       "developers to equal the ground truth",
       async () => {
         if (readyAt === undefined && (await ponderReady(ponder.url))) readyAt = performance.now();
-        if (exited(ponder)) throw await exitedError(ponder, "ponder", 2000);
-        if (exited(sidecar)) throw await exitedError(sidecar, "sidecar", 2000);
+        await throwIfExited(ponder, "ponder", 2000);
+        await throwIfExited(sidecar, "sidecar", 2000);
         return readyAt !== undefined && (await cursorPastEvents(db, workload)) && (await mismatches(db)) === 0;
       },
       { timeoutMs: 3_600_000, intervalMs: 50 },

@@ -69,6 +69,11 @@ export async function exitedError(proc: Pick<RunningProcess, "process" | "output
   return new WaitAborted(`${name} exited:\n${proc.output().slice(-tail)}`);
 }
 
+/** For a `waitFor` check: ends the wait at once with `exitedError` if `proc` has exited. */
+export async function throwIfExited(proc: Pick<RunningProcess, "process" | "output">, name: string, tail = 3000) {
+  if (exited(proc)) throw await exitedError(proc, name, tail);
+}
+
 /** A size field of /proc/<pid>/status, in MB; undefined once the process is gone. */
 function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS") {
   try {
@@ -121,7 +126,7 @@ export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
  * Ponder's tables exist.
  */
 export async function ponderAnswering(url: string, ponder: ChildProcess): Promise<boolean> {
-  while (ponder.exitCode === null && ponder.signalCode === null) {
+  while (!exited({ process: ponder })) {
     if ((await fetch(`${url}/health`).catch(() => undefined))?.ok) return true;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -7,7 +7,7 @@ import { inject } from "vitest";
 import { repoRoot } from "../../lib/config";
 import { type Clients, connect, type Deployment, deploy, vault } from "../../lib/contracts";
 import { type Anvil, startAnvil, stopChild } from "../../lib/local/anvil";
-import { exited, exitedError, type RunningProcess, spawnProcess } from "../../lib/local/process";
+import { type RunningProcess, spawnProcess, throwIfExited } from "../../lib/local/process";
 import {
   childEnv,
   type LocalChain,
@@ -104,7 +104,7 @@ export async function startPonder(env: Record<string, string>, port?: number): P
       waitFor(
         "ponder /ready",
         async () => {
-          if (exited(proc)) throw await exitedError(proc, "ponder");
+          await throwIfExited(proc, "ponder");
           return ponderReady(proc.url);
         },
         { timeoutMs: 120_000, intervalMs: 250 },
@@ -201,7 +201,7 @@ export async function startSidecar(env: Record<string, string>): Promise<Sidecar
   );
   const url = proc.url;
   await waitFor("sidecar /status", async () => {
-    if (exited(proc)) throw await exitedError(proc, "sidecar");
+    await throwIfExited(proc, "sidecar");
     return sidecarAnswering(url);
   });
   const status = async () => (await (await fetch(`${url}/status`)).json()) as SidecarStatus;

@@ -5,7 +5,7 @@
  * log into schema `obs`) and its NOTIFYs (a pg Client that LISTENs).
  */
 import type { Address } from "viem";
-import { exited, exitedError } from "../../lib/local/process";
+import { throwIfExited } from "../../lib/local/process";
 import { ponderReady, startPonder } from "../../lib/local/stack";
 import { freePort } from "../../lib/ports";
 import { WaitAborted, waitFor } from "../../lib/wait";
@@ -51,7 +51,7 @@ export async function startPonderWith(env: Record<string, string>, extraArgs: st
   await waitFor(
     "ponder /ready",
     async () => {
-      if (exited(proc)) throw await exitedError(proc, "ponder");
+      await throwIfExited(proc, "ponder");
       return ponderReady(proc.url);
     },
     { timeoutMs: 120_000, intervalMs: 100 },
