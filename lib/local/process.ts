@@ -6,7 +6,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 import { type PonderMemory, repoRoot } from "../config";
 import { WaitAborted } from "../wait";
 import { stopChild } from "./anvil";
@@ -147,19 +147,37 @@ export function ponderStartCommand(memory: PonderMemory, schema: string, port: n
   ]);
 }
 
+/**
+ * Dependencies stay in node_modules, but for viem: the sidecar uses one function of it
+ * (formatUnits), and importing viem's index costs a process 36 MB of resident memory (77 MB
+ * against 41 on Node 24; an idle sidecar 141 MB against 160, three starts each, 2026-12-05).
+ * Bundled, esbuild keeps that function alone; abitype too, which viem's index imports and
+ * nothing of which is left. test/fast/sidecar-bundle.test.ts pins what the bundle imports.
+ */
+const dependenciesExceptViem: Plugin = {
+  name: "dependencies-except-viem",
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) =>
+      /^(viem|abitype)($|\/)/.test(args.path) ? undefined : { path: args.path, external: true },
+    );
+  },
+};
+
 let sidecarBuild: Promise<string[]> | undefined;
 
 /**
  * `node <args>` runs the sidecar: sidecar/main.ts bundled by esbuild into dist/sidecar.mjs, built
  * from source once per calling process. Through tsx the sidecar took 0.5 s of CPU to start, half
- * of it tsx's own, and it starts next to Ponder's build. Dependencies stay in node_modules; dist/
- * sits directly under the repository root, so lib/config.ts's repoRoot resolves as from lib/.
+ * of it tsx's own, and it starts next to Ponder's build. Dependencies stay in node_modules but
+ * viem (above); dist/ sits directly under the repository root, so lib/config.ts's repoRoot
+ * resolves as from lib/.
  *
  * The source map goes beside it (dist/sidecar.mjs.map) and is not loaded: with it inline and
  * `--enable-source-maps` the sidecar's resident set was 10 MB larger (124 against 114 MB idle,
  * two starts each, 2026-12-05), against a budget of 150 MB. A stack trace names the bundle's
  * lines and the functions' own names; `NODE_OPTIONS=--enable-source-maps` maps them to sidecar/.
  */
+
 export function sidecarCommand(): Promise<string[]> {
   if (sidecarBuild) return sidecarBuild;
   const building = (async () => {
@@ -168,7 +186,7 @@ export function sidecarCommand(): Promise<string[]> {
     const { outputFiles } = await build({
       entryPoints: [entry],
       bundle: true,
-      packages: "external",
+      plugins: [dependenciesExceptViem],
       platform: "node",
       format: "esm",
       target: "node22",
