@@ -34,9 +34,16 @@ export type Window = {
  * While Ponder backfills a chain: "no" leaves it for a later step, "near-end" steps it once the
  * window is NEAR_END of what is left to the head, "due" steps it whatever the window. A step near
  * the end leaves little for the step after Ponder is ready, which rewrites every developer again.
+ *
+ * Not too near: that step waits for the catch-up to end, and a catch-up competes with Ponder for
+ * the machine, so it takes about a third of the time Ponder took for its window (1.0–1.1 s for
+ * 72,000–84,000 events in the bench's cached runs, Ponder 4.2 s for 100,000). Begun at 80 % it
+ * ended 0.6 s after Ponder's backfill, and developers were synced 0.88 s after /ready; begun at
+ * 65 %, it ends about when the backfill does, and the step after /ready begins at once: 0.60
+ * and 0.65 s in two runs (bench/results/ab-base-1206.json, ab-ne65.json, ab-ne65b.json).
  */
 export type CatchUp = "no" | "near-end" | "due";
-const NEAR_END = 0.8;
+const NEAR_END = 0.65;
 
 export function planWindows(
   config: SidecarConfig,

@@ -65,6 +65,9 @@ describe("planWindows", () => {
     expect(planWindows(config, backfilling, cursor(0), head(1000), "no")).toEqual([]);
     expect(planWindows(config, backfilling, cursor(0), head(1000), "near-end")).toEqual([]); // 498 of 998
     expect(planWindows(config, backfilling, cursor(0), head(600), "near-end")).toHaveLength(1); // 498 of 598
+    // Early enough that the step ends about when Ponder's backfill does (NEAR_END).
+    expect(planWindows(config, backfilling, cursor(0), head(760), "near-end")).toHaveLength(1); // 498 of 758
+    expect(planWindows(config, backfilling, cursor(0), head(800), "near-end")).toEqual([]); // 498 of 798
     expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
     expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
   });
