@@ -190,12 +190,16 @@ export function loadIndexerConfig(env: Env): IndexerConfig {
  * Ponder's memory: its V8 heap, and its row cache. That cache defaults to a fifth of the heap
  * and kept every stake_event row written (2.2 GB at 1M events on Node's default heap); the
  * handlers only insert events and update developer_stake, so a small one costs nothing.
+ *
+ * The heap's 224 MB keep Ponder under 512 MB of resident memory at 1M events: a 256 MB heap
+ * peaked at 535–550 MB there on a fast machine, at the cost of more collection (bench results
+ * m1-heap224 and m1-heap192: docs/performance.md).
  */
 export type PonderMemory = { heapMb: number; cacheBytes: number };
 
 export function loadPonderMemory(env: Env): PonderMemory {
   return {
-    heapMb: read(env, "PONDER_MAX_HEAP_MB", int(128).default(256), "a whole number of megabytes ≥ 128"),
+    heapMb: read(env, "PONDER_MAX_HEAP_MB", int(128).default(224), "a whole number of megabytes ≥ 128"),
     cacheBytes: read(env, "PONDER_CACHE_BYTES", int(0).default(16 * 2 ** 20), "a whole number of bytes"),
   };
 }
