@@ -2,19 +2,13 @@
 export const seconds = (ms: number) => Math.round(ms) / 1000;
 export const perSecond = (events: number, s: number) => Math.round(events / s);
 
+type Timed = { seconds: number; peakMb?: number; ponderPeakMb?: number; sidecarPeakMb?: number };
+
 /**
  * A 2-core machine shared with other work varies by a second from run to run: each backfill
  * runs `repeat` times; the figure is the run with the median time, its peak memory the highest
  * seen, and every run's time is kept.
  */
-export async function median<T extends Timed>(repeat: number, run: (i: number) => Promise<T>) {
-  const runs: T[] = [];
-  for (let i = 0; i < repeat; i++) runs.push(await run(i));
-  return medianOf(runs);
-}
-
-type Timed = { seconds: number; peakMb?: number; ponderPeakMb?: number; sidecarPeakMb?: number };
-
 export function medianOf<T extends Timed>(runs: T[]): T & { runsSeconds: number[] } {
   const peak = (key: "peakMb" | "ponderPeakMb" | "sidecarPeakMb") =>
     runs[0]?.[key] === undefined ? {} : { [key]: Math.max(...runs.map((r) => r[key] ?? 0)) };
