@@ -157,8 +157,11 @@ export function ponderStartCommand(memory: PonderMemory, schema: string, port: n
 const dependenciesExceptViem: Plugin = {
   name: "dependencies-except-viem",
   setup(b) {
-    b.onResolve({ filter: /^[^./]/ }, (args) =>
-      /^(viem|abitype)($|\/)/.test(args.path) ? undefined : { path: args.path, external: true },
+    // A package's name: not the entry point, a path, or a package's own `#` import.
+    b.onResolve({ filter: /^[^./#]/ }, (args) =>
+      args.kind === "entry-point" || path.isAbsolute(args.path) || /^(viem|abitype)($|\/)/.test(args.path)
+        ? undefined
+        : { path: args.path, external: true },
     );
   },
 };
@@ -177,7 +180,6 @@ let sidecarBuild: Promise<string[]> | undefined;
  * two starts each, 2026-12-05), against a budget of 150 MB. A stack trace names the bundle's
  * lines and the functions' own names; `NODE_OPTIONS=--enable-source-maps` maps them to sidecar/.
  */
-
 export function sidecarCommand(): Promise<string[]> {
   if (sidecarBuild) return sidecarBuild;
   const building = (async () => {
