@@ -9,6 +9,7 @@
  *   --only a,b,c,d       run only these scenarios
  *   --out FILE           where the JSON goes (default bench/results/latest.json)
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -45,8 +46,24 @@ const REPEAT = Number(args.repeat);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const lab = await openLab(log);
 
+/** The code measured: a result file names its commit, and whether files differed from it. */
+function measuredCode() {
+  const git = (...a: string[]) => {
+    try {
+      return execFileSync("git", a, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    } catch {
+      return undefined; // not a git checkout (an unpacked release): nothing to name
+    }
+  };
+  const commit = git("rev-parse", "HEAD");
+  return commit === undefined
+    ? {}
+    : { commit, uncommitted: (git("status", "--porcelain", "--untracked-files=no") ?? "") !== "" };
+}
+
 const results: Record<string, unknown> = {
   at: new Date().toISOString(),
+  ...measuredCode(),
   machine: {
     cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model,
@@ -91,7 +108,8 @@ try {
   // keeps its RPC cache and developers for the cached runs.
   let url = "";
   if (only.has("a") || only.has("b")) {
-    log(`cold: (a) with private-node RPC settings and (b) in turn, ${REPEAT} runs each`);
+    const sides = [only.has("a") && "(a) with private-node RPC settings", only.has("b") && "(b)"].filter(Boolean);
+    log(`cold: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${REPEAT} runs each`);
     const bare: Awaited<ReturnType<typeof barePonder>>[] = [];
     const full: Awaited<ReturnType<typeof fullPipeline>>[] = [];
     for (let i = 0; i < REPEAT; i++) {
