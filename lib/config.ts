@@ -191,9 +191,10 @@ export function loadIndexerConfig(env: Env): IndexerConfig {
  * and kept every stake_event row written (2.2 GB at 1M events on Node's default heap); the
  * handlers only insert events and update developer_stake, so a small one costs nothing.
  *
- * The heap's 224 MB keep Ponder under 512 MB of resident memory at 1M events: a 256 MB heap
- * peaked at 535–550 MB there on a fast machine, at the cost of more collection (bench results
- * m1-heap224 and m1-heap192: docs/performance.md).
+ * The heap's 224 MB keep Ponder under 512 MB of resident memory at 1M events (478–497 MB in
+ * three runs): a 256 MB heap peaked at 533–550 MB there on a fast machine, at the cost of more
+ * collection (bench/results/m1-heap224*.json, m1-heap256.json, m1-heap192.json, scale-1205c.json:
+ * docs/performance.md).
  */
 export type PonderMemory = { heapMb: number; cacheBytes: number };
 
