@@ -61,6 +61,24 @@ function measuredCode() {
     : { commit, uncommitted: (git("status", "--porcelain", "--untracked-files=no") ?? "") !== "" };
 }
 
+/**
+ * (a) and (b) REPEAT times each, taking turns, who goes first alternating: a slower minute of the
+ * machine weighs on both sides, and the ratio is what the sidecar adds to Ponder.
+ */
+async function inTurns<A, B>(a: false | ((i: number) => Promise<A>), b: false | ((i: number) => Promise<B>)) {
+  const bare: A[] = [];
+  const full: B[] = [];
+  for (let i = 0; i < REPEAT; i++) {
+    const turns = [
+      ...(a ? [async () => bare.push(await a(i))] : []),
+      ...(b ? [async () => full.push(await b(i))] : []),
+    ];
+    if (i % 2 === 1) turns.reverse();
+    for (const turn of turns) await turn();
+  }
+  return { bare, full };
+}
+
 const results: Record<string, unknown> = {
   at: new Date().toISOString(),
   ...measuredCode(),
@@ -110,24 +128,18 @@ try {
   if (only.has("a") || only.has("b")) {
     const sides = [only.has("a") && "(a) with private-node RPC settings", only.has("b") && "(b)"].filter(Boolean);
     log(`cold: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${REPEAT} runs each`);
-    const bare: Awaited<ReturnType<typeof barePonder>>[] = [];
-    const full: Awaited<ReturnType<typeof fullPipeline>>[] = [];
-    for (let i = 0; i < REPEAT; i++) {
-      const turns: (() => Promise<unknown>)[] = [];
-      if (only.has("a"))
-        turns.push(async () =>
-          bare.push(await barePonder(lab, { ...privateNode, DATABASE_URL: await lab.freshDatabase() }, `a_tuned_${i}`)),
-        );
-      if (only.has("b"))
-        turns.push(async () => {
+    const { bare, full } = await inTurns(
+      only.has("a") &&
+        (async (i) => barePonder(lab, { ...privateNode, DATABASE_URL: await lab.freshDatabase() }, `a_tuned_${i}`)),
+      only.has("b") &&
+        (async (i) => {
           const fresh = await lab.freshDatabase();
           await prepareApplication(fresh, workload);
-          full.push(await fullPipeline(lab, fresh, privateNode, `b_cold_${i}`, workload));
+          const run = await fullPipeline(lab, fresh, privateNode, `b_cold_${i}`, workload);
           url = fresh;
-        });
-      if (i % 2 === 1) turns.reverse();
-      for (const turn of turns) await turn();
-    }
+          return run;
+        }),
+    );
     if (only.has("a")) {
       const tunedCold = medianOf(bare);
       Object.assign(results.barePonder as object, {
@@ -146,24 +158,15 @@ try {
       log("filling the RPC cache");
       await barePonder(lab, { ...privateNode, DATABASE_URL: url }, "cache_fill");
     }
-    const bare: Awaited<ReturnType<typeof barePonder>>[] = [];
-    const full: Awaited<ReturnType<typeof fullPipeline>>[] = [];
     log(`cached: (a) and (b) in turn, ${REPEAT} runs each`);
-    for (let i = 0; i < REPEAT; i++) {
-      const turns: (() => Promise<unknown>)[] = [];
-      if (only.has("a"))
-        turns.push(async () =>
-          bare.push(await barePonder(lab, { ...privateNode, DATABASE_URL: url }, `a_cached_${i}`)),
-        );
-      if (only.has("b")) {
-        turns.push(async () => {
+    const { bare, full } = await inTurns(
+      only.has("a") && ((i) => barePonder(lab, { ...privateNode, DATABASE_URL: url }, `a_cached_${i}`)),
+      only.has("b") &&
+        (async (i) => {
           await resetSidecar(url);
-          full.push(await fullPipeline(lab, url, privateNode, `b_cached_${i}`, workload));
-        });
-      }
-      if (i % 2 === 1) turns.reverse();
-      for (const turn of turns) await turn();
-    }
+          return fullPipeline(lab, url, privateNode, `b_cached_${i}`, workload);
+        }),
+    );
     if (only.has("a")) {
       const cached = medianOf(bare);
       Object.assign(results.barePonder as object, {
