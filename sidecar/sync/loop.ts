@@ -273,6 +273,7 @@ export class SyncLoop {
           walletIndexed: this.walletIndexed,
         });
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
+        const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
         const written =
@@ -282,6 +283,7 @@ export class SyncLoop {
                 walletIndexed: this.walletIndexed,
               });
         const durationMs = performance.now() - startedAt;
+        const writeMs = performance.now() - writeStartedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");
         if (step.kind === "waiting-for-ponder") {
@@ -289,7 +291,7 @@ export class SyncLoop {
         } else {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           const drifted = step.kind === "stepped" ? step.drifted : 0;
-          applied = this.recordStep(step, written, startedAt, durationMs);
+          applied = this.recordStep(step, written, startedAt, durationMs, writeMs);
           for (const request of requests) request.resolve({ drifted, changes: written.changes });
         }
         this.recovered();
@@ -349,7 +351,7 @@ export class SyncLoop {
   }
 
   /** Metrics, logs and hooks of a committed round. Returns whether it applied any event. */
-  private recordStep(step: Synced, written: Applied, startedAt: number, durationMs: number): boolean {
+  private recordStep(step: Synced, written: Applied, startedAt: number, durationMs: number, writeMs: number): boolean {
     const { chains, deferred, drifted, catchUp } =
       step.kind === "stepped" ? step : { chains: [], deferred: [], drifted: 0, catchUp: false };
     // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
@@ -371,6 +373,10 @@ export class SyncLoop {
             added: chain.added,
             removed: chain.removed,
             duration_ms: Math.round(durationMs),
+            // A step costs by the developers it writes more than by its events: the round's
+            // developers write (apply-developers.ts), and the rows it changed, on every chain.
+            write_ms: Math.round(writeMs),
+            developers_changed: written.changes.length,
           },
           "synced",
         );

@@ -3,6 +3,7 @@
  * tables: what it keeps between rounds, and what it must forget when it stops seeing Ponder.
  */
 import pg from "pg";
+import pino, { type Logger } from "pino";
 import { afterEach, expect, it, onTestFinished, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
 import { connectWriter, LEADER_LOCK } from "../../sidecar/leader";
@@ -27,10 +28,10 @@ async function rounds(n: number) {
   }
 }
 
-async function startLoop(env: Record<string, string> = {}) {
+async function startLoop(env: Record<string, string> = {}, log: Logger = createLogger("silent")) {
   fake = await fakePonder({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10", ...env });
   const heads = new Map([[CHAIN, { block: 40, at: Date.now() }]]);
-  loop = new SyncLoop(fake.config, createLogger("silent"), createMetrics([CHAIN]), heads);
+  loop = new SyncLoop(fake.config, log, createMetrics([CHAIN]), heads);
   loop.start();
   await waitFor("leadership", () => loop?.state.role === "leader", { timeoutMs: 30_000, intervalMs: 10 });
 }
@@ -64,6 +65,27 @@ async function expectNothingTakenBack(w: string) {
   await rounds(2);
   expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
 }
+
+it("logs each step with its developers write apart: how long it took and how many rows it changed", async () => {
+  const lines: Record<string, unknown>[] = [];
+  await startLoop({}, pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) }));
+  const [a, b, c] = [wallet(0x61), wallet(0x62), wallet(0x63)];
+  for (const w of [a, b, c]) await fake.register(w);
+  await fake.index(
+    [
+      { developer: a, amount: 30n * USDC, block: 24, tx: "0x61" },
+      { developer: b, amount: 5n * USDC, block: 24, log: 1, tx: "0x62" },
+      { developer: "0x00000000000000000000000000000000000000ff", amount: 7n * USDC, block: 25, tx: "0x63" },
+    ],
+    30,
+  );
+  await waitFor("a synced step", () => lines.some((l) => l.msg === "synced"), { timeoutMs: 30_000, intervalMs: 5 });
+  const synced = lines.find((l) => l.msg === "synced") as Record<string, number>;
+  // Three events; two registered developers written (the third wallet has no row), c untouched.
+  expect(synced).toMatchObject({ chain_id: CHAIN, added: 3, developers_changed: 2 });
+  expect(synced.write_ms).toBeGreaterThanOrEqual(0);
+  expect(synced.write_ms).toBeLessThanOrEqual(synced.duration_ms as number);
+});
 
 /**
  * A provider lagging twice (the same case in sync-reorgs.test.ts, "a state unseen"): a missing event
