@@ -88,13 +88,21 @@ function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS") {
 const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
 
 /**
- * V8's young generation for Ponder and the sidecar: semi-spaces of at most 16 MB. Node 24 lets
- * them grow to 64 MB each (128 MB of young generation, 1 MB to start), sized apart from
- * `--max-old-space-size`. Measured on the 100k bench, full pipeline, one run each: cold 44.1 s →
- * 26.6 s, cached 16.4 s → 14.0 s, Ponder's peak RSS 530 → 441 MB (8 and 32 MB gave the same
- * within noise). The young generation is where Ponder's per-event objects live and die.
+ * V8's young generation for the sidecar: semi-spaces of at most 16 MB. Node 24 lets them grow to
+ * 64 MB each (128 MB of young generation, 1 MB to start), sized apart from `--max-old-space-size`.
+ * Measured on the 100k bench, full pipeline, one run each: cold 44.1 s → 26.6 s, cached 16.4 s →
+ * 14.0 s, Ponder's peak RSS 530 → 441 MB (8 and 32 MB gave the same within noise). The young
+ * generation is where Ponder's per-event objects live and die.
  */
 const SEMI_SPACE_MB = 16;
+
+/**
+ * Ponder's: 8 MB, 24 MB less young generation than 16 and no slower. At 1M events, cold, Ponder
+ * peaked at 472 and 490 MB against 478–505 MB with 16 (two runs against four, 2026-12-05); at
+ * 100k its runs took 12.8–13.9 s cold and 5.6–5.8 s cached against 13.5–16.4 s and 5.6–6.5 s
+ * (bench/results/m1-semi8*.json, ab-semi8.json; docs/performance.md).
+ */
+const PONDER_SEMI_SPACE_MB = 8;
 
 /** Gives Ponder's relative imports their format from a cache: a second less of CPU at each start (see the file). */
 const esmScopeCache = pathToFileURL(path.join(repoRoot, "lib", "esm-scope-cache.mjs")).href;
@@ -107,7 +115,7 @@ export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
   return {
     args: [
       `--max-old-space-size=${memory.heapMb}`,
-      `--max-semi-space-size=${SEMI_SPACE_MB}`,
+      `--max-semi-space-size=${PONDER_SEMI_SPACE_MB}`,
       "--import",
       esmScopeCache,
       "--import",
