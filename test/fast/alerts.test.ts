@@ -185,7 +185,7 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   fake = await fakePonder({ MIN_STAKE: "10" });
   webhook = await startWebhook();
   const { heads, loop, appOn } = sidecarParts(fake.config);
-  const app = appOn(fake.db as unknown as pg.Pool);
+  const app = appOn(fake.pool());
   const differ = async () => ((await (await app.request("/status")).json()) as Status).settingsDiffer;
   // This sidecar, and another with the same settings: nothing to tell.
   await announceSettings(fake.db, fake.config);
@@ -222,10 +222,7 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   loop.state.role = "leader";
   const check = async () => {
     for (const chain of fake.config.chains) heads.set(chain.id, { block: 30, at: Date.now() });
-    await monitor.check(
-      await readStatus(fake.db as unknown as pg.Pool, fake.config, heads, null, loop.state),
-      loop.state,
-    );
+    await monitor.check(await readStatus(fake.pool(), fake.config, heads, null, loop.state), loop.state);
     await alerts.flush();
   };
   await check();

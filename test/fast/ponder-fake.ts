@@ -46,6 +46,12 @@ export type FakeEvent = {
 export type Fake = {
   url: string;
   db: pg.Client;
+  /**
+   * A pool on the fake's database, made at the first call and ended with the fake: what the
+   * sidecar's reads take in production (readStatus, the HTTP app), which send reads at once. On
+   * `db`, one client, pg warns that concurrent queries on a client end with pg 9.
+   */
+  pool: () => pg.Pool;
   config: SidecarConfig;
   /** One round of the leader's loop: a sync step, then the developers write. */
   round: (options?: { reconcile?: boolean }) => Promise<Applied & { step: StepResult }>;
@@ -144,9 +150,14 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     walletIndexed: await walletIndexed(db, config.developersTable),
   };
   let ended = false;
+  let pool: pg.Pool | undefined;
   return {
     url,
     db,
+    pool: () => {
+      pool ??= new pg.Pool({ connectionString: url, max: 4 });
+      return pool;
+    },
     config,
     round: async ({ reconcile = false } = {}) => {
       const read = await followSource(db, config, source.schema, guard, source.watch);
@@ -209,6 +220,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     close: async () => {
       if (ended) return;
       ended = true;
+      await pool?.end();
       await db.end();
       closed.push(name);
     },

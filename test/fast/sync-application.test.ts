@@ -347,7 +347,7 @@ describe("the application's own transactions on developers", () => {
     // A monitor of each check's own, as a new leader's: what fires is what Alerts holds.
     const shadow = { ...fake.config, mode: "shadow" as const };
     const check = async (config = fake.config) => {
-      const status = await readStatus(fake.db as unknown as pg.Pool, config, heads, null, loop.state);
+      const status = await readStatus(fake.pool(), config, heads, null, loop.state);
       await new AlertMonitor(config, heads, alerts).check(status, loop.state);
       const paged = alerts.firing().some((f) => f.rule === "developers_refused");
       observeStatus(metrics, status, undefined, heads, config.mode);
