@@ -90,14 +90,15 @@ const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "
 /**
  * V8's young generation for the sidecar: semi-spaces of at most 16 MB. Node 24 lets them grow to
  * 64 MB each (128 MB of young generation, 1 MB to start), sized apart from `--max-old-space-size`.
- * Measured on the 100k bench, full pipeline, one run each: cold 44.1 s → 26.6 s, cached 16.4 s →
- * 14.0 s, Ponder's peak RSS 530 → 441 MB (8 and 32 MB gave the same within noise). The young
- * generation is where Ponder's per-event objects live and die.
+ * The cap was set for both processes at first, measured on the 100k bench, full pipeline, one run
+ * each: cold 44.1 s → 26.6 s, cached 16.4 s → 14.0 s, Ponder's peak RSS 530 → 441 MB (8 and 32 MB
+ * gave the same within noise); Ponder has its own since (below).
  */
-const SEMI_SPACE_MB = 16;
+const SIDECAR_SEMI_SPACE_MB = 16;
 
 /**
- * Ponder's: 8 MB, 24 MB less young generation than 16 and no slower. At 1M events, cold, Ponder
+ * Ponder's: 8 MB, 24 MB less young generation than 16 and no slower (its young generation is
+ * where its per-event objects live and die). At 1M events, cold, Ponder
  * peaked at 472 and 490 MB against 478–505 MB with 16 (two runs against four, 2026-12-05); at
  * 100k its runs took 12.8–13.9 s cold and 5.6–5.8 s cached against 13.5–16.4 s and 5.6–6.5 s
  * (bench/results/m1-semi8*.json, ab-semi8.json; docs/performance.md).
@@ -216,9 +217,9 @@ export function sidecarCommand(): Promise<string[]> {
         renameSync(temporary, file.path);
       }
     } catch {
-      return [`--max-semi-space-size=${SEMI_SPACE_MB}`, "--import", "tsx", entry]; // a read-only checkout
+      return [`--max-semi-space-size=${SIDECAR_SEMI_SPACE_MB}`, "--import", "tsx", entry]; // a read-only checkout
     }
-    return [`--max-semi-space-size=${SEMI_SPACE_MB}`, out];
+    return [`--max-semi-space-size=${SIDECAR_SEMI_SPACE_MB}`, out];
   })();
   sidecarBuild = building;
   // A failed build is not kept: the next caller builds again.

@@ -282,8 +282,9 @@ export class SyncLoop {
             : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
                 walletIndexed: this.walletIndexed,
               });
-        const durationMs = performance.now() - startedAt;
-        const writeMs = performance.now() - writeStartedAt;
+        const endedAt = performance.now();
+        const durationMs = endedAt - startedAt;
+        const writeMs = endedAt - writeStartedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");
         if (step.kind === "waiting-for-ponder") {
