@@ -276,12 +276,17 @@ export class SyncLoop {
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
-        const written =
+        const queued =
           step.kind === "waiting-for-ponder"
             ? NOTHING
             : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
                 walletIndexed: this.walletIndexed,
               });
+        // A bulk step wrote its developers itself (write-in-step.ts): the round's changes are both.
+        const written =
+          step.kind === "stepped" && step.written.length > 0
+            ? { ...queued, changes: [...step.written, ...queued.changes] }
+            : queued;
         const endedAt = performance.now();
         const durationMs = endedAt - startedAt;
         const writeMs = endedAt - writeStartedAt;
@@ -360,6 +365,12 @@ export class SyncLoop {
     if (catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
     if (chains.length > 0) this.steppedAt = startedAt;
     if (drifted > 0) this.log.warn({ drifted }, "reconcile repaired chain_stake drift");
+    if (step.kind === "stepped" && step.fellBack !== undefined) {
+      this.log.info(
+        { err: errorText(step.fellBack) },
+        "a bulk step's own developers write failed; the step ran again and queued them instead",
+      );
+    }
     this.noteDeferred(deferred);
     this.state.lastSyncAt = new Date().toISOString();
     for (const chain of chains) {

@@ -6,7 +6,9 @@
  * step's last round trip (which carries its COMMIT) has reached the server, lets it commit whole;
  * the next step redoes or goes on from it (the leader lock is the session's until the server has
  * run it). The queue is written to developers right after, in a transaction of its own
- * (apply-developers.ts). Each operation is a file in ./sql, stating the tables it reads and writes.
+ * (apply-developers.ts); a bulk step writes its developers itself instead, before the queue, and
+ * queues only those it could not write (write-in-step.ts). Each operation is a file in ./sql,
+ * stating the tables it reads and writes.
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
@@ -36,6 +38,8 @@ import { ponderPresent, progressFrom, progressStatements, readProgress } from ".
 import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
+import { type Change, changesFrom } from "./sql/write-developers";
+import { writeInStep } from "./sql/write-in-step";
 import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
@@ -63,6 +67,13 @@ export type StepResult =
       catchUp: boolean;
       /** The queue's pending wallets after the step, when it read them: for the developers write. */
       pending?: string[];
+      /** A bulk step's developers, written by the step itself (write-in-step.ts). */
+      written: Change[];
+      /**
+       * A bulk step whose own write failed (an application's update since its snapshot, a refused
+       * row): the step ran again with the queue's path. The first attempt's error.
+       */
+      fellBack?: unknown;
     };
 
 export type StepOptions = {
@@ -80,7 +91,21 @@ export type StepOptions = {
    * findStaleTogether).
    */
   walletIndexed?: boolean;
+  /**
+   * A bulk step may write its developers itself (write-in-step.ts): the loop's way. False: every
+   * step queues, as a test compares.
+   */
+  writeInStep?: boolean;
+  /** The bound on each statement of it (WRITE_IN_STEP_MAX_MS; a test's shorter one). */
+  writeInStepMaxMs?: number;
 };
+
+/** A bulk step's own write failed: the step runs again without it (see write-in-step.ts). */
+class WriteInStepFailed extends Error {
+  constructor(readonly failure: unknown) {
+    super("the step's own developers write failed", { cause: failure });
+  }
+}
 
 /**
  * Runs in the caller's connection; the caller holds the leader lock on it. With `reconcile`,
@@ -93,23 +118,45 @@ export async function syncStep(
   guard: RemovalGuard,
   options: StepOptions,
 ): Promise<StepResult> {
+  // The guard as it was: a step run again after its own write failed sees the removals its first
+  // attempt saw, not as sightings of their own.
+  const before = new Map([...guard].map(([chainId, keys]) => [chainId, new Map(keys)]));
+  try {
+    return await stepSeen(db, config, guard, options, options.writeInStep ?? true);
+  } catch (error) {
+    if (!(error instanceof WriteInStepFailed)) throw error;
+    guard.clear();
+    for (const [chainId, keys] of before) guard.set(chainId, keys);
+    const result = await stepSeen(db, config, guard, options, false);
+    return result.kind === "stepped" ? { ...result, fellBack: error.failure } : result;
+  }
+}
+
+async function stepSeen(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  guard: RemovalGuard,
+  options: StepOptions,
+  ownWrite: boolean,
+): Promise<StepResult> {
   if (options.ponderSeen) {
     try {
-      return await stepOnce(db, config, guard, options, true);
+      return await stepOnce(db, config, guard, options, true, ownWrite);
     } catch (error) {
       // Gone since (a `ponder dev` restart drops its tables): asked again, as a first step asks.
       if (!missingRelation(error)) throw error;
     }
   }
-  return stepOnce(db, config, guard, options, false);
+  return stepOnce(db, config, guard, options, false, ownWrite);
 }
 
 async function stepOnce(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads, catchUp, walletIndexed = false }: StepOptions,
+  { reconcile = false, heads, catchUp, walletIndexed = false, writeInStepMaxMs }: StepOptions,
   seen: boolean,
+  ownWrite: boolean,
 ): Promise<StepResult> {
   // Past the developers table, every lock the step waits for, it waits for at most
   // SYNC_LOCK_WAIT_MS: an instance frozen in one of its own transactions fails the step, which is
@@ -152,7 +199,13 @@ async function stepOnce(
         { prepared: true },
       );
       if (yes(ledger) && !yes(registrations)) {
-        const nothing = { chains: chainSteps(windows, new Map()), deferred: [], drifted: 0, catchUp: false };
+        const nothing = {
+          chains: chainSteps(windows, new Map()),
+          deferred: [],
+          drifted: 0,
+          catchUp: false,
+          written: [],
+        };
         return { kind: "stepped", ...nothing, pending: pending && walletsFrom(pending) };
       }
     }
@@ -172,7 +225,14 @@ async function stepOnce(
       windows = windows.filter((w) => !deferred.includes(w.chainId));
     }
     const waiting = [...deferred, ...held.map((h) => h.chainId)];
-    const stepped = { kind: "stepped" as const, chains: [], deferred: waiting, drifted: 0, catchUp: catchingUp };
+    const stepped = {
+      kind: "stepped" as const,
+      chains: [],
+      deferred: waiting,
+      drifted: 0,
+      catchUp: catchingUp,
+      written: [] as Change[],
+    };
     if (windows.length === 0 && !reconcile) return stepped;
 
     // The ledger, the stakes and the affected developers go with the queue's first look-up, but
@@ -202,13 +262,34 @@ async function stepOnce(
       walletIndexed && !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);
     const first = together ? [...changes, ...findStaleTogether(config, confirmed)] : [];
     if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
+    // A bulk step writes its developers itself (write-in-step.ts), with the index on their wallets
+    // (its look-up is the server's, as findStaleTogether's). Its rounds are few; a realtime one
+    // queues, and the write after it is prepared (apply-developers.ts).
+    let written: Change[] = [];
+    if (
+      ownWrite &&
+      !together &&
+      !reconcile &&
+      config.mode === "write" &&
+      walletIndexed &&
+      events > TOGETHER_MAX_EVENTS
+    ) {
+      const statements = writeInStep(config, writeInStepMaxMs);
+      try {
+        const rows = await allRows(db, statements);
+        // Counted from the end: the write, then the removal of what it wrote from stale, the reset.
+        written = changesFrom(rows.at(-3));
+      } catch (error) {
+        throw new WriteInStepFailed(error);
+      }
+    }
     const last = [...first, ...queueDevelopers, ...advanceCursor];
     const read = pendingFor(config);
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
     const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together });
     // Counted from the end, as the COMMIT's rows come last.
     const pending = read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
-    return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending });
+    return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending, written });
   });
 }
 

@@ -54,7 +54,11 @@ export type Fake = {
   pool: () => pg.Pool;
   config: SidecarConfig;
   /** One round of the leader's loop: a sync step, then the developers write. */
-  round: (options?: { reconcile?: boolean }) => Promise<Applied & { step: StepResult }>;
+  round: (options?: {
+    reconcile?: boolean;
+    writeInStep?: boolean;
+    writeInStepMaxMs?: number;
+  }) => Promise<Applied & { step: StepResult }>;
   /** Ponder commits events (in their blocks) and, unless told otherwise, its checkpoint. */
   index: (events: FakeEvent[], head?: number) => Promise<void>;
   /** Ponder's checkpoint row and readiness. */
@@ -159,7 +163,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       return pool;
     },
     config,
-    round: async ({ reconcile = false } = {}) => {
+    round: async ({ reconcile = false, writeInStep = true, writeInStepMaxMs } = {}) => {
       const read = await followSource(db, config, source.schema, guard, source.watch);
       source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime. The
@@ -179,10 +183,15 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         catchUp: "due",
         ponderSeen,
         walletIndexed: source.walletIndexed,
+        writeInStep,
+        writeInStepMaxMs,
       });
       source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;
       const pending = step.kind === "stepped" ? step.pending : undefined;
-      return { step, ...(await applyDevelopers(db, config, pending, { walletIndexed: source.walletIndexed })) };
+      const applied = await applyDevelopers(db, config, pending, { walletIndexed: source.walletIndexed });
+      // As the loop: a bulk step's own changes first.
+      const written = step.kind === "stepped" ? step.written : [];
+      return { step, ...applied, changes: [...written, ...applied.changes] };
     },
     ...primary,
     replica: (schema) => {

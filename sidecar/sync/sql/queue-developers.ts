@@ -89,6 +89,26 @@ function staleQuery(config: SidecarConfig) {
      RETURNING wallet, activating`;
 }
 
+/** The columns of a queue entry that a step fills: the developers write reads them (write-developers.ts). */
+export const ENTRY_COLUMNS = `wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at,
+  activated_chain, activated_block`;
+
+/**
+ * The entries this step owes, one per developer of `stale`: with the event that caused it
+ * (`affected`) and a first activation's crossing stake (`activation`), in ENTRY_COLUMNS. What the
+ * queue takes (queueDevelopers), or, in a bulk step, what the step writes at once
+ * (write-in-step.ts).
+ * A first activation whose crossing stake Ponder does not show (its rows above the cursor are
+ * gone while it recovers or lags) waits: written now, staked_at would stay empty for good. The
+ * next reconciliation, or the developer's next event, queues it again.
+ */
+export const STEP_ENTRIES = `SELECT s.wallet, a.reason, a.chain_id, a.block_number, a.transaction_hash, a.block_timestamp,
+            CASE WHEN x.found THEN x.block_timestamp END AS activated_at,
+            CASE WHEN x.found THEN x.chain_id END AS activated_chain,
+            CASE WHEN x.found THEN x.block_number END AS activated_block
+       FROM stale s JOIN affected a ON a.wallet = s.wallet LEFT JOIN activation x ON x.wallet = s.wallet
+      WHERE NOT s.activating OR x.found`;
+
 /**
  * Queues in `stakesync.developer_queue` the developers of `stale`, with the event that caused it
  * (`affected`) and a first activation's block time (`activation`). Without parameters: sent with
@@ -106,17 +126,8 @@ function staleQuery(config: SidecarConfig) {
 export const queueDevelopers: Statements = [
   `DELETE FROM stakesync.developer_queue q USING affected a
     WHERE q.wallet = a.wallet AND q.state = 'dead' AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)`,
-  `INSERT INTO stakesync.developer_queue
-            (wallet, reason, chain_id, block_number, transaction_hash, block_timestamp, activated_at,
-             activated_chain, activated_block)
-     SELECT s.wallet, a.reason, a.chain_id, a.block_number, a.transaction_hash, a.block_timestamp,
-            CASE WHEN x.found THEN x.block_timestamp END, CASE WHEN x.found THEN x.chain_id END,
-            CASE WHEN x.found THEN x.block_number END
-       FROM stale s JOIN affected a ON a.wallet = s.wallet LEFT JOIN activation x ON x.wallet = s.wallet
-      -- A first activation whose crossing stake Ponder does not show (its rows above the cursor are
-      -- gone while it recovers or lags) waits: written now, staked_at would stay empty for good.
-      -- The next reconciliation, or the developer's next event, queues it again.
-      WHERE NOT s.activating OR x.found
+  `INSERT INTO stakesync.developer_queue (${ENTRY_COLUMNS})
+     ${STEP_ENTRIES}
      ON CONFLICT (wallet) DO UPDATE
         SET reason = CASE WHEN 'reorg' IN (developer_queue.reason, excluded.reason) THEN 'reorg'
                           WHEN 'stake' IN (developer_queue.reason, excluded.reason) THEN 'stake'

@@ -13,7 +13,8 @@
  * Who writes and reads each: sync_window (diff-events → record-events, advance-cursor),
  * sync_delta (diff-events → record-events, add-chain-stake, mark-affected), affected
  * (mark-affected, find-registrations, reconcile-stakes → queue-developers), stale and activation
- * (queue-developers, find-activations), claimed (claim-developers → write-developers).
+ * (queue-developers, find-activations), claimed (claim-developers or write-in-step →
+ * write-developers).
  */
 
 /** Bytes (tables and indexes together) past which the tables are truncated rather than deleted. */
@@ -33,6 +34,9 @@ function prepare(tables: Record<string, string>): string {
   END $$;`;
 }
 
+/** The developers rows a write locked (claim-developers.ts, write-in-step.ts). */
+const CLAIMED = "wallet text, row_id tid";
+
 /** Sent with the step's BEGIN: one round trip. */
 export const STEP_TABLES = prepare({
   sync_window: "chain_id integer, cursor bigint, lower bigint, target bigint, diff_to bigint, final_block bigint",
@@ -42,7 +46,8 @@ export const STEP_TABLES = prepare({
     block_timestamp bigint, reason text NOT NULL`,
   stale: "wallet text, activating boolean",
   activation: "wallet text, block_timestamp bigint, chain_id integer, block_number bigint, found boolean",
+  claimed: CLAIMED,
 });
 
 /** Sent with the developers write's BEGIN. */
-export const APPLY_TABLES = prepare({ claimed: "wallet text, row_id tid" });
+export const APPLY_TABLES = prepare({ claimed: CLAIMED });

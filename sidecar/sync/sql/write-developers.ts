@@ -1,6 +1,7 @@
 import type { SidecarConfig } from "../../../lib/config";
 import { inline, type Statements } from "../../db/together";
 import { confirmedStake, tokenFactor } from "./fragments";
+import { STEP_ENTRIES } from "./queue-developers";
 
 export type Change = {
   wallet: string;
@@ -22,7 +23,7 @@ export type Change = {
  * and stakesync.developer_queue. Its rows are the changes (`changesFrom`). Its values go in as
  * literals: sent with the COMMIT, one round trip.
  */
-export function writeDevelopers(config: SidecarConfig, only: string[] | null): Statements {
+export function writeDevelopers(config: SidecarConfig, only: string[] | null, from: EntrySource = "queue"): Statements {
   const dev = config.developersTable.sql;
   const effectsFrom = config.chains.filter((c) => c.effectsFromBlock !== undefined);
   const statement = inline(
@@ -42,10 +43,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
          JOIN totals t ON t.wallet = m.wallet
         WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM mine))
      ),
-     done AS (
-       DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
-       RETURNING q.*
-     ),
+     done AS (${from === "queue" ? FROM_QUEUE : FROM_STEP}),
      changed AS (
        UPDATE ${dev} d
           SET status = n.new_status,
@@ -111,6 +109,16 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null): S
   );
   return [statement];
 }
+
+/**
+ * Where the entries written come from: the queue, whose entries are done once written (changed
+ * or not); or, in a bulk step, the step's own (STEP_ENTRIES, with no attempts before), which
+ * never went to the queue (write-in-step.ts).
+ */
+export type EntrySource = "queue" | "step";
+const FROM_QUEUE = `DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
+       RETURNING q.*`;
+const FROM_STEP = `SELECT e.*, 0 AS attempts FROM (${STEP_ENTRIES}) e WHERE e.wallet IN (SELECT wallet FROM totals)`;
 
 /** The changes, from the rows of `writeDevelopers`. */
 export const changesFrom = (rows: unknown[] | undefined) => (rows ?? []) as Change[];

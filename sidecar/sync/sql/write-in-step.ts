@@ -1,0 +1,55 @@
+/**
+ * A bulk step (a catch-up, or a sidecar back after an outage: thousands of events) writes its
+ * developers itself, in its own transaction, instead of queueing them for the developers write
+ * that follows (apply-developers.ts): the same rows, values, audit rows and welcome jobs
+ * (writeDevelopers, fed with the step's entries instead of the queue's), without writing each
+ * developer to the queue and deleting it again, and with the cursor in the same commit. In the
+ * bench's cached backfill (100,000 events, 10,000 developers) that was a fifth of each step
+ * (docs/performance.md).
+ *
+ * Only what the write can take as it is: a developer with a queue entry (held by the
+ * application before, or a dead letter) is queued as before, where the queue's rules merge the
+ * entries. The rows are locked as the developers write locks them (SKIP LOCKED: a row an
+ * application transaction holds is queued, for the write after the step). The step's snapshot
+ * is REPEATABLE READ: a row the application changed since it began fails the lock with 40001,
+ * and a refused row (a CHECK, a trigger) fails the write; either way the step is rolled back and
+ * run again without this (step.ts), and the queue's path sets the refused row aside. So a step
+ * commits here exactly what the queue's path would have, or nothing.
+ *
+ * Reads `stale`, `affected`, `activation` and developers; writes `claimed`, developers,
+ * stakesync.audit and stakesync.outbox, and takes the developers written out of `stale`, so that
+ * queueDevelopers queues the rest. Its one result with rows is the changes (`changesFrom`).
+ */
+import type { SidecarConfig } from "../../../lib/config";
+import type { Statements } from "../../db/together";
+import { writeDevelopers } from "./write-developers";
+
+/**
+ * The longest each of its statements may take. Past it the step is run again on the queue's
+ * path, whose developers write holds nothing of Ponder's: this one holds the step's lock on
+ * Ponder's events, which Ponder's reorgs and crash recovery wait for. 10,000 developers take 0.2 s
+ * here (docs/performance.md); a write 50 times slower is an application trigger's doing.
+ */
+export const WRITE_IN_STEP_MAX_MS = 10_000;
+
+export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS): Statements {
+  const dev = config.developersTable.sql;
+  return [
+    `SET LOCAL statement_timeout = ${Math.trunc(maxMs)}`,
+    // A deferred constraint of the application's would refuse a row at COMMIT, which fails the
+    // whole step with nothing to fall back on: checked at the write instead (as BEGIN_APPLY does).
+    "SET CONSTRAINTS ALL IMMEDIATE",
+    // Through the index on lower(wallet_address) (the bulk path is taken only with it, see
+    // step.ts): the wallets computed by the server, as findStaleTogether's.
+    `INSERT INTO claimed (wallet, row_id)
+     SELECT lower(d.wallet_address), d.ctid FROM ${dev} d
+      WHERE lower(d.wallet_address) = ANY (ARRAY(
+              SELECT s.wallet FROM stale s
+               WHERE NOT EXISTS (SELECT 1 FROM stakesync.developer_queue q WHERE q.wallet = s.wallet)))
+        FOR UPDATE SKIP LOCKED`,
+    ...writeDevelopers(config, null, "step"),
+    "DELETE FROM stale s USING claimed c WHERE c.wallet = s.wallet",
+    // The operator's own bound, or none, for the rest of the step.
+    "SET LOCAL statement_timeout TO DEFAULT",
+  ];
+}

@@ -1,0 +1,215 @@
+/**
+ * A bulk step (more than TOGETHER_MAX_EVENTS events) writes its developers itself
+ * (write-in-step.ts): the same outcome as the queue's path, and the queue's handling of the
+ * application's transactions and refusals, on fabricated Ponder tables.
+ */
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { waitFor } from "../../lib/wait";
+import { TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
+import { CHAIN, type Fake, fakePonder, refuseUpdates, SCHEMA, wallet } from "./ponder-fake";
+
+const fakes: Fake[] = [];
+afterEach(async () => {
+  await Promise.all(fakes.splice(0).map((f) => f.close()));
+});
+
+async function fake(): Promise<Fake> {
+  const f = await fakePonder({ MIN_STAKE: "5" });
+  fakes.push(f);
+  return f;
+}
+
+const WALLETS = 200;
+const BASE = 0x1000;
+const EVENTS = 2000;
+
+/**
+ * Ponder commits EVENTS events over WALLETS wallets (wallet(BASE + g % WALLETS)), 100 a block
+ * from block 1: each wallet's events k = g / WALLETS stakes of 2 USDC but for k = 3 and 8, unstakes
+ * of 1. A running sum of 2, 4, 3, 5: it crosses MIN_STAKE (5) at a wallet's fourth event, so
+ * first activations are found by the replay.
+ */
+async function bulk(f: Fake) {
+  await f.db.query(
+    `INSERT INTO ${SCHEMA}.stake_event
+     SELECT lpad((1700000000 + b * 12)::text, 10, '0') || lpad('${CHAIN}', 16, '0') || lpad(b::text, 16, '0')
+              || lpad(g::text, 16, '0') || '5' || lpad('0', 16, '0'),
+            ${CHAIN}, '0x' || lpad(to_hex(${BASE} + g % ${WALLETS}), 40, '0'),
+            CASE WHEN (g / ${WALLETS}) % 5 = 3 THEN 'unstaked' ELSE 'staked' END,
+            CASE WHEN (g / ${WALLETS}) % 5 = 3 THEN 1000000 ELSE 2000000 END,
+            b, 1700000000 + b * 12, '0x' || lpad(to_hex(g), 64, '0'), 0
+       FROM generate_series(1, ${EVENTS}) g, LATERAL (SELECT 1 + g / 100 AS b) x`,
+  );
+  const last = 1 + Math.floor(EVENTS / 100);
+  await f.progress({ latest: last + 2, safe: last + 2, finalized: last + 2 });
+}
+
+/**
+ * The application's rows, the same in each fake: most wallets registered, with an email or
+ * without, one already active before (another system's, with staked_at: a historic welcome).
+ */
+async function register(f: Fake) {
+  await f.db.query(
+    `INSERT INTO developers (wallet_address, email, status, staked_at)
+     SELECT '0x' || lpad(to_hex(${BASE} + n), 40, '0'), CASE WHEN n % 7 = 3 THEN NULL ELSE 'd' || n || '@example.com' END,
+            CASE WHEN n = 5 THEN 'inactive' ELSE 'pending' END,
+            CASE WHEN n = 5 THEN timestamptz '2024-01-01' END
+       FROM generate_series(0, ${WALLETS - 1}) n WHERE n % 10 <> 9`,
+  );
+}
+
+/** Everything the sync writes, as comparable rows. */
+async function outcome(f: Fake) {
+  const rows = async (sql: string) => (await f.db.query(sql)).rows;
+  return {
+    developers: await rows(
+      "SELECT lower(wallet_address) AS wallet, status, stake_amount::text, staked_at FROM developers ORDER BY 1",
+    ),
+    audit: await rows(
+      `SELECT wallet, old_status, new_status, old_amount::text, new_amount::text, chain_id, block_number::text,
+              transaction_hash, reason FROM stakesync.audit ORDER BY wallet, id`,
+    ),
+    outbox: await rows("SELECT kind, wallet, state, skip_reason FROM stakesync.outbox ORDER BY kind, wallet"),
+    queue: await rows("SELECT wallet, state, reason FROM stakesync.developer_queue ORDER BY wallet"),
+    stakes: await rows("SELECT wallet, chain_id, amount::text FROM stakesync.chain_stake ORDER BY 1, 2"),
+    cursor: await rows("SELECT chain_id, block, final_block FROM stakesync.cursor ORDER BY 1"),
+  };
+}
+
+describe("a bulk step's own developers write", () => {
+  it("writes what the queue's path writes: rows, staked_at, audit rows, welcome jobs, cursor; queues nothing", async () => {
+    const [inStep, queued] = await Promise.all([fake(), fake()]);
+    for (const f of [inStep, queued]) {
+      await register(f);
+      await bulk(f);
+    }
+    const a = await inStep.round();
+    const b = await queued.round({ writeInStep: false });
+    expect(a.step.kind === "stepped" && a.step.chains[0]?.added).toBeGreaterThan(TOGETHER_MAX_EVENTS);
+    // The paths taken: the step's own write, and the queue's.
+    expect(a.step.kind === "stepped" && a.step.written.length).toBe(a.changes.length);
+    expect(b.step.kind === "stepped" && b.step.written.length).toBe(0);
+    expect(a.changes.length).toBe(180);
+    const [one, other] = [await outcome(inStep), await outcome(queued)];
+    expect(one).toEqual(other);
+    // What it wrote, stated: first activations with the replayed crossing's time, each welcome
+    // as the rules decide it, and an empty queue.
+    expect(one.queue).toEqual([]);
+    expect(one.outbox.filter((o) => o.skip_reason === "historic").map((o) => o.wallet)).toEqual([wallet(BASE + 5)]);
+    expect(one.outbox.filter((o) => o.skip_reason === "no_email")).toHaveLength(26);
+    expect(one.outbox.filter((o) => o.state === "pending")).toHaveLength(153);
+    const first = one.developers.find((d) => d.wallet === wallet(BASE));
+    // wallet BASE's events: g = 200, 400, … (block 3, 5, …): its fourth, g = 800, is in block 9.
+    expect(first).toMatchObject({
+      status: "active",
+      stake_amount: "14.000000",
+      staked_at: new Date((1_700_000_000 + 9 * 12) * 1000),
+    });
+  });
+
+  it("leaves a row the application holds to the queue, written once it commits, its columns kept", async () => {
+    const f = await fake();
+    await register(f);
+    await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
+    const held = wallet(BASE + 1);
+    const app = new pg.Client({ connectionString: f.url });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await app.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [held]);
+      await bulk(f);
+      const first = await f.round();
+      expect(first.step.kind === "stepped" && first.step.written.length).toBe(179);
+      expect(first.changes.map((c) => c.wallet)).not.toContain(held);
+      expect(first.held).toBe(1);
+      expect(await f.developer(held)).toMatchObject({ status: "pending" });
+      await app.query("COMMIT");
+    } finally {
+      await app.end();
+    }
+    const second = await f.round();
+    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+    expect(await f.developer(held)).toMatchObject({ status: "active" });
+    const { rows } = await f.db.query("SELECT last_seen FROM developers WHERE wallet_address = $1", [held]);
+    expect(rows[0]?.last_seen).not.toBeNull();
+  });
+
+  it("runs the step again on the queue's path when a row is refused: that row a dead letter, every other written", async () => {
+    const f = await fake();
+    await register(f);
+    const refused = wallet(BASE + 2);
+    await refuseUpdates(f, `NEW.wallet_address = '${refused}'`);
+    await bulk(f);
+    const round = await f.round();
+    expect(round.step.kind === "stepped" && (round.step.fellBack as { code?: string }).code).toBe("P0001");
+    expect(round.step.kind === "stepped" && round.step.written).toEqual([]);
+    expect(round.refused.map((r) => r.wallet)).toEqual([refused]);
+    expect(round.changes).toHaveLength(179);
+    const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: refused, state: "dead" }]);
+  });
+
+  it("runs the step again on the queue's path when its write outlasts its bound (a slow application trigger)", async () => {
+    const f = await fake();
+    await register(f);
+    const slow = wallet(BASE + 4);
+    // The write holds the step's lock on Ponder's events: a slow trigger's row goes to the
+    // queue's path, which holds none. The trigger takes 1 s; the bound here is 0.2 s.
+    await f.db.query(`
+      CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_sleep(1);
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER slow BEFORE UPDATE ON developers FOR EACH ROW
+        WHEN (NEW.wallet_address = '${slow}') EXECUTE FUNCTION slow();`);
+    await bulk(f);
+    const round = await f.round({ writeInStepMaxMs: 200 });
+    expect(round.step.kind === "stepped" && (round.step.fellBack as { code?: string }).code).toBe("57014");
+    expect(round.changes).toHaveLength(180);
+    expect(await f.developer(slow)).toMatchObject({ status: "active" });
+  });
+
+  it("runs the step again when the application changed a row after the step's snapshot (40001), keeping its change", async () => {
+    const f = await fake();
+    await register(f);
+    await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
+    const changed = wallet(BASE + 3);
+    // The step waits, once its snapshot is taken, for the test's advisory lock: written into the
+    // stakes, before the developers are looked up. Without a bound (the step bounds its waits).
+    await f.db.query(`
+      CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM set_config('lock_timeout', '0', true);
+        PERFORM pg_advisory_xact_lock_shared(4242);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER pause AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION pause();`);
+    await bulk(f);
+    const test = new pg.Client({ connectionString: f.url });
+    await test.connect();
+    try {
+      await test.query("SELECT pg_advisory_lock(4242)");
+      const round = f.round();
+      await waitFor("the step to wait for the lock", async () => {
+        const { rows } = await test.query(
+          "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
+        );
+        return rows.length > 0;
+      });
+      await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [changed]);
+      await test.query("SELECT pg_advisory_unlock(4242)");
+      const done = await round;
+      expect(done.step.kind === "stepped" && (done.step.fellBack as { code?: string }).code).toBe("40001");
+      expect(done.changes).toHaveLength(180);
+    } finally {
+      await test.end();
+    }
+    expect(await f.developer(changed)).toMatchObject({ status: "active" });
+    const { rows } = await f.db.query("SELECT last_seen FROM developers WHERE wallet_address = $1", [changed]);
+    expect(rows[0]?.last_seen).not.toBeNull();
+    const { rows: queue } = await f.db.query("SELECT count(*)::int AS n FROM stakesync.developer_queue");
+    expect(queue[0]?.n).toBe(0);
+  });
+});
