@@ -21,6 +21,8 @@ import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./st
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
 const PING_MS = 1000;
+/** After a bulk step's own write failed, how long bulk steps queue their developers instead (noteFellBack). */
+const QUEUE_ONLY_MS = 10 * 60_000;
 /** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
 const CATCH_UP_SHARE = 0.2;
 /**
@@ -46,7 +48,10 @@ export type LoopState = {
 };
 
 export type LoopHooks = {
-  /** After every committed round that changed developers. */
+  /**
+   * After every commit that changed developers: a bulk step's own write (also when the queue's
+   * write after it fails the round), the queue's write.
+   */
   onChanges?: (changes: Change[]) => void;
   /**
    * Other connections (the effects' pool), over which the leader asks the server once a second
@@ -105,6 +110,11 @@ export class SyncLoop {
   private nextCatchUpAt = 0;
   /** When a step last brought a chain up to Ponder (performance.now()). */
   private steppedAt = 0;
+  /**
+   * No bulk step writes its developers itself before this time (performance.now()): one did and
+   * was run again, and the application's table will likely make the next do so too.
+   */
+  private queueOnlyUntil = Number.NEGATIVE_INFINITY;
   private readonly removalGuard: RemovalGuard = new Map();
   private sourceWatch = newWatch();
   private readonly deferredChains = new Set<number>();
@@ -271,7 +281,13 @@ export class SyncLoop {
           catchUp: this.catchUp(startedAt),
           ponderSeen: this.ponderSeenIn === config.ponderSchema,
           walletIndexed: this.walletIndexed,
+          writeInStep: startedAt >= this.queueOnlyUntil,
         });
+        // A bulk step's developers are committed with it: reported now, also when the write of
+        // the queue below fails the round.
+        const own = step.kind === "stepped" ? step.written : [];
+        this.noteChanges(own);
+        if (step.kind === "stepped" && step.fellBack !== undefined) this.noteFellBack(step.fellBack, startedAt);
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
@@ -282,11 +298,9 @@ export class SyncLoop {
             : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
                 walletIndexed: this.walletIndexed,
               });
+        this.noteChanges(queued.changes);
         // A bulk step wrote its developers itself (write-in-step.ts): the round's changes are both.
-        const written =
-          step.kind === "stepped" && step.written.length > 0
-            ? { ...queued, changes: [...step.written, ...queued.changes] }
-            : queued;
+        const written = own.length > 0 ? { ...queued, changes: [...own, ...queued.changes] } : queued;
         const endedAt = performance.now();
         const durationMs = endedAt - startedAt;
         const writeMs = endedAt - writeStartedAt;
@@ -365,12 +379,6 @@ export class SyncLoop {
     if (catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
     if (chains.length > 0) this.steppedAt = startedAt;
     if (drifted > 0) this.log.warn({ drifted }, "reconcile repaired chain_stake drift");
-    if (step.kind === "stepped" && step.fellBack !== undefined) {
-      this.log.info(
-        { err: errorText(step.fellBack) },
-        "a bulk step's own developers write failed; the step ran again and queued them instead",
-      );
-    }
     this.noteDeferred(deferred);
     this.state.lastSyncAt = new Date().toISOString();
     for (const chain of chains) {
@@ -394,20 +402,38 @@ export class SyncLoop {
         );
       }
     }
-    const now = Date.now() / 1000;
     for (const refusal of written.refused) {
       this.log.error(
         { developer: refusal.wallet, err: refusal.error },
         "the database refused this developer's row: set aside as a dead letter, the others sync on",
       );
     }
-    for (const change of written.changes) {
+    return chains.some((c) => c.added + c.removed > 0);
+  }
+
+  /** Metrics, logs and hooks of developers rows a round changed, once committed. */
+  private noteChanges(changes: Change[]) {
+    if (changes.length === 0) return;
+    const now = Date.now() / 1000;
+    for (const change of changes) {
       if (change.block_timestamp) this.metrics.syncLatency.observe(Math.max(0, now - Number(change.block_timestamp)));
       if (change.reason === "reorg") this.metrics.reorgCorrections.inc();
     }
-    this.logChanges(written.changes);
-    if (written.changes.length > 0) this.hooks.onChanges?.(written.changes);
-    return chains.some((c) => c.added + c.removed > 0);
+    this.logChanges(changes);
+    this.hooks.onChanges?.(changes);
+  }
+
+  /**
+   * A bulk step whose own developers write failed ran again on the queue's path. Whatever failed
+   * it (the application changed one of its rows since it began, refused one, or made the write
+   * slow) likely fails the next too, at twice the step's cost: bulk steps queue for a while.
+   */
+  private noteFellBack(error: unknown, at: number) {
+    this.queueOnlyUntil = at + QUEUE_ONLY_MS;
+    this.log.info(
+      { err: errorText(error), queue_only_s: QUEUE_ONLY_MS / 1000 },
+      "a bulk step's own developers write failed; the step ran again and queued them instead",
+    );
   }
 
   private logChanges(changes: Change[]) {

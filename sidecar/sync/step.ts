@@ -38,8 +38,8 @@ import { ponderPresent, progressFrom, progressStatements, readProgress } from ".
 import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
-import { type Change, changesFrom } from "./sql/write-developers";
-import { writeInStep } from "./sql/write-in-step";
+import type { Change } from "./sql/write-developers";
+import { ownChanges, writeInStep } from "./sql/write-in-step";
 import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
@@ -118,15 +118,13 @@ export async function syncStep(
   guard: RemovalGuard,
   options: StepOptions,
 ): Promise<StepResult> {
-  // The guard as it was: a step run again after its own write failed sees the removals its first
-  // attempt saw, not as sightings of their own.
-  const before = new Map([...guard].map(([chainId, keys]) => [chainId, new Map(keys)]));
   try {
     return await stepSeen(db, config, guard, options, options.writeInStep ?? true);
   } catch (error) {
     if (!(error instanceof WriteInStepFailed)) throw error;
+    // Cleared, as after a failed round (loop.ts): the first attempt saw Ponder in a state that no
+    // step committed, and what it noted (or forgot) of missing events counts for nothing.
     guard.clear();
-    for (const [chainId, keys] of before) guard.set(chainId, keys);
     const result = await stepSeen(db, config, guard, options, false);
     return result.kind === "stepped" ? { ...result, fellBack: error.failure } : result;
   }
@@ -264,29 +262,22 @@ async function stepOnce(
     if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
     // A bulk step writes its developers itself (write-in-step.ts), with the index on their wallets
     // (its look-up is the server's, as findStaleTogether's). Its rounds are few; a realtime one
-    // queues, and the write after it is prepared (apply-developers.ts).
-    let written: Change[] = [];
-    if (
-      ownWrite &&
-      !together &&
-      !reconcile &&
-      config.mode === "write" &&
-      walletIndexed &&
-      events > TOGETHER_MAX_EVENTS
-    ) {
-      const statements = writeInStep(config, writeInStepMaxMs);
-      try {
-        const rows = await allRows(db, statements);
-        // Counted from the end: the write, then the removal of what it wrote from stale, the reset.
-        written = changesFrom(rows.at(-3));
-      } catch (error) {
-        throw new WriteInStepFailed(error);
-      }
-    }
-    const last = [...first, ...queueDevelopers, ...advanceCursor];
+    // queues, and the write after it is prepared (apply-developers.ts). In the last round trip,
+    // with the COMMIT: the rows it locks are never held across a round trip (a sidecar frozen
+    // in between would hold them from the application).
+    const own =
+      ownWrite && !together && !reconcile && config.mode === "write" && walletIndexed && events > TOGETHER_MAX_EVENTS
+        ? writeInStep(config, writeInStepMaxMs)
+        : [];
+    const last = [...first, ...own, ...queueDevelopers, ...advanceCursor];
     const read = pendingFor(config);
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
-    const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together });
+    const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {
+      // Whichever statement failed: the step runs again without its own write, and what fails
+      // then fails the round.
+      throw own.length > 0 ? new WriteInStepFailed(error) : error;
+    });
+    const written = ownChanges(rows.slice(first.length, first.length + own.length));
     // Counted from the end, as the COMMIT's rows come last.
     const pending = read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending, written });

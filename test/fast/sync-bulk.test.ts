@@ -4,20 +4,39 @@
  * application's transactions and refusals, on fabricated Ponder tables.
  */
 import pg from "pg";
+import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { createMetrics } from "../../sidecar/metrics";
+import type { Change } from "../../sidecar/sync/apply-developers";
+import { SyncLoop } from "../../sidecar/sync/loop";
 import { TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
 import { CHAIN, type Fake, fakePonder, refuseUpdates, SCHEMA, wallet } from "./ponder-fake";
 
 const fakes: Fake[] = [];
+let loop: SyncLoop | undefined;
 afterEach(async () => {
+  await loop?.stop();
+  loop = undefined;
   await Promise.all(fakes.splice(0).map((f) => f.close()));
 });
 
-async function fake(): Promise<Fake> {
-  const f = await fakePonder({ MIN_STAKE: "5" });
+async function fake(env: Record<string, string> = {}): Promise<Fake> {
+  const f = await fakePonder({ MIN_STAKE: "5", ...env });
   fakes.push(f);
   return f;
+}
+
+/** The leader's loop on `f`, its log lines and the changes it reported. */
+async function startLoop(f: Fake) {
+  const lines: { msg: string }[] = [];
+  const changes: Change[] = [];
+  const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  loop = new SyncLoop(f.config, log, createMetrics([CHAIN]), new Map([[CHAIN, { block: 100, at: Date.now() }]]), {
+    onChanges: (c) => changes.push(...c),
+  });
+  loop.start();
+  return { lines, changes };
 }
 
 const WALLETS = 200;
@@ -30,18 +49,18 @@ const EVENTS = 2000;
  * of 1. A running sum of 2, 4, 3, 5: it crosses MIN_STAKE (5) at a wallet's fourth event, so
  * first activations are found by the replay.
  */
-async function bulk(f: Fake) {
+async function bulk(f: Fake, { from = 1, base = BASE } = {}) {
   await f.db.query(
     `INSERT INTO ${SCHEMA}.stake_event
      SELECT lpad((1700000000 + b * 12)::text, 10, '0') || lpad('${CHAIN}', 16, '0') || lpad(b::text, 16, '0')
               || lpad(g::text, 16, '0') || '5' || lpad('0', 16, '0'),
-            ${CHAIN}, '0x' || lpad(to_hex(${BASE} + g % ${WALLETS}), 40, '0'),
+            ${CHAIN}, '0x' || lpad(to_hex(${base} + g % ${WALLETS}), 40, '0'),
             CASE WHEN (g / ${WALLETS}) % 5 = 3 THEN 'unstaked' ELSE 'staked' END,
             CASE WHEN (g / ${WALLETS}) % 5 = 3 THEN 1000000 ELSE 2000000 END,
             b, 1700000000 + b * 12, '0x' || lpad(to_hex(g), 64, '0'), 0
-       FROM generate_series(1, ${EVENTS}) g, LATERAL (SELECT 1 + g / 100 AS b) x`,
+       FROM generate_series(${from}, ${from + EVENTS - 1}) g, LATERAL (SELECT 1 + g / 100 AS b) x`,
   );
-  const last = 1 + Math.floor(EVENTS / 100);
+  const last = 1 + Math.floor((from + EVENTS - 1) / 100);
   await f.progress({ latest: last + 2, safe: last + 2, finalized: last + 2 });
 }
 
@@ -75,6 +94,32 @@ async function outcome(f: Fake) {
     stakes: await rows("SELECT wallet, chain_id, amount::text FROM stakesync.chain_stake ORDER BY 1, 2"),
     cursor: await rows("SELECT chain_id, block, final_block FROM stakesync.cursor ORDER BY 1"),
   };
+}
+
+/**
+ * Each step waits, once its snapshot is taken, for the advisory lock 4242 a test may hold:
+ * written into the stakes, before the developers are looked up. Without a bound (the step bounds
+ * its waits).
+ */
+async function pauseSteps(f: Fake) {
+  await f.db.query(`
+    CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM set_config('lock_timeout', '0', true);
+      PERFORM pg_advisory_xact_lock_shared(4242);
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER pause AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION pause();`);
+}
+
+/** Until a step waits for the lock of pauseSteps. */
+async function stepPaused(test: pg.Client) {
+  await waitFor("the step to wait for the lock", async () => {
+    const { rows } = await test.query(
+      "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
+    );
+    return rows.length > 0;
+  });
 }
 
 describe("a bulk step's own developers write", () => {
@@ -171,33 +216,47 @@ describe("a bulk step's own developers write", () => {
     expect(await f.developer(slow)).toMatchObject({ status: "active" });
   });
 
+  it("stamps updated_at and the audit rows with the write's time, not the step's beginning", async () => {
+    const f = await fake();
+    await register(f);
+    await pauseSteps(f);
+    await bulk(f);
+    const test = new pg.Client({ connectionString: f.url });
+    await test.connect();
+    let released: Date;
+    try {
+      await test.query("SELECT pg_advisory_lock(4242)");
+      const round = f.round();
+      await stepPaused(test);
+      released = (await test.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now as Date;
+      await test.query("SELECT pg_advisory_unlock(4242)");
+      const done = await round;
+      expect(done.step.kind === "stepped" && done.step.written).toHaveLength(180);
+    } finally {
+      await test.end();
+    }
+    // An application that polls updated_at past a time it has seen finds these rows.
+    const { rows } = await f.db.query<{ developers: Date; audit: Date }>(
+      `SELECT (SELECT min(updated_at) FROM developers WHERE status = 'active') AS developers,
+              (SELECT min(created_at) FROM stakesync.audit) AS audit`,
+    );
+    expect(rows[0]?.developers.getTime()).toBeGreaterThanOrEqual(released.getTime());
+    expect(rows[0]?.audit.getTime()).toBeGreaterThanOrEqual(released.getTime());
+  });
+
   it("runs the step again when the application changed a row after the step's snapshot (40001), keeping its change", async () => {
     const f = await fake();
     await register(f);
     await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
     const changed = wallet(BASE + 3);
-    // The step waits, once its snapshot is taken, for the test's advisory lock: written into the
-    // stakes, before the developers are looked up. Without a bound (the step bounds its waits).
-    await f.db.query(`
-      CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        PERFORM set_config('lock_timeout', '0', true);
-        PERFORM pg_advisory_xact_lock_shared(4242);
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER pause AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION pause();`);
+    await pauseSteps(f);
     await bulk(f);
     const test = new pg.Client({ connectionString: f.url });
     await test.connect();
     try {
       await test.query("SELECT pg_advisory_lock(4242)");
       const round = f.round();
-      await waitFor("the step to wait for the lock", async () => {
-        const { rows } = await test.query(
-          "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
-        );
-        return rows.length > 0;
-      });
+      await stepPaused(test);
       await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [changed]);
       await test.query("SELECT pg_advisory_unlock(4242)");
       const done = await round;
@@ -211,5 +270,63 @@ describe("a bulk step's own developers write", () => {
     expect(rows[0]?.last_seen).not.toBeNull();
     const { rows: queue } = await f.db.query("SELECT count(*)::int AS n FROM stakesync.developer_queue");
     expect(queue[0]?.n).toBe(0);
+  });
+
+  it("is reported (metrics, logs, the outbox's wake-up) also when the queue's write after it fails the round", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+    await register(f);
+    // The term's first round, a reconciliation (which queues), done first.
+    const { changes } = await startLoop(f);
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+    const held = wallet(BASE + 1);
+    // The application holds one row (queued by the step), and a statement-level trigger of its
+    // refuses the queue's write (READ COMMITTED), not the step's (REPEATABLE READ).
+    await f.db.query(`
+      CREATE FUNCTION refuse_rc() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('transaction_isolation') = 'read committed' THEN RAISE EXCEPTION 'no'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER refuse_rc BEFORE UPDATE ON developers FOR EACH STATEMENT EXECUTE FUNCTION refuse_rc();`);
+    const app = new pg.Client({ connectionString: f.url });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await app.query("SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [held]);
+      await bulk(f);
+      await waitFor("the failed rounds", () => (loop?.state.consecutiveErrors ?? 0) >= 2);
+      // Committed by the step, reported once, though every round fails at the queue's write.
+      expect(changes).toHaveLength(179);
+      expect(new Set(changes.map((c) => c.wallet)).size).toBe(179);
+      await app.query("ROLLBACK");
+    } finally {
+      await app.end();
+    }
+  });
+
+  it("queues for a while after one failed: the next bulk step does not run twice", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+    await register(f);
+    const [first, second] = [wallet(BASE + 2), wallet(BASE + 0x1000 + 2)];
+    await f.db.query(
+      `INSERT INTO developers (wallet_address, email) SELECT '0x' || lpad(to_hex(${BASE + 0x1000} + n), 40, '0'), NULL
+         FROM generate_series(0, ${WALLETS - 1}) n`,
+    );
+    await refuseUpdates(f, `NEW.wallet_address IN ('${first}', '${second}')`);
+    // The term's first round, a reconciliation (which queues), done first.
+    const { lines } = await startLoop(f);
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+    await bulk(f);
+    const deadLetters = async () =>
+      (await f.db.query("SELECT wallet FROM stakesync.developer_queue WHERE state = 'dead' ORDER BY wallet")).rows.map(
+        (r) => r.wallet,
+      );
+    await waitFor("the first refused", async () => (await deadLetters()).length === 1);
+    // Another wallet's bulk, with a row refused in it too: queued at once, not written in the step first.
+    await bulk(f, { from: 1 + EVENTS, base: BASE + 0x1000 });
+    await waitFor("the second refused", async () => (await deadLetters()).length === 2);
+    expect(await deadLetters()).toEqual([first, second]);
+    expect(lines.filter((l) => l.msg.startsWith("a bulk step's own developers write failed"))).toHaveLength(1);
+    expect(loop?.state.consecutiveErrors).toBe(0);
   });
 });

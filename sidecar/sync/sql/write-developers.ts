@@ -30,9 +30,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
      ),
-     totals AS (
-       SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w
-     ),
+     totals AS (${from === "queue" ? totalsOf(config) : TOTALS_IN_STEP}),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
@@ -49,7 +47,10 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
           SET status = n.new_status,
               stake_amount = n.new_amount,
               staked_at = COALESCE(d.staked_at, CASE WHEN n.new_status = 'active' THEN to_timestamp(q.activated_at) END),
-              updated_at = now()
+              -- The statement's time, not the transaction's: a bulk step writes at its end, a
+              -- second or more after it began (write-in-step.ts), and an application that
+              -- polls updated_at must not see a row appear behind a time it has passed.
+              updated_at = statement_timestamp()
          FROM next n JOIN done q ON q.wallet = n.wallet
         WHERE d.ctid = n.row_id AND d.ctid = ANY (ARRAY(SELECT row_id FROM next))
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
@@ -75,7 +76,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
      welcome AS (
        INSERT INTO stakesync.outbox (kind, wallet, state, done_at, skip_reason)
        SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
-              CASE WHEN skip IS NOT NULL THEN now() END, skip
+              CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
                       CASE WHEN coalesce(c.email, '') = '' THEN 'no_email'
                            WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
@@ -90,9 +91,10 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
      ),
      audited AS (
        INSERT INTO stakesync.audit
-              (wallet, old_status, new_status, old_amount, new_amount, chain_id, block_number, transaction_hash, reason)
+              (wallet, old_status, new_status, old_amount, new_amount, chain_id, block_number, transaction_hash,
+               created_at, reason)
        SELECT c.wallet, c.old_status, c.new_status, c.old_amount, c.new_amount,
-              q.chain_id, q.block_number, q.transaction_hash,
+              q.chain_id, q.block_number, q.transaction_hash, statement_timestamp(),
               CASE WHEN q.reason = 'reconcile' AND c.old_status = 'pending' THEN 'registered' ELSE q.reason END
          FROM changed c JOIN done q ON q.wallet = c.wallet
        RETURNING wallet, old_status, new_status, old_amount::text, new_amount::text, reason
@@ -119,6 +121,14 @@ export type EntrySource = "queue" | "step";
 const FROM_QUEUE = `DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
        RETURNING q.*`;
 const FROM_STEP = `SELECT e.*, 0 AS attempts FROM (${STEP_ENTRIES}) e WHERE e.wallet IN (SELECT wallet FROM totals)`;
+/** Each claimed wallet's confirmed stake, summed over the chains. */
+const totalsOf = (config: SidecarConfig) =>
+  `SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w`;
+/**
+ * The same, as the step summed it in `stale` (queue-developers.ts): chain_stake has not changed
+ * since, in the same transaction. 10,000 look-ups fewer in a catch-up, 20 ms.
+ */
+const TOTALS_IN_STEP = "SELECT s.wallet, s.raw FROM stale s WHERE s.wallet IN (SELECT wallet FROM mine)";
 
 /** The changes, from the rows of `writeDevelopers`. */
 export const changesFrom = (rows: unknown[] | undefined) => (rows ?? []) as Change[];

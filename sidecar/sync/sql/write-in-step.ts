@@ -11,18 +11,25 @@
  * application before, or a dead letter) is queued as before, where the queue's rules merge the
  * entries. The rows are locked as the developers write locks them (SKIP LOCKED: a row an
  * application transaction holds is queued, for the write after the step). The step's snapshot
- * is REPEATABLE READ: a row the application changed since it began fails the lock with 40001,
- * and a refused row (a CHECK, a trigger) fails the write; either way the step is rolled back and
- * run again without this (step.ts), and the queue's path sets the refused row aside. So a step
- * commits here exactly what the queue's path would have, or nothing.
+ * is REPEATABLE READ: a row the application changed since it began fails the lock with 40001; a
+ * refused row (a CHECK, a trigger) fails the write; a statement past WRITE_IN_STEP_MAX_MS fails
+ * it too. Any of these rolls the step back, and it runs again at once without this (step.ts),
+ * on the queue's path, which handles each; bulk steps then queue for a while (loop.ts). So a
+ * step commits here what the queue's path would have for these rows, or nothing. Two things
+ * differ, both of the snapshot: an application trigger on developers runs in it (one that reads
+ * other tables sees them as the step began), and a row the application inserted since (another
+ * letter case of a stale wallet) is not written with the others but as a registration, by the
+ * next step.
  *
- * Reads `stale`, `affected`, `activation` and developers; writes `claimed`, developers,
- * stakesync.audit and stakesync.outbox, and takes the developers written out of `stale`, so that
- * queueDevelopers queues the rest. Its one result with rows is the changes (`changesFrom`).
+ * Sent in the step's last round trip, before queueDevelopers and with the COMMIT: the rows it
+ * locks are never held across a round trip. Reads `stale`, `affected`, `activation` and
+ * developers; writes `claimed`, developers, stakesync.audit and stakesync.outbox, and takes the
+ * developers written out of `stale`, so that queueDevelopers queues the rest. Its one result
+ * with rows is the changes (`ownChanges`).
  */
 import type { SidecarConfig } from "../../../lib/config";
 import type { Statements } from "../../db/together";
-import { writeDevelopers } from "./write-developers";
+import { type Change, changesFrom, writeDevelopers } from "./write-developers";
 
 /**
  * The longest each of its statements may take. Past it the step is run again on the queue's
@@ -53,3 +60,8 @@ export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS)
     "SET LOCAL statement_timeout TO DEFAULT",
   ];
 }
+
+/** Where the write stands among writeInStep's statements: after the bound, the constraints, the claim. */
+const WRITE_AT = 3;
+/** The changes, from the rows of writeInStep's statements (none: no write). */
+export const ownChanges = (rows: unknown[][]): Change[] => changesFrom(rows[WRITE_AT]);
