@@ -330,7 +330,13 @@ export class SyncLoop {
       this.inRound = false;
       // A step that applied events is followed at once: Ponder may have gone on meanwhile (a
       // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
-      if (!applied) await this.sleep(Math.min(this.config.syncPollMs, Math.max(0, this.nextReconcileAt - Date.now())));
+      // A reconciliation due sooner is run sooner; one overdue (it waits for Ponder's tables,
+      // which a round without them cannot reconcile) waits for the next poll like the rest: with
+      // no wait, a sidecar started before Ponder ran a step every 1.6 ms until Ponder's tables
+      // were there (11 % of a core and a PostgreSQL backend busy, beside Ponder's build).
+      const untilReconcile = this.nextReconcileAt - Date.now();
+      const wait = untilReconcile > 0 ? Math.min(this.config.syncPollMs, untilReconcile) : this.config.syncPollMs;
+      if (!applied) await this.sleep(wait);
     }
   }
 

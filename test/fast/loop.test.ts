@@ -216,3 +216,21 @@ it("tries a round that Ponder's lock outlasted again after RETRY_DELAY_MS or its
   const refused = Object.assign(new Error("connection refused"), { code: "57P03" });
   expect(retryAfter(refused, 400, 6)).toEqual([12_800, { backoff: true }]);
 });
+
+it("waits a poll between rounds while Ponder's tables are not there yet, its first reconciliation overdue", async () => {
+  // A schema Ponder has not created: the sidecar started before Ponder, as `npm run dev` starts them.
+  await startLoop({ DATABASE_SCHEMA: "ponder_not_yet", SYNC_POLL_MS: "200" });
+  const commits = async () => {
+    const { rows } = await fake.db.query<{ n: string }>(
+      "SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = current_database()",
+    );
+    await fake.db.query("SELECT pg_stat_clear_snapshot()");
+    return Number(rows[0]?.n);
+  };
+  const before = await commits();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  // Five rounds a second, a few transactions each (and this test's own); without the wait a round
+  // ran every 1.6 ms, hundreds a second.
+  expect((await commits()) - before).toBeLessThan(60);
+  expect(loop?.state.role).toBe("leader");
+});
