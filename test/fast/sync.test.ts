@@ -8,7 +8,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Mismatch, noteQueued } from "../../cli/verify";
 import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
-import { type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
+import { readProgress } from "../../sidecar/sync/sql/read-progress";
+import { syncStep } from "../../sidecar/sync/step";
+import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -146,6 +148,34 @@ describe("Ponder's tables", () => {
     await fake.db.query(`ALTER TABLE ${SCHEMA}.stake_event RENAME TO stake_event_away`);
     // The loop counts it as a "ponder" error: retried, alerted after ALERT_AFTER_ERRORS.
     await expect(fake.round()).rejects.toMatchObject({ code: "42P01" });
+  });
+});
+
+describe("Ponder building its indexes (its backfill over)", () => {
+  it("is told by its CREATE INDEX's SHARE lock on stake_event while it is not ready, and only then", async () => {
+    fake = await fakePonder();
+    await fake.progress({ latest: 40, ready: false });
+    const indexing = async () => (await readProgress(fake.db, SCHEMA))?.get(CHAIN)?.indexing;
+    expect(await indexing()).toBe(false);
+    // Ponder's CREATE INDEX, held open: the lock it takes, in a session of its own.
+    const ponder = new pg.Client({ connectionString: fake.url });
+    await ponder.connect();
+    try {
+      await ponder.query("BEGIN");
+      await ponder.query(`CREATE INDEX ON ${SCHEMA}.stake_event (transaction_hash)`);
+      expect(await indexing()).toBe(true);
+      // A step reads Ponder's events beside it (ACCESS SHARE), and brings the chain to its
+      // checkpoint, though no catch-up is due (the loop's "no").
+      const heads = new Map([[CHAIN, { block: 1000, at: Date.now() }]]);
+      const step = await syncStep(fake.db, fake.config, new Map(), { heads, catchUp: "no", walletIndexed: true });
+      expect(step).toMatchObject({ kind: "stepped", chains: [{ to: 38 }] });
+      await fake.progress({ latest: 40, ready: true });
+      expect(await indexing()).toBe(false);
+    } finally {
+      await ponder.end();
+    }
+    await fake.progress({ latest: 40, ready: false });
+    expect(await indexing()).toBe(false);
   });
 });
 

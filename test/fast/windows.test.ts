@@ -20,7 +20,10 @@ const config = loadSidecarConfig({
 });
 const progress = (p: Partial<PonderProgress> & { indexed: number }): Map<number, PonderProgress> =>
   new Map([
-    [31337, { chainId: 31337, latest: p.indexed, finalized: 0, checkpoint: `c${p.indexed}`, ready: true, ...p }],
+    [
+      31337,
+      { chainId: 31337, latest: p.indexed, finalized: 0, checkpoint: `c${p.indexed}`, ready: true, indexing: false, ...p },
+    ],
   ]);
 const cursor = (block: number, finalBlock = 0) => new Map([[31337, { block, finalBlock }]]);
 const head = (block: number) => new Map([[31337, { block, at: 0 }]]);
@@ -70,6 +73,9 @@ describe("planWindows", () => {
     expect(planWindows(config, backfilling, cursor(0), head(800), "near-end")).toEqual([]); // 498 of 798
     expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
     expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
+    // Building its indexes: its backfill is over, whatever the head (Ponder's finality further).
+    const indexing = progress({ indexed: 500, ready: false, indexing: true });
+    expect(planWindows(config, indexing, cursor(0), head(1000), "no")).toMatchObject([{ target: 498 }]);
   });
 
   it("calls a window with no new confirmed or final block under a ready Ponder one with nothing new", () => {
@@ -153,8 +159,8 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
   const both = (schema: string, x: number, y: number): Source => ({
     schema,
     progress: new Map([
-      [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true }],
-      [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true }],
+      [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true, indexing: false }],
+      [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true, indexing: false }],
     ]),
   });
   const at = (schema: string, indexed: number, ready = true): Source => ({

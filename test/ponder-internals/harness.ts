@@ -66,7 +66,14 @@ export async function startPonderWith(env: Record<string, string>, extraArgs: st
  * A chain with a small backfilled workload (staked, unstaked and slashed events, finalized: 35
  * blocks behind the head), a fresh database, and `ponder start` ready and indexed to the head.
  */
-export async function startStack(options: { schema?: string; ponderArgs?: string[] } = {}): Promise<Stack> {
+export async function startStack(
+  options: {
+    schema?: string;
+    ponderArgs?: string[];
+    /** Run on the fresh database before Ponder starts (an observer's triggers). */
+    beforePonder?: (databaseUrl: string, schema: string) => Promise<void>;
+  } = {},
+): Promise<Stack> {
   const chain = await startChain();
   const databaseUrl = await freshDatabase();
   const developers = wallets(3, "internals");
@@ -83,6 +90,7 @@ export async function startStack(options: { schema?: string; ponderArgs?: string
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: schema,
   };
+  await options.beforePonder?.(databaseUrl, schema);
   const ponder = await startPonderWith(env, options.ponderArgs);
   await waitIndexed(databaseUrl, schema, chain, ponder);
   return { chain, databaseUrl, schema, env, ponder, developers };

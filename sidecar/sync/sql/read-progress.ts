@@ -16,6 +16,13 @@ export type PonderProgress = {
   finalized: number;
   checkpoint: string;
   ready: boolean;
+  /**
+   * Not ready, and building its indexes: Ponder does so once its backfill has committed its last
+   * batch (every chain's), just before it turns ready (test/ponder-internals/backfill-indexes.test.ts).
+   * Told by the SHARE lock its CREATE INDEX holds on stake_event, which pg_locks shows any role;
+   * a views schema's stake_event is a view, never locked so, and shows nothing.
+   */
+  indexing: boolean;
 };
 
 /**
@@ -49,6 +56,7 @@ type ProgressRow = {
   finalized: string;
   checkpoint: string;
   ready: boolean | null;
+  indexing: boolean | null;
 };
 
 /**
@@ -90,11 +98,17 @@ export function progressStatements(
   ];
   return [
     ...locks,
-    `SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
+    `WITH app AS (SELECT value->>'is_ready' = '1' AS ready FROM "${schema}"._ponder_meta WHERE key = 'app')
+     SELECT chain_id::int AS chain_id, latest_checkpoint AS checkpoint,
             ${checkpointBlock("latest_checkpoint")} AS latest,
             ${checkpointBlock("safe_checkpoint")} AS safe,
             ${checkpointBlock("finalized_checkpoint")} AS finalized,
-            (SELECT value->>'is_ready' = '1' FROM "${schema}"._ponder_meta WHERE key = 'app') AS ready
+            (SELECT ready FROM app) AS ready,
+            -- Only while not ready: pg_locks is read then, not at every realtime round.
+            CASE WHEN (SELECT ready FROM app) THEN false
+                 ELSE EXISTS (SELECT 1 FROM pg_locks l
+                               WHERE l.relation = to_regclass('"${schema}".stake_event')
+                                 AND l.mode = 'ShareLock' AND l.granted) END AS indexing
        FROM "${schema}"._ponder_checkpoint`,
   ];
 }
@@ -111,6 +125,7 @@ export function progressFrom(rows: unknown[]): Map<number, PonderProgress> {
         finalized: Number(r.finalized),
         checkpoint: r.checkpoint,
         ready: r.ready === true,
+        indexing: r.indexing === true,
       },
     ]),
   );
