@@ -324,6 +324,15 @@ export async function refuseUpdates(on: Fake, condition = "true", when = "") {
     CREATE TRIGGER refuse BEFORE UPDATE ON developers FOR EACH ROW ${when} EXECUTE FUNCTION refuse();`);
 }
 
+/** A session of the application's: `statement` run in its open transaction (a migration, a row held). */
+export async function applicationTransaction(url: string, statement: string, values: unknown[] = []) {
+  const app = new pg.Client({ connectionString: url });
+  await app.connect();
+  await app.query("BEGIN");
+  await app.query(statement, values);
+  return app;
+}
+
 /** A wallet address from a small number, lowercase. */
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
 

@@ -13,21 +13,21 @@ import { readStatus } from "../../sidecar/status";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
 import { SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
-import { type Fake, fakePonder, refuseUpdates, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
+import {
+  applicationTransaction,
+  type Fake,
+  fakePonder,
+  refuseUpdates,
+  SCHEMA,
+  sidecarParts,
+  USDC,
+  wallet,
+} from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
   await fake?.close();
 });
-
-/** A session of the application's: `statement` run in its open transaction (a migration, a row held). */
-async function applicationTransaction(url: string, statement: string, values: unknown[] = []) {
-  const app = new pg.Client({ connectionString: url });
-  await app.connect();
-  await app.query("BEGIN");
-  await app.query(statement, values);
-  return app;
-}
 
 describe("the application's own transactions on developers", () => {
   it("holds back only the row it holds; that row is written once it commits, its columns kept", async () => {

@@ -11,7 +11,7 @@ import { createMetrics } from "../../sidecar/metrics";
 import type { Change } from "../../sidecar/sync/apply-developers";
 import { SyncLoop } from "../../sidecar/sync/loop";
 import { TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
-import { CHAIN, type Fake, fakePonder, refuseUpdates, SCHEMA, wallet } from "./ponder-fake";
+import { applicationTransaction, CHAIN, type Fake, fakePonder, refuseUpdates, SCHEMA, wallet } from "./ponder-fake";
 
 const fakes: Fake[] = [];
 let loop: SyncLoop | undefined;
@@ -158,11 +158,12 @@ describe("a bulk step's own developers write", () => {
     await register(f);
     await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
     const held = wallet(BASE + 1);
-    const app = new pg.Client({ connectionString: f.url });
-    await app.connect();
+    const app = await applicationTransaction(
+      f.url,
+      "UPDATE developers SET last_seen = now() WHERE wallet_address = $1",
+      [held],
+    );
     try {
-      await app.query("BEGIN");
-      await app.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [held]);
       await bulk(f);
       const first = await f.round();
       expect(first.step.kind === "stepped" && first.step.written.length).toBe(179);
@@ -288,11 +289,10 @@ describe("a bulk step's own developers write", () => {
         RETURN NULL;
       END $$;
       CREATE TRIGGER refuse_rc BEFORE UPDATE ON developers FOR EACH STATEMENT EXECUTE FUNCTION refuse_rc();`);
-    const app = new pg.Client({ connectionString: f.url });
-    await app.connect();
+    const app = await applicationTransaction(f.url, "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [
+      held,
+    ]);
     try {
-      await app.query("BEGIN");
-      await app.query("SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [held]);
       await bulk(f);
       await waitFor("the failed rounds", () => (loop?.state.consecutiveErrors ?? 0) >= 2);
       // Committed by the step, reported once, though every round fails at the queue's write.
