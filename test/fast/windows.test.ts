@@ -22,7 +22,15 @@ const progress = (p: Partial<PonderProgress> & { indexed: number }): Map<number,
   new Map([
     [
       31337,
-      { chainId: 31337, latest: p.indexed, finalized: 0, checkpoint: `c${p.indexed}`, ready: true, indexing: false, ...p },
+      {
+        chainId: 31337,
+        latest: p.indexed,
+        finalized: 0,
+        checkpoint: `c${p.indexed}`,
+        ready: true,
+        indexing: false,
+        ...p,
+      },
     ],
   ]);
 const cursor = (block: number, finalBlock = 0) => new Map([[31337, { block, finalBlock }]]);
