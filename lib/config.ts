@@ -322,7 +322,8 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
     alertAfterRefused: read(env, "ALERT_AFTER_REFUSED", int(1).default(10), "a whole number ≥ 1"),
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
-    retryDelayMs: read(env, "RETRY_DELAY_MS", int(0).default(5000), "milliseconds ≥ 0"),
+    // Not 0: the sync's backoff starts from it, and a round failing every time would spin.
+    retryDelayMs: read(env, "RETRY_DELAY_MS", int(10).default(5000), "milliseconds ≥ 10"),
     reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
     syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(100), "milliseconds ≥ 10"),
     alertRepeatMs: read(env, "ALERT_REPEAT_MS", int(100).default(300_000), "milliseconds ≥ 100"),

@@ -114,6 +114,12 @@ describe("chain configuration", () => {
 
 describe("sidecar configuration", () => {
   const sidecarBase = { ...base, DATABASE_SCHEMA: "stakevault" };
+  it("refuses RETRY_DELAY_MS below 10: the sync's backoff starts from it, and a failing round would spin", () => {
+    expect(() => loadSidecarConfig({ ...sidecarBase, RETRY_DELAY_MS: "0" })).toThrow(
+      new ConfigError("RETRY_DELAY_MS", "milliseconds ≥ 10"),
+    );
+    expect(loadSidecarConfig({ ...sidecarBase, RETRY_DELAY_MS: "10" }).retryDelayMs).toBe(10);
+  });
   it("refuses SMTP_URL without MAIL_FROM and the reverse: either alone would silently send nothing", () => {
     expect(() => loadSidecarConfig({ ...sidecarBase, SMTP_URL: "smtp://127.0.0.1:25" })).toThrow(
       new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)"),

@@ -79,14 +79,16 @@ export function planWindows(
     // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
     // for the machine. Step once the window reaches the head, or once Ponder builds its indexes
     // (its backfill is over: the step runs beside the index build, 0.1–0.2 s before /ready,
-    // instead of after it); before, only as the loop allows.
+    // instead of after it; once: a window with nothing new, stepped at every poll of a long
+    // build, would diff it again each time); before, only as the loop allows.
     const head = heads.get(chain.id)?.block;
     const left = head === undefined ? undefined : head - chain.confirmations - cursor.block;
     const span = target - cursor.block;
     const reachesHead = left !== undefined && span >= left;
     const nearEnd = left !== undefined && span >= left * NEAR_END;
     const catchUpNow = catchUp === "due" || (catchUp === "near-end" && nearEnd);
-    if (!p.ready && !reachesHead && !catchUpNow && !p.indexing) return [];
+    const backfilled = p.indexing && span > 0;
+    if (!p.ready && !reachesHead && !catchUpNow && !backfilled) return [];
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
     return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo: target, finalBlock, progress: p }];
   });

@@ -228,9 +228,10 @@ it("waits a poll between rounds while Ponder's tables are not there yet, its fir
     return Number(rows[0]?.n);
   };
   const before = await commits();
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  // Over 2.5 s: a backend reports its counts at most once a second.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
   // Five rounds a second, a few transactions each (and this test's own); without the wait a round
   // ran every 1.6 ms, hundreds a second.
-  expect((await commits()) - before).toBeLessThan(60);
+  expect((await commits()) - before).toBeLessThan(150);
   expect(loop?.state.role).toBe("leader");
 });

@@ -84,6 +84,8 @@ describe("planWindows", () => {
     // Building its indexes: its backfill is over, whatever the head (Ponder's finality further).
     const indexing = progress({ indexed: 500, ready: false, indexing: true });
     expect(planWindows(config, indexing, cursor(0), head(1000), "no")).toMatchObject([{ target: 498 }]);
+    // Once: stepped there, it waits as the loop allows (a long build is not diffed at every poll).
+    expect(planWindows(config, indexing, cursor(498), head(1000), "no")).toEqual([]);
   });
 
   it("calls a window with no new confirmed or final block under a ready Ponder one with nothing new", () => {

@@ -8,7 +8,10 @@
  * Ponder's own transaction.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanup, sql, startStack } from "./harness";
+import { cleanup, head, sql, startStack } from "./harness";
+
+/** Ponder's finality for chain 31337: its backfill ends this far below the head it saw at start. */
+const FINALITY_BLOCKS = 30;
 
 afterAll(cleanup);
 
@@ -16,7 +19,7 @@ type Build = { is_ready: string | null; block: string; events: string; share_loc
 
 describe("backfill-indexes", () => {
   it("Ponder builds stake_event's indexes after its last backfill batch, not ready yet, holding a SHARE lock on stake_event", async () => {
-    const { databaseUrl, schema } = await startStack({
+    const { chain, databaseUrl, schema } = await startStack({
       beforePonder: async (url, schema) => {
         await sql(
           url,
@@ -52,7 +55,13 @@ describe("backfill-indexes", () => {
       builds.length,
       "assumption backfill-indexes: Ponder creates ponder.schema.ts's indexes on stake_event (two) at its start",
     ).toBe(2);
+    // Nothing was mined since Ponder started: the backfill's last batch is at the head less its finality.
+    const backfillEnd = (await head(chain)) - FINALITY_BLOCKS;
     for (const build of builds) {
+      expect(
+        Number(build.block),
+        `assumption backfill-indexes: the index build comes after the backfill's last batch, its checkpoint at the backfill's end (block ${backfillEnd})`,
+      ).toBe(backfillEnd);
       expect(
         build.is_ready,
         "assumption backfill-indexes: Ponder builds stake_event's indexes while is_ready is still 0",
@@ -61,7 +70,7 @@ describe("backfill-indexes", () => {
         build.share_lock,
         "assumption backfill-indexes: the CREATE INDEX holds a SHARE lock on stake_event (not CONCURRENTLY)",
       ).toBe(true);
-      // Every event of the backfill's blocks was there already: nothing committed in them since.
+      // Every event of the backfill's blocks was there already: none committed in them since.
       const [after] = await sql<{ n: string }>(
         databaseUrl,
         `SELECT count(*)::text AS n FROM "${schema}".stake_event WHERE block_number <= $1`,

@@ -108,6 +108,8 @@ export function progressStatements(
             CASE WHEN (SELECT ready FROM app) THEN false
                  ELSE EXISTS (SELECT 1 FROM pg_locks l
                                WHERE l.relation = to_regclass('"${schema}".stake_event')
+                                 -- An OID is one database's: a copy of this one has the same.
+                                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                                  AND l.mode = 'ShareLock' AND l.granted) END AS indexing
        FROM "${schema}"._ponder_checkpoint`,
   ];
