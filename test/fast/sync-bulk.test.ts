@@ -153,6 +153,38 @@ describe("a bulk step's own developers write", () => {
     });
   });
 
+  it("writes what the queue's path writes after a reorg: the orphaned stakes taken back, reason reorg, first activations found again", async () => {
+    const [inStep, queued] = await Promise.all([fake(), fake()]);
+    const rounds = async (f: Fake, writeInStep: boolean) => {
+      await register(f);
+      // Applied, not final yet (Ponder's finalized block 0): in the ledger one by one.
+      await f.index(
+        [0, 1, 2].map((n) => ({ developer: wallet(BASE + n), amount: 9n * 1_000_000n, block: 10, log: n })),
+        12,
+      );
+      await f.round({ writeInStep });
+      // The reorg: those blocks orphaned, then Ponder indexes the new fork's 2,000 events, and
+      // another checkpoint confirms the orphans gone (the first sighting waits: removal-guard.ts).
+      await f.deleteAbove(9);
+      await bulk(f, { from: 1001 });
+      const first = await f.round({ writeInStep });
+      await f.progress({ latest: 34, safe: 34, finalized: 34 });
+      return { first, second: await f.round({ writeInStep }) };
+    };
+    const a = await rounds(inStep, true);
+    const b = await rounds(queued, false);
+    expect(a.first.step).toMatchObject({ kind: "stepped", deferred: [CHAIN] });
+    expect(a.second.step.kind === "stepped" && a.second.step.chains[0]?.removed).toBe(3);
+    expect(a.second.changes).toHaveLength(180);
+    expect(a.second.step.kind === "stepped" && a.second.step.written.length).toBe(180);
+    expect(b.second.step.kind === "stepped" && b.second.step.written.length).toBe(0);
+    const [one, other] = [await outcome(inStep), await outcome(queued)];
+    expect(one).toEqual(other);
+    // The orphaned stake of wallet BASE is gone from its amount, the correction audited as a reorg.
+    expect(one.audit.filter((r) => r.wallet === wallet(BASE)).map((r) => r.reason)).toEqual(["stake", "reorg"]);
+    expect(one.developers.find((d) => d.wallet === wallet(BASE))).toMatchObject({ stake_amount: "14.000000" });
+  });
+
   it("leaves a row the application holds to the queue, written once it commits, its columns kept", async () => {
     const f = await fake();
     await register(f);
