@@ -300,7 +300,7 @@ export class SyncLoop {
               });
         this.noteChanges(queued.changes);
         // A bulk step wrote its developers itself (write-in-step.ts): the round's changes are both.
-        const written = own.length > 0 ? { ...queued, changes: [...own, ...queued.changes] } : queued;
+        const written = { ...queued, changes: [...own, ...queued.changes] };
         const endedAt = performance.now();
         const durationMs = endedAt - startedAt;
         const writeMs = endedAt - writeStartedAt;

@@ -78,8 +78,8 @@ function staleValues(config: SidecarConfig, wallets: string[] | Computed) {
 
 function staleQuery(config: SidecarConfig) {
   const dev = config.developersTable.sql;
-  return `INSERT INTO stale (wallet, activating, raw)
-     SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating, t.raw
+  return `INSERT INTO stale (wallet, activating)
+     SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
        -- OFFSET 0: the sum once per wallet; flattened, it ran at each of raw's uses.
        FROM (SELECT a.wallet, ${confirmedStake("a.wallet", config.chains)} AS raw FROM affected a OFFSET 0) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet

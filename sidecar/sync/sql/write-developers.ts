@@ -30,7 +30,9 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
      ),
-     totals AS (${from === "queue" ? totalsOf(config) : TOTALS_IN_STEP}),
+     totals AS (
+       SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w
+     ),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
@@ -121,14 +123,6 @@ export type EntrySource = "queue" | "step";
 const FROM_QUEUE = `DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
        RETURNING q.*`;
 const FROM_STEP = `SELECT e.*, 0 AS attempts FROM (${STEP_ENTRIES}) e WHERE e.wallet IN (SELECT wallet FROM totals)`;
-/** Each claimed wallet's confirmed stake, summed over the chains. */
-const totalsOf = (config: SidecarConfig) =>
-  `SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w`;
-/**
- * The same, as the step summed it in `stale` (queue-developers.ts): chain_stake has not changed
- * since, in the same transaction. 10,000 look-ups fewer in a catch-up, 20 ms.
- */
-const TOTALS_IN_STEP = "SELECT s.wallet, s.raw FROM stale s WHERE s.wallet IN (SELECT wallet FROM mine)";
 
 /** The changes, from the rows of `writeDevelopers`. */
 export const changesFrom = (rows: unknown[] | undefined) => (rows ?? []) as Change[];
