@@ -10,7 +10,7 @@ import { waitFor } from "../../lib/wait";
 import { createMetrics } from "../../sidecar/metrics";
 import type { Change } from "../../sidecar/sync/apply-developers";
 import { SyncLoop } from "../../sidecar/sync/loop";
-import { TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
+import { type StepResult, TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
 import { applicationTransaction, CHAIN, type Fake, fakePonder, refuseUpdates, SCHEMA, wallet } from "./ponder-fake";
 
 const fakes: Fake[] = [];
@@ -97,11 +97,16 @@ async function outcome(f: Fake) {
 }
 
 /**
- * Each step waits, once its snapshot is taken, for the advisory lock 4242 a test may hold:
- * written into the stakes, before the developers are looked up. Without a bound (the step bounds
+ * One round whose step waits, at `where` (a trigger's timing and table: by default written into
+ * the stakes, once its snapshot is taken and before the developers are looked up), until
+ * `whilePaused` has run in a session of the test's own. Its wait has no bound (the step bounds
  * its waits).
  */
-async function pauseSteps(f: Fake) {
+async function roundPaused(
+  f: Fake,
+  whilePaused: (test: pg.Client) => Promise<void>,
+  where = "AFTER INSERT ON stakesync.chain_stake",
+) {
   await f.db.query(`
     CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -109,18 +114,30 @@ async function pauseSteps(f: Fake) {
       PERFORM pg_advisory_xact_lock_shared(4242);
       RETURN NULL;
     END $$;
-    CREATE TRIGGER pause AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION pause();`);
+    CREATE TRIGGER pause ${where} FOR EACH STATEMENT EXECUTE FUNCTION pause();`);
+  const test = new pg.Client({ connectionString: f.url });
+  await test.connect();
+  try {
+    await test.query("SELECT pg_advisory_lock(4242)");
+    const round = f.round();
+    round.catch(() => undefined); // awaited below, once the test's session is done with it
+    await waitFor("the step to wait for the lock", async () => {
+      const { rows } = await test.query(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
+      );
+      return rows.length > 0;
+    });
+    await whilePaused(test);
+    await test.query("SELECT pg_advisory_unlock(4242)");
+    return await round;
+  } finally {
+    await test.end();
+  }
 }
 
-/** Until a step waits for the lock of pauseSteps. */
-async function stepPaused(test: pg.Client) {
-  await waitFor("the step to wait for the lock", async () => {
-    const { rows } = await test.query(
-      "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
-    );
-    return rows.length > 0;
-  });
-}
+/** The SQLSTATE of the error a bulk step's own write failed with. */
+const fellBackCode = (round: { step: StepResult }) =>
+  round.step.kind === "stepped" ? (round.step.fellBack as { code?: string } | undefined)?.code : undefined;
 
 describe("a bulk step's own developers write", () => {
   it("writes what the queue's path writes: rows, staked_at, audit rows, welcome jobs, cursor; queues nothing", async () => {
@@ -220,7 +237,7 @@ describe("a bulk step's own developers write", () => {
     await refuseUpdates(f, `NEW.wallet_address = '${refused}'`);
     await bulk(f);
     const round = await f.round();
-    expect(round.step.kind === "stepped" && (round.step.fellBack as { code?: string }).code).toBe("P0001");
+    expect(fellBackCode(round)).toBe("P0001");
     expect(round.step.kind === "stepped" && round.step.written).toEqual([]);
     expect(round.refused.map((r) => r.wallet)).toEqual([refused]);
     expect(round.changes).toHaveLength(179);
@@ -244,7 +261,7 @@ describe("a bulk step's own developers write", () => {
         WHEN (NEW.wallet_address = '${slow}') EXECUTE FUNCTION slow();`);
     await bulk(f);
     const round = await f.round({ writeInStepMaxMs: 200 });
-    expect(round.step.kind === "stepped" && (round.step.fellBack as { code?: string }).code).toBe("57014");
+    expect(fellBackCode(round)).toBe("57014");
     expect(round.changes).toHaveLength(180);
     expect(await f.developer(slow)).toMatchObject({ status: "active" });
   });
@@ -252,22 +269,12 @@ describe("a bulk step's own developers write", () => {
   it("stamps updated_at and the audit rows with the write's time, not the step's beginning", async () => {
     const f = await fake();
     await register(f);
-    await pauseSteps(f);
     await bulk(f);
-    const test = new pg.Client({ connectionString: f.url });
-    await test.connect();
-    let released: Date;
-    try {
-      await test.query("SELECT pg_advisory_lock(4242)");
-      const round = f.round();
-      await stepPaused(test);
+    let released = new Date(0);
+    const done = await roundPaused(f, async (test) => {
       released = (await test.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now as Date;
-      await test.query("SELECT pg_advisory_unlock(4242)");
-      const done = await round;
-      expect(done.step.kind === "stepped" && done.step.written).toHaveLength(180);
-    } finally {
-      await test.end();
-    }
+    });
+    expect(done.step.kind === "stepped" && done.step.written).toHaveLength(180);
     // An application that polls updated_at past a time it has seen finds these rows.
     const { rows } = await f.db.query<{ developers: Date; audit: Date }>(
       `SELECT (SELECT min(updated_at) FROM developers WHERE status = 'active') AS developers,
@@ -277,27 +284,42 @@ describe("a bulk step's own developers write", () => {
     expect(rows[0]?.audit.getTime()).toBeGreaterThanOrEqual(released.getTime());
   });
 
+  it("commits nothing when its connection is lost in the middle of its write (PostgreSQL restarting), and the round fails with the connection's error", async () => {
+    const f = await fake();
+    f.db.on("error", () => undefined); // the terminated session's, also reported by the round
+    await register(f);
+    await bulk(f);
+    const { rows: me } = await f.db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+    const round = roundPaused(
+      f,
+      async (test) => {
+        await test.query("SELECT pg_terminate_backend($1)", [me[0]?.pid]);
+      },
+      // Inside the step's own write, with the cursor and the queue still to come in its round trip.
+      "BEFORE UPDATE ON developers",
+    );
+    // The connection's error, whichever statement meets it first (the rerun on the queue's path
+    // meets the same dead connection).
+    await expect(round).rejects.toThrow(/terminat|connection/i);
+    const { rows } = await f.pool().query(
+      `SELECT (SELECT count(*)::int FROM stakesync.cursor) AS cursors, (SELECT count(*)::int FROM stakesync.audit) AS audit,
+                (SELECT count(*)::int FROM stakesync.outbox) AS jobs, (SELECT count(*)::int FROM stakesync.developer_queue) AS queued,
+                (SELECT count(*)::int FROM developers WHERE stake_amount <> 0) AS written`,
+    );
+    expect(rows[0]).toEqual({ cursors: 0, audit: 0, jobs: 0, queued: 0, written: 0 });
+  });
+
   it("runs the step again when the application changed a row after the step's snapshot (40001), keeping its change", async () => {
     const f = await fake();
     await register(f);
     await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
     const changed = wallet(BASE + 3);
-    await pauseSteps(f);
     await bulk(f);
-    const test = new pg.Client({ connectionString: f.url });
-    await test.connect();
-    try {
-      await test.query("SELECT pg_advisory_lock(4242)");
-      const round = f.round();
-      await stepPaused(test);
+    const done = await roundPaused(f, async (test) => {
       await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [changed]);
-      await test.query("SELECT pg_advisory_unlock(4242)");
-      const done = await round;
-      expect(done.step.kind === "stepped" && (done.step.fellBack as { code?: string }).code).toBe("40001");
-      expect(done.changes).toHaveLength(180);
-    } finally {
-      await test.end();
-    }
+    });
+    expect(fellBackCode(done)).toBe("40001");
+    expect(done.changes).toHaveLength(180);
     expect(await f.developer(changed)).toMatchObject({ status: "active" });
     const { rows } = await f.db.query("SELECT last_seen FROM developers WHERE wallet_address = $1", [changed]);
     expect(rows[0]?.last_seen).not.toBeNull();
