@@ -36,9 +36,11 @@ export type Status = {
    * `queued`: synced from Ponder, not yet written to developers (normally for a moment; longer
    * while an application transaction holds the row). `refused`: rows the database refused, dead
    * letters of kind developer_sync. `refusedLastHour`: of those, the developers first refused in
-   * the last hour; ALERT_AFTER_REFUSED of them page `developers_refused`.
+   * the last hour; ALERT_AFTER_REFUSED of them page `developers_refused`. `unwritten`: developers
+   * whose stake a catch-up step synced while Ponder backfills, written by the step that ends the
+   * backfill (unwritten-developers.ts); the sidecar is not ready while any wait.
    */
-  developers: { queued: number; refused: number; refusedLastHour: number };
+  developers: { queued: number; refused: number; refusedLastHour: number; unwritten: number };
   /** The kind and time of the last sync error; its text is in the logs, never in an HTTP answer. */
   lastError: { kind: string; at: string } | null;
   consecutiveErrors: number;
@@ -84,13 +86,17 @@ export async function readStatus(
     };
   });
   const behind = chains.find((c) => c.lagBlocks === null || c.lagBlocks > config.maxLagBlocks);
+  const { unwritten } = work.developers;
   const reason = indexer
     ? `indexer down: ${indexer}`
     : behind
       ? behind.lagBlocks === null
         ? `chain ${behind.chainId}: head unknown (RPC unreachable)`
         : `chain ${behind.chainId}: ${behind.lagBlocks} blocks behind (max ${config.maxLagBlocks})`
-      : null;
+      : // Synced stakes, rows not written yet: the cursor says more than the developers table does.
+        unwritten > 0
+        ? `${unwritten} developers wait for the step that ends Ponder's backfill`
+        : null;
   return {
     role: loop.role,
     ready: reason === null,

@@ -527,7 +527,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     /**
      * The invariant at a checkpoint during the run, before each fault: in one snapshot, every row
      * the sync is not still writing (queued: a step queues every developer whose stake changed,
-     * in the transaction that moves the cursor) equals the model at the sync's cursor. Rows the
+     * in the transaction that moves the cursor; or left unwritten by a catch-up step while Ponder
+     * backfills, for the next step) equals the model at the sync's cursor. Rows the
      * application inserted in the last 5 s are left out (the next round finds them). The
      * workload pauses for it, so no transaction is mined below the cursor unrecorded.
      */
@@ -548,7 +549,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             "SELECT block::int AS block FROM stakesync.cursor WHERE chain_id = 31337",
           );
           const queued = await client.query<{ wallet: string }>(
-            "SELECT lower(wallet) AS wallet FROM stakesync.developer_queue WHERE state = 'pending'",
+            `SELECT lower(wallet) AS wallet FROM stakesync.developer_queue WHERE state = 'pending'
+             UNION SELECT wallet FROM stakesync.unwritten_developer`,
           );
           const rows = await client.query<Row>(`SELECT ${ROW_COLUMNS} FROM developers`);
           await client.query("COMMIT");

@@ -179,13 +179,21 @@ export async function deadLetterIdState(db: Queryable, id: bigint): Promise<stri
  * outbox of sent jobs costs nothing here; the queue holds only developers not written yet.
  */
 export async function workCounts(db: Queryable) {
-  type Counts = { pending: string; dead: string; queued: string; refused: string; refused_last_hour: string };
+  type Counts = {
+    pending: string;
+    dead: string;
+    queued: string;
+    refused: string;
+    refused_last_hour: string;
+    unwritten: string;
+  };
   // The queue in one pass: it runs for every /status, /metrics and /ready, and the leader's
   // alert check each second, and the queue holds thousands of rows during a catch-up.
   const { rows } = await db.query<Counts>(
     `SELECT (SELECT count(*) FROM stakesync.outbox WHERE state = 'pending') AS pending,
             (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
-            q.queued, q.refused, q.refused_last_hour
+            q.queued, q.refused, q.refused_last_hour,
+            (SELECT count(*) FROM stakesync.unwritten_developer) AS unwritten
        FROM (SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS queued,
                     -- Refused until written: also those a reconciliation put back in line (retryRefused).
                     count(*) FILTER (WHERE state = 'dead' OR attempts > 0) AS refused,
@@ -196,7 +204,12 @@ export async function workCounts(db: Queryable) {
   const n = (key: keyof Counts) => Number(rows[0]?.[key] ?? 0);
   return {
     outbox: { pending: n("pending"), dead: n("dead") },
-    developers: { queued: n("queued"), refused: n("refused"), refusedLastHour: n("refused_last_hour") },
+    developers: {
+      queued: n("queued"),
+      refused: n("refused"),
+      refusedLastHour: n("refused_last_hour"),
+      unwritten: n("unwritten"),
+    },
   };
 }
 

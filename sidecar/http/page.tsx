@@ -213,6 +213,9 @@ export function StatusPage(props: {
               ({status.developers.queued} queued behind application transactions, {status.developers.refused} refused)
             </span>
           )}
+          {status.developers.unwritten > 0 && (
+            <span class="muted"> ({status.developers.unwritten} wait for the step that ends Ponder's backfill)</span>
+          )}
         </p>
 
         <h2>Welcome emails</h2>

@@ -31,6 +31,15 @@ const CATCH_UP_SHARE = 0.2;
  */
 const CATCH_UP_WAIT_MS = 30_000;
 
+/**
+ * How often the loop polls while an early step's developers wait (unwritten-developers.ts) for
+ * the step that ends Ponder's backfill: Ponder sends no NOTIFY while it backfills, and that step
+ * begins once Ponder builds its indexes (windows.ts), a tenth of a second before its /ready at
+ * 100,000 events. At SYNC_POLL_MS (100 ms) the step began 60–180 ms after the backfill's last
+ * batch, and once missed the build. A round that finds nothing costs about half a millisecond.
+ */
+const BACKFILL_END_POLL_MS = 20;
+
 /** A step that read Ponder's tables. */
 type Synced = Exclude<StepResult, { kind: "waiting-for-ponder" }>;
 
@@ -110,6 +119,8 @@ export class SyncLoop {
   private nextCatchUpAt = 0;
   /** When a step last brought a chain up to Ponder (performance.now()). */
   private steppedAt = 0;
+  /** An early step left developers unwritten, and no step has written them since. */
+  private unwrittenWait = false;
   /**
    * No bulk step writes its developers itself before this time (performance.now()): one did and
    * was run again, and the application's table will likely make the next do so too.
@@ -335,7 +346,8 @@ export class SyncLoop {
       // no wait, a sidecar started before Ponder ran a step every 1.6 ms until Ponder's tables
       // were there (11 % of a core and a PostgreSQL backend busy, beside Ponder's build).
       const untilReconcile = this.nextReconcileAt - Date.now();
-      const wait = untilReconcile > 0 ? Math.min(this.config.syncPollMs, untilReconcile) : this.config.syncPollMs;
+      const poll = this.unwrittenWait ? Math.min(BACKFILL_END_POLL_MS, this.config.syncPollMs) : this.config.syncPollMs;
+      const wait = untilReconcile > 0 ? Math.min(poll, untilReconcile) : poll;
       if (!applied) await this.sleep(wait);
     }
   }
@@ -378,12 +390,14 @@ export class SyncLoop {
 
   /** Metrics, logs and hooks of a committed round. Returns whether it applied any event. */
   private recordStep(step: Synced, written: Applied, startedAt: number, durationMs: number, writeMs: number): boolean {
-    const { chains, deferred, drifted, catchUp } =
-      step.kind === "stepped" ? step : { chains: [], deferred: [], drifted: 0, catchUp: false };
+    const { chains, deferred, drifted, catchUp, early } =
+      step.kind === "stepped" ? step : { chains: [], deferred: [], drifted: 0, catchUp: false, early: false };
     // Ponder's backfill may use the whole machine, and each catch-up step rewrites every
     // developer it touches: what a skipped one would have done, the next step does.
     if (catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
-    if (chains.length > 0) this.steppedAt = startedAt;
+    // An early step left its developers unwritten: they still wait, and CATCH_UP_WAIT_MS counts on.
+    if (chains.length > 0 && !early) this.steppedAt = startedAt;
+    if (chains.length > 0) this.unwrittenWait = early;
     if (drifted > 0) this.log.warn({ drifted }, "reconcile repaired chain_stake drift");
     this.noteDeferred(deferred);
     this.state.lastSyncAt = new Date().toISOString();

@@ -29,6 +29,7 @@ import {
   ledgerMatches,
   removedKeys,
 } from "./sql/diff-events";
+import { findActivationsAhead } from "./sql/find-activations";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { lockDevelopers } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
@@ -38,6 +39,7 @@ import { ponderPresent, progressFrom, progressStatements, readProgress } from ".
 import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
+import { anyUnwritten, leaveUnwritten, takeUnwritten } from "./sql/unwritten-developers";
 import type { Change } from "./sql/write-developers";
 import { ownChanges, writeInStep } from "./sql/write-in-step";
 import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
@@ -65,6 +67,11 @@ export type StepResult =
       drifted: number;
       /** A chain was stepped while Ponder backfills it. */
       catchUp: boolean;
+      /**
+       * Every chain was stepped early (windows.ts): the stakes folded, the developers left
+       * unwritten for the next step (unwritten-developers.ts).
+       */
+      early: boolean;
       /** The queue's pending wallets after the step, when it read them: for the developers write. */
       pending?: string[];
       /** A bulk step's developers, written by the step itself (write-in-step.ts). */
@@ -191,17 +198,23 @@ async function stepOnce(
     const quiet = !reconcile && guard.size === 0 && windows.every(nothingNew);
     if (quiet) {
       // Prepared on this connection (together.ts): most rounds are these, on windows of a few blocks.
-      const [ledger, registrations, pending] = await allRows(
+      const [ledger, registrations, unwritten, pending] = await allRows(
         db,
-        [...ledgerMatches(config.ponderSchema, windows), ...anyRegistrations(config), ...pendingFor(config)],
+        [
+          ...ledgerMatches(config.ponderSchema, windows),
+          ...anyRegistrations(config),
+          ...anyUnwritten,
+          ...pendingFor(config),
+        ],
         { prepared: true },
       );
-      if (yes(ledger) && !yes(registrations)) {
+      if (yes(ledger) && !yes(registrations) && !yes(unwritten)) {
         const nothing = {
           chains: chainSteps(windows, new Map()),
           deferred: [],
           drifted: 0,
           catchUp: false,
+          early: false,
           written: [],
         };
         return { kind: "stepped", ...nothing, pending: pending && walletsFrom(pending) };
@@ -223,21 +236,35 @@ async function stepOnce(
       windows = windows.filter((w) => !deferred.includes(w.chainId));
     }
     const waiting = [...deferred, ...held.map((h) => h.chainId)];
+    // Taken early, every chain (windows.ts): the stakes folded, the developers left for the next
+    // step, which writes them with its own.
+    const early = !reconcile && windows.length > 0 && windows.every((w) => w.early);
     const stepped = {
       kind: "stepped" as const,
       chains: [],
       deferred: waiting,
       drifted: 0,
       catchUp: catchingUp,
+      early,
       written: [] as Change[],
     };
     if (windows.length === 0 && !reconcile) return stepped;
+    const folded = [...recordEvents, ...addChainStake, ...markAffected];
+    const confirmed = confirmedBlocks(config, windows, cursors);
+    if (early) {
+      // The activations too: the step that writes these developers, after Ponder's backfill, then
+      // need not search Ponder's events for them (a fifth of it, for the bench's 10,000).
+      await findActivationsAhead(db, config, confirmed, folded);
+      const rows = await allRows(db, [...leaveUnwritten, ...advanceCursor, ...pendingFor(config), ...COMMIT]);
+      const pending = config.mode === "shadow" ? undefined : walletsFrom(rows.at(-1 - COMMIT.length) ?? []);
+      return committed({ ...stepped, chains: chainSteps(windows, counts), pending });
+    }
 
     // The ledger, the stakes and the affected developers go with the queue's first look-up, but
     // for a reconciliation, which runs between them. Only chains with a window that reaches the
     // cursor are reconciled: Ponder may be behind the others (its events above its checkpoint are
     // not there yet), or backfilling them (not due for a catch-up step).
-    const changes = [...recordEvents, ...addChainStake, ...markAffected, ...findRegistrations(config)];
+    const changes = [...folded, ...takeUnwritten, ...findRegistrations(config)];
     let drifted = 0;
     if (reconcile) {
       await runTogether(db, changes);
@@ -254,7 +281,6 @@ async function stepOnce(
     // what the developers write takes next and the COMMIT, in the last round trip (the look-ups'
     // wallets computed by the server, see findStaleTogether). Else the look-ups pass them through
     // the client: a bound array is what the planner sizes, and hashes.
-    const confirmed = confirmedBlocks(config, windows, cursors);
     const events = [...counts.values()].reduce((n, c) => n + c.added + c.removed, 0);
     const together =
       walletIndexed && !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);

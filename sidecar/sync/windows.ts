@@ -28,6 +28,11 @@ export type Window = {
   /** Events up to here are final after this step: kept as sums, no longer one by one. */
   finalBlock: number;
   progress: PonderProgress;
+  /**
+   * Stepped early while Ponder backfills, only to leave less for the step that ends the backfill
+   * (a "near-end" catch-up): its developers may wait for that step (unwritten-developers.ts).
+   */
+  early: boolean;
 };
 
 /**
@@ -43,7 +48,7 @@ export type Window = {
  * and 0.65 s in two runs (bench/results/ab-base-1206.json, ab-ne65.json, ab-ne65b.json).
  */
 export type CatchUp = "no" | "near-end" | "due";
-const NEAR_END = 0.65;
+const NEAR_END = 0.8;
 
 export function planWindows(
   config: SidecarConfig,
@@ -74,7 +79,18 @@ export function planWindows(
       // stays (advance-cursor.ts), so the new fork's events above the target come as it grows.
       const diffTo = Math.min(p.indexed, cursor.block);
       if (!p.ready || diffTo <= lower) return [];
-      return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo, finalBlock: lower, progress: p }];
+      return [
+        {
+          chainId: chain.id,
+          cursor: cursor.block,
+          lower,
+          target,
+          diffTo,
+          finalBlock: lower,
+          progress: p,
+          early: false,
+        },
+      ];
     }
     // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
     // for the machine. Step once the window reaches the head, or once Ponder builds its indexes
@@ -90,7 +106,11 @@ export function planWindows(
     const backfilled = p.indexing && span > 0;
     if (!p.ready && !reachesHead && !catchUpNow && !backfilled) return [];
     const finalBlock = Math.max(cursor.finalBlock, Math.min(p.finalized, target));
-    return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo: target, finalBlock, progress: p }];
+    // Only the near-end rule took it: the step that ends the backfill comes soon after and writes
+    // nearly every developer again. A due catch-up writes them: developers wait at most
+    // CATCH_UP_WAIT_MS in a long backfill.
+    const early = !p.ready && !reachesHead && !backfilled && catchUp !== "due";
+    return [{ chainId: chain.id, cursor: cursor.block, lower, target, diffTo: target, finalBlock, progress: p, early }];
   });
 }
 

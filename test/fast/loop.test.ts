@@ -235,3 +235,27 @@ it("waits a poll between rounds while Ponder's tables are not there yet, its fir
   expect((await commits()) - before).toBeLessThan(150);
   expect(loop?.state.role).toBe("leader");
 });
+
+it("polls for the end of Ponder's backfill while an early step's developers wait, not at SYNC_POLL_MS", async () => {
+  // A poll a minute: only the loop's own faster poll can find the backfill's end within the test.
+  await startLoop({ SYNC_POLL_MS: "60000" });
+  // Its first round (a reconciliation) done: no other runs until woken.
+  await waitFor("the first round", () => loop?.state.lastSyncAt != null, { timeoutMs: 30_000 });
+  const unwritten = async () =>
+    Number((await fake.db.query("SELECT count(*) AS n FROM stakesync.unwritten_developer")).rows[0]?.n);
+  const w = wallet(0xe1);
+  await fake.register(w);
+  // Ponder backfills, near its end (36 of the head's 40 blocks): a NOTIFY (which Ponder sends only
+  // once it is live) wakes the loop for the early step.
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 10 }], 36);
+  await fake.progress({ latest: 36, ready: false });
+  await fake.db.query(`NOTIFY "${fake.config.ponderSchema}_live_query"`);
+  await waitFor("the early step", async () => (await unwritten()) === 1, { timeoutMs: 30_000 });
+  expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+  // Its backfill ends, with no NOTIFY: the developer is written a poll later, not a minute later.
+  await fake.progress({ latest: 36, ready: true });
+  await waitFor("the developer written", async () => (await fake.developer(w))?.status === "active", {
+    timeoutMs: 30_000,
+  });
+  expect(await unwritten()).toBe(0);
+});

@@ -21,7 +21,7 @@ import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-develope
 import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
 import { SyncLoop } from "../../sidecar/sync/loop";
 import { checkpointBlock } from "../../sidecar/sync/sql/fragments";
-import { type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
+import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
 export const SCHEMA = "ponder_fake";
 /** 1 USDC in raw units (6 decimals). */
@@ -58,6 +58,10 @@ export type Fake = {
     reconcile?: boolean;
     writeInStep?: boolean;
     writeInStepMaxMs?: number;
+    /** What the loop allows while Ponder backfills: "due" (whatever the window) unless told. */
+    catchUp?: CatchUp;
+    /** The chain's head the sidecar polled; by default what Ponder has indexed. */
+    head?: number;
   }) => Promise<Applied & { step: StepResult }>;
   /** Ponder commits events (in their blocks) and, unless told otherwise, its checkpoint. */
   index: (events: FakeEvent[], head?: number) => Promise<void>;
@@ -163,7 +167,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       return pool;
     },
     config,
-    round: async ({ reconcile = false, writeInStep = true, writeInStepMaxMs } = {}) => {
+    round: async ({ reconcile = false, writeInStep = true, writeInStepMaxMs, catchUp = "due", head } = {}) => {
       const read = await followSource(db, config, source.schema, guard, source.watch);
       source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime. The
@@ -174,13 +178,13 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         `SELECT ${checkpointBlock("latest_checkpoint")} AS block FROM "${read.ponderSchema}"._ponder_checkpoint`,
       ]).catch(() => undefined);
       if (rows) source.head = Number(rows[0]?.block ?? 0);
-      const heads = new Map([[CHAIN, { block: source.head, at: Date.now() }]]);
+      const heads = new Map([[CHAIN, { block: head ?? source.head, at: Date.now() }]]);
       // As the loop: Ponder's progress read with the BEGIN once a step found its tables there.
       const ponderSeen = source.seenIn === read.ponderSchema;
       const step = await syncStep(db, read, guard, {
         reconcile,
         heads,
-        catchUp: "due",
+        catchUp,
         ponderSeen,
         walletIndexed: source.walletIndexed,
         writeInStep,
@@ -364,4 +368,22 @@ export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000
   const appOn = (pool: pg.Pool, indexer: AppDeps["indexer"] = { down: () => null }) =>
     createApp({ config, pool, heads, indexer, loop, metrics, alerts, log });
   return { log, metrics, heads, alerts, loop, appOn };
+}
+
+/** Everything the sync writes, as comparable rows: for tests that compare two ways to one outcome. */
+export async function syncOutcome(f: Fake) {
+  const rows = async (sql: string) => (await f.db.query(sql)).rows;
+  return {
+    developers: await rows(
+      "SELECT lower(wallet_address) AS wallet, status, stake_amount::text, staked_at FROM developers ORDER BY 1",
+    ),
+    audit: await rows(
+      `SELECT wallet, old_status, new_status, old_amount::text, new_amount::text, chain_id, block_number::text,
+              transaction_hash, reason FROM stakesync.audit ORDER BY wallet, id`,
+    ),
+    outbox: await rows("SELECT kind, wallet, state, skip_reason FROM stakesync.outbox ORDER BY kind, wallet"),
+    queue: await rows("SELECT wallet, state, reason FROM stakesync.developer_queue ORDER BY wallet"),
+    stakes: await rows("SELECT wallet, chain_id, amount::text FROM stakesync.chain_stake ORDER BY 1, 2"),
+    cursor: await rows("SELECT chain_id, block, final_block FROM stakesync.cursor ORDER BY 1"),
+  };
 }

@@ -291,7 +291,7 @@ describe("the application's own transactions on developers", () => {
     // probe would find the old row refused as well and hold the whole sync. Dead letters again.
     await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
     expect((await fake.round({ reconcile: true })).refused.map((r) => r.wallet)).toEqual([a, b]);
-    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 2, refusedLastHour: 2 });
+    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 2, refusedLastHour: 2, unwritten: 0 });
     // Retried by an operator, before the rule is fixed: the same.
     const { rows } = await fake.db.query<{ id: string }>("SELECT id::text FROM stakesync.developer_queue");
     for (const r of rows) expect(await retryDeadLetter(fake.db, BigInt(r.id))).toBe(true);
@@ -326,7 +326,12 @@ describe("the application's own transactions on developers", () => {
     );
     try {
       expect((await fake.round({ reconcile: true })).held).toBe(1);
-      expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 1, refusedLastHour: 1 });
+      expect((await workCounts(fake.db)).developers).toEqual({
+        queued: 0,
+        refused: 1,
+        refusedLastHour: 1,
+        unwritten: 0,
+      });
     } finally {
       await app.end();
     }
@@ -403,7 +408,7 @@ describe("the application's own transactions on developers", () => {
     await fake.db.query(due);
     expect((await fake.round({ reconcile: true })).changes.map((x) => x.wallet)).toEqual([b, c, d]);
     expect(await check()).toEqual({ count: 0, paged: false, gauge: 0 });
-    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 0, refusedLastHour: 0 });
+    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 0, refusedLastHour: 0, unwritten: 0 });
   });
 });
 

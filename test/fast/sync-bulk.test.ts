@@ -11,7 +11,16 @@ import { createMetrics } from "../../sidecar/metrics";
 import type { Change } from "../../sidecar/sync/apply-developers";
 import { SyncLoop } from "../../sidecar/sync/loop";
 import { type StepResult, TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
-import { applicationTransaction, CHAIN, type Fake, fakePonder, refuseUpdates, SCHEMA, wallet } from "./ponder-fake";
+import {
+  applicationTransaction,
+  CHAIN,
+  type Fake,
+  fakePonder,
+  syncOutcome as outcome,
+  refuseUpdates,
+  SCHEMA,
+  wallet,
+} from "./ponder-fake";
 
 const fakes: Fake[] = [];
 let loop: SyncLoop | undefined;
@@ -76,24 +85,6 @@ async function register(f: Fake) {
             CASE WHEN n = 5 THEN timestamptz '2024-01-01' END
        FROM generate_series(0, ${WALLETS - 1}) n WHERE n % 10 <> 9`,
   );
-}
-
-/** Everything the sync writes, as comparable rows. */
-async function outcome(f: Fake) {
-  const rows = async (sql: string) => (await f.db.query(sql)).rows;
-  return {
-    developers: await rows(
-      "SELECT lower(wallet_address) AS wallet, status, stake_amount::text, staked_at FROM developers ORDER BY 1",
-    ),
-    audit: await rows(
-      `SELECT wallet, old_status, new_status, old_amount::text, new_amount::text, chain_id, block_number::text,
-              transaction_hash, reason FROM stakesync.audit ORDER BY wallet, id`,
-    ),
-    outbox: await rows("SELECT kind, wallet, state, skip_reason FROM stakesync.outbox ORDER BY kind, wallet"),
-    queue: await rows("SELECT wallet, state, reason FROM stakesync.developer_queue ORDER BY wallet"),
-    stakes: await rows("SELECT wallet, chain_id, amount::text FROM stakesync.chain_stake ORDER BY 1, 2"),
-    cursor: await rows("SELECT chain_id, block, final_block FROM stakesync.cursor ORDER BY 1"),
-  };
 }
 
 /**

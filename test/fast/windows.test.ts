@@ -8,7 +8,14 @@ import { loadSidecarConfig } from "../../lib/config";
 import { chooseSource, follow, newWatch, type Source, SWITCH_AHEAD_BLOCKS } from "../../sidecar/sync/choose-source";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "../../sidecar/sync/removal-guard";
 import type { PonderProgress } from "../../sidecar/sync/sql/read-progress";
-import { behindCursor, confirmedBlocks, nothingNew, planWindows, type Window } from "../../sidecar/sync/windows";
+import {
+  behindCursor,
+  type CatchUp,
+  confirmedBlocks,
+  nothingNew,
+  planWindows,
+  type Window,
+} from "../../sidecar/sync/windows";
 
 const config = loadSidecarConfig({
   CHAIN_ID: "31337",
@@ -77,8 +84,8 @@ describe("planWindows", () => {
     expect(planWindows(config, backfilling, cursor(0), head(1000), "near-end")).toEqual([]); // 498 of 998
     expect(planWindows(config, backfilling, cursor(0), head(600), "near-end")).toHaveLength(1); // 498 of 598
     // Early enough that the step ends about when Ponder's backfill does (NEAR_END).
-    expect(planWindows(config, backfilling, cursor(0), head(760), "near-end")).toHaveLength(1); // 498 of 758
-    expect(planWindows(config, backfilling, cursor(0), head(800), "near-end")).toEqual([]); // 498 of 798
+    expect(planWindows(config, backfilling, cursor(0), head(620), "near-end")).toHaveLength(1); // 498 of 618
+    expect(planWindows(config, backfilling, cursor(0), head(640), "near-end")).toEqual([]); // 498 of 638
     expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
     expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
     // Building its indexes: its backfill is over, whatever the head (Ponder's finality further).
@@ -86,6 +93,18 @@ describe("planWindows", () => {
     expect(planWindows(config, indexing, cursor(0), head(1000), "no")).toMatchObject([{ target: 498 }]);
     // Once: stepped there, it waits as the loop allows (a long build is not diffed at every poll).
     expect(planWindows(config, indexing, cursor(498), head(1000), "no")).toEqual([]);
+  });
+
+  it("calls a window early only when the near-end rule alone took it: its developers may wait", () => {
+    const backfilling = progress({ indexed: 500, ready: false });
+    const early = (p: Map<number, PonderProgress>, headBlock: number, catchUp: CatchUp) =>
+      planWindows(config, p, cursor(0), head(headBlock), catchUp).map((w) => w.early);
+    expect(early(backfilling, 600, "near-end")).toEqual([true]);
+    // Due (developers waited CATCH_UP_WAIT_MS), at the head, the index build, a ready Ponder: written.
+    expect(early(backfilling, 1000, "due")).toEqual([false]);
+    expect(early(backfilling, 500, "near-end")).toEqual([false]);
+    expect(early(progress({ indexed: 500, ready: false, indexing: true }), 600, "near-end")).toEqual([false]);
+    expect(early(progress({ indexed: 500 }), 600, "near-end")).toEqual([false]);
   });
 
   it("calls a window with no new confirmed or final block under a ready Ponder one with nothing new", () => {

@@ -1,7 +1,8 @@
 import type pg from "pg";
-import { type Computed, computed, inline } from "../../db/together";
+import type { SidecarConfig } from "../../../lib/config";
+import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
-import { eventKey, signedAmount } from "./fragments";
+import { confirmedStake, eventKey, HASH_JOINS, signedAmount } from "./fragments";
 
 /**
  * Fills the temp table `activation`: for each developer activated for the first time, the block
@@ -27,6 +28,31 @@ export async function findActivations(
   const replayed = rows.filter((r) => !r.found).map((r) => r.wallet);
   if (replayed.length === 0) return;
   await db.query(replay, activationValues(confirmed, replayed, threshold));
+}
+
+/**
+ * An early step's (unwritten-developers.ts): the activations of every developer of `affected`
+ * whose confirmed stake, summed over chains, reaches the threshold, whatever their row (it reads
+ * none), so that the step that writes them need not search Ponder's events again. `before`:
+ * statements without parameters, sent in the same round trip as the wallets' look-up.
+ */
+export async function findActivationsAhead(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  confirmed: Map<number, Confirmed>,
+  before: Statements,
+) {
+  const threshold = config.activationThreshold.toString();
+  const [row] = await lastRows<{ wallets: string[] }>(db, [
+    ...before,
+    ...HASH_JOINS,
+    inline(
+      `SELECT coalesce(array_agg(a.wallet), '{}') AS wallets FROM affected a
+        WHERE ${confirmedStake("a.wallet", config.chains)} >= $1::numeric`,
+      [threshold],
+    ),
+  ]);
+  await findActivations(db, config.ponderSchema, threshold, confirmed, row?.wallets ?? []);
 }
 
 /**

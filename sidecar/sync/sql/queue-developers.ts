@@ -9,7 +9,7 @@ import type { SidecarConfig } from "../../../lib/config";
 import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations, findActivationsTogether } from "./find-activations";
-import { confirmedStake, differsFromStake, tokenFactor } from "./fragments";
+import { confirmedStake, differsFromStake, HASH_JOINS, tokenFactor } from "./fragments";
 
 /**
  * Finds, among `affected`, every developer (with a row) whose row differs from their confirmed
@@ -59,18 +59,6 @@ export function findStaleTogether(config: SidecarConfig, confirmed: Map<number, 
   ];
 }
 
-/**
- * A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
- * on developers (a new temp table has none either) the planner picked one, and a step took 17 s
- * at 10,000 developers. Hash joins only, here; and the developers rows are fetched through the
- * index on lower(wallet_address) for the affected wallets, not by hashing the whole application
- * table every round (20 ms of an 87 ms realtime round at 50,000 developers). The wallets go as a
- * bound array, which PostgreSQL hashes: without the index (a DBA may not have created it), an
- * array computed in the query is walked once per row, 6.6 s for 10,000 wallets in 50,000 rows.
- * Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing).
- */
-const HASH_JOINS: Statements = ["SET LOCAL enable_nestloop = off"];
-
 /** $1 the token factor, $2 the threshold, $3 the wallets. */
 function staleValues(config: SidecarConfig, wallets: string[] | Computed) {
   return [tokenFactor(config.stakeDecimals), config.activationThreshold.toString(), wallets];
@@ -78,8 +66,11 @@ function staleValues(config: SidecarConfig, wallets: string[] | Computed) {
 
 function staleQuery(config: SidecarConfig) {
   const dev = config.developersTable.sql;
+  // Activating: a first activation whose crossing stake is still to be found; one an early step
+  // found is in `activation` already (unwritten-developers.ts).
   return `INSERT INTO stale (wallet, activating)
-     SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric AS activating
+     SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric
+              AND NOT EXISTS (SELECT 1 FROM activation x WHERE x.wallet = t.wallet) AS activating
        -- OFFSET 0: the sum once per wallet; flattened, it ran at each of raw's uses.
        FROM (SELECT a.wallet, ${confirmedStake("a.wallet", config.chains)} AS raw FROM affected a OFFSET 0) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet

@@ -1,0 +1,21 @@
+-- Developers whose confirmed stake a catch-up step changed without writing their rows: while
+-- Ponder backfills, a step taken early only to leave less for the step that ends the backfill
+-- (windows.ts, `early`) folds its events into chain_stake and leaves its developers here, for
+-- that step, which writes every developer it touches anyway. Committed with the cursor, as the
+-- stakes are: a crash between the two steps loses none. One row per wallet, as the step's
+-- `affected`: the latest event behind the change (for the audit row), and 'reorg' when an
+-- applied block changed.
+CREATE TABLE stakesync.unwritten_developer (
+  wallet text PRIMARY KEY,
+  chain_id integer,
+  block_number bigint,
+  transaction_hash text,
+  block_timestamp bigint,
+  reason text NOT NULL CHECK (reason IN ('stake', 'reorg')),
+  -- The stake that first took the confirmed stake to the threshold, found by the early step (its
+  -- block time, chain and block): the step that writes the developer does not search Ponder's
+  -- events for it again, unless a reorg changed them.
+  activated_at bigint,
+  activated_chain integer,
+  activated_block bigint
+);
