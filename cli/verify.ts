@@ -11,6 +11,7 @@ import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { signedAmount } from "../sidecar/sync/sql/fragments";
 import { readCursors } from "../sidecar/sync/sql/read-cursors";
+import { stillWaits } from "../sidecar/sync/sql/unwritten-developers";
 import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
@@ -32,7 +33,9 @@ export type Mismatch = {
  * write follows: a catch-up's write may be under way), or once the application transaction that
  * holds the row ends; one the database refused is a dead letter. Still mismatches (the row is
  * not the chain's, and the exit code says so, as documented), each with its note; the queued
- * wallets also listed. In shadow mode the queue is the plan, never written: no note.
+ * wallets also listed. In shadow mode the queue is the plan, never written: no note. One an early
+ * catch-up step left unwritten while Ponder backfills is written by the step that ends the
+ * backfill: noted so, and listed with the queued.
  */
 export function noteQueued(
   mismatches: Mismatch[],
@@ -49,6 +52,10 @@ export function noteQueued(
         ...m,
         note: "queued: written at the sidecar's next round, or once an application transaction frees the row",
       };
+    }
+    if (state === "unwritten" && mode === "write") {
+      queued.add(m.wallet);
+      return { ...m, note: "synced while Ponder backfills: written by the sidecar's step that ends the backfill" };
     }
     if (state === "dead") return { ...m, note: "refused by the database: a dead letter (/admin/dead-letters)" };
     return m;
@@ -128,9 +135,15 @@ export async function verify(
           `cannot read Ponder's tables in schema "${schema}": ${lockWaitText(error, lockWaitMs) ?? error.message}`,
         );
       });
-    // What the sidecar has queued, in the same snapshot as the cursor that queued it.
+    // What the sidecar has queued, in the same snapshot as the cursor that queued it; and what an
+    // early step left unwritten (unwritten-developers.ts), as a state of its own.
     const queue = await db
-      .query<{ wallet: string; state: string }>("SELECT wallet, state FROM stakesync.developer_queue")
+      .query<{ wallet: string; state: string }>(
+        `SELECT wallet, state FROM stakesync.developer_queue q
+          WHERE NOT EXISTS (SELECT 1 FROM stakesync.unwritten_developer u WHERE u.wallet = q.wallet AND ${stillWaits("u")})
+         UNION ALL
+         SELECT wallet, 'unwritten' FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}`,
+      )
       .catch((error: Error) => {
         throw new VerifyError(`cannot read stakesync.developer_queue: ${error.message}`);
       });

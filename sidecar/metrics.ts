@@ -97,6 +97,11 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Developers rows synced from Ponder and not yet written (an application transaction holds them); 0 in shadow mode",
       ...r,
     }),
+    developersUnwritten: new Gauge({
+      name: "stakesync_developers_unwritten",
+      help: "Developers whose stake a catch-up step synced while Ponder backfills, written by the step that ends the backfill",
+      ...r,
+    }),
     developersRefused: new Gauge({
       name: "stakesync_developers_refused",
       help: "Developers rows the database refused, dead-lettered",
@@ -188,6 +193,7 @@ export function observeStatus(
   // plan`), not rows waiting to be written, and refusals from before a switch to it are no page.
   const writing = mode === "write";
   metrics.developersQueued.set(writing ? status.developers.queued : 0);
+  metrics.developersUnwritten.set(status.developers.unwritten);
   metrics.developersRefused.set(status.developers.refused);
   metrics.developersRefusedLastHour.set(writing ? status.developers.refusedLastHour : 0);
   metrics.settingsDiffer.set(status.settingsDiffer.length);

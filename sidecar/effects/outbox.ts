@@ -10,6 +10,7 @@
 import { backoffMs } from "../../lib/backoff";
 import type { Queryable } from "../db/queryable";
 import { leaderLockHeldBy } from "../leader";
+import { stillWaits } from "../sync/sql/unwritten-developers";
 import { SEND_DEADLINE_MS } from "./mailer";
 
 export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts: number; email: string | null };
@@ -193,7 +194,7 @@ export async function workCounts(db: Queryable) {
     `SELECT (SELECT count(*) FROM stakesync.outbox WHERE state = 'pending') AS pending,
             (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
             q.queued, q.refused, q.refused_last_hour,
-            (SELECT count(*) FROM stakesync.unwritten_developer) AS unwritten
+            (SELECT count(*) FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}) AS unwritten
        FROM (SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS queued,
                     -- Refused until written: also those a reconciliation put back in line (retryRefused).
                     count(*) FILTER (WHERE state = 'dead' OR attempts > 0) AS refused,

@@ -17,5 +17,10 @@ CREATE TABLE stakesync.unwritten_developer (
   -- events for it again, unless a reorg changed them.
   activated_at bigint,
   activated_chain integer,
-  activated_block bigint
+  activated_block bigint,
+  -- The commit of the early step that left it (or carried it on): its cursor's updated_at. A
+  -- cursor moved since by a step that did not take the row (a sidecar of a version before this
+  -- table, after a rollback) passed it over: that step's reconciliation wrote the developer, and
+  -- the row is ignored and dropped.
+  left_at timestamptz NOT NULL DEFAULT now()
 );

@@ -300,6 +300,10 @@ export class SyncLoop {
         this.noteChanges(own);
         if (step.kind === "stepped" && step.fellBack !== undefined) this.noteFellBack(step.fellBack, startedAt);
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
+        // Left by this step, or still waiting: any other step that synced (a reconciliation too) took them.
+        if (step.kind === "stepped") {
+          this.unwrittenWait = step.early || (this.unwrittenWait && step.chains.length === 0 && !reconcile);
+        }
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.
@@ -397,7 +401,6 @@ export class SyncLoop {
     if (catchUp) this.nextCatchUpAt = startedAt + durationMs / CATCH_UP_SHARE;
     // An early step left its developers unwritten: they still wait, and CATCH_UP_WAIT_MS counts on.
     if (chains.length > 0 && !early) this.steppedAt = startedAt;
-    if (chains.length > 0) this.unwrittenWait = early;
     if (drifted > 0) this.log.warn({ drifted }, "reconcile repaired chain_stake drift");
     this.noteDeferred(deferred);
     this.state.lastSyncAt = new Date().toISOString();

@@ -37,15 +37,17 @@ export type Window = {
 
 /**
  * While Ponder backfills a chain: "no" leaves it for a later step, "near-end" steps it once the
- * window is NEAR_END of what is left to the head, "due" steps it whatever the window. A step near
- * the end leaves little for the step after Ponder is ready, which rewrites every developer again.
+ * window is NEAR_END of what is left to the head, "due" steps it whatever the window (developers
+ * waited CATCH_UP_WAIT_MS). A step near the end leaves little for the step that ends the backfill.
+ * It is taken early: it folds the stakes and finds the activations, and leaves its developers to
+ * that step (unwritten-developers.ts), which writes nearly every one of them anyway; a due one
+ * writes them.
  *
- * Not too near: that step waits for the catch-up to end, and a catch-up competes with Ponder for
- * the machine, so it takes about a third of the time Ponder took for its window (1.0–1.1 s for
- * 72,000–84,000 events in the bench's cached runs, Ponder 4.2 s for 100,000). Begun at 80 % it
- * ended 0.6 s after Ponder's backfill, and developers were synced 0.88 s after /ready; begun at
- * 65 %, it ends about when the backfill does, and the step after /ready begins at once: 0.60
- * and 0.65 s in two runs (bench/results/ab-base-1206.json, ab-ne65.json, ab-ne65b.json).
+ * Not too near: the step that ends the backfill waits for it. In the bench's cached runs (100,000
+ * events) the early step took 0.48–0.55 s beside Ponder for 84,000 events, begun at 80 %, and
+ * ended 15–53 ms before Ponder's last batch in four runs of five, 37 ms after it in the fifth
+ * (bench/results/ab-early.json). Before it was taken early it wrote every developer, took twice
+ * as long, and began at 65 %.
  */
 export type CatchUp = "no" | "near-end" | "due";
 const NEAR_END = 0.8;

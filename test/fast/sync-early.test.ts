@@ -5,7 +5,17 @@
  * with nothing new; and the sidecar not ready while they wait.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, syncOutcome } from "./ponder-fake";
+import {
+  applicationTransaction,
+  CHAIN,
+  type Fake,
+  fakePonder,
+  SCHEMA,
+  sidecarParts,
+  syncOutcome,
+  USDC,
+  wallet,
+} from "./ponder-fake";
 
 const fakes: Fake[] = [];
 afterEach(async () => {
@@ -75,7 +85,8 @@ const unwritten = (f: Fake) => count(f, "SELECT count(*) AS n FROM stakesync.unw
 
 describe("an early catch-up step", () => {
   it("folds the stakes, leaves the developers to the next step, and ends as writing them at once would", async () => {
-    const [early, writing] = await Promise.all([fake(), fake()]);
+    const env = { EFFECTS_FROM_BLOCK: "6" };
+    const [early, writing] = await Promise.all([fake(env), fake(env)]);
     const first = await firstStep(early, "near-end");
     expect(first.step).toMatchObject({ kind: "stepped", early: true, chains: [{ to: 19, added: 1899 }] });
     expect(first.changes).toEqual([]);
@@ -97,17 +108,26 @@ describe("an early catch-up step", () => {
     for (const f of [early, writing]) {
       // A new term (a restart): what the early step left is in the database, not in the process.
       await f.newTerm();
-      // A reorg took two of the early window's events (blocks 16 and 18, above the final block;
-      // one would leave the wallet's stake as it was, with the new block 20's), and Ponder went on
-      // to block 28 and became ready.
+      // Ponder goes on with 2,000 events over half the wallets (blocks 21–41): to 28 at a second
+      // early step.
+      await events(f, 2001, 4000, 100);
+      await f.progress({ latest: 28, safe: 28, finalized: 10, ready: false });
+      const second = await f.round({ catchUp: f === early ? "near-end" : "due", head: 29 });
+      expect(second.step).toMatchObject({ early: f === early, chains: [{ to: 26 }] });
+      // A reorg takes two of the first window's events (blocks 16 and 18, above the final block;
+      // one would leave the wallet's stake as it was, with block 20's).
       await f.db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE developer = $1 AND block_number IN (16, 18)`, [
-        `0x${(BASE + REORGED).toString(16).padStart(40, "0")}`,
+        wallet(BASE + REORGED),
       ]);
-      await events(f, 2001, 2600, 100);
-      await f.progress({ latest: 28, safe: 28, finalized: 28, ready: true });
-      await f.round();
-      await f.progress({ latest: 29, safe: 29, finalized: 29, ready: true });
-      await f.round();
+      // Ready at 42: the step that ends the backfill, a bulk one (it writes its developers itself),
+      // once the removal is confirmed.
+      const written: number[] = [];
+      for (const latest of [42, 43]) {
+        await f.progress({ latest, safe: latest, finalized: latest, ready: true });
+        const round = await f.round();
+        written.push(round.step.kind === "stepped" ? round.step.written.length : 0);
+      }
+      expect(Math.max(...written)).toBeGreaterThan(50);
     }
     expect(await unwritten(early)).toBe(0);
     const { audit, ...outcome } = await syncOutcome(early);
@@ -119,9 +139,10 @@ describe("an early catch-up step", () => {
     expect(audit.length).toBeLessThan(writingAudit.length);
     // Not vacuous: activations with their welcome jobs, and the reorged wallet audited as such.
     expect(outcome.outbox.length).toBeGreaterThan(100);
-    expect(audit.filter((a) => a.reason === "reorg").map((a) => a.wallet)).toEqual([
-      `0x${(BASE + REORGED).toString(16).padStart(40, "0")}`,
-    ]);
+    expect(audit.filter((a) => a.reason === "reorg").map((a) => a.wallet)).toEqual([wallet(BASE + REORGED)]);
+    // EFFECTS_FROM_BLOCK 6 against the activations the early steps found: crossings in block 5 are historic.
+    expect(outcome.outbox.filter((o) => o.skip_reason === "historic").length).toBeGreaterThan(10);
+    expect(outcome.outbox.filter((o) => o.state === "pending").length).toBeGreaterThan(10);
   });
 
   it("searches an activation again when a reorg took the stake that crossed the threshold", async () => {
@@ -131,7 +152,7 @@ describe("an early catch-up step", () => {
     // Final only up to block 2: the crossing stakes (a wallet's third event, blocks 5–6) can be reorged.
     await f.progress({ latest: 21, safe: 21, finalized: 2, ready: false });
     await f.round({ catchUp: "near-end", head: 25 });
-    const w = `0x${(BASE + 20).toString(16).padStart(40, "0")}`;
+    const w = wallet(BASE + 20);
     const crossedAt = async () =>
       (
         await f.db.query<{ b: string }>(
@@ -148,8 +169,76 @@ describe("an early catch-up step", () => {
     await f.round();
     expect(await f.developer(w)).toMatchObject({ status: "active", staked_at: new Date((1700000000 + 9 * 12) * 1000) });
     // Another wallet's, untouched by the reorg, is the one the early step found.
-    const other = `0x${(BASE + 21).toString(16).padStart(40, "0")}`;
+    const other = wallet(BASE + 21);
     expect(await f.developer(other)).toMatchObject({ staked_at: new Date((1700000000 + 5 * 12) * 1000) });
+  });
+
+  it("writes a developer with the activation it found, not one searched for again", async () => {
+    const f = await fake();
+    await firstStep(f, "near-end");
+    // What the step that writes them takes: the early step's (here one made up, to tell them apart).
+    await f.db.query("UPDATE stakesync.unwritten_developer SET activated_at = 1600000000 WHERE wallet = $1", [
+      wallet(BASE + 30),
+    ]);
+    await f.progress({ latest: 23, safe: 23, finalized: 23, ready: true });
+    await f.round();
+    expect(await f.developer(wallet(BASE + 30))).toMatchObject({ staked_at: new Date(1600000000 * 1000) });
+  });
+
+  it("ignores what a sidecar that does not know the table passed over (a rollback below it)", async () => {
+    const f = await fake({ MAX_LAG_BLOCKS: "20" });
+    const app = sidecarParts(f.config, { head: 30 }).appOn(f.pool());
+    await firstStep(f, "near-end");
+    await f.db.query("UPDATE stakesync.unwritten_developer SET activated_at = 1600000000 WHERE wallet = $1", [
+      wallet(BASE + 30),
+    ]);
+    // An older sidecar leads: it moves the cursor, and its reconciliation writes every developer.
+    await f.db.query("UPDATE stakesync.cursor SET updated_at = now()");
+    expect((await app.request("/ready")).status).toBe(200);
+    expect(await (await app.request("/status")).json()).toMatchObject({ developers: { unwritten: 0 } });
+    // This version leads again: its first round (a reconciliation) drops the rows, searches again.
+    await f.newTerm();
+    await f.progress({ latest: 21, safe: 21, finalized: 10, ready: true });
+    await f.round({ reconcile: true });
+    expect(await unwritten(f)).toBe(0);
+    expect(await f.developer(wallet(BASE + 30))).toMatchObject({
+      status: "active",
+      staked_at: new Date((1700000000 + 5 * 12) * 1000),
+    });
+  });
+
+  it("keeps a developer queued before it out of the developers write until the step that takes it queues it again", async () => {
+    const f = await fake();
+    const w = wallet(BASE + 1);
+    await f.register(w, "w@example.com");
+    // 2 USDC (of MIN_STAKE 5) at block 3, queued while an application transaction holds the row.
+    await f.index([{ developer: w, amount: 2n * USDC, block: 3 }], 6);
+    await f.progress({ latest: 6, ready: false });
+    const app = await applicationTransaction(f.url, "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [
+      w,
+    ]);
+    await f.round({ catchUp: "due", head: 13 });
+    await app.query("ROLLBACK");
+    await app.end();
+    expect((await syncOutcome(f)).queue).toEqual([{ wallet: w, state: "pending", reason: "stake" }]);
+    // 4 more at block 8, taken by an early step: the row is free, but its entry is the 2 USDC one.
+    await f.index([{ developer: w, amount: 4n * USDC, block: 8 }], 12);
+    await f.progress({ latest: 12, ready: false });
+    const early = await f.round({ catchUp: "near-end", head: 13 });
+    expect(early.step).toMatchObject({ early: true });
+    expect(early.changes).toEqual([]);
+    expect(await f.developer(w)).toMatchObject({ status: "pending", stake_amount: "0", staked_at: null });
+    // Backfill over: queued again with the activation, and written whole.
+    await f.progress({ latest: 12, ready: true });
+    await f.round();
+    expect(await f.developer(w)).toMatchObject({
+      status: "active",
+      stake_amount: "6.000000",
+      staked_at: new Date((1700000000 + 8 * 12) * 1000),
+    });
+    expect((await syncOutcome(f)).outbox).toEqual([
+      { kind: "welcome_email", wallet: w, state: "pending", skip_reason: null },
+    ]);
   });
 
   it("is written by the next round even when that round has nothing new", async () => {

@@ -334,26 +334,29 @@ it("stakesync verify notes the mismatches of rows the sidecar has queued, not wr
     expected: "5.000000",
     found: "0.000000",
   });
-  const [queued, refused, drifted] = [wallet(41), wallet(42), wallet(43)];
+  const [queued, refused, drifted, unwritten] = [wallet(41), wallet(42), wallet(43), wallet(44)];
   const found = [
     mismatch(queued),
     mismatch(queued, "status"),
     mismatch(refused),
     mismatch(drifted),
+    mismatch(unwritten),
     { ...mismatch(queued), table: "ponder" as const, chainId: 31337 },
   ];
   const queue = [
     { wallet: queued, state: "pending" },
     { wallet: refused, state: "dead" },
+    { wallet: unwritten, state: "unwritten" },
   ];
   const written = noteQueued(found, queue, "write");
-  expect(written.queued).toEqual([queued]);
+  expect(written.queued).toEqual([queued, unwritten]);
   // Still mismatches: the rows are not the chain's (exit 1, as documented), each with its note.
   expect(written.mismatches.map((m) => [m.table, m.wallet, m.note?.split(":")[0] ?? null])).toEqual([
     ["developers", queued, "queued"],
     ["developers", queued, "queued"],
     ["developers", refused, "refused by the database"],
     ["developers", drifted, null],
+    ["developers", unwritten, "synced while Ponder backfills"],
     ["ponder", queued, null],
   ]);
   // Shadow mode never writes its queue: no row is "queued".

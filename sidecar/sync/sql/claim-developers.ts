@@ -1,13 +1,19 @@
 import type { SidecarConfig } from "../../../lib/config";
 import { inline, type Statements } from "../../db/together";
+import { stillWaits } from "./unwritten-developers";
 
 /**
  * The wallets waiting in stakesync.developer_queue, as one array (`wallets`): read in the step's
  * last round trip (in its snapshot: a dead letter an admin retried meanwhile waits for the next
- * round), or on its own when the step did not read it.
+ * round), or on its own when the step did not read it. Not those an early step left unwritten
+ * since they were queued: their stake moved on, and their entry's event and activation with it
+ * only once the step that takes them queues them again (unwritten-developers.ts); written now,
+ * a first activation would lose its staked_at.
  */
 export const pendingWallets: Statements = [
-  "SELECT coalesce(array_agg(wallet), '{}') AS wallets FROM stakesync.developer_queue WHERE state = 'pending'",
+  `SELECT coalesce(array_agg(q.wallet), '{}') AS wallets FROM stakesync.developer_queue q
+    WHERE q.state = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM stakesync.unwritten_developer u WHERE u.wallet = q.wallet AND ${stillWaits("u")})`,
 ];
 
 /** The wallets from the rows of `pendingWallets`. */

@@ -10,6 +10,14 @@ import type { Statements } from "../../db/together";
 const COLUMNS = "wallet, chain_id, block_number, transaction_hash, block_timestamp, reason";
 
 /**
+ * Whether unwritten_developer row `u` still waits: no step moved a cursor after the one that left
+ * it but a step that takes every row (the early step's cursor and the row share their commit's
+ * now()). One moved since was a sidecar's that knows nothing of this table (see migration 012).
+ */
+export const stillWaits = (u: string) =>
+  `(${u}.left_at >= (SELECT coalesce(max(c.updated_at), '-infinity') FROM stakesync.cursor c))`;
+
+/**
  * Leaves the step's `affected` developers unwritten, with the activations it found (`activation`,
  * findActivationsAhead): a wallet left by an earlier step takes this step's event (the later one)
  * and keeps 'reorg' if either had it; its activation is this step's, or the earlier one's unless
@@ -17,6 +25,9 @@ const COLUMNS = "wallet, chain_id, block_number, transaction_hash, block_timesta
  * row twice (30 ms for 10,000 wallets, against 14).
  */
 export const leaveUnwritten: Statements = [
+  `DELETE FROM stakesync.unwritten_developer u WHERE NOT ${stillWaits("u")}`,
+  // Before this step moves its cursors: the rows still waiting are carried on with this commit.
+  "UPDATE stakesync.unwritten_developer SET left_at = now()",
   `UPDATE stakesync.unwritten_developer u
       SET chain_id = a.chain_id, block_number = a.block_number, transaction_hash = a.transaction_hash,
           block_timestamp = a.block_timestamp,
@@ -46,14 +57,16 @@ export const takeUnwritten: Statements = [
   `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
    SELECT u.wallet, u.activated_at, u.activated_chain, u.activated_block, true
      FROM stakesync.unwritten_developer u LEFT JOIN affected a ON a.wallet = u.wallet
-    WHERE u.activated_at IS NOT NULL AND a.reason IS DISTINCT FROM 'reorg'`,
+    WHERE u.activated_at IS NOT NULL AND a.reason IS DISTINCT FROM 'reorg' AND ${stillWaits("u")}`,
   `UPDATE affected a SET reason = 'reorg' FROM stakesync.unwritten_developer u
-    WHERE u.wallet = a.wallet AND u.reason = 'reorg' AND a.reason <> 'reorg'`,
+    WHERE u.wallet = a.wallet AND u.reason = 'reorg' AND a.reason <> 'reorg' AND ${stillWaits("u")}`,
   `INSERT INTO affected (${COLUMNS})
    SELECT ${COLUMNS} FROM stakesync.unwritten_developer u
-    WHERE NOT EXISTS (SELECT 1 FROM affected a WHERE a.wallet = u.wallet)`,
+    WHERE NOT EXISTS (SELECT 1 FROM affected a WHERE a.wallet = u.wallet) AND ${stillWaits("u")}`,
   "DELETE FROM stakesync.unwritten_developer",
 ];
 
 /** Whether any developer waits unwritten (one row, `yes`): a question of a round with nothing new. */
-export const anyUnwritten: Statements = ["SELECT EXISTS (SELECT 1 FROM stakesync.unwritten_developer) AS yes"];
+export const anyUnwritten: Statements = [
+  `SELECT EXISTS (SELECT 1 FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}) AS yes`,
+];
