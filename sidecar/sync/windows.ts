@@ -50,7 +50,7 @@ export type Window = {
  * as long, and began at 65 %.
  */
 export type CatchUp = "no" | "near-end" | "due";
-const NEAR_END = 0.8;
+const NEAR_END = 0.7;
 
 export function planWindows(
   config: SidecarConfig,

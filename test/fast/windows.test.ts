@@ -84,8 +84,8 @@ describe("planWindows", () => {
     expect(planWindows(config, backfilling, cursor(0), head(1000), "near-end")).toEqual([]); // 498 of 998
     expect(planWindows(config, backfilling, cursor(0), head(600), "near-end")).toHaveLength(1); // 498 of 598
     // Early enough that the step ends about when Ponder's backfill does (NEAR_END).
-    expect(planWindows(config, backfilling, cursor(0), head(620), "near-end")).toHaveLength(1); // 498 of 618
-    expect(planWindows(config, backfilling, cursor(0), head(640), "near-end")).toEqual([]); // 498 of 638
+    expect(planWindows(config, backfilling, cursor(0), head(700), "near-end")).toHaveLength(1); // 498 of 698
+    expect(planWindows(config, backfilling, cursor(0), head(720), "near-end")).toEqual([]); // 498 of 718
     expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
     expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
     // Building its indexes: its backfill is over, whatever the head (Ponder's finality further).
