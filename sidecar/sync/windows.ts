@@ -44,10 +44,11 @@ export type Window = {
  * writes them.
  *
  * Not too near: the step that ends the backfill waits for it. In the bench's cached runs (100,000
- * events) the early step took 0.48–0.55 s beside Ponder for 84,000 events, begun at 80 %, and
- * ended 15–53 ms before Ponder's last batch in four runs of five, 37 ms after it in the fifth
- * (bench/results/ab-early.json). Before it was taken early it wrote every developer, took twice
- * as long, and began at 65 %.
+ * events), begun at 80 %, the early step took 0.48–0.65 s beside Ponder for 84,000 events and
+ * ended after Ponder's last batch in four runs of ten (37–111 ms; bench/results/ab-early.json,
+ * ab-early3.json); begun at 70 %, 0.44–0.72 s for 78,000 events, ending 68–270 ms before it in all
+ * five (ab-early4.json). Before it was taken early it wrote every developer, took 0.83–1.2 s, and
+ * began at 65 %.
  */
 export type CatchUp = "no" | "near-end" | "due";
 const NEAR_END = 0.7;
