@@ -145,7 +145,9 @@ export async function verify(
          SELECT wallet, 'unwritten' FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}`,
       )
       .catch((error: Error) => {
-        throw new VerifyError(`cannot read stakesync.developer_queue: ${error.message}`);
+        throw new VerifyError(
+          `cannot read stakesync.developer_queue and stakesync.unwritten_developer: ${error.message}`,
+        );
       });
     await db.query("COMMIT");
 

@@ -29,6 +29,7 @@ import { waitFor } from "../../lib/wait";
 import { createDevelopersTable } from "../../sidecar/db/developers-table";
 import { createLogger } from "../../sidecar/log";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
+import { stillWaits } from "../../sidecar/sync/sql/unwritten-developers";
 import { startRpcProxy, startSmtp, startWebhook } from "../../test/helpers/peers";
 import { wallets as derivedWallets } from "../../test/helpers/workload";
 import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS, stillFiring } from "./alerts";
@@ -272,7 +273,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             role: string;
             source: string;
             chains: { synced: number }[];
-            developers: { queued: number; refused: number };
+            developers: { queued: number; refused: number; unwritten: number };
           }
         | undefined;
     const leader = async () => {
@@ -550,7 +551,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           );
           const queued = await client.query<{ wallet: string }>(
             `SELECT lower(wallet) AS wallet FROM stakesync.developer_queue WHERE state = 'pending'
-             UNION SELECT wallet FROM stakesync.unwritten_developer`,
+             UNION SELECT wallet FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}`,
           );
           const rows = await client.query<Row>(`SELECT ${ROW_COLUMNS} FROM developers`);
           await client.query("COMMIT");
@@ -908,7 +909,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       async () => {
         const name = await leader();
         const s = name ? await status(name) : undefined;
-        return (s?.chains[0]?.synced ?? 0) >= target && s?.developers.queued === 0;
+        return (s?.chains[0]?.synced ?? 0) >= target && s?.developers.queued === 0 && s.developers.unwritten === 0;
       },
       { timeoutMs: 300_000, intervalMs: 500 },
     );

@@ -300,10 +300,12 @@ export class SyncLoop {
         this.noteChanges(own);
         if (step.kind === "stepped" && step.fellBack !== undefined) this.noteFellBack(step.fellBack, startedAt);
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
-        // Left by this step, or still waiting: any other step that synced (a reconciliation too) took them.
+        // Left by this step, or still waiting: any other step that synced (a reconciliation too)
+        // took them. Not while Ponder's tables are gone (a `ponder dev` restart): its backfill
+        // begins anew, and its end is minutes away.
         if (step.kind === "stepped") {
           this.unwrittenWait = step.early || (this.unwrittenWait && step.chains.length === 0 && !reconcile);
-        }
+        } else if (step.kind === "waiting-for-ponder") this.unwrittenWait = false;
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time.

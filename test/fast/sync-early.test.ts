@@ -5,6 +5,7 @@
  * with nothing new; and the sidecar not ready while they wait.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { workCounts } from "../../sidecar/effects/outbox";
 import {
   applicationTransaction,
   CHAIN,
@@ -208,6 +209,20 @@ describe("an early catch-up step", () => {
       status: "active",
       staked_at: new Date((1700000000 + 5 * 12) * 1000),
     });
+  });
+
+  it("keeps its developers waiting when the server's clock went back since another cursor moved", async () => {
+    const f = await fake();
+    // A cursor moved "an hour from now" by the server's clock of then (a chain no longer stepped).
+    await f.db.query(
+      "INSERT INTO stakesync.cursor (chain_id, block, final_block, updated_at) VALUES (1, 0, 0, now() + interval '1 hour')",
+    );
+    await firstStep(f, "near-end");
+    expect((await workCounts(f.db)).developers.unwritten).toBe(WALLETS);
+    await f.progress({ latest: 23, safe: 23, finalized: 23, ready: true });
+    await f.round();
+    expect(await unwritten(f)).toBe(0);
+    expect(await count(f, "SELECT count(*) AS n FROM developers WHERE status = 'active'")).toBeGreaterThan(100);
   });
 
   it("keeps a developer queued before it out of the developers write until the step that takes it queues it again", async () => {

@@ -9,13 +9,22 @@ import type { Statements } from "../../db/together";
 
 const COLUMNS = "wallet, chain_id, block_number, transaction_hash, block_timestamp, reason";
 
+const LATEST_CURSOR_MOVE = "(SELECT coalesce(max(c.updated_at), '-infinity') FROM stakesync.cursor c)";
+
 /**
  * Whether unwritten_developer row `u` still waits: no step moved a cursor after the one that left
  * it but a step that takes every row (the early step's cursor and the row share their commit's
  * now()). One moved since was a sidecar's that knows nothing of this table (see migration 012).
  */
-export const stillWaits = (u: string) =>
-  `(${u}.left_at >= (SELECT coalesce(max(c.updated_at), '-infinity') FROM stakesync.cursor c))`;
+export const stillWaits = (u: string) => `(${u}.left_at >= ${LATEST_CURSOR_MOVE})`;
+
+/**
+ * The time a row is left at: this commit's, which its cursors take (advance-cursor.ts), or a later
+ * cursor's if the server's clock went back since (a step of the server's time, a failover to a
+ * server whose clock is behind): else a chain this step did not move would keep a later time, and
+ * every row would look passed over.
+ */
+const LEFT_AT = `greatest(now(), ${LATEST_CURSOR_MOVE})`;
 
 /**
  * Leaves the step's `affected` developers unwritten, with the activations it found (`activation`,
@@ -27,7 +36,7 @@ export const stillWaits = (u: string) =>
 export const leaveUnwritten: Statements = [
   `DELETE FROM stakesync.unwritten_developer u WHERE NOT ${stillWaits("u")}`,
   // Before this step moves its cursors: the rows still waiting are carried on with this commit.
-  "UPDATE stakesync.unwritten_developer SET left_at = now()",
+  `UPDATE stakesync.unwritten_developer SET left_at = ${LEFT_AT}`,
   `UPDATE stakesync.unwritten_developer u
       SET chain_id = a.chain_id, block_number = a.block_number, transaction_hash = a.transaction_hash,
           block_timestamp = a.block_timestamp,
@@ -37,10 +46,10 @@ export const leaveUnwritten: Statements = [
           activated_block = CASE WHEN x.found THEN x.block_number WHEN a.reason = 'reorg' THEN NULL ELSE u.activated_block END
      FROM affected a LEFT JOIN activation x ON x.wallet = a.wallet
     WHERE a.wallet = u.wallet`,
-  `INSERT INTO stakesync.unwritten_developer (${COLUMNS}, activated_at, activated_chain, activated_block)
+  `INSERT INTO stakesync.unwritten_developer (${COLUMNS}, activated_at, activated_chain, activated_block, left_at)
    SELECT a.wallet, a.chain_id, a.block_number, a.transaction_hash, a.block_timestamp, a.reason,
           CASE WHEN x.found THEN x.block_timestamp END, CASE WHEN x.found THEN x.chain_id END,
-          CASE WHEN x.found THEN x.block_number END
+          CASE WHEN x.found THEN x.block_number END, ${LEFT_AT}
      FROM affected a LEFT JOIN activation x ON x.wallet = a.wallet
     WHERE NOT EXISTS (SELECT 1 FROM stakesync.unwritten_developer u WHERE u.wallet = a.wallet)`,
 ];
