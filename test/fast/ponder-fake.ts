@@ -387,3 +387,26 @@ export async function syncOutcome(f: Fake) {
     cursor: await rows("SELECT chain_id, block, final_block FROM stakesync.cursor ORDER BY 1"),
   };
 }
+
+/**
+ * Ponder commits events g = from..to over `wallets` wallets (wallet(base + g % wallets)), 100 a
+ * block from block 1 (block 1 + g / 100, its time 1700000000 + 12 · block): each wallet's k-th
+ * event (k = g / wallets) a stake of 2 USDC, but for k = 3 and 8 (k % 5 = 3) an unstake of 1. A
+ * wallet's running sum goes 2, 4, 6, 5, 7, …: it reaches 5 at its third event. Its checkpoint is
+ * the caller's to set.
+ */
+export async function patternEvents(
+  f: Fake,
+  { from, to, wallets, base }: { from: number; to: number; wallets: number; base: number },
+) {
+  await f.db.query(
+    `INSERT INTO ${SCHEMA}.stake_event
+     SELECT lpad((1700000000 + b * 12)::text, 10, '0') || lpad('${CHAIN}', 16, '0') || lpad(b::text, 16, '0')
+              || lpad(g::text, 16, '0') || '5' || lpad('0', 16, '0'),
+            ${CHAIN}, '0x' || lpad(to_hex(${base} + g % ${wallets}), 40, '0'),
+            CASE WHEN (g / ${wallets}) % 5 = 3 THEN 'unstaked' ELSE 'staked' END,
+            CASE WHEN (g / ${wallets}) % 5 = 3 THEN 1000000 ELSE 2000000 END,
+            b, 1700000000 + b * 12, '0x' || lpad(to_hex(g), 64, '0'), 0
+       FROM generate_series(${from}, ${to}) g, LATERAL (SELECT 1 + g / 100 AS b) x`,
+  );
+}

@@ -17,8 +17,8 @@ import {
   type Fake,
   fakePonder,
   syncOutcome as outcome,
+  patternEvents,
   refuseUpdates,
-  SCHEMA,
   wallet,
 } from "./ponder-fake";
 
@@ -53,22 +53,11 @@ const BASE = 0x1000;
 const EVENTS = 2000;
 
 /**
- * Ponder commits EVENTS events over WALLETS wallets (wallet(BASE + g % WALLETS)), 100 a block
- * from block 1: each wallet's events k = g / WALLETS stakes of 2 USDC but for k = 3 and 8, unstakes
- * of 1. A running sum of 2, 4, 3, 5: it crosses MIN_STAKE (5) at a wallet's fourth event, so
- * first activations are found by the replay.
+ * Ponder commits EVENTS events over WALLETS wallets (patternEvents: a wallet's running sum reaches
+ * MIN_STAKE, 5, at its third event), and its checkpoint two blocks above the last.
  */
 async function bulk(f: Fake, { from = 1, base = BASE } = {}) {
-  await f.db.query(
-    `INSERT INTO ${SCHEMA}.stake_event
-     SELECT lpad((1700000000 + b * 12)::text, 10, '0') || lpad('${CHAIN}', 16, '0') || lpad(b::text, 16, '0')
-              || lpad(g::text, 16, '0') || '5' || lpad('0', 16, '0'),
-            ${CHAIN}, '0x' || lpad(to_hex(${base} + g % ${WALLETS}), 40, '0'),
-            CASE WHEN (g / ${WALLETS}) % 5 = 3 THEN 'unstaked' ELSE 'staked' END,
-            CASE WHEN (g / ${WALLETS}) % 5 = 3 THEN 1000000 ELSE 2000000 END,
-            b, 1700000000 + b * 12, '0x' || lpad(to_hex(g), 64, '0'), 0
-       FROM generate_series(${from}, ${from + EVENTS - 1}) g, LATERAL (SELECT 1 + g / 100 AS b) x`,
-  );
+  await patternEvents(f, { from, to: from + EVENTS - 1, wallets: WALLETS, base });
   const last = 1 + Math.floor((from + EVENTS - 1) / 100);
   await f.progress({ latest: last + 2, safe: last + 2, finalized: last + 2 });
 }

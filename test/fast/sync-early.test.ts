@@ -11,6 +11,7 @@ import {
   CHAIN,
   type Fake,
   fakePonder,
+  patternEvents,
   SCHEMA,
   sidecarParts,
   syncOutcome,
@@ -34,23 +35,9 @@ const WALLETS = 200;
 /** The wallet whose event Ponder drops in the reorg: it has events in the early window only. */
 const REORGED = 150;
 
-/**
- * Ponder commits events g = from..to over `wallets` wallets (wallet(BASE + g % wallets)), 100 a
- * block from block 1: stakes of 2 USDC, and for every fifth k = g / wallets from the fourth on,
- * unstakes of 1. A running sum of 2, 4, 6: first activations at a wallet's third event.
- */
-async function events(f: Fake, from: number, to: number, wallets: number) {
-  await f.db.query(
-    `INSERT INTO ${SCHEMA}.stake_event
-     SELECT lpad((1700000000 + b * 12)::text, 10, '0') || lpad('${CHAIN}', 16, '0') || lpad(b::text, 16, '0')
-              || lpad(g::text, 16, '0') || '5' || lpad('0', 16, '0'),
-            ${CHAIN}, '0x' || lpad(to_hex(${BASE} + g % ${wallets}), 40, '0'),
-            CASE WHEN (g / ${wallets}) % 5 = 3 THEN 'unstaked' ELSE 'staked' END,
-            CASE WHEN (g / ${wallets}) % 5 = 3 THEN 1000000 ELSE 2000000 END,
-            b, 1700000000 + b * 12, '0x' || lpad(to_hex(g), 64, '0'), 0
-       FROM generate_series(${from}, ${to}) g, LATERAL (SELECT 1 + g / 100 AS b) x`,
-  );
-}
+/** Ponder commits events g = from..to over `wallets` wallets from BASE (patternEvents). */
+const events = (f: Fake, from: number, to: number, wallets: number) =>
+  patternEvents(f, { from, to, wallets, base: BASE });
 
 /**
  * Most wallets registered an hour ago (not signups a round looks for), some without an email, one
