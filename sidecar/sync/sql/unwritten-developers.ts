@@ -12,9 +12,10 @@ const COLUMNS = "wallet, chain_id, block_number, transaction_hash, block_timesta
 const LATEST_CURSOR_MOVE = "(SELECT coalesce(max(c.updated_at), '-infinity') FROM stakesync.cursor c)";
 
 /**
- * Whether unwritten_developer row `u` still waits: no step moved a cursor after the one that left
- * it but a step that takes every row (the early step's cursor and the row share their commit's
- * now()). One moved since was a sidecar's that knows nothing of this table (see migration 012).
+ * Whether unwritten_developer row `u` still waits: no cursor moved after the step that left it
+ * (its cursors and the row share that commit's time, LEFT_AT). A step of this version that moves
+ * a cursor takes every row, or leaves them again with its own time; so a cursor moved since, the
+ * row still here, was moved by a sidecar that knows nothing of this table (see migration 012).
  */
 export const stillWaits = (u: string) => `(${u}.left_at >= ${LATEST_CURSOR_MOVE})`;
 
