@@ -29,7 +29,6 @@ import {
   ledgerMatches,
   removedKeys,
 } from "./sql/diff-events";
-import { findActivationsAhead } from "./sql/find-activations";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
 import { lockDevelopers } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
@@ -251,13 +250,17 @@ async function stepOnce(
     if (windows.length === 0 && !reconcile) return stepped;
     const folded = [...recordEvents, ...addChainStake, ...markAffected];
     const confirmed = confirmedBlocks(config, windows, cursors);
+    const read = pendingFor(config);
+    // Counted from the end of a last round trip, as the COMMIT's rows come last.
+    const pendingOf = (rows: unknown[][]) =>
+      read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
     if (early) {
-      // The activations too: the step that writes these developers, after Ponder's backfill, then
-      // need not search Ponder's events for them (a fifth of it, for the bench's 10,000).
-      await findActivationsAhead(db, config, confirmed, folded);
-      const rows = await allRows(db, [...leaveUnwritten, ...advanceCursor, ...pendingFor(config), ...COMMIT]);
-      const pending = config.mode === "shadow" ? undefined : walletsFrom(rows.at(-1 - COMMIT.length) ?? []);
-      return committed({ ...stepped, chains: chainSteps(windows, counts), pending });
+      // The look-ups too (the stale developers and their first activations), though nothing is
+      // queued: the step that writes these developers, after Ponder's backfill, then need not
+      // search Ponder's events for their activations (a fifth of it, for the bench's 10,000).
+      await findStaleDevelopers(db, config, confirmed, folded);
+      const rows = await allRows(db, [...leaveUnwritten, ...advanceCursor, ...read, ...COMMIT]);
+      return committed({ ...stepped, chains: chainSteps(windows, counts), pending: pendingOf(rows) });
     }
 
     // The ledger, the stakes and the affected developers go with the queue's first look-up, but
@@ -296,7 +299,6 @@ async function stepOnce(
         ? writeInStep(config, writeInStepMaxMs)
         : [];
     const last = [...first, ...own, ...queueDevelopers, ...advanceCursor];
-    const read = pendingFor(config);
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
     const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {
       // Whichever statement failed: the step runs again without its own write, and what fails
@@ -304,9 +306,7 @@ async function stepOnce(
       throw own.length > 0 ? new WriteInStepFailed(error) : error;
     });
     const written = ownChanges(rows.slice(first.length, first.length + own.length));
-    // Counted from the end, as the COMMIT's rows come last.
-    const pending = read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
-    return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending, written });
+    return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending: pendingOf(rows), written });
   });
 }
 

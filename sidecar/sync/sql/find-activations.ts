@@ -1,8 +1,7 @@
 import type pg from "pg";
-import type { SidecarConfig } from "../../../lib/config";
-import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
+import { type Computed, computed, inline } from "../../db/together";
 import type { Confirmed } from "../windows";
-import { confirmedStake, eventKey, HASH_JOINS, signedAmount } from "./fragments";
+import { eventKey, signedAmount } from "./fragments";
 
 /**
  * Fills the temp table `activation`: for each developer activated for the first time, the block
@@ -28,38 +27,6 @@ export async function findActivations(
   const replayed = rows.filter((r) => !r.found).map((r) => r.wallet);
   if (replayed.length === 0) return;
   await db.query(replay, activationValues(confirmed, replayed, threshold));
-}
-
-/**
- * An early step's (unwritten-developers.ts): the activations of the developers of `affected` the
- * step that writes them would search for, those whose row has no staked_at and whose confirmed
- * stake, summed over chains, reaches the threshold; that step then need not search Ponder's events
- * for them. Not the others: in a long backfill a due step activated most developers already, and
- * searching every wallet took 3.3 s of the early step at 1,000,000 events (Ponder's table has no
- * index while it backfills). `before`: statements without parameters, sent in the same round trip
- * as the wallets' look-up.
- */
-export async function findActivationsAhead(
-  db: pg.ClientBase,
-  config: SidecarConfig,
-  confirmed: Map<number, Confirmed>,
-  before: Statements,
-) {
-  const threshold = config.activationThreshold.toString();
-  const [row] = await lastRows<{ wallets: string[] }>(db, [
-    ...before,
-    ...HASH_JOINS,
-    inline(
-      `SELECT coalesce(array_agg(t.wallet), '{}') AS wallets
-         -- OFFSET 0: the sum once per wallet.
-         FROM (SELECT a.wallet, ${confirmedStake("a.wallet", config.chains)} AS raw FROM affected a OFFSET 0) t
-        WHERE t.raw >= $1::numeric
-          AND EXISTS (SELECT 1 FROM ${config.developersTable.sql} d
-                       WHERE lower(d.wallet_address) = t.wallet AND d.staked_at IS NULL)`,
-      [threshold],
-    ),
-  ]);
-  await findActivations(db, config.ponderSchema, threshold, confirmed, row?.wallets ?? []);
 }
 
 /**

@@ -1,5 +1,3 @@
-import type { Statements } from "../../db/together";
-
 /**
  * SQL fragments that must read the same wherever they appear: if two copies drifted, amounts or
  * reorg detection would break without an error. Each takes the alias of a Ponder `stake_event`
@@ -49,16 +47,3 @@ export const differsFromStake = (d: string, raw: string, factor: string, thresho
 export function tokenFactor(decimals: number) {
   return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;
 }
-
-/**
- * A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
- * on developers (a new temp table has none either) the planner picked one, and a step took 17 s
- * at 10,000 developers. Hash joins only, in the step's look-ups (queue-developers.ts,
- * find-activations.ts); and the developers rows are fetched through the
- * index on lower(wallet_address) for the affected wallets, not by hashing the whole application
- * table every round (20 ms of an 87 ms realtime round at 50,000 developers). The wallets go as a
- * bound array, which PostgreSQL hashes: without the index (a DBA may not have created it), an
- * array computed in the query is walked once per row, 6.6 s for 10,000 wallets in 50,000 rows.
- * Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing).
- */
-export const HASH_JOINS: Statements = ["SET LOCAL enable_nestloop = off"];

@@ -9,7 +9,7 @@ import type { SidecarConfig } from "../../../lib/config";
 import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations, findActivationsTogether } from "./find-activations";
-import { confirmedStake, differsFromStake, HASH_JOINS, tokenFactor } from "./fragments";
+import { confirmedStake, differsFromStake, tokenFactor } from "./fragments";
 
 /**
  * Finds, among `affected`, every developer (with a row) whose row differs from their confirmed
@@ -58,6 +58,18 @@ export function findStaleTogether(config: SidecarConfig, confirmed: Map<number, 
     ...findActivationsTogether(config.ponderSchema, threshold, confirmed),
   ];
 }
+
+/**
+ * A nested loop on lower(wallet_address) computed lower() for every pair: with stale statistics
+ * on developers (a new temp table has none either) the planner picked one, and a step took 17 s
+ * at 10,000 developers. Hash joins only, here; and the developers rows are fetched through the
+ * index on lower(wallet_address) for the affected wallets, not by hashing the whole application
+ * table every round (20 ms of an 87 ms realtime round at 50,000 developers). The wallets go as a
+ * bound array, which PostgreSQL hashes: without the index (a DBA may not have created it), an
+ * array computed in the query is walked once per row, 6.6 s for 10,000 wallets in 50,000 rows.
+ * Off until the step's transaction ends (advance-cursor.ts, after this, joins nothing).
+ */
+const HASH_JOINS: Statements = ["SET LOCAL enable_nestloop = off"];
 
 /** $1 the token factor, $2 the threshold, $3 the wallets. */
 function staleValues(config: SidecarConfig, wallets: string[] | Computed) {

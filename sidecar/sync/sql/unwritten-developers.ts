@@ -29,7 +29,7 @@ const LEFT_AT = `greatest(now(), ${LATEST_CURSOR_MOVE})`;
 
 /**
  * Leaves the step's `affected` developers unwritten, with the activations it found (`activation`,
- * findActivationsAhead): a wallet left by an earlier step takes this step's event (the later one)
+ * findStaleDevelopers): a wallet left by an earlier step takes this step's event (the later one)
  * and keeps 'reorg' if either had it; its activation is this step's, or the earlier one's unless
  * this step's events changed by a reorg. An update and an insert, not an upsert: that probed each
  * row twice (30 ms for 10,000 wallets, against 14).
