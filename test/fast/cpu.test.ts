@@ -10,6 +10,10 @@ const BURN = `while (process.cpuUsage().user < 300_000);
 process.stdout.write("burned\\n");
 process.stdin.resume().on("end", () => process.exit(0));`;
 
+// The seconds are ticks / 100, and a difference of two of them is not exact in floating point
+// (1.5 - 1.04 is 0.45999999999999996): compare whole ticks.
+const ticks = (seconds: number) => Math.round(seconds * 100);
+
 it("counts a child's CPU while it runs and once it has ended, and nothing for a process that is gone", async () => {
   const before = treeCpuSeconds(process.pid) as number;
   const child = spawn(process.execPath, ["-e", BURN], { stdio: ["pipe", "pipe", "inherit"] });
@@ -18,12 +22,12 @@ it("counts a child's CPU while it runs and once it has ended, and nothing for a 
   const own = cpuSeconds(child.pid) as number;
   expect(own).toBeGreaterThanOrEqual(0.3);
   // A live child: its own ticks.
-  expect((treeCpuSeconds(process.pid) as number) - before).toBeGreaterThanOrEqual(own);
+  expect(ticks((treeCpuSeconds(process.pid) as number) - before)).toBeGreaterThanOrEqual(ticks(own));
 
   child.stdin.end();
   await once(child, "exit");
   // An ended child that was waited for: the parent's children's ticks.
-  expect((treeCpuSeconds(process.pid) as number) - before).toBeGreaterThanOrEqual(own);
+  expect(ticks((treeCpuSeconds(process.pid) as number) - before)).toBeGreaterThanOrEqual(ticks(own));
   expect(cpuSeconds(child.pid)).toBeUndefined();
   expect(treeCpuSeconds(child.pid as number)).toBeUndefined();
 });
