@@ -27,6 +27,8 @@ export const PRIVATE_NODE = { RPC_LANES: "8" };
 
 export type Lab = {
   postgres: LocalPostgres;
+  /** Each backfill run records where PostgreSQL's time went (bench/statements.ts). */
+  statements: boolean;
   log: (line: string) => void;
   freshDatabase: () => Promise<string>;
   startPonder: (env: Record<string, string>, schema: string) => Promise<LocalProcess>;
@@ -42,9 +44,15 @@ export type Lab = {
 export const workloadEnv = (anvil: Anvil, workload: Pick<Workload, "deployment">, extra: Record<string, string> = {}) =>
   chainEnv([{ chainId: 31337, rpcUrl: anvil.rpcUrl, deployment: workload.deployment }], extra);
 
-export async function openLab(log: (line: string) => void): Promise<Lab> {
+export async function openLab(log: (line: string) => void, options: { statements?: boolean } = {}): Promise<Lab> {
   const dir = mkdtempSync(path.join(tmpdir(), "stakesync-bench-"));
-  const postgres = await startPostgres({ dataDir: path.join(dir, "pg"), port: await freePort(), database: "bench" });
+  const statements = options.statements === true;
+  const postgres = await startPostgres({
+    dataDir: path.join(dir, "pg"),
+    port: await freePort(),
+    database: "bench",
+    statements,
+  });
   // Built once, before any clock starts.
   await sidecarCommand();
   const logDir = path.join(repoRoot, "bench", ".cache", "logs");
@@ -100,6 +108,7 @@ export async function openLab(log: (line: string) => void): Promise<Lab> {
   let databases = 0;
   return {
     postgres,
+    statements,
     log,
     freshDatabase: () => postgres.createDatabase(`bench_${databases++}`),
     startPonder: async (env, schema) => startLocalPonder(env, { schema, port: await freePort(), spawn }),

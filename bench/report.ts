@@ -58,6 +58,12 @@ export function table(r: Record<string, unknown>): string {
       `${mb(get("fullPipeline.cold.ponderPeakMb"))} / ${mb(get("fullPipeline.cold.sidecarPeakMb"))}`,
     ],
   ];
+  // Only in a run with --statements (bench/statements.ts): the median runs' statement time.
+  if (get("fullPipeline.cached.statements") !== "—" || get("barePonder.cached.statements") !== "—")
+    rows.push([
+      "PostgreSQL statement time, cached (a) / (b)",
+      `${get("barePonder.cached.statements.seconds")} s / ${get("fullPipeline.cached.statements.seconds")} s`,
+    ]);
   for (const s of (r.scale as { events: number; coldUsPerEvent: number; cachedUsPerEvent: number }[] | undefined) ??
     []) {
     rows.push([`(f) ${s.events} events: µs/event cold / cached`, `${s.coldUsPerEvent} / ${s.cachedUsPerEvent}`]);

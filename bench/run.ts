@@ -7,6 +7,7 @@
  *   --repeat R (5)       runs of each (a)/(b) backfill but the default-RPC one; the median is reported
  *   --scale              also run the full pipeline at N/10 and 10·N
  *   --only a,b,c,d       run only these scenarios
+ *   --statements         record where PostgreSQL's time went in each backfill run (bench/statements.ts)
  *   --out FILE           where the JSON goes (default bench/results/latest.json)
  */
 import { execFileSync } from "node:child_process";
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     repeat: { type: "string", default: "5" },
     scale: { type: "boolean", default: false },
     only: { type: "string", default: "a,b,c,d" },
+    statements: { type: "boolean", default: false },
     out: { type: "string", default: path.join(repoRoot, "bench", "results", "latest.json") },
   },
 });
@@ -44,7 +46,7 @@ const D = Number(args.developers);
 const only = new Set(args.only.split(","));
 const REPEAT = Number(args.repeat);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-const lab = await openLab(log);
+const lab = await openLab(log, { statements: args.statements });
 
 /** The code measured: a result file names its commit, and whether files differed from it. */
 function measuredCode() {

@@ -8,6 +8,7 @@ import { type LocalProcess, ponderReady } from "../../lib/local/stack";
 import { waitFor } from "../../lib/wait";
 import { cursorPastEvents, mismatches, prepareApplication, resetSidecar } from "../application";
 import { type Lab, PRIVATE_NODE, workloadEnv } from "../lab";
+import { statementsOf, zeroStatements } from "../statements";
 import { cpuSplit, perSecond, seconds } from "../stats";
 import { type Workload, workloadChain } from "../workload";
 
@@ -19,6 +20,7 @@ export async function fullPipeline(
   schema: string,
   workload: Workload,
 ) {
+  if (lab.statements) await zeroStatements(url);
   const t0 = performance.now();
   const postgresBefore = lab.postgres.cpuSeconds();
   const ponder = await lab.startPonder({ ...env, DATABASE_URL: url }, schema);
@@ -32,6 +34,7 @@ export async function fullPipeline(
   let readyAt: number | undefined;
   let done = 0;
   let cpuSeconds: ReturnType<typeof cpuSplit> = {};
+  let statements = {};
   // One connection for the whole wait: a new one per check would fork a backend every 50 ms.
   const db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -48,6 +51,7 @@ export async function fullPipeline(
     );
     done = performance.now();
     cpuSeconds = cpuSplit({ ponder: ponder.cpuSeconds(), sidecar: sidecar.cpuSeconds() }, lab.postgres, postgresBefore);
+    if (lab.statements) statements = { statements: await statementsOf(url, schema) };
   } finally {
     await db.end();
   }
@@ -57,6 +61,7 @@ export async function fullPipeline(
     ponderPeakMb: ponder.peakRssMb(),
     sidecarPeakMb: sidecar.peakRssMb(),
     cpuSeconds,
+    ...statements,
     eventsPerSecond: perSecond(workload.events, seconds(done - t0)),
     /** None is expected but lag: an alert here is a misconfigured run (or a defect), not a figure. */
     sidecarAlerts: alertsFired(sidecar),

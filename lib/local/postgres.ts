@@ -41,6 +41,11 @@ export async function startPostgres(options: {
   database: string;
   /** Skip fsync: for throwaway test and bench clusters only. */
   ephemeral?: boolean;
+  /**
+   * Count every statement's time in pg_stat_statements (the bench's --statements): a preloaded
+   * library, so only at start, and off by default, since it costs each statement a little.
+   */
+  statements?: boolean;
   log?: (line: string) => void;
 }): Promise<LocalPostgres> {
   const isRoot = process.getuid?.() === 0;
@@ -58,6 +63,9 @@ export async function startPostgres(options: {
     postgresFlags: [
       ...["-c", "max_connections=400", "-c", "listen_addresses=127.0.0.1"],
       ...(options.ephemeral ? ["-c", "fsync=off", "-c", "synchronous_commit=off"] : []),
+      ...(options.statements
+        ? ["-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=all"]
+        : []),
     ],
     onLog: (m) => options.log?.(String(m).trim()),
     onError: (m) => options.log?.(String(m).trim()),
