@@ -267,7 +267,8 @@ async function stepOnce(
     // for a reconciliation, which runs between them. Only chains with a window that reaches the
     // cursor are reconciled: Ponder may be behind the others (its events above its checkpoint are
     // not there yet), or backfilling them (not due for a catch-up step).
-    const changes = [...folded, ...takeUnwritten, ...findRegistrations(config)];
+    // A reconciliation adds every developer itself (reconcile-stakes.ts): no registration to look for.
+    const changes = [...folded, ...takeUnwritten, ...(reconcile ? [] : findRegistrations(config))];
     let drifted = 0;
     if (reconcile) {
       await runTogether(db, changes);
