@@ -73,14 +73,12 @@ function activationQueries(ponderSchema: string) {
                                            WHERE a.chain_id = e.chain_id AND a.event_key = ${eventKey("e")})))
                    WHERE e.chain_id = ANY($1::int[]) AND e.developer = ANY($3::text[])
                      AND cardinality($3::text[]) > 0`;
-  // Every id has the same length: what is appended to it never decides the minimum.
+  // A developer's first event in chain order: its block and whether it reached the threshold alone.
   const first = `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
-     SELECT wallet, split_part(first, ':', 2)::bigint AS block_timestamp, split_part(first, ':', 3)::int AS chain_id,
-            split_part(first, ':', 4)::bigint AS block_number, split_part(first, ':', 5) = 'alone' AS found
-       FROM (SELECT e.developer AS wallet,
-                    min(e.id COLLATE "C" || ':' || e.block_timestamp || ':' || e.chain_id || ':' || e.block_number || ':' ||
-                        CASE WHEN e.kind = 'staked' AND e.amount >= $4::numeric THEN 'alone' ELSE '' END) AS first
-               FROM (${events}) e GROUP BY e.developer) f
+     SELECT DISTINCT ON (e.developer) e.developer, e.block_timestamp, e.chain_id, e.block_number,
+            e.kind = 'staked' AND e.amount >= $4::numeric
+       FROM (${events}) e
+      ORDER BY e.developer, e.id COLLATE "C"
      RETURNING wallet, found`;
   const replay = `UPDATE activation a
         SET block_timestamp = x.block_timestamp, chain_id = x.chain_id, block_number = x.block_number, found = true
