@@ -259,7 +259,7 @@ async function stepOnce(
       // queued: the step that writes these developers, after Ponder's backfill, then need not
       // search Ponder's events for their activations (a fifth of it, for the bench's 10,000).
       await findStaleDevelopers(db, config, confirmed, folded);
-      const rows = await allRows(db, [...leaveUnwritten, ...advanceCursor, ...read, ...COMMIT]);
+      const rows = await allRows(db, [...leaveUnwritten(config), ...advanceCursor, ...read, ...COMMIT]);
       return committed({ ...stepped, chains: chainSteps(windows, counts), pending: pendingOf(rows) });
     }
 
@@ -268,7 +268,7 @@ async function stepOnce(
     // cursor are reconciled: Ponder may be behind the others (its events above its checkpoint are
     // not there yet), or backfilling them (not due for a catch-up step).
     // A reconciliation adds every developer itself (reconcile-stakes.ts): no registration to look for.
-    const changes = [...folded, ...takeUnwritten, ...(reconcile ? [] : findRegistrations(config))];
+    const changes = [...folded, ...takeUnwritten(config), ...(reconcile ? [] : findRegistrations(config))];
     let drifted = 0;
     if (reconcile) {
       await runTogether(db, changes);

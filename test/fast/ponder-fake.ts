@@ -73,8 +73,11 @@ export type Fake = {
   replica: (schema: string) => PonderTables;
   /** The schema the last round read. */
   source: () => string;
-  /** A new term as leader (another sidecar, or this one after losing its session). */
-  newTerm: () => Promise<void>;
+  /**
+   * A new term as leader (another sidecar, or this one after losing its session); with `env`, one
+   * whose settings differ by these variables (a deploy that changed them).
+   */
+  newTerm: (env?: Record<string, string>) => Promise<void>;
   register: (wallet: string, email?: string | null) => Promise<void>;
   developer: (wallet: string) => Promise<{ status: string; stake_amount: string; staked_at: Date | null } | undefined>;
   audit: (wallet: string) => Promise<string[]>;
@@ -125,7 +128,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   const port = inject("postgresPort");
   const { name, reused } = await takeDatabase(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
   const url = `postgresql://postgres:postgres@127.0.0.1:${port}/${name}`;
-  const config = loadSidecarConfig({
+  const settings = {
     CHAIN_ID: String(CHAIN),
     RPC_URL: "http://127.0.0.1:1",
     STAKE_VAULT_ADDRESS: `0x${"1".repeat(40)}`,
@@ -134,7 +137,8 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     DATABASE_SCHEMA: SCHEMA,
     CONFIRMATIONS: "2",
     ...env,
-  });
+  };
+  let config = loadSidecarConfig(settings);
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   if (reused) await db.query(EMPTIED);
@@ -166,7 +170,9 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       pool ??= new pg.Pool({ connectionString: url, max: 4 });
       return pool;
     },
-    config,
+    get config() {
+      return config;
+    },
     round: async ({ reconcile = false, writeInStep = true, writeInStepMaxMs, catchUp = "due", head } = {}) => {
       const read = await followSource(db, config, source.schema, guard, source.watch);
       source.schema = read.ponderSchema;
@@ -204,7 +210,8 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       return tables;
     },
     source: () => source.schema,
-    newTerm: async () => {
+    newTerm: async (env) => {
+      if (env) config = loadSidecarConfig({ ...settings, ...env });
       // As leadOn: the first instance, an empty guard, and what earlier terms left.
       source.schema = config.ponderSchema;
       source.watch = await startWatch(db, config);

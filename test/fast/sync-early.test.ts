@@ -176,6 +176,20 @@ describe("an early catch-up step", () => {
     expect(await f.developer(wallet(BASE + 30))).toMatchObject({ staked_at: new Date(1600000000 * 1000) });
   });
 
+  it("searches an activation again when the settings it was found under changed (a deploy between the steps)", async () => {
+    const f = await fake();
+    await firstStep(f, "near-end");
+    // Wallet 30 reaches 5 USDC at block 5 (6 staked), and 7 only at block 9 (7, after an unstake).
+    await f.newTerm({ MIN_STAKE: "7" });
+    await f.progress({ latest: 23, safe: 23, finalized: 23, ready: true });
+    await f.round({ reconcile: true });
+    expect(await unwritten(f)).toBe(0);
+    expect(await f.developer(wallet(BASE + 30))).toMatchObject({
+      status: "active",
+      staked_at: new Date((1700000000 + 9 * 12) * 1000),
+    });
+  });
+
   it("ignores what a sidecar that does not know the table passed over (a rollback below it)", async () => {
     const f = await fake({ MAX_LAG_BLOCKS: "20" });
     const app = sidecarParts(f.config, { head: 30 }).appOn(f.pool());
