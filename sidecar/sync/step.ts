@@ -299,7 +299,7 @@ async function stepOnce(
       ownWrite && !together && !reconcile && config.mode === "write" && walletIndexed && events > TOGETHER_MAX_EVENTS
         ? writeInStep(config, writeInStepMaxMs)
         : [];
-    const last = [...first, ...own, ...queueDevelopers, ...advanceCursor];
+    const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
     const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {
       // Whichever statement failed: the step runs again without its own write, and what fails

@@ -66,6 +66,42 @@ describe("the application's own transactions on developers", () => {
     expect(rows[0]).toEqual({ status: "active", seen: true });
   });
 
+  it("gives a row it held the activation of the settings it is written under, after a deploy that changed MIN_STAKE", async () => {
+    fake = await fakePonder({ MIN_STAKE: "5" });
+    const held = wallet(8);
+    await fake.register(held);
+    const app = await applicationTransaction(
+      fake.url,
+      "UPDATE developers SET email = email WHERE wallet_address = $1",
+      [held],
+    );
+    try {
+      // 6 USDC at block 10 reaches 5; 7 only at block 14, after an unstake of 2 and a stake of 3.
+      await fake.index(
+        [
+          { developer: held, amount: 6n * USDC, block: 10 },
+          { developer: held, kind: "unstaked", amount: 2n * USDC, block: 12 },
+          { developer: held, amount: 3n * USDC, block: 14 },
+        ],
+        16,
+      );
+      expect((await fake.round()).held).toBe(1);
+      // Queued with the crossing of 5; then a sidecar with MIN_STAKE=7 leads, its first round a reconciliation.
+      await fake.newTerm({ MIN_STAKE: "7" });
+      await app.query("COMMIT");
+    } finally {
+      await app.end();
+    }
+    await fake.round({ reconcile: true });
+    const { rows } = await fake.db.query<{ at: string }>(
+      `SELECT block_timestamp::text AS at FROM ${SCHEMA}.stake_event WHERE block_number = 14`,
+    );
+    expect(await fake.developer(held)).toMatchObject({
+      status: "active",
+      staked_at: new Date(Number(rows[0]?.at) * 1000),
+    });
+  });
+
   it("sets aside a row the database refuses, writes every other, and sets aside each under a rule that refuses all", async () => {
     fake = await fakePonder();
     const ws = [wallet(8), wallet(9), wallet(10), wallet(11)];

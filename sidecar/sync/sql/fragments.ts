@@ -43,6 +43,18 @@ export const differsFromStake = (d: string, raw: string, factor: string, thresho
   `(${d}.stake_amount IS DISTINCT FROM ${raw} * ${factor}::numeric
     OR ${d}.status IS DISTINCT FROM stakesync.next_status(${d}.status, ${raw} >= ${threshold}::numeric))`;
 
+/**
+ * The settings that decide which stake first took a developer to the threshold: the threshold in
+ * raw units (MIN_STAKE and STAKE_DECIMALS) and the chains summed, in order of id. A first
+ * activation kept for a later write (unwritten-developers.ts, queue-developers.ts) notes them: one
+ * found under other settings (a deploy meanwhile) is searched again.
+ */
+export const activationSettings = (config: { activationThreshold: bigint; chains: { id: number }[] }) =>
+  `${config.activationThreshold}@${config.chains
+    .map((c) => c.id)
+    .sort((a, b) => a - b)
+    .join(",")}`;
+
 /** 10^−decimals as an exact numeric literal: raw units × factor = token units. */
 export function tokenFactor(decimals: number) {
   return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;

@@ -9,7 +9,7 @@ import type { SidecarConfig } from "../../../lib/config";
 import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations, findActivationsTogether } from "./find-activations";
-import { confirmedStake, differsFromStake, tokenFactor } from "./fragments";
+import { activationSettings, confirmedStake, differsFromStake, tokenFactor } from "./fragments";
 
 /**
  * Finds, among `affected`, every developer (with a row) whose row differs from their confirmed
@@ -113,24 +113,34 @@ export const STEP_ENTRIES = `SELECT s.wallet, a.reason, a.chain_id, a.block_numb
       WHERE NOT s.activating OR x.found`;
 
 /**
+ * Whether a queued developer keeps the first activation found ($1 the settings): not after a reorg
+ * of its events (the crossing stake may be gone: the look-up of this snapshot, or none, below the
+ * threshold now or staked_at set meanwhile), nor when it was found under other settings (migration
+ * 014: NULL, queued before the column, is kept).
+ */
+const KEEPS_ACTIVATION = `(excluded.reason <> 'reorg' AND developer_queue.activated_at IS NOT NULL
+  AND coalesce(developer_queue.activated_for, $1) = $1)`;
+
+/**
  * Queues in `stakesync.developer_queue` the developers of `stale`, with the event that caused it
- * (`affected`) and a first activation's block time (`activation`). Without parameters: sent with
- * the step's last operations.
+ * (`affected`) and a first activation's block time (`activation`), with the settings it was found
+ * under. Sent with the step's last operations.
  * A developer already queued (an application transaction held the row, or the database refused
  * it) keeps the weightiest reason and the first activation time: a later look-up may miss the
  * crossing stake (one chain's rows gone while its Ponder recovers) and find a later one on
- * another chain. Unless a reorg changed its events: the crossing may be gone, or in another
- * block. New events give a refused row another try; a reconciliation gives one to a few whose
+ * another chain. Unless a reorg changed its events, or the settings that decide it changed
+ * (KEEPS_ACTIVATION). New events give a refused row another try; a reconciliation gives one to a few whose
  * wait has passed (reconcile-stakes.ts retryRefused), not every dead row it finds differing.
  * A refused developer whose row the chain no longer changes (a reorg took the stake back, an
  * unstake undid it, the application wrote the row itself) is no dead letter any more: the entry
  * goes, with the activation it held, and the alert with it once none is left.
  */
-export const queueDevelopers: Statements = [
+export const queueDevelopers = (config: SidecarConfig): Statements => [
   `DELETE FROM stakesync.developer_queue q USING affected a
     WHERE q.wallet = a.wallet AND q.state = 'dead' AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)`,
-  `INSERT INTO stakesync.developer_queue (${ENTRY_COLUMNS})
-     ${STEP_ENTRIES}
+  inline(
+    `INSERT INTO stakesync.developer_queue (${ENTRY_COLUMNS}, activated_for)
+     SELECT ${ENTRY_COLUMNS}, CASE WHEN activated_at IS NOT NULL THEN $1 END FROM (${STEP_ENTRIES}) e
      ON CONFLICT (wallet) DO UPDATE
         SET reason = CASE WHEN 'reorg' IN (developer_queue.reason, excluded.reason) THEN 'reorg'
                           WHEN 'stake' IN (developer_queue.reason, excluded.reason) THEN 'stake'
@@ -139,13 +149,11 @@ export const queueDevelopers: Statements = [
             block_number = COALESCE(excluded.block_number, developer_queue.block_number),
             transaction_hash = COALESCE(excluded.transaction_hash, developer_queue.transaction_hash),
             block_timestamp = COALESCE(excluded.block_timestamp, developer_queue.block_timestamp),
-            -- A reorg of this developer's events may have taken the crossing stake: the look-up
-            -- of this snapshot, or none (below the threshold now, or staked_at set meanwhile).
-            activated_at = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_at
-                                ELSE COALESCE(developer_queue.activated_at, excluded.activated_at) END,
-            activated_chain = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_chain
-                                   ELSE COALESCE(developer_queue.activated_chain, excluded.activated_chain) END,
-            activated_block = CASE WHEN excluded.reason = 'reorg' THEN excluded.activated_block
-                                   ELSE COALESCE(developer_queue.activated_block, excluded.activated_block) END,
+            activated_at = CASE WHEN ${KEEPS_ACTIVATION} THEN developer_queue.activated_at ELSE excluded.activated_at END,
+            activated_chain = CASE WHEN ${KEEPS_ACTIVATION} THEN developer_queue.activated_chain ELSE excluded.activated_chain END,
+            activated_block = CASE WHEN ${KEEPS_ACTIVATION} THEN developer_queue.activated_block ELSE excluded.activated_block END,
+            activated_for = CASE WHEN ${KEEPS_ACTIVATION} THEN developer_queue.activated_for ELSE excluded.activated_for END,
             state = CASE WHEN excluded.reason = 'reconcile' THEN developer_queue.state ELSE 'pending' END`,
+    [activationSettings(config)],
+  ),
 ];

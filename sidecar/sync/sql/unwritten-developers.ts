@@ -7,6 +7,7 @@
  */
 import type { SidecarConfig } from "../../../lib/config";
 import { inline, type Statements } from "../../db/together";
+import { activationSettings } from "./fragments";
 
 const COLUMNS = "wallet, chain_id, block_number, transaction_hash, block_timestamp, reason";
 
@@ -27,14 +28,6 @@ export const stillWaits = (u: string) => `(${u}.left_at >= ${LATEST_CURSOR_MOVE}
  * every row would look passed over.
  */
 const LEFT_AT = `greatest(now(), ${LATEST_CURSOR_MOVE})`;
-
-/**
- * The settings that decide which stake first took a developer to the threshold: the threshold in
- * raw units (MIN_STAKE and STAKE_DECIMALS) and the chains summed, in order of id. An activation
- * found under other settings (a deploy between the early step and the next) is searched again.
- */
-export const activationSettings = (config: SidecarConfig) =>
-  `${config.activationThreshold}@${[...config.chains.map((c) => c.id)].sort((a, b) => a - b).join(",")}`;
 
 /**
  * Leaves the step's `affected` developers unwritten, with the activations it found (`activation`,
