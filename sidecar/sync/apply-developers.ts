@@ -80,7 +80,7 @@ export async function applyDevelopers(
 ): Promise<Applied> {
   // Shadow mode writes nothing: the queue keeps what a write would do, `stakesync plan` shows it.
   if (config.mode === "shadow") return NOTHING;
-  const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets));
+  const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets(config)));
   if (queued.length === 0) return NOTHING;
   // No bound on its waits: it holds nothing of Ponder's, and its UPDATE waits for whatever
   // migration of the application's holds developers (CREATE INDEX's SHARE lock among them), to

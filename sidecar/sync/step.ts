@@ -319,7 +319,7 @@ async function stepOnce(
 export const TOGETHER_MAX_EVENTS = 1000;
 
 /** The queue's pending wallets, read for the developers write; shadow mode writes none. */
-const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets);
+const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets(config));
 
 function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainStep[] {
   return windows.map((w) => ({

@@ -1,5 +1,6 @@
 import type { SidecarConfig } from "../../../lib/config";
 import { inline, type Statements } from "../../db/together";
+import { activationHolds, activationSettings } from "./fragments";
 import { stillWaits } from "./unwritten-developers";
 
 /**
@@ -8,12 +9,17 @@ import { stillWaits } from "./unwritten-developers";
  * round), or on its own when the step did not read it. Not those an early step left unwritten
  * since they were queued: their stake moved on, and their entry's event and activation with it
  * only once the step that takes them queues them again (unwritten-developers.ts); written now,
- * a first activation would lose its staked_at.
+ * a first activation would lose its staked_at. Nor those whose first activation was found under
+ * other settings (a deploy since): they wait for a step that finds it again under these, which
+ * queues them again, or drops the entry if the row no longer differs (queue-developers.ts).
  */
-export const pendingWallets: Statements = [
-  `SELECT coalesce(array_agg(q.wallet), '{}') AS wallets FROM stakesync.developer_queue q
-    WHERE q.state = 'pending'
-      AND NOT EXISTS (SELECT 1 FROM stakesync.unwritten_developer u WHERE u.wallet = q.wallet AND ${stillWaits("u")})`,
+export const pendingWallets = (config: SidecarConfig): Statements => [
+  inline(
+    `SELECT coalesce(array_agg(q.wallet), '{}') AS wallets FROM stakesync.developer_queue q
+      WHERE q.state = 'pending' AND ${activationHolds("q", "$1")}
+        AND NOT EXISTS (SELECT 1 FROM stakesync.unwritten_developer u WHERE u.wallet = q.wallet AND ${stillWaits("u")})`,
+    [activationSettings(config)],
+  ),
 ];
 
 /** The wallets from the rows of `pendingWallets`. */

@@ -55,6 +55,14 @@ export const activationSettings = (config: { activationThreshold: bigint; chains
     .sort((a, b) => a - b)
     .join(",")}`;
 
+/**
+ * Whether the first activation kept in row `kept` (unwritten_developer, developer_queue), if it
+ * holds one, was found under `settings` (SQL: a parameter or a literal of activationSettings). One
+ * kept before migrations 013 and 014 (activated_for NULL) was not: its settings are unknown.
+ */
+export const activationHolds = (kept: string, settings: string) =>
+  `(${kept}.activated_at IS NULL OR ${kept}.activated_for = ${settings})`;
+
 /** 10^−decimals as an exact numeric literal: raw units × factor = token units. */
 export function tokenFactor(decimals: number) {
   return decimals === 0 ? "1" : `0.${"0".repeat(decimals - 1)}1`;

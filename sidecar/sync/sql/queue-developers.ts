@@ -9,7 +9,7 @@ import type { SidecarConfig } from "../../../lib/config";
 import { type Computed, computed, inline, lastRows, type Statements } from "../../db/together";
 import type { Confirmed } from "../windows";
 import { findActivations, findActivationsTogether } from "./find-activations";
-import { activationSettings, confirmedStake, differsFromStake, tokenFactor } from "./fragments";
+import { activationHolds, activationSettings, confirmedStake, differsFromStake, tokenFactor } from "./fragments";
 
 /**
  * Finds, among `affected`, every developer (with a row) whose row differs from their confirmed
@@ -116,10 +116,10 @@ export const STEP_ENTRIES = `SELECT s.wallet, a.reason, a.chain_id, a.block_numb
  * Whether a queued developer keeps the first activation found ($1 the settings): not after a reorg
  * of its events (the crossing stake may be gone: the look-up of this snapshot, or none, below the
  * threshold now or staked_at set meanwhile), nor when it was found under other settings (migration
- * 014: NULL, queued before the column, is kept).
+ * 014; one queued before it included).
  */
 const KEEPS_ACTIVATION = `(excluded.reason <> 'reorg' AND developer_queue.activated_at IS NOT NULL
-  AND coalesce(developer_queue.activated_for, $1) = $1)`;
+  AND ${activationHolds("developer_queue", "$1")})`;
 
 /**
  * Queues in `stakesync.developer_queue` the developers of `stale`, with the event that caused it
@@ -133,11 +133,17 @@ const KEEPS_ACTIVATION = `(excluded.reason <> 'reorg' AND developer_queue.activa
  * wait has passed (reconcile-stakes.ts retryRefused), not every dead row it finds differing.
  * A refused developer whose row the chain no longer changes (a reorg took the stake back, an
  * unstake undid it, the application wrote the row itself) is no dead letter any more: the entry
- * goes, with the activation it held, and the alert with it once none is left.
+ * goes, with the activation it held, and the alert with it once none is left. So does a pending
+ * entry the write passes over, its activation found under other settings (pendingWallets), once
+ * the row no longer differs under these.
  */
 export const queueDevelopers = (config: SidecarConfig): Statements => [
-  `DELETE FROM stakesync.developer_queue q USING affected a
-    WHERE q.wallet = a.wallet AND q.state = 'dead' AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)`,
+  inline(
+    `DELETE FROM stakesync.developer_queue q USING affected a
+      WHERE q.wallet = a.wallet AND (q.state = 'dead' OR NOT ${activationHolds("q", "$1")})
+        AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)`,
+    [activationSettings(config)],
+  ),
   inline(
     `INSERT INTO stakesync.developer_queue (${ENTRY_COLUMNS}, activated_for)
      SELECT ${ENTRY_COLUMNS}, CASE WHEN activated_at IS NOT NULL THEN $1 END FROM (${STEP_ENTRIES}) e

@@ -7,7 +7,7 @@
  */
 import type { SidecarConfig } from "../../../lib/config";
 import { inline, type Statements } from "../../db/together";
-import { activationSettings } from "./fragments";
+import { activationHolds, activationSettings } from "./fragments";
 
 const COLUMNS = "wallet, chain_id, block_number, transaction_hash, block_timestamp, reason";
 
@@ -79,7 +79,7 @@ export const takeUnwritten = (config: SidecarConfig): Statements => [
     `INSERT INTO activation (wallet, block_timestamp, chain_id, block_number, found)
      SELECT u.wallet, u.activated_at, u.activated_chain, u.activated_block, true
        FROM stakesync.unwritten_developer u LEFT JOIN affected a ON a.wallet = u.wallet
-      WHERE u.activated_at IS NOT NULL AND u.activated_for = $1 AND a.reason IS DISTINCT FROM 'reorg'
+      WHERE u.activated_at IS NOT NULL AND ${activationHolds("u", "$1")} AND a.reason IS DISTINCT FROM 'reorg'
         AND ${stillWaits("u")}`,
     [activationSettings(config)],
   ),
