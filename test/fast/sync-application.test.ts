@@ -67,72 +67,82 @@ describe("the application's own transactions on developers", () => {
     expect(rows[0]).toEqual({ status: "active", seen: true });
   });
 
-  for (const lost of [false, true])
-    it(`gives a row it held the activation of the settings it is written under, after a deploy that changed MIN_STAKE${lost ? ", once Ponder has the stake that crossed it again" : ""}`, async () => {
+  describe("a row it held while a sidecar of other settings took over (a deploy that changed MIN_STAKE)", () => {
+    const held = wallet(8);
+    /**
+     * With MIN_STAKE=5, `events` reach Ponder while the application holds the developer's row:
+     * queued, with the crossing of 5. Then `meanwhile` runs in the application's transaction, and
+     * it commits.
+     */
+    async function queuedWhileHeld(events: FakeEvent[], head: number, meanwhile = async (_app: pg.Client) => {}) {
       fake = await fakePonder({ MIN_STAKE: "5" });
-      const held = wallet(8);
       await fake.register(held);
-      // 6 USDC at block 10 reaches 5; 7 only at block 14, after an unstake of 2 and a stake of 3.
-      const events: FakeEvent[] = [
-        { developer: held, amount: 6n * USDC, block: 10 },
-        { developer: held, kind: "unstaked", amount: 2n * USDC, block: 12 },
-        { developer: held, amount: 3n * USDC, block: 14 },
-      ];
       const app = await applicationTransaction(
         fake.url,
         "UPDATE developers SET email = email WHERE wallet_address = $1",
         [held],
       );
       try {
-        await fake.index(events, 16);
+        await fake.index(events, head);
         expect((await fake.round()).held).toBe(1);
-        // Queued with the crossing of 5; then a sidecar with MIN_STAKE=7 leads, its first round a reconciliation.
-        await fake.newTerm({ MIN_STAKE: "7" });
+        await meanwhile(app);
         await app.query("COMMIT");
       } finally {
         await app.end();
       }
-      if (lost) {
-        // Ponder starts over (the deploy's new schema, or a crash recovery): the crossing is not
-        // there to be found, and the entry's, the old threshold's, is not written meanwhile.
-        await fake.deleteAbove(9);
+    }
+
+    // 6 USDC at block 10 reaches 5; 7 only at block 14, after an unstake of 2 and a stake of 3.
+    const events: FakeEvent[] = [
+      { developer: held, amount: 6n * USDC, block: 10 },
+      { developer: held, kind: "unstaked", amount: 2n * USDC, block: 12 },
+      { developer: held, amount: 3n * USDC, block: 14 },
+    ];
+
+    for (const lost of [false, true])
+      it(`is written with the crossing of the new threshold${lost ? ", once Ponder has it again" : ""}`, async () => {
+        // Its first round a reconciliation.
+        await queuedWhileHeld(events, 16, () => fake.newTerm({ MIN_STAKE: "7" }));
+        if (lost) {
+          // Ponder starts over (the deploy's new schema, or a crash recovery): the crossing is not
+          // there to be found, and the entry's, the old threshold's, is not written meanwhile.
+          await fake.deleteAbove(9);
+          await fake.round({ reconcile: true });
+          expect(await fake.developer(held)).toMatchObject({ status: "pending", staked_at: null });
+          await fake.index(events, 16);
+        }
         await fake.round({ reconcile: true });
-        expect(await fake.developer(held)).toMatchObject({ status: "pending", staked_at: null });
-        await fake.index(events, 16);
-      }
-      await fake.round({ reconcile: true });
-      const { rows } = await fake.db.query<{ at: string }>(
-        `SELECT block_timestamp::text AS at FROM ${SCHEMA}.stake_event WHERE block_number = 14`,
-      );
-      expect(await fake.developer(held)).toMatchObject({
-        status: "active",
-        staked_at: new Date(Number(rows[0]?.at) * 1000),
+        const { rows } = await fake.db.query<{ at: string }>(
+          `SELECT block_timestamp::text AS at FROM ${SCHEMA}.stake_event WHERE block_number = 14`,
+        );
+        expect(await fake.developer(held)).toMatchObject({
+          status: "active",
+          staked_at: new Date(Number(rows[0]?.at) * 1000),
+        });
+        expect(await workCounts(fake.db)).toMatchObject({ developers: { queued: 0 } });
       });
+
+    it("leaves the queue once the application wrote the row as the chain has it", async () => {
+      await queuedWhileHeld([{ developer: held, amount: 6n * USDC, block: 10 }], 12, async (app) => {
+        await fake.newTerm({ MIN_STAKE: "7" });
+        // The application's own write, as the chain has it under MIN_STAKE=7 (6 staked: pending).
+        await app.query("UPDATE developers SET stake_amount = 6 WHERE wallet_address = $1", [held]);
+      });
+      await fake.round({ reconcile: true });
+      // Passed over by the write (pendingWallets) and no longer differing: not waiting for good.
       expect(await workCounts(fake.db)).toMatchObject({ developers: { queued: 0 } });
+      expect(await fake.developer(held)).toMatchObject({ status: "pending", stake_amount: "6", staked_at: null });
     });
 
-  it("searches again the activation of a row it held, queued by a sidecar before the settings were noted", async () => {
-    fake = await fakePonder({ MIN_STAKE: "5" });
-    const held = wallet(8);
-    await fake.register(held);
-    const app = await applicationTransaction(
-      fake.url,
-      "UPDATE developers SET email = email WHERE wallet_address = $1",
-      [held],
-    );
-    try {
-      await fake.index([{ developer: held, amount: 6n * USDC, block: 10 }], 12);
-      expect((await fake.round()).held).toBe(1);
-      await app.query("COMMIT");
-    } finally {
-      await app.end();
-    }
-    // As an entry queued before migration 014, its settings unknown (an activation made up here,
-    // to tell them apart): not trusted, searched again.
-    await fake.db.query("UPDATE stakesync.developer_queue SET activated_for = NULL, activated_at = 1600000000");
-    await fake.round({ reconcile: true });
-    expect(await fake.developer(held)).toMatchObject({ status: "active", staked_at: new Date(1700000120 * 1000) });
-    expect(await workCounts(fake.db)).toMatchObject({ developers: { queued: 0 } });
+    it("has its activation searched again when queued by a sidecar before the settings were noted", async () => {
+      await queuedWhileHeld([{ developer: held, amount: 6n * USDC, block: 10 }], 12);
+      // As an entry queued before migration 014, its settings unknown (an activation made up here,
+      // to tell them apart): not trusted, searched again.
+      await fake.db.query("UPDATE stakesync.developer_queue SET activated_for = NULL, activated_at = 1600000000");
+      await fake.round({ reconcile: true });
+      expect(await fake.developer(held)).toMatchObject({ status: "active", staked_at: new Date(1700000120 * 1000) });
+      expect(await workCounts(fake.db)).toMatchObject({ developers: { queued: 0 } });
+    });
   });
 
   it("sets aside a row the database refuses, writes every other, and sets aside each under a rule that refuses all", async () => {
