@@ -73,6 +73,19 @@ function lastRows(audit: Record<string, unknown>[]) {
 const count = async (f: Fake, sql: string) => Number((await f.db.query<{ n: string }>(sql)).rows[0]?.n);
 const unwritten = (f: Fake) => count(f, "SELECT count(*) AS n FROM stakesync.unwritten_developer");
 
+/**
+ * A new term's first round, a reconciliation: it takes every row left, and wallet 30 is active
+ * from the stake of `block` (its time 1700000000 + 12 · block, patternEvents).
+ */
+async function reconciledWith30From(f: Fake, block: number) {
+  await f.round({ reconcile: true });
+  expect(await unwritten(f)).toBe(0);
+  expect(await f.developer(wallet(BASE + 30))).toMatchObject({
+    status: "active",
+    staked_at: new Date((1700000000 + block * 12) * 1000),
+  });
+}
+
 describe("an early catch-up step", () => {
   it("folds the stakes, leaves the developers to the next step, and ends as writing them at once would", async () => {
     const env = { EFFECTS_FROM_BLOCK: "6" };
@@ -182,12 +195,7 @@ describe("an early catch-up step", () => {
     // Wallet 30 reaches 5 USDC at block 5 (6 staked), and 7 only at block 9 (7, after an unstake).
     await f.newTerm({ MIN_STAKE: "7" });
     await f.progress({ latest: 23, safe: 23, finalized: 23, ready: true });
-    await f.round({ reconcile: true });
-    expect(await unwritten(f)).toBe(0);
-    expect(await f.developer(wallet(BASE + 30))).toMatchObject({
-      status: "active",
-      staked_at: new Date((1700000000 + 9 * 12) * 1000),
-    });
+    await reconciledWith30From(f, 9);
   });
 
   it("ignores what a sidecar that does not know the table passed over (a rollback below it)", async () => {
@@ -204,12 +212,7 @@ describe("an early catch-up step", () => {
     // This version leads again: its first round (a reconciliation) drops the rows, searches again.
     await f.newTerm();
     await f.progress({ latest: 21, safe: 21, finalized: 10, ready: true });
-    await f.round({ reconcile: true });
-    expect(await unwritten(f)).toBe(0);
-    expect(await f.developer(wallet(BASE + 30))).toMatchObject({
-      status: "active",
-      staked_at: new Date((1700000000 + 5 * 12) * 1000),
-    });
+    await reconciledWith30From(f, 5);
   });
 
   it("keeps its developers waiting when the server's clock went back since another cursor moved", async () => {
