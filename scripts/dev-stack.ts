@@ -162,10 +162,7 @@ await ponderAnswering(`http://127.0.0.1:${config.ponderPort}`, ponderChild);
 if (stopping) await new Promise(() => undefined); // stop() exits the process
 const sidecarChild = launch("sidecar", await sidecarCommand());
 // As `npm start` runs it: Ponder gets the cores first (SIDECAR_NICE).
-lowerPriority(
-  sidecarChild,
-  orExit(() => loadSidecarNice(env)),
-);
+lowerPriority(sidecarChild, sidecarNice);
 started.push({ name: "the sidecar", stop: () => stopChild(sidecarChild, "SIGTERM") });
 
 await waitFor("ponder", () => ponderReady(`http://127.0.0.1:${config.ponderPort}`), {
