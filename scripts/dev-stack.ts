@@ -162,7 +162,10 @@ await ponderAnswering(`http://127.0.0.1:${config.ponderPort}`, ponderChild);
 if (stopping) await new Promise(() => undefined); // stop() exits the process
 const sidecarChild = launch("sidecar", await sidecarCommand());
 // As `npm start` runs it: Ponder gets the cores first (SIDECAR_NICE).
-lowerPriority(sidecarChild, sidecarNice);
+lowerPriority(
+  sidecarChild,
+  orExit(() => loadSidecarNice(env)),
+);
 started.push({ name: "the sidecar", stop: () => stopChild(sidecarChild, "SIGTERM") });
 
 await waitFor("ponder", () => ponderReady(`http://127.0.0.1:${config.ponderPort}`), {
