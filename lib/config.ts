@@ -205,18 +205,6 @@ export function loadPonderMemory(env: Env): PonderMemory {
   };
 }
 
-/**
- * SIDECAR_NICE: the sidecar's CPU priority (its nice value), set by the launchers as they start it.
- * Where Ponder and the sidecar share cores, a backfill is Ponder's to finish: the sidecar's own
- * start (Node, its modules, about 0.3 CPU-seconds) landed on Ponder's first backfill batch and
- * made it 0.1–0.2 s longer. At 10 the sidecar still gets about a tenth of a core that Ponder
- * wants, and all of an idle one (its round adds no more in realtime: docs/performance.md).
- * Its statements run in PostgreSQL's backends, which keep their own priority.
- */
-export function loadSidecarNice(env: Env): number {
-  return read(env, "SIDECAR_NICE", int(0).max(19).default(10), "a whole number from 0 (Ponder's priority) to 19");
-}
-
 export type TableName = { schema: string; table: string /** quoted, ready to splice into SQL */; sql: string };
 
 const identifier = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseUnits } from "viem";
-import { loadDevConfig, loadPonderMemory, loadSidecarNice, orExit, readLocalDefaults, repoRoot } from "../lib/config";
+import { loadDevConfig, loadPonderMemory, orExit, readLocalDefaults, repoRoot } from "../lib/config";
 import { connect, type Deployment, deploy, vault } from "../lib/contracts";
 import { startAnvil, stopChild } from "../lib/local/anvil";
 import {
@@ -23,7 +23,7 @@ import {
 } from "../lib/local/demo";
 import { startMailCatcher } from "../lib/local/mail-catcher";
 import { startPostgres } from "../lib/local/postgres";
-import { lowerPriority, ponderAnswering, ponderCommand, sidecarCommand } from "../lib/local/process";
+import { ponderAnswering, ponderCommand, sidecarCommand } from "../lib/local/process";
 import { ponderReady } from "../lib/local/stack";
 import { waitFor } from "../lib/wait";
 import { createDevelopersTable } from "../sidecar/db/developers-table";
@@ -32,7 +32,6 @@ import { createLogger } from "../sidecar/log";
 // Local defaults, then anything the developer exported on top.
 const env = { ...readLocalDefaults(), ...process.env } as Record<string, string>;
 const config = orExit(() => loadDevConfig(env));
-const sidecarNice = orExit(() => loadSidecarNice(env));
 // A terminal that went away (its window closed, `script` killed) turns every write into an EIO
 // error. Writing on would raise one error per line, each reported by another write: a busy loop
 // that kept a stack at full CPU. Stop writing, and stop the stack, as a terminal hang-up does.
@@ -161,11 +160,6 @@ started.push({ name: "Ponder", stop: () => stopChild(ponderChild, "SIGINT") });
 await ponderAnswering(`http://127.0.0.1:${config.ponderPort}`, ponderChild);
 if (stopping) await new Promise(() => undefined); // stop() exits the process
 const sidecarChild = launch("sidecar", await sidecarCommand());
-// As `npm start` runs it: Ponder gets the cores first (SIDECAR_NICE).
-lowerPriority(
-  sidecarChild,
-  orExit(() => loadSidecarNice(env)),
-);
 started.push({ name: "the sidecar", stop: () => stopChild(sidecarChild, "SIGTERM") });
 
 await waitFor("ponder", () => ponderReady(`http://127.0.0.1:${config.ponderPort}`), {

@@ -11,13 +11,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import {
   loadIndexerConfig,
   loadSidecarConfig,
-  loadSidecarNice,
   orExit,
   repoRoot,
   requiredInProduction,
   withoutLocalDefaults,
 } from "../lib/config";
-import { lowerPriority, ponderAnswering, ponderStartCommand, sidecarCommand } from "../lib/local/process";
+import { ponderAnswering, ponderStartCommand, sidecarCommand } from "../lib/local/process";
 
 const role = process.argv[2] ?? "all";
 if (!["all", "indexer", "sidecar"].includes(role)) {
@@ -36,7 +35,6 @@ if (missing.length > 0) {
 }
 const config = role === "sidecar" ? undefined : orExit(() => loadIndexerConfig(process.env));
 if (role !== "indexer") orExit(() => loadSidecarConfig(process.env));
-const sidecarNice = role === "indexer" ? 0 : orExit(() => loadSidecarNice(process.env));
 const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
 
 const children: ChildProcess[] = [];
@@ -73,16 +71,7 @@ if (config) {
   ];
   const ponder = ponderStartCommand(config.memory, config.database.schema, config.port, extra);
   ponderChild = launch(ponder.args, ponder.env);
-  if (sidecar && (await ponderAnswering(`http://127.0.0.1:${config.port}`, ponderChild))) launchSidecar(sidecar);
+  if (sidecar && (await ponderAnswering(`http://127.0.0.1:${config.port}`, ponderChild))) launch(sidecar);
 } else if (sidecar) {
-  launchSidecar(sidecar);
-}
-
-/** The sidecar at SIDECAR_NICE: Ponder gets the cores first where both share them. */
-function launchSidecar(args: string[]) {
-  const failed = lowerPriority(launch(args), sidecarNice);
-  if (failed)
-    process.stderr.write(
-      `stakesync: the sidecar runs at this process's priority (SIDECAR_NICE not applied: ${failed})\n`,
-    );
+  launch(sidecar);
 }

@@ -10,19 +10,14 @@ import { mine, wallets } from "./helpers/workload";
 
 afterAll(cleanup);
 
-/** Every process's command line and environment, as NUL-separated strings from /proc, and its threads' nice values. */
+/** Every process's command line and environment, as NUL-separated strings from /proc. */
 function processes() {
   return readdirSync("/proc")
     .filter((pid) => /^\d+$/.test(pid))
     .flatMap((pid) => {
       try {
         const read = (file: string) => readFileSync(`/proc/${pid}/${file}`, "utf8").split("\0");
-        // Field 19 of a thread's stat; the fields after the command's closing parenthesis.
-        const nices = readdirSync(`/proc/${pid}/task`).map((thread) => {
-          const stat = readFileSync(`/proc/${pid}/task/${thread}/stat`, "utf8");
-          return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
-        });
-        return [{ cmdline: read("cmdline"), environ: read("environ"), nices }];
+        return [{ cmdline: read("cmdline"), environ: read("environ") }];
       } catch {
         return []; // gone, or not ours to read
       }
@@ -85,13 +80,6 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
   );
   expect(ponder?.cmdline).toContain("--max-old-space-size=300");
   expect(ponder?.environ).toContain(`PONDER_CACHE_BYTES=${16 * 2 ** 20}`);
-  // Where both share the cores, Ponder gets them first: the sidecar runs at SIDECAR_NICE's default.
-  const sidecar = processes().find(
-    (p) => p.cmdline.some((arg) => arg.endsWith("sidecar.mjs")) && p.environ.includes(`SIDECAR_PORT=${sidecarPort}`),
-  );
-  expect(ponder?.nices).toEqual(ponder?.nices.map(() => 0));
-  expect(sidecar?.nices.length).toBeGreaterThan(1);
-  expect(sidecar?.nices).toEqual(sidecar?.nices.map(() => 10));
 
   // Both run on the Node.js that npm put first on the PATH (the `node` devDependency), not the
   // machine's older system node: Ponder 0.17 needs 22 or newer.

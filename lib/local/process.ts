@@ -1,8 +1,7 @@
 /** Child processes for tests and the benchmark: Ponder and the sidecar as real node processes. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { setPriority } from "node:os";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
@@ -87,37 +86,6 @@ function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS") {
 
 /** Ponder's CLI, run by node directly (not through npx), so a signal reaches Ponder itself. */
 const ponderBin = path.join(repoRoot, "node_modules", "ponder", "dist", "esm", "bin", "ponder.js");
-
-/**
- * Gives a just-started process the nice value `nice` (SIDECAR_NICE, lib/config.ts), every thread
- * of it: on Linux a priority is a thread's, and Node starts its V8 and libuv threads before any
- * code of ours runs. The main thread first, so that a thread it starts meanwhile inherits the
- * value; then each thread listed (none to list where there is no /proc: the main thread alone).
- * A thread gone meanwhile is skipped. Returns why it could not, for the caller to say: the value
- * is a hint, and a launcher already running at a lower priority cannot raise its child's.
- */
-export function lowerPriority(child: ChildProcess, nice: number): string | undefined {
-  const pid = child.pid;
-  if (pid === undefined || nice === 0) return undefined;
-  let threads: number[] = [];
-  try {
-    setPriority(pid, nice);
-    threads = readdirSync(`/proc/${pid}/task`).map(Number);
-  } catch (error) {
-    // Exited already (ESRCH from the priority, ENOENT from /proc): nothing left to lower.
-    const code = (error as { info?: { code?: string } }).info?.code ?? (error as NodeJS.ErrnoException).code;
-    if (code === "ESRCH" || code === "ENOENT") return undefined;
-    return (error as Error).message;
-  }
-  for (const thread of threads) {
-    try {
-      setPriority(thread, nice);
-    } catch {
-      // exited since it was listed
-    }
-  }
-  return undefined;
-}
 
 /**
  * V8's young generation for the sidecar: semi-spaces of at most 16 MB. Node 24 lets them grow to

@@ -4,8 +4,8 @@
  * start` and the sidecar, and the checks that say each is up. Who calls it chooses how a process
  * is spawned (`Spawn`): the tests stop theirs when a file ends, the bench keeps each log.
  */
-import { loadPonderMemory, loadSidecarNice, withoutLocalDefaults } from "../config";
-import { lowerPriority, ponderStartCommand, type RunningProcess, sidecarCommand, spawnProcess } from "./process";
+import { loadPonderMemory, withoutLocalDefaults } from "../config";
+import { ponderStartCommand, type RunningProcess, sidecarCommand, spawnProcess } from "./process";
 
 /** The environment a child gets: the machine's PATH and HOME, telemetry off, nothing from .env.local. */
 export function childEnv(env: Record<string, string>): Record<string, string> {
@@ -71,13 +71,11 @@ export function startPonder(
   return { ...proc, url: `http://127.0.0.1:${port}`, schema };
 }
 
-/** The sidecar on `port` (see sidecarCommand for how it runs), at SIDECAR_NICE as `npm start` runs it. */
+/** The sidecar on `port` (see sidecarCommand for how it runs). */
 export async function startSidecar(
   env: Record<string, string>,
   { port, name = "sidecar", spawn = spawnNode }: { port: number; name?: string; spawn?: Spawn },
 ): Promise<LocalProcess> {
-  const nice = loadSidecarNice(env);
   const proc = spawn(name, await sidecarCommand(), { ...env, SIDECAR_PORT: String(port) });
-  lowerPriority(proc.process, nice);
   return { ...proc, url: `http://127.0.0.1:${port}` };
 }
