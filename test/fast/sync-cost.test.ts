@@ -116,6 +116,24 @@ describe("a round's cost with a large application table", () => {
     expect((await lookups("chain_stake")) - before).toBeLessThanOrEqual(3000);
   });
 
+  it("sums a bulk step's developers' stakes once to find them, not again to write them", async () => {
+    fake = await fakePonder();
+    await fake.db.query(
+      `INSERT INTO developers (wallet_address, email, updated_at)
+       SELECT '0x' || lpad(to_hex(65536 + g), 40, '0'), NULL, now() - interval '1 hour' FROM generate_series(0, 999) g`,
+    );
+    await fake.db.query("ANALYZE developers");
+    await pastEvents(fake, 2000, { wallets: 1000, perBlock: 2000 });
+    await fake.progress({ latest: 40 });
+    const before = await lookups("chain_stake");
+    const { step, changes } = await fake.round();
+    expect(changes).toHaveLength(1000);
+    expect(step.kind === "stepped" && step.written.length).toBe(1000); // the step's own write
+    // Once each to add the block's stake and once to find the developers: the write summed each
+    // again (3,000), in the same snapshot, to the same totals.
+    expect((await lookups("chain_stake")) - before).toBeLessThanOrEqual(2000);
+  });
+
   it("sums each developer's stake once in a reconciliation, a thousand of them signed up a minute ago", async () => {
     await signedUpJustNow();
     await fake.progress({ latest: 40 });

@@ -80,9 +80,10 @@ function staleQuery(config: SidecarConfig) {
   const dev = config.developersTable.sql;
   // Activating: a first activation whose crossing stake is still to be found; one an early step
   // found is in `activation` already (unwritten-developers.ts).
-  return `INSERT INTO stale (wallet, activating)
+  // raw: the confirmed stake, kept for a bulk step's write in the same snapshot (write-developers.ts).
+  return `INSERT INTO stale (wallet, activating, raw)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric
-              AND NOT EXISTS (SELECT 1 FROM activation x WHERE x.wallet = t.wallet) AS activating
+              AND NOT EXISTS (SELECT 1 FROM activation x WHERE x.wallet = t.wallet) AS activating, t.raw
        -- OFFSET 0: the sum once per wallet; flattened, it ran at each of raw's uses.
        FROM (SELECT a.wallet, ${confirmedStake("a.wallet", config.chains)} AS raw FROM affected a OFFSET 0) t
        JOIN ${dev} d ON lower(d.wallet_address) = t.wallet

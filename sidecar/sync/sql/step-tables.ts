@@ -44,7 +44,7 @@ export const STEP_TABLES = prepare({
     block_timestamp bigint, transaction_hash text, log_index integer, late boolean, events bigint`,
   affected: `wallet text PRIMARY KEY, chain_id integer, block_number bigint, transaction_hash text,
     block_timestamp bigint, reason text NOT NULL`,
-  stale: "wallet text, activating boolean",
+  stale: "wallet text, activating boolean, raw numeric",
   activation: "wallet text, block_timestamp bigint, chain_id integer, block_number bigint, found boolean",
   claimed: CLAIMED,
 });

@@ -19,7 +19,7 @@ export type Change = {
  * activation. Their queue entries are done, changed or not. Only the rows claimDevelopers locked
  * are written (a wallet may have two rows that differ in letter case), so this statement's
  * snapshot has their latest version and nothing can change them meanwhile.
- * Reads `claimed` and stakesync.chain_stake; writes developers, stakesync.audit, stakesync.outbox
+ * Reads `claimed` and stakesync.chain_stake (in a bulk step, `stale`); writes developers, stakesync.audit, stakesync.outbox
  * and stakesync.developer_queue. Its rows are the changes (`changesFrom`). Its values go in as
  * literals: sent with the COMMIT, one round trip.
  */
@@ -30,9 +30,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
      ),
-     totals AS (
-       SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w
-     ),
+     totals AS (${from === "queue" ? totalsFromChainStake(config) : TOTALS_FROM_STEP}),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
               stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
@@ -123,6 +121,16 @@ export type EntrySource = "queue" | "step";
 const FROM_QUEUE = `DELETE FROM stakesync.developer_queue q USING totals t WHERE q.wallet = t.wallet AND q.state = 'pending'
        RETURNING q.*`;
 const FROM_STEP = `SELECT e.*, 0 AS attempts FROM (${STEP_ENTRIES}) e WHERE e.wallet IN (SELECT wallet FROM totals)`;
+
+/**
+ * Each written wallet's confirmed stake, raw. The queue's write sums stakesync.chain_stake in its own
+ * transaction. A bulk step writes in the snapshot in which it found the developers (`stale`), after
+ * its last change to chain_stake: the sum found there is the one this would compute, and
+ * computing it again cost 10,000 index look-ups at the end of a backfill (docs/performance.md).
+ */
+const totalsFromChainStake = (config: SidecarConfig) =>
+  `SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w`;
+const TOTALS_FROM_STEP = "SELECT s.wallet, s.raw FROM stale s WHERE s.wallet IN (SELECT wallet FROM mine)";
 
 /** The changes, from the rows of `writeDevelopers`. */
 export const changesFrom = (rows: unknown[] | undefined) => (rows ?? []) as Change[];
