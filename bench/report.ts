@@ -1,3 +1,5 @@
+import { noiseRatios, pairRatios } from "./stats";
+
 /** The bench's markdown table, from its results (bench/results/latest.json). */
 export function table(r: Record<string, unknown>): string {
   const get = (p: string) =>
@@ -34,6 +36,14 @@ export function table(r: Record<string, unknown>): string {
     [
       "(b)/(a) cached (private-node RPC both, in turn)",
       ratio(get("barePonder.cached.seconds"), get("fullPipeline.cached.seconds")),
+    ],
+    [
+      "(b)/(a) cold · cached, pair by pair",
+      `${pairs(get("barePonder.privateNodeCold.runsSeconds"), get("fullPipeline.cold.runsSeconds"))} · ${pairs(get("barePonder.cached.runsSeconds"), get("fullPipeline.cached.runsSeconds"))}`,
+    ],
+    [
+      "(a)/(a) cold · cached, each bare run against the next: the machine's own spread",
+      `${noise(get("barePonder.privateNodeCold.runsSeconds"))} · ${noise(get("barePonder.cached.runsSeconds"))}`,
     ],
     ["(a) bare Ponder, cached: CPU seconds", cpu(get("barePonder.cached.cpuSeconds"))],
     ["(b) full pipeline, cached: CPU seconds", cpu(get("fullPipeline.cached.cpuSeconds"))],
@@ -73,6 +83,18 @@ export function table(r: Record<string, unknown>): string {
 
 function ratio(bare: unknown, full: unknown) {
   return typeof bare === "number" && typeof full === "number" ? `${(bare / full).toFixed(2)}×` : "—";
+}
+const isRuns = (x: unknown): x is number[] => Array.isArray(x) && x.length > 1;
+/** The pairs' ratios and the lowest, as the goal reads them (stats.ts). */
+function pairs(a: unknown, b: unknown) {
+  if (!isRuns(a) || !isRuns(b)) return "—";
+  const r = pairRatios(a, b);
+  return `${r.map((x) => x.toFixed(2)).join(" ")} (lowest ${Math.min(...r).toFixed(2)})`;
+}
+function noise(a: unknown) {
+  if (!isRuns(a)) return "—";
+  const r = noiseRatios(a);
+  return `${r.map((x) => x.toFixed(2)).join(" ")} (lowest ${Math.min(...r).toFixed(2)})`;
 }
 function latency(x: unknown) {
   if (typeof x !== "object" || x === null) return "—";

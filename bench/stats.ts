@@ -53,3 +53,23 @@ export const summary = (values: number[]) => ({
   p99: Math.round(percentile(values, 99)),
   max: Math.round(values.at(-1) ?? Number.NaN),
 });
+
+/**
+ * The cached goal is per pair as well as for the medians: each run of (a) against the run of (b)
+ * it took turns with, (a)'s seconds over (b)'s, in the order they ran.
+ */
+export function pairRatios(a: number[], b: number[]): number[] {
+  return b.slice(0, a.length).map((full, i) => round2((a[i] as number) / full));
+}
+
+/**
+ * What the machine alone makes of a pair: each run of (a) against the next run of (a), the same
+ * code a run apart, the lower of the two ways round. A pair of (a) and (b) below these says
+ * nothing about the sidecar (on this 2-core machine, a fifth of them were below 0.9 in fourteen
+ * runs of 2026-12-05 and -06: docs/performance.md).
+ */
+export function noiseRatios(a: number[]): number[] {
+  return a.slice(1).map((next, i) => round2(Math.min(next / (a[i] as number), (a[i] as number) / next)));
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
