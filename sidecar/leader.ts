@@ -59,20 +59,28 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
   }
 }
 
+/** Connects `client` and sets up its session for leading; its backend's pid. */
 async function prepareSession(client: pg.Client): Promise<number> {
   await client.connect();
-  // If this process freezes, in a transaction or between two, the server ends the session and
-  // frees the lock; if its host vanishes, the server's keepalives notice within seconds.
-  const limit = LEADER_SILENCE_LIMIT_S;
-  await client.query(
-    `SET idle_in_transaction_session_timeout = '${limit}s';
-     SET idle_session_timeout = '${limit}s';
-     SET tcp_keepalives_idle = 3; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
-     SET tcp_user_timeout = ${limit * 1000}`,
-  );
+  await client.query(leaderSession(LEADER_SILENCE_LIMIT_S));
   const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
   return rows[0]?.pid ?? 0;
 }
+
+/**
+ * The leader's session: if this process freezes, in a transaction or between two, the server
+ * ends the session after `limitS` and frees the lock; if its host vanishes, the server's
+ * keepalives notice within seconds. And DISCARD TEMP: a session-mode pool that does not reset its
+ * server connections (PgBouncer with an empty server_reset_query) hands over the previous
+ * client's temp tables, perhaps those of a sidecar of another version whose step tables
+ * (step-tables.ts) have other columns, and every step would fail on them.
+ */
+export const leaderSession = (limitS: number) =>
+  `DISCARD TEMP;
+   SET idle_in_transaction_session_timeout = '${limitS}s';
+   SET idle_session_timeout = '${limitS}s';
+   SET tcp_keepalives_idle = 3; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
+   SET tcp_user_timeout = ${limitS * 1000}`;
 
 /**
  * Whether the server still has the leader lock held by the backend `pid`: asked over another

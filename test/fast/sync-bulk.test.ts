@@ -7,6 +7,7 @@ import pg from "pg";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { leaderSession } from "../../sidecar/leader";
 import { createMetrics } from "../../sidecar/metrics";
 import type { Change } from "../../sidecar/sync/apply-developers";
 import { SyncLoop } from "../../sidecar/sync/loop";
@@ -180,6 +181,19 @@ describe("a bulk step's own developers write", () => {
     // The orphaned stake of wallet BASE is gone from its amount, the correction audited as a reorg.
     expect(one.audit.filter((r) => r.wallet === wallet(BASE)).map((r) => r.reason)).toEqual(["stake", "reorg"]);
     expect(one.developers.find((d) => d.wallet === wallet(BASE))).toMatchObject({ stake_amount: "14.000000" });
+  });
+
+  it("steps on a session a pool handed over with an older sidecar's step tables, once its term's session set-up ran", async () => {
+    const f = await fake();
+    await register(f);
+    await bulk(f);
+    // `stale` as sidecars before stale.raw made it, left on the server connection by a pool that
+    // does not reset its connections between clients.
+    await f.db.query("CREATE TEMP TABLE stale (wallet text, activating boolean)");
+    await expect(f.round()).rejects.toThrow(/column "raw" of relation "stale" does not exist/);
+    await f.db.query(leaderSession(3600));
+    const round = await f.round();
+    expect(round.step.kind === "stepped" && round.step.written.length).toBe(180);
   });
 
   it("leaves a row the application holds to the queue, written once it commits, its columns kept", async () => {

@@ -130,6 +130,7 @@ const FROM_STEP = `SELECT e.*, 0 AS attempts FROM (${STEP_ENTRIES}) e WHERE e.wa
  */
 const totalsFromChainStake = (config: SidecarConfig) =>
   `SELECT w.wallet, ${confirmedStake("w.wallet", config.chains)} AS raw FROM (SELECT DISTINCT wallet FROM mine) w`;
+// One row a wallet: stale has one (staleQuery groups by wallet).
 const TOTALS_FROM_STEP = "SELECT s.wallet, s.raw FROM stale s WHERE s.wallet IN (SELECT wallet FROM mine)";
 
 /** The changes, from the rows of `writeDevelopers`. */
