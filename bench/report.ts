@@ -85,17 +85,10 @@ function ratio(bare: unknown, full: unknown) {
   return typeof bare === "number" && typeof full === "number" ? `${(bare / full).toFixed(2)}×` : "—";
 }
 const isRuns = (x: unknown): x is number[] => Array.isArray(x) && x.length > 1;
-/** The pairs' ratios and the lowest, as the goal reads them (stats.ts). */
-function pairs(a: unknown, b: unknown) {
-  if (!isRuns(a) || !isRuns(b)) return "—";
-  const r = pairRatios(a, b);
-  return `${r.map((x) => x.toFixed(2)).join(" ")} (lowest ${Math.min(...r).toFixed(2)})`;
-}
-function noise(a: unknown) {
-  if (!isRuns(a)) return "—";
-  const r = noiseRatios(a);
-  return `${r.map((x) => x.toFixed(2)).join(" ")} (lowest ${Math.min(...r).toFixed(2)})`;
-}
+/** Ratios in order and the lowest, as the goal reads them (stats.ts). */
+const withLowest = (r: number[]) => `${r.map((x) => x.toFixed(2)).join(" ")} (lowest ${Math.min(...r).toFixed(2)})`;
+const pairs = (a: unknown, b: unknown) => (isRuns(a) && isRuns(b) ? withLowest(pairRatios(a, b)) : "—");
+const noise = (a: unknown) => (isRuns(a) ? withLowest(noiseRatios(a)) : "—");
 function latency(x: unknown) {
   if (typeof x !== "object" || x === null) return "—";
   const l = x as { p50: number; p95: number; p99: number; max: number };

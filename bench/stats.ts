@@ -55,8 +55,8 @@ export const summary = (values: number[]) => ({
 });
 
 /**
- * The cached goal is per pair as well as for the medians: each run of (a) against the run of (b)
- * it took turns with, (a)'s seconds over (b)'s, in the order they ran.
+ * Each run of (a) against the run of (b) it took turns with, (a)'s seconds over (b)'s, in the order
+ * they ran: the cached goal asks it of every pair, not only of the medians.
  */
 export function pairRatios(a: number[], b: number[]): number[] {
   return b.slice(0, a.length).map((full, i) => round2((a[i] as number) / full));

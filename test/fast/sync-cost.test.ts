@@ -2,7 +2,6 @@
  * What a sync round reads with a large application table and many past events, on fabricated
  * Ponder tables (the queries it sends and their plans: sync-queries.test.ts).
  */
-import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Fake, fakePonder, pastEvents, SCHEMA, USDC, wallet } from "./ponder-fake";
 
@@ -12,33 +11,20 @@ afterEach(async () => {
 });
 
 describe("a round's cost with a large application table", () => {
-  /** Rows of `table` read by sequential scans, as the statistics say once this session flushed. */
-  const scanned = async (table = "developers") => {
+  /** A statistic of `table` (pg_stat_user_tables), once this session's statistics are flushed. */
+  const statistic = async (column: "seq_tup_read" | "idx_scan", table: string) => {
     await fake.db.query("SELECT pg_stat_force_next_flush()");
     await fake.db.query("SELECT 1"); // the flush happens at the end of a transaction
-    const other = new pg.Client({ connectionString: fake.url });
-    await other.connect();
-    try {
-      const { rows } = await other.query<{ n: string }>(
-        "SELECT seq_tup_read::text AS n FROM pg_stat_user_tables WHERE relname = $1",
-        [table],
-      );
-      return Number(rows[0]?.n);
-    } finally {
-      await other.end();
-    }
-  };
-
-  /** Index scans of `table`, as the statistics say once this session flushed. */
-  const lookups = async (table: string) => {
-    await fake.db.query("SELECT pg_stat_force_next_flush()");
-    await fake.db.query("SELECT 1");
     const { rows } = await fake.db.query<{ n: string }>(
-      "SELECT coalesce(idx_scan, 0)::text AS n FROM pg_stat_user_tables WHERE relname = $1",
+      `SELECT coalesce(${column}, 0)::text AS n FROM pg_stat_user_tables WHERE relname = $1`,
       [table],
     );
     return Number(rows[0]?.n);
   };
+  /** Rows of `table` read by sequential scans. */
+  const scanned = (table = "developers") => statistic("seq_tup_read", table);
+  /** Index scans of `table`. */
+  const lookups = (table: string) => statistic("idx_scan", table);
 
   it("reads only the developers a block touches, through the index and the locked rows", async () => {
     fake = await fakePonder();
@@ -91,18 +77,20 @@ describe("a round's cost with a large application table", () => {
     expect((await scanned("chain_stake")) - before).toBeLessThan(100);
   });
 
-  /**
-   * A thousand developers who signed up just now (a bulk import), the wallets of pastEvents: for a
-   * minute, each is also a registration a step looks for (find-registrations.ts).
-   */
-  const signedUpJustNow = async () => {
+  /** A thousand developers, the wallets of pastEvents, whose rows were last written at `updatedAt`. */
+  const thousandDevelopers = async (updatedAt: string) => {
     fake = await fakePonder();
     await fake.db.query(
-      `INSERT INTO developers (wallet_address, email)
-       SELECT '0x' || lpad(to_hex(65536 + g), 40, '0'), NULL FROM generate_series(0, 999) g`,
+      `INSERT INTO developers (wallet_address, email, updated_at)
+       SELECT '0x' || lpad(to_hex(65536 + g), 40, '0'), NULL, ${updatedAt} FROM generate_series(0, 999) g`,
     );
     await fake.db.query("ANALYZE developers");
   };
+  /**
+   * A thousand developers who signed up just now (a bulk import): for a minute, each is also a
+   * registration a step looks for (find-registrations.ts).
+   */
+  const signedUpJustNow = () => thousandDevelopers("now()");
 
   it("sums no stake twice for a thousand developers who signed up a minute ago and staked in one block", async () => {
     await signedUpJustNow();
@@ -117,12 +105,7 @@ describe("a round's cost with a large application table", () => {
   });
 
   it("sums a bulk step's developers' stakes once to find them, not again to write them", async () => {
-    fake = await fakePonder();
-    await fake.db.query(
-      `INSERT INTO developers (wallet_address, email, updated_at)
-       SELECT '0x' || lpad(to_hex(65536 + g), 40, '0'), NULL, now() - interval '1 hour' FROM generate_series(0, 999) g`,
-    );
-    await fake.db.query("ANALYZE developers");
+    await thousandDevelopers("now() - interval '1 hour'");
     await pastEvents(fake, 2000, { wallets: 1000, perBlock: 2000 });
     await fake.progress({ latest: 40 });
     const before = await lookups("chain_stake");
