@@ -202,6 +202,39 @@ describe("SMTP failures", () => {
   });
 });
 
+describe("an SMTP server slow to answer the message it took", () => {
+  it("is waited for (22 s, beyond what a silence limit of 20 s allowed), and the email goes out once", async () => {
+    const [erin] = wallets(1, "smtp-slow-answer") as [`0x${string}`];
+    // The server keeps the message and answers its final "." 22 s later, as one that scans a
+    // message before it says so may. Given up on sooner, the job was tried again, and each try
+    // delivered one more copy.
+    smtp.state.delayMs = 22_000;
+    try {
+      await register([[erin, "erin@example.test"]]);
+      await chain.vault.stakeFor(erin, 8_000_000n);
+      await mine(chain, 2);
+      await waitFor(
+        "the send recorded",
+        async () => {
+          const rows = await sql<{ state: string }>(
+            databaseUrl,
+            "SELECT state FROM stakesync.outbox WHERE wallet = $1",
+            [erin],
+          );
+          return rows[0]?.state !== undefined && rows[0].state !== "pending";
+        },
+        // Long enough for the code before to end in a dead letter (three tries cut off at 20 s).
+        { timeoutMs: 90_000 },
+      );
+    } finally {
+      smtp.state.delayMs = 0;
+    }
+    const rows = await sql(databaseUrl, "SELECT state, attempts FROM stakesync.outbox WHERE wallet = $1", [erin]);
+    expect(rows).toEqual([{ state: "sent", attempts: 1 }]);
+    expect(mailsTo("erin@example.test")).toHaveLength(1);
+  });
+});
+
 describe("alerts", () => {
   it("fire and clear: indexer down and lag (Ponder killed), RPC failing, consecutive errors, reorg", async () => {
     // Indexer down + lag: stop Ponder while blocks keep coming, then bring it back on its port.

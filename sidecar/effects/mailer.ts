@@ -12,30 +12,34 @@ export function welcomeMessageId(wallet: string, from: string) {
   return `<welcome.${wallet.toLowerCase()}@${domain}>`;
 }
 
-/** nodemailer's limits on silence: connecting (DNS included), the greeting, then each answer. */
+/**
+ * nodemailer's limits on silence while nothing can have been delivered: connecting (DNS
+ * included), then the server's greeting. After that one limit covers every answer, the one to the
+ * message's final "." too, and RFC 5321 (4.5.3.2.6) asks a client to wait 10 minutes for that
+ * one: a server that took the message and is slow to say so (scanning it first) would otherwise
+ * have it sent again at every retry. So the wait for any later answer is the send's deadline.
+ */
 const CONNECTION_TIMEOUT_MS = 10_000;
 const GREETING_TIMEOUT_MS = 10_000;
-const SOCKET_TIMEOUT_MS = 20_000;
 
 /**
  * The longest one send may take, end to end; then its connection is closed and the job fails
- * (and backs off). nodemailer's own timeouts are for silence: a server that trickles its answers
- * (a line every few seconds, as a tarpit does) never trips them, and a send that outlasted the
- * outbox's lease (outbox.ts, LEASE_MS) would be claimed and sent a second time meanwhile.
- * Longer than any send those timeouts let through otherwise (connect and greeting, then about
- * ten commands with TLS and AUTH, each answered just before 20 s of silence: 220 s), since a
- * send cut off after the message's final "." may have been delivered, and would go out again
- * at the retry: only a server that trickles its answers meets this deadline.
+ * (and backs off). A server that goes silent after its greeting, or trickles its answers (a
+ * line every few seconds, as a tarpit does), is cut off here; a send that outlasted the outbox's
+ * lease (outbox.ts, LEASE_MS) would be claimed and sent a second time meanwhile. Since a send cut
+ * off after the message's final "." may have been delivered, and would go out again at the
+ * retry, it is as long as the lease allows with room: 4 minutes.
  */
 export const SEND_DEADLINE_MS = 240_000;
 
 export function createMailer(smtpUrl: string, from: string, deadlineMs = SEND_DEADLINE_MS): Mailer {
-  // Short timeouts: a hung SMTP server must fail the job (and back it off), not stall the worker.
+  // A server that is down or does not greet fails the job at once (and backs it off); one that
+  // greeted is waited for up to the deadline, whose error below says what happened.
   const transport: Transporter = createTransport({
     url: smtpUrl,
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
-    socketTimeout: SOCKET_TIMEOUT_MS,
+    socketTimeout: deadlineMs + 1000,
   });
   return {
     send: async (to, wallet) => {

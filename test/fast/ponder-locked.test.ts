@@ -133,8 +133,8 @@ it("runs the alert rules while an SMTP server holds a welcome email's answer", a
 
   await waitFor("the welcome email's data at the SMTP server", async () => smtp.state.receiving > 0);
   // 30 blocks behind (head 40, synced 10), MAX_LAG_BLOCKS 5: the lag rule fires while the send
-  // still waits. Waiting for it, the rules ran only once the mailer gave up (its socketTimeout,
-  // 20 s; 10 jobs a tick), and the job has failed by then.
+  // still waits. Waiting for it, the rules ran only once the mailer gave up (its deadline,
+  // 240 s; 10 jobs a tick), and the job has failed by then.
   await waitFor("the lag alert", async () => alerts.firing().some((a) => a.rule === "lag"));
   const { rows: jobs } = await fake.db.query("SELECT state, attempts, last_error FROM stakesync.outbox");
   expect(jobs).toEqual([{ state: "pending", attempts: 1, last_error: null }]);
