@@ -30,6 +30,9 @@ export type AlertPayload = {
   [detail: string]: unknown;
 };
 
+/** A rule's webhook deliveries (see Alerts.lanes); `wake` ends the wait before a retry. */
+type Lane = { last: Promise<void>; handedOver: number; wake: () => void };
+
 type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: Severity };
 
 export class Alerts {
@@ -38,6 +41,13 @@ export class Alerts {
   private adopted = false;
   /** Writes to stakesync.alert_firing, one after another, in the order of the changes. */
   private stored: Promise<unknown> = Promise.resolve();
+  /**
+   * Per rule, its webhook deliveries one after another, and how many were handed over: a rule's
+   * "resolved" waits for the POST of its "firing" under way, and a retry of an older payload is
+   * dropped once a newer one waits. Sent side by side, a "firing" retried after a 502 arrived
+   * after its "resolved", and the receiver kept a page open that nothing would ever resolve.
+   */
+  private readonly lanes = new Map<Rule, Lane>();
 
   constructor(
     private readonly options: {
@@ -139,12 +149,31 @@ export class Alerts {
   private deliver(payload: AlertPayload) {
     const level = payload.state === "resolved" ? "info" : payload.severity === "critical" ? "error" : "warn";
     this.options.log[level]({ alert: payload }, `alert ${payload.state}: ${payload.rule}`);
-    if (this.options.webhookUrl) void this.post(this.options.webhookUrl, payload);
+    const url = this.options.webhookUrl;
+    if (!url) return;
+    const lane = this.lanes.get(payload.rule) ?? { last: Promise.resolve(), handedOver: 0, wake: () => undefined };
+    const number = ++lane.handedOver;
+    lane.wake(); // an older payload waiting to be retried: superseded, it gives way now
+    lane.last = lane.last.then(() => this.post(url, payload, lane, number));
+    this.lanes.set(payload.rule, lane);
   }
 
-  private async post(url: string, payload: AlertPayload) {
+  /** Resolves once every webhook delivery handed over so far has ended (delivered or given up). */
+  delivered() {
+    return Promise.all([...this.lanes.values()].map((lane) => lane.last)).then(() => undefined);
+  }
+
+  /** POSTs with retries, none once a newer payload of the rule waits in its lane. */
+  private async post(url: string, payload: AlertPayload, lane: Lane, number: number) {
     const { attempts, delayMs } = this.options.retry;
     for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && lane.handedOver !== number) {
+        this.options.log.warn(
+          { rule: payload.rule },
+          `alert webhook: ${payload.state} not delivered, a newer one follows`,
+        );
+        return;
+      }
       try {
         const response = await fetch(url, {
           method: "POST",
@@ -163,7 +192,15 @@ export class Alerts {
           );
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, backoffMs(delayMs, attempt + 1)));
+        if (lane.handedOver !== number) continue;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoffMs(delayMs, attempt + 1));
+          lane.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        lane.wake = () => undefined;
       }
     }
   }

@@ -35,12 +35,15 @@ type PonderRpcWatch = {
   /** Checks since it last rose. */
   quiet: number;
   failing: boolean;
+  /** No check yet in this term. */
+  first: boolean;
 };
 const newPonderRpcWatch = (): PonderRpcWatch => ({
   errors: undefined,
   rises: [],
   quiet: Number.POSITIVE_INFINITY,
   failing: false,
+  first: true,
 });
 
 export class AlertMonitor {
@@ -72,6 +75,10 @@ export class AlertMonitor {
 
   async check(status: Status, loop: LoopState) {
     const { config, alerts } = this;
+    // Firing is what Alerts holds, adopted from the last leader too (alerts.ts): a rule whose
+    // condition this leader has not watched long enough to know is taken to hold as it was left,
+    // or a failover resolved it, and paged it again minutes later.
+    const firing = new Set(alerts.firing().map((f) => f.rule));
     alerts.set("indexer_down", status.indexer !== null, "critical", `indexer down: ${status.indexer}`);
 
     const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > config.maxLagBlocks);
@@ -91,7 +98,7 @@ export class AlertMonitor {
       { consecutiveErrors: loop.consecutiveErrors },
     );
 
-    const rpc = await this.rpcProblem();
+    const rpc = await this.rpcProblem(firing.has("rpc_failing"));
     alerts.set("rpc_failing", rpc !== null, "warning", `RPC failing: ${rpc}`);
 
     const { dead } = status.outbox;
@@ -111,10 +118,11 @@ export class AlertMonitor {
     // written leaves the count. Once firing it clears below half the threshold, so that a count
     // near it (entries leaving the hour as others come) does not page and resolve in turn.
     // Shadow mode writes nothing, so it has nothing to page about.
-    // Firing is what Alerts holds, adopted from the last leader too: a failover keeps the page.
+    // Firing (adopted too): a failover keeps the page.
     const { refusedLastHour } = status.developers;
-    const firing = alerts.firing().some((f) => f.rule === "developers_refused");
-    const refusedAt = firing ? Math.ceil(config.alertAfterRefused / 2) : config.alertAfterRefused;
+    const refusedAt = firing.has("developers_refused")
+      ? Math.ceil(config.alertAfterRefused / 2)
+      : config.alertAfterRefused;
     alerts.set(
       "developers_refused",
       config.mode === "write" && refusedLastHour >= refusedAt,
@@ -130,9 +138,10 @@ export class AlertMonitor {
       "developers corrected after a reorg deeper than CONFIRMATIONS",
     );
 
+    // Adopted firing: the difference has lasted long enough already.
     const differ = status.settingsDiffer;
     if (differ.length === 0) this.differSince = undefined;
-    else this.differSince ??= Date.now();
+    else this.differSince ??= firing.has("settings_differ") ? Date.now() - this.settingsDifferAfterMs : Date.now();
     alerts.set(
       "settings_differ",
       this.differSince !== undefined && Date.now() - this.differSince >= this.settingsDifferAfterMs,
@@ -142,8 +151,12 @@ export class AlertMonitor {
     );
   }
 
-  /** The sidecar's own head polls, and whether Ponder's RPC requests keep failing (see RPC_FIRE_CHECKS). */
-  private async rpcProblem(): Promise<string | null> {
+  /**
+   * The sidecar's own head polls, and whether Ponder's RPC requests keep failing (see
+   * RPC_FIRE_CHECKS). `firing`: the rule is firing in Alerts; at a term's first check, adopted
+   * from the last leader, its watch starts as failing, to clear after RPC_CLEAR_CHECKS quiet ones.
+   */
+  private async rpcProblem(firing: boolean): Promise<string | null> {
     const stale = this.config.chains.filter((c) => {
       const head = this.heads.get(c.id);
       return !head || Date.now() - head.at > HEAD_STALE_MS;
@@ -160,6 +173,13 @@ export class AlertMonitor {
             0,
           );
     const watch = this.ponderRpc;
+    if (watch.first) {
+      watch.first = false;
+      if (firing) {
+        watch.failing = true;
+        watch.quiet = 0;
+      }
+    }
     const rose = errors !== undefined && watch.errors !== undefined && errors > watch.errors;
     if (errors !== undefined) watch.errors = errors;
     watch.rises = [...watch.rises, rose].slice(-RPC_WINDOW_CHECKS);

@@ -70,6 +70,44 @@ it("resolves, on the next leader, a rule the last one left firing when its condi
   expect(rows).toEqual([{ rule: "reorg_correction" }]);
 });
 
+it("delivers a rule's resolved after its firing, also when the firing's POST is retried", async () => {
+  fake = await fakePonder();
+  // A webhook that answers 502 to its first request (a proxy restarting), then takes each.
+  const received: { rule: string; state: string }[] = [];
+  let requests = 0;
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      requests += 1;
+      if (requests === 1) return res.writeHead(502).end();
+      received.push(JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  try {
+    const alerts = new Alerts({
+      webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`,
+      repeatMs: 60_000,
+      retry: { attempts: 3, delayMs: 200 },
+      log: createLogger("silent"),
+      metrics: createMetrics([31337]),
+    });
+    // Fires, and clears before the firing's retry is due.
+    alerts.set("lag", true, "warning", "sync lag above 100 blocks");
+    await waitFor("the first POST", () => requests === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    alerts.set("lag", false, "warning", "");
+    await alerts.delivered();
+    // The receiver's last word on the rule is that it cleared (before: "firing", after it).
+    expect(received.map((a) => `${a.rule} ${a.state}`).at(-1)).toBe("lag resolved");
+  } finally {
+    receiver.close();
+  }
+});
+
 /**
  * Checks of the rpc_failing rule, one per second of `seconds`, against a Ponder whose RPC error
  * counter rises at the seconds in `risesAt`: the checks at which the rule starts firing, and
@@ -146,6 +184,41 @@ it("pages once on Ponder's RPC errors that keep rising, a deep reorg's retries t
   });
 });
 
+it("keeps, on the next leader, an rpc_failing page the last one left, until Ponder's errors have stopped for 30 checks", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  // Ponder's error counter, no longer rising by the time the lead moves.
+  const ponder = http.createServer((_, res) => {
+    res.end('ponder_rpc_request_error_total{chain="31337",method="eth_getLogs"} 12\n');
+  });
+  await new Promise<void>((resolve) => ponder.listen(0, "127.0.0.1", resolve));
+  try {
+    const config = { ...fake.config, ponderUrl: `http://127.0.0.1:${(ponder.address() as AddressInfo).port}` };
+    const first = sidecarAlerts();
+    await first.adopt();
+    first.set("rpc_failing", true, "warning", "RPC failing: Ponder's RPC requests are failing");
+    await Promise.all([first.flush(), first.delivered()]);
+    first.standDown();
+
+    const next = sidecarAlerts();
+    await next.adopt();
+    const heads = new Map<number, { block: number; at: number }>();
+    const monitor = new AlertMonitor(config, heads, next);
+    const status = { indexer: null, chains: [], outbox: { dead: 0 }, developers: { refused: 0 }, settingsDiffer: [] };
+    for (let second = 0; second < 3; second++) {
+      for (const chain of config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
+      await monitor.check(status as unknown as Status, { consecutiveErrors: 0 } as LoopState);
+    }
+    await next.delivered();
+    // Before, its first check knew of no failure: it resolved the page (and a failure a few
+    // seconds later paged again).
+    expect(next.firing().map((f) => f.rule)).toEqual(["rpc_failing"]);
+    expect(sent()).toEqual(["rpc_failing firing"]);
+  } finally {
+    ponder.close();
+  }
+});
+
 it("evaluates no rule for a while after the sidecar itself was stopped, then pages as before", async () => {
   fake = await fakePonder();
   const { metrics, heads, alerts, loop } = sidecarParts(fake.config);
@@ -216,9 +289,9 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   expect(await (await app.request("/")).text()).toContain("STAKE_DECIMALS: 6 here, 18 on host-b:2:b");
 
   // The leader pages once the difference has lasted (here 300 ms), and clears once it is gone.
-  const alerts = sidecarAlerts();
+  let alerts = sidecarAlerts();
   await alerts.adopt();
-  const monitor = new AlertMonitor(fake.config, heads, alerts, 300);
+  let monitor = new AlertMonitor(fake.config, heads, alerts, 300);
   loop.state.role = "leader";
   const check = async () => {
     for (const chain of fake.config.chains) heads.set(chain.id, { block: 30, at: Date.now() });
@@ -234,6 +307,18 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   expect(JSON.stringify(webhook.alerts.find((a) => a.rule === "settings_differ"))).toContain(
     "STAKE_DECIMALS: 6 here, 18 on host-b:2:b",
   );
+  // A failover while they still differ (a rolling deploy moves the lead too): the next leader
+  // adopts the page and keeps it. Before, its first check had seen the difference for no time
+  // at all: it resolved the page, and paged again once the difference had lasted for it.
+  alerts.standDown();
+  monitor.standDown();
+  alerts = sidecarAlerts();
+  await alerts.adopt();
+  monitor = new AlertMonitor(fake.config, heads, alerts, 300);
+  await check();
+  await alerts.delivered();
+  expect(alerts.firing().map((f) => f.rule)).toContain("settings_differ");
+  expect(webhook.alerts.filter((a) => a.rule === "settings_differ").map((a) => a.state)).toEqual(["firing"]);
   // Killed (not seen for 30 s): no longer counted; a graceful stop withdraws at once.
   await fake.db.query(
     "UPDATE stakesync.sidecar SET seen_at = now() - interval '31 seconds' WHERE instance = 'host-b:2:b'",
