@@ -122,6 +122,23 @@ describe("the application's own transactions on developers", () => {
         expect(await workCounts(fake.db)).toMatchObject({ developers: { queued: 0 } });
       });
 
+    it("is not written active without its first activation's time while the new threshold's crossing cannot be seen", async () => {
+      // 4 USDC, below MIN_STAKE=5: queued without an activation. The deploy lowers it to 3.
+      const below: FakeEvent[] = [{ developer: held, amount: 4n * USDC, block: 10 }];
+      await queuedWhileHeld(below, 12, () => fake.newTerm({ MIN_STAKE: "3" }));
+      // Ponder starts over: the stake that now crosses is not there to be found. Before, the old
+      // entry was written as it stood: active, staked_at empty for good.
+      await fake.deleteAbove(9);
+      await fake.round({ reconcile: true });
+      expect(await fake.developer(held)).toMatchObject({ status: "pending", staked_at: null });
+      await fake.index(below, 12);
+      await fake.round({ reconcile: true });
+      expect(await fake.developer(held)).toMatchObject({
+        status: "active",
+        staked_at: new Date((1_700_000_000 + 10 * 12) * 1000),
+      });
+    });
+
     it("leaves the queue once the application wrote the row as the chain has it", async () => {
       await queuedWhileHeld([{ developer: held, amount: 6n * USDC, block: 10 }], 12, async (app) => {
         await fake.newTerm({ MIN_STAKE: "7" });

@@ -2,7 +2,7 @@
  * The sync through reorgs deeper than CONFIRMATIONS, on fabricated Ponder tables.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, refuseUpdates, USDC, wallet } from "./ponder-fake";
+import { applicationTransaction, type Fake, fakePonder, refuseUpdates, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -76,6 +76,39 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     await fake.index([{ developer: w, amount: 5n * USDC, block: 11, tx: "0xbb" }], 14);
     await fake.round();
     await expectActivatedIn(w, 11);
+  });
+
+  it("writes a held developer's first activation from a later stake, not from the orphaned block a reorg took back", async () => {
+    fake = await fakePonder({ EFFECTS_FROM_BLOCK: "12" });
+    const [w, other] = [wallet(11), wallet(12)];
+    await fake.register(w, "w@example.test");
+    await fake.register(other);
+    // An application transaction holds w's row (a session left idle in its transaction).
+    const app = await applicationTransaction(
+      fake.url,
+      "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE",
+      [w],
+    );
+    try {
+      await fake.index([{ developer: w, amount: 5n * USDC, block: 10, tx: "0xaa" }], 13);
+      expect((await fake.round()).held).toBe(1); // queued, with block 10's crossing
+      // A reorg takes block 10 back: the row (pending, 0) equals the chain again.
+      await fake.deleteAbove(9);
+      await fake.round();
+      await fake.index([{ developer: other, amount: 5n * USDC, block: 10, tx: "0xbb" }], 14);
+      await fake.round();
+      // w stakes again, in block 13 of the new fork.
+      await fake.index([{ developer: w, amount: 5n * USDC, block: 13, tx: "0xcc" }], 16);
+      await fake.round();
+    } finally {
+      await app.end();
+    }
+    await fake.round();
+    // Before, the entry kept block 10's crossing: staked_at a block no longer on the chain, and
+    // the welcome taken for historic (block 10 is below EFFECTS_FROM_BLOCK 12).
+    await expectActivatedIn(w, 13);
+    const { rows } = await fake.db.query("SELECT state FROM stakesync.outbox WHERE wallet = $1", [w]);
+    expect(rows).toEqual([{ state: "pending" }]);
   });
 
   it("is taken back once Ponder commits the new fork above the orphan, before that fork passes the cursor", async () => {

@@ -132,19 +132,23 @@ const KEEPS_ACTIVATION = `(excluded.reason <> 'reorg' AND developer_queue.activa
  * another chain. Unless a reorg changed its events, or the settings that decide it changed
  * (KEEPS_ACTIVATION). New events give a refused row another try; a reconciliation gives one to a few whose
  * wait has passed (reconcile-stakes.ts retryRefused), not every dead row it finds differing.
- * A refused developer whose row the chain no longer changes (a reorg took the stake back, an
- * unstake undid it, the application wrote the row itself) is no dead letter any more: the entry
- * goes, with the activation it held, and the alert with it once none is left. So does a pending
- * entry the write passes over, its activation found under other settings (pendingWallets), once
- * the row no longer differs under these.
+ * A developer whose row the chain no longer changes (a reorg took the stake back, an unstake
+ * undid it, the application wrote the row itself) leaves the queue, with the activation its entry
+ * held: a refused one is no dead letter any more (the alert goes once none is left); a pending one
+ * (held by the application) kept a crossing stake that a reorg may have taken back, for a later
+ * stake to be written with (before, staked_at from an orphaned block). So does a pending entry
+ * without a first activation's time whose developer now turns active and whose crossing stake this
+ * step cannot see (Ponder recovering): written, staked_at would stay empty for good; the next
+ * reconciliation, or the developer's next event, queues it again.
  */
 export const queueDevelopers = (config: SidecarConfig): Statements => [
-  inline(
-    `DELETE FROM stakesync.developer_queue q USING affected a
-      WHERE q.wallet = a.wallet AND (q.state = 'dead' OR NOT ${activationHolds("q", "$1")})
-        AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)`,
-    [activationSettings(config)],
-  ),
+  `DELETE FROM stakesync.developer_queue q USING affected a
+    WHERE q.wallet = a.wallet
+      AND CASE WHEN EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet)
+               THEN q.state = 'pending' AND q.activated_at IS NULL
+                    AND EXISTS (SELECT 1 FROM stale s WHERE s.wallet = a.wallet AND s.activating)
+                    AND NOT EXISTS (SELECT 1 FROM activation x WHERE x.wallet = a.wallet AND x.found)
+               ELSE true END`,
   inline(
     `INSERT INTO stakesync.developer_queue (${ENTRY_COLUMNS}, activated_for)
      SELECT ${ENTRY_COLUMNS}, CASE WHEN activated_at IS NOT NULL THEN $1 END FROM (${STEP_ENTRIES}) e
