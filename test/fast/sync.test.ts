@@ -10,7 +10,7 @@ import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { syncStep } from "../../sidecar/sync/step";
-import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
+import { CHAIN, checkpoint, type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -120,6 +120,44 @@ describe("a developer who registers while Ponder recovers", () => {
     await fake.round();
     const row = await fake.developer(w);
     expect(row).toMatchObject({ status: "active", stake_amount: "20.000000" });
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
+  });
+});
+
+describe("a developer who registers while one of two chains recovers", () => {
+  it("is not activated from the other chain's later stake: pending until Ponder shows the first, then with its time", async () => {
+    const base = 8453;
+    const chain = (id: number) => ({
+      [`RPC_URL_${id}`]: "http://127.0.0.1:1",
+      [`STAKE_VAULT_ADDRESS_${id}`]: `0x${"1".repeat(40)}`,
+      [`START_BLOCK_${id}`]: "1",
+    });
+    fake = await fakePonder({ CHAINS: `${CHAIN},${base}`, ...chain(CHAIN), ...chain(base) });
+    const w = wallet(0x60);
+    // 20 USDC on each chain, each enough alone: first on CHAIN (block 20), then on base (block 25,
+    // a later time). The base chain is final there already; CHAIN's block 20 is not.
+    await fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], 25);
+    await fake.db.query(`INSERT INTO ${SCHEMA}._ponder_checkpoint VALUES ('base', $1, $2, $2, $2)`, [
+      base,
+      checkpoint(30, { chainId: base }),
+    ]);
+    await fake.db.query(
+      `INSERT INTO ${SCHEMA}.stake_event VALUES ($1, $2, $3, 'staked', $4, 25, $5, '0x${"b".repeat(64)}', 0)`,
+      [checkpoint(25, { chainId: base, tx: 0n }), base, w, (20n * USDC).toString(), 1_700_000_000 + 25 * 12],
+    );
+    await fake.round(); // both applied; no developers row yet
+    // CHAIN's crash recovery: its unfinalized rows are gone for now. The developer signs up, and a
+    // reconciliation is due (a new leader runs one at once).
+    await fake.db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE chain_id = $1 AND block_number > 5`, [CHAIN]);
+    await fake.progress({ latest: 25, safe: 5, ready: false });
+    await fake.register(w);
+    await fake.round({ reconcile: true });
+    // Before, the first stake Ponder showed, base's, was taken for the crossing.
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", staked_at: null });
+    await fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], 26);
+    await fake.round({ reconcile: true });
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "40.000000" });
     expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
   });
 });

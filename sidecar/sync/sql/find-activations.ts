@@ -25,8 +25,8 @@ export async function findActivations(
     activationValues(confirmed, wallets, threshold),
   );
   const replayed = rows.filter((r) => !r.found).map((r) => r.wallet);
-  if (replayed.length === 0) return;
-  await db.query(replay, activationValues(confirmed, replayed, threshold));
+  if (replayed.length > 0) await db.query(replay, activationValues(confirmed, replayed, threshold));
+  if (confirmed.size > 1) await db.query(distrust(ponderSchema));
 }
 
 /**
@@ -43,8 +43,29 @@ export function findActivationsTogether(ponderSchema: string, threshold: string,
       replay,
       activationValues(confirmed, computed("ARRAY(SELECT wallet FROM activation WHERE NOT found)"), threshold),
     ),
+    ...(confirmed.size > 1 ? [distrust(ponderSchema)] : []),
   ];
 }
+
+/**
+ * A crossing found is kept only if no applied event of the developer that Ponder no longer shows
+ * (its rows above the finalized block gone in a crash recovery, or in a reorg's first half) comes
+ * before it in chain order; else the developer waits, as for a crossing not found, until Ponder
+ * shows them again. On one chain the events gone are its last ones, after any crossing found, so
+ * this is asked only of several chains: there, one chain's events gone can precede another chain's
+ * later stake that reached the threshold alone, which was taken for the first (staked_at, and the
+ * welcome decided by EFFECTS_FROM_BLOCK, from the wrong chain). The comparison is the event id's
+ * order (block time, chain, block) at the block: a chain's events go a block at a time.
+ */
+const distrust = (ponderSchema: string) => `UPDATE activation x SET found = false
+   WHERE x.found AND EXISTS (
+     SELECT 1 FROM stakesync.applied_event a
+      WHERE a.wallet = x.wallet
+        AND (substring(a.event_key from 1 for 10)::bigint, a.chain_id, a.block_number)
+            < (x.block_timestamp, x.chain_id, x.block_number)
+        AND NOT EXISTS (SELECT 1 FROM "${ponderSchema}".stake_event e
+                         WHERE e.id = split_part(a.event_key, ':', 1)
+                           AND e.transaction_hash = split_part(a.event_key, ':', 2)))`;
 
 /** $1–$2 and $5 the chains' confirmed scope, $3 the wallets, $4 the threshold. */
 function activationValues(confirmed: Map<number, Confirmed>, wallets: string[] | Computed, threshold: string) {
