@@ -58,14 +58,19 @@ export function findActivationsTogether(ponderSchema: string, threshold: string,
  * order (block time, chain, block) at the block: a chain's events go a block at a time.
  */
 const distrust = (ponderSchema: string) => `UPDATE activation x SET found = false
-   WHERE x.found AND EXISTS (
-     SELECT 1 FROM stakesync.applied_event a
-      WHERE a.wallet = x.wallet
-        AND (substring(a.event_key from 1 for 10)::bigint, a.chain_id, a.block_number)
-            < (x.block_timestamp, x.chain_id, x.block_number)
-        AND NOT EXISTS (SELECT 1 FROM "${ponderSchema}".stake_event e
-                         WHERE e.id = split_part(a.event_key, ':', 1)
-                           AND e.transaction_hash = split_part(a.event_key, ':', 2)))`;
+    FROM (SELECT DISTINCT b.wallet
+            -- OFFSET 0: the look-up below only for these developers' events before their crossing.
+            FROM (SELECT a.wallet, a.event_key FROM stakesync.applied_event a
+                    JOIN activation y ON y.wallet = a.wallet AND y.found
+                   WHERE (substring(a.event_key from 1 for 10)::bigint, a.chain_id, a.block_number)
+                         < (y.block_timestamp, y.chain_id, y.block_number)
+                  OFFSET 0) b
+           -- By Ponder's primary key, one event at a time: as an anti join (nested loops are off in
+           -- the step) it hashed every one of Ponder's events.
+           WHERE (SELECT count(*) FROM "${ponderSchema}".stake_event e
+                   WHERE e.id = split_part(b.event_key, ':', 1)
+                     AND e.transaction_hash = split_part(b.event_key, ':', 2)) = 0) gone
+   WHERE x.wallet = gone.wallet AND x.found`;
 
 /** $1–$2 and $5 the chains' confirmed scope, $3 the wallets, $4 the threshold. */
 function activationValues(confirmed: Map<number, Confirmed>, wallets: string[] | Computed, threshold: string) {
