@@ -750,7 +750,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             smtp.state.failing = false;
           } else {
             // 5 s before each answer, the message already received: a send that gave up and
-            // retried would deliver it twice. Inside the mailer's 20 s socket timeout, so none may.
+            // retried would deliver it twice. Inside the mailer's deadline (240 s), so none may.
             expects = { none: "a slow server still answers" };
             smtp.state.delayMs = 5000;
             await sleep(20_000);

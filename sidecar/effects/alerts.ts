@@ -163,11 +163,13 @@ export class Alerts {
     return Promise.all([...this.lanes.values()].map((lane) => lane.last)).then(() => undefined);
   }
 
-  /** POSTs with retries, none once a newer payload of the rule waits in its lane. */
+  /** POSTs with retries; nothing more once a newer payload of the rule waits in its lane. */
   private async post(url: string, payload: AlertPayload, lane: Lane, number: number) {
     const { attempts, delayMs } = this.options.retry;
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 0 && lane.handedOver !== number) {
+      // Superseded before its first POST too: a lane holds at most the POST under way and the
+      // newest payload, however often the rule changes while the webhook hangs.
+      if (lane.handedOver !== number) {
         this.options.log.warn(
           { rule: payload.rule },
           `alert webhook: ${payload.state} not delivered, a newer one follows`,

@@ -108,6 +108,43 @@ it("delivers a rule's resolved after its firing, also when the firing's POST is 
   }
 });
 
+it("sends a rule that changes faster than a slow webhook answers only its latest state, not a backlog", async () => {
+  fake = await fakePonder();
+  // A webhook that takes 300 ms over each request.
+  const received: string[] = [];
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      const alert = JSON.parse(body) as { rule: string; state: string };
+      setTimeout(() => {
+        received.push(`${alert.rule} ${alert.state}`);
+        res.writeHead(204).end();
+      }, 300);
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  try {
+    const alerts = new Alerts({
+      webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`,
+      repeatMs: 60_000,
+      retry: { attempts: 3, delayMs: 200 },
+      log: createLogger("silent"),
+      metrics: createMetrics([31337]),
+    });
+    // lag hovering at MAX_LAG_BLOCKS: twenty changes while the first POST is under way.
+    for (let n = 0; n < 20; n++) alerts.set("lag", n % 2 === 0, "warning", "sync lag above 100 blocks");
+    await alerts.delivered();
+    // The POST under way, then the latest (before, all twenty, one after another: 6 s behind).
+    expect(received.length).toBeLessThanOrEqual(2);
+    expect(received.at(-1)).toBe("lag resolved");
+  } finally {
+    receiver.close();
+  }
+});
+
 /**
  * Checks of the rpc_failing rule, one per second of `seconds`, against a Ponder whose RPC error
  * counter rises at the seconds in `risesAt`: the checks at which the rule starts firing, and

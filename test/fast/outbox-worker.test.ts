@@ -132,7 +132,7 @@ it("cuts off a send that an SMTP server answers a line at a time, within the cla
   expect(LEASE_MS).toBeGreaterThanOrEqual(3 * SEND_DEADLINE_MS);
 
   // A tarpit: a greeting, then an EHLO answer of a line every 100 ms that never ends, so the
-  // connection is never silent long enough for nodemailer's socketTimeout (20 s).
+  // connection is never silent long enough for nodemailer's limit on silence.
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const server = createServer((socket) => {
@@ -159,7 +159,7 @@ it("cuts off a send that an SMTP server answers a line at a time, within the cla
   const outcome = await mailer.send("dave@example.test", wallet(1)).catch((error: Error) => error);
   expect(String(outcome)).toMatch(/the SMTP server took more than 0\.5 s over one message/);
   expect(String(outcome)).not.toMatch(/dave@/);
-  // Cut off by the deadline, not by a timeout of nodemailer's (20 s of silence never comes).
+  // Cut off by the deadline, not by nodemailer's limit on silence (the tarpit is never silent).
   expect(performance.now() - started).toBeLessThan(15_000);
   // And its connection closed, not left to trickle on.
   await waitFor("the connection closed", async () => [...sockets].every((socket) => socket.closed));

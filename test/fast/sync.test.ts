@@ -125,18 +125,23 @@ describe("a developer who registers while Ponder recovers", () => {
 });
 
 describe("a developer who registers while one of two chains recovers", () => {
-  it("is not activated from the other chain's later stake: pending until Ponder shows the first, then with its time", async () => {
-    const base = 8453;
+  const base = 8453;
+  const w = wallet(0x60);
+  /** 20 USDC of w's block 20 on CHAIN, again (after a crash recovery took it), Ponder ready or not. */
+  const stakeOnChain = (head: number) => fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], head);
+  /**
+   * Two chains, 20 USDC of w's on each, each enough alone: first on CHAIN (block 20), then on
+   * base (block 25, a later time). base is final there already, CHAIN's block 20 not. Both
+   * applied; w has no developers row yet.
+   */
+  async function stakedOnBoth() {
     const chain = (id: number) => ({
       [`RPC_URL_${id}`]: "http://127.0.0.1:1",
       [`STAKE_VAULT_ADDRESS_${id}`]: `0x${"1".repeat(40)}`,
       [`START_BLOCK_${id}`]: "1",
     });
     fake = await fakePonder({ CHAINS: `${CHAIN},${base}`, ...chain(CHAIN), ...chain(base) });
-    const w = wallet(0x60);
-    // 20 USDC on each chain, each enough alone: first on CHAIN (block 20), then on base (block 25,
-    // a later time). The base chain is final there already; CHAIN's block 20 is not.
-    await fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], 25);
+    await stakeOnChain(25);
     await fake.db.query(`INSERT INTO ${SCHEMA}._ponder_checkpoint VALUES ('base', $1, $2, $2, $2)`, [
       base,
       checkpoint(30, { chainId: base }),
@@ -145,7 +150,16 @@ describe("a developer who registers while one of two chains recovers", () => {
       `INSERT INTO ${SCHEMA}.stake_event VALUES ($1, $2, $3, 'staked', $4, 25, $5, '0x${"b".repeat(64)}', 0)`,
       [checkpoint(25, { chainId: base, tx: 0n }), base, w, (20n * USDC).toString(), 1_700_000_000 + 25 * 12],
     );
-    await fake.round(); // both applied; no developers row yet
+    await fake.round();
+  }
+  const expectActivatedOnChain = async () => {
+    const row = await fake.developer(w);
+    expect(row).toMatchObject({ status: "active", stake_amount: "40.000000" });
+    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
+  };
+
+  it("is not activated from the other chain's later stake: pending until Ponder shows the first, then with its time", async () => {
+    await stakedOnBoth();
     // CHAIN's crash recovery: its unfinalized rows are gone for now. The developer signs up, and a
     // reconciliation is due (a new leader runs one at once).
     await fake.db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE chain_id = $1 AND block_number > 5`, [CHAIN]);
@@ -154,11 +168,37 @@ describe("a developer who registers while one of two chains recovers", () => {
     await fake.round({ reconcile: true });
     // Before, the first stake Ponder showed, base's, was taken for the crossing.
     expect(await fake.developer(w)).toMatchObject({ status: "pending", staked_at: null });
-    await fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], 26);
+    await stakeOnChain(26);
     await fake.round({ reconcile: true });
-    const row = await fake.developer(w);
-    expect(row).toMatchObject({ status: "active", stake_amount: "40.000000" });
-    expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 20 * 12) * 1000);
+    await expectActivatedOnChain();
+  });
+
+  it("is not activated from it either in a realtime round, Ponder ready, while a reorg's first half hides the first", async () => {
+    await stakedOnBoth();
+    // The reorg's first half on CHAIN: its rows from block 19 on gone, its checkpoint not lowered
+    // yet. The developer signs up: found by the registrations' look-up of a realtime round.
+    await fake.db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE chain_id = $1 AND block_number > 18`, [CHAIN]);
+    await fake.register(w);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", staked_at: null });
+    // The new fork has the same stake (the reorg moved other blocks).
+    await stakeOnChain(26);
+    await fake.round({ reconcile: true });
+    await expectActivatedOnChain();
+  });
+
+  it("is activated though a chain taken out of CHAINS left events in the ledger that no Ponder shows", async () => {
+    await stakedOnBoth();
+    // Chain 10, listed once, its last unfinalized events still in the ledger: one of w's, earlier
+    // than any stake here. No Ponder indexes chain 10 any more.
+    await fake.db.query(
+      `INSERT INTO stakesync.applied_event (chain_id, event_key, wallet, delta, block_number)
+       VALUES (10, $1, $2, 1, 3)`,
+      [`${checkpoint(3, { chainId: 10, tx: 0n })}:0x${"c".repeat(64)}`, w],
+    );
+    await fake.register(w);
+    await fake.round({ reconcile: true });
+    await expectActivatedOnChain();
   });
 });
 

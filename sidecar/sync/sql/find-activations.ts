@@ -26,7 +26,7 @@ export async function findActivations(
   );
   const replayed = rows.filter((r) => !r.found).map((r) => r.wallet);
   if (replayed.length > 0) await db.query(replay, activationValues(confirmed, replayed, threshold));
-  if (confirmed.size > 1) await db.query(distrust(ponderSchema));
+  if (confirmed.size > 1) await db.query(distrust(ponderSchema, confirmed));
 }
 
 /**
@@ -43,7 +43,7 @@ export function findActivationsTogether(ponderSchema: string, threshold: string,
       replay,
       activationValues(confirmed, computed("ARRAY(SELECT wallet FROM activation WHERE NOT found)"), threshold),
     ),
-    ...(confirmed.size > 1 ? [distrust(ponderSchema)] : []),
+    ...(confirmed.size > 1 ? [distrust(ponderSchema, confirmed)] : []),
   ];
 }
 
@@ -57,12 +57,17 @@ export function findActivationsTogether(ponderSchema: string, threshold: string,
  * welcome decided by EFFECTS_FROM_BLOCK, from the wrong chain). The comparison is the event id's
  * order (block time, chain, block) at the block: a chain's events go a block at a time.
  */
-const distrust = (ponderSchema: string) => `UPDATE activation x SET found = false
+const distrust = (ponderSchema: string, confirmed: Map<number, Confirmed>) => `UPDATE activation x SET found = false
     FROM (SELECT DISTINCT b.wallet
             -- OFFSET 0: the look-up below only for these developers' events before their crossing.
+            -- The developers this step searched (not activations an early step found and checked),
+            -- and the chains configured: a chain taken out of CHAINS keeps its last ledger rows,
+            -- which no Ponder will show again.
             FROM (SELECT a.wallet, a.event_key FROM stakesync.applied_event a
                     JOIN activation y ON y.wallet = a.wallet AND y.found
-                   WHERE (substring(a.event_key from 1 for 10)::bigint, a.chain_id, a.block_number)
+                    JOIN stale s ON s.wallet = y.wallet AND s.activating
+                   WHERE a.chain_id IN (${[...confirmed.keys()].join(", ")})
+                     AND (substring(a.event_key from 1 for 10)::bigint, a.chain_id, a.block_number)
                          < (y.block_timestamp, y.chain_id, y.block_number)
                   OFFSET 0) b
            -- By Ponder's primary key, one event at a time: as an anti join (nested loops are off in
