@@ -100,10 +100,9 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
     let connection: LeaderConnection | undefined;
     try {
       connection = await connectWriter(databaseUrl);
-      const { rows } = await connection.client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1) AS ok", [
-        LEADER_LOCK,
-      ]);
-      if (rows[0]?.ok) {
+      const taken = await tryLeaderLock(connection.client);
+      if (taken === "handed over") refuse(HANDED_OVER);
+      if (taken === "taken") {
         await refuseTransactionPooling(connection.client);
         return connection;
       }
@@ -119,6 +118,35 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
 }
 
 /**
+ * Takes the leader lock on a session just opened: "taken", "held" by another session, or "handed
+ * over": the session held it already. A session of our own never does; one a pooler shares
+ * (PgBouncer in transaction mode, which gives an idle pool's one server connection to every
+ * client) or hands over without a reset (session mode with an empty server_reset_query) may, and
+ * pg_try_advisory_lock, re-entrant within a session, would answer true to a second sidecar
+ * while the first leads on that same server session: two leaders, each passing every check
+ * that asks the server which session holds the lock.
+ */
+export async function tryLeaderLock(client: pg.ClientBase): Promise<"taken" | "held" | "handed over"> {
+  const { rows } = await client.query<{ ok: boolean | null }>(
+    `SELECT CASE WHEN ${leaderLockHeldBy("pg_backend_pid()")} THEN NULL ELSE pg_try_advisory_lock($1) END AS ok`,
+    [LEADER_LOCK],
+  );
+  const ok = rows[0]?.ok;
+  return ok === null || ok === undefined ? "handed over" : ok ? "taken" : "held";
+}
+
+const HANDED_OVER =
+  "DATABASE_URL: a new session already held the leader lock, so a pool shares its server sessions or hands them over without a reset (PgBouncer in transaction mode, or session mode with an empty server_reset_query): point the sidecar at PostgreSQL directly or at a session-mode pool that resets";
+const NOT_KEPT =
+  "DATABASE_URL: the leader lock does not stay with this session (PgBouncer in transaction mode?): point the sidecar at PostgreSQL directly or at a session-mode pool";
+
+/** No place to run, and no retry will change it: one line, and exit 1. */
+function refuse(reason: string): never {
+  process.stderr.write(`stakesync: configuration error: ${reason}\n`);
+  process.exit(1);
+}
+
+/**
  * Behind PgBouncer in transaction mode each statement may run on another server connection: the
  * session's advisory lock, LISTEN and the session timeouts would belong to a connection this
  * sidecar no longer talks to, and two sidecars could both write. The lock just taken must be
@@ -127,10 +155,6 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
 async function refuseTransactionPooling(client: pg.Client) {
   for (let i = 0; i < 3; i++) {
     const { rows } = await client.query<{ ours: boolean }>(`SELECT ${leaderLockHeldBy("pg_backend_pid()")} AS ours`);
-    if (rows[0]?.ours) continue;
-    process.stderr.write(
-      "stakesync: configuration error: DATABASE_URL: the leader lock does not stay with this session (PgBouncer in transaction mode?): point the sidecar at PostgreSQL directly or at a session-mode pool\n",
-    );
-    process.exit(1);
+    if (!rows[0]?.ours) refuse(NOT_KEPT);
   }
 }
