@@ -8,6 +8,17 @@ import type { ChainConfig } from "../lib/config";
 
 export type Head = { block: number; at: number } | undefined;
 
+/**
+ * A head polled longer ago than this is not known: every RPC URL has failed since. The lag shown
+ * and /ready take it as unknown (an outage of the provider Ponder shares would otherwise leave
+ * the last lag showing, and /ready 200, while nothing moves), and `rpc_failing` pages on it.
+ */
+export const HEAD_STALE_MS = 10_000;
+
+/** The head's block, if polled within HEAD_STALE_MS. */
+export const freshBlock = (head: Head, now = Date.now()) =>
+  head && now - head.at <= HEAD_STALE_MS ? head.block : null;
+
 async function blockNumber(urls: string[]): Promise<number> {
   let lastError: unknown;
   for (const url of urls) {

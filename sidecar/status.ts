@@ -1,7 +1,7 @@
 /** The sidecar's view of every chain and of its own work, for /status, /ready, / and metrics. */
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
-import type { Head } from "./chain-heads";
+import { freshBlock, type Head } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
 import { workCounts } from "./effects/outbox";
 import { settingsDiffer } from "./settings";
@@ -70,8 +70,8 @@ export async function readStatus(
   const chains = config.chains.map((chain) => {
     const p = progress.get(chain.id);
     // The sidecar polls the head; Ponder may have seen a newer block first. The larger of the two
-    // is the head, so the lag shown is never understated.
-    const polled = heads.get(chain.id)?.block ?? null;
+    // is the head, so the lag shown is never understated. Not polled lately: unknown.
+    const polled = freshBlock(heads.get(chain.id));
     const head = polled === null ? null : Math.max(polled, p?.indexed ?? polled);
     const synced = cursors.get(chain.id)?.block ?? chain.startBlock - 1;
     return {

@@ -1,11 +1,10 @@
 /** Evaluates the alert rules (README "Alerts") on the leader, once a second, and reports them to Alerts. */
 import type { SidecarConfig } from "../../lib/config";
-import type { Head } from "../chain-heads";
+import { freshBlock, type Head } from "../chain-heads";
 import type { Status } from "../status";
 import type { LoopState } from "../sync/loop";
 import type { Alerts } from "./alerts";
 
-const HEAD_STALE_MS = 10_000;
 /**
  * Ponder's RPC errors page when its error counter rose at RPC_FIRE_CHECKS of the last
  * RPC_WINDOW_CHECKS checks (one a second, later while Ponder's /metrics is slow to answer), and
@@ -158,8 +157,7 @@ export class AlertMonitor {
    */
   private async rpcProblem(firing: boolean): Promise<string | null> {
     const stale = this.config.chains.filter((c) => {
-      const head = this.heads.get(c.id);
-      return !head || Date.now() - head.at > HEAD_STALE_MS;
+      return freshBlock(this.heads.get(c.id)) === null;
     });
     const text = await fetch(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
       .then((r) => (r.ok ? r.text() : undefined))

@@ -100,8 +100,12 @@ export function planWindows(
     // (its backfill is over: the step runs beside the index build, 0.1–0.2 s before /ready,
     // instead of after it; once: a window with nothing new, stepped at every poll of a long
     // build, would diff it again each time); before, only as the loop allows.
+    // A head the cursor has passed says nothing of what is left (a lagging provider, or its last
+    // answer before an outage): taken as one at or behind it, every round of the rest of the
+    // backfill was a step that wrote its developers beside Ponder's.
     const head = heads.get(chain.id)?.block;
-    const left = head === undefined ? undefined : head - chain.confirmations - cursor.block;
+    const ahead = head === undefined ? 0 : head - chain.confirmations - cursor.block;
+    const left = ahead > 0 ? ahead : undefined;
     const span = target - cursor.block;
     const reachesHead = left !== undefined && span >= left;
     const nearEnd = left !== undefined && span >= left * NEAR_END;

@@ -5,7 +5,7 @@ import { createPools } from "../../sidecar/db/pools";
 import type { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { ERROR_KINDS, RULES } from "../../sidecar/metrics";
-import { type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
 
 const TOKEN = "fast-tier-admin-token";
 let fake: Fake;
@@ -52,6 +52,20 @@ describe("public routes", () => {
     expect((await app.request(`/developers/${w}?limit=501`)).status).toBe(400);
     expect((await app.request("/developers/0xnothex")).status).toBe(400);
     expect((await app.request(`/developers/${wallet(0xdead)}`)).status).toBe(404);
+  });
+});
+
+describe("the sidecar's own head polls failing", () => {
+  it("make /ready 503 once the last head is older than 10 s, though the last lag was small", async () => {
+    // Synced at 13 with the head at 15: ready. Then every RPC URL fails: the head stays 15, and
+    // with it the lag shown (an outage of the provider Ponder shares: nothing moves at all).
+    const parts = sidecarParts(fake.config, { head: 15 });
+    const own = parts.appOn(pool);
+    expect((await own.request("/ready")).status).toBe(200);
+    parts.heads.set(CHAIN, { block: 15, at: Date.now() - 11_000 });
+    const ready = await own.request("/ready");
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ ready: false, reason: `chain ${CHAIN}: head unknown (RPC unreachable)` });
   });
 });
 

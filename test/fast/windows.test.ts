@@ -88,6 +88,11 @@ describe("planWindows", () => {
     expect(planWindows(config, backfilling, cursor(0), head(720), "near-end")).toEqual([]); // 498 of 718
     expect(planWindows(config, backfilling, cursor(0), head(1000), "due")).toHaveLength(1);
     expect(planWindows(config, backfilling, cursor(0), head(500), "no")).toHaveLength(1); // reaches the head
+    // A head the cursor has passed (a lagging provider, or its last answer before an outage) says
+    // nothing of what is left: before, it was taken as reached, and every round stepped.
+    const further = progress({ indexed: 1000, ready: false });
+    expect(planWindows(config, further, cursor(900), head(500), "no")).toEqual([]);
+    expect(planWindows(config, further, cursor(900), head(500), "near-end")).toEqual([]);
     // Building its indexes: its backfill is over, whatever the head (Ponder's finality further).
     const indexing = progress({ indexed: 500, ready: false, indexing: true });
     expect(planWindows(config, indexing, cursor(0), head(1000), "no")).toMatchObject([{ target: 498 }]);
