@@ -294,8 +294,18 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   // One without the other would silently send nothing.
   if (smtp && !mailFrom) throw new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)");
   if (mailFrom && !smtp) throw new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)");
+  const chains = loadChains(env);
+  const maxLagBlocks = read(env, "MAX_LAG_BLOCKS", int(0).default(100), "a whole number of blocks ≥ 0");
+  // The sync stays CONFIRMATIONS behind the head by design: at or under it /ready is never 200
+  // and the lag alert never clears (a chain of fast blocks wants hundreds of confirmations).
+  for (const chain of chains)
+    if (maxLagBlocks <= chain.confirmations)
+      throw new ConfigError(
+        "MAX_LAG_BLOCKS",
+        `more blocks than chain ${chain.id}'s CONFIRMATIONS (${chain.confirmations}), which the sync stays behind the head by design`,
+      );
   return {
-    chains: loadChains(env),
+    chains,
     database,
     ponderSchema,
     ponderReplicaSchemas: read(
@@ -317,7 +327,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     alertWebhookUrl: read(env, "ALERT_WEBHOOK_URL", httpUrl.optional(), "an http(s) URL"),
     explorerUrl: read(env, "EXPLORER_URL", httpUrl.optional(), "an http(s) URL"),
     adminToken: read(env, "ADMIN_TOKEN", z.string().min(16).optional(), "a token of at least 16 characters"),
-    maxLagBlocks: read(env, "MAX_LAG_BLOCKS", int(0).default(100), "a whole number of blocks ≥ 0"),
+    maxLagBlocks,
     indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", int(0).default(30_000), "milliseconds ≥ 0"),
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
     alertAfterRefused: read(env, "ALERT_AFTER_REFUSED", int(1).default(10), "a whole number ≥ 1"),

@@ -120,6 +120,13 @@ describe("sidecar configuration", () => {
     );
     expect(loadSidecarConfig({ ...sidecarBase, RETRY_DELAY_MS: "10" }).retryDelayMs).toBe(10);
   });
+  it("refuses MAX_LAG_BLOCKS at or under a chain's CONFIRMATIONS: /ready would never be 200, nor the lag alert clear", () => {
+    // A chain of fast blocks (an L2) wants hundreds of confirmations; MAX_LAG_BLOCKS' default is 100.
+    expect(() => loadSidecarConfig({ ...sidecarBase, CONFIRMATIONS: "150" })).toThrow(
+      /^MAX_LAG_BLOCKS: expected more blocks than chain \d+'s CONFIRMATIONS \(150\)/,
+    );
+    expect(loadSidecarConfig({ ...sidecarBase, CONFIRMATIONS: "150", MAX_LAG_BLOCKS: "200" }).maxLagBlocks).toBe(200);
+  });
   it("refuses SMTP_URL without MAIL_FROM and the reverse: either alone would silently send nothing", () => {
     expect(() => loadSidecarConfig({ ...sidecarBase, SMTP_URL: "smtp://127.0.0.1:25" })).toThrow(
       new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)"),
