@@ -10,7 +10,7 @@ import { backoffMs } from "../lib/backoff";
 import { loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { DevelopersTableError, rowSecurityActive } from "./db/developers-table";
-import { migrate } from "./db/migrate";
+import { migrate, ServerVersionError } from "./db/migrate";
 import { createPools } from "./db/pools";
 import { lastRows } from "./db/together";
 import { Alerts } from "./effects/alerts";
@@ -113,7 +113,7 @@ async function prepareDatabase() {
         return;
       } catch (error) {
         // A table that cannot hold what the sidecar writes is a configuration error: no retry.
-        if (error instanceof DevelopersTableError) {
+        if (error instanceof DevelopersTableError || error instanceof ServerVersionError) {
           process.stderr.write(`stakesync: configuration error: ${error.message}\n`);
           process.exit(1);
         }

@@ -14,7 +14,31 @@ const MIGRATIONS_DIR = path.join(repoRoot, "sidecar", "migrations");
 /** Advisory lock key for migrations; the leader lock uses another. */
 const MIGRATION_LOCK = 7_263_001;
 
+/**
+ * The oldest PostgreSQL the sidecar runs on: 14 (the leader's session sets idle_session_timeout).
+ * On 13 that SET failed at every try to lead, logged as "cannot reach the database": no sidecar
+ * ever led, and nothing said why.
+ */
+export const MIN_SERVER_VERSION = 140_000;
+
+/** A server older than `min` (server_version_num) is a configuration error, with no retry. */
+export class ServerVersionError extends Error {
+  constructor(found: string) {
+    super(`DATABASE_URL: PostgreSQL ${found}; stakesync needs PostgreSQL ${MIN_SERVER_VERSION / 10_000} or newer`);
+    this.name = "ServerVersionError";
+  }
+}
+
+export async function requireServerVersion(db: pg.ClientBase, min = MIN_SERVER_VERSION): Promise<void> {
+  const { rows } = await db.query<{ num: number; version: string }>(
+    "SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS version",
+  );
+  const [server] = rows;
+  if (server && server.num < min) throw new ServerVersionError(server.version);
+}
+
 export async function migrate(db: pg.ClientBase, developersTable: TableName, log: Logger): Promise<void> {
+  await requireServerVersion(db);
   await inTransaction(db, "BEGIN", async () => {
     await db.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
     // Look first: under the least-privilege role the schema exists and the role cannot create one.
