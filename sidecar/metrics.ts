@@ -198,7 +198,9 @@ export function observeStatus(
   metrics.developersRefusedLastHour.set(writing ? status.developers.refusedLastHour : 0);
   metrics.settingsDiffer.set(status.settingsDiffer.length);
   if (byStatus) {
-    // A status that no row has any more reads 0, not its last count.
+    // A status that no row has any more reads 0 (the sidecar's own three) or goes (one of the
+    // application's), not its last count.
+    metrics.developersByStatus.reset();
     for (const status of ["pending", "active", "inactive"]) metrics.developersByStatus.set({ status }, 0);
     for (const [value, count] of Object.entries(byStatus)) metrics.developersByStatus.set({ status: value }, count);
   }

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPools } from "../../sidecar/db/pools";
 import type { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
-import { ERROR_KINDS, RULES } from "../../sidecar/metrics";
+import { ERROR_KINDS, observeStatus, RULES } from "../../sidecar/metrics";
+import { readStatus } from "../../sidecar/status";
 import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
 
 const TOKEN = "fast-tier-admin-token";
@@ -110,6 +111,19 @@ describe("status page", () => {
     expect(html).toContain("not configured (SMTP_URL and MAIL_FROM unset): 1 pending");
     expect(html).not.toMatch(/\b1 blocks\b/);
     expect(html).not.toContain("@");
+  });
+
+  it("counts developers by status, a status of the application's only while a row has it", async () => {
+    const parts = sidecarParts(fake.config);
+    const observe = async (byStatus: Record<string, number>) => {
+      const status = await readStatus(pool, fake.config, parts.heads, null, parts.loop.state);
+      observeStatus(parts.metrics, status, byStatus, parts.heads);
+      return (await parts.metrics.developersByStatus.get()).values.map((v) => `${v.labels.status} ${v.value}`).sort();
+    };
+    // The application's own status (its table, its values), then no row has it any more.
+    expect(await observe({ active: 1, suspended: 3 })).toEqual(["active 1", "inactive 0", "pending 0", "suspended 3"]);
+    // Gone, not its last count (it read 3 until the sidecar restarted).
+    expect(await observe({ active: 1 })).toEqual(["active 1", "inactive 0", "pending 0"]);
   });
 
   it("reloads itself every 3 s unless ?refresh= says otherwise, and refuses a refresh that is not whole seconds", async () => {
