@@ -37,10 +37,12 @@
  * afresh twice; the rows stay right, since the step reads no further than that instance's
  * checkpoint.
  *
- * An instance the step left is not read again until, on every chain the sidecar syncs, it has
- * committed (or its readiness changed) since, or shows what the one read shows (a chain without
- * new blocks): left stalled on a reorg's old fork, it still shows the orphan the step took back,
- * and is "ahead" of the new fork. While the one read is not usable either, the step reads
+ * An instance the step left is not read again until, on every chain the sidecar syncs where it
+ * showed something else than the instance read then, it has committed (or its readiness changed)
+ * since: left stalled on a reorg's old fork, it still shows the orphan the step took back, and is
+ * "ahead" of the new fork. The same holds for every other instance above the block the one read
+ * comes down to when it follows a reorg: within a term the peak keeps them out, but not across a
+ * new term or while the one read restarts. While the one read is not usable either, the step reads
  * another that was not left, ready or not (one not ready is read only up to its safe
  * checkpoint), rather than the one left. That record (`Watch.left`) is kept in
  * stakesync.left_source, so a new leader, which starts at the first instance knowing nothing of
@@ -169,20 +171,29 @@ export function chooseSource(
  * the one read's height (the height rule's business from there) or when the other is not ready.
  * Sampled once a step (and a step follows every commit's NOTIFY): commits missed between two
  * reads count as one, and a commit of the one read shows in the next read that finds it, so a
- * sample can only count too little. Returns the schemas no longer left.
+ * sample can only count too little. Returns the schemas no longer left, and those left now
+ * because the one read came down below them.
  */
 export function noteCommits(
   config: Pick<SidecarConfig, "chains">,
   watch: Watch,
   current: string,
   sources: Source[],
-): string[] {
+): { moved: string[]; newlyLeft: { schema: string; commits: Commits }[] } {
   const read = sources.find((s) => s.schema === current)?.progress;
   const before = watch.last.get(current);
   const fell = (schema: string) => watch.fell.get(schema) ?? watch.fell.set(schema, new Map()).get(schema);
+  /**
+   * Chain id → the block the one read came down to in this read, ready: it follows a reorg (one
+   * not ready is read up to its safe checkpoint, which a crash recovery also lowers).
+   */
+  const cameDown = new Map<number, number>();
   for (const [chainId, r] of read ?? []) {
     const rBefore = before?.get(chainId);
-    if (rBefore && r.indexed < rBefore.indexed) fell(current)?.set(chainId, rBefore.indexed);
+    if (rBefore && r.indexed < rBefore.indexed) {
+      fell(current)?.set(chainId, rBefore.indexed);
+      if (r.ready && rBefore.ready) cameDown.set(chainId, r.indexed);
+    }
   }
   for (const source of sources) {
     if (source.schema === current) continue;
@@ -208,25 +219,51 @@ export function noteCommits(
     for (const chainId of counts.keys()) if (!source.progress?.has(chainId)) counts.delete(chainId);
   }
   const moved: string[] = [];
-  const readShows = commitsOf(config, { schema: current, progress: read ?? null });
   for (const source of sources) {
     if (source.progress) watch.last.set(source.schema, source.progress);
     const left = watch.left.get(source.schema);
     // An absent one (its locks held, its tables gone) shows nothing to go by.
     if (!left || !source.progress) continue;
     const shows = commitsOf(config, source);
-    for (const [chainId, was] of left) {
-      const now = shows.get(chainId);
-      // Committed, or no longer shown, or the same as the one read (a chain without new blocks, which
-      // would otherwise keep it left for ever): nothing left behind on that chain.
-      if (now !== was || (source.schema !== current && now === readShows.get(chainId))) left.delete(chainId);
-    }
+    // Committed, or no longer shown: nothing left behind on that chain. Not "shows what the one
+    // read shows": a block's checkpoint is its time, chain and number, the same on both forks of a
+    // chain whose block times follow from the height, and the one left, still on the old fork,
+    // was read again once the other had climbed the new fork to its height.
+    for (const [chainId, was] of left) if (shows.get(chainId) !== was) left.delete(chainId);
     if (left.size === 0) {
       watch.left.delete(source.schema);
       moved.push(source.schema);
     }
   }
-  return moved;
+  // The one read came down (it follows a reorg): another still above where it came down to shows
+  // the old fork there, or has followed the reorg first. Left until it commits again: else a new
+  // term (the peak starts afresh) or the one read not ready read the orphans back from it, stalled
+  // on the old fork, as Ponder 0.17.7 stalls inside a reorg. Costs the other a block at most.
+  const newlyLeft: { schema: string; commits: Commits }[] = [];
+  if (cameDown.size > 0) {
+    const readShows = commitsOf(config, { schema: current, progress: read ?? null });
+    for (const source of sources) {
+      if (source.schema === current || !source.progress) continue;
+      const above = [...cameDown].some(([chainId, to]) => (source.progress?.get(chainId)?.indexed ?? -1) > to);
+      if (!above) continue;
+      const commits = leftCommits(config, source, readShows);
+      if (commits.size === 0) continue;
+      const left = watch.left.get(source.schema) ?? new Map();
+      for (const [chainId, c] of commits) left.set(chainId, c);
+      watch.left.set(source.schema, left);
+      newlyLeft.push({ schema: source.schema, commits: new Map(left) });
+    }
+  }
+  return { moved: moved.filter((m) => !newlyLeft.some((l) => l.schema === m)), newlyLeft };
+}
+
+/**
+ * What an instance left is recorded with: its commits on the chains where it shows something
+ * else than `readShows` (the instance read from then on). On a chain where both show the same,
+ * there is nothing to wait for.
+ */
+function leftCommits(config: Pick<SidecarConfig, "chains">, source: Source, readShows: Commits): Commits {
+  return new Map([...commitsOf(config, source)].filter(([chainId, c]) => readShows.get(chainId) !== c));
 }
 
 /**
@@ -239,23 +276,29 @@ export function follow(
   watch: Watch,
   current: string,
   sources: Source[],
-): { schema: string; left?: { schema: string; commits: Commits }; moved: string[] } {
-  const moved = noteCommits(config, watch, current, sources);
+): { schema: string; left: { schema: string; commits: Commits }[]; moved: string[] } {
+  const { moved, newlyLeft } = noteCommits(config, watch, current, sources);
   const schema = chooseSource(config, current, sources, watch);
-  let left: { schema: string; commits: Commits } | undefined;
+  const left = [...newlyLeft];
   if (schema !== current) {
     watch.peak.clear();
     watch.followed.clear();
-    const was = sources.find((s) => s.schema === current);
-    if (was?.progress) {
-      left = { schema: current, commits: commitsOf(config, was) };
-      watch.left.set(current, new Map(left.commits));
+    // Absent (frozen inside its reorg transaction, its locks held): as it was last seen. A
+    // pg_terminate_backend rolls it back to the old fork, with the same checkpoint.
+    const was = sources.find((s) => s.schema === current)?.progress ?? watch.last.get(current);
+    const to = sources.find((s) => s.schema === schema);
+    if (was) {
+      const commits = leftCommits(config, { schema: current, progress: was }, to ? commitsOf(config, to) : new Map());
+      if (commits.size > 0) {
+        watch.left.set(current, new Map(commits));
+        left.push({ schema: current, commits });
+      }
     }
   }
   for (const [chainId, p] of sources.find((s) => s.schema === schema)?.progress ?? []) {
     watch.peak.set(chainId, Math.max(watch.peak.get(chainId) ?? -1, p.indexed));
   }
-  return { schema, left, moved: moved.filter((m) => m !== left?.schema) };
+  return { schema, left, moved: moved.filter((m) => !left.some((l) => l.schema === m)) };
 }
 
 /**
@@ -276,7 +319,7 @@ export async function followSource(
   const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
   const { schema, left, moved } = follow(config, watch, current, sources);
   if (schema !== current) guard.clear();
-  if (left) await writeLeftSource(db, left.schema, left.commits);
+  for (const l of left) await writeLeftSource(db, l.schema, l.commits);
   for (const m of moved) await writeLeftSource(db, m, null);
   return schema === config.ponderSchema ? config : { ...config, ponderSchema: schema };
 }

@@ -172,6 +172,61 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
   });
 
+  for (const after of ["a new term", "a restart of the one read"] as const)
+    it(`does not read the orphan back after ${after} from the other, stalled on the old fork above where the one read came down`, async () => {
+      const { replica, w } = await stakedOnBoth(after === "a new term" ? 36 : 37, 30);
+      // The first follows a reorg from block 19 and takes the stake back on the new fork's block
+      // 21; the second stays at 30 on the old fork (Ponder 0.17.7 retrying a vanished block).
+      await fake.deleteAbove(19);
+      await fake.round();
+      await fake.progress({ latest: 19, finalized: 0 });
+      await fake.round();
+      await fake.index([], 20);
+      await fake.round();
+      await fake.progress({ latest: 21, finalized: 0 });
+      await fake.round();
+      expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+      // Before, the first's peak (30) alone kept the second out: a new term started it afresh at
+      // 21, and a restart made the first unusable; either way the second was read, orphan and all.
+      if (after === "a new term") await fake.newTerm();
+      else await fake.progress({ latest: 21, safe: 19, finalized: 0, ready: false });
+      await fake.round();
+      expect(fake.source()).toBe(SCHEMA);
+      expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+      // The second follows the reorg too: no longer left once it has committed.
+      await replica.deleteAbove(19);
+      await replica.progress({ latest: 21, safe: 0, finalized: 0 });
+      await fake.round();
+      const left = await fake.db.query("SELECT schema FROM stakesync.left_source");
+      expect(left.rows.map((r) => r.schema)).not.toContain(REPLICA);
+    });
+
+  it("keeps one left on the old fork left when the other climbs the new fork to its height, where the checkpoints read alike", async () => {
+    const { replica, w } = await stakedOnBoth(38, 30);
+    // As above: the second follows a reorg from 19 and is read from its second new block on; the
+    // first stays at 30 on the old fork.
+    await replica.deleteAbove(19);
+    await fake.round();
+    await replica.progress({ latest: 19, safe: 0, finalized: 0 });
+    await fake.round();
+    await replica.index([], 20);
+    await fake.round();
+    await replica.progress({ latest: 21, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    // The second climbs the new fork past 30, whose checkpoint (time, chain, number: blocks 12 s
+    // apart on both forks) reads as the first's old-fork 30. Before, that cleared the first's
+    // record, and a new leader, starting at the first, read the orphan back.
+    for (const block of [25, 30, 31]) {
+      await replica.progress({ latest: block, safe: 0, finalized: 0 });
+      await fake.round();
+    }
+    await fake.newTerm();
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+  });
+
   it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
     const replica = fake.replica(REPLICA);
