@@ -180,8 +180,12 @@ export function observeStatus(
   for (const chain of status.chains) {
     const labels = { chain_id: chain.chainId };
     metrics.lastSyncedBlock.set(labels, chain.synced);
+    // Unknown (no head polled within HEAD_STALE_MS): no value, rather than the last one, which
+    // showed a small lag through an outage of the RPC.
     if (chain.lagBlocks !== null) metrics.lagBlocks.set(labels, chain.lagBlocks);
+    else metrics.lagBlocks.remove(labels);
     if (chain.head !== null) metrics.headBlock.set(labels, chain.head);
+    else metrics.headBlock.remove(labels);
     if (chain.indexed !== null) metrics.indexedBlock.set(labels, chain.indexed);
   }
   metrics.indexerUp.set(status.indexer === null ? 1 : 0);

@@ -241,12 +241,16 @@ export function noteCommits(
   // on the old fork, as Ponder 0.17.7 stalls inside a reorg. Costs the other a block at most.
   const newlyLeft: { schema: string; commits: Commits }[] = [];
   if (cameDown.size > 0) {
-    const readShows = commitsOf(config, { schema: current, progress: read ?? null });
     for (const source of sources) {
       if (source.schema === current || !source.progress) continue;
-      const above = [...cameDown].some(([chainId, to]) => (source.progress?.get(chainId)?.indexed ?? -1) > to);
-      if (!above) continue;
-      const commits = leftCommits(config, source, readShows);
+      // Only on those chains: on another (one without new blocks) it would wait for a block.
+      const shows = commitsOf(config, source);
+      const commits: Commits = new Map(
+        [...cameDown].flatMap(([chainId, to]) => {
+          const c = shows.get(chainId);
+          return c !== undefined && (source.progress?.get(chainId)?.indexed ?? -1) > to ? [[chainId, c] as const] : [];
+        }),
+      );
       if (commits.size === 0) continue;
       const left = watch.left.get(source.schema) ?? new Map();
       for (const [chainId, c] of commits) left.set(chainId, c);
@@ -283,12 +287,18 @@ export function follow(
   if (schema !== current) {
     watch.peak.clear();
     watch.followed.clear();
-    // Absent (frozen inside its reorg transaction, its locks held): as it was last seen. A
-    // pg_terminate_backend rolls it back to the old fork, with the same checkpoint.
-    const was = sources.find((s) => s.schema === current)?.progress ?? watch.last.get(current);
+    // Absent (frozen inside its reorg transaction, its locks held): as it was last seen, on every
+    // chain (what it shows when it is back is not known now). A pg_terminate_backend rolls it back
+    // to the old fork, with the same checkpoint.
+    const shown = sources.find((s) => s.schema === current)?.progress;
+    const was = shown ?? watch.last.get(current);
     const to = sources.find((s) => s.schema === schema);
     if (was) {
-      const commits = leftCommits(config, { schema: current, progress: was }, to ? commitsOf(config, to) : new Map());
+      const commits = leftCommits(
+        config,
+        { schema: current, progress: was },
+        to && shown ? commitsOf(config, to) : new Map(),
+      );
       if (commits.size > 0) {
         watch.left.set(current, new Map(commits));
         left.push({ schema: current, commits });

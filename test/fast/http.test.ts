@@ -63,10 +63,13 @@ describe("the sidecar's own head polls failing", () => {
     const parts = sidecarParts(fake.config, { head: 15 });
     const own = parts.appOn(pool);
     expect((await own.request("/ready")).status).toBe(200);
+    expect(await (await own.request("/metrics")).text()).toMatch(/^stakesync_lag_blocks\{chain_id="31337"\} 2$/m);
     parts.heads.set(CHAIN, { block: 15, at: Date.now() - 11_000 });
     const ready = await own.request("/ready");
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ ready: false, reason: `chain ${CHAIN}: head unknown (RPC unreachable)` });
+    // No lag on /metrics either, rather than the last one (2 blocks).
+    expect(await (await own.request("/metrics")).text()).not.toMatch(/^stakesync_lag_blocks\{/m);
   });
 });
 

@@ -227,6 +227,39 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
   });
 
+  it("leaves one frozen inside its reorg transaction as last seen, and keeps it left once that transaction is ended and it shows the old fork again", async () => {
+    const { replica } = await stakedOnBoth(39, 30);
+    // The second follows a reorg from 19 and is back at 30 on the new fork by the next read; the
+    // first, read, still shows 30 of the old fork.
+    await replica.deleteAbove(19);
+    await fake.round();
+    await replica.progress({ latest: 19, safe: 0, finalized: 0 });
+    await fake.round();
+    await replica.progress({ latest: 30, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    // The first freezes inside its own reorg transaction, holding its tables: the second is read.
+    const frozen = new pg.Client({ connectionString: fake.url });
+    await frozen.connect();
+    try {
+      await frozen.query(
+        `BEGIN; LOCK TABLE ${SCHEMA}.stake_event, ${SCHEMA}._ponder_checkpoint IN ACCESS EXCLUSIVE MODE`,
+      );
+      await fake.round();
+      expect(fake.source()).toBe(REPLICA);
+    } finally {
+      // An operator's pg_terminate_backend: rolled back, it shows the old fork's 30 again.
+      await frozen.end();
+    }
+    // The second restarts. Before, the first (its 30 read like the second's) had not been left,
+    // and was read, the old fork's orphan with it.
+    await replica.progress({ latest: 30, safe: 19, finalized: 0, ready: false });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    const left = await fake.db.query("SELECT schema FROM stakesync.left_source");
+    expect(left.rows.map((r) => r.schema)).toContain(SCHEMA);
+  }, 60_000);
+
   it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
     const replica = fake.replica(REPLICA);
