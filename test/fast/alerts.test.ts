@@ -70,78 +70,68 @@ it("resolves, on the next leader, a rule the last one left firing when its condi
   expect(rows).toEqual([{ rule: "reorg_correction" }]);
 });
 
-it("delivers a rule's resolved after its firing, also when the firing's POST is retried", async () => {
-  fake = await fakePonder();
-  // A webhook that answers 502 to its first request (a proxy restarting), then takes each.
-  const received: { rule: string; state: string }[] = [];
+/**
+ * A webhook of the test's own: each request is answered `answer(n)` (n from 1) after `delayMs`;
+ * `received` has the payloads it took (answered 2xx), as "rule state". With Alerts that retry,
+ * as main.ts builds them, without the database.
+ */
+async function webhookAnswering(answer: (n: number) => { status: number; delayMs?: number }) {
+  const received: string[] = [];
   let requests = 0;
-  const receiver = http.createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => {
       body += chunk;
     });
     req.on("end", () => {
       requests += 1;
-      if (requests === 1) return res.writeHead(502).end();
-      received.push(JSON.parse(body));
-      res.writeHead(204).end();
+      const { status, delayMs = 0 } = answer(requests);
+      const alert = JSON.parse(body) as { rule: string; state: string };
+      setTimeout(() => {
+        if (status < 300) received.push(`${alert.rule} ${alert.state}`);
+        res.writeHead(status).end();
+      }, delayMs);
     });
   });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const alerts = new Alerts({
+    webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`,
+    repeatMs: 60_000,
+    retry: { attempts: 3, delayMs: 200 },
+    log: createLogger("silent"),
+    metrics: createMetrics([31337]),
+  });
+  return { alerts, received, requests: () => requests, close: () => server.close() };
+}
+
+it("delivers a rule's resolved after its firing, also when the firing's POST is retried", async () => {
+  // A webhook that answers 502 to its first request (a proxy restarting), then takes each.
+  const webhook = await webhookAnswering((n) => ({ status: n === 1 ? 502 : 204 }));
   try {
-    const alerts = new Alerts({
-      webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`,
-      repeatMs: 60_000,
-      retry: { attempts: 3, delayMs: 200 },
-      log: createLogger("silent"),
-      metrics: createMetrics([31337]),
-    });
     // Fires, and clears before the firing's retry is due.
-    alerts.set("lag", true, "warning", "sync lag above 100 blocks");
-    await waitFor("the first POST", () => requests === 1, { timeoutMs: 10_000, intervalMs: 5 });
-    alerts.set("lag", false, "warning", "");
-    await alerts.delivered();
+    webhook.alerts.set("lag", true, "warning", "sync lag above 100 blocks");
+    await waitFor("the first POST", () => webhook.requests() === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    webhook.alerts.set("lag", false, "warning", "");
+    await webhook.alerts.delivered();
     // The receiver's last word on the rule is that it cleared (before: "firing", after it).
-    expect(received.map((a) => `${a.rule} ${a.state}`).at(-1)).toBe("lag resolved");
+    expect(webhook.received.at(-1)).toBe("lag resolved");
   } finally {
-    receiver.close();
+    webhook.close();
   }
 });
 
 it("sends a rule that changes faster than a slow webhook answers only its latest state, not a backlog", async () => {
-  fake = await fakePonder();
   // A webhook that takes 300 ms over each request.
-  const received: string[] = [];
-  const receiver = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk) => {
-      body += chunk;
-    });
-    req.on("end", () => {
-      const alert = JSON.parse(body) as { rule: string; state: string };
-      setTimeout(() => {
-        received.push(`${alert.rule} ${alert.state}`);
-        res.writeHead(204).end();
-      }, 300);
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const webhook = await webhookAnswering(() => ({ status: 204, delayMs: 300 }));
   try {
-    const alerts = new Alerts({
-      webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`,
-      repeatMs: 60_000,
-      retry: { attempts: 3, delayMs: 200 },
-      log: createLogger("silent"),
-      metrics: createMetrics([31337]),
-    });
     // lag hovering at MAX_LAG_BLOCKS: twenty changes while the first POST is under way.
-    for (let n = 0; n < 20; n++) alerts.set("lag", n % 2 === 0, "warning", "sync lag above 100 blocks");
-    await alerts.delivered();
+    for (let n = 0; n < 20; n++) webhook.alerts.set("lag", n % 2 === 0, "warning", "sync lag above 100 blocks");
+    await webhook.alerts.delivered();
     // The POST under way, then the latest (before, all twenty, one after another: 6 s behind).
-    expect(received.length).toBeLessThanOrEqual(2);
-    expect(received.at(-1)).toBe("lag resolved");
+    expect(webhook.received.length).toBeLessThanOrEqual(2);
+    expect(webhook.received.at(-1)).toBe("lag resolved");
   } finally {
-    receiver.close();
+    webhook.close();
   }
 });
 

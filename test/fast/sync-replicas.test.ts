@@ -27,6 +27,19 @@ async function stakedOnBoth(n: number, head: number) {
   return { replica, w, stake };
 }
 
+/**
+ * The second instance follows a reorg from block 19 (its rows, then its checkpoint, down) and
+ * commits the new fork's block 20, without the stake; a round after each.
+ */
+async function secondFollowsReorg(replica: ReturnType<Fake["replica"]>) {
+  await replica.deleteAbove(19);
+  await fake.round();
+  await replica.progress({ latest: 19, safe: 0, finalized: 0 });
+  await fake.round();
+  await replica.index([], 20);
+  await fake.round();
+}
+
 describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
   it("is read while the first recovers from a restart, and the first again once the second stops", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
@@ -136,12 +149,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
 
     // The second follows a reorg from block 19: rows, then checkpoint, down. The first stays at
     // 30 on the old fork, committing nothing (Ponder retrying a vanished block's logs).
-    await replica.deleteAbove(19);
-    await fake.round();
-    await replica.progress({ latest: 19, safe: 0, finalized: 0 });
-    await fake.round();
-    await replica.index([], 20);
-    await fake.round();
+    await secondFollowsReorg(replica);
     expect(fake.source()).toBe(SCHEMA);
     // Its second block of the new fork, still ten below the first's peak: read from here, the
     // orphan seen missing under this checkpoint, and taken back under the next.
@@ -205,12 +213,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     const { replica, w } = await stakedOnBoth(38, 30);
     // As above: the second follows a reorg from 19 and is read from its second new block on; the
     // first stays at 30 on the old fork.
-    await replica.deleteAbove(19);
-    await fake.round();
-    await replica.progress({ latest: 19, safe: 0, finalized: 0 });
-    await fake.round();
-    await replica.index([], 20);
-    await fake.round();
+    await secondFollowsReorg(replica);
     await replica.progress({ latest: 21, safe: 0, finalized: 0 });
     await fake.round();
     expect(fake.source()).toBe(REPLICA);
