@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { ConfigError, loadSidecarConfig, readLocalDefaults } from "../lib/config";
 import { type PlannedChange, planDevelopers } from "../sidecar/sync/plan-developers";
+import { neverSyncedText } from "../sidecar/sync/sql/read-cursors";
 import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
 
 export const PLAN_HELP = `usage: stakesync plan [--json] [--local]
@@ -66,11 +67,7 @@ async function syncedBlocks(db: pg.Client, chainIds: number[]): Promise<Record<s
     .catch(() => ({ rows: [] as { chain_id: number; block: string }[] }));
   const blocks = Object.fromEntries(rows.map((r) => [String(r.chain_id), Number(r.block)]));
   const missing = chainIds.filter((id) => blocks[String(id)] === undefined);
-  if (missing.length > 0) {
-    throw new PlanError(
-      `no sidecar has synced chain ${missing.join(", ")} yet: run one (SIDECAR_MODE=shadow writes nothing) until /ready answers 200`,
-    );
-  }
+  if (missing.length > 0) throw new PlanError(neverSyncedText(missing));
   return blocks;
 }
 

@@ -9,8 +9,9 @@ import pg from "pg";
 import { createPublicClient, fallback, http } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
+import { lastRows } from "../sidecar/db/together";
 import { signedAmount } from "../sidecar/sync/sql/fragments";
-import { readCursors } from "../sidecar/sync/sql/read-cursors";
+import { cursorsFrom, cursorsStatements, neverSynced, neverSyncedText } from "../sidecar/sync/sql/read-cursors";
 import { stillWaits } from "../sidecar/sync/sql/unwritten-developers";
 import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
 
@@ -108,12 +109,17 @@ export async function verify(
   try {
     // One snapshot: the cursor and the rows it vouches for are read together.
     await db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`);
-    const cursors = await readCursors(db, config).catch((error: Error) => {
+    const cursorRows = await lastRows(db, cursorsStatements).catch((error: Error) => {
       throw new VerifyError(`cannot read stakesync.cursor (has the sidecar run?): ${error.message}`);
     });
+    // A chain never synced would be compared at the block before its START_BLOCK: 0 against 0,
+    // "OK", while none of its stakes is in developers.
+    const unsynced = neverSynced(cursorRows, config);
+    if (unsynced.length > 0) throw new VerifyError(neverSyncedText(unsynced));
+    const cursors = cursorsFrom(cursorRows, config);
     const schema = config.ponderSchema;
     const developers = await db
-      .query<{ wallet: string; status: string; stake_amount: string }>(
+      .query<{ wallet: string; status: string; stake_amount: string | null }>(
         `SELECT lower(wallet_address) AS wallet, status, stake_amount::text FROM ${config.developersTable.sql}`,
       )
       .catch((error: Error) => {
@@ -229,14 +235,15 @@ export async function verify(
       if (malformed.has(row.wallet)) continue;
       const raw = config.chains.reduce((sum, c) => sum + (onChain.get(`${c.id}:${row.wallet}`) ?? 0n), 0n);
       const expected = tokenUnits(raw, config.stakeDecimals);
-      if (!sameNumber(expected, row.stake_amount)) {
+      // NULL: an adopted table's column may allow it; a mismatch, not a crash.
+      if (row.stake_amount === null || !sameNumber(expected, row.stake_amount)) {
         mismatches.push({
           table: "developers",
           wallet: row.wallet,
           chainId: "all",
           field: "stake",
           expected,
-          found: row.stake_amount,
+          found: row.stake_amount ?? "null",
         });
       }
       const active = raw >= config.activationThreshold;

@@ -201,6 +201,26 @@ describe("stakesync verify", () => {
     }
   });
 
+  it("reports a NULL stake_amount (an adopted table's column may allow it) as a mismatch, not a crash", async () => {
+    const [wallet] = wallets(1, "verify");
+    const before = await developer(databaseUrl, wallet as string);
+    await sql(databaseUrl, "ALTER TABLE developers ALTER COLUMN stake_amount DROP NOT NULL");
+    await sql(databaseUrl, "UPDATE developers SET stake_amount = NULL WHERE wallet_address = $1", [wallet]);
+    try {
+      const { code, output } = await verify();
+      expect(output).toContain(
+        `MISMATCH developers ${wallet} chain all stake: expected ${before?.stake_amount}, found null`,
+      );
+      expect(code).toBe(1);
+    } finally {
+      await sql(databaseUrl, "UPDATE developers SET stake_amount = $2 WHERE wallet_address = $1", [
+        wallet,
+        before?.stake_amount,
+      ]);
+      await sql(databaseUrl, "ALTER TABLE developers ALTER COLUMN stake_amount SET NOT NULL");
+    }
+  });
+
   it("exits 2 with a clear message when the RPC is unreachable", async () => {
     const { code, output } = await verify({ RPC_URL: "http://127.0.0.1:9" });
     expect(code).toBe(2);

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Mismatch, noteQueued } from "../../cli/verify";
+import { type Mismatch, noteQueued, verify } from "../../cli/verify";
 import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
@@ -401,6 +401,16 @@ it("shows no cursor on /status without what its step queued: a step that commits
   } finally {
     await pool.end();
   }
+});
+
+it("stakesync verify refuses, exit 2, a chain no sidecar has synced, instead of comparing it at the block before START_BLOCK", async () => {
+  fake = await fakePonder();
+  await fake.register(wallet(0x70));
+  // Migrations ran; no step yet. Before: "OK", 0 against 0 at block 0, whatever the chain held.
+  const outcome = await verify(fake.config, () => undefined).catch((error: Error) => error);
+  expect(String(outcome)).toBe(
+    `Error: no sidecar has synced chain ${CHAIN} yet: run one (SIDECAR_MODE=shadow writes nothing) until /ready answers 200`,
+  );
 });
 
 it("stakesync verify notes the mismatches of rows the sidecar has queued, not written yet, in write mode, and of rows the database refused", () => {

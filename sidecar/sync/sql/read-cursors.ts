@@ -19,6 +19,16 @@ export async function readCursors(db: Queryable, config: SidecarConfig): Promise
   return cursorsFrom(await lastRows(db, cursorsStatements), config);
 }
 
+/** The configured chains that have no cursor row in the rows of `cursorsStatements`: never synced. */
+export function neverSynced(rows: unknown[], config: Pick<SidecarConfig, "chains">): number[] {
+  const synced = new Set((rows as CursorRow[]).map((r) => r.chain_id));
+  return config.chains.filter((c) => !synced.has(c.id)).map((c) => c.id);
+}
+
+/** What a command that compares the tables with the chain says of chains never synced. */
+export const neverSyncedText = (chainIds: number[]) =>
+  `no sidecar has synced chain ${chainIds.join(", ")} yet: run one (SIDECAR_MODE=shadow writes nothing) until /ready answers 200`;
+
 /** The cursors from the rows of `cursorsStatements`. */
 export function cursorsFrom(rows: unknown[], config: SidecarConfig): Map<number, Cursor> {
   const saved = new Map(
