@@ -38,14 +38,18 @@ if (role !== "indexer") orExit(() => loadSidecarConfig(process.env));
 const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
 
 const children: ChildProcess[] = [];
+let firstExit = true;
 function launch(args: string[], extraEnv: Record<string, string> = {}) {
   const child = spawn(process.execPath, args, { cwd: repoRoot, env: { ...env, ...extraEnv }, stdio: "inherit" });
   children.push(child);
   // One part down means the deployment is down: stop the rest and let the supervisor restart us.
+  // The first to exit gives the exit code: the others, stopped by us, exit 0 after it, and a
+  // supervisor that restarts on failure only (Restart=on-failure) saw a clean stop.
   child.once("exit", (code, signal) => {
     for (const other of children)
       if (other !== child && other.exitCode === null) other.kill(other === ponderChild ? "SIGINT" : "SIGTERM");
-    process.exitCode = code ?? (signal ? 1 : 0);
+    if (firstExit) process.exitCode = code ?? (signal ? 1 : 0);
+    firstExit = false;
   });
   return child;
 }

@@ -107,3 +107,25 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
   await expect(fetch(`http://127.0.0.1:${sidecarPort}/health`)).rejects.toThrow();
   await expect(fetch(`http://127.0.0.1:${ponderPort}/health`)).rejects.toThrow();
 });
+
+it("exits 1 when one part exits with an error, though the other then stops cleanly (a supervisor restarts on failure)", async () => {
+  const chain = await startChain();
+  const databaseUrl = await freshDatabase();
+  // A developers table the sidecar refuses (a stake with a scale): it exits 1 once Ponder answers.
+  await sql(
+    databaseUrl,
+    "CREATE TABLE developers (wallet_address text PRIMARY KEY, email text, status text NOT NULL DEFAULT 'pending', stake_amount numeric(10, 2) NOT NULL DEFAULT 0, staked_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now())",
+  );
+  const [ponderPort, sidecarPort] = [await freePort(), await freePort()];
+  const proc = run(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    ...chainEnv([chain]),
+    DATABASE_URL: databaseUrl,
+    DATABASE_SCHEMA: "failing_ponder",
+    PONDER_PORT: String(ponderPort),
+    SIDECAR_PORT: String(sidecarPort),
+    PONDER_MAX_HEAP_MB: "300",
+  });
+  // Before, Ponder, stopped after the sidecar, exited 0 last, and npm start with it.
+  expect(await proc.exited).toBe(1);
+  expect(proc.output()).toContain("column stake_amount is numeric(10,2)");
+});
