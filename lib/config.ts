@@ -83,7 +83,7 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
     stakeVault: read(env, v("STAKE_VAULT_ADDRESS"), address, "the StakeVault contract address (0x + 40 hex digits)"),
     startBlock: read(env, v("START_BLOCK"), int(0).default(0), "a block number ≥ 0"),
     confirmations: perChain("CONFIRMATIONS", int(0), 2, "a whole number of blocks ≥ 0"),
-    pollingIntervalMs: perChain("POLLING_INTERVAL_MS", int(10), 1000, "milliseconds ≥ 10"),
+    pollingIntervalMs: perChain("POLLING_INTERVAL_MS", int(100), 1000, "milliseconds ≥ 100 (Ponder refuses less)"),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
     rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
     effectsFromBlock:

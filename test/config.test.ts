@@ -102,6 +102,8 @@ describe("chain configuration", () => {
     [{ ...base, PONDER_PORT: "70000" }, "PONDER_PORT"],
     [{ ...base, PONDER_MAX_HEAP_MB: "64" }, "PONDER_MAX_HEAP_MB"],
     [{ ...base, PONDER_CACHE_BYTES: "lots" }, "PONDER_CACHE_BYTES"],
+    // Ponder itself refuses a polling interval under 100 ms, at its start.
+    [{ ...base, POLLING_INTERVAL_MS: "50" }, "POLLING_INTERVAL_MS"],
   ])("names the variable in error %#", (env, variable) => {
     expect(() => loadIndexerConfig(env)).toThrow(ConfigError);
     try {
