@@ -76,6 +76,13 @@ describe("crash-recovery", () => {
       deletions.map((r) => r.detail.id as string).sort(),
       `assumption crash-recovery: a restart deletes exactly the unfinalized stake_event rows (block > finalized_checkpoint's block ${finalizedBlock})\n${formatLog(log)}`,
     ).toEqual([...unfinalized].sort());
+    // While Ponder is not ready the sidecar trusts its rows up to its safe checkpoint: none of
+    // those may go.
+    const safeBlock = checkpointBlock(before!.safe_checkpoint);
+    expect(
+      deletions.filter((r) => Number(r.block) <= safeBlock).map((r) => r.detail.id),
+      `assumption crash-recovery: no stake_event row at or below safe_checkpoint's block (${safeBlock}) is deleted\n${formatLog(log)}`,
+    ).toEqual([]);
     const txids = new Set(deletions.map((r) => r.txid));
     expect(
       txids.size,
@@ -89,7 +96,7 @@ describe("crash-recovery", () => {
     ).toBe(true);
     expect(
       inRecovery.filter((r) => r.tbl === "_ponder_checkpoint"),
-      `assumption crash-recovery: the crash-recovery transaction does not update _ponder_checkpoint\n${formatLog(log)}`,
+      `assumption crash-recovery: the crash-recovery transaction does not update (nor delete) _ponder_checkpoint\n${formatLog(log)}`,
     ).toEqual([]);
     const lastDeletion = Math.max(...deletions.map((r) => r.seq));
     const later = log.filter((r) => r.tbl === "_ponder_checkpoint" && r.seq > lastDeletion && r.txid !== txid);

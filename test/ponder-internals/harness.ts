@@ -186,15 +186,20 @@ BEGIN
           jsonb_build_object('id', OLD.id, 'transaction_hash', OLD.transaction_hash));
   RETURN NULL;
 END $$;
+-- Deletes too: a Ponder that emptied the checkpoint inside a reorg or a crash recovery would
+-- change what the sidecar reads as much as one that updated it.
 CREATE OR REPLACE FUNCTION obs.checkpoint_written() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  row_now record;
 BEGIN
+  IF TG_OP = 'DELETE' THEN row_now := OLD; ELSE row_now := NEW; END IF;
   INSERT INTO obs.log (txid, tbl, op, block, detail)
-  VALUES (txid_current(), '_ponder_checkpoint', TG_OP, substring(NEW.latest_checkpoint from 27 for 16)::bigint,
+  VALUES (txid_current(), '_ponder_checkpoint', TG_OP, substring(row_now.latest_checkpoint from 27 for 16)::bigint,
           jsonb_build_object(
-            'old_latest', CASE WHEN TG_OP = 'UPDATE' THEN substring(OLD.latest_checkpoint from 27 for 16)::bigint END,
-            'new_latest', substring(NEW.latest_checkpoint from 27 for 16)::bigint,
-            'new_safe', substring(NEW.safe_checkpoint from 27 for 16)::bigint,
-            'new_finalized', substring(NEW.finalized_checkpoint from 27 for 16)::bigint));
+            'old_latest', CASE WHEN TG_OP <> 'INSERT' THEN substring(OLD.latest_checkpoint from 27 for 16)::bigint END,
+            'new_latest', CASE WHEN TG_OP <> 'DELETE' THEN substring(NEW.latest_checkpoint from 27 for 16)::bigint END,
+            'new_safe', CASE WHEN TG_OP <> 'DELETE' THEN substring(NEW.safe_checkpoint from 27 for 16)::bigint END,
+            'new_finalized', CASE WHEN TG_OP <> 'DELETE' THEN substring(NEW.finalized_checkpoint from 27 for 16)::bigint END));
   RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION obs.meta_written() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -206,7 +211,7 @@ BEGIN
 END $$;
 CREATE OR REPLACE TRIGGER obs_stake_event_delete AFTER DELETE ON ${s}.stake_event
   FOR EACH ROW EXECUTE FUNCTION obs.stake_event_deleted();
-CREATE OR REPLACE TRIGGER obs_checkpoint_write AFTER INSERT OR UPDATE ON ${s}._ponder_checkpoint
+CREATE OR REPLACE TRIGGER obs_checkpoint_write AFTER INSERT OR UPDATE OR DELETE ON ${s}._ponder_checkpoint
   FOR EACH ROW EXECUTE FUNCTION obs.checkpoint_written();
 CREATE OR REPLACE TRIGGER obs_meta_write AFTER INSERT OR UPDATE ON ${s}._ponder_meta
   FOR EACH ROW WHEN (NEW.key = 'app') EXECUTE FUNCTION obs.meta_written();

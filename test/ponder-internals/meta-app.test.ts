@@ -1,7 +1,7 @@
 /**
  * Assumption: `_ponder_meta` has a row key = 'app' whose JSON value carries is_ready (1 once
  * /ready answers 200), is_locked (1 while the instance runs), heartbeat_at (epoch milliseconds,
- * refreshed about every 10 s) and build_id (a string). The sidecar reads is_ready and heartbeat_at.
+ * refreshed about every 10 s, which the test waits for) and build_id (a string). The sidecar reads is_ready and heartbeat_at.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanup, sql, startStack } from "./harness";
@@ -34,6 +34,27 @@ describe("meta-app", () => {
     expect(
       heartbeat >= ponder.startedAt - 1_000 && heartbeat <= now + 5_000 && now - heartbeat <= 60_000,
       `assumption meta-app: heartbeat_at is a recent epoch-millisecond timestamp (got ${heartbeat}, now ${now}, ponder started ${ponder.startedAt})`,
+    ).toBe(true);
+
+    // And refreshed while Ponder runs: the sidecar counts a Ponder whose heartbeat stood still
+    // for INDEXER_DOWN_AFTER_MS (30 s) as down. The first reading alone, taken at the start, would
+    // pass a Ponder that wrote it once.
+    const readHeartbeat = async () =>
+      (
+        await sql<{ at: number }>(
+          databaseUrl,
+          `SELECT (value->>'heartbeat_at')::bigint AS at FROM "${schema}"._ponder_meta WHERE key = 'app'`,
+        )
+      )[0]?.at;
+    const waitedFrom = Date.now();
+    let next = Number(await readHeartbeat());
+    while (next === heartbeat && Date.now() - waitedFrom < 25_000) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      next = Number(await readHeartbeat());
+    }
+    expect(
+      next > heartbeat,
+      `assumption meta-app: heartbeat_at is refreshed within 25 s while Ponder runs (still ${heartbeat} after ${Date.now() - waitedFrom} ms)`,
     ).toBe(true);
   });
 });
