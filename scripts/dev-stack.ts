@@ -19,6 +19,7 @@ import {
   demoDeveloper,
   demoRegister,
   deploymentFile,
+  notOnThisMachine,
   readDeployment,
 } from "../lib/local/demo";
 import { startMailCatcher } from "../lib/local/mail-catcher";
@@ -32,6 +33,16 @@ import { createLogger } from "../sidecar/log";
 // Local defaults, then anything the developer exported on top.
 const env = { ...readLocalDefaults(), ...process.env } as Record<string, string>;
 const config = orExit(() => loadDevConfig(env));
+// A DATABASE_URL or RPC_URL exported in this shell for another machine (a staging database) would
+// reach Ponder and the sidecar, not the PostgreSQL and anvil started here: the sidecar would take
+// that database's developers table and welcome jobs. Refused before anything starts.
+const remote = notOnThisMachine(config);
+if (remote) {
+  process.stderr.write(
+    `stakesync dev: ${remote} points to another machine (exported in this shell?): npm run dev runs only on this machine's PostgreSQL and anvil; unset it\n`,
+  );
+  process.exit(1);
+}
 // A terminal that went away (its window closed, `script` killed) turns every write into an EIO
 // error. Writing on would raise one error per line, each reported by another write: a busy loop
 // that kept a stack at full CPU. Stop writing, and stop the stack, as a terminal hang-up does.

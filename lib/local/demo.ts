@@ -46,19 +46,25 @@ export function demoAmount(text: string | undefined): bigint {
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 
 /**
+ * The first of RPC_URL and DATABASE_URL that points away from this machine, if one does: the dev
+ * stack and the demo act only on the local chain and database they start.
+ */
+export function notOnThisMachine(
+  config: Pick<DevConfig, "rpcUrl" | "database">,
+): "RPC_URL" | "DATABASE_URL" | undefined {
+  if (!LOOPBACK.has(new URL(config.rpcUrl).hostname)) return "RPC_URL";
+  if (!LOOPBACK.has(new URL(config.database.url).hostname)) return "DATABASE_URL";
+  return undefined;
+}
+
+/**
  * The demo signs with anvil's public keys and writes fake developers: only ever on this machine's
  * dev stack. Refuses a non-loopback RPC or database, another chain than the deployment's, and a
  * deployment whose vault has no code (a chain started over without it).
  */
 export async function assertLocal(config: DevConfig, deployment?: Deployment) {
-  for (const [what, url] of [
-    ["RPC_URL", config.rpcUrl],
-    ["DATABASE_URL", config.database.url],
-  ] as const) {
-    if (!LOOPBACK.has(new URL(url).hostname)) {
-      throw new DemoError(`${what} is not on this machine: the demo acts only on npm run dev's local stack`);
-    }
-  }
+  const remote = notOnThisMachine(config);
+  if (remote) throw new DemoError(`${remote} is not on this machine: the demo acts only on npm run dev's local stack`);
   if (!deployment) return;
   const { publicClient, chainId } = await connect(config.rpcUrl);
   if (chainId !== deployment.chainId) {
