@@ -278,11 +278,18 @@ function tokenUnits(raw: bigint, decimals: number) {
   return `${s.slice(0, -decimals)}.${s.slice(-decimals)}`;
 }
 
-/** Decimal strings equal as numbers (12.5 = 12.500000). */
+/**
+ * Decimal strings equal as numbers (12.5 = 12.500000). Anything else a numeric column can hold
+ * (NaN, Infinity) equals nothing; the sign counts (BigInt("-0") dropped it: -0.5 was 0.5).
+ */
 function sameNumber(a: string, b: string) {
   const norm = (x: string) => {
-    const [i = "0", f = ""] = x.split(".");
-    return `${BigInt(i)}.${f.replace(/0+$/, "")}`;
+    const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(x.trim());
+    if (!m) return undefined;
+    const [, sign = "", i = "0", f = ""] = m;
+    const digits = `${BigInt(i)}.${f.replace(/0+$/, "")}`;
+    return digits === "0." ? digits : `${sign}${digits}`;
   };
-  return norm(a) === norm(b);
+  const [x, y] = [norm(a), norm(b)];
+  return x !== undefined && x === y;
 }

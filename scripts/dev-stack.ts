@@ -36,7 +36,7 @@ const config = orExit(() => loadDevConfig(env));
 // A DATABASE_URL or RPC_URL exported in this shell for another machine (a staging database) would
 // reach Ponder and the sidecar, not the PostgreSQL and anvil started here: the sidecar would take
 // that database's developers table and welcome jobs. Refused before anything starts.
-const remote = notOnThisMachine(config);
+const remote = notOnThisMachine(config, env);
 if (remote) {
   process.stderr.write(
     `stakesync dev: ${remote} points to another machine (exported in this shell?): npm run dev runs only on this machine's PostgreSQL and anvil; unset it\n`,

@@ -39,6 +39,8 @@ const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process
 
 const children: ChildProcess[] = [];
 let firstExit = true;
+/** A SIGINT or SIGTERM reached us: the children's ends are a stop, not a failure. */
+let stopRequested = false;
 function launch(args: string[], extraEnv: Record<string, string> = {}) {
   const child = spawn(process.execPath, args, { cwd: repoRoot, env: { ...env, ...extraEnv }, stdio: "inherit" });
   children.push(child);
@@ -48,7 +50,8 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
   child.once("exit", (code, signal) => {
     for (const other of children)
       if (other !== child && other.exitCode === null) other.kill(other === ponderChild ? "SIGINT" : "SIGTERM");
-    if (firstExit) process.exitCode = code ?? (signal ? 1 : 0);
+    // Killed by the signal we were stopped with (the sidecar before its handlers are set): a stop.
+    if (firstExit) process.exitCode = code ?? (signal && !stopRequested ? 1 : 0);
     firstExit = false;
   });
   return child;
@@ -64,6 +67,7 @@ const sidecar = role === "indexer" ? undefined : await sidecarCommand();
 let ponderChild: ChildProcess | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
+    stopRequested = true;
     for (const child of children) child.kill(child === ponderChild ? "SIGINT" : signal);
   });
 }

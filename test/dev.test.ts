@@ -181,17 +181,21 @@ it("starts with no configuration, acts on demo commands, catches welcome emails,
   expect(mails).toHaveLength(5);
 }, 600_000);
 
-it("refuses a DATABASE_URL exported for another machine, with one line, before it starts anything", () => {
-  const result = spawnSync(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", "dev.ts")], {
-    cwd: repoRoot,
-    encoding: "utf8",
-    env: { ...env, DATABASE_URL: "postgresql://app:secret@db.staging.example:5432/app" },
-    timeout: 60_000,
-  });
-  expect(result.status).toBe(1);
-  expect(result.stderr.trim()).toBe(
-    "stakesync dev: DATABASE_URL points to another machine (exported in this shell?): npm run dev runs only on this machine's PostgreSQL and anvil; unset it",
-  );
-  expect(result.stdout).not.toContain("[dev]");
-  expect(stackPids()).toEqual([]);
-});
+it.each(["DATABASE_URL", "SIDECAR_DATABASE_URL"])(
+  "refuses a %s exported for another machine, with one line, before it starts anything",
+  (variable) => {
+    const result = spawnSync(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", "dev.ts")], {
+      cwd: repoRoot,
+      encoding: "utf8",
+      env: { ...env, [variable]: "postgresql://app:secret@db.staging.example:5432/app" },
+      timeout: 60_000,
+    });
+    expect(result.status).toBe(1);
+    // Named, never printed: the URL carries a password.
+    expect(result.stderr.trim()).toBe(
+      `stakesync dev: ${variable} points to another machine (exported in this shell?): npm run dev runs only on this machine's PostgreSQL and anvil; unset it`,
+    );
+    expect(result.stdout).not.toContain("[dev]");
+    expect(stackPids()).toEqual([]);
+  },
+);

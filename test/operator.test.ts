@@ -201,17 +201,26 @@ describe("stakesync verify", () => {
     }
   });
 
-  it("reports a NULL stake_amount (an adopted table's column may allow it) as a mismatch, not a crash", async () => {
+  it("reports a NULL, NaN or negated stake_amount (an adopted table's column may hold them) as a mismatch, not a crash nor OK", async () => {
     const [wallet] = wallets(1, "verify");
     const before = await developer(databaseUrl, wallet as string);
     await sql(databaseUrl, "ALTER TABLE developers ALTER COLUMN stake_amount DROP NOT NULL");
-    await sql(databaseUrl, "UPDATE developers SET stake_amount = NULL WHERE wallet_address = $1", [wallet]);
     try {
-      const { code, output } = await verify();
-      expect(output).toContain(
-        `MISMATCH developers ${wallet} chain all stake: expected ${before?.stake_amount}, found null`,
-      );
-      expect(code).toBe(1);
+      for (const [value, shown] of [
+        [null, "null"],
+        ["NaN", "NaN"],
+        [`-${before?.stake_amount}`, `-${before?.stake_amount}`],
+      ] as const) {
+        await sql(databaseUrl, "UPDATE developers SET stake_amount = $2::numeric WHERE wallet_address = $1", [
+          wallet,
+          value,
+        ]);
+        const { code, output } = await verify();
+        expect(output).toContain(
+          `MISMATCH developers ${wallet} chain all stake: expected ${before?.stake_amount}, found ${shown}`,
+        );
+        expect(code).toBe(1);
+      }
     } finally {
       await sql(databaseUrl, "UPDATE developers SET stake_amount = $2 WHERE wallet_address = $1", [
         wallet,

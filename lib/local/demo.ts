@@ -51,10 +51,23 @@ const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
  */
 export function notOnThisMachine(
   config: Pick<DevConfig, "rpcUrl" | "database">,
-): "RPC_URL" | "DATABASE_URL" | undefined {
-  if (!LOOPBACK.has(new URL(config.rpcUrl).hostname)) return "RPC_URL";
-  if (!LOOPBACK.has(new URL(config.database.url).hostname)) return "DATABASE_URL";
+  env: Record<string, string | undefined> = {},
+): "RPC_URL" | "DATABASE_URL" | "SIDECAR_DATABASE_URL" | undefined {
+  if (!onThisMachine(config.rpcUrl)) return "RPC_URL";
+  if (!onThisMachine(config.database.url)) return "DATABASE_URL";
+  // The sidecar's own, which it reads first (lib/config.ts).
+  const sidecar = env.SIDECAR_DATABASE_URL?.trim();
+  if (sidecar && !onThisMachine(sidecar)) return "SIDECAR_DATABASE_URL";
   return undefined;
+}
+
+/** A URL whose host is this machine's loopback (a host name in any case, and with a final dot). */
+function onThisMachine(url: string) {
+  try {
+    return LOOPBACK.has(new URL(url).hostname.toLowerCase().replace(/\.$/, ""));
+  } catch {
+    return false;
+  }
 }
 
 /**

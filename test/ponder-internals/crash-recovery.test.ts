@@ -77,12 +77,13 @@ describe("crash-recovery", () => {
       `assumption crash-recovery: a restart deletes exactly the unfinalized stake_event rows (block > finalized_checkpoint's block ${finalizedBlock})\n${formatLog(log)}`,
     ).toEqual([...unfinalized].sort());
     // While Ponder is not ready the sidecar trusts its rows up to its safe checkpoint: none of
-    // those may go.
+    // those may go. The rows that go are those above the finalized one (above): so the safe
+    // checkpoint must not be above the finalized one.
     const safeBlock = checkpointBlock(before!.safe_checkpoint);
     expect(
-      deletions.filter((r) => Number(r.block) <= safeBlock).map((r) => r.detail.id),
-      `assumption crash-recovery: no stake_event row at or below safe_checkpoint's block (${safeBlock}) is deleted\n${formatLog(log)}`,
-    ).toEqual([]);
+      safeBlock <= finalizedBlock,
+      `assumption crash-recovery: safe_checkpoint's block (${safeBlock}) is at or below finalized_checkpoint's (${finalizedBlock}), so crash recovery deletes no row the sidecar trusts while Ponder is not ready`,
+    ).toBe(true);
     const txids = new Set(deletions.map((r) => r.txid));
     expect(
       txids.size,

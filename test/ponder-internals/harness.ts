@@ -161,8 +161,8 @@ export type ObsRow = {
 export const OBS_TRIGGERS = ["obs_stake_event_delete", "obs_checkpoint_write", "obs_meta_write"] as const;
 
 /**
- * Triggers on `<schema>`.stake_event (AFTER DELETE), `<schema>`._ponder_checkpoint (AFTER INSERT
- * OR UPDATE) and `<schema>`._ponder_meta (AFTER INSERT OR UPDATE, key 'app'), FOR EACH ROW, that
+ * Triggers on `<schema>`.stake_event (AFTER DELETE), `<schema>`._ponder_checkpoint (AFTER INSERT,
+ * UPDATE OR DELETE) and `<schema>`._ponder_meta (AFTER INSERT OR UPDATE, key 'app'), FOR EACH ROW, that
  * log (txid_current(), a sequence number, the table, a block) into obs.log.
  */
 export async function installObserver(databaseUrl: string, schema: string) {
