@@ -244,3 +244,23 @@ export function formatLog(rows: ObsRow[]): string {
     .map((r) => `#${r.seq} tx ${r.txid} ${r.tbl} ${r.op} block=${r.block ?? "-"} ${JSON.stringify(r.detail)}`)
     .join("\n");
 }
+
+/**
+ * A stake of `victim`'s that a reorg will orphan: a chain snapshot taken before it, the stake
+ * indexed by Ponder; `rows()` counts its stake_event rows, `revert()` goes back to the snapshot.
+ */
+export async function stakeToOrphan(stack: Stack, victim: `0x${string}`) {
+  const { chain, databaseUrl, schema, ponder } = stack;
+  const snapshot = await chain.publicClient.request({ method: "evm_snapshot" as never });
+  const orphan = await chain.vault.stakeFor(victim, 500n);
+  const rows = async () =>
+    (
+      await sql(databaseUrl, `SELECT 1 FROM "${schema}".stake_event WHERE transaction_hash = $1`, [
+        orphan.transactionHash,
+      ])
+    ).length;
+  await waitFor("the orphan to be indexed", async () => (await rows()) === 1, { timeoutMs: 60_000 });
+  await waitIndexed(databaseUrl, schema, chain, ponder);
+  const revert = () => chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+  return { orphan, rows, revert };
+}

@@ -9,31 +9,23 @@
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
-import { cleanup, head, mine, sql, startStack, waitIndexed } from "./harness";
+import { cleanup, head, mine, sql, stakeToOrphan, startStack } from "./harness";
 
 afterAll(cleanup);
 
 describe("reorg-lock-order", () => {
   it("a realtime reorg that waits for stake_event holds no lock on _ponder_checkpoint meanwhile", async () => {
-    const { chain, databaseUrl, schema, developers, ponder } = await startStack();
+    const stack = await startStack();
+    const { chain, databaseUrl, schema, developers, ponder } = stack;
     const [victim, survivor] = developers as [`0x${string}`, `0x${string}`];
-    const snapshot = await chain.publicClient.request({ method: "evm_snapshot" as never });
-    const orphan = await chain.vault.stakeFor(victim, 500n);
-    const orphanRows = async () =>
-      (
-        await sql(databaseUrl, `SELECT 1 FROM "${schema}".stake_event WHERE transaction_hash = $1`, [
-          orphan.transactionHash,
-        ])
-      ).length;
-    await waitFor("the orphan to be indexed", async () => (await orphanRows()) === 1, { timeoutMs: 60_000 });
-    await waitIndexed(databaseUrl, schema, chain, ponder);
+    const { orphan, rows: orphanRows, revert } = await stakeToOrphan(stack, victim);
 
     // A reader holding stake_event, as the sidecar's step does; then the reorg.
     const reader = new pg.Client({ connectionString: databaseUrl });
     await reader.connect();
     try {
       await reader.query(`BEGIN; LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
-      await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+      await revert();
       await chain.vault.stakeFor(survivor, 1n);
       await mine(chain, 1);
       expect(await head(chain)).toBe(Number(orphan.blockNumber) + 1);

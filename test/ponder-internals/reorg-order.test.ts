@@ -17,7 +17,7 @@ import {
   OBS_TRIGGERS,
   observed,
   observerTriggers,
-  sql,
+  stakeToOrphan,
   startStack,
   waitIndexed,
 } from "./harness";
@@ -26,23 +26,14 @@ afterAll(cleanup);
 
 describe("reorg-order", () => {
   it("a realtime reorg deletes orphaned stake_event rows in a transaction without a _ponder_checkpoint update; the checkpoint moves in a later transaction", async () => {
-    const { chain, databaseUrl, schema, developers, ponder } = await startStack();
+    const stack = await startStack();
+    const { chain, databaseUrl, schema, developers, ponder } = stack;
     await installObserver(databaseUrl, schema);
     const [victim, survivor] = developers as [`0x${string}`, `0x${string}`];
 
-    const snapshot = await chain.publicClient.request({ method: "evm_snapshot" as never });
-    const orphan = await chain.vault.stakeFor(victim, 500n);
+    const { orphan, rows: orphanRows, revert } = await stakeToOrphan(stack, victim);
     const orphanBlock = Number(orphan.blockNumber);
-    const orphanRows = async () =>
-      (
-        await sql(databaseUrl, `SELECT 1 FROM "${schema}".stake_event WHERE transaction_hash = $1`, [
-          orphan.transactionHash,
-        ])
-      ).length;
-    await waitFor("the orphan to be indexed", async () => (await orphanRows()) === 1, { timeoutMs: 60_000 });
-    await waitIndexed(databaseUrl, schema, chain, ponder);
-
-    await chain.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
+    await revert();
     // Another fork over the same heights: a different stake in the orphan's height, then one more block.
     await chain.vault.stakeFor(survivor, 1n);
     await mine(chain, 1);
