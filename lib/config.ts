@@ -384,9 +384,14 @@ export function orExit<T>(load: () => T): T {
     return load();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`stakesync: configuration error: ${error.message}\n`);
-    process.exit(1);
+    exitOnConfigError(error.message);
   }
+}
+
+/** A setting or a setup this process cannot run with, and no retry will change: one line, exit 1. */
+export function exitOnConfigError(reason: string): never {
+  process.stderr.write(`stakesync: configuration error: ${reason}\n`);
+  process.exit(1);
 }
 
 /** `npm run dev` and `stakesync demo`: the local stack's ports, data folder and tables. */

@@ -9,6 +9,7 @@
 import "../lib/require-node";
 import { type ChildProcess, spawn } from "node:child_process";
 import {
+  exitOnConfigError,
   loadIndexerConfig,
   loadSidecarConfig,
   orExit,
@@ -28,17 +29,15 @@ const missing = requiredInProduction(process.env, role as "all" | "indexer" | "s
   (name) => !process.env[name]?.trim(),
 );
 if (missing.length > 0) {
-  process.stderr.write(
-    `stakesync: configuration error: ${missing.join(", ")} must be set in the environment for production (.env.local is only for npm run dev)\n`,
+  exitOnConfigError(
+    `${missing.join(", ")} must be set in the environment for production (.env.local is only for npm run dev)`,
   );
-  process.exit(1);
 }
 const config = role === "sidecar" ? undefined : orExit(() => loadIndexerConfig(process.env));
 if (role !== "indexer") orExit(() => loadSidecarConfig(process.env));
 const env = withoutLocalDefaults({ PONDER_TELEMETRY_DISABLED: "true", ...process.env });
 
 const children: ChildProcess[] = [];
-let firstExit = true;
 /** A SIGINT or SIGTERM reached us: the children's ends are a stop, not a failure. */
 let stopRequested = false;
 function launch(args: string[], extraEnv: Record<string, string> = {}) {
@@ -51,8 +50,7 @@ function launch(args: string[], extraEnv: Record<string, string> = {}) {
     for (const other of children)
       if (other !== child && other.exitCode === null) other.kill(other === ponderChild ? "SIGINT" : "SIGTERM");
     // Killed by the signal we were stopped with (the sidecar before its handlers are set): a stop.
-    if (firstExit) process.exitCode = code ?? (signal && !stopRequested ? 1 : 0);
-    firstExit = false;
+    process.exitCode ??= code ?? (signal && !stopRequested ? 1 : 0);
   });
   return child;
 }

@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import type { Logger } from "pino";
+import { exitOnConfigError } from "../lib/config";
 import type { Queryable } from "./db/queryable";
 
 /** The advisory lock key; SQL checks who holds it through pg_locks (leaderLockHeldBy). */
@@ -101,7 +102,7 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
     try {
       connection = await connectWriter(databaseUrl);
       const taken = await tryLeaderLock(connection.client);
-      if (taken === "handed over") refuse(HANDED_OVER);
+      if (taken === "handed over") exitOnConfigError(HANDED_OVER);
       if (taken === "taken") {
         await refuseTransactionPooling(connection.client);
         return connection;
@@ -140,12 +141,6 @@ const HANDED_OVER =
 const NOT_KEPT =
   "DATABASE_URL: the leader lock does not stay with this session (PgBouncer in transaction mode?): point the sidecar at PostgreSQL directly or at a session-mode pool";
 
-/** No place to run, and no retry will change it: one line, and exit 1. */
-function refuse(reason: string): never {
-  process.stderr.write(`stakesync: configuration error: ${reason}\n`);
-  process.exit(1);
-}
-
 /**
  * Behind PgBouncer in transaction mode each statement may run on another server connection: the
  * session's advisory lock, LISTEN and the session timeouts would belong to a connection this
@@ -155,6 +150,6 @@ function refuse(reason: string): never {
 async function refuseTransactionPooling(client: pg.Client) {
   for (let i = 0; i < 3; i++) {
     const { rows } = await client.query<{ ours: boolean }>(`SELECT ${leaderLockHeldBy("pg_backend_pid()")} AS ours`);
-    if (!rows[0]?.ours) refuse(NOT_KEPT);
+    if (!rows[0]?.ours) exitOnConfigError(NOT_KEPT);
   }
 }

@@ -7,7 +7,7 @@ import "../lib/require-node";
 import { serve } from "@hono/node-server";
 import pg from "pg";
 import { backoffMs } from "../lib/backoff";
-import { loadSidecarConfig, orExit } from "../lib/config";
+import { exitOnConfigError, loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { DevelopersTableError, rowSecurityActive } from "./db/developers-table";
 import { migrate, ServerVersionError } from "./db/migrate";
@@ -114,8 +114,7 @@ async function prepareDatabase() {
       } catch (error) {
         // A table that cannot hold what the sidecar writes is a configuration error: no retry.
         if (error instanceof DevelopersTableError || error instanceof ServerVersionError) {
-          process.stderr.write(`stakesync: configuration error: ${error.message}\n`);
-          process.exit(1);
+          exitOnConfigError(error.message);
         }
         metrics.syncErrors.inc({ kind: "database" });
         log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");

@@ -156,9 +156,7 @@ export class AlertMonitor {
    * from the last leader, its watch starts as failing, to clear after RPC_CLEAR_CHECKS quiet ones.
    */
   private async rpcProblem(firing: boolean): Promise<string | null> {
-    const stale = this.config.chains.filter((c) => {
-      return freshBlock(this.heads.get(c.id)) === null;
-    });
+    const stale = this.config.chains.filter((c) => freshBlock(this.heads.get(c.id)) === null);
     const text = await fetch(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
       .then((r) => (r.ok ? r.text() : undefined))
       .catch(() => undefined);

@@ -172,7 +172,7 @@ export function chooseSource(
  * Sampled once a step (and a step follows every commit's NOTIFY): commits missed between two
  * reads count as one, and a commit of the one read shows in the next read that finds it, so a
  * sample can only count too little. Returns the schemas no longer left, and those left now
- * because the one read came down below them.
+ * because the one read came down below them (one may be both: `follow` keeps it left).
  */
 export function noteCommits(
   config: Pick<SidecarConfig, "chains">,
@@ -258,7 +258,7 @@ export function noteCommits(
       newlyLeft.push({ schema: source.schema, commits: new Map(left) });
     }
   }
-  return { moved: moved.filter((m) => !newlyLeft.some((l) => l.schema === m)), newlyLeft };
+  return { moved, newlyLeft };
 }
 
 /**
