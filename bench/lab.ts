@@ -33,6 +33,8 @@ export type Lab = {
   freshDatabase: () => Promise<string>;
   startPonder: (env: Record<string, string>, schema: string) => Promise<LocalProcess>;
   startSidecar: (env: Record<string, string>, name: string) => Promise<LocalProcess>;
+  /** `node <args>`, kept and stopped like Ponder and the sidecar. */
+  spawn: Spawn;
   /** An anvil stopped at shutdown unless the scenario stops it first (`stopAnvil`). */
   startAnvil: (options: Omit<AnvilOptions, "port">) => Promise<Anvil>;
   keepAnvil: (anvil: Anvil) => void;
@@ -113,6 +115,7 @@ export async function openLab(log: (line: string) => void, options: { statements
     freshDatabase: () => postgres.createDatabase(`bench_${databases++}`),
     startPonder: async (env, schema) => startLocalPonder(env, { schema, port: await freePort(), spawn }),
     startSidecar: async (env, name) => startLocalSidecar(env, { port: await freePort(), name, spawn }),
+    spawn,
     startAnvil: async (options) => {
       const anvil = await startAnvil({ port: await freePort(), ...options });
       anvils.add(anvil);

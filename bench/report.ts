@@ -45,8 +45,17 @@ export function table(r: Record<string, unknown>): string {
       "(a)/(a) cold · cached, each bare run against the next: the machine's own spread",
       `${noise(get("barePonder.privateNodeCold.runsSeconds"))} · ${noise(get("barePonder.cached.runsSeconds"))}`,
     ],
+    [
+      "floor/(a) cold · cached: Ponder and the least write any sidecar makes (--only a,floor)",
+      `${ratio(get("barePonder.privateNodeCold.seconds"), get("floor.cold.seconds"))} · ${ratio(get("barePonder.cached.seconds"), get("floor.cached.seconds"))}`,
+    ],
+    [
+      "floor/(a) cold · cached, pair by pair",
+      `${pairs(get("barePonder.privateNodeCold.runsSeconds"), get("floor.cold.runsSeconds"))} · ${pairs(get("barePonder.cached.runsSeconds"), get("floor.cached.runsSeconds"))}`,
+    ],
     ["(a) bare Ponder, cached: CPU seconds", cpu(get("barePonder.cached.cpuSeconds"))],
     ["(b) full pipeline, cached: CPU seconds", cpu(get("fullPipeline.cached.cpuSeconds"))],
+    ["floor, cached: CPU seconds", cpu(get("floor.cached.cpuSeconds"))],
     [
       "Ponder /ready → developers synced (cold / cached)",
       `${get("fullPipeline.cold.readyToSyncedSeconds")} s / ${get("fullPipeline.cached.readyToSyncedSeconds")} s`,

@@ -6,7 +6,8 @@
  *   --events N (100000)  --developers D (10000)  --seed S  --realtime-stakes K (300)
  *   --repeat R (5)       runs of each (a)/(b) backfill but the default-RPC one; the median is reported
  *   --scale              also run the full pipeline at N/10 and 10·N
- *   --only a,b,c,d       run only these scenarios
+ *   --only a,b,c,d       run only these scenarios; `floor` (not by default) runs the floor under (b)
+ *                        beside them, in the same turns (bench/baselines/floor.mjs)
  *   --statements         record where PostgreSQL's time went in each backfill run (bench/statements.ts)
  *   --out FILE           where the JSON goes (default bench/results/latest.json)
  */
@@ -23,6 +24,7 @@ import { runOriginalDesign } from "./baselines/original-design";
 import { openLab, PRIVATE_NODE, workloadEnv } from "./lab";
 import { table } from "./report";
 import { barePonder } from "./scenarios/bare-ponder";
+import { floor } from "./scenarios/floor";
 import { fullPipeline, pipelineAt } from "./scenarios/full-pipeline";
 import { realtime } from "./scenarios/realtime";
 import { medianOf, perSecond, seconds } from "./stats";
@@ -64,21 +66,24 @@ function measuredCode() {
 }
 
 /**
- * (a) and (b) REPEAT times each, taking turns, who goes first alternating: a slower minute of the
- * machine weighs on both sides, and the ratio is what the sidecar adds to Ponder.
+ * (a), (b) and the floor REPEAT times each, taking turns, who goes first rotating: a slower minute
+ * of the machine weighs on every side, and the ratio is what the sidecar adds to Ponder.
  */
-async function inTurns<A, B>(a: false | ((i: number) => Promise<A>), b: false | ((i: number) => Promise<B>)) {
+type Side<T> = false | ((i: number) => Promise<T>);
+async function inTurns<A, B, F>(a: Side<A>, b: Side<B>, f: Side<F> = false) {
   const bare: A[] = [];
   const full: B[] = [];
+  const least: F[] = [];
   for (let i = 0; i < REPEAT; i++) {
     const turns = [
       ...(a ? [async () => bare.push(await a(i))] : []),
       ...(b ? [async () => full.push(await b(i))] : []),
+      ...(f ? [async () => least.push(await f(i))] : []),
     ];
-    if (i % 2 === 1) turns.reverse();
-    for (const turn of turns) await turn();
+    const first = i % turns.length;
+    for (const turn of [...turns.slice(first), ...turns.slice(0, first)]) await turn();
   }
-  return { bare, full };
+  return { bare, full, least };
 }
 
 const results: Record<string, unknown> = {
@@ -127,10 +132,15 @@ try {
   // a fresh database, so every cold run has an empty RPC cache. The database of the last (b) run
   // keeps its RPC cache and developers for the cached runs.
   let url = "";
-  if (only.has("a") || only.has("b")) {
-    const sides = [only.has("a") && "(a) with private-node RPC settings", only.has("b") && "(b)"].filter(Boolean);
+  const backfills = only.has("a") || only.has("b") || only.has("floor");
+  const sides = [
+    only.has("a") && "(a) with private-node RPC settings",
+    only.has("b") && "(b)",
+    only.has("floor") && "the floor",
+  ].filter(Boolean);
+  if (backfills) {
     log(`cold: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${REPEAT} runs each`);
-    const { bare, full } = await inTurns(
+    const { bare, full, least } = await inTurns(
       only.has("a") &&
         (async (i) => barePonder(lab, { ...privateNode, DATABASE_URL: await lab.freshDatabase() }, `a_tuned_${i}`)),
       only.has("b") &&
@@ -138,6 +148,14 @@ try {
           const fresh = await lab.freshDatabase();
           await prepareApplication(fresh, workload);
           const run = await fullPipeline(lab, fresh, privateNode, `b_cold_${i}`, workload);
+          url = fresh;
+          return run;
+        }),
+      only.has("floor") &&
+        (async (i) => {
+          const fresh = await lab.freshDatabase();
+          await prepareApplication(fresh, workload);
+          const run = await floor(lab, fresh, privateNode, `f_cold_${i}`, workload);
           url = fresh;
           return run;
         }),
@@ -149,26 +167,30 @@ try {
       });
     }
     if (only.has("b")) results.fullPipeline = { cold: medianOf(full) };
+    if (only.has("floor")) results.floor = { cold: medianOf(least) };
   }
 
-  // Cached (a) and (b) take turns on one database and the same Ponder settings: the machine's
+  // Cached (a), (b) and the floor take turns on one database and the same Ponder settings: the machine's
   // slower minutes weigh on both, and the ratio is what the sidecar adds to Ponder. Who goes
   // first alternates: each run leaves 100k fresh rows for autovacuum to analyze during the next.
-  if (only.has("a") || only.has("b")) {
+  if (backfills) {
     if (!url) {
       url = await lab.freshDatabase();
+      await prepareApplication(url, workload);
       log("filling the RPC cache");
       await barePonder(lab, { ...privateNode, DATABASE_URL: url }, "cache_fill");
     }
-    log(`cached: (a) and (b) in turn, ${REPEAT} runs each`);
-    const { bare, full } = await inTurns(
+    log(`cached: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${REPEAT} runs each`);
+    const { bare, full, least } = await inTurns(
       only.has("a") && ((i) => barePonder(lab, { ...privateNode, DATABASE_URL: url }, `a_cached_${i}`)),
       only.has("b") &&
         (async (i) => {
           await resetSidecar(url);
           return fullPipeline(lab, url, privateNode, `b_cached_${i}`, workload);
         }),
+      only.has("floor") && ((i) => floor(lab, url, privateNode, `f_cached_${i}`, workload)),
     );
+    if (only.has("floor")) results.floor = { ...(results.floor as object), cached: medianOf(least) };
     if (only.has("a")) {
       const cached = medianOf(bare);
       Object.assign(results.barePonder as object, {
