@@ -19,6 +19,7 @@ import {
   demoDeveloper,
   demoRegister,
   deploymentFile,
+  mailServer,
   notOnThisMachine,
   readDeployment,
 } from "../lib/local/demo";
@@ -186,7 +187,9 @@ if (!stopping) {
     `  database  ${postgres.url}  (Ponder schema "${config.database.schema}", table ${config.developersTable.schema}.${config.developersTable.table})`,
   );
   say(`  chain     ${anvil.rpcUrl}  StakeVault ${deployment.stakeVault}  MockUSDC ${deployment.token}`);
-  say(`  email     ${catcher ? `caught locally, printed here as [mail] and kept in ${shown}/mail/` : config.smtpUrl}`);
+  say(
+    `  email     ${config.smtpUrl ? mailServer(config.smtpUrl) : `caught locally, printed here as [mail] and kept in ${shown}/mail/`}`,
+  );
   say("try:");
   say("  npx stakesync demo register frank && npx stakesync demo stake frank 25");
   say("  npx stakesync demo unstake dave 5 · npx stakesync demo slash bob 10 · npx stakesync demo --help");

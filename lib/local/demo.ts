@@ -61,6 +61,12 @@ export function notOnThisMachine(
   return undefined;
 }
 
+/** Where the email goes, for the dev stack's banner: the server, never the login in its URL. */
+export function mailServer(smtpUrl: string): string {
+  const url = new URL(smtpUrl);
+  return `${url.protocol}//${url.host}`;
+}
+
 /** A URL whose host is this machine's loopback (a host name in any case, and with a final dot). */
 function onThisMachine(url: string) {
   try {
