@@ -86,9 +86,20 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
     pollingIntervalMs: perChain("POLLING_INTERVAL_MS", int(100), 1000, "milliseconds ≥ 100 (Ponder refuses less)"),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
     rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
+    // Per chain only, with several: block numbers differ by chain, and one chain's cut-over block
+    // on another chain would mark years of its activations historic (no welcome email), or none.
     effectsFromBlock:
       read(env, v("EFFECTS_FROM_BLOCK"), int(0).optional(), "a block number ≥ 0") ??
-      read(env, "EFFECTS_FROM_BLOCK", int(0).optional(), "a block number ≥ 0"),
+      read(
+        env,
+        "EFFECTS_FROM_BLOCK",
+        int(0)
+          .refine((block) => suffix === "" || block === 0)
+          .optional(),
+        suffix === ""
+          ? "a block number ≥ 0"
+          : "EFFECTS_FROM_BLOCK_<id> for each chain with CHAINS: block numbers differ by chain",
+      ),
   };
 }
 
@@ -174,13 +185,24 @@ export type IndexerConfig = {
 };
 
 const hostName = z.string().regex(/^[A-Za-z0-9.:_-]+$/);
+const ponderHost = (env: Env) => read(env, "PONDER_HOST", hostName.optional(), "a hostname or IP address to listen on");
+
+/**
+ * Where Ponder answers on its own machine: at PONDER_HOST, which may be a private address and
+ * then the only one it listens on; at loopback when it listens on every interface (unset,
+ * 0.0.0.0, ::). `npm start` waits for it there, and the sidecar watches it there by default.
+ */
+export function localPonderUrl(host: string | undefined, port: number): string {
+  if (host === undefined || host === "0.0.0.0" || host === "::") return `http://127.0.0.1:${port}`;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
 
 export function loadIndexerConfig(env: Env): IndexerConfig {
   return {
     chains: loadChains(env),
     database: loadDatabase(env),
     port: ponderPort(env),
-    host: read(env, "PONDER_HOST", hostName.optional(), "a hostname or IP address to listen on"),
+    host: ponderHost(env),
     viewsSchema: read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED),
     memory: loadPonderMemory(env),
   };
@@ -314,7 +336,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
       schemaList.refine((l) => !l.includes(ponderSchema) && new Set(l).size === l.length).default([]),
       `comma-separated lowercase schema names, none repeated nor ${ponderSchema} (the schema read first)`,
     ),
-    ponderUrl: read(env, "PONDER_URL", httpUrl.default(`http://127.0.0.1:${ponder}`), "an http(s) URL"),
+    ponderUrl: read(env, "PONDER_URL", httpUrl.default(localPonderUrl(ponderHost(env), ponder)), "an http(s) URL"),
     developersTable: developersTable(env),
     mode: read(env, "SIDECAR_MODE", z.enum(["write", "shadow"]).default("write"), "write or shadow"),
     stakeDecimals: decimals,
@@ -326,7 +348,9 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     mailFrom,
     alertWebhookUrl: read(env, "ALERT_WEBHOOK_URL", httpUrl.optional(), "an http(s) URL"),
     explorerUrl: read(env, "EXPLORER_URL", httpUrl.optional(), "an http(s) URL"),
-    adminToken: read(env, "ADMIN_TOKEN", z.string().min(16).optional(), "a token of at least 16 characters"),
+    // Any token: a short one is warned of at start (sidecar/main.ts), not refused, since a
+    // deployment that chose one would otherwise lose the whole sidecar, not only its admin API.
+    adminToken: read(env, "ADMIN_TOKEN", z.string().optional(), "a token"),
     maxLagBlocks,
     indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", int(0).default(30_000), "milliseconds ≥ 0"),
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),

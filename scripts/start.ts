@@ -12,6 +12,7 @@ import {
   exitOnConfigError,
   loadIndexerConfig,
   loadSidecarConfig,
+  localPonderUrl,
   orExit,
   repoRoot,
   requiredInProduction,
@@ -77,7 +78,7 @@ if (config) {
   ];
   const ponder = ponderStartCommand(config.memory, config.database.schema, config.port, extra);
   ponderChild = launch(ponder.args, ponder.env);
-  if (sidecar && (await ponderAnswering(`http://127.0.0.1:${config.port}`, ponderChild))) launch(sidecar);
+  if (sidecar && (await ponderAnswering(localPonderUrl(config.host, config.port), ponderChild))) launch(sidecar);
 } else if (sidecar) {
   launch(sidecar);
 }

@@ -17,6 +17,7 @@ import { Alerts } from "./effects/alerts";
 import { AlertMonitor } from "./effects/monitor";
 import { startEffects } from "./effects/run";
 import { OutboxWorker } from "./effects/worker";
+import { SHORT_ADMIN_TOKEN } from "./http/admin-auth";
 import { createApp } from "./http/app";
 import { IndexerWatch } from "./indexer-watch";
 import { createLogger } from "./log";
@@ -50,6 +51,11 @@ const loop = new SyncLoop(config, log, metrics, heads.heads, {
 });
 
 const app = createApp({ config, pool: httpPool, heads: heads.heads, indexer, loop, metrics, alerts, log });
+if (config.adminToken !== undefined && config.adminToken.length < SHORT_ADMIN_TOKEN) {
+  log.warn(
+    `ADMIN_TOKEN has fewer than ${SHORT_ADMIN_TOKEN} characters: guessable; use a random one (openssl rand -hex 32)`,
+  );
+}
 const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, ({ port }) =>
   log.info({ port, chains: config.chains.map((c) => c.id), ponder_schema: config.ponderSchema }, "sidecar listening"),
 );

@@ -91,6 +91,23 @@ describe("chain configuration", () => {
     ]);
   });
 
+  it("takes EFFECTS_FROM_BLOCK per chain only, with several: one chain's block on another welcomes nobody there", () => {
+    const two = {
+      CHAINS: "42161,8453",
+      RPC_URL_42161: "https://arb",
+      STAKE_VAULT_ADDRESS_42161: base.STAKE_VAULT_ADDRESS,
+      RPC_URL_8453: "https://base",
+      STAKE_VAULT_ADDRESS_8453: base.STAKE_VAULT_ADDRESS,
+    };
+    expect(() => loadChains({ ...two, EFFECTS_FROM_BLOCK: "300000000" })).toThrow(
+      /EFFECTS_FROM_BLOCK: expected EFFECTS_FROM_BLOCK_<id> for each chain/,
+    );
+    expect(loadChains({ ...two, EFFECTS_FROM_BLOCK: "0" }).map((c) => c.effectsFromBlock)).toEqual([0, 0]);
+    const perChain = loadChains({ ...two, EFFECTS_FROM_BLOCK_42161: "300000000", EFFECTS_FROM_BLOCK_8453: "25000000" });
+    expect(perChain.map((c) => c.effectsFromBlock)).toEqual([300000000, 25000000]);
+    expect(loadChains({ ...base, EFFECTS_FROM_BLOCK: "15" })[0]?.effectsFromBlock).toBe(15);
+  });
+
   it.each([
     [{ CHAINS: "1,1" }, "CHAINS"],
     [{ CHAINS: "10", RPC_URL_10: "https://x" }, "STAKE_VAULT_ADDRESS_10"],
@@ -116,6 +133,22 @@ describe("chain configuration", () => {
 
 describe("sidecar configuration", () => {
   const sidecarBase = { ...base, DATABASE_SCHEMA: "stakevault" };
+  it("watches Ponder where it listens: at a private PONDER_HOST, else at loopback, unless PONDER_URL says", () => {
+    const env = { ...base, PONDER_PORT: "4000" };
+    expect(loadSidecarConfig(env).ponderUrl).toBe("http://127.0.0.1:4000");
+    expect(loadSidecarConfig({ ...env, PONDER_HOST: "0.0.0.0" }).ponderUrl).toBe("http://127.0.0.1:4000");
+    // Bound to a private address, Ponder never answers at 127.0.0.1: npm start waited there for good.
+    expect(loadSidecarConfig({ ...env, PONDER_HOST: "10.0.0.7" }).ponderUrl).toBe("http://10.0.0.7:4000");
+    expect(loadSidecarConfig({ ...env, PONDER_HOST: "fd00::7" }).ponderUrl).toBe("http://[fd00::7]:4000");
+    expect(loadSidecarConfig({ ...env, PONDER_HOST: "10.0.0.7", PONDER_URL: "http://ponder:4000" }).ponderUrl).toBe(
+      "http://ponder:4000",
+    );
+  });
+
+  it("takes any ADMIN_TOKEN: a short one is warned of at start, not a reason to lose the sidecar", () => {
+    expect(loadSidecarConfig({ ...base, ADMIN_TOKEN: "secret" }).adminToken).toBe("secret");
+  });
+
   it("refuses RETRY_DELAY_MS below 10: the sync's backoff starts from it, and a failing round would spin", () => {
     expect(() => loadSidecarConfig({ ...sidecarBase, RETRY_DELAY_MS: "0" })).toThrow(
       new ConfigError("RETRY_DELAY_MS", "milliseconds ≥ 10"),

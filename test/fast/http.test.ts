@@ -163,6 +163,11 @@ describe("admin routes", () => {
     expect((await app.request("/admin/dead-letters")).status).toBe(401);
     const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
     expect(await (await app.request("/admin/dead-letters", auth)).json()).toEqual({ deadLetters: [] });
+    // The scheme's name in any case; the token itself exactly.
+    const lower = { headers: { authorization: `bearer ${TOKEN}` } };
+    expect((await app.request("/admin/dead-letters", lower)).status).toBe(200);
+    const wrongCase = { headers: { authorization: `Bearer ${TOKEN.toUpperCase()}` } };
+    expect((await app.request("/admin/dead-letters", wrongCase)).status).toBe(401);
     expect((await app.request("/admin/dead-letters/abc/retry", { ...auth, method: "POST" })).status).toBe(400);
     expect((await app.request("/admin/dead-letters/424242/retry", { ...auth, method: "POST" })).status).toBe(404);
     // A job that is no dead letter (retried already by another operator): 404, saying what it is.
