@@ -46,7 +46,11 @@ export async function claimNextJob(db: Queryable, developersTable: string, fence
        RETURNING o.id, o.kind, o.wallet, o.attempts
      )
      SELECT c.id::text, c.kind, c.wallet, c.attempts,
-            (SELECT d.email FROM ${developersTable} d WHERE lower(d.wallet_address) = c.wallet LIMIT 1) AS email
+            -- Of two rows that differ in letter case, one with an email (any one would do: the
+            -- first in order, not whichever the scan met first, which may have none).
+            (SELECT d.email FROM ${developersTable} d
+              WHERE lower(d.wallet_address) = c.wallet AND coalesce(d.email, '') <> ''
+              ORDER BY d.email LIMIT 1) AS email
        FROM claimed c`,
     [fence.workerId, fence.leaderPid],
   );

@@ -1,8 +1,9 @@
 /** Bearer-token guard for /admin/*: 404 when no ADMIN_TOKEN is configured, 401 when absent or wrong. */
-/** Below this length ADMIN_TOKEN is guessable enough to be warned of at start. */
-export const SHORT_ADMIN_TOKEN = 16;
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+
+/** Below this length ADMIN_TOKEN is guessable enough to be warned of at start. */
+export const SHORT_ADMIN_TOKEN = 16;
 
 const digest = (value: string) => createHash("sha256").update(value).digest();
 

@@ -224,6 +224,30 @@ describe("a bulk step's own developers write", () => {
     expect(rows[0]?.last_seen).not.toBeNull();
   });
 
+  it("queues a wallet whole when the application holds one of its two rows (letter case), and writes both once it commits", async () => {
+    const f = await fake();
+    await register(f);
+    const w = wallet(BASE + 11); // 0x…100b: a letter to differ in case
+    await f.db.query("INSERT INTO developers (wallet_address) VALUES ($1)", [w.toUpperCase().replace("0X", "0x")]);
+    const app = await applicationTransaction(f.url, "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [
+      w,
+    ]);
+    try {
+      await bulk(f);
+      const first = await f.round();
+      expect(first.step.kind === "stepped" && first.step.written.length).toBe(179);
+      expect(first.held).toBe(1);
+      await app.query("COMMIT");
+    } finally {
+      await app.end();
+    }
+    // Its other row written alone, the wallet left no queue entry: the held row stayed pending
+    // until a reconciliation.
+    await f.round();
+    const { rows } = await f.db.query("SELECT status FROM developers WHERE lower(wallet_address) = $1", [w]);
+    expect(rows).toEqual([{ status: "active" }, { status: "active" }]);
+  });
+
   it("runs the step again on the queue's path when a row is refused: that row a dead letter, every other written", async () => {
     const f = await fake();
     await register(f);

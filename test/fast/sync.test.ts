@@ -6,11 +6,23 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Mismatch, noteQueued, verify } from "../../cli/verify";
+import { claimNextJob } from "../../sidecar/effects/outbox";
 import { readStatus } from "../../sidecar/status";
 import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { syncStep } from "../../sidecar/sync/step";
-import { CHAIN, checkpoint, type Fake, fakePonder, SCHEMA, sidecarParts, USDC, wallet } from "./ponder-fake";
+import {
+  CHAIN,
+  checkpoint,
+  type Fake,
+  fakePonder,
+  leadingSession,
+  SCHEMA,
+  sidecarParts,
+  syncOutcome,
+  USDC,
+  wallet,
+} from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -51,6 +63,58 @@ describe("confirmed stakes", () => {
       { status: "active", stake_amount: "5.000000" },
       { status: "active", stake_amount: "5.000000" },
     ]);
+  });
+
+  it.each([
+    ["the row without an email first", false],
+    ["the row with the email first", true],
+  ])(
+    "welcomes a wallet whose two rows only one has an email for (%s), and the worker finds it",
+    async (_, emailFirst) => {
+      fake = await fakePonder();
+      const w = wallet(0xabc123);
+      const upper = w.toUpperCase().replace("0X", "0x");
+      const rows: [string, string | null][] = [
+        [upper, null],
+        [w, "dev@example.test"],
+      ];
+      for (const [address, email] of emailFirst ? rows.reverse() : rows) await fake.register(address, email);
+      await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+      await fake.round();
+      // Which row a step met first decided it: 'skipped', 'no_email', for good.
+      expect((await syncOutcome(fake)).outbox).toEqual([
+        { kind: "welcome_email", wallet: w, state: "pending", skip_reason: null },
+      ]);
+      const { client, pid } = await leadingSession(fake.url);
+      try {
+        const job = await claimNextJob(fake.db, fake.config.developersTable.sql, { workerId: "a", leaderPid: pid });
+        expect(job?.email).toBe("dev@example.test");
+      } finally {
+        await client.end();
+      }
+    },
+  );
+
+  it("welcomes a wallet whose row with the email the application holds while its other row turns active", async () => {
+    fake = await fakePonder();
+    const w = wallet(0xabc124);
+    await fake.register(w.toUpperCase().replace("0X", "0x"), null);
+    await fake.register(w, "dev@example.test");
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    const app = new pg.Client({ connectionString: fake.url });
+    await app.connect();
+    try {
+      await app.query("BEGIN");
+      await app.query("SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [w]);
+      expect((await fake.round()).held).toBe(1);
+    } finally {
+      await app.query("ROLLBACK");
+      await app.end();
+    }
+    await fake.round();
+    const { developers, outbox } = await syncOutcome(fake);
+    expect(developers.map((d) => d.status)).toEqual(["active", "active"]);
+    expect(outbox).toEqual([{ kind: "welcome_email", wallet: w, state: "pending", skip_reason: null }]);
   });
 });
 

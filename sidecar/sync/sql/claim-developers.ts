@@ -26,8 +26,29 @@ export const pendingWallets = (config: SidecarConfig): Statements => [
 export const walletsFrom = (rows: unknown[]) => (rows as { wallets: string[] }[])[0]?.wallets ?? [];
 
 /**
+ * Two CTEs, `locked` and `partly`: the developers rows of `wallets` (an SQL array), locked
+ * SKIP LOCKED, and the wallets of which a row is not among them. A wallet is claimed whole or not
+ * at all: of two rows that differ in letter case, one held by an application transaction, the
+ * other alone was written and its queue entry done, and the held one kept its old status until a
+ * reconciliation. Not claimed, the wallet waits, both rows, for the next round. A row that an
+ * application transaction changed just before its lock is locked in its new version, seen in
+ * the old one here: its wallet waits a round too.
+ */
+export const lockWholeWallets = (dev: string, wallets: string) =>
+  `locked AS MATERIALIZED (
+     SELECT lower(d.wallet_address) AS wallet, d.ctid AS row_id FROM ${dev} d
+      WHERE lower(d.wallet_address) = ANY (${wallets})
+        FOR UPDATE SKIP LOCKED
+   ),
+   partly AS (
+     SELECT lower(d.wallet_address) AS wallet FROM ${dev} d
+      WHERE lower(d.wallet_address) = ANY (ARRAY(SELECT wallet FROM locked))
+        AND d.ctid NOT IN (SELECT row_id FROM locked)
+   )`;
+
+/**
  * Locks the developers rows of the `queued` wallets into the temp table `claimed` (wallet, row),
- * skipping rows another transaction holds; drops queued wallets that have no row (nothing to
+ * whole wallets only (lockWholeWallets), skipping rows another transaction holds; drops queued wallets that have no row (nothing to
  * write: the stake waits in chain_stake until the row appears). Its one row says how many
  * wallets wait (`heldFrom`). Sent with the BEGIN of the developers write: the wallets go in as a
  * literal array, which PostgreSQL hashes as it did the bound one.
@@ -40,11 +61,10 @@ export function claimDevelopers(config: SidecarConfig, queued: string[]): Statem
   // One statement: the claim's RETURNING tells which wallets wait.
   return [
     inline(
-      `WITH claiming AS (
+      `WITH ${lockWholeWallets(dev, "$1::text[]")},
+       claiming AS (
          INSERT INTO claimed (wallet, row_id)
-         SELECT lower(d.wallet_address) AS wallet, d.ctid AS row_id FROM ${dev} d
-          WHERE lower(d.wallet_address) = ANY($1::text[])
-            FOR UPDATE SKIP LOCKED
+         SELECT wallet, row_id FROM locked WHERE wallet NOT IN (SELECT wallet FROM partly)
          RETURNING wallet
        ),
        present AS (SELECT lower(d.wallet_address) AS wallet FROM ${dev} d WHERE lower(d.wallet_address) = ANY($1::text[])),

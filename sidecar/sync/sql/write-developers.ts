@@ -78,7 +78,13 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
        SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
               CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
-                      CASE WHEN coalesce(c.email, '') = '' THEN 'no_email'
+                      -- Without an email only if no row of the wallet has one: of two rows that
+                      -- differ in letter case, one may have none, or be the one not written here
+                      -- (held by the application); 'no_email' is for good (UNIQUE (kind, wallet)).
+                      CASE WHEN coalesce(c.email, '') = ''
+                                AND NOT EXISTS (SELECT 1 FROM ${dev} e
+                                                 WHERE lower(e.wallet_address) = c.wallet AND coalesce(e.email, '') <> '')
+                             THEN 'no_email'
                            WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
                            WHEN c.old_staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR c.old_status = 'inactive')
                              THEN 'historic' END AS skip
@@ -86,7 +92,8 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
                  LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)
                         ON f.chain_id = coalesce(q.activated_chain, q.chain_id)
                 WHERE c.new_status = 'active' AND c.old_status IS DISTINCT FROM 'active'
-                ORDER BY c.wallet) first_activation
+                -- The wallet's row with an email first: no probe of the table for it.
+                ORDER BY c.wallet, coalesce(c.email, '') = '') first_activation
        ON CONFLICT (kind, wallet) DO NOTHING
      ),
      audited AS (

@@ -29,6 +29,7 @@
  */
 import type { SidecarConfig } from "../../../lib/config";
 import type { Statements } from "../../db/together";
+import { lockWholeWallets } from "./claim-developers";
 import { type Change, changesFrom, writeDevelopers } from "./write-developers";
 
 /**
@@ -48,12 +49,13 @@ export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS)
     "SET CONSTRAINTS ALL IMMEDIATE",
     // Through the index on lower(wallet_address) (the bulk path is taken only with it, see
     // step.ts): the wallets computed by the server, as findStaleTogether's.
-    `INSERT INTO claimed (wallet, row_id)
-     SELECT lower(d.wallet_address), d.ctid FROM ${dev} d
-      WHERE lower(d.wallet_address) = ANY (ARRAY(
-              SELECT s.wallet FROM stale s
-               WHERE NOT EXISTS (SELECT 1 FROM stakesync.developer_queue q WHERE q.wallet = s.wallet)))
-        FOR UPDATE SKIP LOCKED`,
+    // Whole wallets (lockWholeWallets): a wallet one of whose rows is held is queued, both rows.
+    `WITH ${lockWholeWallets(
+      dev,
+      `ARRAY(SELECT s.wallet FROM stale s
+              WHERE NOT EXISTS (SELECT 1 FROM stakesync.developer_queue q WHERE q.wallet = s.wallet))`,
+    )}
+     INSERT INTO claimed (wallet, row_id) SELECT wallet, row_id FROM locked WHERE wallet NOT IN (SELECT wallet FROM partly)`,
     ...writeDevelopers(config, null, "step"),
     "DELETE FROM stale s USING claimed c WHERE c.wallet = s.wallet",
     // The operator's own bound, or none, for the rest of the step.
