@@ -94,14 +94,24 @@ export async function holdsLeaderLock(db: Queryable, pid: number): Promise<boole
   return rows[0]?.held === true;
 }
 
-/** Resolves with a connection that holds the leader lock; tries again every second until then. */
-export async function acquireLeadership(databaseUrl: string, log: Logger, stopped: () => boolean) {
+/**
+ * Resolves with a connection that holds the leader lock; tries again every second until then.
+ * `tried` hears how each try went: the database reached (led or held by another), or the error
+ * that kept it from being reached.
+ */
+export async function acquireLeadership(
+  databaseUrl: string,
+  log: Logger,
+  stopped: () => boolean,
+  tried: (error?: unknown) => void = () => undefined,
+) {
   let announced = false;
   while (!stopped()) {
     let connection: LeaderConnection | undefined;
     try {
       connection = await connectWriter(databaseUrl);
       const taken = await tryLeaderLock(connection.client);
+      tried();
       if (taken === "handed over") exitOnConfigError(HANDED_OVER);
       if (taken === "taken") {
         await refuseTransactionPooling(connection.client);
@@ -111,6 +121,7 @@ export async function acquireLeadership(databaseUrl: string, log: Logger, stoppe
       announced = true;
     } catch (error) {
       log.warn({ err: (error as Error).message }, "cannot reach the database to take leadership");
+      tried(error);
     }
     await connection?.client.end().catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, RETRY_MS));

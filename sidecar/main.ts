@@ -14,7 +14,7 @@ import { migrate, ServerVersionError } from "./db/migrate";
 import { createPools } from "./db/pools";
 import { lastRows } from "./db/together";
 import { Alerts } from "./effects/alerts";
-import { AlertMonitor } from "./effects/monitor";
+import { AlertMonitor, checkUnreachable } from "./effects/monitor";
 import { startEffects } from "./effects/run";
 import { OutboxWorker } from "./effects/worker";
 import { SHORT_ADMIN_TOKEN } from "./http/admin-auth";
@@ -22,6 +22,7 @@ import { createApp } from "./http/app";
 import { IndexerWatch } from "./indexer-watch";
 import { createLogger } from "./log";
 import { createMetrics } from "./metrics";
+import { errorText } from "./redact";
 import { SyncLoop } from "./sync/loop";
 import { cursorsStatements } from "./sync/sql/read-cursors";
 
@@ -32,14 +33,16 @@ const metrics = createMetrics(config.chains.map((c) => c.id));
 const { pool, httpPool } = createPools(config, log);
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
-const alerts = new Alerts({
+const alertOptions = {
   webhookUrl: config.alertWebhookUrl,
   repeatMs: config.alertRepeatMs,
   retry: { attempts: config.retryAttempts, delayMs: config.retryDelayMs },
   log,
   metrics,
-  db: pool,
-});
+};
+const alerts = new Alerts({ ...alertOptions, db: pool });
+/** The database out of this sidecar's reach, which it pages itself (checkUnreachable). */
+const ownAlerts = new Alerts(alertOptions);
 const indexer = new IndexerWatch(config, pool);
 indexer.start();
 const monitor = new AlertMonitor(config, heads.heads, alerts);
@@ -95,6 +98,7 @@ if (!stopping) {
     worker: new OutboxWorker(config, pool, log, metrics),
     monitor,
     alerts,
+    ownAlerts,
     log,
   });
 }
@@ -116,6 +120,7 @@ async function prepareDatabase() {
             "row-level security applies to the sidecar's role on the developers table: rows its policies hide are not synced, rows they refuse are dead letters (docs/operations.md, 'A developer that stays queued')",
           );
         }
+        checkUnreachable(ownAlerts, config, { role: "standby", consecutiveErrors: 0, lastError: null });
         return;
       } catch (error) {
         // A table that cannot hold what the sidecar writes is a configuration error: no retry.
@@ -124,15 +129,23 @@ async function prepareDatabase() {
         }
         metrics.syncErrors.inc({ kind: "database" });
         log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");
+        unprepared(attempt, error);
       } finally {
         await client.end().catch(() => undefined);
       }
     } else {
       metrics.syncErrors.inc({ kind: "database" });
       log.warn({ err: client.message, attempt }, "database unreachable; retrying");
+      unprepared(attempt, client);
     }
     await new Promise((resolve) => setTimeout(resolve, backoffMs(config.retryDelayMs, attempt)));
   }
+}
+
+/** A sidecar started while its database is away pages that too, after as many tries as a leader would. */
+function unprepared(attempt: number, error: unknown) {
+  const lastError = { kind: "database" as const, message: errorText(error), at: new Date().toISOString() };
+  checkUnreachable(ownAlerts, config, { role: "standby", consecutiveErrors: attempt, lastError });
 }
 
 /**

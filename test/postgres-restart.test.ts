@@ -1,12 +1,26 @@
-/** PostgreSQL restarted under a running sidecar: it waits, counts the errors, and carries on by itself. */
+/**
+ * PostgreSQL restarted under a running sidecar: it waits, counts the errors, pages the outage, and
+ * carries on by itself.
+ */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { type LocalPostgres, startPostgres } from "../lib/local/postgres";
+import { startSidecar as startLocalSidecar } from "../lib/local/stack";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
-import { chainEnv, cleanup, developer, sql, startChain, startPonder, startSidecar } from "./helpers/stack";
+import { startWebhook } from "./helpers/peers";
+import {
+  chainEnv,
+  cleanup,
+  developer,
+  spawnForTest,
+  sql,
+  startChain,
+  startPonder,
+  startSidecar,
+} from "./helpers/stack";
 import { mine, wallets } from "./helpers/workload";
 
 let postgres: LocalPostgres | undefined;
@@ -30,7 +44,9 @@ it("recovers from a PostgreSQL restart without restarting itself", async () => {
   };
   const ponder = await startPonder(env);
   await ponder.waitReady();
-  const sidecar = await startSidecar(env);
+  const [webhook, lateWebhook] = await Promise.all([startWebhook(), startWebhook()]);
+  const paging = { ALERT_AFTER_ERRORS: "2", RETRY_DELAY_MS: "200" };
+  const sidecar = await startSidecar({ ...env, ...paging, ALERT_WEBHOOK_URL: webhook.url });
   const [before, after] = wallets(2, "restart") as [`0x${string}`, `0x${string}`];
   await sql(postgres.url, "INSERT INTO developers (wallet_address) VALUES ($1), ($2)", [before, after]);
   await chain.vault.stakeFor(before, 1_000_000n);
@@ -38,7 +54,20 @@ it("recovers from a PostgreSQL restart without restarting itself", async () => {
   await sidecar.waitSynced(chain, postgres.url, "restart_ponder");
 
   await postgres.stop();
-  await new Promise((resolve) => setTimeout(resolve, 3000));
+  // No sidecar can lead, so none evaluates the rules: each pages the outage itself.
+  const paged = (hook: typeof webhook, state: string) =>
+    hook.alerts.some((a) => a.rule === "consecutive_errors" && a.state === state);
+  await waitFor("consecutive_errors paged", () => paged(webhook, "firing"), { timeoutMs: 60_000 });
+  expect(webhook.alerts.find((a) => a.rule === "consecutive_errors")).toMatchObject({
+    severity: "critical",
+    text: expect.stringContaining("last: database"),
+  });
+  // A sidecar started during the outage (it waits to prepare its database) pages it too.
+  const late = await startLocalSidecar(
+    { ...env, ...paging, ALERT_WEBHOOK_URL: lateWebhook.url },
+    { port: await freePort(), spawn: spawnForTest },
+  );
+  await waitFor("the late sidecar's page", () => paged(lateWebhook, "firing"), { timeoutMs: 60_000 });
   expect((await fetch(`${sidecar.url}/health`)).status).toBe(200); // alive, and says what is wrong:
   const ready = await fetch(`${sidecar.url}/ready`);
   expect(ready.status).toBe(503);
@@ -57,4 +86,11 @@ it("recovers from a PostgreSQL restart without restarting itself", async () => {
   const metrics = await (await fetch(`${sidecar.url}/metrics`)).text();
   expect(metrics).toMatch(/stakesync_sync_errors_total\{kind="database"\} [1-9]/);
   await waitFor("ready again", async () => (await fetch(`${sidecar.url}/ready`)).status === 200);
+  // Resolved by each, once it reached the database again.
+  await waitFor("both pages resolved", () => paged(webhook, "resolved") && paged(lateWebhook, "resolved"), {
+    timeoutMs: 60_000,
+  });
+  webhook.close();
+  lateWebhook.close();
+  expect(late.process.exitCode).toBeNull();
 });

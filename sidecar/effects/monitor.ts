@@ -45,6 +45,34 @@ const newPonderRpcWatch = (): PonderRpcWatch => ({
   first: true,
 });
 
+type ErrorCount = Pick<LoopState, "consecutiveErrors" | "lastError">;
+
+/** The consecutive_errors rule, from the sync's count of errors in a row and the last one. */
+function reportErrors(alerts: Alerts, firing: boolean, loop: ErrorCount) {
+  alerts.set(
+    "consecutive_errors",
+    firing,
+    "critical",
+    `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
+    { consecutiveErrors: loop.consecutiveErrors },
+  );
+}
+
+/**
+ * What a sidecar that does not lead pages itself, on Alerts of its own that store nothing: the
+ * database out of its reach for ALERT_AFTER_ERRORS of its tries to lead in a row (loop.ts
+ * `unreachable`), or of its preparations at start (main.ts). No sidecar leads then, so no leader
+ * would page it: each sidecar does, and resolves it once it reaches the database, leader or not.
+ * (A standby cut off alone from the database pages it too: it cannot take over.)
+ */
+export function checkUnreachable(
+  alerts: Alerts,
+  config: Pick<SidecarConfig, "alertAfterErrors">,
+  loop: ErrorCount & Pick<LoopState, "role">,
+) {
+  reportErrors(alerts, loop.role !== "leader" && loop.consecutiveErrors >= config.alertAfterErrors, loop);
+}
+
 export class AlertMonitor {
   private lastReorgAt = 0;
   private ponderRpc = newPonderRpcWatch();
@@ -89,13 +117,7 @@ export class AlertMonitor {
       { chains: behind.map((c) => ({ chainId: c.chainId, lagBlocks: c.lagBlocks })) },
     );
 
-    alerts.set(
-      "consecutive_errors",
-      loop.consecutiveErrors >= config.alertAfterErrors,
-      "critical",
-      `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
-      { consecutiveErrors: loop.consecutiveErrors },
-    );
+    reportErrors(alerts, loop.consecutiveErrors >= config.alertAfterErrors, loop);
 
     const rpc = await this.rpcProblem(firing.has("rpc_failing"));
     alerts.set("rpc_failing", rpc !== null, "warning", `RPC failing: ${rpc}`);

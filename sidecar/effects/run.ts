@@ -9,7 +9,7 @@ import { announceSettings, withdrawSettings } from "../settings";
 import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import type { Alerts } from "./alerts";
-import type { AlertMonitor } from "./monitor";
+import { type AlertMonitor, checkUnreachable } from "./monitor";
 import { PauseWatch } from "./pause-watch";
 import type { OutboxWorker } from "./worker";
 
@@ -25,11 +25,13 @@ export function startEffects(deps: {
   worker: OutboxWorker;
   monitor: AlertMonitor;
   alerts: Alerts;
+  /** This sidecar's own, evaluated leader or not: the database out of its reach (checkUnreachable). */
+  ownAlerts: Alerts;
   log: Logger;
   /** Whether this process was just stopped (its own, started here, unless given). */
   pauses?: PauseWatch;
 }) {
-  const { config, pool, heads, indexer, loop, worker, monitor, alerts, log } = deps;
+  const { config, pool, heads, indexer, loop, worker, monitor, alerts, ownAlerts, log } = deps;
   const pauses = deps.pauses ?? new PauseWatch().start();
   // Two ticks, each waiting only for its own work: an email due must not wait for the alert
   // rules' reads, nor a page for an SMTP server that takes seconds to answer.
@@ -42,18 +44,20 @@ export function startEffects(deps: {
   });
   let announcedAt = 0;
   const alerting = every(1000, async () => {
-    // Leader or not, every few seconds: what this sidecar would write with (settings.ts). On its
-    // own: a database away must not keep a leader that lost its lock from standing down below.
+    if (loop.state.role !== "leader") {
+      monitor.standDown();
+      alerts.standDown();
+    }
+    // Leader or not, and before anything that needs the database: it is what may be missing.
+    checkUnreachable(ownAlerts, config, loop.state);
+    // Leader or not, every few seconds: what this sidecar would write with (settings.ts).
     if (Date.now() - announcedAt >= ANNOUNCE_MS) {
       announcedAt = Date.now();
       await announceSettings(pool, config).catch((error: unknown) =>
         log.debug({ err: errorText(error) }, "could not announce this sidecar's settings; next time"),
       );
     }
-    if (loop.state.role !== "leader") {
-      monitor.standDown();
-      return alerts.standDown();
-    }
+    if (loop.state.role !== "leader") return;
     await alerts.adopt();
     const status = await readStatus(pool, config, heads, indexer.down(), loop.state);
     // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.

@@ -100,6 +100,8 @@ export function retryAfter(error: unknown, retryDelayMs: number, failures: numbe
 export class SyncLoop {
   readonly state: LoopState;
   private stopped = false;
+  /** When the last error was counted (`unreachable` paces its count by it). */
+  private lastFailedAt = 0;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
   private wake: (() => void) | undefined;
@@ -194,7 +196,12 @@ export class SyncLoop {
 
   private async run() {
     while (!this.stopped) {
-      const connection = await acquireLeadership(this.config.database.url, this.log, () => this.stopped);
+      const connection = await acquireLeadership(
+        this.config.database.url,
+        this.log,
+        () => this.stopped,
+        (error) => (error === undefined ? this.recovered() : this.unreachable(error)),
+      );
       if (!connection) break;
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
@@ -476,7 +483,20 @@ export class SyncLoop {
     }
   }
 
+  /**
+   * A try to lead that could not reach the database: one of the sync's errors, at the pace of a
+   * failing round's (its backoff) though tries come every second. So a PostgreSQL restart of a few
+   * seconds is an error or two, and an outage makes ALERT_AFTER_ERRORS of them in the time a
+   * leader's failing rounds would: no sidecar leads then, and each pages it itself (run.ts).
+   */
+  private unreachable(error: unknown) {
+    const errors = this.state.consecutiveErrors;
+    if (errors > 0 && Date.now() - this.lastFailedAt < backoffMs(this.config.retryDelayMs, errors)) return;
+    this.fail(error);
+  }
+
   private fail(error: unknown) {
+    this.lastFailedAt = Date.now();
     const kind = classify(error);
     const message = errorText(error);
     this.state.consecutiveErrors += 1;

@@ -248,7 +248,7 @@ it("keeps, on the next leader, an rpc_failing page the last one left, until Pond
 
 it("evaluates no rule for a while after the sidecar itself was stopped, then pages as before", async () => {
   fake = await fakePonder();
-  const { metrics, heads, alerts, loop } = sidecarParts(fake.config);
+  const { metrics, heads, alerts, ownAlerts, loop } = sidecarParts(fake.config);
   const log = createLogger("error");
   // No head for a minute: rpc_failing, once the rules run. The sidecar believes it leads, as one
   // back from a freeze does until its loop hears that its session ended.
@@ -267,6 +267,7 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
     worker: new OutboxWorker(fake.config, pool, log, metrics),
     monitor: new AlertMonitor(fake.config, heads, alerts),
     alerts,
+    ownAlerts,
     log,
     pauses,
   });

@@ -2,15 +2,17 @@
  * The leader's loop (sidecar/sync/loop.ts) running in this process against fabricated Ponder
  * tables: what it keeps between rounds, and what it must forget when it stops seeing Ponder.
  */
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import pg from "pg";
 import pino, { type Logger } from "pino";
 import { afterEach, expect, it, onTestFinished, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { checkUnreachable } from "../../sidecar/effects/monitor";
 import { connectWriter, LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import { retryAfter, SyncLoop } from "../../sidecar/sync/loop";
-import { CHAIN, type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 let loop: SyncLoop | undefined;
@@ -258,4 +260,75 @@ it("polls for the end of Ponder's backfill while an early step's developers wait
     timeoutMs: 30_000,
   });
   expect(await unwritten()).toBe(0);
+});
+
+/**
+ * The fake's database behind a door: shut, every connection is reset at once (PostgreSQL down);
+ * open, it is forwarded. The URL the loop is given points at the door.
+ */
+async function databaseDoor(target: string) {
+  const url = new URL(target);
+  const sockets = new Set<Socket>();
+  const door = { open: false };
+  const server = createServer((client) => {
+    if (!door.open) return client.destroy();
+    const upstream = connect(Number(url.port), url.hostname);
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const through = new URL(target);
+  through.port = String((server.address() as AddressInfo).port);
+  onTestFinished(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { door, url: through.toString() };
+}
+
+it("pages consecutive_errors itself while it cannot reach the database to lead, and resolves it once it can", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10", ALERT_AFTER_ERRORS: "2" });
+  const { door, url } = await databaseDoor(fake.url);
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  const { ownAlerts } = sidecarParts(config);
+  loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map());
+  loop.start();
+  const state = loop.state;
+  // Each try of every second an error, at this backoff: no leader pages that, so this sidecar does.
+  await waitFor("two tries failed", () => state.consecutiveErrors >= 2, { timeoutMs: 30_000 });
+  expect(state).toMatchObject({ role: "standby", lastError: { kind: "database" } });
+  checkUnreachable(ownAlerts, config, state);
+  expect(ownAlerts.firing()).toEqual([
+    expect.objectContaining({
+      rule: "consecutive_errors",
+      severity: "critical",
+      text: expect.stringMatching(/^\d+ consecutive sync errors; last: database /),
+    }),
+  ]);
+  door.open = true;
+  await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
+  expect(state.consecutiveErrors).toBe(0);
+  checkUnreachable(ownAlerts, config, state);
+  expect(ownAlerts.firing()).toEqual([]);
+});
+
+it("counts tries that cannot reach the database at a failing round's pace, not one an error each second", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "60000" });
+  const { url } = await databaseDoor(fake.url);
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  const lines: string[] = [];
+  const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line).msg) });
+  loop = new SyncLoop(config, log, createMetrics([CHAIN]), new Map());
+  loop.start();
+  const tries = () => lines.filter((l) => l === "cannot reach the database to take leadership").length;
+  await waitFor("three tries", () => tries() >= 3, { timeoutMs: 30_000 });
+  // The next error counts a minute (RETRY_DELAY_MS) after the first: a PostgreSQL restart of a
+  // few seconds pages nothing.
+  expect(loop.state.consecutiveErrors).toBe(1);
 });

@@ -369,12 +369,15 @@ export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000
   const log = createLogger("error");
   const metrics = createMetrics([CHAIN]);
   const heads = new Map([[CHAIN, { block: head, at: Date.now() }]]);
-  const alerts = new Alerts({ webhookUrl: undefined, repeatMs, retry: { attempts: 0, delayMs: 0 }, log, metrics });
+  const alertOptions = { webhookUrl: undefined, repeatMs, retry: { attempts: 0, delayMs: 0 }, log, metrics };
+  const alerts = new Alerts(alertOptions);
+  /** The sidecar's own (main.ts): what it pages leader or not, the database out of reach. */
+  const ownAlerts = new Alerts(alertOptions);
   const loop = new SyncLoop(config, log, metrics, heads);
   /** The sidecar's HTTP app on `pool`, IndexerWatch's verdict from `indexer` (up unless told). */
   const appOn = (pool: pg.Pool, indexer: AppDeps["indexer"] = { down: () => null }) =>
     createApp({ config, pool, heads, indexer, loop, metrics, alerts, log });
-  return { log, metrics, heads, alerts, loop, appOn };
+  return { log, metrics, heads, alerts, ownAlerts, loop, appOn };
 }
 
 /** Everything the sync writes, as comparable rows: for tests that compare two ways to one outcome. */

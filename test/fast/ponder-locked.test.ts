@@ -49,12 +49,12 @@ async function setUp(env: Record<string, string> = {}) {
   ends.push(() => fake.close());
   const pool = new pg.Pool({ connectionString: fake.url, max: 8 }); // the status page's reads at once
   ends.push(() => pool.end());
-  const { metrics, heads, alerts, loop, appOn } = sidecarParts(fake.config, { head: 40, repeatMs: 60_000 });
+  const { metrics, heads, alerts, ownAlerts, loop, appOn } = sidecarParts(fake.config, { head: 40, repeatMs: 60_000 });
   const w = wallet(0xb1);
   await fake.register(w, "frozen@example.test");
   await fake.index([{ developer: w, amount: 2n * USDC, block: 10 }], 12);
   await fake.round();
-  return { fake, pool, metrics, heads, alerts, loop, appOn, w };
+  return { fake, pool, metrics, heads, alerts, ownAlerts, loop, appOn, w };
 }
 
 it("answers /status, /ready, /metrics and the status page while Ponder's transaction holds its tables", async () => {
@@ -111,7 +111,7 @@ it("runs the alert rules while an SMTP server holds a welcome email's answer", a
   const smtp = await startSmtp();
   ends.push(() => smtp.close());
   smtp.state.delayMs = 120_000; // longer than the test: the send is still waiting at its end
-  const { fake, pool, metrics, heads, alerts, loop } = await setUp({
+  const { fake, pool, metrics, heads, alerts, ownAlerts, loop } = await setUp({
     SMTP_URL: smtp.url,
     MAIL_FROM: "stakesync@example.test",
     MAX_LAG_BLOCKS: "5",
@@ -124,7 +124,18 @@ it("runs the alert rules while an SMTP server holds a welcome email's answer", a
   const worker = new OutboxWorker(fake.config, pool, log, metrics);
   const indexer = new IndexerWatch(fake.config, pool);
   const monitor = new AlertMonitor(fake.config, heads, alerts);
-  const stop = startEffects({ config: fake.config, pool, heads, indexer, loop, worker, monitor, alerts, log });
+  const stop = startEffects({
+    config: fake.config,
+    pool,
+    heads,
+    indexer,
+    loop,
+    worker,
+    monitor,
+    alerts,
+    ownAlerts,
+    log,
+  });
   ends.push(async () => {
     loop.state.role = "standby";
     await smtp.close(); // ends the send left waiting, and with it the worker's tick
