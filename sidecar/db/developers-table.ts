@@ -48,7 +48,32 @@ function isText(c: Column, minLength: number) {
   return c.data_type === "character varying" && (c.max_length === null || c.max_length >= minLength);
 }
 
-export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, log: Logger): Promise<void> {
+/** The columns an existing table must have already: the application's, never added by the sidecar. */
+const APPLICATION_COLUMNS = ["wallet_address", "email"];
+
+/**
+ * The indexes the sync's look-ups want: wallets are matched case-insensitively (set-based and
+ * fast with the first), and the second finds rows registered in the last minute
+ * (sync/sql/find-registrations.ts).
+ */
+const indexesOf = (name: TableName) =>
+  [
+    { index: `${name.table}_wallet_lower_idx`, definition: "(lower(wallet_address))" },
+    { index: `${name.table}_pending_idx`, definition: "(updated_at) WHERE status = 'pending'" },
+  ] as const;
+export type DevelopersIndex = ReturnType<typeof indexesOf>[number];
+
+/**
+ * Creates the table, or adds the sidecar's missing columns to an existing one, in the caller's
+ * transaction. A table created here gets its indexes here too (empty, they cost nothing); an
+ * existing one's missing indexes are returned, for buildIndexes after the transaction: built in
+ * it, they held the application's writes for the whole build, as long as the table is large.
+ */
+export async function ensureDevelopersTable(
+  db: pg.ClientBase,
+  name: TableName,
+  log: Logger,
+): Promise<DevelopersIndex[]> {
   const { rows } = await db.query<Column>(
     `SELECT a.attname AS column_name, c.data_type, c.udt_name, c.character_maximum_length AS max_length,
             format_type(a.atttypid, a.atttypmod) AS type
@@ -62,9 +87,16 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, 
     const rule = NEEDED[column.column_name];
     if (rule && !rule.ok(column)) throw new DevelopersTableError(name, column.column_name, column.type, rule.needed);
   }
+  // Added by the sidecar, an empty email column would mark every welcome 'no_email' for good,
+  // and a wrong DEVELOPERS_TABLE (the application keeps emails elsewhere) would go unnoticed.
+  for (const column of rows.length === 0 ? [] : APPLICATION_COLUMNS) {
+    if (!rows.some((r) => r.column_name === column)) {
+      throw new DevelopersTableError(name, column, "missing", (NEEDED[column] as { needed: string }).needed);
+    }
+  }
   // DDL on the application's table waits for its transactions, and every later query on the table
-  // waits behind the DDL: give up after 5 s (the caller retries) rather than stall the application.
-  await db.query("SET LOCAL lock_timeout = '5s'");
+  // waits behind the DDL: migrate.ts bounds the session's lock waits (the caller retries) rather
+  // than stall the application.
   if (rows.length === 0) {
     await db.query(`CREATE SCHEMA IF NOT EXISTS "${name.schema}"`);
     await db.query(`
@@ -77,40 +109,73 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName, 
         staked_at timestamptz,
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
-  } else {
-    const have = new Set(rows.map((r) => r.column_name));
-    const missing = Object.entries(SIDECAR_COLUMNS).filter(([column]) => !have.has(column));
-    if (missing.length > 0) {
-      await db.query(
-        `ALTER TABLE ${name.sql} ${missing.map(([column, type]) => `ADD COLUMN ${column} ${type}`).join(", ")}`,
-      );
-    }
-  }
-  // Wallets are matched case-insensitively: this index keeps that match set-based and fast. The
-  // second finds rows registered in the last minute (sync/sql/find-registrations.ts).
-  for (const [index, definition] of [
-    [`${name.table}_wallet_lower_idx`, "(lower(wallet_address))"],
-    [`${name.table}_pending_idx`, "(updated_at) WHERE status = 'pending'"],
-  ] as const) {
-    const { rowCount } = await db.query("SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2", [
-      name.schema,
-      index,
-    ]);
-    if ((rowCount ?? 0) > 0) continue;
-    // Under the least-privilege role a DBA creates these (docs/sql/roles.sql); one created before
-    // this index was listed there is missing it: slower, not wrong, so the sidecar goes on.
-    await db.query("SAVEPOINT developers_index");
-    try {
+    for (const { index, definition } of indexesOf(name))
       await db.query(`CREATE INDEX "${index}" ON ${name.sql} ${definition}`);
-      await db.query("RELEASE SAVEPOINT developers_index");
-    } catch (error) {
-      if ((error as { code?: string }).code !== "42501") throw error;
-      await db.query("ROLLBACK TO SAVEPOINT developers_index");
-      log.warn(
+    return [];
+  }
+  const have = new Set(rows.map((r) => r.column_name));
+  const missing = Object.entries(SIDECAR_COLUMNS).filter(([column]) => !have.has(column));
+  if (missing.length > 0) {
+    await db.query(
+      `ALTER TABLE ${name.sql} ${missing.map(([column, type]) => `ADD COLUMN ${column} ${type}`).join(", ")}`,
+    );
+  }
+  const toBuild: DevelopersIndex[] = [];
+  for (const wanted of indexesOf(name)) {
+    const { rows: found } = await db.query<{ valid: boolean }>(
+      `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+      [name.schema, wanted.index],
+    );
+    if (found[0]?.valid) continue;
+    // The application's own index on lower(wallet_address), of another name, does: a second
+    // would cost every write to the table.
+    if (wanted.index.endsWith("_wallet_lower_idx") && found.length === 0 && (await walletIndexed(db, name))) continue;
+    toBuild.push(wanted);
+  }
+  log.debug({ indexes: toBuild.map((i) => i.index) }, "developers indexes to build");
+  return toBuild;
+}
+
+/**
+ * Builds `indexes` on the developers table CONCURRENTLY, each in its own transaction, outside any
+ * other: the application reads and writes the table throughout. A build waits for the
+ * application's transactions open on the table at its start, however long (no lock_timeout: one
+ * given up on leaves an invalid index). An invalid one, left by a build that failed before (a
+ * crash, a cancel), is dropped and built again. Two sidecars starting together may both build:
+ * the second finds the index there. Under the least-privilege role a DBA creates these
+ * (docs/sql/roles.sql); without the privilege the sync is slower, not wrong, so it goes on.
+ */
+export async function buildIndexes(db: pg.ClientBase, name: TableName, indexes: DevelopersIndex[], log: Logger) {
+  if (indexes.length === 0) return;
+  await db.query("SET lock_timeout = 0");
+  try {
+    for (const { index, definition } of indexes) {
+      const qualified = `"${name.schema}"."${index}"`;
+      log.info(
         { index, table: `${name.schema}.${name.table}` },
-        "cannot create this index (no privilege): see docs/sql/roles.sql",
+        "building an index on the developers table, concurrently",
       );
+      try {
+        const { rows } = await db.query<{ valid: boolean }>(
+          "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+          [qualified],
+        );
+        if (rows[0]?.valid === false) await db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualified}`);
+        await db.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON ${name.sql} ${definition}`);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        // Another sidecar's build of the same name, begun at the same moment.
+        if (code === "23505" || code === "42P07") continue;
+        if (code !== "42501") throw error;
+        log.warn(
+          { index, table: `${name.schema}.${name.table}` },
+          "cannot create this index (no privilege): see docs/sql/roles.sql",
+        );
+      }
     }
+  } finally {
+    await db.query("RESET lock_timeout");
   }
 }
 
@@ -155,7 +220,8 @@ export async function createDevelopersTable(
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   try {
-    await inTransaction(db, "BEGIN", () => ensureDevelopersTable(db, name, log));
+    const indexes = await inTransaction(db, "BEGIN", () => ensureDevelopersTable(db, name, log));
+    await buildIndexes(db, name, indexes, log);
   } finally {
     await db.end();
   }

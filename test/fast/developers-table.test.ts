@@ -1,0 +1,112 @@
+/**
+ * Adopting the application's developers table at start (sidecar/db/developers-table.ts, migrate.ts)
+ * beside the application's own transactions: what it refuses, what it builds, and that nothing
+ * it does at start holds the application's writes or waits for good.
+ */
+import pg from "pg";
+import { afterEach, expect, it } from "vitest";
+import { parseTableName, type TableName } from "../../lib/config";
+import { waitFor } from "../../lib/wait";
+import { DevelopersTableError, walletIndexed } from "../../sidecar/db/developers-table";
+import { migrate } from "../../sidecar/db/migrate";
+import { createLogger } from "../../sidecar/log";
+import { applicationTransaction, type Fake, fakePonder, wallet } from "./ponder-fake";
+
+let fake: Fake;
+const clients: pg.Client[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) await client.end().catch(() => undefined);
+  await fake?.close();
+});
+
+const log = createLogger("silent");
+const table = parseTableName("app.devs") as TableName;
+
+async function client(): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: fake.url });
+  await c.connect();
+  clients.push(c);
+  return c;
+}
+
+/** The application's table as the sidecar wants it, with rows and without the sidecar's indexes. */
+async function applicationTable(
+  columns = "email text, status text NOT NULL DEFAULT 'pending', stake_amount numeric NOT NULL DEFAULT 0, staked_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now()",
+) {
+  await fake.db.query(`DROP SCHEMA IF EXISTS app CASCADE; CREATE SCHEMA app;
+    CREATE TABLE app.devs (id bigserial PRIMARY KEY, wallet_address text NOT NULL UNIQUE${columns ? `, ${columns}` : ""});
+    INSERT INTO app.devs (wallet_address) SELECT '0x' || lpad(to_hex(g), 40, '0') FROM generate_series(1, 1000) g`);
+}
+
+it("refuses an existing table without the application's email or wallet_address column, naming it, and adds nothing", async () => {
+  fake = await fakePonder();
+  await applicationTable("");
+  const m = await client();
+  await expect(migrate(m, table, log)).rejects.toThrow(DevelopersTableError);
+  await expect(migrate(m, table, log)).rejects.toThrow(/app\.devs: column email is missing; stakesync needs text/);
+  const { rows } = await fake.db.query(
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'app' AND table_name = 'devs' ORDER BY 1",
+  );
+  // Added, an empty email column marked every welcome 'no_email', for good.
+  expect(rows.map((r) => r.column_name)).toEqual(["id", "wallet_address"]);
+});
+
+it("builds the missing indexes without holding the application's writes, waiting for its open transactions", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  // An application transaction that wrote a row and stays open past the migration's lock bound.
+  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
+    wallet(0xa0001),
+  ]);
+  clients.push(open);
+  const m = await client();
+  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+  const migrating = migrate(m, table, log, { lockWaitMs: 300 });
+  migrating.catch(() => undefined);
+  await waitFor("the build waiting for the open transaction", async () => {
+    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
+    return rows[0]?.wait_event_type === "Lock";
+  });
+  // Past the migration's lock bound (5 s; 300 ms here): a build inside its transaction gave up on
+  // the table's SHARE lock here (55P03), and the sidecar's start went round again for as long as
+  // the transaction lasted.
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  // Meanwhile the application writes: a build in the migration's transaction held them all.
+  const writer = await client();
+  await writer.query("SET lock_timeout = '2s'");
+  await writer.query("INSERT INTO app.devs (wallet_address) VALUES ($1)", [wallet(0xa0002)]);
+  await open.query("COMMIT");
+  await migrating;
+  expect(await walletIndexed(fake.db, table)).toBe(true);
+  const { rows } = await fake.db.query(
+    "SELECT indexname FROM pg_indexes WHERE schemaname = 'app' AND tablename = 'devs' ORDER BY 1",
+  );
+  expect(rows.map((r) => r.indexname)).toEqual([
+    "devs_pending_idx",
+    "devs_pkey",
+    "devs_wallet_address_key",
+    "devs_wallet_lower_idx",
+  ]);
+});
+
+it("builds no second index on lower(wallet_address) beside the application's own of another name", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  await fake.db.query("CREATE INDEX app_wallet_ci ON app.devs (lower(wallet_address))");
+  await migrate(await client(), table, log);
+  const { rows } = await fake.db.query(
+    "SELECT indexname FROM pg_indexes WHERE schemaname = 'app' AND tablename = 'devs' AND indexdef LIKE '%lower(wallet_address)%'",
+  );
+  expect(rows.map((r) => r.indexname)).toEqual(["app_wallet_ci"]);
+});
+
+it("gives up waiting for the migration lock after its bound, to try again, when another session holds it idle", async () => {
+  fake = await fakePonder();
+  // A sidecar frozen inside its migration: its session holds the lock, idle in its transaction.
+  const frozen = await applicationTransaction(fake.url, "SELECT pg_advisory_xact_lock(7263001)");
+  clients.push(frozen);
+  const m = await client();
+  await expect(migrate(m, table, log, { lockWaitMs: 300 })).rejects.toMatchObject({ code: "55P03" });
+  // And the session is left as it was found.
+  expect((await m.query("SHOW lock_timeout")).rows[0]?.lock_timeout).toBe("0");
+});
