@@ -1,7 +1,8 @@
 /**
  * `stakesync verify [--json] [--local]`: reads stakeOf() from the chain for every wallet in the
  * developers table and every staker Ponder knows, at each chain's confirmed block (the sidecar's
- * cursor), and compares it with developers and with Ponder's events up to that block.
+ * cursor), and compares it with developers and with Ponder's events up to that block; and
+ * Ponder's running sums (developer_stake) with its events.
  * Read-only. Exit 0: all match; 1: a mismatch; 2: an error. --local uses .env.local's defaults.
  */
 import { parseArgs } from "node:util";
@@ -21,7 +22,8 @@ export type Mismatch = {
   table: "developers" | "ponder";
   wallet: string;
   chainId: number | "all";
-  field: "stake" | "status" | "wallet_address";
+  /** developer_stake: Ponder's running sum against the sum of its own events (expected). */
+  field: "stake" | "status" | "wallet_address" | "developer_stake";
   expected: string;
   found: string;
   /** Why, when stakesync knows: the database refused to write the row (a dead letter). */
@@ -141,6 +143,26 @@ export async function verify(
           `cannot read Ponder's tables in schema "${schema}": ${lockWaitText(error, lockWaitMs) ?? error.message}`,
         );
       });
+    // Ponder's running sums (developer_stake, which GraphQL serves) against its own events, in
+    // the same snapshot (Ponder writes both in one transaction). The events up to the cursor are
+    // compared with the chain below, so a running sum that drifted from them (a handler's bug, a
+    // row edited by hand) is wrong on the chain too.
+    const sums = await db
+      .query<{ chain_id: number; wallet: string; events: string | null; stake: string | null }>(
+        `SELECT coalesce(s.chain_id, e.chain_id) AS chain_id, coalesce(s.developer, e.developer) AS wallet,
+                e.amount::text AS events, s.amount::text AS stake
+           FROM (SELECT * FROM "${schema}".developer_stake WHERE chain_id = ANY ($1::int[])) s
+           FULL JOIN (SELECT chain_id, developer, sum(${signedAmount("x")}) AS amount
+                        FROM "${schema}".stake_event x WHERE chain_id = ANY ($1::int[]) GROUP BY 1, 2) e
+             ON e.chain_id = s.chain_id AND e.developer = s.developer
+          WHERE s.amount IS DISTINCT FROM e.amount`,
+        [config.chains.map((c) => c.id)],
+      )
+      .catch((error: Error) => {
+        throw new VerifyError(
+          `cannot read Ponder's tables in schema "${schema}": ${lockWaitText(error, lockWaitMs) ?? error.message}`,
+        );
+      });
     // What the sidecar has queued, in the same snapshot as the cursor that queued it; and what an
     // early step left unwritten (unwritten-developers.ts), as a state of its own.
     const queue = await db
@@ -159,7 +181,14 @@ export async function verify(
 
     // A wallet_address that is not an address cannot be asked of the chain: it is a mismatch
     // line of its own (the application wrote it), not a reason to stop verifying the others.
-    const mismatches: Mismatch[] = [];
+    const mismatches: Mismatch[] = sums.rows.map((r) => ({
+      table: "ponder",
+      wallet: r.wallet,
+      chainId: r.chain_id,
+      field: "developer_stake",
+      expected: r.events ?? "0",
+      found: r.stake ?? "no row",
+    }));
     const malformed = new Set(developers.rows.filter((r) => !ADDRESS.test(r.wallet)).map((r) => r.wallet));
     for (const wallet of malformed) {
       mismatches.push({

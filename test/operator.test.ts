@@ -230,6 +230,31 @@ describe("stakesync verify", () => {
     }
   });
 
+  it("exits 1 when Ponder's running sum (developer_stake, which GraphQL serves) differs from its events", async () => {
+    const [wallet] = wallets(1, "verify");
+    const table = '"verify_ponder".developer_stake';
+    const [row] = await sql<{ amount: string }>(databaseUrl, `SELECT amount::text FROM ${table} WHERE developer = $1`, [
+      wallet,
+    ]);
+    // By hand, past Ponder's triggers (its live queries' own, which need its session's tables).
+    const byHand = (set: string) =>
+      sql(
+        databaseUrl,
+        `SET session_replication_role = replica; UPDATE ${table} SET ${set} WHERE developer = '${wallet}'`,
+      );
+    await byHand("amount = amount + 1");
+    try {
+      const { code, output } = await verify();
+      expect(output).toContain(
+        `MISMATCH ponder ${wallet} chain 31337 developer_stake: expected ${row?.amount}, found ${BigInt(row?.amount ?? 0) + 1n}`,
+      );
+      expect(output.match(/^MISMATCH/gm)).toHaveLength(1);
+      expect(code).toBe(1);
+    } finally {
+      await byHand(`amount = ${row?.amount}`);
+    }
+  });
+
   it("exits 2 with a clear message when the RPC is unreachable", async () => {
     const { code, output } = await verify({ RPC_URL: "http://127.0.0.1:9" });
     expect(code).toBe(2);
