@@ -6,6 +6,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { exitOnConfigError } from "../lib/config";
+import { CONNECT_MS } from "./db/pools";
 import type { Queryable } from "./db/queryable";
 
 /** The advisory lock key; SQL checks who holds it through pg_locks (leaderLockHeldBy). */
@@ -40,6 +41,9 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
   const client = new pg.Client({
     connectionString: databaseUrl,
     application_name: "stakesync_sidecar",
+    // A database that never answers (a partition, a dead address) is a failed try, not a wait of
+    // two minutes or more per try that kept it from counting, and paging (loop.ts unreachable).
+    connectionTimeoutMillis: CONNECT_MS,
     // A dead peer is noticed in seconds, not after the kernel's two hours.
     keepAlive: true,
     keepAliveInitialDelayMillis: 3000,

@@ -11,7 +11,7 @@ import { exitOnConfigError, loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { DevelopersTableError, rowSecurityActive } from "./db/developers-table";
 import { migrate, ServerVersionError } from "./db/migrate";
-import { createPools } from "./db/pools";
+import { CONNECT_MS, createPools } from "./db/pools";
 import { lastRows } from "./db/together";
 import { Alerts } from "./effects/alerts";
 import { AlertMonitor, checkUnreachable } from "./effects/monitor";
@@ -23,7 +23,8 @@ import { IndexerWatch } from "./indexer-watch";
 import { createLogger } from "./log";
 import { createMetrics } from "./metrics";
 import { errorText } from "./redact";
-import { SyncLoop } from "./sync/loop";
+import { sidecarName } from "./settings";
+import { classify, SyncLoop } from "./sync/loop";
 import { cursorsStatements } from "./sync/sql/read-cursors";
 
 const config = orExit(() => loadSidecarConfig(process.env));
@@ -43,6 +44,8 @@ const alertOptions = {
 const alerts = new Alerts({ ...alertOptions, db: pool });
 /** The database out of this sidecar's reach, which it pages itself (checkUnreachable). */
 const ownAlerts = new Alerts(alertOptions);
+/** Tries to prepare the database that could not reach it, in a row (`unprepared`). */
+let unreachable = { tries: 0, error: null as string | null };
 const indexer = new IndexerWatch(config, pool);
 indexer.start();
 const monitor = new AlertMonitor(config, heads.heads, alerts);
@@ -78,6 +81,11 @@ async function shutdown(signal: string) {
   // send under way ends and is recorded before the lead goes to the standby.
   await stopEffects?.();
   await loop.stop();
+  // The webhook's last words (a "resolved" under way): a few seconds at most, a stop is a stop.
+  await Promise.race([
+    Promise.all([alerts.delivered(), ownAlerts.delivered()]),
+    new Promise((resolve) => setTimeout(resolve, 5000)),
+  ]);
   await Promise.all([pool.end(), httpPool.end()]).catch(() => undefined);
   process.exit(0);
 }
@@ -120,7 +128,7 @@ async function prepareDatabase() {
             "row-level security applies to the sidecar's role on the developers table: rows its policies hide are not synced, rows they refuse are dead letters (docs/operations.md, 'A developer that stays queued')",
           );
         }
-        checkUnreachable(ownAlerts, config, { role: "standby", consecutiveErrors: 0, lastError: null });
+        unprepared(undefined);
         return;
       } catch (error) {
         // A table that cannot hold what the sidecar writes is a configuration error: no retry.
@@ -129,23 +137,30 @@ async function prepareDatabase() {
         }
         metrics.syncErrors.inc({ kind: "database" });
         log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");
-        unprepared(attempt, error);
+        unprepared(error);
       } finally {
         await client.end().catch(() => undefined);
       }
     } else {
       metrics.syncErrors.inc({ kind: "database" });
       log.warn({ err: client.message, attempt }, "database unreachable; retrying");
-      unprepared(attempt, client);
+      unprepared(client);
     }
     await new Promise((resolve) => setTimeout(resolve, backoffMs(config.retryDelayMs, attempt)));
   }
 }
 
-/** A sidecar started while its database is away pages that too, after as many tries as a leader would. */
-function unprepared(attempt: number, error: unknown) {
-  const lastError = { kind: "database" as const, message: errorText(error), at: new Date().toISOString() };
-  checkUnreachable(ownAlerts, config, { role: "standby", consecutiveErrors: attempt, lastError });
+/**
+ * A sidecar started while its database is out of reach pages that too, after as many tries as
+ * the loop's (they come at the same pace: the preparation's backoff). Another failure (a lock
+ * held, a privilege missing) reached the database: it starts the count again.
+ */
+function unprepared(error: unknown) {
+  unreachable =
+    error !== undefined && classify(error) === "database"
+      ? { tries: unreachable.tries + 1, error: errorText(error) }
+      : { tries: 0, error: null };
+  checkUnreachable(ownAlerts, config, unreachable, sidecarName(config));
 }
 
 /**
@@ -167,7 +182,11 @@ async function warnOfUnlistedChains(client: pg.Client) {
 
 /** A client of its own, connected, or the error that kept it from connecting. */
 async function connectOnce(connectionString: string, applicationName: string): Promise<pg.Client | Error> {
-  const client = new pg.Client({ connectionString, application_name: applicationName });
+  const client = new pg.Client({
+    connectionString,
+    application_name: applicationName,
+    connectionTimeoutMillis: CONNECT_MS,
+  });
   client.on("error", () => undefined); // a server gone while it is idle: its next query fails
   return client.connect().then(
     () => client,

@@ -17,6 +17,7 @@ export const RULES: Rule[] = [
   "developers_refused",
   "reorg_correction",
   "settings_differ",
+  "database_unreachable",
 ];
 
 /**
@@ -130,7 +131,7 @@ export function createMetrics(chainIds: number[] = []) {
     }),
     alertFiring: new Gauge({
       name: "stakesync_alert_firing",
-      help: "1 while the sidecar's alert rule fires (evaluated on the leader)",
+      help: "1 while the sidecar's alert rule fires (evaluated on the leader; database_unreachable on every sidecar, for itself)",
       labelNames: ["rule"],
       ...r,
     }),

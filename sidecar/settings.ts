@@ -15,6 +15,9 @@ import { missingRelation, type Queryable } from "./db/queryable";
 /** This process, as other sidecars name it. */
 export const INSTANCE = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
+/** This sidecar as its operator names it: its host and HTTP port, the same across its restarts. */
+export const sidecarName = (config: Pick<SidecarConfig, "port">) => `${hostname()}:${config.port}`;
+
 /** A sidecar not seen for this long is gone (killed, or frozen: it leads nothing meanwhile). */
 const LIVE_SECONDS = 30;
 

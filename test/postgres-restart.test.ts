@@ -53,14 +53,15 @@ it("recovers from a PostgreSQL restart without restarting itself", async () => {
   await mine(chain, 2);
   await sidecar.waitSynced(chain, postgres.url, "restart_ponder");
 
+  const stoppedAt = Date.now();
   await postgres.stop();
   // No sidecar can lead, so none evaluates the rules: each pages the outage itself.
   const paged = (hook: typeof webhook, state: string) =>
-    hook.alerts.some((a) => a.rule === "consecutive_errors" && a.state === state);
-  await waitFor("consecutive_errors paged", () => paged(webhook, "firing"), { timeoutMs: 60_000 });
-  expect(webhook.alerts.find((a) => a.rule === "consecutive_errors")).toMatchObject({
+    hook.alerts.some((a) => a.rule === "database_unreachable" && a.state === state && Date.parse(a.at) >= stoppedAt);
+  await waitFor("database_unreachable paged", () => paged(webhook, "firing"), { timeoutMs: 60_000 });
+  expect(webhook.alerts.find((a) => a.rule === "database_unreachable")).toMatchObject({
     severity: "critical",
-    text: expect.stringContaining("last: database"),
+    text: expect.stringMatching(/^database unreachable from sidecar [^ ]+:\d+ \(\d+ tries in a row\)/),
   });
   // A sidecar started during the outage (it waits to prepare its database) pages it too.
   const late = await startLocalSidecar(

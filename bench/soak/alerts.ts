@@ -15,7 +15,7 @@
  * - Sidecar faults: the sidecars send the webhook's alerts, so a sidecar's death or freeze is
  *   Prometheus's (`StakesyncSidecarDown`, `StakesyncNoLeader`), and the standby leads on.
  * - PostgreSQL restarted: back in seconds, shorter than the sidecars' ALERT_AFTER_ERRORS paced
- *   retries (7.5 s at RETRY_DELAY_MS 500), after which each would page `consecutive_errors`.
+ *   tries (about 8 s at RETRY_DELAY_MS 500), after which each would page `database_unreachable`.
  * - SMTP failing for 15 s: inside the retry budget, no job dies, so no `dead_letter`.
  * - The application refusing stake changes for 15 s (a trigger): `dead_letter`, when a row was
  *   refused during it; `developers_refused` may fire too (inside the fault's window).

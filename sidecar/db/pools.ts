@@ -28,7 +28,7 @@ export const HTTP_STATEMENT_MS = 10_000;
 export const EFFECTS_QUERY_MS = 60_000;
 
 /** Both pools: connecting waits at most this long; keepalives probe a connection idle this long. */
-const CONNECT_MS = 10_000;
+export const CONNECT_MS = 10_000;
 const KEEPALIVE_MS = 10_000;
 
 export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs = EFFECTS_QUERY_MS } = {}) {

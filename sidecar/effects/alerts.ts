@@ -18,7 +18,8 @@ export type Rule =
   | "dead_letter"
   | "developers_refused"
   | "reorg_correction"
-  | "settings_differ";
+  | "settings_differ"
+  | "database_unreachable";
 export type Severity = "critical" | "warning";
 
 export type AlertPayload = {

@@ -45,32 +45,28 @@ const newPonderRpcWatch = (): PonderRpcWatch => ({
   first: true,
 });
 
-type ErrorCount = Pick<LoopState, "consecutiveErrors" | "lastError">;
-
-/** The consecutive_errors rule, from the sync's count of errors in a row and the last one. */
-function reportErrors(alerts: Alerts, firing: boolean, loop: ErrorCount) {
-  alerts.set(
-    "consecutive_errors",
-    firing,
-    "critical",
-    `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
-    { consecutiveErrors: loop.consecutiveErrors },
-  );
-}
-
 /**
- * What a sidecar that does not lead pages itself, on Alerts of its own that store nothing: the
+ * What a sidecar pages for itself, leader or not, on Alerts of its own that store nothing: the
  * database out of its reach for ALERT_AFTER_ERRORS of its tries to lead in a row (loop.ts
- * `unreachable`), or of its preparations at start (main.ts). No sidecar leads then, so no leader
- * would page it: each sidecar does, and resolves it once it reaches the database, leader or not.
- * (A standby cut off alone from the database pages it too: it cannot take over.)
+ * `unreachable`), or of its preparations at start (main.ts). No sidecar leads then, so no
+ * leader would page it; each sidecar does, named in the payload (`sidecar`: its host and port,
+ * the same across its restarts), and resolves it once it reaches the database again. A rule of
+ * its own, not consecutive_errors: a standby cut off alone pages while the leader syncs, and its
+ * "resolved" must not close the leader's page of another cause.
  */
 export function checkUnreachable(
   alerts: Alerts,
   config: Pick<SidecarConfig, "alertAfterErrors">,
-  loop: ErrorCount & Pick<LoopState, "role">,
+  { tries, error }: LoopState["unreachable"],
+  sidecar: string,
 ) {
-  reportErrors(alerts, loop.role !== "leader" && loop.consecutiveErrors >= config.alertAfterErrors, loop);
+  alerts.set(
+    "database_unreachable",
+    tries >= config.alertAfterErrors,
+    "critical",
+    `database unreachable from sidecar ${sidecar} (${tries} tries in a row); last: ${error}`,
+    { sidecar, tries },
+  );
 }
 
 export class AlertMonitor {
@@ -117,7 +113,13 @@ export class AlertMonitor {
       { chains: behind.map((c) => ({ chainId: c.chainId, lagBlocks: c.lagBlocks })) },
     );
 
-    reportErrors(alerts, loop.consecutiveErrors >= config.alertAfterErrors, loop);
+    alerts.set(
+      "consecutive_errors",
+      loop.consecutiveErrors >= config.alertAfterErrors,
+      "critical",
+      `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
+      { consecutiveErrors: loop.consecutiveErrors },
+    );
 
     const rpc = await this.rpcProblem(firing.has("rpc_failing"));
     alerts.set("rpc_failing", rpc !== null, "warning", `RPC failing: ${rpc}`);

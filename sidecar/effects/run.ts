@@ -5,7 +5,7 @@ import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { IndexerWatch } from "../indexer-watch";
 import { errorText } from "../redact";
-import { announceSettings, withdrawSettings } from "../settings";
+import { announceSettings, sidecarName, withdrawSettings } from "../settings";
 import { readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
 import type { Alerts } from "./alerts";
@@ -49,7 +49,7 @@ export function startEffects(deps: {
       alerts.standDown();
     }
     // Leader or not, and before anything that needs the database: it is what may be missing.
-    checkUnreachable(ownAlerts, config, loop.state);
+    checkUnreachable(ownAlerts, config, loop.state.unreachable, sidecarName(config));
     // Leader or not, every few seconds: what this sidecar would write with (settings.ts).
     if (Date.now() - announcedAt >= ANNOUNCE_MS) {
       announcedAt = Date.now();

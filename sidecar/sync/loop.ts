@@ -11,7 +11,7 @@ import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { walletIndexed } from "../db/developers-table";
 import type { Queryable } from "../db/queryable";
-import { acquireLeadership, holdsLeaderLock } from "../leader";
+import { acquireLeadership, holdsLeaderLock, LEADER_SILENCE_LIMIT_S } from "../leader";
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
@@ -51,6 +51,12 @@ export type LoopState = {
   leaderPid: number | null;
   consecutiveErrors: number;
   lastError: { kind: ErrorKind; message: string; at: string } | null;
+  /**
+   * Tries to lead in a row that could not reach the database (connection errors), counted at the
+   * pace of a failing round's retries (`unreachable`), and the last one's error: this sidecar's
+   * own view, leader or not, paged as `database_unreachable` (monitor.ts checkUnreachable).
+   */
+  unreachable: { tries: number; error: string | null };
   lastSyncAt: string | null;
   /** The schema of the Ponder instance the sync reads (PONDER_REPLICA_SCHEMAS; else always one). */
   source: string;
@@ -79,7 +85,13 @@ export function classify(error: unknown): ErrorKind {
   const code = (error as { code?: string }).code ?? "";
   // Ponder's schema or tables missing; or a replica-backed step not waiting for a frozen Ponder's lock.
   if (code === "42P01" || code === "3F000" || code === "55P03") return "ponder";
-  if (/^(08|57P|53)/.test(code) || /ECONNREFUSED|ECONNRESET|terminat|Connection|closed/i.test(String(error))) {
+  // A database that refuses, drops, or never answers (a partition, a dead address, DNS).
+  if (
+    /^(08|57P|53)/.test(code) ||
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|timeout expired|terminat|Connection|closed/i.test(
+      String(error),
+    )
+  ) {
     return "database";
   }
   return "sync";
@@ -100,8 +112,10 @@ export function retryAfter(error: unknown, retryDelayMs: number, failures: numbe
 export class SyncLoop {
   readonly state: LoopState;
   private stopped = false;
-  /** When the last error was counted (`unreachable` paces its count by it). */
-  private lastFailedAt = 0;
+  /** When the last unreachable try was counted (`unreachable` paces its count by it). */
+  private unreachableAt = 0;
+  /** Since when confirmLeadership has not reached the database (undefined: it did last time). */
+  private confirmFailingSince: number | undefined;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
   private wake: (() => void) | undefined;
@@ -148,6 +162,7 @@ export class SyncLoop {
       leaderPid: null,
       consecutiveErrors: 0,
       lastError: null,
+      unreachable: { tries: 0, error: null },
       lastSyncAt: null,
       source: config.ponderSchema,
     };
@@ -172,14 +187,33 @@ export class SyncLoop {
    * Asked once a second while leading, a stop included, over another connection: if the server
    * no longer has this leader's lock, its connection has gone dark while the server ended its
    * session (in a round too, whose statement would otherwise wait for TCP to give up). The
-   * connection is closed: its statement fails, and the loop stands by. A question that fails
-   * (the server unreachable over the others too) changes nothing.
+   * connection is closed: its statement fails, and the loop stands by. A question that cannot
+   * reach the server for longer than LEADER_SILENCE_LIMIT_S ends it too: by then the server has
+   * ended a session it heard nothing from, or this host is cut off from it, and the leader's own
+   * connection would wait for TCP to give up (minutes) before the loop stood by, counted
+   * unreachable, and paged. Another failure (a slow pool) changes nothing.
    */
   private async confirmLeadership(db: Queryable) {
     const pid = this.state.leaderPid;
     const client = this.leaderClient;
     if (this.state.role !== "leader" || pid === null || !client) return;
-    if (await holdsLeaderLock(db, pid)) return;
+    let held: boolean;
+    try {
+      held = await holdsLeaderLock(db, pid);
+      this.confirmFailingSince = undefined;
+    } catch (error) {
+      if (classify(error) !== "database") return;
+      this.confirmFailingSince ??= Date.now();
+      if (Date.now() - this.confirmFailingSince <= LEADER_SILENCE_LIMIT_S * 1000) return;
+      if (this.leaderClient !== client) return;
+      this.log.warn(
+        { leader_pid: pid, err: errorText(error) },
+        "the database is out of reach; closing the leader's connection",
+      );
+      await client.end().catch(() => undefined);
+      return;
+    }
+    if (held) return;
     if (this.leaderClient !== client || this.state.leaderPid !== pid) return; // a new term meanwhile
     this.log.warn({ leader_pid: pid }, "the server no longer has this sidecar's leader lock; closing its connection");
     await client.end().catch(() => undefined);
@@ -200,7 +234,7 @@ export class SyncLoop {
         this.config.database.url,
         this.log,
         () => this.stopped,
-        (error) => (error === undefined ? this.recovered() : this.unreachable(error)),
+        (error) => (error === undefined ? this.reached() : this.unreachable(error)),
       );
       if (!connection) break;
       this.state.role = "leader";
@@ -222,10 +256,12 @@ export class SyncLoop {
         for (const request of this.reconcileRequests.splice(0)) request.reject(new Error("leadership lost"));
         await connection.client.end().catch(() => undefined);
       }
-      if (!this.stopped) await this.backoff();
-      // A standby reports no errors of its own: a count left from its time as leader would keep
-      // the consecutive-errors rule firing on it after another sidecar has taken over.
+      // A standby reports no errors of its own: a count left from its time as leader would show
+      // on its /status and metrics, through the backoff too, while another sidecar leads.
+      const backoff = backoffMs(this.config.retryDelayMs, this.state.consecutiveErrors);
       this.state.consecutiveErrors = 0;
+      this.confirmFailingSince = undefined;
+      if (!this.stopped) await this.sleep(backoff, { backoff: true });
     }
   }
 
@@ -484,19 +520,29 @@ export class SyncLoop {
   }
 
   /**
-   * A try to lead that could not reach the database: one of the sync's errors, at the pace of a
-   * failing round's (its backoff) though tries come every second. So a PostgreSQL restart of a few
-   * seconds is an error or two, and an outage makes ALERT_AFTER_ERRORS of them in the time a
-   * leader's failing rounds would: no sidecar leads then, and each pages it itself (run.ts).
+   * A try to lead that failed: one that could not reach the database counts, at the pace of a
+   * failing round's retries (its backoff) though tries come every second. So a PostgreSQL restart
+   * of a few seconds is a try or two, and an outage reaches ALERT_AFTER_ERRORS in the time a
+   * leader's failing rounds would. No sidecar leads then: each pages it itself (run.ts).
    */
   private unreachable(error: unknown) {
-    const errors = this.state.consecutiveErrors;
-    if (errors > 0 && Date.now() - this.lastFailedAt < backoffMs(this.config.retryDelayMs, errors)) return;
-    this.fail(error);
+    if (classify(error) !== "database") return;
+    const { tries } = this.state.unreachable;
+    if (tries > 0 && Date.now() - this.unreachableAt < backoffMs(this.config.retryDelayMs, tries)) return;
+    this.unreachableAt = Date.now();
+    this.state.unreachable = { tries: tries + 1, error: errorText(error) };
+    this.metrics.syncErrors.inc({ kind: "database" });
+  }
+
+  /** A try to lead reached the database (and led, or found another sidecar leading). */
+  private reached() {
+    if (this.state.unreachable.tries > 0) {
+      this.log.info({ after_tries: this.state.unreachable.tries }, "the database is reachable again");
+    }
+    this.state.unreachable = { tries: 0, error: null };
   }
 
   private fail(error: unknown) {
-    this.lastFailedAt = Date.now();
     const kind = classify(error);
     const message = errorText(error);
     this.state.consecutiveErrors += 1;
@@ -513,11 +559,6 @@ export class SyncLoop {
     if (this.state.consecutiveErrors === 0) return;
     this.log.info({ after_errors: this.state.consecutiveErrors }, "sync recovered");
     this.state.consecutiveErrors = 0;
-  }
-
-  /** After the n-th consecutive error (lib/backoff.ts). */
-  private backoff() {
-    return this.sleep(backoffMs(this.config.retryDelayMs, this.state.consecutiveErrors), { backoff: true });
   }
 
   /** Waits `ms`, or less when woken; a backoff waits its full time unless the loop stops. */

@@ -263,19 +263,34 @@ it("polls for the end of Ponder's backfill while an early step's developers wait
 });
 
 /**
- * The fake's database behind a door: shut, every connection is reset at once (PostgreSQL down);
- * open, it is forwarded. The URL the loop is given points at the door.
+ * The fake's database behind a door: shut, every new connection is reset at once (PostgreSQL
+ * down); open, it is forwarded. `goDark()` also stops forwarding on the connections open now, in
+ * both directions, without closing them: a network that drops the host's packets. The URL the
+ * loop is given points at the door.
  */
 async function databaseDoor(target: string) {
   const url = new URL(target);
-  const sockets = new Set<Socket>();
-  const door = { open: false };
+  const pairs = new Set<[Socket, Socket]>();
+  const door = {
+    open: false,
+    goDark: () => {
+      door.open = false;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
+  };
   const server = createServer((client) => {
     if (!door.open) return client.destroy();
     const upstream = connect(Number(url.port), url.hostname);
-    sockets.add(client).add(upstream);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
     client.pipe(upstream).pipe(client);
     const end = () => {
+      pairs.delete(pair);
       client.destroy();
       upstream.destroy();
     };
@@ -286,13 +301,13 @@ async function databaseDoor(target: string) {
   const through = new URL(target);
   through.port = String((server.address() as AddressInfo).port);
   onTestFinished(async () => {
-    for (const socket of sockets) socket.destroy();
+    for (const pair of pairs) for (const socket of pair) socket.destroy();
     await new Promise((resolve) => server.close(resolve));
   });
   return { door, url: through.toString() };
 }
 
-it("pages consecutive_errors itself while it cannot reach the database to lead, and resolves it once it can", async () => {
+it("pages database_unreachable itself while it cannot reach the database to lead, and resolves it once it can", async () => {
   fake = await fakePonder({ RETRY_DELAY_MS: "10", ALERT_AFTER_ERRORS: "2" });
   const { door, url } = await databaseDoor(fake.url);
   const config = { ...fake.config, database: { ...fake.config.database, url } };
@@ -300,25 +315,25 @@ it("pages consecutive_errors itself while it cannot reach the database to lead, 
   loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map());
   loop.start();
   const state = loop.state;
-  // Each try of every second an error, at this backoff: no leader pages that, so this sidecar does.
-  await waitFor("two tries failed", () => state.consecutiveErrors >= 2, { timeoutMs: 30_000 });
-  expect(state).toMatchObject({ role: "standby", lastError: { kind: "database" } });
-  checkUnreachable(ownAlerts, config, state);
+  // Each try of every second counts, at this backoff: no leader pages that, so this sidecar does.
+  await waitFor("two tries failed", () => state.unreachable.tries >= 2, { timeoutMs: 30_000 });
+  expect(state).toMatchObject({ role: "standby", consecutiveErrors: 0, unreachable: { error: expect.any(String) } });
+  checkUnreachable(ownAlerts, config, state.unreachable, "sidecar-a:42070");
   expect(ownAlerts.firing()).toEqual([
     expect.objectContaining({
-      rule: "consecutive_errors",
+      rule: "database_unreachable",
       severity: "critical",
-      text: expect.stringMatching(/^\d+ consecutive sync errors; last: database /),
+      text: expect.stringMatching(/^database unreachable from sidecar sidecar-a:42070 \(\d+ tries in a row\); last: /),
     }),
   ]);
   door.open = true;
   await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
-  expect(state.consecutiveErrors).toBe(0);
-  checkUnreachable(ownAlerts, config, state);
+  expect(state.unreachable).toEqual({ tries: 0, error: null });
+  checkUnreachable(ownAlerts, config, state.unreachable, "sidecar-a:42070");
   expect(ownAlerts.firing()).toEqual([]);
 });
 
-it("counts tries that cannot reach the database at a failing round's pace, not one an error each second", async () => {
+it("counts tries that cannot reach the database at a failing round's pace, not one each second", async () => {
   fake = await fakePonder({ RETRY_DELAY_MS: "60000" });
   const { url } = await databaseDoor(fake.url);
   const config = { ...fake.config, database: { ...fake.config.database, url } };
@@ -328,7 +343,47 @@ it("counts tries that cannot reach the database at a failing round's pace, not o
   loop.start();
   const tries = () => lines.filter((l) => l === "cannot reach the database to take leadership").length;
   await waitFor("three tries", () => tries() >= 3, { timeoutMs: 30_000 });
-  // The next error counts a minute (RETRY_DELAY_MS) after the first: a PostgreSQL restart of a
-  // few seconds pages nothing.
-  expect(loop.state.consecutiveErrors).toBe(1);
+  // The next counts a minute (RETRY_DELAY_MS) after the first: a PostgreSQL restart of a few
+  // seconds pages nothing.
+  expect(loop.state.unreachable.tries).toBe(1);
+});
+
+it("stands down within seconds when the database goes out of reach under it, and counts its tries from there", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10", SYNC_POLL_MS: "10" });
+  const { door, url } = await databaseDoor(fake.url);
+  door.open = true;
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  // The effects' pool, over which the leader confirms its lock: through the same door.
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 2000 });
+  onTestFinished(() => pool.end().catch(() => undefined));
+  pool.on("error", () => undefined);
+  loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map(), { confirmOver: pool });
+  loop.start();
+  const state = loop.state;
+  await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
+  door.goDark();
+  // Its own connection hears nothing (TCP would give up in minutes); its confirmations cannot
+  // reach the server: once they have failed for LEADER_SILENCE_LIMIT_S, it stands down.
+  await waitFor("standing down", () => state.role === "standby", { timeoutMs: 60_000 });
+  await waitFor("its tries counted", () => state.unreachable.tries >= 1, { timeoutMs: 30_000 });
+});
+
+it("pages nothing for a PostgreSQL restart of a few seconds (the soak's: RETRY_DELAY_MS 500)", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "500" });
+  const { door, url } = await databaseDoor(fake.url);
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map());
+  loop.start();
+  const state = loop.state;
+  let most = 0;
+  const watch = setInterval(() => {
+    most = Math.max(most, state.unreachable.tries);
+  }, 10);
+  onTestFinished(() => clearInterval(watch));
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  door.open = true;
+  await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
+  // At most a try a second, counted at 0, 0.5, 1.5, 3.5 s…: fewer than ALERT_AFTER_ERRORS (5).
+  expect(most).toBeGreaterThan(0);
+  expect(most).toBeLessThan(fake.config.alertAfterErrors);
 });
