@@ -26,7 +26,9 @@ export const pendingWallets = (config: SidecarConfig): Statements => [
 export const walletsFrom = (rows: unknown[]) => (rows as { wallets: string[] }[])[0]?.wallets ?? [];
 
 /**
- * Two CTEs, `locked` and `partly`: the developers rows of `wallets` (an SQL array), locked
+ * Two CTEs, `locked` and `partly`: the developers rows of `wallets` (an SQL array: a literal,
+ * which PostgreSQL hashes on a table without the index on lower(wallet_address), or a subquery
+ * on one with it, as the bulk path has), locked
  * SKIP LOCKED, and the wallets of which a row is not among them. A wallet is claimed whole or not
  * at all: of two rows that differ in letter case, one held by an application transaction, the
  * other alone was written and its queue entry done, and the held one kept its old status until a
@@ -42,7 +44,7 @@ export const lockWholeWallets = (dev: string, wallets: string) =>
    ),
    partly AS (
      SELECT lower(d.wallet_address) AS wallet FROM ${dev} d
-      WHERE lower(d.wallet_address) = ANY (ARRAY(SELECT wallet FROM locked))
+      WHERE lower(d.wallet_address) = ANY (${wallets})
         AND d.ctid NOT IN (SELECT row_id FROM locked)
    )`;
 

@@ -33,7 +33,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
      totals AS (${from === "queue" ? totalsFromChainStake(config) : TOTALS_FROM_STEP}),
      next AS (
        SELECT d.ctid AS row_id, t.wallet, d.status, d.stake_amount, d.staked_at, t.raw * $1::numeric AS new_amount,
-              stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status
+              stakesync.next_status(d.status, t.raw >= $2::numeric) AS new_status, d.email
          -- On the wallet first (a hash join; the planner cannot hash a ctid), then the locked row.
          -- The rows themselves by their ctids (a TID scan): joined alone, the hash join read the
          -- whole application table every round.
@@ -42,6 +42,9 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
         WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM mine))
      ),
      done AS (${from === "queue" ? FROM_QUEUE : FROM_STEP}),
+     -- The wallets a row of which has an email: every row of a wallet is in next, claimed whole
+     -- (lockWholeWallets), changed or not.
+     emailed AS (SELECT DISTINCT wallet FROM next WHERE coalesce(email, '') <> ''),
      changed AS (
        UPDATE ${dev} d
           SET status = n.new_status,
@@ -55,7 +58,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
         WHERE d.ctid = n.row_id AND d.ctid = ANY (ARRAY(SELECT row_id FROM next))
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
-                 n.stake_amount AS old_amount, d.stake_amount AS new_amount, d.email, n.staked_at AS old_staked_at
+                 n.stake_amount AS old_amount, d.stake_amount AS new_amount, n.staked_at AS old_staked_at
      ),
      -- A row refused before and written now: the application's rule was fixed, likely for the
      -- other refused rows too. They are due at the next reconciliation, not after their waits.
@@ -79,21 +82,18 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
               CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
                       -- Without an email only if no row of the wallet has one: of two rows that
-                      -- differ in letter case, one may have none, or be the one not written here
-                      -- (held by the application); 'no_email' is for good (UNIQUE (kind, wallet)).
-                      CASE WHEN coalesce(c.email, '') = ''
-                                AND NOT EXISTS (SELECT 1 FROM ${dev} e
-                                                 WHERE lower(e.wallet_address) = c.wallet AND coalesce(e.email, '') <> '')
-                             THEN 'no_email'
+                      -- differ in letter case, the one written may have none; 'no_email' is for
+                      -- good (UNIQUE (kind, wallet)).
+                      CASE WHEN m.wallet IS NULL THEN 'no_email'
                            WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
                            WHEN c.old_staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR c.old_status = 'inactive')
                              THEN 'historic' END AS skip
                  FROM changed c JOIN done q ON q.wallet = c.wallet
+                 LEFT JOIN emailed m ON m.wallet = c.wallet
                  LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)
                         ON f.chain_id = coalesce(q.activated_chain, q.chain_id)
                 WHERE c.new_status = 'active' AND c.old_status IS DISTINCT FROM 'active'
-                -- The wallet's row with an email first: no probe of the table for it.
-                ORDER BY c.wallet, coalesce(c.email, '') = '') first_activation
+                ORDER BY c.wallet) first_activation
        ON CONFLICT (kind, wallet) DO NOTHING
      ),
      audited AS (
