@@ -12,7 +12,6 @@ import { repoRoot } from "../lib/config";
 import { anvilKeys, connect, vault } from "../lib/contracts";
 import { waitFor } from "../lib/wait";
 import { ensureDevelopersTable } from "../sidecar/db/developers-table";
-import { createLogger } from "../sidecar/log";
 import { startOriginalListener } from "./helpers/original-listener";
 import { startSmtp } from "./helpers/peers";
 import {
@@ -50,11 +49,7 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
   const setup = new (await import("pg")).default.Client({ connectionString: databaseUrl });
   await setup.connect();
   await setup.query("BEGIN");
-  await ensureDevelopersTable(
-    setup,
-    { schema: "public", table: "developers", sql: "public.developers" },
-    createLogger("warn"),
-  );
+  await ensureDevelopersTable(setup, { schema: "public", table: "developers", sql: "public.developers" });
   await setup.query("COMMIT");
   await setup.end();
   const register = (wallet: string) =>

@@ -69,11 +69,7 @@ export type DevelopersIndex = ReturnType<typeof indexesOf>[number];
  * existing one's missing indexes are returned, for buildIndexes after the transaction: built in
  * it, they held the application's writes for the whole build, as long as the table is large.
  */
-export async function ensureDevelopersTable(
-  db: pg.ClientBase,
-  name: TableName,
-  log: Logger,
-): Promise<DevelopersIndex[]> {
+export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName): Promise<IndexStep[]> {
   const { rows } = await db.query<Column>(
     `SELECT a.attname AS column_name, c.data_type, c.udt_name, c.character_maximum_length AS max_length,
             format_type(a.atttypid, a.atttypmod) AS type
@@ -120,62 +116,78 @@ export async function ensureDevelopersTable(
       `ALTER TABLE ${name.sql} ${missing.map(([column, type]) => `ADD COLUMN ${column} ${type}`).join(", ")}`,
     );
   }
-  const toBuild: DevelopersIndex[] = [];
-  for (const wanted of indexesOf(name)) {
-    const { rows: found } = await db.query<{ valid: boolean }>(
-      `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-      [name.schema, wanted.index],
-    );
-    if (found[0]?.valid) continue;
-    // The application's own index on lower(wallet_address), of another name, does: a second
-    // would cost every write to the table.
-    if (wanted.index.endsWith("_wallet_lower_idx") && found.length === 0 && (await walletIndexed(db, name))) continue;
-    toBuild.push(wanted);
-  }
-  log.debug({ indexes: toBuild.map((i) => i.index) }, "developers indexes to build");
-  return toBuild;
+  return indexSteps(db, name);
 }
 
+/** An index to build, or an invalid leftover of a failed build (a crash, a cancel) to drop first, or only. */
+export type IndexStep = DevelopersIndex & { leftover: boolean; build: boolean };
+
 /**
- * Builds `indexes` on the developers table CONCURRENTLY, each in its own transaction, outside any
- * other: the application reads and writes the table throughout. A build waits for the
- * application's transactions open on the table at its start, however long (no lock_timeout: one
- * given up on leaves an invalid index). An invalid one, left by a build that failed before (a
- * crash, a cancel), is dropped and built again. Two sidecars starting together may both build:
- * the second finds the index there. Under the least-privilege role a DBA creates these
- * (docs/sql/roles.sql); without the privilege the sync is slower, not wrong, so it goes on.
+ * What the developers indexes need: none for a valid one; an invalid one of ours is a leftover
+ * to drop, and to build again unless the application has its own index on lower(wallet_address)
+ * of another name (a second would cost every write to the table).
  */
-export async function buildIndexes(db: pg.ClientBase, name: TableName, indexes: DevelopersIndex[], log: Logger) {
-  if (indexes.length === 0) return;
-  await db.query("SET lock_timeout = 0");
+async function indexSteps(db: Queryable, name: TableName): Promise<IndexStep[]> {
+  const steps: IndexStep[] = [];
+  for (const wanted of indexesOf(name)) {
+    const { rows } = await db.query<{ valid: boolean }>(
+      "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+      [`"${name.schema}"."${wanted.index}"`],
+    );
+    if (rows[0]?.valid) continue;
+    const leftover = rows.length > 0;
+    const build = !(wanted.index.endsWith("_wallet_lower_idx") && (await walletIndexed(db, name)));
+    if (leftover || build) steps.push({ ...wanted, leftover, build });
+  }
+  return steps;
+}
+
+/** Session-level advisory lock key for building the developers indexes (tried, never waited for). */
+const INDEX_LOCK = 7_263_002;
+
+/**
+ * Builds the developers indexes `planned` found missing, CONCURRENTLY, each in its own
+ * transactions, outside any other: the application reads and writes the table throughout. A
+ * build waits for every transaction older than it in the database to end, however long (no
+ * lock_timeout, no statement_timeout: one given up on leaves an invalid index on the
+ * application's table). One sidecar builds at a time, under a lock it only tries: two builds
+ * of one index at once deadlocked (40P01), and a drop of the other's build in progress, taken
+ * for a leftover, killed it at every retry. A sidecar that finds the lock taken starts without
+ * waiting, on the slower path until the index is there. Under the least-privilege role a DBA
+ * creates these (docs/sql/roles.sql); without the privilege the sync is slower, not wrong.
+ */
+export async function buildIndexes(db: pg.ClientBase, name: TableName, planned: IndexStep[], log: Logger) {
+  if (planned.length === 0) return;
+  const table = `${name.schema}.${name.table}`;
+  const { rows } = await db.query<{ taken: boolean }>("SELECT pg_try_advisory_lock($1) AS taken", [INDEX_LOCK]);
+  if (!rows[0]?.taken) {
+    log.info({ table }, "another sidecar builds the developers indexes; starting without waiting for them");
+    return;
+  }
+  await db.query("SET lock_timeout = 0; SET statement_timeout = 0");
   try {
-    for (const { index, definition } of indexes) {
+    // Again under the lock: what another sidecar built meanwhile is there.
+    for (const { index, definition, leftover, build } of await indexSteps(db, name)) {
       const qualified = `"${name.schema}"."${index}"`;
-      log.info(
-        { index, table: `${name.schema}.${name.table}` },
-        "building an index on the developers table, concurrently",
-      );
       try {
-        const { rows } = await db.query<{ valid: boolean }>(
-          "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-          [qualified],
-        );
-        if (rows[0]?.valid === false) await db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualified}`);
+        if (leftover) await db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualified}`);
+        if (!build) continue;
+        log.info({ index, table }, "building an index on the developers table, concurrently");
         await db.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON ${name.sql} ${definition}`);
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        // Another sidecar's build of the same name, begun at the same moment.
-        if (code === "23505" || code === "42P07") continue;
-        if (code !== "42501") throw error;
-        log.warn(
-          { index, table: `${name.schema}.${name.table}` },
-          "cannot create this index (no privilege): see docs/sql/roles.sql",
-        );
+        if ((error as { code?: string }).code !== "42501") throw error;
+        log.warn({ index, table }, "cannot create or drop this index (no privilege): see docs/sql/roles.sql");
+        continue;
       }
+      const { rows: built } = await db.query<{ valid: boolean }>(
+        "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+        [qualified],
+      );
+      if (!built[0]?.valid) throw new Error(`the index ${qualified} is not valid after its build`);
     }
   } finally {
-    await db.query("RESET lock_timeout");
+    await db.query("RESET lock_timeout; RESET statement_timeout").catch(() => undefined);
+    await db.query("SELECT pg_advisory_unlock($1)", [INDEX_LOCK]).catch(() => undefined);
   }
 }
 
@@ -220,7 +232,7 @@ export async function createDevelopersTable(
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   try {
-    const indexes = await inTransaction(db, "BEGIN", () => ensureDevelopersTable(db, name, log));
+    const indexes = await inTransaction(db, "BEGIN", () => ensureDevelopersTable(db, name));
     await buildIndexes(db, name, indexes, log);
   } finally {
     await db.end();

@@ -92,7 +92,7 @@ async function migrateWithin(db: pg.ClientBase, developersTable: TableName, log:
       await db.query("INSERT INTO stakesync.schema_migrations (name) VALUES ($1)", [name]);
       log.info({ migration: name }, "applied migration");
     }
-    return ensureDevelopersTable(db, developersTable, log);
+    return ensureDevelopersTable(db, developersTable);
   });
   await buildIndexes(db, developersTable, indexes, log);
 }

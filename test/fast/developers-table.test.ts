@@ -49,6 +49,9 @@ it("refuses an existing table without the application's email or wallet_address 
   );
   // Added, an empty email column marked every welcome 'no_email', for good.
   expect(rows.map((r) => r.column_name)).toEqual(["id", "wallet_address"]);
+  // Without wallet_address, each start failed on its index and went round for good.
+  await fake.db.query("DROP TABLE app.devs; CREATE TABLE app.devs (id bigserial PRIMARY KEY, wallet text, email text)");
+  await expect(migrate(m, table, log)).rejects.toThrow(/app\.devs: column wallet_address is missing/);
 });
 
 it("builds the missing indexes without holding the application's writes, waiting for its open transactions", async () => {
@@ -109,4 +112,76 @@ it("gives up waiting for the migration lock after its bound, to try again, when 
   await expect(migrate(m, table, log, { lockWaitMs: 300 })).rejects.toMatchObject({ code: "55P03" });
   // And the session is left as it was found.
   expect((await m.query("SHOW lock_timeout")).rows[0]?.lock_timeout).toBe("0");
+});
+
+it("builds the indexes once when two sidecars start together, neither killing the other's build", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
+    wallet(0xa0003),
+  ]);
+  clients.push(open);
+  const [a, b] = [await client(), await client()];
+  const pidOf = async (c: pg.Client) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+  const waiting = async (pid: number | undefined) =>
+    (await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid])).rows[0]
+      ?.wait_event_type === "Lock";
+  const aPid = await pidOf(a);
+  const first = migrate(a, table, log);
+  first.catch(() => undefined);
+  await waitFor("a's build waiting for the open transaction", () => waiting(aPid));
+  // b starts meanwhile: before, its drop of a's build in progress (taken for a leftover)
+  // deadlocked with it, or its own build left the index invalid.
+  await migrate(b, table, log);
+  await open.query("COMMIT");
+  await first;
+  const { rows } = await fake.db.query(
+    `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = 'app.devs'::regclass AND c.relname LIKE '%_idx' ORDER BY 1`,
+  );
+  expect(rows).toEqual([
+    { relname: "devs_pending_idx", indisvalid: true },
+    { relname: "devs_wallet_lower_idx", indisvalid: true },
+  ]);
+});
+
+it("drops an invalid leftover of its own beside the application's index, and rebuilds one where none is", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  await migrate(await client(), table, log);
+  // Two failed builds' leftovers (a crash, a cancel): invalid indexes.
+  await fake.db.query(`UPDATE pg_index SET indisvalid = false
+    WHERE indexrelid IN ('app.devs_wallet_lower_idx'::regclass, 'app.devs_pending_idx'::regclass)`);
+  await fake.db.query("CREATE INDEX app_wallet_ci ON app.devs (lower(wallet_address))");
+  await migrate(await client(), table, log);
+  const { rows } = await fake.db.query(
+    `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = 'app.devs'::regclass AND c.relname NOT LIKE '%key' ORDER BY 1`,
+  );
+  expect(rows).toEqual([
+    { relname: "app_wallet_ci", indisvalid: true },
+    { relname: "devs_pending_idx", indisvalid: true },
+  ]);
+});
+
+it("builds past the session's statement_timeout: a build cancelled leaves an invalid index behind", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
+    wallet(0xa0004),
+  ]);
+  clients.push(open);
+  const m = await client();
+  await m.query("SET statement_timeout = '100ms'");
+  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+  const migrating = migrate(m, table, log);
+  migrating.catch(() => undefined);
+  await waitFor("the build waiting", async () => {
+    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
+    return rows[0]?.wait_event_type === "Lock";
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await open.query("COMMIT");
+  await migrating;
+  expect(await walletIndexed(fake.db, table)).toBe(true);
 });
