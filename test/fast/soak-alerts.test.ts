@@ -73,3 +73,22 @@ it("tells faults no rule had to report by reason, and counts an alert with no fa
   expect(check.withoutFault).toEqual({ lag: 1 });
   expect(check.violations).toEqual([]);
 });
+
+it("shows a page during a fault that need not raise it, unless a fault that must raise it overlaps", () => {
+  const alerts: WebhookAlert[] = [
+    { rule: "database_unreachable", state: "firing", at: at(5) },
+    { rule: "database_unreachable", state: "resolved", at: at(8) },
+    { rule: "indexer_down", state: "firing", at: at(105) },
+  ];
+  const check = checkAlerts(
+    [
+      fault(0, { none: "back in seconds" }, "postgres_restart"),
+      fault(100, { none: "a sidecar" }, "sidecar_kill"),
+      fault(100, "indexer_down", "ponder_kill"),
+    ],
+    alerts,
+  );
+  expect(check.pagedAnyway).toEqual({ "postgres_restart: database_unreachable": 1 });
+  expect(check.withoutFault).toEqual({});
+  expect(check.violations).toEqual([]);
+});
