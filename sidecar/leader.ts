@@ -6,11 +6,12 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { exitOnConfigError } from "../lib/config";
+import { LOCKS } from "./db/locks";
 import { CONNECT_MS } from "./db/pools";
 import type { Queryable } from "./db/queryable";
 
 /** The advisory lock key; SQL checks who holds it through pg_locks (leaderLockHeldBy). */
-export const LEADER_LOCK = 7_263_002;
+export const LEADER_LOCK = LOCKS.leader;
 
 /**
  * True in SQL while the server has the leader lock held by the backend `pid` (an SQL expression):

@@ -24,7 +24,7 @@ import { createLogger } from "./log";
 import { createMetrics } from "./metrics";
 import { errorText } from "./redact";
 import { sidecarName } from "./settings";
-import { classify, SyncLoop } from "./sync/loop";
+import { SyncLoop } from "./sync/loop";
 import { cursorsStatements } from "./sync/sql/read-cursors";
 
 const config = orExit(() => loadSidecarConfig(process.env));
@@ -151,13 +151,14 @@ async function prepareDatabase() {
 }
 
 /**
- * A sidecar started while its database is out of reach pages that too, after as many tries as
- * the loop's (they come at the same pace: the preparation's backoff). Another failure (a lock
- * held, a privilege missing) reached the database: it starts the count again.
+ * A sidecar started while its database is out of reach, or refuses it, pages that too, after as
+ * many tries as the loop's (they come at the same pace: the preparation's backoff). A lock that
+ * another session holds (55P03: another sidecar migrating, a leader's long step) is a wait, not
+ * a failure: it starts the count again.
  */
 function unprepared(error: unknown) {
   unreachable =
-    error !== undefined && classify(error) === "database"
+    error !== undefined && (error as { code?: string }).code !== "55P03"
       ? { tries: unreachable.tries + 1, error: errorText(error) }
       : { tries: 0, error: null };
   checkUnreachable(ownAlerts, config, unreachable, sidecarName(config));

@@ -7,6 +7,8 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import { parseTableName, type TableName } from "../../lib/config";
+import { errorText } from "../redact";
+import { LOCKS } from "./locks";
 import type { Queryable } from "./queryable";
 import { inline, lastRows, yes } from "./together";
 import { inTransaction } from "./transaction";
@@ -142,8 +144,7 @@ async function indexSteps(db: Queryable, name: TableName): Promise<IndexStep[]> 
   return steps;
 }
 
-/** Session-level advisory lock key for building the developers indexes (tried, never waited for). */
-const INDEX_LOCK = 7_263_002;
+const INDEX_LOCK = LOCKS.indexBuild;
 
 /**
  * Builds the developers indexes `planned` found missing, CONCURRENTLY, each in its own
@@ -174,16 +175,33 @@ export async function buildIndexes(db: pg.ClientBase, name: TableName, planned: 
         if (!build) continue;
         log.info({ index, table }, "building an index on the developers table, concurrently");
         await db.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON ${name.sql} ${definition}`);
+        const { rows: built } = await db.query<{ valid: boolean }>(
+          "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+          [qualified],
+        );
+        if (!built[0]?.valid) {
+          log.warn(
+            { index, table },
+            "an index not valid after its build; starting without it, the next start tries again",
+          );
+          await db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualified}`).catch(() => undefined);
+        }
       } catch (error) {
-        if ((error as { code?: string }).code !== "42501") throw error;
-        log.warn({ index, table }, "cannot create or drop this index (no privilege): see docs/sql/roles.sql");
-        continue;
+        const code = (error as { code?: string }).code ?? "";
+        // The database gone (a client's error has no SQLSTATE): the start retries, as for the migration.
+        if (code === "" || /^(08|57P)/.test(code)) throw error;
+        // Anything else (no privilege, a deadlock with the application's DDL, a cancel, a full
+        // disk) leaves the sync slower, not wrong: it starts without the index, which the next
+        // start tries again. Retried here, every build would wait for every older transaction
+        // again, and no sidecar would start meanwhile.
+        log.warn(
+          { index, table, err: errorText(error) },
+          code === "42501"
+            ? "cannot create or drop this index (no privilege): see docs/sql/roles.sql"
+            : "could not build this index; starting without it (slower), the next start tries again",
+        );
+        if (code !== "42501") await db.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualified}`).catch(() => undefined);
       }
-      const { rows: built } = await db.query<{ valid: boolean }>(
-        "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-        [qualified],
-      );
-      if (!built[0]?.valid) throw new Error(`the index ${qualified} is not valid after its build`);
     }
   } finally {
     await db.query("RESET lock_timeout; RESET statement_timeout").catch(() => undefined);

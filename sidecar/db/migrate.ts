@@ -9,11 +9,11 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { repoRoot, type TableName } from "../../lib/config";
 import { buildIndexes, ensureDevelopersTable } from "./developers-table";
+import { LOCKS } from "./locks";
 import { inTransaction } from "./transaction";
 
 const MIGRATIONS_DIR = path.join(repoRoot, "sidecar", "migrations");
-/** Advisory lock key for migrations; the leader lock uses another. */
-const MIGRATION_LOCK = 7_263_001;
+const MIGRATION_LOCK = LOCKS.migration;
 
 /**
  * The oldest PostgreSQL the sidecar runs on: 14 (the leader's session sets idle_session_timeout).

@@ -78,6 +78,16 @@ export type LoopHooks = {
 /** How often a leader asks, over another connection, whether the server still has its lock. */
 const CONFIRM_MS = 1000;
 
+/** `answer`, or an error once `ms` have passed without it (the query goes on, unheard). */
+function answeredWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  answer.catch(() => undefined); // its failure after the deadline is unheard too
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}
+
 /** What a reconciliation request resolves with. */
 export type ReconcileResult = { drifted: number; changes: Change[] };
 
@@ -114,8 +124,9 @@ export class SyncLoop {
   private stopped = false;
   /** When the last unreachable try was counted (`unreachable` paces its count by it). */
   private unreachableAt = 0;
-  /** Since when confirmLeadership has not reached the database (undefined: it did last time). */
-  private confirmFailingSince: number | undefined;
+  /** This term's last answer to confirmLeadership's question, and on the leader's own connection. */
+  private confirmedAt = 0;
+  private leaderHeardAt = 0;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
   private wake: (() => void) | undefined;
@@ -187,25 +198,26 @@ export class SyncLoop {
    * Asked once a second while leading, a stop included, over another connection: if the server
    * no longer has this leader's lock, its connection has gone dark while the server ended its
    * session (in a round too, whose statement would otherwise wait for TCP to give up). The
-   * connection is closed: its statement fails, and the loop stands by. A question that cannot
-   * reach the server for longer than LEADER_SILENCE_LIMIT_S ends it too: by then the server has
-   * ended a session it heard nothing from, or this host is cut off from it, and the leader's own
-   * connection would wait for TCP to give up (minutes) before the loop stood by, counted
-   * unreachable, and paged. Another failure (a slow pool) changes nothing.
+   * connection is closed: its statement fails, and the loop stands by. When neither these
+   * questions nor the leader's own connection have had an answer for LEADER_SILENCE_LIMIT_S, the
+   * server has ended a session it heard nothing from, or this host is cut off from it: the
+   * connection is closed too, rather than wait minutes for TCP before standing by, counting
+   * the tries to lead again, and paging. One side alone failing (a pool out of connections while
+   * the leader's own answers; a long statement of a round while the questions are answered)
+   * changes nothing.
    */
   private async confirmLeadership(db: Queryable) {
     const pid = this.state.leaderPid;
     const client = this.leaderClient;
     if (this.state.role !== "leader" || pid === null || !client) return;
+    const limitMs = LEADER_SILENCE_LIMIT_S * 1000;
     let held: boolean;
     try {
-      held = await holdsLeaderLock(db, pid);
-      this.confirmFailingSince = undefined;
+      held = await answeredWithin(holdsLeaderLock(db, pid), limitMs);
     } catch (error) {
-      if (classify(error) !== "database") return;
-      this.confirmFailingSince ??= Date.now();
-      if (Date.now() - this.confirmFailingSince <= LEADER_SILENCE_LIMIT_S * 1000) return;
-      if (this.leaderClient !== client) return;
+      if (this.leaderClient !== client) return; // a new term meanwhile
+      const now = Date.now();
+      if (now - this.confirmedAt <= limitMs || now - this.leaderHeardAt <= limitMs) return;
       this.log.warn(
         { leader_pid: pid, err: errorText(error) },
         "the database is out of reach; closing the leader's connection",
@@ -213,8 +225,9 @@ export class SyncLoop {
       await client.end().catch(() => undefined);
       return;
     }
-    if (held) return;
     if (this.leaderClient !== client || this.state.leaderPid !== pid) return; // a new term meanwhile
+    this.confirmedAt = Date.now();
+    if (held) return;
     this.log.warn({ leader_pid: pid }, "the server no longer has this sidecar's leader lock; closing its connection");
     await client.end().catch(() => undefined);
   }
@@ -260,7 +273,6 @@ export class SyncLoop {
       // on its /status and metrics, through the backoff too, while another sidecar leads.
       const backoff = backoffMs(this.config.retryDelayMs, this.state.consecutiveErrors);
       this.state.consecutiveErrors = 0;
-      this.confirmFailingSince = undefined;
       if (!this.stopped) await this.sleep(backoff, { backoff: true });
     }
   }
@@ -272,6 +284,11 @@ export class SyncLoop {
       this.wakeUp();
     });
     db.on("notification", () => this.wakeUp());
+    this.confirmedAt = Date.now();
+    this.leaderHeardAt = Date.now();
+    const heard = () => {
+      if (this.leaderClient === db) this.leaderHeardAt = Date.now();
+    };
     // The server ends a silent leader's session (LEADER_SILENCE_LIMIT_S): while this loop sleeps
     // or backs off, a ping keeps a live leader's session, and its lock, alive. Inside a step's
     // transaction the ping waits its turn; a process stalled that long between two statements
@@ -279,7 +296,7 @@ export class SyncLoop {
     // statements keep the session, and a ping queued behind one of them ran before the next,
     // one more round trip in one round a second (a block's round, at times: its latency).
     const ping = setInterval(() => {
-      if (!this.inRound) db.query("SELECT 1").catch(() => undefined);
+      if (!this.inRound) db.query("SELECT 1").then(heard, () => undefined);
     }, PING_MS);
     const { confirmOver } = this.hooks;
     let confirming = false;
@@ -388,6 +405,7 @@ export class SyncLoop {
         continue;
       }
       this.inRound = false;
+      this.leaderHeardAt = Date.now();
       // A step that applied events is followed at once: Ponder may have gone on meanwhile (a
       // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
       // A reconciliation due sooner is run sooner; one overdue (it waits for Ponder's tables,
@@ -520,18 +538,18 @@ export class SyncLoop {
   }
 
   /**
-   * A try to lead that failed: one that could not reach the database counts, at the pace of a
-   * failing round's retries (its backoff) though tries come every second. So a PostgreSQL restart
-   * of a few seconds is a try or two, and an outage reaches ALERT_AFTER_ERRORS in the time a
-   * leader's failing rounds would. No sidecar leads then: each pages it itself (run.ts).
+   * A try to lead that failed: out of reach, or refused (a password rotated, pg_hba.conf, a
+   * database gone). It counts at the pace of a failing round's retries (its backoff) though tries
+   * come every second. So a PostgreSQL restart of a few seconds is a try or two, and an outage
+   * reaches ALERT_AFTER_ERRORS in the time a leader's failing rounds would. No sidecar leads
+   * then: each pages it itself (run.ts).
    */
   private unreachable(error: unknown) {
-    if (classify(error) !== "database") return;
     const { tries } = this.state.unreachable;
     if (tries > 0 && Date.now() - this.unreachableAt < backoffMs(this.config.retryDelayMs, tries)) return;
     this.unreachableAt = Date.now();
     this.state.unreachable = { tries: tries + 1, error: errorText(error) };
-    this.metrics.syncErrors.inc({ kind: "database" });
+    this.metrics.syncErrors.inc({ kind: classify(error) });
   }
 
   /** A try to lead reached the database (and led, or found another sidecar leading). */

@@ -8,7 +8,9 @@ import { afterEach, expect, it } from "vitest";
 import { parseTableName, type TableName } from "../../lib/config";
 import { waitFor } from "../../lib/wait";
 import { DevelopersTableError, walletIndexed } from "../../sidecar/db/developers-table";
+import { LOCKS } from "../../sidecar/db/locks";
 import { migrate } from "../../sidecar/db/migrate";
+import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { applicationTransaction, type Fake, fakePonder, wallet } from "./ponder-fake";
 
@@ -184,4 +186,45 @@ it("builds past the session's statement_timeout: a build cancelled leaves an inv
   await open.query("COMMIT");
   await migrating;
   expect(await walletIndexed(fake.db, table)).toBe(true);
+});
+
+it("builds the indexes while another sidecar leads (the leader's lock is not the build's)", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  const leader = await client();
+  await leader.query("SELECT pg_advisory_lock($1)", [LEADER_LOCK]);
+  await migrate(await client(), table, log);
+  expect(await walletIndexed(fake.db, table)).toBe(true);
+  // And the build's lock is free again.
+  const { rows } = await fake.db.query(
+    "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1",
+    [LOCKS.indexBuild],
+  );
+  expect(rows[0]?.n).toBe(0);
+});
+
+it("starts without an index whose build fails (cancelled), instead of retrying the start for good", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
+    wallet(0xa0005),
+  ]);
+  clients.push(open);
+  const m = await client();
+  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+  const migrating = migrate(m, table, log);
+  migrating.catch(() => undefined);
+  await waitFor("the build waiting", async () => {
+    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
+    return rows[0]?.wait_event_type === "Lock";
+  });
+  await fake.db.query("SELECT pg_cancel_backend($1)", [pid]);
+  await open.query("COMMIT");
+  await migrating;
+  // The cancelled build's invalid index is gone; the other index is built.
+  const { rows } = await fake.db.query(
+    `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = 'app.devs'::regclass AND c.relname LIKE '%_idx' ORDER BY 1`,
+  );
+  expect(rows).toEqual([{ relname: "devs_pending_idx", indisvalid: true }]);
 });

@@ -7,6 +7,7 @@ import pg from "pg";
 import pino, { type Logger } from "pino";
 import { afterEach, expect, it, onTestFinished, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
+import type { Queryable } from "../../sidecar/db/queryable";
 import { checkUnreachable } from "../../sidecar/effects/monitor";
 import { connectWriter, LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
@@ -353,17 +354,24 @@ it("stands down within seconds when the database goes out of reach under it, and
   const { door, url } = await databaseDoor(fake.url);
   door.open = true;
   const config = { ...fake.config, database: { ...fake.config.database, url } };
-  // The effects' pool, over which the leader confirms its lock: through the same door.
-  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 2000 });
-  onTestFinished(() => pool.end().catch(() => undefined));
+  // The effects' pool, over which the leader confirms its lock: through the same door, with the
+  // effects pool's 60-s bound on a query (sidecar/db/pools.ts).
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 2000, query_timeout: 60_000 });
+  // Not awaited: a pool's end waits for its dark connection, until the door's own end breaks it.
+  onTestFinished(() => {
+    pool.end().catch(() => undefined);
+  });
   pool.on("error", () => undefined);
   loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map(), { confirmOver: pool });
   loop.start();
   const state = loop.state;
   await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
+  // Once a confirmation has opened the pool's connection: that one goes dark too, and its
+  // question waits for an answer that never comes.
+  await waitFor("a confirmation's connection", () => pool.totalCount >= 1, { timeoutMs: 30_000 });
   door.goDark();
-  // Its own connection hears nothing (TCP would give up in minutes); its confirmations cannot
-  // reach the server: once they have failed for LEADER_SILENCE_LIMIT_S, it stands down.
+  // Its own connection hears nothing (TCP would give up in minutes); its confirmations have no
+  // answer: once neither has had one for LEADER_SILENCE_LIMIT_S, it stands down.
   await waitFor("standing down", () => state.role === "standby", { timeoutMs: 60_000 });
   await waitFor("its tries counted", () => state.unreachable.tries >= 1, { timeoutMs: 30_000 });
 });
@@ -386,4 +394,31 @@ it("pages nothing for a PostgreSQL restart of a few seconds (the soak's: RETRY_D
   // At most a try a second, counted at 0, 0.5, 1.5, 3.5 s…: fewer than ALERT_AFTER_ERRORS (5).
   expect(most).toBeGreaterThan(0);
   expect(most).toBeLessThan(fake.config.alertAfterErrors);
+});
+
+it("keeps leading while only its confirmations fail (a pool out of connections), its own connection answering", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10", SYNC_POLL_MS: "10" });
+  const tooMany = Object.assign(new Error("sorry, too many clients already"), { code: "53300" });
+  const refusing = { query: () => Promise.reject(tooMany) } as unknown as Queryable;
+  loop = new SyncLoop(fake.config, createLogger("silent"), createMetrics([CHAIN]), new Map(), {
+    confirmOver: refusing,
+  });
+  loop.start();
+  const state = loop.state;
+  await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
+  const pid = state.leaderPid;
+  // Past LEADER_SILENCE_LIMIT_S with every confirmation refused.
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  expect(state).toMatchObject({ role: "leader", leaderPid: pid });
+});
+
+it("counts tries the database refuses (a password rotated) as well as those it does not answer", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10" });
+  const url = new URL(fake.url);
+  url.password = "not-the-password";
+  const config = { ...fake.config, database: { ...fake.config.database, url: url.toString() } };
+  loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map());
+  loop.start();
+  await waitFor("a refused try counted", () => (loop?.state.unreachable.tries ?? 0) >= 1, { timeoutMs: 30_000 });
+  expect(loop.state.unreachable.error).toMatch(/password authentication failed/);
 });
