@@ -40,6 +40,38 @@ async function applicationTable(
     INSERT INTO app.devs (wallet_address) SELECT '0x' || lpad(to_hex(g), 40, '0') FROM generate_series(1, 1000) g`);
 }
 
+/** An application transaction that wrote a row and stays open: an index build waits for it. */
+async function openWrite(n: number): Promise<pg.Client> {
+  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
+    wallet(0xa0000 + n),
+  ]);
+  clients.push(open);
+  return open;
+}
+
+/** `migrate` on a client of its own (`prepare`d first), once its index build waits for a lock. */
+async function migrateWaiting(options: { lockWaitMs?: number } = {}, prepare?: (c: pg.Client) => Promise<unknown>) {
+  const m = await client();
+  await prepare?.(m);
+  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+  const migrating = migrate(m, table, log, options);
+  migrating.catch(() => undefined);
+  await waitFor("the build waiting for a lock", async () => {
+    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
+    return rows[0]?.wait_event_type === "Lock";
+  });
+  return { migrating, pid };
+}
+
+/** The sidecar's indexes on the table (named *_idx), and whether each is valid. */
+async function sidecarIndexes() {
+  const { rows } = await fake.db.query(
+    `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = 'app.devs'::regclass AND c.relname LIKE '%_idx' ORDER BY 1`,
+  );
+  return rows;
+}
+
 it("refuses an existing table without the application's email or wallet_address column, naming it, and adds nothing", async () => {
   fake = await fakePonder();
   await applicationTable("");
@@ -60,18 +92,8 @@ it("builds the missing indexes without holding the application's writes, waiting
   fake = await fakePonder();
   await applicationTable();
   // An application transaction that wrote a row and stays open past the migration's lock bound.
-  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
-    wallet(0xa0001),
-  ]);
-  clients.push(open);
-  const m = await client();
-  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
-  const migrating = migrate(m, table, log, { lockWaitMs: 300 });
-  migrating.catch(() => undefined);
-  await waitFor("the build waiting for the open transaction", async () => {
-    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
-    return rows[0]?.wait_event_type === "Lock";
-  });
+  const open = await openWrite(1);
+  const { migrating } = await migrateWaiting({ lockWaitMs: 300 });
   // Past the migration's lock bound (5 s; 300 ms here): a build inside its transaction gave up on
   // the table's SHARE lock here (55P03), and the sidecar's start went round again for as long as
   // the transaction lasted.
@@ -119,29 +141,14 @@ it("gives up waiting for the migration lock after its bound, to try again, when 
 it("builds the indexes once when two sidecars start together, neither killing the other's build", async () => {
   fake = await fakePonder();
   await applicationTable();
-  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
-    wallet(0xa0003),
-  ]);
-  clients.push(open);
-  const [a, b] = [await client(), await client()];
-  const pidOf = async (c: pg.Client) => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
-  const waiting = async (pid: number | undefined) =>
-    (await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid])).rows[0]
-      ?.wait_event_type === "Lock";
-  const aPid = await pidOf(a);
-  const first = migrate(a, table, log);
-  first.catch(() => undefined);
-  await waitFor("a's build waiting for the open transaction", () => waiting(aPid));
+  const open = await openWrite(3);
+  const { migrating: first } = await migrateWaiting();
   // b starts meanwhile: before, its drop of a's build in progress (taken for a leftover)
   // deadlocked with it, or its own build left the index invalid.
-  await migrate(b, table, log);
+  await migrate(await client(), table, log);
   await open.query("COMMIT");
   await first;
-  const { rows } = await fake.db.query(
-    `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-      WHERE i.indrelid = 'app.devs'::regclass AND c.relname LIKE '%_idx' ORDER BY 1`,
-  );
-  expect(rows).toEqual([
+  expect(await sidecarIndexes()).toEqual([
     { relname: "devs_pending_idx", indisvalid: true },
     { relname: "devs_wallet_lower_idx", indisvalid: true },
   ]);
@@ -169,19 +176,8 @@ it("drops an invalid leftover of its own beside the application's index, and reb
 it("builds past the session's statement_timeout: a build cancelled leaves an invalid index behind", async () => {
   fake = await fakePonder();
   await applicationTable();
-  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
-    wallet(0xa0004),
-  ]);
-  clients.push(open);
-  const m = await client();
-  await m.query("SET statement_timeout = '100ms'");
-  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
-  const migrating = migrate(m, table, log);
-  migrating.catch(() => undefined);
-  await waitFor("the build waiting", async () => {
-    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
-    return rows[0]?.wait_event_type === "Lock";
-  });
+  const open = await openWrite(4);
+  const { migrating } = await migrateWaiting({}, (m) => m.query("SET statement_timeout = '100ms'"));
   await new Promise((resolve) => setTimeout(resolve, 300));
   await open.query("COMMIT");
   await migrating;
@@ -206,25 +202,11 @@ it("builds the indexes while another sidecar leads (the leader's lock is not the
 it("starts without an index whose build fails (cancelled), instead of retrying the start for good", async () => {
   fake = await fakePonder();
   await applicationTable();
-  const open = await applicationTransaction(fake.url, "INSERT INTO app.devs (wallet_address) VALUES ($1)", [
-    wallet(0xa0005),
-  ]);
-  clients.push(open);
-  const m = await client();
-  const pid = (await m.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
-  const migrating = migrate(m, table, log);
-  migrating.catch(() => undefined);
-  await waitFor("the build waiting", async () => {
-    const { rows } = await fake.db.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]);
-    return rows[0]?.wait_event_type === "Lock";
-  });
+  const open = await openWrite(5);
+  const { migrating, pid } = await migrateWaiting();
   await fake.db.query("SELECT pg_cancel_backend($1)", [pid]);
   await open.query("COMMIT");
   await migrating;
   // The cancelled build's invalid index is gone; the other index is built.
-  const { rows } = await fake.db.query(
-    `SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-      WHERE i.indrelid = 'app.devs'::regclass AND c.relname LIKE '%_idx' ORDER BY 1`,
-  );
-  expect(rows).toEqual([{ relname: "devs_pending_idx", indisvalid: true }]);
+  expect(await sidecarIndexes()).toEqual([{ relname: "devs_pending_idx", indisvalid: true }]);
 });
