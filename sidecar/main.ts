@@ -11,7 +11,7 @@ import { exitOnConfigError, loadSidecarConfig, orExit } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { DevelopersTableError, rowSecurityActive } from "./db/developers-table";
 import { migrate, ServerVersionError } from "./db/migrate";
-import { CONNECT_MS, createPools } from "./db/pools";
+import { CONNECT_MS, createPools, KEEPALIVE_MS } from "./db/pools";
 import { lastRows } from "./db/together";
 import { Alerts } from "./effects/alerts";
 import { AlertMonitor, checkUnreachable } from "./effects/monitor";
@@ -31,7 +31,7 @@ const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
 const metrics = createMetrics(config.chains.map((c) => c.id));
 
-const { pool, httpPool } = createPools(config, log);
+const { pool, httpPool, confirmPool } = createPools(config, log);
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
 const alertOptions = {
@@ -53,7 +53,7 @@ const loop = new SyncLoop(config, log, metrics, heads.heads, {
   onChanges: (changes) => {
     if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
   },
-  confirmOver: pool,
+  confirmOver: confirmPool,
 });
 
 const app = createApp({ config, pool: httpPool, heads: heads.heads, indexer, loop, metrics, alerts, log });
@@ -86,7 +86,7 @@ async function shutdown(signal: string) {
     Promise.all([alerts.delivered(), ownAlerts.delivered()]),
     new Promise((resolve) => setTimeout(resolve, 5000)),
   ]);
-  await Promise.all([pool.end(), httpPool.end()]).catch(() => undefined);
+  await Promise.all([pool.end(), httpPool.end(), confirmPool.end()]).catch(() => undefined);
   process.exit(0);
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
@@ -183,10 +183,14 @@ async function warnOfUnlistedChains(client: pg.Client) {
 
 /** A client of its own, connected, or the error that kept it from connecting. */
 async function connectOnce(connectionString: string, applicationName: string): Promise<pg.Client | Error> {
+  // Keepalives: a database host gone while a migration or an index build waits (as long as it
+  // must) is noticed, and the start tries again; without them nothing ever came back.
   const client = new pg.Client({
     connectionString,
     application_name: applicationName,
     connectionTimeoutMillis: CONNECT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_MS,
   });
   client.on("error", () => undefined); // a server gone while it is idle: its next query fails
   return client.connect().then(

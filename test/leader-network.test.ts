@@ -2,7 +2,7 @@
  * A leader whose database connection goes dark: the network drops its packets, both ways, and
  * neither end hears of it. The server ends the silent session within LEADER_SILENCE_LIMIT_S (its
  * lock goes to whoever asks next); the sidecar, asking the server over its other connections
- * once a second (SyncLoop's `confirmOver`, the effects' pool in main.ts), closes the dark one and
+ * once a second (SyncLoop's `confirmOver`, a pool of its own in main.ts), closes the dark one and
  * stands by instead of leading nothing for as long as TCP retries (about 15 minutes).
  */
 import pg from "pg";

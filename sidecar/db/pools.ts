@@ -1,5 +1,5 @@
 /**
- * The sidecar's two pools of reads and small writes (the leader's own connection is leader.ts's).
+ * The sidecar's pools of reads and small writes (the leader's own connection is leader.ts's).
  *
  * The HTTP pool's sessions bound their waits: an application's DDL on developers (an ALTER TABLE,
  * or one queued behind a long transaction) held every lookup on a connection of its 3 for as long
@@ -29,7 +29,7 @@ export const EFFECTS_QUERY_MS = 60_000;
 
 /** Both pools: connecting waits at most this long; keepalives probe a connection idle this long. */
 export const CONNECT_MS = 10_000;
-const KEEPALIVE_MS = 10_000;
+export const KEEPALIVE_MS = 10_000;
 
 export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs = EFFECTS_QUERY_MS } = {}) {
   const pool = new pg.Pool({
@@ -59,9 +59,21 @@ export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs
       await client.query(`SET lock_timeout = ${HTTP_LOCK_WAIT_MS}; SET statement_timeout = ${HTTP_STATEMENT_MS}`);
     },
   });
+  // The leader's questions whether the server still has its lock (loop.ts confirmLeadership), on
+  // a connection of their own, one at a time: on the effects' pool, one that waited for a free
+  // connection behind the status page's reads during a long round went unanswered for 4 s, and a
+  // healthy leader stood down.
+  const confirmPool = new pg.Pool({
+    connectionString: config.database.url,
+    max: 1,
+    connectionTimeoutMillis: CONNECT_MS,
+    application_name: "stakesync_sidecar_confirm",
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_MS,
+  });
   // An idle client whose server went away must not crash the process; the pool replaces it.
-  for (const p of [pool, httpPool]) {
+  for (const p of [pool, httpPool, confirmPool]) {
     p.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
   }
-  return { pool, httpPool };
+  return { pool, httpPool, confirmPool };
 }

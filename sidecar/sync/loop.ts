@@ -216,7 +216,7 @@ export class SyncLoop {
       held = await answeredWithin(holdsLeaderLock(db, pid), limitMs);
     } catch (error) {
       if (this.leaderClient !== client) return; // a new term meanwhile
-      const now = Date.now();
+      const now = performance.now();
       if (now - this.confirmedAt <= limitMs || now - this.leaderHeardAt <= limitMs) return;
       this.log.warn(
         { leader_pid: pid, err: errorText(error) },
@@ -226,7 +226,7 @@ export class SyncLoop {
       return;
     }
     if (this.leaderClient !== client || this.state.leaderPid !== pid) return; // a new term meanwhile
-    this.confirmedAt = Date.now();
+    this.confirmedAt = performance.now();
     if (held) return;
     this.log.warn({ leader_pid: pid }, "the server no longer has this sidecar's leader lock; closing its connection");
     await client.end().catch(() => undefined);
@@ -284,10 +284,11 @@ export class SyncLoop {
       this.wakeUp();
     });
     db.on("notification", () => this.wakeUp());
-    this.confirmedAt = Date.now();
-    this.leaderHeardAt = Date.now();
+    // The monotonic clock: a wall clock stepped back while cut off would keep a dark leader leading.
+    this.confirmedAt = performance.now();
+    this.leaderHeardAt = performance.now();
     const heard = () => {
-      if (this.leaderClient === db) this.leaderHeardAt = Date.now();
+      if (this.leaderClient === db) this.leaderHeardAt = performance.now();
     };
     // The server ends a silent leader's session (LEADER_SILENCE_LIMIT_S): while this loop sleeps
     // or backs off, a ping keeps a live leader's session, and its lock, alive. Inside a step's
@@ -405,7 +406,7 @@ export class SyncLoop {
         continue;
       }
       this.inRound = false;
-      this.leaderHeardAt = Date.now();
+      this.leaderHeardAt = performance.now();
       // A step that applied events is followed at once: Ponder may have gone on meanwhile (a
       // long catch-up step often ends after Ponder's /ready, with no commit left to wake us).
       // A reconciliation due sooner is run sooner; one overdue (it waits for Ponder's tables,

@@ -7,13 +7,14 @@ import pg from "pg";
 import pino, { type Logger } from "pino";
 import { afterEach, expect, it, onTestFinished, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { createPools } from "../../sidecar/db/pools";
 import type { Queryable } from "../../sidecar/db/queryable";
 import { checkUnreachable } from "../../sidecar/effects/monitor";
-import { connectWriter, LEADER_LOCK } from "../../sidecar/leader";
+import { connectWriter, holdsLeaderLock, LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import { retryAfter, SyncLoop } from "../../sidecar/sync/loop";
-import { CHAIN, type Fake, fakePonder, sidecarParts, USDC, wallet } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, leadingSession, sidecarParts, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 let loop: SyncLoop | undefined;
@@ -421,4 +422,19 @@ it("counts tries the database refuses (a password rotated) as well as those it d
   loop.start();
   await waitFor("a refused try counted", () => (loop?.state.unreachable.tries ?? 0) >= 1, { timeoutMs: 30_000 });
   expect(loop.state.unreachable.error).toMatch(/password authentication failed/);
+});
+
+it("confirms its lock over a pool of its own: with the effects' pool taken whole, a confirmation still answers", async () => {
+  fake = await fakePonder();
+  const { pool, httpPool, confirmPool } = createPools(fake.config, createLogger("silent"));
+  const busy = await Promise.all(Array.from({ length: 5 }, () => pool.connect()));
+  onTestFinished(async () => {
+    for (const c of busy) c.release();
+    await Promise.all([pool.end(), httpPool.end(), confirmPool.end()]);
+  });
+  const { client, pid } = await leadingSession(fake.url);
+  onTestFinished(() => client.end());
+  // On the effects' pool this waited for a free connection: a healthy leader in a long round,
+  // its question unanswered for 4 s, stood down.
+  expect(await holdsLeaderLock(confirmPool, pid)).toBe(true);
 });
