@@ -192,7 +192,7 @@ if (!stopping) {
   );
   say("try:");
   say("  npx stakesync demo register frank && npx stakesync demo stake frank 25");
-  say("  npx stakesync demo unstake dave 5 · npx stakesync demo slash bob 10 · npx stakesync demo --help");
+  say("  npx stakesync demo unstake dave 15 · npx stakesync demo slash bob 10 · npx stakesync demo --help");
   say("  npx stakesync verify --local");
 }
 

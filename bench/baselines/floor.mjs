@@ -1,7 +1,8 @@
-// The floor of the cached and cold goals (`npm run bench -- --only a,f`): the least a sidecar
+// The floor of the cached and cold goals (`npm run bench -- --only a,floor`): the least a sidecar
 // started beside Ponder can do, measured instead of estimated (docs/performance.md, "What any
 // design pays after the backfill"). A Node process that starts with Ponder, does nothing while
-// Ponder backfills, and once Ponder's /ready is 200 writes every developer in one statement from
+// Ponder backfills, and once Ponder's checkpoint reaches the chain's last event (before /ready)
+// writes every developer in one statement from
 // Ponder's own running sums (`developer_stake`), with an audit row and a welcome job each, as the
 // sidecar's last write does. It keeps no ledger, cannot tell a reorg from a crash recovery, and
 // reads Ponder's state at its checkpoint, not at a confirmed block: not a design, a lower bound.
