@@ -5,6 +5,8 @@
  *
  *   --events N (100000)  --developers D (10000)  --seed S  --realtime-stakes K (300)
  *   --repeat R (5)       runs of each (a)/(b) backfill but the default-RPC one; the median is reported
+ *   --cold-repeat C (R)  cold runs of each, when fewer are wanted than cached (a long cached
+ *                        comparison: resolving 5 % cached takes 50–100 runs a side here)
  *   --scale              also run the full pipeline at N/10 and 10·N
  *   --only a,b,c,d       run only these scenarios; `floor` (not by default) runs the floor under (b)
  *                        beside them, in the same turns (bench/baselines/floor.mjs)
@@ -37,6 +39,7 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "stakesync" },
     "realtime-stakes": { type: "string", default: "300" },
     repeat: { type: "string", default: "5" },
+    "cold-repeat": { type: "string" },
     scale: { type: "boolean", default: false },
     only: { type: "string", default: "a,b,c,d" },
     statements: { type: "boolean", default: false },
@@ -47,6 +50,7 @@ const N = Number(args.events);
 const D = Number(args.developers);
 const only = new Set(args.only.split(","));
 const REPEAT = Number(args.repeat);
+const COLD_REPEAT = Number(args["cold-repeat"] ?? args.repeat);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const lab = await openLab(log, { statements: args.statements });
 
@@ -70,11 +74,11 @@ function measuredCode() {
  * of the machine weighs on every side, and the ratio is what the sidecar adds to Ponder.
  */
 type Side<T> = false | ((i: number) => Promise<T>);
-async function inTurns<A, B, F>(a: Side<A>, b: Side<B>, f: Side<F> = false) {
+async function inTurns<A, B, F>(repeat: number, a: Side<A>, b: Side<B>, f: Side<F> = false) {
   const bare: A[] = [];
   const full: B[] = [];
   const least: F[] = [];
-  for (let i = 0; i < REPEAT; i++) {
+  for (let i = 0; i < repeat; i++) {
     const turns = [
       ...(a ? [async () => bare.push(await a(i))] : []),
       ...(b ? [async () => full.push(await b(i))] : []),
@@ -139,8 +143,9 @@ try {
     only.has("floor") && "the floor",
   ].filter(Boolean);
   if (backfills) {
-    log(`cold: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${REPEAT} runs each`);
+    log(`cold: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${COLD_REPEAT} runs each`);
     const { bare, full, least } = await inTurns(
+      COLD_REPEAT,
       only.has("a") &&
         (async (i) => barePonder(lab, { ...privateNode, DATABASE_URL: await lab.freshDatabase() }, `a_tuned_${i}`)),
       only.has("b") &&
@@ -182,6 +187,7 @@ try {
     }
     log(`cached: ${sides.join(" and ")}${sides.length > 1 ? " in turn" : ""}, ${REPEAT} runs each`);
     const { bare, full, least } = await inTurns(
+      REPEAT,
       only.has("a") && ((i) => barePonder(lab, { ...privateNode, DATABASE_URL: url }, `a_cached_${i}`)),
       only.has("b") &&
         (async (i) => {
