@@ -26,3 +26,17 @@ export async function waitFor(
   const reason = lastError instanceof Error ? `: ${lastError.message}` : "";
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${reason}`);
 }
+
+/**
+ * `answer`, or an error "no answer within …" once `ms` have passed without it: for a question to
+ * a server that may have gone dark, whose client would otherwise wait for TCP to give up. The
+ * question goes on, unheard, and so does its failure after the deadline.
+ */
+export function answeredWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  answer.catch(() => undefined);
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}

@@ -7,6 +7,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
+import { answeredWithin } from "../lib/wait";
 import { lastRows } from "./db/together";
 import { LOCK_NOT_AVAILABLE } from "./sync/sql/read-progress";
 import { LOCK_WAIT_MS } from "./sync/sql/read-sources";
@@ -62,7 +63,7 @@ export class IndexerWatch {
     if (health instanceof Error) return `${ponderUrl}/health unreachable`;
     if (!health.ok) return `${ponderUrl}/health answered ${health.status}`;
     // Bounded: a frozen database must not hold this look (and a SIGTERM waiting for it) forever.
-    const read = await Promise.race([
+    const read = await answeredWithin(
       lastRows<{ beat: string | null }>(this.pool, [
         // Its checkpoint too, as the sync reads it: a reorg or crash recovery locks it exclusively
         // until its transaction ends, which a Ponder frozen inside one never does. Its /health
@@ -71,8 +72,8 @@ export class IndexerWatch {
         `SELECT FROM "${ponderSchema}"._ponder_checkpoint LIMIT 0`,
         `SELECT value->>'heartbeat_at' AS beat FROM "${ponderSchema}"._ponder_meta WHERE key = 'app'`,
       ]),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer within 2 s")), 2000).unref()),
-    ]).catch((error: Error) => error);
+      2000,
+    ).catch((error: Error) => error);
     if ((read as { code?: string }).code === LOCK_NOT_AVAILABLE) {
       return "Ponder's tables stay locked: a reorg or crash recovery that does not end (Ponder frozen inside it?)";
     }

@@ -132,16 +132,22 @@ export type IndexStep = DevelopersIndex & { leftover: boolean; build: boolean };
 async function indexSteps(db: Queryable, name: TableName): Promise<IndexStep[]> {
   const steps: IndexStep[] = [];
   for (const wanted of indexesOf(name)) {
-    const { rows } = await db.query<{ valid: boolean }>(
-      "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-      [`"${name.schema}"."${wanted.index}"`],
-    );
-    if (rows[0]?.valid) continue;
-    const leftover = rows.length > 0;
+    const valid = await indexValid(db, `"${name.schema}"."${wanted.index}"`);
+    if (valid) continue;
+    const leftover = valid === false;
     const build = !(wanted.index.endsWith("_wallet_lower_idx") && (await walletIndexed(db, name)));
     if (leftover || build) steps.push({ ...wanted, leftover, build });
   }
   return steps;
+}
+
+/** Whether the index `qualified` ("schema"."name") is valid; undefined when there is none. */
+async function indexValid(db: Queryable, qualified: string): Promise<boolean | undefined> {
+  const { rows } = await db.query<{ valid: boolean }>(
+    "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+    [qualified],
+  );
+  return rows[0]?.valid;
 }
 
 const INDEX_LOCK = LOCKS.indexBuild;
@@ -175,11 +181,7 @@ export async function buildIndexes(db: pg.ClientBase, name: TableName, planned: 
         if (!build) continue;
         log.info({ index, table }, "building an index on the developers table, concurrently");
         await db.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON ${name.sql} ${definition}`);
-        const { rows: built } = await db.query<{ valid: boolean }>(
-          "SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-          [qualified],
-        );
-        if (!built[0]?.valid) {
+        if (!(await indexValid(db, qualified))) {
           log.warn(
             { index, table },
             "an index not valid after its build; starting without it, the next start tries again",

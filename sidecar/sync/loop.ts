@@ -8,6 +8,7 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
 import type { SidecarConfig } from "../../lib/config";
+import { answeredWithin } from "../../lib/wait";
 import type { Head } from "../chain-heads";
 import { walletIndexed } from "../db/developers-table";
 import type { Queryable } from "../db/queryable";
@@ -52,9 +53,9 @@ export type LoopState = {
   consecutiveErrors: number;
   lastError: { kind: ErrorKind; message: string; at: string } | null;
   /**
-   * Tries to lead in a row that could not reach the database (connection errors), counted at the
-   * pace of a failing round's retries (`unreachable`), and the last one's error: this sidecar's
-   * own view, leader or not, paged as `database_unreachable` (monitor.ts checkUnreachable).
+   * Tries to lead in a row that could not reach the database or were refused by it, counted at
+   * the pace of a failing round's retries (`unreachable`), and the last one's error: this
+   * sidecar's own view, leader or not, paged as `database_unreachable` (monitor.ts checkUnreachable).
    */
   unreachable: { tries: number; error: string | null };
   lastSyncAt: string | null;
@@ -77,16 +78,6 @@ export type LoopHooks = {
 
 /** How often a leader asks, over another connection, whether the server still has its lock. */
 const CONFIRM_MS = 1000;
-
-/** `answer`, or an error once `ms` have passed without it (the query goes on, unheard). */
-function answeredWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  answer.catch(() => undefined); // its failure after the deadline is unheard too
-  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
-}
 
 /** What a reconciliation request resolves with. */
 export type ReconcileResult = { drifted: number; changes: Change[] };
@@ -547,8 +538,8 @@ export class SyncLoop {
    */
   private unreachable(error: unknown) {
     const { tries } = this.state.unreachable;
-    if (tries > 0 && Date.now() - this.unreachableAt < backoffMs(this.config.retryDelayMs, tries)) return;
-    this.unreachableAt = Date.now();
+    if (tries > 0 && performance.now() - this.unreachableAt < backoffMs(this.config.retryDelayMs, tries)) return;
+    this.unreachableAt = performance.now();
     this.state.unreachable = { tries: tries + 1, error: errorText(error) };
     this.metrics.syncErrors.inc({ kind: classify(error) });
   }
