@@ -290,15 +290,13 @@ async function stepOnce(
       walletIndexed && !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);
     const first = together ? [...changes, ...findStaleTogether(config, confirmed)] : [];
     if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
-    // A bulk step writes its developers itself (write-in-step.ts), with the index on their wallets
-    // (its look-up is the server's, as findStaleTogether's). Its rounds are few; a realtime one
-    // queues, and the write after it is prepared (apply-developers.ts). In the last round trip,
-    // with the COMMIT: the rows it locks are never held across a round trip (a sidecar frozen
-    // in between would hold them from the application).
+    // A step writes its developers itself (write-in-step.ts), with the index on their wallets
+    // (its look-up is the server's, as findStaleTogether's): a realtime block's round is then
+    // three round trips and one commit, not four and two (the developers write after it finds the
+    // queue empty). In the last round trip, with the COMMIT: the rows it locks are never held
+    // across a round trip (a sidecar frozen in between would hold them from the application).
     const own =
-      ownWrite && !together && !reconcile && config.mode === "write" && walletIndexed && events > TOGETHER_MAX_EVENTS
-        ? writeInStep(config, writeInStepMaxMs)
-        : [];
+      ownWrite && !reconcile && config.mode === "write" && walletIndexed ? writeInStep(config, writeInStepMaxMs) : [];
     const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
     const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {

@@ -1,7 +1,8 @@
 /**
- * A bulk step (more than TOGETHER_MAX_EVENTS events) writes its developers itself
- * (write-in-step.ts): the same outcome as the queue's path, and the queue's handling of the
- * application's transactions and refusals, on fabricated Ponder tables.
+ * A step writes its developers itself (write-in-step.ts), a bulk one (more than
+ * TOGETHER_MAX_EVENTS events) and a realtime block's alike: the same outcome as the queue's path,
+ * and the queue's handling of the application's transactions and refusals, on fabricated Ponder
+ * tables.
  */
 import pg from "pg";
 import pino from "pino";
@@ -400,5 +401,85 @@ describe("a bulk step's own developers write", () => {
     expect(await deadLetters()).toEqual([first, second]);
     expect(lines.filter((l) => l.msg.startsWith("a bulk step's own developers write failed"))).toHaveLength(1);
     expect(loop?.state.consecutiveErrors).toBe(0);
+  });
+});
+
+describe("a realtime block's own developers write", () => {
+  /** Three developers registered, then a block that activates them (MIN_STAKE 5), Ponder ready. */
+  async function block(f: Fake) {
+    const wallets = [0, 1, 2].map((n) => wallet(0x7000 + n)) as [string, string, string];
+    for (const w of wallets) await f.register(w, "dev@example.com");
+    await f.round(); // their registrations, nothing to write yet
+    await f.index(
+      wallets.map((w, log) => ({ developer: w, amount: 5n * 10n ** 6n, block: 10, log })),
+      12,
+    );
+    return wallets;
+  }
+  const queued = async (f: Fake) =>
+    (await f.db.query("SELECT wallet, state FROM stakesync.developer_queue ORDER BY wallet")).rows;
+
+  it("writes the block's developers in the step's own commit, nothing through the queue", async () => {
+    const f = await fake();
+    const wallets = await block(f);
+    const round = await f.round();
+    expect(round.step.kind === "stepped" && round.step.written.map((c) => c.wallet).sort()).toEqual(wallets);
+    expect(round.step.kind === "stepped" && round.step.pending).toEqual([]);
+    for (const w of wallets) expect(await f.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
+    const { rows } = await f.db.query("SELECT count(*)::int AS n FROM stakesync.outbox WHERE kind = 'welcome_email'");
+    expect(rows[0]?.n).toBe(3);
+    // Not written to the queue and deleted again: no row ever went in.
+    const { rows: stats } = await f.db.query(
+      "SELECT n_tup_ins::int AS n FROM pg_stat_xact_user_tables WHERE relname = 'developer_queue'",
+    );
+    expect(stats[0]?.n ?? 0).toBe(0);
+    expect(await queued(f)).toEqual([]);
+  });
+
+  it("runs the step again on the queue's path when the application changed a row after its snapshot (40001)", async () => {
+    const f = await fake();
+    await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
+    const [changed, ...others] = await block(f);
+    const done = await roundPaused(f, async (test) => {
+      await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [changed]);
+    });
+    expect(fellBackCode(done)).toBe("40001");
+    expect(done.changes.map((c) => c.wallet).sort()).toEqual([changed, ...others].sort());
+    const { rows } = await f.db.query("SELECT status, last_seen FROM developers WHERE wallet_address = $1", [changed]);
+    expect(rows[0]).toMatchObject({ status: "active" });
+    expect(rows[0]?.last_seen).not.toBeNull();
+    expect(await queued(f)).toEqual([]);
+  });
+
+  it("runs the step again on the queue's path when a row is refused: that row a dead letter, the others written", async () => {
+    const f = await fake();
+    const [refused, ...others] = await block(f);
+    await refuseUpdates(f, `NEW.wallet_address = '${refused}'`);
+    const round = await f.round();
+    expect(fellBackCode(round)).toBe("P0001");
+    expect(round.refused.map((r) => r.wallet)).toEqual([refused]);
+    expect(round.changes.map((c) => c.wallet).sort()).toEqual(others);
+    expect(await queued(f)).toEqual([{ wallet: refused, state: "dead" }]);
+  });
+
+  it("leaves a row the application holds to the queue, written once it commits", async () => {
+    const f = await fake();
+    const [held, ...others] = await block(f);
+    const app = await applicationTransaction(f.url, "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [
+      held,
+    ]);
+    try {
+      const first = await f.round();
+      expect(first.step.kind === "stepped" && first.step.written.map((c) => c.wallet).sort()).toEqual(others);
+      expect(first.held).toBe(1);
+      expect(await f.developer(held)).toMatchObject({ status: "pending" });
+      await app.query("COMMIT");
+    } finally {
+      await app.end();
+    }
+    const second = await f.round();
+    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+    expect(await f.developer(held)).toMatchObject({ status: "active" });
+    expect(await queued(f)).toEqual([]);
   });
 });
