@@ -2,7 +2,10 @@
  * The second half: writes queued developers (queue-developers.ts) to the developers table, with
  * one audit row per changed developer and the welcome job of a first activation, in a READ
  * COMMITTED transaction of its own, right after the step that queued them: the BEGIN, the claim
- * of the rows, the write and the COMMIT in one round trip.
+ * of the rows, the write and the COMMIT in one round trip. With the index on the developers'
+ * wallets a step writes its developers itself (write-in-step.ts): the queue then holds only
+ * those it could not take (a row held, a dead letter, the step's own write failed), and this
+ * write finds it empty without a query (the step read it with its COMMIT).
  *
  * The developers table is the application's. Its transactions update other columns of the same
  * rows at any time; in the step's REPEATABLE READ snapshot such a row fails with 40001, and a

@@ -22,7 +22,7 @@ import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./st
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
 const PING_MS = 1000;
-/** After a bulk step's own write failed, how long bulk steps queue their developers instead (noteFellBack). */
+/** After a step's own write failed, how long steps queue their developers instead (noteFellBack). */
 const QUEUE_ONLY_MS = 10 * 60_000;
 /** While Ponder backfills, the share of time catch-up steps may take: one of d, then 4·d without. */
 const CATCH_UP_SHARE = 0.2;
@@ -65,7 +65,7 @@ export type LoopState = {
 
 export type LoopHooks = {
   /**
-   * After every commit that changed developers: a bulk step's own write (also when the queue's
+   * After every commit that changed developers: a step's own write (also when the queue's
    * write after it fails the round), the queue's write.
    */
   onChanges?: (changes: Change[]) => void;
@@ -140,7 +140,7 @@ export class SyncLoop {
   /** An early step left developers unwritten, and no step has written them since. */
   private unwrittenWait = false;
   /**
-   * No bulk step writes its developers itself before this time (performance.now()): one did and
+   * No step writes its developers itself before this time (performance.now()): one did and
    * was run again, and the application's table will likely make the next do so too.
    */
   private queueOnlyUntil = Number.NEGATIVE_INFINITY;
@@ -346,7 +346,7 @@ export class SyncLoop {
           walletIndexed: this.walletIndexed,
           writeInStep: startedAt >= this.queueOnlyUntil,
         });
-        // A bulk step's developers are committed with it: reported now, also when the write of
+        // A step's own developers are committed with it: reported now, also when the write of
         // the queue below fails the round.
         const own = step.kind === "stepped" ? step.written : [];
         this.noteChanges(own);
@@ -368,7 +368,7 @@ export class SyncLoop {
                 walletIndexed: this.walletIndexed,
               });
         this.noteChanges(queued.changes);
-        // A bulk step wrote its developers itself (write-in-step.ts): the round's changes are both.
+        // A step writes its developers itself (write-in-step.ts): the round's changes are both.
         const written = { ...queued, changes: [...own, ...queued.changes] };
         const endedAt = performance.now();
         const durationMs = endedAt - startedAt;
@@ -502,15 +502,17 @@ export class SyncLoop {
   }
 
   /**
-   * A bulk step whose own developers write failed ran again on the queue's path. Whatever failed
-   * it (the application changed one of its rows since it began, refused one, or made the write
-   * slow) likely fails the next too, at twice the step's cost: bulk steps queue for a while.
+   * A step whose own developers write failed ran again on the queue's path. Whatever failed it
+   * (the application changed one of its rows since it began, refused one, or made the write slow)
+   * likely fails the next too, at twice the step's cost: steps queue for a while (a realtime
+   * block's round then takes its four round trips and two commits of before, and nothing else
+   * changes).
    */
   private noteFellBack(error: unknown, at: number) {
     this.queueOnlyUntil = at + QUEUE_ONLY_MS;
     this.log.info(
       { err: errorText(error), queue_only_s: QUEUE_ONLY_MS / 1000 },
-      "a bulk step's own developers write failed; the step ran again and queued them instead",
+      "a step's own developers write failed; the step ran again and queued them instead",
     );
   }
 

@@ -5,10 +5,10 @@
  * move the cursor. Killing the process at any point rolls the whole step back, or, once the
  * step's last round trip (which carries its COMMIT) has reached the server, lets it commit whole;
  * the next step redoes or goes on from it (the leader lock is the session's until the server has
- * run it). The queue is written to developers right after, in a transaction of its own
- * (apply-developers.ts); a bulk step writes its developers itself instead, before the queue, and
- * queues only those it could not write (write-in-step.ts). Each operation is a file in ./sql,
- * stating the tables it reads and writes.
+ * run it). With the index on the developers' wallets the step writes its developers itself,
+ * before the queue, and queues only those it could not write (write-in-step.ts); the queue is
+ * written to developers right after, in a transaction of its own (apply-developers.ts). Each
+ * operation is a file in ./sql, stating the tables it reads and writes.
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
@@ -73,10 +73,10 @@ export type StepResult =
       early: boolean;
       /** The queue's pending wallets after the step, when it read them: for the developers write. */
       pending?: string[];
-      /** A bulk step's developers, written by the step itself (write-in-step.ts). */
+      /** The step's developers, written by the step itself (write-in-step.ts). */
       written: Change[];
       /**
-       * A bulk step whose own write failed (an application's update since its snapshot, a refused
+       * A step whose own write failed (an application's update since its snapshot, a refused
        * row): the step ran again with the queue's path. The first attempt's error.
        */
       fellBack?: unknown;
@@ -98,15 +98,15 @@ export type StepOptions = {
    */
   walletIndexed?: boolean;
   /**
-   * A bulk step may write its developers itself (write-in-step.ts): the loop's way. False: every
-   * step queues, as a test compares.
+   * A step may write its developers itself (write-in-step.ts): the loop's way. False: every
+   * step queues, as a test compares, and as the loop does for a while after such a write failed.
    */
   writeInStep?: boolean;
   /** The bound on each statement of it (WRITE_IN_STEP_MAX_MS; a test's shorter one). */
   writeInStepMaxMs?: number;
 };
 
-/** A bulk step's own write failed: the step runs again without it (see write-in-step.ts). */
+/** A step's own write failed: the step runs again without it (see write-in-step.ts). */
 class WriteInStepFailed extends Error {
   constructor(readonly failure: unknown) {
     super("the step's own developers write failed", { cause: failure });

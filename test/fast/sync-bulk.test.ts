@@ -399,7 +399,7 @@ describe("a bulk step's own developers write", () => {
     await bulk(f, { from: 1 + EVENTS, base: BASE + 0x1000 });
     await waitFor("the second refused", async () => (await deadLetters()).length === 2);
     expect(await deadLetters()).toEqual([first, second]);
-    expect(lines.filter((l) => l.msg.startsWith("a bulk step's own developers write failed"))).toHaveLength(1);
+    expect(lines.filter((l) => l.msg.startsWith("a step's own developers write failed"))).toHaveLength(1);
     expect(loop?.state.consecutiveErrors).toBe(0);
   });
 });

@@ -28,7 +28,7 @@ export const walletsFrom = (rows: unknown[]) => (rows as { wallets: string[] }[]
 /**
  * Two CTEs, `locked` and `partly`: the developers rows of `wallets` (an SQL array: a literal,
  * which PostgreSQL hashes on a table without the index on lower(wallet_address), or a subquery
- * on one with it, as the bulk path has), locked
+ * on one with it, as a step's own write has), locked
  * SKIP LOCKED, and the wallets of which a row is not among them. A wallet is claimed whole or not
  * at all: of two rows that differ in letter case, one held by an application transaction, the
  * other alone was written and its queue entry done, and the held one kept its old status until a

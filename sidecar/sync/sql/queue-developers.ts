@@ -80,7 +80,7 @@ function staleQuery(config: SidecarConfig) {
   const dev = config.developersTable.sql;
   // Activating: a first activation whose crossing stake is still to be found; one an early step
   // found is in `activation` already (unwritten-developers.ts).
-  // raw: the confirmed stake, kept for a bulk step's write in the same snapshot (write-developers.ts).
+  // raw: the confirmed stake, kept for the step's own write in the same snapshot (write-developers.ts).
   return `INSERT INTO stale (wallet, activating, raw)
      SELECT t.wallet, bool_or(d.staked_at IS NULL) AND t.raw >= $2::numeric
               AND NOT EXISTS (SELECT 1 FROM activation x WHERE x.wallet = t.wallet) AS activating, t.raw
@@ -100,7 +100,7 @@ export const ENTRY_COLUMNS = `wallet, reason, chain_id, block_number, transactio
 /**
  * The entries this step owes, one per developer of `stale`: with the event that caused it
  * (`affected`) and a first activation's crossing stake (`activation`), in ENTRY_COLUMNS. What the
- * queue takes (queueDevelopers), or, in a bulk step, what the step writes at once
+ * queue takes (queueDevelopers), or what the step writes at once
  * (write-in-step.ts).
  * A first activation whose crossing stake Ponder does not show (its rows above the cursor are
  * gone while it recovers or lags) waits: written now, staked_at would stay empty for good. The

@@ -19,7 +19,7 @@ export type Change = {
  * activation. Their queue entries are done, changed or not. Only the rows claimDevelopers locked
  * are written (a wallet may have two rows that differ in letter case), so this statement's
  * snapshot has their latest version and nothing can change them meanwhile.
- * Reads `claimed` and stakesync.chain_stake (in a bulk step, `stale`); writes developers, stakesync.audit, stakesync.outbox
+ * Reads `claimed` and stakesync.chain_stake (in a step's own write, `stale`); writes developers, stakesync.audit, stakesync.outbox
  * and stakesync.developer_queue. Its rows are the changes (`changesFrom`). Its values go in as
  * literals: sent with the COMMIT, one round trip.
  */
@@ -50,8 +50,8 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
           SET status = n.new_status,
               stake_amount = n.new_amount,
               staked_at = COALESCE(d.staked_at, CASE WHEN n.new_status = 'active' THEN to_timestamp(q.activated_at) END),
-              -- The statement's time, not the transaction's: a bulk step writes at its end, a
-              -- second or more after it began (write-in-step.ts), and an application that
+              -- The statement's time, not the transaction's: a step writes at its end, a bulk
+              -- one a second or more after it began (write-in-step.ts), and an application that
               -- polls updated_at must not see a row appear behind a time it has passed.
               updated_at = statement_timestamp()
          FROM next n JOIN done q ON q.wallet = n.wallet
@@ -121,7 +121,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
 
 /**
  * Where the entries written come from: the queue, whose entries are done once written (changed
- * or not); or, in a bulk step, the step's own (STEP_ENTRIES, with no attempts before), which
+ * or not); or, in a step's own write, the step's (STEP_ENTRIES, with no attempts before), which
  * never went to the queue (write-in-step.ts).
  */
 export type EntrySource = "queue" | "step";
@@ -131,7 +131,7 @@ const FROM_STEP = `SELECT e.*, 0 AS attempts FROM (${STEP_ENTRIES}) e WHERE e.wa
 
 /**
  * Each written wallet's confirmed stake, raw. The queue's write sums stakesync.chain_stake in its own
- * transaction. A bulk step writes in the snapshot in which it found the developers (`stale`), after
+ * transaction. A step writes in the snapshot in which it found the developers (`stale`), after
  * its last change to chain_stake: the sum found there is the one this would compute, and
  * computing it again cost 10,000 index look-ups at the end of a backfill (docs/performance.md).
  */

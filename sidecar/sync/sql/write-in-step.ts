@@ -1,11 +1,11 @@
 /**
- * A bulk step (a catch-up, or a sidecar back after an outage: thousands of events) writes its
- * developers itself, in its own transaction, instead of queueing them for the developers write
- * that follows (apply-developers.ts): the same rows, values, audit rows and welcome jobs
- * (writeDevelopers, fed with the step's entries instead of the queue's), without writing each
- * developer to the queue and deleting it again, and with the cursor in the same commit. In the
- * bench's cached backfill (100,000 events, 10,000 developers) that was a fifth of each step
- * (docs/performance.md).
+ * A step writes its developers itself, in its own transaction, instead of queueing them for the
+ * developers write that follows (apply-developers.ts): the same rows, values, audit rows and
+ * welcome jobs (writeDevelopers, fed with the step's entries instead of the queue's), without
+ * writing each developer to the queue and deleting it again, and with the cursor in the same
+ * commit. In the bench's cached backfill (100,000 events, 10,000 developers) that was a fifth of
+ * each bulk step (docs/performance.md); a realtime block's round is three round trips and one
+ * commit instead of four and two (its statements prepared, as the rest of its last round trip).
  *
  * Only what the write can take as it is: a developer with a queue entry (held by the
  * application before, or a dead letter) is queued as before, where the queue's rules merge the
@@ -14,7 +14,7 @@
  * is REPEATABLE READ: a row the application changed since it began fails the lock with 40001; a
  * refused row (a CHECK, a trigger) fails the write; a statement past WRITE_IN_STEP_MAX_MS fails
  * it too. Any of these rolls the step back, and it runs again at once without this (step.ts),
- * on the queue's path, which handles each; bulk steps then queue for a while (loop.ts). So a
+ * on the queue's path, which handles each; steps then queue for a while (loop.ts). So a
  * step commits here what the queue's path would have for these rows, or nothing. Two things
  * differ, both of the snapshot: an application trigger on developers runs in it (one that reads
  * other tables sees them as the step began), and a row the application inserted since (another
@@ -47,7 +47,7 @@ export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS)
     // A deferred constraint of the application's would refuse a row at COMMIT, which fails the
     // whole step with nothing to fall back on: checked at the write instead (as BEGIN_APPLY does).
     "SET CONSTRAINTS ALL IMMEDIATE",
-    // Through the index on lower(wallet_address) (the bulk path is taken only with it, see
+    // Through the index on lower(wallet_address) (this write is taken only with it, see
     // step.ts): the wallets computed by the server, as findStaleTogether's.
     // Whole wallets (lockWholeWallets): a wallet one of whose rows is held is queued, both rows.
     `WITH ${lockWholeWallets(
