@@ -28,6 +28,21 @@ export const LEASE_MS = 15 * 60_000;
 /** A send starts only with this much of its lease left: the longest send, and a minute to record it. */
 const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 
+/**
+ * No address, nothing to send: pending welcome jobs of wallets none of whose rows has an email
+ * now are recorded skipped (`no_email`), set-based, reading the table as it is. A step's own write
+ * makes such a job pending (its snapshot may lack a row inserted since, write-developers.ts); this
+ * also catches an email removed since the job was made. Only jobs nobody holds a claim on.
+ */
+export async function skipWithoutEmail(db: Queryable, developersTable: string) {
+  await db.query(
+    `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now(), skip_reason = 'no_email'
+      WHERE o.state = 'pending' AND o.kind = 'welcome_email' AND (o.locked_until IS NULL OR o.locked_until < now())
+        AND NOT EXISTS (SELECT 1 FROM ${developersTable} d
+                         WHERE lower(d.wallet_address) = o.wallet AND coalesce(d.email, '') <> '')`,
+  );
+}
+
 /** Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of now. */
 export async function claimNextJob(db: Queryable, developersTable: string, fence: Fence): Promise<Job | undefined> {
   const { rows } = await db.query<Job>(

@@ -13,7 +13,16 @@ import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import type { LoopState } from "../sync/loop";
 import { createMailer, type Mailer } from "./mailer";
-import { claimNextJob, type Fence, failJob, finishJob, type Job, maySend, workCounts } from "./outbox";
+import {
+  claimNextJob,
+  type Fence,
+  failJob,
+  finishJob,
+  type Job,
+  maySend,
+  skipWithoutEmail,
+  workCounts,
+} from "./outbox";
 
 /** Jobs one tick works through at most; the next tick (a second later) goes on. */
 const JOBS_PER_TICK = 10;
@@ -50,15 +59,7 @@ export class OutboxWorker {
     if (!(await this.recordSent())) return;
     if (!fence()) return;
     const dev = this.config.developersTable.sql;
-    // No address, nothing to send: recorded as skipped, set-based. A job is created skipped when
-    // the developer has no email at activation; this catches an email removed since. Only jobs
-    // nobody holds a claim on.
-    await this.pool.query(
-      `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now(), skip_reason = 'no_email'
-        WHERE o.state = 'pending' AND o.kind = 'welcome_email' AND (o.locked_until IS NULL OR o.locked_until < now())
-          AND NOT EXISTS (SELECT 1 FROM ${dev} d
-                           WHERE lower(d.wallet_address) = o.wallet AND coalesce(d.email, '') <> '')`,
-    );
+    await skipWithoutEmail(this.pool, dev);
     if (!this.mailer) return this.warnWaiting();
 
     for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {

@@ -25,7 +25,7 @@ import { COMMIT, committed, inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
-import { type Change, changesFrom, writeDevelopers } from "./sql/write-developers";
+import { type Change, changesFrom, refusesRow, writeDevelopers } from "./sql/write-developers";
 import { TOGETHER_MAX_EVENTS } from "./step";
 
 export type { Change };
@@ -42,34 +42,6 @@ export type Applied = {
 
 /** A round with nothing queued. */
 export const NOTHING: Applied = { changes: [], refused: [], held: 0 };
-
-/**
- * SQLSTATE classes that refuse one row's values: data exceptions (an overflow, a value too long),
- * integrity constraints (CHECK, NOT NULL, unique) and an exception raised by a trigger, whatever
- * code its RAISE gives (exec_stmt_raise: a trigger may raise insufficient_privilege, say); and a
- * row-level security policy's WITH CHECK (42501 raised by ExecWithCheckOptions, the server's
- * function that checks a new row against its policies: a permission code, but one row's values).
- * Told by the server's routine, not the message, which follows the server's language. Anything
- * else (the connection, a lock, a permission on the table, a missing table) concerns every row:
- * thrown.
- */
-export function refusesRow(error: unknown): boolean {
-  const { code, routine } = error as { code?: unknown; routine?: unknown };
-  if (typeof code !== "string") return false;
-  return (
-    /^(22|23|P0)/.test(code) ||
-    (routine === "exec_stmt_raise" && !TRANSIENT.test(code)) ||
-    (code === "42501" && routine === "ExecWithCheckOptions")
-  );
-}
-
-/**
- * Codes that say "try again", also when a trigger raises them (a retry signal of its own, or a
- * wrapper that raises what failed inside it again with its SQLSTATE): connection, transaction
- * state, serialization and deadlock, resources, lock not available, canceled. The round fails
- * and is tried again within RETRY_DELAY_MS, not a dead letter waiting for a reconciliation.
- */
-const TRANSIENT = /^(08|25|40|53|55|57)/;
 
 /**
  * `pending`: the queue's pending wallets when the step just read them (`pendingWallets`, with its

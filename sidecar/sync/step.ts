@@ -40,7 +40,13 @@ import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
 import { anyUnwritten, leaveUnwritten, takeUnwritten } from "./sql/unwritten-developers";
 import type { Change } from "./sql/write-developers";
-import { ownChanges, writeInStep } from "./sql/write-in-step";
+import {
+  ownChanges,
+  ownWriteFailed,
+  WRITE_IN_BLOCK_MAX_MS,
+  WRITE_IN_STEP_MAX_MS,
+  writeInStep,
+} from "./sql/write-in-step";
 import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
@@ -102,7 +108,7 @@ export type StepOptions = {
    * step queues, as a test compares, and as the loop does for a while after such a write failed.
    */
   writeInStep?: boolean;
-  /** The bound on each statement of it (WRITE_IN_STEP_MAX_MS; a test's shorter one). */
+  /** The bound on each statement of it (WRITE_IN_STEP_MAX_MS, a block's WRITE_IN_BLOCK_MAX_MS; a test's own). */
   writeInStepMaxMs?: number;
 };
 
@@ -295,14 +301,16 @@ async function stepOnce(
     // three round trips and one commit, not four and two (the developers write after it finds the
     // queue empty). In the last round trip, with the COMMIT: the rows it locks are never held
     // across a round trip (a sidecar frozen in between would hold them from the application).
-    const own =
-      ownWrite && !reconcile && config.mode === "write" && walletIndexed ? writeInStep(config, writeInStepMaxMs) : [];
+    const bound = writeInStepMaxMs ?? (together ? WRITE_IN_BLOCK_MAX_MS : WRITE_IN_STEP_MAX_MS);
+    const own = ownWrite && !reconcile && config.mode === "write" && walletIndexed ? writeInStep(config, bound) : [];
     const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
     const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {
-      // Whichever statement failed: the step runs again without its own write, and what fails
-      // then fails the round.
-      throw own.length > 0 ? new WriteInStepFailed(error) : error;
+      // A failure the own write is there to meet (ownWriteFailed): the step runs again without it,
+      // and what fails then fails the round. Any other fails the round now, counted and retried
+      // after its wait as any step's: a realtime step's last round trip carries its look-ups and
+      // the queue too, whose errors are not the write's.
+      throw own.length > 0 && ownWriteFailed(error) ? new WriteInStepFailed(error) : error;
     });
     const written = ownChanges(rows.slice(first.length, first.length + own.length));
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending: pendingOf(rows), written });

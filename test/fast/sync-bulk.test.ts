@@ -8,6 +8,7 @@ import pg from "pg";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { skipWithoutEmail } from "../../sidecar/effects/outbox";
 import { leaderSession } from "../../sidecar/leader";
 import { createMetrics } from "../../sidecar/metrics";
 import type { Change } from "../../sidecar/sync/apply-developers";
@@ -135,6 +136,10 @@ describe("a bulk step's own developers write", () => {
     expect(a.step.kind === "stepped" && a.step.written.length).toBe(a.changes.length);
     expect(b.step.kind === "stepped" && b.step.written.length).toBe(0);
     expect(a.changes.length).toBe(180);
+    // Made pending by the step's own write (its snapshot may lack a row of the wallet inserted
+    // since), skipped by the worker's sweep, which reads the table as it is.
+    expect((await outcome(inStep)).outbox.filter((o) => o.skip_reason === "no_email")).toHaveLength(0);
+    await skipWithoutEmail(inStep.db, inStep.config.developersTable.sql);
     const [one, other] = [await outcome(inStep), await outcome(queued)];
     expect(one).toEqual(other);
     // What it wrote, stated: first activations with the replayed crossing's time, each welcome
@@ -177,6 +182,8 @@ describe("a bulk step's own developers write", () => {
     expect(a.second.changes).toHaveLength(180);
     expect(a.second.step.kind === "stepped" && a.second.step.written.length).toBe(180);
     expect(b.second.step.kind === "stepped" && b.second.step.written.length).toBe(0);
+    // The worker's sweep of jobs without an email (see the test above).
+    await skipWithoutEmail(inStep.db, inStep.config.developersTable.sql);
     const [one, other] = [await outcome(inStep), await outcome(queued)];
     expect(one).toEqual(other);
     // The orphaned stake of wallet BASE is gone from its amount, the correction audited as a reorg.
@@ -460,6 +467,62 @@ describe("a realtime block's own developers write", () => {
     expect(round.refused.map((r) => r.wallet)).toEqual([refused]);
     expect(round.changes.map((c) => c.wallet).sort()).toEqual(others);
     expect(await queued(f)).toEqual([{ wallet: refused, state: "dead" }]);
+  });
+
+  it("runs the step again on the queue's path when its write outlasts a block's bound, far below a bulk step's", async () => {
+    const f = await fake();
+    const [slow, ...others] = await block(f);
+    // The write holds the step's lock on Ponder's events: a trigger of 3 s in the step's
+    // (REPEATABLE READ) write, none in the queue's, held Ponder's reorgs at each block for 3 s under
+    // the bulk bound (10 s).
+    await f.db.query(`
+      CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_setting('transaction_isolation') = 'repeatable read' THEN PERFORM pg_sleep(3); END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER slow BEFORE UPDATE ON developers FOR EACH ROW
+        WHEN (NEW.wallet_address = '${slow}') EXECUTE FUNCTION slow();`);
+    const round = await f.round({ writeInStepMaxMs: undefined });
+    expect(fellBackCode(round)).toBe("57014");
+    expect(round.changes.map((c) => c.wallet).sort()).toEqual([slow, ...others].sort());
+  });
+
+  it("fails the round as any step's error when another statement of its last round trip fails, not as its write's", async () => {
+    const f = await fake();
+    const wallets = await block(f);
+    // Once: the stakes' write fails the step (a disk full). A refusal's code there (a trigger's
+    // RAISE, a CHECK) cannot be told from the developers write's, and is taken for it.
+    await f.db.query(`
+      CREATE SEQUENCE once;
+      CREATE FUNCTION once() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('once') = 1 THEN RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER once AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION once();`);
+    await expect(f.round()).rejects.toMatchObject({ message: "not the developers write" });
+    // Run again, it writes every developer itself: it was never taken for its write's failure.
+    const round = await f.round();
+    expect(fellBackCode(round)).toBeUndefined();
+    expect(round.step.kind === "stepped" && round.step.written.map((c) => c.wallet).sort()).toEqual(wallets);
+  });
+
+  it("leaves the welcome job of a wallet without an email pending, for a row of it inserted since the step's snapshot", async () => {
+    const f = await fake();
+    const w = wallet(0x700b); // a letter to differ in case
+    await f.register(w, null);
+    await f.round();
+    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+    const twin = w.toUpperCase().replace("0X", "0x");
+    const done = await roundPaused(f, async (test) => {
+      await test.query("INSERT INTO developers (wallet_address, email) VALUES ($1, 'dev@example.com')", [twin]);
+    });
+    expect(done.step.kind === "stepped" && done.step.written.map((c) => c.wallet)).toEqual([w]);
+    // In the step's snapshot no row of the wallet had an email: decided there, 'no_email' was
+    // for good, and the developer never welcomed.
+    const { rows } = await f.db.query("SELECT state, skip_reason FROM stakesync.outbox WHERE wallet = $1", [w]);
+    expect(rows).toEqual([{ state: "pending", skip_reason: null }]);
   });
 
   it("leaves a row the application holds to the queue, written once it commits", async () => {

@@ -1,6 +1,7 @@
 /**
  * The first half of bringing developers rows to their confirmed stake: which developers, and why.
- * The second half, apply-developers.ts, writes them.
+ * The second half writes them: the step itself (write-in-step.ts), and apply-developers.ts those
+ * queued here.
  * Reads `affected`, stakesync.chain_stake, developers; writes stakesync.developer_queue and the
  * temp tables `stale` and `activation` (find-activations.ts).
  */
@@ -16,7 +17,8 @@ import { activationHolds, activationSettings, confirmedStake, differsFromStake, 
  * stake (the temp table `stale`) and, for a first activation, the block time of the stake that
  * crossed the threshold (`activation`); `queueDevelopers` then queues them. Runs in the step's
  * REPEATABLE READ transaction, so that block time is read from the same snapshot of Ponder as the
- * stake; the developers table itself is only read here (see apply-developers.ts for why).
+ * stake; the developers table itself is only read here (the step's own write, write-in-step.ts,
+ * locks and writes it; see apply-developers.ts for why the queue's write is a transaction apart).
  * `confirmed` is each chain's synced block. `before`: statements without parameters (the step's
  * operations before this one), sent in the same round trip as this one's first.
  */

@@ -26,6 +26,13 @@ export type Change = {
 export function writeDevelopers(config: SidecarConfig, only: string[] | null, from: EntrySource = "queue"): Statements {
   const dev = config.developersTable.sql;
   const effectsFrom = config.chains.filter((c) => c.effectsFromBlock !== undefined);
+  // Without an email only if no row of the wallet has one: of two rows that differ in letter
+  // case, the one written may have none; 'no_email' is for good (UNIQUE (kind, wallet)). Decided
+  // here by the queue's write, whose statement sees every row committed when it began. Not by a
+  // step's own write: its snapshot is the step's, which lacks a row of the wallet inserted since
+  // (the other letter case, with the email); its job is made pending, and the worker's sweep,
+  // reading the table as it is, skips it if no row has an email then (effects/worker.ts).
+  const noEmail = from === "queue" ? "WHEN m.wallet IS NULL THEN 'no_email'" : "";
   const statement = inline(
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
@@ -81,10 +88,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
        SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
               CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
-                      -- Without an email only if no row of the wallet has one: of two rows that
-                      -- differ in letter case, the one written may have none; 'no_email' is for
-                      -- good (UNIQUE (kind, wallet)).
-                      CASE WHEN m.wallet IS NULL THEN 'no_email'
+                      CASE ${noEmail}
                            WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
                            WHEN c.old_staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR c.old_status = 'inactive')
                              THEN 'historic' END AS skip
@@ -142,3 +146,31 @@ const TOTALS_FROM_STEP = "SELECT s.wallet, s.raw FROM stale s WHERE s.wallet IN 
 
 /** The changes, from the rows of `writeDevelopers`. */
 export const changesFrom = (rows: unknown[] | undefined) => (rows ?? []) as Change[];
+
+/**
+ * SQLSTATE classes that refuse one row's values: data exceptions (an overflow, a value too long),
+ * integrity constraints (CHECK, NOT NULL, unique) and an exception raised by a trigger, whatever
+ * code its RAISE gives (exec_stmt_raise: a trigger may raise insufficient_privilege, say); and a
+ * row-level security policy's WITH CHECK (42501 raised by ExecWithCheckOptions, the server's
+ * function that checks a new row against its policies: a permission code, but one row's values).
+ * Told by the server's routine, not the message, which follows the server's language. Anything
+ * else (the connection, a lock, a permission on the table, a missing table) concerns every row:
+ * thrown.
+ */
+export function refusesRow(error: unknown): boolean {
+  const { code, routine } = error as { code?: unknown; routine?: unknown };
+  if (typeof code !== "string") return false;
+  return (
+    /^(22|23|P0)/.test(code) ||
+    (routine === "exec_stmt_raise" && !TRANSIENT.test(code)) ||
+    (code === "42501" && routine === "ExecWithCheckOptions")
+  );
+}
+
+/**
+ * Codes that say "try again", also when a trigger raises them (a retry signal of its own, or a
+ * wrapper that raises what failed inside it again with its SQLSTATE): connection, transaction
+ * state, serialization and deadlock, resources, lock not available, canceled. The round fails
+ * and is tried again within RETRY_DELAY_MS, not a dead letter waiting for a reconciliation.
+ */
+const TRANSIENT = /^(08|25|40|53|55|57)/;

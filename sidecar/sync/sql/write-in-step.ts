@@ -30,7 +30,7 @@
 import type { SidecarConfig } from "../../../lib/config";
 import type { Statements } from "../../db/together";
 import { lockWholeWallets } from "./claim-developers";
-import { type Change, changesFrom, writeDevelopers } from "./write-developers";
+import { type Change, changesFrom, refusesRow, writeDevelopers } from "./write-developers";
 
 /**
  * The longest each of its statements may take. Past it the step is run again on the queue's
@@ -39,6 +39,13 @@ import { type Change, changesFrom, writeDevelopers } from "./write-developers";
  * here (docs/performance.md); a write 50 times slower is an application trigger's doing.
  */
 export const WRITE_IN_STEP_MAX_MS = 10_000;
+/**
+ * The same for a realtime block's step (at most TOGETHER_MAX_EVENTS events, a few developers: a
+ * millisecond or two): past it, an application trigger of a second (a view refreshed on each
+ * update, say) would hold Ponder's reorgs that long at every block. A block's write is run again
+ * on the queue's path instead, and steps queue for a while (loop.ts).
+ */
+export const WRITE_IN_BLOCK_MAX_MS = 1_000;
 
 export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS): Statements {
   const dev = config.developersTable.sql;
@@ -61,6 +68,17 @@ export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS)
     // The operator's own bound, or none, for the rest of the step.
     "SET LOCAL statement_timeout TO DEFAULT",
   ];
+}
+
+/**
+ * The failures this write meets by running the step again on the queue's path: a row the
+ * application changed since the snapshot (40001) or a deadlock with one of its transactions (class
+ * 40), a refused row (refusesRow), the bound or a lock wait run out (57014, 55P03). Anything
+ * else (the connection lost, a table gone) fails the round as any step's error.
+ */
+export function ownWriteFailed(error: unknown): boolean {
+  const { code } = error as { code?: unknown };
+  return typeof code === "string" && (/^40/.test(code) || code === "57014" || code === "55P03" || refusesRow(error));
 }
 
 /** Where the write stands among writeInStep's statements: after the bound, the constraints, the claim. */
