@@ -18,7 +18,7 @@ import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
-import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "./step";
+import { type CatchUp, failedWithOwnWrite, type RemovalGuard, type StepResult, syncStep } from "./step";
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
 const PING_MS = 1000;
@@ -390,6 +390,8 @@ export class SyncLoop {
         const lostNow = lostError();
         if (lostNow) throw lostNow;
         this.fail(error);
+        // Its own developers write went with it: the next tries queue (see failedWithOwnWrite).
+        if (failedWithOwnWrite(error)) this.queueOnlyUntil = performance.now() + QUEUE_ONLY_MS;
         // Ponder goes on meanwhile, unseen: a missing event noted before must be seen missing
         // again by the next step, not confirmed by a checkpoint whose states it never saw.
         this.removalGuard.clear();

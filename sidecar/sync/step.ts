@@ -40,13 +40,7 @@ import { recordEvents } from "./sql/record-events";
 import { STEP_TABLES } from "./sql/step-tables";
 import { anyUnwritten, leaveUnwritten, takeUnwritten } from "./sql/unwritten-developers";
 import type { Change } from "./sql/write-developers";
-import {
-  ownChanges,
-  ownWriteFailed,
-  WRITE_IN_BLOCK_MAX_MS,
-  WRITE_IN_STEP_MAX_MS,
-  writeInStep,
-} from "./sql/write-in-step";
+import { ownChanges, ownWriteFailed, writeInStep } from "./sql/write-in-step";
 import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
 
 export type { CatchUp, RemovalGuard };
@@ -108,9 +102,24 @@ export type StepOptions = {
    * step queues, as a test compares, and as the loop does for a while after such a write failed.
    */
   writeInStep?: boolean;
-  /** The bound on each statement of it (WRITE_IN_STEP_MAX_MS, a block's WRITE_IN_BLOCK_MAX_MS; a test's own). */
+  /** The bound on each statement of it: by its size (WRITE_IN_STEP_MAX_MS, WRITE_IN_BLOCK_MAX_MS); a test's own. */
   writeInStepMaxMs?: number;
 };
+
+/**
+ * Errors of a step whose last round trip carried its own developers write, though not one the
+ * write is there to meet (ownWriteFailed): the round fails as any step's, and the next tries
+ * queue for a while (loop.ts), so that a lasting error of the application's table (a trigger
+ * that calls a function it cannot find) fails only the developers write, as on the queue's path,
+ * and not every step with it.
+ */
+const carriedOwnWrite = new WeakSet<object>();
+/** A statement's own error, not the connection's or the server's (class 08, 57: a restart, a shutdown). */
+const statementError = (error: unknown) => {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57)/.test(code);
+};
+export const failedWithOwnWrite = (error: unknown): boolean => error instanceof Object && carriedOwnWrite.has(error);
 
 /** A step's own write failed: the step runs again without it (see write-in-step.ts). */
 class WriteInStepFailed extends Error {
@@ -301,8 +310,8 @@ async function stepOnce(
     // three round trips and one commit, not four and two (the developers write after it finds the
     // queue empty). In the last round trip, with the COMMIT: the rows it locks are never held
     // across a round trip (a sidecar frozen in between would hold them from the application).
-    const bound = writeInStepMaxMs ?? (together ? WRITE_IN_BLOCK_MAX_MS : WRITE_IN_STEP_MAX_MS);
-    const own = ownWrite && !reconcile && config.mode === "write" && walletIndexed ? writeInStep(config, bound) : [];
+    const own =
+      ownWrite && !reconcile && config.mode === "write" && walletIndexed ? writeInStep(config, writeInStepMaxMs) : [];
     const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
     // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
     const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {
@@ -310,7 +319,9 @@ async function stepOnce(
       // and what fails then fails the round. Any other fails the round now, counted and retried
       // after its wait as any step's: a realtime step's last round trip carries its look-ups and
       // the queue too, whose errors are not the write's.
-      throw own.length > 0 && ownWriteFailed(error) ? new WriteInStepFailed(error) : error;
+      if (own.length > 0 && ownWriteFailed(error)) throw new WriteInStepFailed(error);
+      if (own.length > 0 && statementError(error)) carriedOwnWrite.add(error as object);
+      throw error;
     });
     const written = ownChanges(rows.slice(first.length, first.length + own.length));
     return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending: pendingOf(rows), written });

@@ -525,6 +525,78 @@ describe("a realtime block's own developers write", () => {
     expect(rows).toEqual([{ state: "pending", skip_reason: null }]);
   });
 
+  it("bounds a block's write by the developers it takes, not by the step's events: thousands registered get a bulk write's", async () => {
+    const f = await fake();
+    // 1,100 wallets staked before signing up: their stakes folded, no developers row to write.
+    await patternEvents(f, { from: 1, to: 3300, wallets: 1100, base: 0x9000 });
+    await f.progress({ latest: 40, safe: 40, finalized: 40 });
+    await f.round();
+    // They sign up within a minute, and a block of one event comes: a realtime step that writes
+    // all 1,100 (registrations), under the bulk bound.
+    await f.db.query(
+      `INSERT INTO developers (wallet_address, email) SELECT '0x' || lpad(to_hex(${0x9000} + n), 40, '0'), 'd@example.com'
+         FROM generate_series(0, 1099) n;
+       CREATE TABLE bounds (ms text);
+       CREATE FUNCTION note_bound() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN INSERT INTO bounds VALUES (current_setting('statement_timeout')); RETURN NULL; END $$;
+       CREATE TRIGGER note_bound AFTER UPDATE ON developers FOR EACH STATEMENT EXECUTE FUNCTION note_bound();`,
+    );
+    await f.index([{ developer: wallet(0x9000), amount: 1n, block: 41 }], 43);
+    const round = await f.round();
+    expect(round.step.kind === "stepped" && round.step.chains[0]?.added).toBe(1);
+    expect(round.step.kind === "stepped" && round.step.written).toHaveLength(1100);
+    const { rows } = await f.db.query("SELECT ms FROM bounds");
+    // A bound of 1 s would fail a write this size on a busy machine, and run the step twice.
+    expect(rows).toEqual([{ ms: "10s" }]);
+    // A block's few developers, after: the block's bound.
+    await f.db.query("TRUNCATE bounds");
+    await f.index([{ developer: wallet(0x9001), amount: 1n, block: 44 }], 46);
+    await f.round();
+    expect((await f.db.query("SELECT ms FROM bounds")).rows).toEqual([{ ms: "1s" }]);
+  });
+
+  it("leaves a wallet without an email and under EFFECTS_FROM_BLOCK to the sweep, which says no_email as the queue's write does", async () => {
+    const outcomes = [];
+    for (const writeInStep of [true, false]) {
+      const f = await fake({ EFFECTS_FROM_BLOCK: "100" });
+      const w = wallet(0x7200);
+      await f.register(w, null);
+      await f.round({ writeInStep });
+      await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+      await f.round({ writeInStep });
+      await skipWithoutEmail(f.db, f.config.developersTable.sql);
+      outcomes.push((await f.db.query("SELECT state, skip_reason FROM stakesync.outbox")).rows);
+    }
+    expect(outcomes).toEqual([
+      [{ state: "skipped", skip_reason: "no_email" }],
+      [{ state: "skipped", skip_reason: "no_email" }],
+    ]);
+  });
+
+  it("moves the cursor on past an application error that fails every developers write: the next tries queue", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+    const w = wallet(0x7300);
+    await f.register(w, "dev@example.com");
+    const { changes } = await startLoop(f);
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+    // A trigger that calls what it cannot find: every write of a developer fails, on either path.
+    await f.db.query(`
+      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM no_such_function(); RETURN NEW; END $$;
+      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+    // Taken for the step's error, it held the cursor (the stakes, reorgs) with the write.
+    const confirmed = 12 - (f.config.chains[0]?.confirmations ?? 0);
+    await waitFor("the cursor at the block", async () => {
+      const { rows } = await f.db.query("SELECT block FROM stakesync.cursor");
+      return Number(rows[0]?.block) >= confirmed;
+    });
+    await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 2);
+    expect(changes).toEqual([]);
+    const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: w, state: "pending" }]);
+  });
+
   it("leaves a row the application holds to the queue, written once it commits", async () => {
     const f = await fake();
     const [held, ...others] = await block(f);

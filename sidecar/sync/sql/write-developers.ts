@@ -32,7 +32,8 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
   // step's own write: its snapshot is the step's, which lacks a row of the wallet inserted since
   // (the other letter case, with the email); its job is made pending, and the worker's sweep,
   // reading the table as it is, skips it if no row has an email then (effects/worker.ts).
-  const noEmail = from === "queue" ? "WHEN m.wallet IS NULL THEN 'no_email'" : "";
+  // Left pending (NULL) there, before the other reasons, as the queue's write decides it first.
+  const noEmail = `WHEN m.wallet IS NULL THEN ${from === "queue" ? "'no_email'" : "NULL"}`;
   const statement = inline(
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])

@@ -40,17 +40,26 @@ import { type Change, changesFrom, refusesRow, writeDevelopers } from "./write-d
  */
 export const WRITE_IN_STEP_MAX_MS = 10_000;
 /**
- * The same for a realtime block's step (at most TOGETHER_MAX_EVENTS events, a few developers: a
- * millisecond or two): past it, an application trigger of a second (a view refreshed on each
- * update, say) would hold Ponder's reorgs that long at every block. A block's write is run again
- * on the queue's path instead, and steps queue for a while (loop.ts).
+ * The same for a write of at most FEW_DEVELOPERS developers (a realtime block's: a millisecond or
+ * two): past it, an application trigger of a second (a view refreshed on each update, say) would
+ * hold Ponder's reorgs that long at every block. Such a write is run again on the queue's path
+ * instead, and steps queue for a while (loop.ts). Told by the developers the write takes, counted
+ * by the server, not by the step's events: a block's step may also write thousands, left by an
+ * early step or registered in the last minute.
  */
 export const WRITE_IN_BLOCK_MAX_MS = 1_000;
+const FEW_DEVELOPERS = 1_000;
 
-export function writeInStep(config: SidecarConfig, maxMs = WRITE_IN_STEP_MAX_MS): Statements {
+/** `maxMs`: a test's own bound, for every write; else by the write's size (above). */
+export function writeInStep(config: SidecarConfig, maxMs?: number): Statements {
   const dev = config.developersTable.sql;
+  const bound =
+    maxMs === undefined
+      ? `CASE WHEN (SELECT count(*) FROM stale) <= ${FEW_DEVELOPERS} THEN '${WRITE_IN_BLOCK_MAX_MS}' ELSE '${WRITE_IN_STEP_MAX_MS}' END`
+      : `'${Math.trunc(maxMs)}'`;
   return [
-    `SET LOCAL statement_timeout = ${Math.trunc(maxMs)}`,
+    // For the rest of the transaction, as SET LOCAL: until the last of these statements resets it.
+    `SELECT set_config('statement_timeout', ${bound}, true) AS bound`,
     // A deferred constraint of the application's would refuse a row at COMMIT, which fails the
     // whole step with nothing to fall back on: checked at the write instead (as BEGIN_APPLY does).
     "SET CONSTRAINTS ALL IMMEDIATE",
