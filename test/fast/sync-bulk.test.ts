@@ -118,6 +118,29 @@ async function roundPaused(
   }
 }
 
+/**
+ * A round while an application transaction holds `held`'s row (`hold`, run on it; `before`, then
+ * the round), which leaves it pending with a queue entry; then its COMMIT, and the round after,
+ * which writes it. The caller states what the first round wrote.
+ */
+async function roundsAroundHold(f: Fake, held: string, hold: string, before: () => Promise<unknown> = async () => {}) {
+  const app = await applicationTransaction(f.url, hold, [held]);
+  let first: Awaited<ReturnType<Fake["round"]>>;
+  try {
+    await before();
+    first = await f.round();
+    expect(first.held).toBe(1);
+    expect(await f.developer(held)).toMatchObject({ status: "pending" });
+    await app.query("COMMIT");
+  } finally {
+    await app.end();
+  }
+  const second = await f.round();
+  expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+  expect(await f.developer(held)).toMatchObject({ status: "active" });
+  return { first, second };
+}
+
 /** The SQLSTATE of the error a bulk step's own write failed with. */
 const fellBackCode = (round: { step: StepResult }) =>
   round.step.kind === "stepped" ? (round.step.fellBack as { code?: string } | undefined)?.code : undefined;
@@ -209,25 +232,14 @@ describe("a bulk step's own developers write", () => {
     await register(f);
     await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
     const held = wallet(BASE + 1);
-    const app = await applicationTransaction(
-      f.url,
+    const { first } = await roundsAroundHold(
+      f,
+      held,
       "UPDATE developers SET last_seen = now() WHERE wallet_address = $1",
-      [held],
+      () => bulk(f),
     );
-    try {
-      await bulk(f);
-      const first = await f.round();
-      expect(first.step.kind === "stepped" && first.step.written.length).toBe(179);
-      expect(first.changes.map((c) => c.wallet)).not.toContain(held);
-      expect(first.held).toBe(1);
-      expect(await f.developer(held)).toMatchObject({ status: "pending" });
-      await app.query("COMMIT");
-    } finally {
-      await app.end();
-    }
-    const second = await f.round();
-    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
-    expect(await f.developer(held)).toMatchObject({ status: "active" });
+    expect(first.step.kind === "stepped" && first.step.written.length).toBe(179);
+    expect(first.changes.map((c) => c.wallet)).not.toContain(held);
     const { rows } = await f.db.query("SELECT last_seen FROM developers WHERE wallet_address = $1", [held]);
     expect(rows[0]?.last_seen).not.toBeNull();
   });
@@ -600,21 +612,8 @@ describe("a realtime block's own developers write", () => {
   it("leaves a row the application holds to the queue, written once it commits", async () => {
     const f = await fake();
     const [held, ...others] = await block(f);
-    const app = await applicationTransaction(f.url, "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE", [
-      held,
-    ]);
-    try {
-      const first = await f.round();
-      expect(first.step.kind === "stepped" && first.step.written.map((c) => c.wallet).sort()).toEqual(others);
-      expect(first.held).toBe(1);
-      expect(await f.developer(held)).toMatchObject({ status: "pending" });
-      await app.query("COMMIT");
-    } finally {
-      await app.end();
-    }
-    const second = await f.round();
-    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
-    expect(await f.developer(held)).toMatchObject({ status: "active" });
+    const { first } = await roundsAroundHold(f, held, "SELECT 1 FROM developers WHERE wallet_address = $1 FOR UPDATE");
+    expect(first.step.kind === "stepped" && first.step.written.map((c) => c.wallet).sort()).toEqual(others);
     expect(await queued(f)).toEqual([]);
   });
 });
