@@ -32,8 +32,8 @@ export type Mismatch = {
 
 /**
  * What stakesync knows of a developers row that differs from the chain. One the sidecar has
- * queued is written at its next round (a step queues and moves the cursor in one commit, the
- * write follows: a catch-up's write may be under way), or once the application transaction that
+ * queued is written at its next round (a step writes what it can in its own commit, and what it
+ * queued right after: a reconciliation's write may be under way), or once the application transaction that
  * holds the row ends; one the database refused is a dead letter. Still mismatches (the row is
  * not the chain's, and the exit code says so, as documented), each with its note; the queued
  * wallets also listed. In shadow mode the queue is the plan, never written: no note. One an early

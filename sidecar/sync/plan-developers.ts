@@ -106,10 +106,11 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
             CASE WHEN d.next_status <> 'active' OR d.status = 'active' THEN NULL
                  WHEN EXISTS (SELECT 1 FROM stakesync.outbox o WHERE o.kind = 'welcome_email' AND o.wallet = d.wallet)
                    THEN 'already_sent'
-                 WHEN coalesce(d.email, '') = '' THEN 'no_email'
                  WHEN x.block_number < f2.from_block THEN 'historic'
                  -- Activated before by another system (as the write decides it).
                  WHEN d.staked_at IS NOT NULL AND (cardinality($3::int[]) > 0 OR d.status = 'inactive') THEN 'historic'
+                 -- After the historic reasons, as the write decides them (write-developers.ts).
+                 WHEN coalesce(d.email, '') = '' THEN 'no_email'
                  ELSE 'send' END AS welcome
        FROM diff d JOIN facts f ON f.wallet = d.wallet
        LEFT JOIN crossing x ON x.wallet = d.wallet

@@ -330,8 +330,10 @@ async function stepOnce(
 
 /**
  * A realtime block's events, with room: above it (a sidecar back after an outage, with Ponder
- * ready) the look-ups take the path that catch-ups take. The developers write takes it as its
- * bound too (apply-developers.ts): a step queues at most one developer per event.
+ * ready) the look-ups take the path that catch-ups take. The queue's developers write takes it as
+ * the bound of a write planned once (apply-developers.ts); a step's own write is bounded by the
+ * developers it takes (write-in-step.ts), which registrations and an early step's may make
+ * thousands.
  */
 export const TOGETHER_MAX_EVENTS = 1000;
 

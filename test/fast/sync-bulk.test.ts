@@ -567,22 +567,29 @@ describe("a realtime block's own developers write", () => {
     expect((await f.db.query("SELECT ms FROM bounds")).rows).toEqual([{ ms: "1s" }]);
   });
 
-  it("leaves a wallet without an email and under EFFECTS_FROM_BLOCK to the sweep, which says no_email as the queue's write does", async () => {
-    const outcomes = [];
-    for (const writeInStep of [true, false]) {
-      const f = await fake({ EFFECTS_FROM_BLOCK: "100" });
-      const w = wallet(0x7200);
-      await f.register(w, null);
-      await f.round({ writeInStep });
-      await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
-      await f.round({ writeInStep });
-      await skipWithoutEmail(f.db, f.config.developersTable.sql);
-      outcomes.push((await f.db.query("SELECT state, skip_reason FROM stakesync.outbox")).rows);
-    }
-    expect(outcomes).toEqual([
-      [{ state: "skipped", skip_reason: "no_email" }],
-      [{ state: "skipped", skip_reason: "no_email" }],
-    ]);
+  it("decides a historic activation in the write, whatever the email: a row with one inserted since the step's snapshot is not welcomed", async () => {
+    const jobs = async (f: Fake) => (await f.db.query("SELECT state, skip_reason FROM stakesync.outbox")).rows;
+    const activate = async (f: Fake) => {
+      await f.register(wallet(0x720b), null); // a letter to differ in case
+      await f.round();
+      await f.index([{ developer: wallet(0x720b), amount: 5n * 10n ** 6n, block: 10 }], 12);
+    };
+    // The step's own write: its snapshot has no row with an email; the twin with one comes meanwhile.
+    const inStep = await fake({ EFFECTS_FROM_BLOCK: "100" });
+    await activate(inStep);
+    await roundPaused(inStep, async (test) => {
+      await test.query("INSERT INTO developers (wallet_address, email) VALUES ($1, 'dev@example.com')", [
+        wallet(0x720b).toUpperCase().replace("0X", "0x"),
+      ]);
+    });
+    await skipWithoutEmail(inStep.db, inStep.config.developersTable.sql);
+    // Left pending for the sweep before the historic reasons, it found the twin's email: sent.
+    expect(await jobs(inStep)).toEqual([{ state: "skipped", skip_reason: "historic" }]);
+    // The queue's write says the same of a wallet without an email.
+    const queued = await fake({ EFFECTS_FROM_BLOCK: "100" });
+    await activate(queued);
+    await queued.round({ writeInStep: false });
+    expect(await jobs(queued)).toEqual([{ state: "skipped", skip_reason: "historic" }]);
   });
 
   it("moves the cursor on past an application error that fails every developers write: the next tries queue", async () => {

@@ -31,9 +31,10 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
   // here by the queue's write, whose statement sees every row committed when it began. Not by a
   // step's own write: its snapshot is the step's, which lacks a row of the wallet inserted since
   // (the other letter case, with the email); its job is made pending, and the worker's sweep,
-  // reading the table as it is, skips it if no row has an email then (effects/worker.ts).
-  // Left pending (NULL) there, before the other reasons, as the queue's write decides it first.
-  const noEmail = `WHEN m.wallet IS NULL THEN ${from === "queue" ? "'no_email'" : "NULL"}`;
+  // reading the table as it is, skips it if no row has an email then (skipWithoutEmail,
+  // effects/outbox.ts). After the historic reasons, on both paths: a job left pending is sent
+  // once a row has an email, so a historic activation is decided here whatever the email.
+  const noEmail = from === "queue" ? "WHEN m.wallet IS NULL THEN 'no_email'" : "";
   const statement = inline(
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
@@ -75,7 +76,8 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
         WHERE state = 'dead' AND retry_at > now()
           AND EXISTS (SELECT 1 FROM changed c JOIN done q ON q.wallet = c.wallet WHERE q.attempts > 0)
      ),
-     -- A first activation's job. Recorded skipped at once without an email (nothing to send), or
+     -- A first activation's job. Recorded skipped at once without an email by the queue's write
+     -- (nothing to send; a step's own write leaves that to the worker's sweep, above), or
      -- as historic: when the activating stake predates EFFECTS_FROM_BLOCK on its chain (a
      -- cut-over), or when the row already had staked_at without a job of ours, i.e. another
      -- system (the one before stakesync, or a stakesync whose schema was dropped) activated and
@@ -89,10 +91,10 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
        SELECT 'welcome_email', wallet, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
               CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
-                      CASE ${noEmail}
-                           WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
+                      CASE WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
                            WHEN c.old_staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR c.old_status = 'inactive')
-                             THEN 'historic' END AS skip
+                             THEN 'historic'
+                           ${noEmail} END AS skip
                  FROM changed c JOIN done q ON q.wallet = c.wallet
                  LEFT JOIN emailed m ON m.wallet = c.wallet
                  LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)

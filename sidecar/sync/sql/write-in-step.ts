@@ -12,14 +12,18 @@
  * entries. The rows are locked as the developers write locks them (SKIP LOCKED: a row an
  * application transaction holds is queued, for the write after the step). The step's snapshot
  * is REPEATABLE READ: a row the application changed since it began fails the lock with 40001; a
- * refused row (a CHECK, a trigger) fails the write; a statement past WRITE_IN_STEP_MAX_MS fails
- * it too. Any of these rolls the step back, and it runs again at once without this (step.ts),
- * on the queue's path, which handles each; steps then queue for a while (loop.ts). So a
- * step commits here what the queue's path would have for these rows, or nothing. Two things
- * differ, both of the snapshot: an application trigger on developers runs in it (one that reads
- * other tables sees them as the step began), and a row the application inserted since (another
- * letter case of a stale wallet) is not written with the others but as a registration, by the
- * next step.
+ * refused row (a CHECK, a trigger) fails the write; so do a deadlock, a lock wait past
+ * SYNC_LOCK_WAIT_MS, and a statement past its bound (WRITE_IN_BLOCK_MAX_MS up to FEW_DEVELOPERS,
+ * else WRITE_IN_STEP_MAX_MS). Any of these (ownWriteFailed) rolls the step back, and it runs again
+ * at once without this (step.ts), on the queue's path, which handles each; steps then queue for
+ * a while (loop.ts). Any other statement error fails the round, and the next tries queue too
+ * (failedWithOwnWrite). So a step commits here what the queue's path would have for these rows,
+ * or nothing. Three things differ, all of the snapshot: an application trigger on developers
+ * runs in it (one that reads other tables sees them as the step began); a row the application
+ * inserted since (another letter case of a stale wallet) is not written with the others but as
+ * a registration, by the next step; and a welcome job of a wallet with no email in it is left
+ * pending (not `no_email`) for the worker's sweep (skipWithoutEmail), historic reasons decided
+ * first as on the queue's path (write-developers.ts).
  *
  * Sent in the step's last round trip, before queueDevelopers and with the COMMIT: the rows it
  * locks are never held across a round trip. Reads `stale`, `affected`, `activation` and
