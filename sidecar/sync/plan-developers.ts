@@ -107,10 +107,15 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
                  WHEN EXISTS (SELECT 1 FROM stakesync.outbox o WHERE o.kind = 'welcome_email' AND o.wallet = d.wallet)
                    THEN 'already_sent'
                  WHEN x.block_number < f2.from_block THEN 'historic'
-                 -- Activated before by another system (as the write decides it).
-                 WHEN d.staked_at IS NOT NULL AND (cardinality($3::int[]) > 0 OR d.status = 'inactive') THEN 'historic'
-                 -- After the historic reasons, as the write decides them (write-developers.ts).
-                 WHEN coalesce(d.email, '') = '' THEN 'no_email'
+                 -- Activated before by another system, on any row of the wallet; then without an
+                 -- email on every row: as the write decides them, in that order (write-developers.ts).
+                 WHEN EXISTS (SELECT 1 FROM ${config.developersTable.sql} r
+                               WHERE lower(r.wallet_address) = d.wallet AND r.staked_at IS NOT NULL
+                                 AND (cardinality($3::int[]) > 0 OR r.status IN ('inactive', 'active')))
+                   THEN 'historic'
+                 WHEN NOT EXISTS (SELECT 1 FROM ${config.developersTable.sql} r
+                                   WHERE lower(r.wallet_address) = d.wallet AND coalesce(r.email, '') <> '')
+                   THEN 'no_email'
                  ELSE 'send' END AS welcome
        FROM diff d JOIN facts f ON f.wallet = d.wallet
        LEFT JOIN crossing x ON x.wallet = d.wallet

@@ -592,6 +592,38 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
 });
 
 describe("shadow mode and the plan (adopting a table another system wrote)", () => {
+  it("plans a wallet's welcome over all its rows, as the write decides it: an email on the other row, another system's activation on it", async () => {
+    fake = await fakePonder({ SIDECAR_MODE: "shadow" });
+    const [emailed, activated] = [wallet(0xabc127), wallet(0xabc128)];
+    const upper = (w: string) => w.toUpperCase().replace("0X", "0x");
+    await fake.register(emailed, null);
+    await fake.register(upper(emailed), "dev@example.test");
+    await fake.db.query(
+      `INSERT INTO developers (wallet_address, email, status, staked_at)
+       VALUES ($1, 'dev@example.test', 'inactive', timestamptz '2024-01-01')`,
+      [activated],
+    );
+    await fake.register(upper(activated), "dev@example.test");
+    await fake.index(
+      [emailed, activated].map((w, log) => ({ developer: w, amount: 5n * USDC, block: 10, log })),
+      12,
+    );
+    await fake.round();
+    const welcome = async (w: string) =>
+      new Set((await planDevelopers(fake.db, fake.config)).filter((c) => c.wallet === w).map((c) => c.welcome));
+    // Asked of each row alone: 'no_email' for the row without one, and 'send' for the row
+    // registered since, though the write sends to the one and skips the other.
+    expect(await welcome(emailed)).toEqual(new Set(["send"]));
+    expect(await welcome(activated)).toEqual(new Set(["historic"]));
+    fake.config.mode = "write";
+    await fake.round();
+    const { rows } = await fake.db.query("SELECT wallet, state, skip_reason FROM stakesync.outbox ORDER BY wallet");
+    expect(rows).toEqual([
+      { wallet: emailed, state: "pending", skip_reason: null },
+      { wallet: activated, state: "skipped", skip_reason: "historic" },
+    ]);
+  });
+
   it("writes and sends nothing, and plans each difference with its reason; write mode then does exactly that", async () => {
     fake = await fakePonder({ SIDECAR_MODE: "shadow", EFFECTS_FROM_BLOCK: "15" });
     const [overwrote, unstaked, orphaned, beforeSignup, agreed, later, early] = [30, 31, 32, 33, 34, 35, 36].map(

@@ -577,13 +577,17 @@ describe("a realtime block's own developers write", () => {
     // The step's own write: its snapshot has no row with an email; the twin with one comes meanwhile.
     const inStep = await fake({ EFFECTS_FROM_BLOCK: "100" });
     await activate(inStep);
-    await roundPaused(inStep, async (test) => {
+    const done = await roundPaused(inStep, async (test) => {
       await test.query("INSERT INTO developers (wallet_address, email) VALUES ($1, 'dev@example.com')", [
         wallet(0x720b).toUpperCase().replace("0X", "0x"),
       ]);
     });
+    // The step's own write, not a fallback to the queue's (whose statement would see the twin).
+    expect(fellBackCode(done)).toBeUndefined();
+    expect(done.step.kind === "stepped" && done.step.written.map((c) => c.wallet)).toEqual([wallet(0x720b)]);
     await skipWithoutEmail(inStep.db, inStep.config.developersTable.sql);
-    // Left pending for the sweep before the historic reasons, it found the twin's email: sent.
+    // Before the fix: left pending for the sweep ahead of the historic reasons, the job found the
+    // twin's email, and was sent.
     expect(await jobs(inStep)).toEqual([{ state: "skipped", skip_reason: "historic" }]);
     // The queue's write says the same of a wallet without an email.
     const queued = await fake({ EFFECTS_FROM_BLOCK: "100" });

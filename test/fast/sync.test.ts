@@ -95,6 +95,53 @@ describe("confirmed stakes", () => {
     },
   );
 
+  it.each([
+    ["the other system's row first, the step's own write", true, true],
+    ["the other system's row last, the step's own write", false, true],
+    ["the other system's row first, the queue's write", true, false],
+    ["the other system's row last, the queue's write", false, false],
+  ])(
+    "does not welcome a wallet another system activated on one of its two rows (%s)",
+    async (_, theirsFirst, writeInStep) => {
+      fake = await fakePonder();
+      const w = wallet(0xabc125);
+      const upper = w.toUpperCase().replace("0X", "0x");
+      // Theirs: inactive now, activated and welcomed by the system before (staked_at); ours:
+      // the same wallet in the other letter case, registered since, pending.
+      const theirs = async () =>
+        fake.db.query(
+          `INSERT INTO developers (wallet_address, email, status, staked_at)
+           VALUES ($1, 'dev@example.test', 'inactive', timestamptz '2024-01-01')`,
+          [w],
+        );
+      const ours = () => fake.register(upper, "dev@example.test");
+      for (const add of theirsFirst ? [theirs, ours] : [ours, theirs]) await add();
+      await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+      await fake.round({ writeInStep });
+      // Asked of the row first in order only, the other row's activation was welcomed.
+      expect((await syncOutcome(fake)).outbox).toEqual([
+        { kind: "welcome_email", wallet: w, state: "skipped", skip_reason: "historic" },
+      ]);
+    },
+  );
+
+  it("does not welcome a wallet whose other row another system keeps active", async () => {
+    fake = await fakePonder();
+    const w = wallet(0xabc126);
+    // Active with its stake, activated by the system before: no activation of its own.
+    await fake.db.query(
+      `INSERT INTO developers (wallet_address, email, status, stake_amount, staked_at)
+       VALUES ($1, 'dev@example.test', 'active', 5, timestamptz '2024-01-01')`,
+      [w],
+    );
+    await fake.register(w.toUpperCase().replace("0X", "0x"), "dev@example.test");
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round();
+    expect((await syncOutcome(fake)).outbox).toEqual([
+      { kind: "welcome_email", wallet: w, state: "skipped", skip_reason: "historic" },
+    ]);
+  });
+
   it("welcomes a wallet whose row with the email the application holds while its other row turns active", async () => {
     fake = await fakePonder();
     const w = wallet(0xabc124);

@@ -54,6 +54,13 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
      -- The wallets a row of which has an email: every row of a wallet is in next, claimed whole
      -- (lockWholeWallets), changed or not.
      emailed AS (SELECT DISTINCT wallet FROM next WHERE coalesce(email, '') <> ''),
+     -- The wallets another system activated (below): any row of the wallet, as written before
+     -- this statement. Per row, of two rows that differ in letter case only the one first in
+     -- order was asked, and the other's activation was welcomed.
+     activated_before AS (
+       SELECT DISTINCT wallet FROM next
+        WHERE staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR status IN ('inactive', 'active'))
+     ),
      changed AS (
        UPDATE ${dev} d
           SET status = n.new_status,
@@ -67,7 +74,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
         WHERE d.ctid = n.row_id AND d.ctid = ANY (ARRAY(SELECT row_id FROM next))
           AND (n.status IS DISTINCT FROM n.new_status OR n.stake_amount IS DISTINCT FROM n.new_amount)
        RETURNING n.wallet, n.status AS old_status, d.status AS new_status,
-                 n.stake_amount AS old_amount, d.stake_amount AS new_amount, n.staked_at AS old_staked_at
+                 n.stake_amount AS old_amount, d.stake_amount AS new_amount
      ),
      -- A row refused before and written now: the application's rule was fixed, likely for the
      -- other refused rows too. They are due at the next reconciliation, not after their waits.
@@ -79,9 +86,10 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
      -- A first activation's job. Recorded skipped at once without an email by the queue's write
      -- (nothing to send; a step's own write leaves that to the worker's sweep, above), or
      -- as historic: when the activating stake predates EFFECTS_FROM_BLOCK on its chain (a
-     -- cut-over), or when the row already had staked_at without a job of ours, i.e. another
-     -- system (the one before stakesync, or a stakesync whose schema was dropped) activated and
-     -- welcomed this developer, who now turns active again. An inactive row was active before:
+     -- cut-over), or when a row of the wallet already had staked_at without a job of ours, i.e.
+     -- another system (the one before stakesync, or a stakesync whose schema was dropped)
+     -- activated and welcomed this developer, who now turns active again (or whose other row,
+     -- another letter case, it keeps active). An inactive or active row was active before:
      -- historic whatever EFFECTS_FROM_BLOCK says now (unset after the cut-over, or on one sidecar
      -- of a rolling deploy, it sent a second email). A pending one with staked_at is ours without
      -- a cut-over (an application trigger held the status at pending, so no job was made); in a
@@ -92,8 +100,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
               CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
                       CASE WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
-                           WHEN c.old_staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR c.old_status = 'inactive')
-                             THEN 'historic'
+                           WHEN c.wallet IN (SELECT wallet FROM activated_before) THEN 'historic'
                            ${noEmail} END AS skip
                  FROM changed c JOIN done q ON q.wallet = c.wallet
                  LEFT JOIN emailed m ON m.wallet = c.wallet
