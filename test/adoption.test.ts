@@ -159,7 +159,9 @@ it("shadow beside the old listener, a plan naming its mistakes, then a cut-over 
   expect(text.stdout).toContain(`${unstakerWallet}  status        active → inactive  (unstake or slash not applied)`);
   expect(text.stdout).toContain(`${orphaned}  status        active → inactive  (stake orphaned by a reorg)`);
   expect(text.stdout).toContain(`${beforeSignup}  status        pending → active  (stake before signup)`);
-  expect(text.stdout).toContain(`${beforeSignup}  no welcome email: activated before EFFECTS_FROM_BLOCK (historic)`);
+  expect(text.stdout).toContain(
+    `${beforeSignup}  no welcome email: activated before EFFECTS_FROM_BLOCK, or by another system (historic)`,
+  );
   expect(text.stdout).toMatch(
     /^PLAN: 4 developer row\(s\) would change at \d+@\d+; 0 welcome email\(s\) would be sent, 1 skipped$/m,
   );
