@@ -108,17 +108,12 @@ export type StepOptions = {
 
 /**
  * Errors of a step whose last round trip carried its own developers write, though not one the
- * write is there to meet (ownWriteFailed): the round fails as any step's, and the next tries
- * queue for a while (loop.ts), so that a lasting error of the application's table (a trigger
- * that calls a function it cannot find) fails only the developers write, as on the queue's path,
- * and not every step with it.
+ * write is there to meet (ownWriteFailed): the round fails as any step's, and, for a statement's
+ * error (loop.ts classify: not the database's or Ponder's), the next tries queue for a while, so
+ * that a lasting error of the application's table (a trigger that calls a function it cannot
+ * find) fails only the developers write, as on the queue's path, and not every step with it.
  */
 const carriedOwnWrite = new WeakSet<object>();
-/** A statement's own error, not the connection's or the server's (class 08, 57: a restart, a shutdown). */
-const statementError = (error: unknown) => {
-  const { code } = (error ?? {}) as { code?: unknown };
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57)/.test(code);
-};
 export const failedWithOwnWrite = (error: unknown): boolean => error instanceof Object && carriedOwnWrite.has(error);
 
 /** A step's own write failed: the step runs again without it (see write-in-step.ts). */
@@ -320,7 +315,7 @@ async function stepOnce(
       // after its wait as any step's: a realtime step's last round trip carries its look-ups and
       // the queue too, whose errors are not the write's.
       if (own.length > 0 && ownWriteFailed(error)) throw new WriteInStepFailed(error);
-      if (own.length > 0 && statementError(error)) carriedOwnWrite.add(error as object);
+      if (own.length > 0 && error instanceof Object) carriedOwnWrite.add(error);
       throw error;
     });
     const written = ownChanges(rows.slice(first.length, first.length + own.length));

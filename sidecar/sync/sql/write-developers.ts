@@ -34,7 +34,7 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
   // reading the table as it is, skips it if no row has an email then (skipWithoutEmail,
   // effects/outbox.ts). After the historic reasons, on both paths: a job left pending is sent
   // once a row has an email, so a historic activation is decided here whatever the email.
-  const noEmail = from === "queue" ? "WHEN m.wallet IS NULL THEN 'no_email'" : "";
+  const noEmail = from === "queue" ? "WHEN NOT w.emailed THEN 'no_email'" : "";
   const statement = inline(
     `WITH mine AS (
        SELECT * FROM claimed WHERE $3::text[] IS NULL OR wallet = ANY($3::text[])
@@ -51,15 +51,15 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
         WHERE d.ctid = ANY (ARRAY(SELECT row_id FROM mine))
      ),
      done AS (${from === "queue" ? FROM_QUEUE : FROM_STEP}),
-     -- The wallets a row of which has an email: every row of a wallet is in next, claimed whole
-     -- (lockWholeWallets), changed or not.
-     emailed AS (SELECT DISTINCT wallet FROM next WHERE coalesce(email, '') <> ''),
-     -- The wallets another system activated (below): any row of the wallet, as written before
-     -- this statement. Per row, of two rows that differ in letter case only the one first in
-     -- order was asked, and the other's activation was welcomed.
-     activated_before AS (
-       SELECT DISTINCT wallet FROM next
-        WHERE staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR status IN ('inactive', 'active'))
+     -- Per wallet, over every row of it as written before this statement (every row of a wallet
+     -- is in next, claimed whole: lockWholeWallets), changed or not: whether one has an email, and
+     -- whether another system activated it (below). Asked per row, of two rows that differ in
+     -- letter case only the one first in order counted, and the other's activation was welcomed.
+     wallet_rows AS (
+       SELECT wallet, bool_or(coalesce(email, '') <> '') AS emailed,
+              bool_or(staked_at IS NOT NULL AND (cardinality($4::int[]) > 0 OR status IN ('inactive', 'active')))
+                AS activated_before
+         FROM next GROUP BY wallet
      ),
      changed AS (
        UPDATE ${dev} d
@@ -100,10 +100,10 @@ export function writeDevelopers(config: SidecarConfig, only: string[] | null, fr
               CASE WHEN skip IS NOT NULL THEN statement_timestamp() END, skip
          FROM (SELECT DISTINCT ON (c.wallet) c.wallet,
                       CASE WHEN coalesce(q.activated_block, q.block_number) < f.from_block THEN 'historic'
-                           WHEN c.wallet IN (SELECT wallet FROM activated_before) THEN 'historic'
+                           WHEN w.activated_before THEN 'historic'
                            ${noEmail} END AS skip
                  FROM changed c JOIN done q ON q.wallet = c.wallet
-                 LEFT JOIN emailed m ON m.wallet = c.wallet
+                 JOIN wallet_rows w ON w.wallet = c.wallet
                  LEFT JOIN unnest($4::int[], $5::bigint[]) AS f(chain_id, from_block)
                         ON f.chain_id = coalesce(q.activated_chain, q.chain_id)
                 WHERE c.new_status = 'active' AND c.old_status IS DISTINCT FROM 'active'
