@@ -6,7 +6,7 @@
  * sidecar's own operations on it, in milliseconds.
  */
 import pg from "pg";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
 import { walletIndexed } from "../../sidecar/db/developers-table";
@@ -342,6 +342,34 @@ export async function applicationTransaction(url: string, statement: string, val
   await app.query("BEGIN");
   await app.query(statement, values);
   return app;
+}
+
+/**
+ * A round while an application transaction holds `held`'s row (`hold`, run on it; `before`, then
+ * the round), which leaves it pending with a queue entry; then its COMMIT, and the round after,
+ * which writes it. The caller states what the first round wrote.
+ */
+export async function roundsAroundHold(
+  f: Fake,
+  held: string,
+  hold: string,
+  before: () => Promise<unknown> = async () => {},
+) {
+  const app = await applicationTransaction(f.url, hold, [held]);
+  let first: Awaited<ReturnType<Fake["round"]>>;
+  try {
+    await before();
+    first = await f.round();
+    expect(first.held).toBe(1);
+    expect(await f.developer(held)).toMatchObject({ status: "pending" });
+    await app.query("COMMIT");
+  } finally {
+    await app.end();
+  }
+  const second = await f.round();
+  expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+  expect(await f.developer(held)).toMatchObject({ status: "active" });
+  return { first, second };
 }
 
 /** A wallet address from a small number, lowercase. */

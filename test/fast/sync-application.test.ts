@@ -19,6 +19,7 @@ import {
   type FakeEvent,
   fakePonder,
   refuseUpdates,
+  roundsAroundHold,
   SCHEMA,
   sidecarParts,
   USDC,
@@ -37,29 +38,20 @@ describe("the application's own transactions on developers", () => {
     await fake.register(held);
     await fake.register(other);
     await fake.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
-    const app = await applicationTransaction(
-      fake.url,
+    const { first } = await roundsAroundHold(
+      fake,
+      held,
       "UPDATE developers SET last_seen = now() WHERE wallet_address = $1",
-      [held],
+      () =>
+        fake.index(
+          [
+            { developer: held, amount: 5n * USDC, block: 10 },
+            { developer: other, amount: 5n * USDC, block: 10, log: 1 },
+          ],
+          12,
+        ),
     );
-    try {
-      await fake.index(
-        [
-          { developer: held, amount: 5n * USDC, block: 10 },
-          { developer: other, amount: 5n * USDC, block: 10, log: 1 },
-        ],
-        12,
-      );
-      const first = await fake.round();
-      expect(first.changes.map((c) => c.wallet)).toEqual([other]);
-      expect(first.held).toBe(1);
-      expect(await fake.developer(held)).toMatchObject({ status: "pending" });
-      await app.query("COMMIT");
-    } finally {
-      await app.end();
-    }
-    const second = await fake.round();
-    expect(second.changes.map((c) => c.wallet)).toEqual([held]);
+    expect(first.changes.map((c) => c.wallet)).toEqual([other]);
     const { rows } = await fake.db.query(
       "SELECT status, last_seen IS NOT NULL AS seen FROM developers WHERE wallet_address = $1",
       [held],

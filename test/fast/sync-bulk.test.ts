@@ -22,6 +22,7 @@ import {
   syncOutcome as outcome,
   patternEvents,
   refuseUpdates,
+  roundsAroundHold,
   wallet,
 } from "./ponder-fake";
 
@@ -116,29 +117,6 @@ async function roundPaused(
   } finally {
     await test.end();
   }
-}
-
-/**
- * A round while an application transaction holds `held`'s row (`hold`, run on it; `before`, then
- * the round), which leaves it pending with a queue entry; then its COMMIT, and the round after,
- * which writes it. The caller states what the first round wrote.
- */
-async function roundsAroundHold(f: Fake, held: string, hold: string, before: () => Promise<unknown> = async () => {}) {
-  const app = await applicationTransaction(f.url, hold, [held]);
-  let first: Awaited<ReturnType<Fake["round"]>>;
-  try {
-    await before();
-    first = await f.round();
-    expect(first.held).toBe(1);
-    expect(await f.developer(held)).toMatchObject({ status: "pending" });
-    await app.query("COMMIT");
-  } finally {
-    await app.end();
-  }
-  const second = await f.round();
-  expect(second.changes.map((c) => c.wallet)).toEqual([held]);
-  expect(await f.developer(held)).toMatchObject({ status: "active" });
-  return { first, second };
 }
 
 /** The SQLSTATE of the error a bulk step's own write failed with. */
