@@ -8,6 +8,7 @@
  * more, and a stale worker can never undo another's record.
  */
 import { backoffMs } from "../../lib/backoff";
+import { EFFECTS_QUERY_MS } from "../db/pools";
 import type { Queryable } from "../db/queryable";
 import { leaderLockHeldBy } from "../leader";
 import { stillWaits } from "../sync/sql/unwritten-developers";
@@ -29,6 +30,18 @@ export const LEASE_MS = 15 * 60_000;
 const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 
 /**
+ * Another worker's claim that ran out is taken over only by a leader whose session has had the
+ * database this long. A claim runs out while its worker lives when the database was away longer
+ * than the lease had left (a restart, a failover, a partition): that worker may hold an email the
+ * server took and whose record failed, and it records it at its first tick once it gets a
+ * connection again, leader or not: within a statement's limit on a connection gone dark
+ * (EFFECTS_QUERY_MS), and a tick. Every session is new after such an outage, the leader's too,
+ * so the leader that comes back first waits for the records before it claims those jobs again.
+ * What it costs: a job whose worker died waits this much more after its leader's session began.
+ */
+export const TAKE_OVER_AFTER_MS = 2 * EFFECTS_QUERY_MS;
+
+/**
  * No address, nothing to send: pending welcome jobs of wallets none of whose rows has an email
  * now are recorded skipped (`no_email`), set-based, reading the table as it is. A step's own write
  * makes such a job pending (its snapshot may lack a row inserted since, write-developers.ts); this
@@ -43,12 +56,27 @@ export async function skipWithoutEmail(db: Queryable, developersTable: string) {
   );
 }
 
-/** Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of now. */
-export async function claimNextJob(db: Queryable, developersTable: string, fence: Fence): Promise<Job | undefined> {
+/**
+ * Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of
+ * now. Another worker's claim that ran out waits until the leader's session is `takeOverAfterMs`
+ * old (TAKE_OVER_AFTER_MS).
+ */
+export async function claimNextJob(
+  db: Queryable,
+  developersTable: string,
+  fence: Fence,
+  takeOverAfterMs = TAKE_OVER_AFTER_MS,
+): Promise<Job | undefined> {
   const { rows } = await db.query<Job>(
     `WITH due AS (
        SELECT id FROM stakesync.outbox
-        WHERE state = 'pending' AND run_at <= now() AND (locked_until IS NULL OR locked_until < now())
+        WHERE state = 'pending' AND run_at <= now()
+          AND (locked_until IS NULL
+               OR (locked_until < now()
+                   AND (locked_by = $1
+                        -- A session the server does not show to this role: no wait, as before.
+                        OR coalesce((SELECT backend_start FROM pg_stat_activity WHERE pid = $2::int), '-infinity')
+                           <= now() - make_interval(secs => $3::double precision / 1000))))
           AND ${leaderLockHeldBy("$2::int")}
         ORDER BY run_at, id
         LIMIT 1
@@ -67,7 +95,7 @@ export async function claimNextJob(db: Queryable, developersTable: string, fence
               WHERE lower(d.wallet_address) = c.wallet AND coalesce(d.email, '') <> ''
               ORDER BY d.email LIMIT 1) AS email
        FROM claimed c`,
-    [fence.workerId, fence.leaderPid],
+    [fence.workerId, fence.leaderPid, takeOverAfterMs],
   );
   return rows[0];
 }

@@ -21,6 +21,7 @@ import {
   type Job,
   maySend,
   skipWithoutEmail,
+  TAKE_OVER_AFTER_MS,
   workCounts,
 } from "./outbox";
 
@@ -46,6 +47,8 @@ export class OutboxWorker {
     private readonly pool: pg.Pool,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** How old the leader's session must be to take over another worker's claim that ran out. */
+    private readonly takeOverAfterMs = TAKE_OVER_AFTER_MS,
   ) {
     this.mailer = config.smtpUrl && config.mailFrom ? createMailer(config.smtpUrl, config.mailFrom) : undefined;
   }
@@ -65,7 +68,7 @@ export class OutboxWorker {
     for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {
       const current = fence();
       if (!current) return; // leadership went: stop here
-      const job = await claimNextJob(this.pool, dev, current);
+      const job = await claimNextJob(this.pool, dev, current, this.takeOverAfterMs);
       if (!job) return;
       const context = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
       if (!job.email) {

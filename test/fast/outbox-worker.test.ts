@@ -41,7 +41,7 @@ async function welcomeDue(w: string, email: string) {
   const leader = await leadingSession(due.url);
   ends.push(() => leader.client.end());
   const state = { role: "leader", leaderPid: leader.pid } as LoopState;
-  return { smtp, fake: due, db: due.db, state };
+  return { smtp, fake: due, db: due.db, state, leader };
 }
 
 it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
@@ -83,6 +83,71 @@ it("records an email the SMTP server took once the database is back, whoever lea
   await worker.tick(state);
   expect(smtp.mails).toHaveLength(1);
   await worker.close();
+});
+
+it("after an outage longer than the claim's lease, a new leader lets the worker that sent the email record it, and sends it once", async () => {
+  const { smtp, fake, db, state, leader } = await welcomeDue(wallet(3), "frank@example.test");
+  const database = new URL(fake.url).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
+  await admin.connect();
+  ends.push(() => admin.end());
+  ends.push(() => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`));
+  const poolOf = () => {
+    const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+    pool.on("error", () => undefined); // its idle connection is ended below, as a restart ends it
+    ends.push(() => pool.end());
+    return pool;
+  };
+  const a = new OutboxWorker(fake.config, poolOf(), createLogger("silent"), createMetrics([31337]));
+
+  // a's sidecar leads; the database goes away while the server takes the email: its record fails.
+  smtp.state.beforeAccepting = async () => {
+    await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
+    await db.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), $1)`,
+      [state.leaderPid],
+    );
+  };
+  await a.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  smtp.state.beforeAccepting = undefined;
+
+  // The outage outlasted the claim's lease, and b's sidecar leads when the database is back, on
+  // a session as new as the outage's end (every session ends in a restart). b ticks before a does.
+  await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`);
+  await db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
+  await leader.client.query("SELECT pg_advisory_unlock_all()");
+  const leaderB = await leadingSession(fake.url);
+  ends.push(() => leaderB.client.end());
+  const stateB = { role: "leader", leaderPid: leaderB.pid } as LoopState;
+  const b = new OutboxWorker(fake.config, poolOf(), createLogger("silent"), createMetrics([31337]), 3000);
+  await b.tick(stateB);
+  expect(smtp.mails).toHaveLength(1);
+  const job = async () => (await db.query("SELECT state, attempts, locked_by FROM stakesync.outbox")).rows;
+  expect(await job()).toMatchObject([{ state: "pending", attempts: 1 }]);
+
+  // a, standby now, records its send at its next tick; b sends nothing more, then or later.
+  await a.tick({ ...state, role: "standby", leaderPid: null });
+  expect(await job()).toMatchObject([{ state: "sent", attempts: 1 }]);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  await b.tick(stateB);
+  expect(smtp.mails).toHaveLength(1);
+
+  // A worker that never comes back (killed in its send) still has its job tried again: by b,
+  // once b's session is TAKE_OVER_AFTER_MS old (3 s here).
+  const gone = wallet(4);
+  await fake.register(gone, "gina@example.test");
+  await db.query(
+    `INSERT INTO stakesync.outbox (kind, wallet, locked_by, locked_until, attempts)
+     VALUES ('welcome_email', $1, 'gone:1:dead', now() - interval '1 second', 1)`,
+    [gone],
+  );
+  await b.tick(stateB);
+  expect(smtp.mails).toHaveLength(2);
+  expect(smtp.mails[1]?.to).toContain("gina@example.test");
+  await a.close();
+  await b.close();
 });
 
 it("gives up on a record that gets no answer, and records the send on a new connection once it can", async () => {

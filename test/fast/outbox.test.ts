@@ -66,7 +66,10 @@ it("lets only the leading sidecar's worker claim and send, and ignores a worker 
   expect(await maySend(fake.db, job, a.fence)).toBe(false);
   expect(await claimNextJob(fake.db, table, b.fence)).toBeUndefined(); // a's lease still runs
   await fake.db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
-  const again = await claimNextJob(fake.db, table, b.fence);
+  // Nor while b's session is younger than TAKE_OVER_AFTER_MS (a may still record a send it made);
+  // here that wait is cut to nothing.
+  expect(await claimNextJob(fake.db, table, b.fence)).toBeUndefined();
+  const again = await claimNextJob(fake.db, table, b.fence, 0);
   expect(again).toMatchObject({ wallet: w, attempts: 2 });
   if (!again) return;
 
