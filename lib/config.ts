@@ -68,6 +68,8 @@ export type ChainConfig = {
    * email (the job is recorded skipped, 'historic'): a cut-over from a system that welcomed them.
    */
   effectsFromBlock: number | undefined;
+  /** How this chain's variables end, for messages: "" (START_BLOCK, …) or "_<id>" with CHAINS. */
+  suffix: string;
 };
 
 function readChain(env: Env, id: number, suffix: string): ChainConfig {
@@ -100,6 +102,7 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
           ? "a block number ≥ 0"
           : "EFFECTS_FROM_BLOCK_<id> for each chain with CHAINS: block numbers differ by chain",
       ),
+    suffix,
   };
 }
 

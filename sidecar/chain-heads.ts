@@ -1,10 +1,7 @@
-/**
- * Polls each chain's head block over its RPC URLs (fallbacks in order), for lag and readiness.
- * Plain JSON-RPC over fetch: eth_blockNumber is all the sidecar asks of a node, and viem would
- * add ~55 MB to its memory.
- */
+/** Polls each chain's head block over its RPC URLs (fallbacks in order), for lag and readiness. */
 import type { Logger } from "pino";
 import type { ChainConfig } from "../lib/config";
+import { callRpc, quantity } from "./json-rpc";
 
 export type Head = { block: number; at: number } | undefined;
 
@@ -19,25 +16,7 @@ export const HEAD_STALE_MS = 10_000;
 export const freshBlock = (head: Head, now = Date.now()) =>
   head && now - head.at <= HEAD_STALE_MS ? head.block : null;
 
-async function blockNumber(urls: string[]): Promise<number> {
-  let lastError: unknown;
-  for (const url of urls) {
-    try {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_blockNumber", params: [] }),
-        signal: AbortSignal.timeout(5000),
-      });
-      const body = (await response.json()) as { result?: string; error?: { message: string } };
-      if (typeof body.result === "string") return Number(BigInt(body.result));
-      throw new Error(body.error?.message ?? `HTTP ${response.status}`);
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
-}
+const blockNumber = (urls: string[]) => callRpc(urls, "eth_blockNumber", [], (result) => Number(quantity(result)));
 
 export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId: number) => void, intervalMs = 2000) {
   const heads = new Map<number, Head>();

@@ -26,6 +26,7 @@ import { errorText } from "./redact";
 import { sidecarName } from "./settings";
 import { SyncLoop } from "./sync/loop";
 import { cursorsStatements } from "./sync/sql/read-cursors";
+import { checkVaults, type VaultCheck } from "./vault-check";
 
 const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
@@ -34,6 +35,9 @@ const metrics = createMetrics(config.chains.map((c) => c.id));
 const { pool, httpPool, confirmPool } = createPools(config, log);
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
+// Asked at once, beside the database's preparation; the sync waits for it VAULT_CHECK_WAIT_MS at
+// most (vault-check.ts).
+const vaultsChecked = checkVaults(config).then(vaultsAre);
 const alertOptions = {
   webhookUrl: config.alertWebhookUrl,
   repeatMs: config.alertRepeatMs,
@@ -95,6 +99,7 @@ process.on("SIGTERM", () => shutdown("SIGTERM"));
 // HTTP answers from the first second (a liveness probe must not restart a sidecar that waits for
 // its database); the sync and its effects start once the database is prepared.
 await prepareDatabase();
+await Promise.race([vaultsChecked, new Promise((resolve) => setTimeout(resolve, VAULT_CHECK_WAIT_MS))]);
 if (!stopping) {
   loop.start();
   stopEffects = startEffects({
@@ -109,6 +114,26 @@ if (!stopping) {
     ownAlerts,
     log,
   });
+}
+
+/**
+ * How long the sync waits at start for the vault's check: a provider answers it in milliseconds;
+ * a slow or absent one must not hold the sync (the check goes on, and still stops a wrong
+ * configuration when it answers).
+ */
+const VAULT_CHECK_WAIT_MS = 2000;
+
+/** A wrong STAKE_VAULT_ADDRESS or START_BLOCK stops the sidecar; a check the provider left undone is said. */
+function vaultsAre(checks: VaultCheck[]) {
+  for (const check of checks) {
+    if (check.outcome === "wrong") exitOnConfigError(check.reason);
+    if (check.outcome === "unchecked") {
+      log.warn(
+        { chain_id: check.chainId, err: check.reason },
+        "could not check STAKE_VAULT_ADDRESS and START_BLOCK against the chain; going on without (stakesync verify compares developers with the chain)",
+      );
+    }
+  }
 }
 
 /** Migrations and the developers table; waits for the database rather than exiting. */
