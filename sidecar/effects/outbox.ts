@@ -30,27 +30,38 @@ export const LEASE_MS = 15 * 60_000;
 const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 
 /**
- * Another worker's claim that ran out is taken over only by a leader whose session has had the
- * database this long. A claim runs out while its worker lives when the database was away longer
- * than the lease had left (a restart, a failover, a partition): that worker may hold an email the
- * server took and whose record failed, and it records it at its first tick once it gets a
- * connection again, leader or not: within a statement's limit on a connection gone dark
- * (EFFECTS_QUERY_MS), and a tick. Every session is new after such an outage, the leader's too,
- * so the leader that comes back first waits for the records before it claims those jobs again.
- * What it costs: a job whose worker died waits this much more after its leader's session began.
+ * Another worker's claim that ran out is taken over only by a worker that has had the database,
+ * without a break, for this long (worker.ts keeps the count). A claim runs out while its worker
+ * lives when that worker could not record what it did for longer than the lease had left: the
+ * database restarted, failed over, went read-only, or a lock held the outbox. It may hold an
+ * email the server took and whose record failed, and records it at its first tick once it can,
+ * leader or not: within a statement's limit on a connection gone dark (EFFECTS_QUERY_MS) and a
+ * tick. A worker that met the same outage waits that long after it, so the record comes first.
+ * What it costs: a job whose worker died waits this much more after any break.
  */
 export const TAKE_OVER_AFTER_MS = 2 * EFFECTS_QUERY_MS;
+
+/**
+ * A write to the outbox that changes nothing: whether this worker could record a job now (not
+ * read-only, no lock on the table that keeps writers out). A standby's tick asks it, so that it
+ * knows of a break before it leads.
+ */
+export async function outboxWritable(db: Queryable) {
+  await db.query("UPDATE stakesync.outbox SET state = state WHERE false");
+}
 
 /**
  * No address, nothing to send: pending welcome jobs of wallets none of whose rows has an email
  * now are recorded skipped (`no_email`), set-based, reading the table as it is. A step's own write
  * makes such a job pending (its snapshot may lack a row inserted since, write-developers.ts); this
- * also catches an email removed since the job was made. Only jobs nobody holds a claim on.
+ * also catches an email removed since the job was made. Only jobs never claimed or released: a
+ * claim that ran out may be of an email sent and not recorded yet (TAKE_OVER_AFTER_MS); the claim
+ * takes those, and skips them as well once it has them.
  */
 export async function skipWithoutEmail(db: Queryable, developersTable: string) {
   await db.query(
     `UPDATE stakesync.outbox o SET state = 'skipped', done_at = now(), skip_reason = 'no_email'
-      WHERE o.state = 'pending' AND o.kind = 'welcome_email' AND (o.locked_until IS NULL OR o.locked_until < now())
+      WHERE o.state = 'pending' AND o.kind = 'welcome_email' AND o.locked_until IS NULL
         AND NOT EXISTS (SELECT 1 FROM ${developersTable} d
                          WHERE lower(d.wallet_address) = o.wallet AND coalesce(d.email, '') <> '')`,
   );
@@ -58,25 +69,19 @@ export async function skipWithoutEmail(db: Queryable, developersTable: string) {
 
 /**
  * Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of
- * now. Another worker's claim that ran out waits until the leader's session is `takeOverAfterMs`
- * old (TAKE_OVER_AFTER_MS).
+ * now. Another worker's claim that ran out only with `takeOver` (TAKE_OVER_AFTER_MS).
  */
 export async function claimNextJob(
   db: Queryable,
   developersTable: string,
   fence: Fence,
-  takeOverAfterMs = TAKE_OVER_AFTER_MS,
+  takeOver: boolean,
 ): Promise<Job | undefined> {
   const { rows } = await db.query<Job>(
     `WITH due AS (
        SELECT id FROM stakesync.outbox
         WHERE state = 'pending' AND run_at <= now()
-          AND (locked_until IS NULL
-               OR (locked_until < now()
-                   AND (locked_by = $1
-                        -- A session the server does not show to this role: no wait, as before.
-                        OR coalesce((SELECT backend_start FROM pg_stat_activity WHERE pid = $2::int), '-infinity')
-                           <= now() - make_interval(secs => $3::double precision / 1000))))
+          AND (locked_until IS NULL OR (locked_until < now() AND (locked_by = $1 OR $3::boolean)))
           AND ${leaderLockHeldBy("$2::int")}
         ORDER BY run_at, id
         LIMIT 1
@@ -95,7 +100,7 @@ export async function claimNextJob(
               WHERE lower(d.wallet_address) = c.wallet AND coalesce(d.email, '') <> ''
               ORDER BY d.email LIMIT 1) AS email
        FROM claimed c`,
-    [fence.workerId, fence.leaderPid, takeOverAfterMs],
+    [fence.workerId, fence.leaderPid, takeOver],
   );
   return rows[0];
 }

@@ -20,6 +20,7 @@ import {
   finishJob,
   type Job,
   maySend,
+  outboxWritable,
   skipWithoutEmail,
   TAKE_OVER_AFTER_MS,
   workCounts,
@@ -27,6 +28,12 @@ import {
 
 /** Jobs one tick works through at most; the next tick (a second later) goes on. */
 const JOBS_PER_TICK = 10;
+
+/**
+ * Ticks further apart than this (they come every second) are a break: the process was frozen or
+ * starved, and does not know whether the database was there meanwhile.
+ */
+const TICK_GAP_MS = 10_000;
 
 export class OutboxWorker {
   private readonly mailer: Mailer | undefined;
@@ -41,34 +48,65 @@ export class OutboxWorker {
   private readonly unrecorded: { job: Job; fence: Fence }[] = [];
   /** Set when the sidecar stops: the job being sent is finished and recorded, no other claimed. */
   private stopping = false;
+  /**
+   * Since when (`clock`) every tick reached the database and could write the outbox,
+   * without a break: a failed statement, or ticks TICK_GAP_MS apart. Unset after a break until a
+   * tick gets through. Another worker's claim that ran out is taken over only TAKE_OVER_AFTER_MS
+   * into it (outbox.ts).
+   */
+  private reachableSince: number | undefined;
+  private lastTickAt: number | undefined;
 
   constructor(
     private readonly config: SidecarConfig,
     private readonly pool: pg.Pool,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    /** How old the leader's session must be to take over another worker's claim that ran out. */
+    /** How long without a break before this worker takes over another's claim that ran out. */
     private readonly takeOverAfterMs = TAKE_OVER_AFTER_MS,
+    /** Milliseconds, monotonic: the worker's measure of breaks (a test passes its own). */
+    private readonly clock = () => performance.now(),
   ) {
     this.mailer = config.smtpUrl && config.mailFrom ? createMailer(config.smtpUrl, config.mailFrom) : undefined;
   }
 
   /** Records the emails sent and not yet recorded first; then, while this sidecar leads, works. */
   async tick(leader: LoopState) {
+    const now = this.clock();
+    if (this.lastTickAt === undefined || now - this.lastTickAt > TICK_GAP_MS) this.reachableSince = undefined;
+    this.lastTickAt = now;
+    try {
+      await this.work(leader, now);
+    } catch (error) {
+      this.reachableSince = undefined;
+      throw error;
+    } finally {
+      this.lastTickAt = this.clock();
+    }
+  }
+
+  private async work(leader: LoopState, startedAt: number) {
     const fence = (): Fence | undefined =>
       leader.role === "leader" && leader.leaderPid !== null
         ? { workerId: this.workerId, leaderPid: leader.leaderPid }
         : undefined;
-    if (!(await this.recordSent())) return;
-    if (!fence()) return;
+    if (!(await this.recordSent())) {
+      this.reachableSince = undefined;
+      return;
+    }
     const dev = this.config.developersTable.sql;
-    await skipWithoutEmail(this.pool, dev);
+    // A write to the outbox each tick, leader or not: the standby's is a probe.
+    if (fence()) await skipWithoutEmail(this.pool, dev);
+    else await outboxWritable(this.pool);
+    this.reachableSince ??= startedAt;
+    if (!fence()) return;
     if (!this.mailer) return this.warnWaiting();
 
     for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {
       const current = fence();
       if (!current) return; // leadership went: stop here
-      const job = await claimNextJob(this.pool, dev, current, this.takeOverAfterMs);
+      const takeOver = this.clock() - this.reachableSince >= this.takeOverAfterMs;
+      const job = await claimNextJob(this.pool, dev, current, takeOver);
       if (!job) return;
       const context = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
       if (!job.email) {

@@ -85,7 +85,7 @@ it("records an email the SMTP server took once the database is back, whoever lea
   await worker.close();
 });
 
-it("after an outage longer than the claim's lease, a new leader lets the worker that sent the email record it, and sends it once", async () => {
+it("after an outage longer than the claim's lease, a worker that met it lets the one that sent the email record it, and sends it once", async () => {
   const { smtp, fake, db, state, leader } = await welcomeDue(wallet(3), "frank@example.test");
   const database = new URL(fake.url).pathname.slice(1);
   const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
@@ -99,6 +99,21 @@ it("after an outage longer than the claim's lease, a new leader lets the worker 
     return pool;
   };
   const a = new OutboxWorker(fake.config, poolOf(), createLogger("silent"), createMetrics([31337]));
+  // b, the other sidecar's worker, on a clock of the test's: its ticks come every 5 s of it.
+  let now = 0;
+  const b = new OutboxWorker(fake.config, poolOf(), createLogger("silent"), createMetrics([31337]), 120_000, () => now);
+  const standby = { ...state, role: "standby", leaderPid: null } as LoopState;
+  const tickB = async (as: LoopState, ms: number) => {
+    for (const end = now + ms; now < end; ) {
+      now += 5000;
+      await b.tick(as);
+    }
+  };
+  const job = async (w: string) =>
+    (await db.query("SELECT state, attempts FROM stakesync.outbox WHERE wallet = $1", [w])).rows;
+
+  // b stands by with the database for longer than TAKE_OVER_AFTER_MS: it could take over.
+  await tickB(standby, 200_000);
 
   // a's sidecar leads; the database goes away while the server takes the email: its record fails.
   smtp.state.beforeAccepting = async () => {
@@ -112,30 +127,28 @@ it("after an outage longer than the claim's lease, a new leader lets the worker 
   await a.tick(state);
   expect(smtp.mails).toHaveLength(1);
   smtp.state.beforeAccepting = undefined;
+  // b meets the outage too.
+  await expect(tickB(standby, 5000)).rejects.toThrow();
 
-  // The outage outlasted the claim's lease, and b's sidecar leads when the database is back, on
-  // a session as new as the outage's end (every session ends in a restart). b ticks before a does.
+  // The outage outlasted the claim's lease; b's sidecar leads when the database is back and ticks
+  // before a does. Meanwhile the application cleared the developer's email.
   await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`);
   await db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
+  await db.query("UPDATE developers SET email = NULL WHERE wallet_address = $1", [wallet(3)]);
   await leader.client.query("SELECT pg_advisory_unlock_all()");
   const leaderB = await leadingSession(fake.url);
   ends.push(() => leaderB.client.end());
-  const stateB = { role: "leader", leaderPid: leaderB.pid } as LoopState;
-  const b = new OutboxWorker(fake.config, poolOf(), createLogger("silent"), createMetrics([31337]), 3000);
-  await b.tick(stateB);
+  const leading = { role: "leader", leaderPid: leaderB.pid } as LoopState;
+  await tickB(leading, 60_000);
   expect(smtp.mails).toHaveLength(1);
-  const job = async () => (await db.query("SELECT state, attempts, locked_by FROM stakesync.outbox")).rows;
-  expect(await job()).toMatchObject([{ state: "pending", attempts: 1 }]);
+  expect(await job(wallet(3))).toEqual([{ state: "pending", attempts: 1 }]); // neither sent again nor skipped
 
   // a, standby now, records its send at its next tick; b sends nothing more, then or later.
-  await a.tick({ ...state, role: "standby", leaderPid: null });
-  expect(await job()).toMatchObject([{ state: "sent", attempts: 1 }]);
-  await new Promise((resolve) => setTimeout(resolve, 3000));
-  await b.tick(stateB);
-  expect(smtp.mails).toHaveLength(1);
+  await a.tick(standby);
+  expect(await job(wallet(3))).toEqual([{ state: "sent", attempts: 1 }]);
 
-  // A worker that never comes back (killed in its send) still has its job tried again: by b,
-  // once b's session is TAKE_OVER_AFTER_MS old (3 s here).
+  // A worker that never comes back (killed in its send) still has its job tried again: by b, once
+  // it has had the database TAKE_OVER_AFTER_MS without a break.
   const gone = wallet(4);
   await fake.register(gone, "gina@example.test");
   await db.query(
@@ -143,11 +156,32 @@ it("after an outage longer than the claim's lease, a new leader lets the worker 
      VALUES ('welcome_email', $1, 'gone:1:dead', now() - interval '1 second', 1)`,
     [gone],
   );
-  await b.tick(stateB);
+  await tickB(leading, 30_000);
+  expect(smtp.mails).toHaveLength(1);
+  await tickB(leading, 40_000);
   expect(smtp.mails).toHaveLength(2);
   expect(smtp.mails[1]?.to).toContain("gina@example.test");
+  expect(await job(gone)).toEqual([{ state: "sent", attempts: 2 }]);
   await a.close();
   await b.close();
+});
+
+it("counts ticks further apart than 10 s as a break: a worker frozen or starved waits again before it takes over", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(5), "hana@example.test");
+  await db.query(
+    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
+  );
+  let now = 0;
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]), 60_000, () => now);
+  for (; now < 55_000; now += 5000) await worker.tick(state);
+  now += 30_000; // frozen for 30 s
+  for (let n = 0; n < 10; n++, now += 5000) await worker.tick(state);
+  expect(smtp.mails).toHaveLength(0);
+  for (let n = 0; n < 3; n++, now += 5000) await worker.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  await worker.close();
 });
 
 it("gives up on a record that gets no answer, and records the send on a new connection once it can", async () => {

@@ -51,10 +51,10 @@ it("lets only the leading sidecar's worker claim and send, and ignores a worker 
   const table = fake.config.developersTable.sql;
 
   // No sidecar leads: nothing is claimed.
-  expect(await claimNextJob(fake.db, table, { workerId: "a", leaderPid: 1 })).toBeUndefined();
+  expect(await claimNextJob(fake.db, table, { workerId: "a", leaderPid: 1 }, false)).toBeUndefined();
 
   const a = await lead(fake.url, "a");
-  const job = await claimNextJob(fake.db, table, a.fence);
+  const job = await claimNextJob(fake.db, table, a.fence, false);
   expect(job).toMatchObject({ wallet: w, attempts: 1, email: "dave@example.test" });
   if (!job) return;
   expect(await maySend(fake.db, job, a.fence)).toBe(true);
@@ -64,12 +64,12 @@ it("lets only the leading sidecar's worker claim and send, and ignores a worker 
   await a.client.end();
   const b = await lead(fake.url, "b");
   expect(await maySend(fake.db, job, a.fence)).toBe(false);
-  expect(await claimNextJob(fake.db, table, b.fence)).toBeUndefined(); // a's lease still runs
+  expect(await claimNextJob(fake.db, table, b.fence, true)).toBeUndefined(); // a's lease still runs
   await fake.db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
-  // Nor while b's session is younger than TAKE_OVER_AFTER_MS (a may still record a send it made);
-  // here that wait is cut to nothing.
-  expect(await claimNextJob(fake.db, table, b.fence)).toBeUndefined();
-  const again = await claimNextJob(fake.db, table, b.fence, 0);
+  // Nor before b's worker has had the database TAKE_OVER_AFTER_MS without a break (a may still
+  // record a send it made): worker.ts says when (`takeOver`).
+  expect(await claimNextJob(fake.db, table, b.fence, false)).toBeUndefined();
+  const again = await claimNextJob(fake.db, table, b.fence, true);
   expect(again).toMatchObject({ wallet: w, attempts: 2 });
   if (!again) return;
 
@@ -116,12 +116,12 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
   expect(performance.now() - started).toBeLessThan(5_000);
 
   const retry = { attempts: 1, delayMs: 60_000 };
-  const first = await claimNextJob(fake.db, table, fence);
+  const first = await claimNextJob(fake.db, table, fence, false);
   if (!first) throw new Error("no job claimed");
   expect(await failJob(fake.db, first, fence, error, retry)).toBe("pending");
-  expect(await claimNextJob(fake.db, table, fence)).toBeUndefined(); // backed off: run_at a minute away
+  expect(await claimNextJob(fake.db, table, fence, false)).toBeUndefined(); // backed off: run_at a minute away
   await fake.db.query("UPDATE stakesync.outbox SET run_at = now()");
-  const second = await claimNextJob(fake.db, table, fence);
+  const second = await claimNextJob(fake.db, table, fence, false);
   if (!second) throw new Error("no job claimed");
   expect(await failJob(fake.db, second, fence, error, retry)).toBe("dead");
 
@@ -130,5 +130,5 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
   expect(JSON.stringify(dead)).not.toContain("@");
   expect(await retryDeadLetter(fake.db, BigInt(dead[0]?.id ?? 0))).toBe(true);
   expect(await retryDeadLetter(fake.db, 999_999n)).toBe(false);
-  expect(await claimNextJob(fake.db, table, fence)).toMatchObject({ wallet: w, attempts: 1 });
+  expect(await claimNextJob(fake.db, table, fence, false)).toMatchObject({ wallet: w, attempts: 1 });
 });

@@ -87,7 +87,12 @@ describe("confirmed stakes", () => {
       ]);
       const { client, pid } = await leadingSession(fake.url);
       try {
-        const job = await claimNextJob(fake.db, fake.config.developersTable.sql, { workerId: "a", leaderPid: pid });
+        const job = await claimNextJob(
+          fake.db,
+          fake.config.developersTable.sql,
+          { workerId: "a", leaderPid: pid },
+          false,
+        );
         expect(job?.email).toBe("dev@example.test");
       } finally {
         await client.end();
