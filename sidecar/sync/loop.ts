@@ -391,9 +391,8 @@ export class SyncLoop {
         if (lostNow) throw lostNow;
         this.fail(error);
         // A statement's error, with its own developers write in the round trip: the next tries
-        // queue (see failedWithOwnWrite). Not the database's (a restart) nor Ponder's.
-        if (failedWithOwnWrite(error) && classify(error) === "sync")
-          this.queueOnlyUntil = performance.now() + QUEUE_ONLY_MS;
+        // queue (see failedWithOwnWrite).
+        if (failedWithOwnWrite(error)) this.queueOnlyUntil = performance.now() + QUEUE_ONLY_MS;
         // Ponder goes on meanwhile, unseen: a missing event noted before must be seen missing
         // again by the next step, not confirmed by a checkpoint whose states it never saw.
         this.removalGuard.clear();

@@ -107,13 +107,20 @@ export type StepOptions = {
 };
 
 /**
- * Errors of a step whose last round trip carried its own developers write, though not one the
- * write is there to meet (ownWriteFailed): the round fails as any step's, and, for a statement's
- * error (loop.ts classify: not the database's or Ponder's), the next tries queue for a while, so
- * that a lasting error of the application's table (a trigger that calls a function it cannot
- * find) fails only the developers write, as on the queue's path, and not every step with it.
+ * Statement errors of a step whose last round trip carried its own developers write, though not
+ * one the write is there to meet (ownWriteFailed): the round fails as any step's, and the next
+ * tries queue for a while (loop.ts), so that a lasting error of the application's table fails
+ * only the developers write, as on the queue's path, and not every step with it. Any statement's
+ * error, by its SQLSTATE alone: an application trigger's can be anything (a function it cannot
+ * find, 42883; a table it names without its schema, 42P01, which the loop's classify takes for
+ * Ponder's; a message that reads like a lost connection). Not the connection's or the server's
+ * (class 08, 57P: a restart, a shutdown), nor a client's error without a SQLSTATE.
  */
 const carriedOwnWrite = new WeakSet<object>();
+const statementError = (error: unknown) => {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
+};
 export const failedWithOwnWrite = (error: unknown): boolean => error instanceof Object && carriedOwnWrite.has(error);
 
 /** A step's own write failed: the step runs again without it (see write-in-step.ts). */
@@ -315,7 +322,7 @@ async function stepOnce(
       // after its wait as any step's: a realtime step's last round trip carries its look-ups and
       // the queue too, whose errors are not the write's.
       if (own.length > 0 && ownWriteFailed(error)) throw new WriteInStepFailed(error);
-      if (own.length > 0 && error instanceof Object) carriedOwnWrite.add(error);
+      if (own.length > 0 && statementError(error)) carriedOwnWrite.add(error as object);
       throw error;
     });
     const written = ownChanges(rows.slice(first.length, first.length + own.length));

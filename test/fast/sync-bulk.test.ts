@@ -598,6 +598,30 @@ describe("a realtime block's own developers write", () => {
     expect(rows).toEqual([{ wallet: w, state: "pending" }]);
   });
 
+  it.each([
+    ["a table it names without its schema (42P01, the code of Ponder's tables gone)", "PERFORM 1 FROM no_such_table"],
+    ["a column whose name reads like a lost connection (42703)", "PERFORM closed_at FROM developers LIMIT 1"],
+  ])("moves the cursor on past an application trigger's error on %s", async (_, body) => {
+    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+    const w = wallet(0x7310);
+    await f.register(w, "dev@example.com");
+    await startLoop(f);
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+    await f.db.query(`
+      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${body}; RETURN NEW; END $$;
+      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+    // Taken for Ponder's or the database's error, it never made the next tries queue: the cursor
+    // stayed with the write.
+    const confirmed = 12 - (f.config.chains[0]?.confirmations ?? 0);
+    await waitFor("the cursor at the block", async () => {
+      const { rows } = await f.db.query("SELECT block FROM stakesync.cursor");
+      return Number(rows[0]?.block) >= confirmed;
+    });
+    const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: w, state: "pending" }]);
+  });
+
   it("leaves a row the application holds to the queue, written once it commits", async () => {
     const f = await fake();
     const [held, ...others] = await block(f);
