@@ -144,6 +144,13 @@ export class SyncLoop {
    * was run again, and the application's table will likely make the next do so too.
    */
   private queueOnlyUntil = Number.NEGATIVE_INFINITY;
+  /**
+   * The queue's developers write failed this many times in a row (and no step failed since):
+   * it is tried again from `writeRetryAt` (performance.now()), backed off as a failed round is,
+   * while the steps go on at their pace (writeFailed).
+   */
+  private writeFailures = 0;
+  private writeRetryAt = Number.NEGATIVE_INFINITY;
   private readonly removalGuard: RemovalGuard = new Map();
   private sourceWatch = newWatch();
   private readonly deferredChains = new Set<number>();
@@ -323,6 +330,9 @@ export class SyncLoop {
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
     this.ponderSeenIn = undefined;
+    // A new term tries the developers write at once, as it reconciles at once.
+    this.writeFailures = 0;
+    this.writeRetryAt = Number.NEGATIVE_INFINITY;
     this.walletIndexed = await walletIndexed(db, this.config.developersTable);
     // What the instances showed then is no measure of them now, but for those a step left.
     this.sourceWatch = await startWatch(db, this.config);
@@ -360,13 +370,20 @@ export class SyncLoop {
         } else if (step.kind === "waiting-for-ponder") this.unwrittenWait = false;
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
-        // nothing new, for developers an application transaction held last time.
-        const queued =
-          step.kind === "waiting-for-ponder"
-            ? NOTHING
-            : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
-                walletIndexed: this.walletIndexed,
-              });
+        // nothing new, for developers an application transaction held last time. Not while an
+        // earlier write's failure backs off (below).
+        const writeDue = step.kind !== "waiting-for-ponder" && startedAt >= this.writeRetryAt;
+        let writeFailure: unknown;
+        const queued = !writeDue
+          ? NOTHING
+          : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
+              walletIndexed: this.walletIndexed,
+            }).catch((error: unknown) => {
+              // The database's (a restart, a connection lost) fails the round, as the step's would.
+              if (lostError() || classify(error) === "database") throw error;
+              writeFailure = error;
+              return NOTHING;
+            });
         this.noteChanges(queued.changes);
         // A step writes its developers itself (write-in-step.ts): the round's changes are both.
         const written = { ...queued, changes: [...own, ...queued.changes] };
@@ -381,9 +398,17 @@ export class SyncLoop {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           const drifted = step.kind === "stepped" ? step.drifted : 0;
           applied = this.recordStep(step, written, startedAt, durationMs, writeMs);
-          for (const request of requests) request.resolve({ drifted, changes: written.changes });
+          for (const request of requests) {
+            if (writeFailure === undefined) request.resolve({ drifted, changes: written.changes });
+            else request.reject(writeFailure);
+          }
         }
-        this.recovered();
+        if (writeFailure !== undefined) this.writeFailed(writeFailure);
+        else if (writeDue || this.writeFailures === 0) {
+          this.writeFailures = 0;
+          this.writeRetryAt = Number.NEGATIVE_INFINITY;
+          this.recovered();
+        }
       } catch (error) {
         this.inRound = false;
         for (const request of requests) request.reject(error);
@@ -568,6 +593,20 @@ export class SyncLoop {
       { kind, err: message, consecutive_errors: this.state.consecutiveErrors, critical },
       "sync failed; retrying",
     );
+  }
+
+  /**
+   * The queue's developers write failed after its step committed: the application's table
+   * refuses every write (a trigger that calls what it cannot find, a statement-level refusal).
+   * Counted, logged and paged as a failed round is, and backed off; but the step stands, and
+   * what it saw stays seen: the stakes, the cursor, a reconciliation's schedule and the sightings
+   * of missing events (removalGuard) go on, so that a deep reorg is still corrected and the
+   * chain not held at a minute a step while the write waits.
+   */
+  private writeFailed(error: unknown) {
+    this.fail(error);
+    this.writeFailures += 1;
+    this.writeRetryAt = performance.now() + backoffMs(this.config.retryDelayMs, this.writeFailures);
   }
 
   private recovered() {

@@ -622,6 +622,43 @@ describe("a realtime block's own developers write", () => {
     expect(rows).toEqual([{ wallet: w, state: "pending" }]);
   });
 
+  it("corrects a deep reorg and moves at its pace while the developers write keeps failing", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+    const [w, v, u] = [wallet(0x7320), wallet(0x7321), wallet(0x7322)];
+    await f.register(w, "dev@example.com");
+    await startLoop(f);
+    const cursor = async () => Number((await f.db.query("SELECT block FROM stakesync.cursor")).rows[0]?.block);
+    // v, with no developers row, stakes at block 20: applied.
+    await f.index([{ developer: v, amount: 30n * 10n ** 6n, block: 20, tx: "0xaa" }], 23);
+    await waitFor("the cursor past v's stake", async () => (await cursor()) >= 21);
+    // The application's table now fails every write of a developer: w's stake queues, and the
+    // queue's write fails round after round.
+    await f.db.query(`
+      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM no_such_function(); RETURN NEW; END $$;
+      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 24 }], 27);
+    await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 3);
+    // A reorg deeper than CONFIRMATIONS takes v's stake back; the new fork goes on.
+    await f.db.query(`DELETE FROM ${f.config.ponderSchema}.stake_event WHERE transaction_hash = '0xaa'`);
+    // Each failed write cleared what the step had seen missing, and backed the steps off with it:
+    // the orphan was never taken back, the chain held. (The new fork's blocks come until it is:
+    // one must come after the step that first saw the orphan missing.)
+    let block = 27;
+    await waitFor(
+      "v's stake taken back",
+      async () => {
+        block += 1;
+        await f.index([{ developer: u, amount: 1n, block }], block + 2);
+        const { rows } = await f.db.query("SELECT amount FROM stakesync.chain_stake WHERE wallet = $1", [v]);
+        return rows.every((r) => BigInt(r.amount) === 0n);
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    await waitFor("the cursor at the new fork's confirmed block", async () => (await cursor()) >= block);
+    const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+    expect(rows).toEqual([{ wallet: w, state: "pending" }]);
+  });
+
   it("leaves a row the application holds to the queue, written once it commits", async () => {
     const f = await fake();
     const [held, ...others] = await block(f);
