@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
+import { isAddress } from "viem";
 import { z } from "zod";
 
 export type Env = Record<string, string | undefined>;
@@ -33,12 +34,21 @@ function read<T>(env: Env, name: string, schema: z.ZodType<T>, expected: string)
 }
 
 const int = (min: number) => z.coerce.number().int().min(min);
+/** Node's longest timer: a longer one fires after 1 ms (a poll "turned off" would spin). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const ms = (min: number) => int(min).max(MAX_TIMER_MS);
+const msExpected = (min: number) => `milliseconds from ${min} to ${MAX_TIMER_MS}`;
 const httpUrl = z.url({ protocol: /^https?$/ });
 const wsUrl = z.url({ protocol: /^wss?$/ });
-// Lowercase, no checksum: viem would do it, but the sidecar loads this file and viem costs it ~55 MB.
+/**
+ * Lowercased. In mixed case it is EIP-55 checksummed, and a wrong checksum is a typo (a contract
+ * with no events, indexed in silence). isAddress alone of viem: the sidecar's bundle keeps only
+ * what it uses (lib/local/process.ts).
+ */
 const address = z
   .string()
   .regex(/^0x[0-9a-fA-F]{40}$/)
+  .refine((v) => /^0x([0-9a-f]{40}|[0-9A-F]{40})$/.test(v) || isAddress(v, { strict: true }))
   .transform((v) => v.toLowerCase() as `0x${string}`);
 const urlList = z
   .string()
@@ -82,10 +92,15 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
     name: `chain${id}`,
     rpcUrls: read(env, v("RPC_URL"), urlList, "one or more http(s) URLs, comma-separated"),
     wsUrl: read(env, v("WS_URL"), wsUrl.optional(), "a ws(s) URL"),
-    stakeVault: read(env, v("STAKE_VAULT_ADDRESS"), address, "the StakeVault contract address (0x + 40 hex digits)"),
+    stakeVault: read(
+      env,
+      v("STAKE_VAULT_ADDRESS"),
+      address,
+      "the StakeVault contract address (0x + 40 hex digits; in mixed case, a valid EIP-55 checksum)",
+    ),
     startBlock: read(env, v("START_BLOCK"), int(0).default(0), "a block number ≥ 0"),
     confirmations: perChain("CONFIRMATIONS", int(0), 2, "a whole number of blocks ≥ 0"),
-    pollingIntervalMs: perChain("POLLING_INTERVAL_MS", int(100), 1000, "milliseconds ≥ 100 (Ponder refuses less)"),
+    pollingIntervalMs: perChain("POLLING_INTERVAL_MS", ms(100), 1000, `${msExpected(100)} (Ponder refuses less)`),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
     rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
     // Per chain only, with several: block numbers differ by chain, and one chain's cut-over block
@@ -113,8 +128,18 @@ export function loadChains(env: Env): ChainConfig[] {
     "CHAINS",
     z
       .string()
-      .transform((v) => v.split(",").map((s) => Number(s.trim())))
-      .pipe(z.array(z.number().int().min(1)).min(1))
+      .transform((v) => v.split(",").map((s) => s.trim()))
+      // As written in the _<id> variables' names: 42161, not 0xa4b1 nor 042161.
+      .pipe(
+        z
+          .array(
+            z
+              .string()
+              .regex(/^[1-9]\d{0,15}$/)
+              .transform(Number),
+          )
+          .min(1),
+      )
       .refine((ids) => new Set(ids).size === ids.length)
       .optional(),
     "distinct chain ids, comma-separated (e.g. 42161,8453)",
@@ -129,7 +154,15 @@ export function loadChains(env: Env): ChainConfig[] {
 const ponderPort = (env: Env) => read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port");
 const sidecarPort = (env: Env) => read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port");
 const smtpUrl = (env: Env) =>
-  read(env, "SMTP_URL", z.url({ protocol: /^smtps?$/ }).optional(), "an smtp:// or smtps:// URL");
+  read(
+    env,
+    "SMTP_URL",
+    z
+      .url({ protocol: /^smtps?$/ })
+      .refine((v) => new URL(v).hostname !== "")
+      .optional(),
+    "an smtp:// or smtps:// URL with a host",
+  );
 const developersTable = (env: Env) =>
   read(
     env,
@@ -154,7 +187,9 @@ const schemaList = z
   .transform((v) => v.split(",").map((s) => s.trim()))
   .pipe(z.array(schemaName));
 
-const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ });
+// With its "//": "postgres:user:secret@host/db" parses as a URL with no host, and pg would try
+// the local socket with the rest as a database name (and say it, password and all, in its error).
+const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ }).regex(/^postgres(ql)?:\/\//);
 
 /**
  * DATABASE_URL, or for the sidecar `urlVariable` (SIDECAR_DATABASE_URL) when set: the
@@ -298,6 +333,8 @@ export function toRawCeil(value: string, decimals: number): bigint {
   return /[1-9]/.test(fraction.slice(decimals)) ? raw + 1n : raw;
 }
 
+const MAIL_FROM_EXPECTED = "a sender address such as noreply@example.com or Stakesync <noreply@example.com>";
+
 export function loadSidecarConfig(env: Env): SidecarConfig {
   const database = loadDatabase(env, "SIDECAR_DATABASE_URL");
   const decimals = read(env, "STAKE_DECIMALS", int(0).max(36).default(6), "a whole number of decimals from 0 to 36");
@@ -315,9 +352,19 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   const ponderSchema =
     read(env, "PONDER_VIEWS_SCHEMA", schemaName.optional(), VIEWS_SCHEMA_EXPECTED) ?? database.schema;
   const smtp = smtpUrl(env);
-  const mailFrom = read(env, "MAIL_FROM", z.string().min(3).optional(), "a sender address");
+  const mailFrom = read(
+    env,
+    "MAIL_FROM",
+    // One address, bare or with a name: a name alone is sent from the null sender, no From:.
+    z
+      .string()
+      .regex(/^(?:[^<>]*<\s*)?[^\s<>@]+@[^\s<>@.][^\s<>@]*(?:\s*>)?$/)
+      .refine((v) => v.includes("<") === v.trimEnd().endsWith(">"))
+      .optional(),
+    MAIL_FROM_EXPECTED,
+  );
   // One without the other would silently send nothing.
-  if (smtp && !mailFrom) throw new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)");
+  if (smtp && !mailFrom) throw new ConfigError("MAIL_FROM", `${MAIL_FROM_EXPECTED} (SMTP_URL is set)`);
   if (mailFrom && !smtp) throw new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)");
   const chains = loadChains(env);
   const maxLagBlocks = read(env, "MAX_LAG_BLOCKS", int(0).default(100), "a whole number of blocks ≥ 0");
@@ -355,15 +402,15 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     // deployment that chose one would otherwise lose the whole sidecar, not only its admin API.
     adminToken: read(env, "ADMIN_TOKEN", z.string().optional(), "a token"),
     maxLagBlocks,
-    indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", int(0).default(30_000), "milliseconds ≥ 0"),
+    indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", ms(0).default(30_000), msExpected(0)),
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
     alertAfterRefused: read(env, "ALERT_AFTER_REFUSED", int(1).default(10), "a whole number ≥ 1"),
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
     // Not 0: the sync's backoff starts from it, and a round failing every time would spin.
-    retryDelayMs: read(env, "RETRY_DELAY_MS", int(10).default(5000), "milliseconds ≥ 10"),
-    reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
-    syncPollMs: read(env, "SYNC_POLL_MS", int(10).default(100), "milliseconds ≥ 10"),
-    alertRepeatMs: read(env, "ALERT_REPEAT_MS", int(100).default(300_000), "milliseconds ≥ 100"),
+    retryDelayMs: read(env, "RETRY_DELAY_MS", ms(10).default(5000), msExpected(10)),
+    reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", ms(100).default(60_000), msExpected(100)),
+    syncPollMs: read(env, "SYNC_POLL_MS", ms(10).default(100), msExpected(10)),
+    alertRepeatMs: read(env, "ALERT_REPEAT_MS", ms(100).default(300_000), msExpected(100)),
     logLevel: read(
       env,
       "LOG_LEVEL",

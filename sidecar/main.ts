@@ -161,14 +161,14 @@ async function prepareDatabase() {
           exitOnConfigError(error.message);
         }
         metrics.syncErrors.inc({ kind: "database" });
-        log.warn({ err: (error as Error).message, attempt }, "database setup failed; retrying");
+        log.warn({ err: errorText(error), attempt }, "database setup failed; retrying");
         unprepared(error);
       } finally {
         await client.end().catch(() => undefined);
       }
     } else {
       metrics.syncErrors.inc({ kind: "database" });
-      log.warn({ err: client.message, attempt }, "database unreachable; retrying");
+      log.warn({ err: errorText(client), attempt }, "database unreachable; retrying");
       unprepared(client);
     }
     await new Promise((resolve) => setTimeout(resolve, backoffMs(config.retryDelayMs, attempt)));

@@ -1,4 +1,5 @@
 /** Bad or missing configuration stops the process at start: exit 1, one line naming the variable. */
+import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadChains, loadIndexerConfig, loadSidecarConfig } from "../lib/config";
 import { throwIfExited } from "../lib/local/process";
@@ -63,6 +64,19 @@ describe("a stop before the database is there", () => {
   });
 });
 
+describe("the README's variable tables", () => {
+  it('name every variable lib/config.ts reads, but the local stack\'s own (README "Run it")', () => {
+    const read = new Set([...readFileSync("lib/config.ts", "utf8").matchAll(/"([A-Z][A-Z0-9_]+)"/g)].map((m) => m[1]));
+    const local = ["STAKESYNC_DATA_DIR", "DEV_SMTP_PORT"];
+    const rows = readFileSync("README.md", "utf8")
+      .split("\n")
+      .filter((line) => line.startsWith("| `"))
+      .map((line) => line.split("|")[1] ?? "");
+    const documented = (name: string) => rows.some((r) => r.includes(`\`${name}\``) || r.includes(`\`${name} `));
+    expect([...read].filter((name) => name !== undefined && !local.includes(name) && !documented(name))).toEqual([]);
+  });
+});
+
 describe("chain configuration", () => {
   it("reads one chain, with a fallback RPC list and the default confirmations", () => {
     const [chain] = loadChains({ ...base, RPC_URL: "http://a:1, https://b:2", WS_URL: "ws://a:1" });
@@ -121,6 +135,14 @@ describe("chain configuration", () => {
     [{ ...base, PONDER_CACHE_BYTES: "lots" }, "PONDER_CACHE_BYTES"],
     // Ponder itself refuses a polling interval under 100 ms, at its start.
     [{ ...base, POLLING_INTERVAL_MS: "50" }, "POLLING_INTERVAL_MS"],
+    // A typo in a checksummed address (its last digit; one letter's case): a contract with no events.
+    [{ ...base, STAKE_VAULT_ADDRESS: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0513" }, "STAKE_VAULT_ADDRESS"],
+    [{ ...base, STAKE_VAULT_ADDRESS: "0xE7f1725E7734CE288F8367e1Bb143E90bb3F0512" }, "STAKE_VAULT_ADDRESS"],
+    // As the _<id> variables are named: not 0xa4b1 (42161) nor 042161.
+    [{ CHAINS: "0xa4b1", RPC_URL_42161: "https://x" }, "CHAINS"],
+    [{ CHAINS: "042161", RPC_URL_42161: "https://x" }, "CHAINS"],
+    // The "//" forgotten: pg would try the local socket, with the password in its error.
+    [{ ...base, DATABASE_URL: "postgres:user:secret@dbhost:5432/app" }, "DATABASE_URL"],
   ])("names the variable in error %#", (env, variable) => {
     expect(() => loadIndexerConfig(env)).toThrow(ConfigError);
     try {
@@ -151,7 +173,7 @@ describe("sidecar configuration", () => {
 
   it("refuses RETRY_DELAY_MS below 10: the sync's backoff starts from it, and a failing round would spin", () => {
     expect(() => loadSidecarConfig({ ...sidecarBase, RETRY_DELAY_MS: "0" })).toThrow(
-      new ConfigError("RETRY_DELAY_MS", "milliseconds ≥ 10"),
+      new ConfigError("RETRY_DELAY_MS", "milliseconds from 10 to 2147483647"),
     );
     expect(loadSidecarConfig({ ...sidecarBase, RETRY_DELAY_MS: "10" }).retryDelayMs).toBe(10);
   });
@@ -162,9 +184,46 @@ describe("sidecar configuration", () => {
     );
     expect(loadSidecarConfig({ ...sidecarBase, CONFIRMATIONS: "150", MAX_LAG_BLOCKS: "200" }).maxLagBlocks).toBe(200);
   });
+  it("takes an address in one letter case without a checksum, and a socket URL without a host", () => {
+    for (const a of [base.STAKE_VAULT_ADDRESS.toLowerCase(), `0x${base.STAKE_VAULT_ADDRESS.slice(2).toUpperCase()}`]) {
+      expect(loadChains({ ...base, STAKE_VAULT_ADDRESS: a })[0]?.stakeVault).toBe(
+        base.STAKE_VAULT_ADDRESS.toLowerCase(),
+      );
+    }
+    expect(loadIndexerConfig({ ...base, DATABASE_URL: "postgresql:///db?host=/var/run/postgresql" }).database.url).toBe(
+      "postgresql:///db?host=/var/run/postgresql",
+    );
+  });
+
+  it("refuses a sender without an address, an SMTP URL without a host, and a timer Node cannot keep", () => {
+    const mail = { ...sidecarBase, SMTP_URL: "smtp://mail.example.com" };
+    for (const from of ["noreply", "noreply.example.com", "Stakesync <noreply@example.com", "x@.com"]) {
+      expect(() => loadSidecarConfig({ ...mail, MAIL_FROM: from }), from).toThrow(
+        /^MAIL_FROM: expected a sender address/,
+      );
+    }
+    for (const from of [
+      "noreply@example.com",
+      "Stakesync <noreply@example.com>",
+      "stakesync dev <stakesync@localhost>",
+    ]) {
+      expect(loadSidecarConfig({ ...mail, MAIL_FROM: from }).mailFrom).toBe(from);
+    }
+    expect(() => loadSidecarConfig({ ...sidecarBase, SMTP_URL: "smtp://", MAIL_FROM: "a@b.io" })).toThrow(/^SMTP_URL/);
+    // Past 2^31 − 1 ms Node fires a timer after 1 ms: a poll "turned off" would spin.
+    for (const variable of ["SYNC_POLL_MS", "RECONCILE_INTERVAL_MS", "RETRY_DELAY_MS", "ALERT_REPEAT_MS"]) {
+      expect(() => loadSidecarConfig({ ...sidecarBase, [variable]: "3000000000" }), variable).toThrow(
+        new RegExp(`^${variable}: expected milliseconds from \\d+ to 2147483647`),
+      );
+    }
+  });
+
   it("refuses SMTP_URL without MAIL_FROM and the reverse: either alone would silently send nothing", () => {
     expect(() => loadSidecarConfig({ ...sidecarBase, SMTP_URL: "smtp://127.0.0.1:25" })).toThrow(
-      new ConfigError("MAIL_FROM", "a sender address (SMTP_URL is set)"),
+      new ConfigError(
+        "MAIL_FROM",
+        "a sender address such as noreply@example.com or Stakesync <noreply@example.com> (SMTP_URL is set)",
+      ),
     );
     expect(() => loadSidecarConfig({ ...sidecarBase, MAIL_FROM: "hello@stakesync.test" })).toThrow(
       new ConfigError("SMTP_URL", "an smtp:// or smtps:// URL (MAIL_FROM is set)"),

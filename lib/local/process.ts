@@ -157,18 +157,21 @@ export function ponderStartCommand(memory: PonderMemory, schema: string, port: n
 }
 
 /**
- * Dependencies stay in node_modules, but for viem: the sidecar uses one function of it
- * (formatUnits), and importing viem's index costs a process 36 MB of resident memory (77 MB
- * against 41 on Node 24; an idle sidecar 141 MB against 160, three starts each, 2026-12-05).
- * Bundled, esbuild keeps that function alone; abitype too, which viem's index imports and
- * nothing of which is left. test/fast/sidecar-bundle.test.ts pins what the bundle imports.
+ * Dependencies stay in node_modules, but for viem: the sidecar uses two functions of it
+ * (formatUnits; isAddress, for lib/config.ts's checksum), and importing viem's index costs a
+ * process 36 MB of resident memory (77 MB against 41 on Node 24; an idle sidecar 141 MB against
+ * 160, three starts each, 2026-12-05). Bundled, esbuild keeps those functions alone; abitype
+ * too, which viem's index imports and nothing of which is left; and the keccak of
+ * @noble/hashes that isAddress uses (viem's dependency, not ours: not to be imported by name). test/fast/sidecar-bundle.test.ts pins what the bundle imports.
  */
 const dependenciesExceptViem: Plugin = {
   name: "dependencies-except-viem",
   setup(b) {
     // A package's name: not the entry point, a path, or a package's own `#` import.
     b.onResolve({ filter: /^[^./#]/ }, (args) =>
-      args.kind === "entry-point" || path.isAbsolute(args.path) || /^(viem|abitype)($|\/)/.test(args.path)
+      args.kind === "entry-point" ||
+      path.isAbsolute(args.path) ||
+      /^(viem|abitype|@noble\/hashes)($|\/)/.test(args.path)
         ? undefined
         : { path: args.path, external: true },
     );
