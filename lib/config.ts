@@ -34,7 +34,10 @@ function read<T>(env: Env, name: string, schema: z.ZodType<T>, expected: string)
 }
 
 const int = (min: number) => z.coerce.number().int().min(min);
-/** Node's longest timer: a longer one fires after 1 ms (a poll "turned off" would spin). */
+/**
+ * Node's longest timer: a longer one fires after 1 ms (a poll "turned off" would spin). For the
+ * settings that are timers; the others are only compared with the clock.
+ */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 const ms = (min: number) => int(min).max(MAX_TIMER_MS);
 const msExpected = (min: number) => `milliseconds from ${min} to ${MAX_TIMER_MS}`;
@@ -159,7 +162,9 @@ const smtpUrl = (env: Env) =>
     "SMTP_URL",
     z
       .url({ protocol: /^smtps?$/ })
-      .refine((v) => new URL(v).hostname !== "")
+      // canParse first: zod runs a refinement after its URL check failed too, and `new URL` would
+      // throw a TypeError that prints the URL, password and all.
+      .refine((v) => URL.canParse(v) && new URL(v).hostname !== "")
       .optional(),
     "an smtp:// or smtps:// URL with a host",
   );
@@ -189,7 +194,7 @@ const schemaList = z
 
 // With its "//": "postgres:user:secret@host/db" parses as a URL with no host, and pg would try
 // the local socket with the rest as a database name (and say it, password and all, in its error).
-const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ }).regex(/^postgres(ql)?:\/\//);
+const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ }).regex(/^postgres(ql)?:\/\//i);
 
 /**
  * DATABASE_URL, or for the sidecar `urlVariable` (SIDECAR_DATABASE_URL) when set: the
@@ -355,11 +360,12 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   const mailFrom = read(
     env,
     "MAIL_FROM",
-    // One address, bare or with a name: a name alone is sent from the null sender, no From:.
+    // An address in it (bare, `Name <a@b>`, `"a b"@c`, `a@b (Name)`): a name alone is sent from
+    // the null sender, with no From:. Its angle brackets, if any, closed.
     z
       .string()
-      .regex(/^(?:[^<>]*<\s*)?[^\s<>@]+@[^\s<>@.][^\s<>@]*(?:\s*>)?$/)
-      .refine((v) => v.includes("<") === v.trimEnd().endsWith(">"))
+      .regex(/[^\s<>@]@[^\s<>@.]/)
+      .refine((v) => (v.match(/</g) ?? []).length === (v.match(/>/g) ?? []).length)
       .optional(),
     MAIL_FROM_EXPECTED,
   );
@@ -402,15 +408,15 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     // deployment that chose one would otherwise lose the whole sidecar, not only its admin API.
     adminToken: read(env, "ADMIN_TOKEN", z.string().optional(), "a token"),
     maxLagBlocks,
-    indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", ms(0).default(30_000), msExpected(0)),
+    indexerDownAfterMs: read(env, "INDEXER_DOWN_AFTER_MS", int(0).default(30_000), "milliseconds ≥ 0"),
     alertAfterErrors: read(env, "ALERT_AFTER_ERRORS", int(1).default(5), "a whole number ≥ 1"),
     alertAfterRefused: read(env, "ALERT_AFTER_REFUSED", int(1).default(10), "a whole number ≥ 1"),
     retryAttempts: read(env, "RETRY_ATTEMPTS", int(0).default(3), "a whole number ≥ 0"),
     // Not 0: the sync's backoff starts from it, and a round failing every time would spin.
     retryDelayMs: read(env, "RETRY_DELAY_MS", ms(10).default(5000), msExpected(10)),
-    reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", ms(100).default(60_000), msExpected(100)),
+    reconcileIntervalMs: read(env, "RECONCILE_INTERVAL_MS", int(100).default(60_000), "milliseconds ≥ 100"),
     syncPollMs: read(env, "SYNC_POLL_MS", ms(10).default(100), msExpected(10)),
-    alertRepeatMs: read(env, "ALERT_REPEAT_MS", ms(100).default(300_000), msExpected(100)),
+    alertRepeatMs: read(env, "ALERT_REPEAT_MS", int(100).default(300_000), "milliseconds ≥ 100"),
     logLevel: read(
       env,
       "LOG_LEVEL",
@@ -462,9 +468,14 @@ export function orExit<T>(load: () => T): T {
   }
 }
 
+/** The one line a configuration error gets, on stderr. */
+export function reportConfigError(reason: string) {
+  process.stderr.write(`stakesync: configuration error: ${reason}\n`);
+}
+
 /** A setting or a setup this process cannot run with, and no retry will change: one line, exit 1. */
 export function exitOnConfigError(reason: string): never {
-  process.stderr.write(`stakesync: configuration error: ${reason}\n`);
+  reportConfigError(reason);
   process.exit(1);
 }
 

@@ -193,11 +193,14 @@ describe("sidecar configuration", () => {
     expect(loadIndexerConfig({ ...base, DATABASE_URL: "postgresql:///db?host=/var/run/postgresql" }).database.url).toBe(
       "postgresql:///db?host=/var/run/postgresql",
     );
+    expect(loadIndexerConfig({ ...base, DATABASE_URL: "POSTGRES://u:p@h/db" }).database.url).toBe(
+      "POSTGRES://u:p@h/db",
+    );
   });
 
   it("refuses a sender without an address, an SMTP URL without a host, and a timer Node cannot keep", () => {
     const mail = { ...sidecarBase, SMTP_URL: "smtp://mail.example.com" };
-    for (const from of ["noreply", "noreply.example.com", "Stakesync <noreply@example.com", "x@.com"]) {
+    for (const from of ["noreply", "noreply.example.com", "Stakesync <noreply@example.com", "x@.com", "Stakesync"]) {
       expect(() => loadSidecarConfig({ ...mail, MAIL_FROM: from }), from).toThrow(
         /^MAIL_FROM: expected a sender address/,
       );
@@ -206,12 +209,28 @@ describe("sidecar configuration", () => {
       "noreply@example.com",
       "Stakesync <noreply@example.com>",
       "stakesync dev <stakesync@localhost>",
+      '"Stake Sync" <a@b.io>',
+      '"no reply"@example.com',
+      "noreply@example.com (Stakesync)",
     ]) {
       expect(loadSidecarConfig({ ...mail, MAIL_FROM: from }).mailFrom).toBe(from);
     }
     expect(() => loadSidecarConfig({ ...sidecarBase, SMTP_URL: "smtp://", MAIL_FROM: "a@b.io" })).toThrow(/^SMTP_URL/);
+    // A password with a "/" or "#" makes no URL: refused with the variable's name, never printed.
+    for (const url of ["smtp://user:pa/ss@smtp.example.com:587", "smtp://user:p#ss@smtp.example.com:587"]) {
+      let error: unknown;
+      try {
+        loadSidecarConfig({ ...sidecarBase, SMTP_URL: url, MAIL_FROM: "a@b.io" });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(String(error)).not.toMatch(/pa\/ss|p#ss/);
+    }
+    // Never timers, only compared with the clock: "never" is a large number.
+    expect(loadSidecarConfig({ ...sidecarBase, RECONCILE_INTERVAL_MS: "3000000000" }).reconcileIntervalMs).toBe(3e9);
     // Past 2^31 − 1 ms Node fires a timer after 1 ms: a poll "turned off" would spin.
-    for (const variable of ["SYNC_POLL_MS", "RECONCILE_INTERVAL_MS", "RETRY_DELAY_MS", "ALERT_REPEAT_MS"]) {
+    for (const variable of ["SYNC_POLL_MS", "RETRY_DELAY_MS"]) {
       expect(() => loadSidecarConfig({ ...sidecarBase, [variable]: "3000000000" }), variable).toThrow(
         new RegExp(`^${variable}: expected milliseconds from \\d+ to 2147483647`),
       );
