@@ -7,7 +7,7 @@ import "../lib/require-node";
 import { serve } from "@hono/node-server";
 import pg from "pg";
 import { backoffMs } from "../lib/backoff";
-import { exitOnConfigError, loadSidecarConfig, orExit } from "../lib/config";
+import { exitOnConfigError, loadSidecarConfig, orExit, reportConfigError } from "../lib/config";
 import { watchHeads } from "./chain-heads";
 import { DevelopersTableError, rowSecurityActive } from "./db/developers-table";
 import { migrate, ServerVersionError } from "./db/migrate";
@@ -35,8 +35,14 @@ const metrics = createMetrics(config.chains.map((c) => c.id));
 const { pool, httpPool, confirmPool } = createPools(config, log);
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
-// Asked at once, beside the database's preparation; the sync waits for it VAULT_CHECK_WAIT_MS at
-// most (vault-check.ts).
+/**
+ * How long the sync waits at start for the vault's check (vault-check.ts), asked at once, beside
+ * the database's preparation: a provider answers it in milliseconds; a slow or absent one must
+ * not hold the sync (the check goes on, and still stops a wrong configuration when it answers).
+ */
+const VAULT_CHECK_WAIT_MS = 2000;
+/** The sync and its effects have started: a late answer of the vault's check stops them first. */
+let started = false;
 const vaultsChecked = checkVaults(config).then(vaultsAre);
 const alertOptions = {
   webhookUrl: config.alertWebhookUrl,
@@ -74,7 +80,7 @@ const server = serve({ fetch: app.fetch, port: config.port, hostname: config.hos
 // migration, which rolls back) is a stop, exit 0, not a death by signal.
 let stopping = false;
 let stopEffects: (() => Promise<void>) | undefined;
-async function shutdown(signal: string) {
+async function shutdown(signal: string, exitCode = 0) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, "stopping");
@@ -91,7 +97,7 @@ async function shutdown(signal: string) {
     new Promise((resolve) => setTimeout(resolve, 5000)),
   ]);
   await Promise.all([pool.end(), httpPool.end(), confirmPool.end()]).catch(() => undefined);
-  process.exit(0);
+  process.exit(exitCode);
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));
@@ -99,8 +105,19 @@ process.on("SIGTERM", () => shutdown("SIGTERM"));
 // HTTP answers from the first second (a liveness probe must not restart a sidecar that waits for
 // its database); the sync and its effects start once the database is prepared.
 await prepareDatabase();
-await Promise.race([vaultsChecked, new Promise((resolve) => setTimeout(resolve, VAULT_CHECK_WAIT_MS))]);
+const waitedFrom = performance.now();
+const checked = await Promise.race([
+  vaultsChecked.then(() => true),
+  new Promise<false>((resolve) => setTimeout(() => resolve(false), VAULT_CHECK_WAIT_MS)),
+]);
+if (!checked) {
+  log.warn(
+    { waited_ms: Math.round(performance.now() - waitedFrom) },
+    "no answer yet to the check of STAKE_VAULT_ADDRESS and START_BLOCK; syncing meanwhile (a wrong configuration still stops the sidecar when it answers)",
+  );
+}
 if (!stopping) {
+  started = true;
   loop.start();
   stopEffects = startEffects({
     config,
@@ -117,16 +134,17 @@ if (!stopping) {
 }
 
 /**
- * How long the sync waits at start for the vault's check: a provider answers it in milliseconds;
- * a slow or absent one must not hold the sync (the check goes on, and still stops a wrong
- * configuration when it answers).
+ * A wrong configuration stops the sidecar: at once before the sync starts; after, as a SIGTERM
+ * does (the send under way finished and recorded), exit 1. A check the provider left undone is said.
  */
-const VAULT_CHECK_WAIT_MS = 2000;
-
-/** A wrong STAKE_VAULT_ADDRESS or START_BLOCK stops the sidecar; a check the provider left undone is said. */
 function vaultsAre(checks: VaultCheck[]) {
   for (const check of checks) {
-    if (check.outcome === "wrong") exitOnConfigError(check.reason);
+    if (check.outcome === "wrong") {
+      if (!started) exitOnConfigError(check.reason);
+      reportConfigError(check.reason);
+      void shutdown("configuration error", 1);
+      return;
+    }
     if (check.outcome === "unchecked") {
       log.warn(
         { chain_id: check.chainId, err: check.reason },

@@ -1,27 +1,32 @@
 /**
- * Each chain's vault, checked once at start against the chain: a contract at STAKE_VAULT_ADDRESS,
- * and no stake in it before START_BLOCK.
+ * Each chain's vault, checked once at start against the chain: its RPC answers the chain it is
+ * configured for, and the vault held no stake before START_BLOCK.
  *
  * Why: Ponder indexes the vault's events from START_BLOCK on. A stake made before it is missing
  * from every sum, and every developers row would be short of it, with nothing to say so but
  * `stakesync verify`. `totalStaked()` at START_BLOCK − 1 is the sum of every stake at that block:
  * 0 means each developer's stake was 0 then, so the events before START_BLOCK change no sum (a
  * vault deployed at or after START_BLOCK has no code at that block, and the call answers "0x").
- * A provider that cannot answer (down, slow, or a node that keeps no state that old) leaves the
- * check undone, with a warning: the sync does not wait for it.
+ * An RPC URL of another chain would have Ponder index that chain (Ponder only warns).
+ *
+ * Each URL is asked in turn, all of it on one URL (a fallback behind another is not mixed in).
+ * Whatever a provider may say because it is behind is no verdict: its head below START_BLOCK, no
+ * code at the address (a wrong address, or a node not yet at the deployment) is said, not
+ * refused. A provider that cannot answer (down, slow, or a node that keeps no state that old)
+ * leaves the check undone, with a warning: the sync does not wait for it.
  */
 import { formatUnits } from "viem";
 import type { ChainConfig, SidecarConfig } from "../lib/config";
 import { callRpc, quantity } from "./json-rpc";
 
-/** `totalStaked()`'s selector (test/fast/vault-check.test.ts checks it against the ABI). */
+/** `totalStaked()`'s selector (test/vault-check.test.ts checks it against the ABI). */
 export const TOTAL_STAKED_SELECTOR = "0x817b1cd2";
 
 export type VaultCheck = { chainId: number } & (
   | { outcome: "ok" }
   /** The configuration is wrong: the sidecar refuses to start. */
   | { outcome: "wrong"; reason: string }
-  /** The provider did not say: the sidecar starts, and warns. */
+  /** The provider did not say, or said what a provider behind might: the sidecar starts, and warns. */
   | { outcome: "unchecked"; reason: string }
 );
 
@@ -32,39 +37,55 @@ const data = (result: unknown) => {
   return result;
 };
 
+/** The first URL's verdict; a URL that cannot say (it fails, or may be behind) gives way to the next. */
 export async function checkVault(chain: ChainConfig, decimals: number, timeoutMs = 5000): Promise<VaultCheck> {
-  const { id: chainId, stakeVault: vault, suffix } = chain;
-  try {
-    const code = await callRpc(chain.rpcUrls, "eth_getCode", [vault, "latest"], data, timeoutMs);
-    if (code === "0x") {
-      return {
-        chainId,
-        outcome: "wrong",
-        reason: `STAKE_VAULT_ADDRESS${suffix}: no contract at ${vault} on chain ${chainId} (at its latest block)`,
-      };
-    }
-    if (chain.startBlock === 0) return { chainId, outcome: "ok" };
-    const before = `0x${(chain.startBlock - 1).toString(16)}`;
-    const answer = await callRpc(
-      chain.rpcUrls,
-      "eth_call",
-      [{ to: vault, data: TOTAL_STAKED_SELECTOR }, before],
-      data,
-      timeoutMs,
+  let undone = "";
+  for (const url of chain.rpcUrls) {
+    const verdict = await checkAt(url, chain, decimals, timeoutMs).catch(
+      (error: unknown): Verdict => ({ outcome: "unchecked", reason: (error as Error).message.split("\n")[0] ?? "" }),
     );
-    const staked = answer === "0x" ? 0n : quantity(answer);
-    if (staked === 0n) return { chainId, outcome: "ok" };
-    return {
-      chainId,
-      outcome: "wrong",
-      reason:
-        `START_BLOCK${suffix} is ${chain.startBlock}, but the vault at ${vault} on chain ${chainId} already held ` +
-        `${formatUnits(staked, decimals)} in stakes at block ${chain.startBlock - 1}: Ponder would miss them, and ` +
-        `every developers row with one. Set START_BLOCK${suffix} to the vault's deployment block (or lower)`,
-    };
-  } catch (error) {
-    return { chainId, outcome: "unchecked", reason: (error as Error).message.split("\n")[0] ?? "" };
+    if (verdict.outcome !== "unchecked") return { chainId: chain.id, ...verdict };
+    undone = verdict.reason;
   }
+  return { chainId: chain.id, outcome: "unchecked", reason: undone };
+}
+
+type Verdict = { outcome: "ok" } | { outcome: "wrong" | "unchecked"; reason: string };
+
+async function checkAt(url: string, chain: ChainConfig, decimals: number, timeoutMs: number): Promise<Verdict> {
+  const { id, stakeVault: vault, suffix, startBlock } = chain;
+  const ask = <T>(method: string, params: unknown[], parse: (result: unknown) => T) =>
+    callRpc([url], method, params, parse, timeoutMs);
+  const answered = Number(await ask("eth_chainId", [], quantity));
+  if (answered !== id) {
+    return { outcome: "wrong", reason: `RPC_URL${suffix}: a URL of it answers chain ${answered}, not ${id}` };
+  }
+  const head = Number(await ask("eth_blockNumber", [], quantity));
+  if (head < startBlock) {
+    return {
+      outcome: "unchecked",
+      reason: `the provider's head, block ${head}, is below START_BLOCK${suffix} (${startBlock})`,
+    };
+  }
+  const code = await ask("eth_getCode", [vault, `0x${head.toString(16)}`], data);
+  if (code === "0x") {
+    return {
+      outcome: "unchecked",
+      reason: `no contract at STAKE_VAULT_ADDRESS${suffix} ${vault} at block ${head}, the provider's head: a wrong address (Ponder indexes nothing there), or a provider not yet at the vault's deployment`,
+    };
+  }
+  if (startBlock === 0) return { outcome: "ok" };
+  const before = `0x${(startBlock - 1).toString(16)}`;
+  const answer = await ask("eth_call", [{ to: vault, data: TOTAL_STAKED_SELECTOR }, before], data);
+  const staked = answer === "0x" ? 0n : quantity(answer);
+  if (staked === 0n) return { outcome: "ok" };
+  return {
+    outcome: "wrong",
+    reason:
+      `START_BLOCK${suffix} is ${startBlock}, but the vault at ${vault} on chain ${id} already held ` +
+      `${formatUnits(staked, decimals)} in stakes at block ${startBlock - 1}: Ponder would miss them, and ` +
+      `every developers row with one. Set START_BLOCK${suffix} to the vault's deployment block (or lower)`,
+  };
 }
 
 /** Every chain's check, side by side. */

@@ -3,6 +3,7 @@
  * START_BLOCK after stakes were made, or an address with no contract, stops it with one line; a
  * provider that cannot say lets it start. Against a real anvil with the vault deployed.
  */
+import { createServer } from "node:net";
 import { toFunctionSelector } from "viem";
 import { afterAll, describe, expect, it } from "vitest";
 import { StakeVaultAbi } from "../abis/StakeVault";
@@ -11,7 +12,7 @@ import { startSidecar as startLocalSidecar } from "../lib/local/stack";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
 import { checkVault, TOTAL_STAKED_SELECTOR } from "../sidecar/vault-check";
-import { cleanup, spawnForTest, startChain, type TestChain } from "./helpers/stack";
+import { cleanup, freshDatabase, spawnForTest, startChain, type TestChain } from "./helpers/stack";
 import { mine, wallets } from "./helpers/workload";
 
 afterAll(cleanup);
@@ -62,8 +63,15 @@ describe("the vault's check at start", () => {
       chainConfig(chain, { STAKE_VAULT_ADDRESS: `0x${"5".repeat(40)}`, START_BLOCK: String(after) }),
       6,
     );
-    expect(nowhere).toMatchObject({ outcome: "wrong" });
-    expect(nowhere.outcome === "wrong" && nowhere.reason).toMatch(/^STAKE_VAULT_ADDRESS: no contract at 0x5{40}/);
+    // No code may be a provider not yet at the deployment: said, not refused.
+    expect(nowhere).toMatchObject({ outcome: "unchecked" });
+    expect(nowhere.outcome === "unchecked" && nowhere.reason).toMatch(/^no contract at STAKE_VAULT_ADDRESS 0x5{40}/);
+    // An RPC URL of another chain: Ponder would index that chain.
+    const other = await checkVault(chainConfig(chain, { CHAIN_ID: "1", START_BLOCK: "1" }), 6);
+    expect(other).toMatchObject({ outcome: "wrong", reason: "RPC_URL: a URL of it answers chain 31337, not 1" });
+    // A provider whose head is below START_BLOCK cannot say.
+    const ahead = await checkVault(chainConfig(chain, { START_BLOCK: "1000000" }), 6);
+    expect(ahead).toMatchObject({ outcome: "unchecked" });
 
     const dead = await checkVault(chainConfig(chain, { RPC_URL: "http://127.0.0.1:1", START_BLOCK: "5" }), 6);
     expect(dead).toMatchObject({ outcome: "unchecked" });
@@ -106,5 +114,35 @@ describe("the vault's check at start", () => {
     );
     unchecked.process.kill("SIGTERM");
     expect(await unchecked.exited).toBe(0);
+  });
+
+  it("waits 2 s for a provider that does not answer, then syncs meanwhile", async () => {
+    // A provider that takes the connection and never answers.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const address = silent.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    const sidecar = await startLocalSidecar(
+      {
+        CHAIN_ID: "31337",
+        RPC_URL: `http://127.0.0.1:${port}`,
+        STAKE_VAULT_ADDRESS: `0x${"5".repeat(40)}`,
+        START_BLOCK: "10",
+        DATABASE_URL: await freshDatabase(),
+      },
+      { port: await freePort(), spawn: spawnForTest },
+    );
+    try {
+      await waitFor("the sync to start without the check's answer", () =>
+        /"msg":"leader: syncing"/.test(sidecar.output()),
+      );
+      const waited = sidecar.output().match(/"waited_ms":(\d+)[^\n]*no answer yet to the check/);
+      // Unset (a constant read before its declaration), the wait was over in a millisecond.
+      expect(Number(waited?.[1])).toBeGreaterThanOrEqual(1900);
+    } finally {
+      sidecar.process.kill("SIGTERM");
+      await sidecar.exited;
+      silent.close();
+    }
   });
 });
