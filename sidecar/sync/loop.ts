@@ -18,7 +18,7 @@ import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
-import { type CatchUp, failedWithOwnWrite, type RemovalGuard, type StepResult, syncStep } from "./step";
+import { type CatchUp, failedWithOwnWrite, type RemovalGuard, type StepResult, statementError, syncStep } from "./step";
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
 const PING_MS = 1000;
@@ -371,16 +371,19 @@ export class SyncLoop {
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
         // nothing new, for developers an application transaction held last time. Not while an
-        // earlier write's failure backs off (below).
-        const writeDue = step.kind !== "waiting-for-ponder" && startedAt >= this.writeRetryAt;
+        // earlier write's failure backs off (below), but for a reconciliation asked for, whose
+        // answer is what the write did.
+        const writeDue = step.kind !== "waiting-for-ponder" && (startedAt >= this.writeRetryAt || requests.length > 0);
         let writeFailure: unknown;
         const queued = !writeDue
           ? NOTHING
           : await applyDevelopers(db, this.config, step.kind === "stepped" ? step.pending : undefined, {
               walletIndexed: this.walletIndexed,
             }).catch((error: unknown) => {
-              // The database's (a restart, a connection lost) fails the round, as the step's would.
-              if (lostError() || classify(error) === "database") throw error;
+              // A lost connection (a restart) fails the round, as the step's would. Any statement's
+              // error is the write's, by its SQLSTATE (step.ts statementError): the application's
+              // trigger may raise any code or message.
+              if (lostError() || !statementError(error)) throw error;
               writeFailure = error;
               return NOTHING;
             });
@@ -582,8 +585,7 @@ export class SyncLoop {
     this.state.unreachable = { tries: 0, error: null };
   }
 
-  private fail(error: unknown) {
-    const kind = classify(error);
+  private fail(error: unknown, kind = classify(error)) {
     const message = errorText(error);
     this.state.consecutiveErrors += 1;
     this.state.lastError = { kind, message, at: new Date().toISOString() };
@@ -604,7 +606,8 @@ export class SyncLoop {
    * chain not held at a minute a step while the write waits.
    */
   private writeFailed(error: unknown) {
-    this.fail(error);
+    // The developers table's, whatever its code says (42P01 is not Ponder's here).
+    this.fail(error, "sync");
     this.writeFailures += 1;
     this.writeRetryAt = performance.now() + backoffMs(this.config.retryDelayMs, this.writeFailures);
   }

@@ -117,7 +117,7 @@ export type StepOptions = {
  * (class 08, 57P: a restart, a shutdown), nor a client's error without a SQLSTATE.
  */
 const carriedOwnWrite = new WeakSet<object>();
-const statementError = (error: unknown) => {
+export const statementError = (error: unknown) => {
   const { code } = (error ?? {}) as { code?: unknown };
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
 };

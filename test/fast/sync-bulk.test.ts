@@ -622,7 +622,11 @@ describe("a realtime block's own developers write", () => {
     expect(rows).toEqual([{ wallet: w, state: "pending" }]);
   });
 
-  it("corrects a deep reorg and moves at its pace while the developers write keeps failing", async () => {
+  it.each([
+    ["a function it cannot find", "no_such_function()"],
+    // A message that reads like a lost connection: still the write's, by its SQLSTATE.
+    ["a function whose name reads like a lost connection", "closed_connection_check()"],
+  ])("corrects a deep reorg and moves at its pace while the developers write keeps failing on %s", async (_, call) => {
     const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
     const [w, v, u] = [wallet(0x7320), wallet(0x7321), wallet(0x7322)];
     await f.register(w, "dev@example.com");
@@ -634,7 +638,7 @@ describe("a realtime block's own developers write", () => {
     // The application's table now fails every write of a developer: w's stake queues, and the
     // queue's write fails round after round.
     await f.db.query(`
-      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM no_such_function(); RETURN NEW; END $$;
+      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM ${call}; RETURN NEW; END $$;
       CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
     await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 24 }], 27);
     await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 3);
@@ -657,6 +661,26 @@ describe("a realtime block's own developers write", () => {
     await waitFor("the cursor at the new fork's confirmed block", async () => (await cursor()) >= block);
     const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
     expect(rows).toEqual([{ wallet: w, state: "pending" }]);
+  });
+
+  it("answers a reconciliation asked for while the developers write backs off with that write's failure", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "3000" });
+    const w = wallet(0x7330);
+    await f.register(w, "dev@example.com");
+    await startLoop(f);
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+    await f.db.query(`
+      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM no_such_function(); RETURN NEW; END $$;
+      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+    // The step that carried the write fails first (its next tries queue), then the queue's write.
+    await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 2, {
+      timeoutMs: 30_000,
+      intervalMs: 10,
+    });
+    // The write now waits 3 s; asked for, the reconciliation's write runs, and its failure is the
+    // answer (it was "nothing changed").
+    await expect(loop?.requestReconcile()).rejects.toThrow(/no_such_function/);
   });
 
   it("leaves a row the application holds to the queue, written once it commits", async () => {
