@@ -3,7 +3,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import { freshBlock, type Head } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
-import { workCounts } from "./effects/outbox";
+import { QUEUED_TOO_LONG_S, workCounts } from "./effects/outbox";
 import { settingsDiffer } from "./settings";
 import type { LoopState } from "./sync/loop";
 import { readCursors } from "./sync/sql/read-cursors";
@@ -86,7 +86,7 @@ export async function readStatus(
     };
   });
   const behind = chains.find((c) => c.lagBlocks === null || c.lagBlocks > config.maxLagBlocks);
-  const { unwritten } = work.developers;
+  const { unwritten, stuck } = work.developers;
   const reason = indexer
     ? `indexer down: ${indexer}`
     : behind
@@ -96,7 +96,10 @@ export async function readStatus(
       : // Synced stakes, rows not written yet: the cursor says more than the developers table does.
         unwritten > 0
         ? `${unwritten} developers wait for the step that ends Ponder's backfill`
-        : null;
+        : // In shadow mode the queue is the plan, never written.
+          stuck > 0 && config.mode === "write"
+          ? `${stuck} developers queued for over ${QUEUED_TOO_LONG_S} s, not written (the developers write fails: see the log)`
+          : null;
   return {
     role: loop.role,
     ready: reason === null,

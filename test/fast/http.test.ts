@@ -73,6 +73,36 @@ describe("the sidecar's own head polls failing", () => {
   });
 });
 
+describe("a developers write that keeps failing", () => {
+  it("makes /ready 503 once a developer has waited in the queue longer than any round leaves one, though the cursor is current", async () => {
+    const parts = sidecarParts(fake.config, { head: 15 });
+    const own = parts.appOn(pool);
+    expect((await own.request("/ready")).status).toBe(200);
+    const queue = (age: string) =>
+      fake.db.query(
+        `INSERT INTO stakesync.developer_queue (wallet, reason, queued_at) VALUES ($1, 'stake', now() - $2::interval)`,
+        [wallet(0xa7), age],
+      );
+    try {
+      // Queued a moment ago: the next round writes it.
+      await queue("5 seconds");
+      expect((await own.request("/ready")).status).toBe(200);
+      await fake.db.query("UPDATE stakesync.developer_queue SET queued_at = now() - interval '3 minutes'");
+      const ready = await own.request("/ready");
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({
+        ready: false,
+        reason: "1 developers queued for over 120 s, not written (the developers write fails: see the log)",
+      });
+      // In shadow mode the queue is the plan: never written, never a reason.
+      const shadow = sidecarParts({ ...fake.config, mode: "shadow" }, { head: 15 }).appOn(pool);
+      expect((await shadow.request("/ready")).status).toBe(200);
+    } finally {
+      await fake.db.query("DELETE FROM stakesync.developer_queue");
+    }
+  });
+});
+
 describe("indexer down", () => {
   it("makes /ready 503 naming Ponder, and /status and the page say so", async () => {
     indexerDown = "http://127.0.0.1:42069/health unreachable";

@@ -379,7 +379,13 @@ describe("the application's own transactions on developers", () => {
     // probe would find the old row refused as well and hold the whole sync. Dead letters again.
     await fake.db.query("UPDATE stakesync.developer_queue SET retry_at = now() - interval '1 second'");
     expect((await fake.round({ reconcile: true })).refused.map((r) => r.wallet)).toEqual([a, b]);
-    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 2, refusedLastHour: 2, unwritten: 0 });
+    expect((await workCounts(fake.db)).developers).toEqual({
+      queued: 0,
+      refused: 2,
+      refusedLastHour: 2,
+      unwritten: 0,
+      stuck: 0,
+    });
     // Retried by an operator, before the rule is fixed: the same.
     const { rows } = await fake.db.query<{ id: string }>("SELECT id::text FROM stakesync.developer_queue");
     for (const r of rows) expect(await retryDeadLetter(fake.db, BigInt(r.id))).toBe(true);
@@ -419,6 +425,7 @@ describe("the application's own transactions on developers", () => {
         refused: 1,
         refusedLastHour: 1,
         unwritten: 0,
+        stuck: 0,
       });
     } finally {
       await app.end();
@@ -496,7 +503,13 @@ describe("the application's own transactions on developers", () => {
     await fake.db.query(due);
     expect((await fake.round({ reconcile: true })).changes.map((x) => x.wallet)).toEqual([b, c, d]);
     expect(await check()).toEqual({ count: 0, paged: false, gauge: 0 });
-    expect((await workCounts(fake.db)).developers).toEqual({ queued: 0, refused: 0, refusedLastHour: 0, unwritten: 0 });
+    expect((await workCounts(fake.db)).developers).toEqual({
+      queued: 0,
+      refused: 0,
+      refusedLastHour: 0,
+      unwritten: 0,
+      stuck: 0,
+    });
   });
 });
 
