@@ -113,9 +113,11 @@ export class AlertMonitor {
       { chains: behind.map((c) => ({ chainId: c.chainId, lagBlocks: c.lagBlocks })) },
     );
 
+    // Adopted, it stands until this term has synced: the count starts at 0 with every term, and
+    // a failover in a lasting failure resolved the page, which came back a minute later.
     alerts.set(
       "consecutive_errors",
-      loop.consecutiveErrors >= config.alertAfterErrors,
+      loop.consecutiveErrors >= config.alertAfterErrors || (firing.has("consecutive_errors") && !loop.syncedThisTerm),
       "critical",
       `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
       { consecutiveErrors: loop.consecutiveErrors },

@@ -58,8 +58,12 @@ export function startEffects(deps: {
       );
     }
     if (loop.state.role !== "leader") return;
+    const term = loop.state.leaderPid;
     await alerts.adopt();
     const status = await readStatus(pool, config, heads, indexer.down(), loop.state);
+    // The term may have ended during the reads: a standby's state (no errors) would resolve the
+    // pages, and delete them from what the next leader adopts.
+    if (loop.state.role !== "leader" || loop.state.leaderPid !== term) return;
     // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.
     if (pauses.settling()) return;
     await monitor.check(status, loop.state);

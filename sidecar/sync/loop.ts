@@ -59,6 +59,12 @@ export type LoopState = {
    */
   unreachable: { tries: number; error: string | null };
   lastSyncAt: string | null;
+  /**
+   * A round of this leader's term has committed and written its developers: until then a
+   * `consecutive_errors` page the last leader left stands (monitor.ts), since a new term's count
+   * starts at 0 whatever still fails.
+   */
+  syncedThisTerm: boolean;
   /** The schema of the Ponder instance the sync reads (PONDER_REPLICA_SCHEMAS; else always one). */
   source: string;
 };
@@ -173,6 +179,7 @@ export class SyncLoop {
       lastError: null,
       unreachable: { tries: 0, error: null },
       lastSyncAt: null,
+      syncedThisTerm: false,
       source: config.ponderSchema,
     };
   }
@@ -330,6 +337,7 @@ export class SyncLoop {
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
     this.ponderSeenIn = undefined;
+    this.state.syncedThisTerm = false;
     // A new term tries the developers write at once, as it reconciles at once.
     this.writeFailures = 0;
     this.writeRetryAt = Number.NEGATIVE_INFINITY;
@@ -411,6 +419,7 @@ export class SyncLoop {
           this.writeFailures = 0;
           this.writeRetryAt = Number.NEGATIVE_INFINITY;
           this.recovered();
+          this.state.syncedThisTerm = step.kind !== "waiting-for-ponder";
         }
       } catch (error) {
         this.inRound = false;

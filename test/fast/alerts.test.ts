@@ -246,6 +246,40 @@ it("keeps, on the next leader, an rpc_failing page the last one left, until Pond
   }
 });
 
+it("keeps, on the next leader, a consecutive_errors page the last one left until a round of its own has synced", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  const first = sidecarAlerts();
+  await first.adopt();
+  first.set("consecutive_errors", true, "critical", "7 consecutive sync errors");
+  await Promise.all([first.flush(), first.delivered()]);
+  first.standDown();
+
+  const next = sidecarAlerts();
+  await next.adopt();
+  const heads = new Map<number, { block: number; at: number }>();
+  const monitor = new AlertMonitor(fake.config, heads, next);
+  const status = { indexer: null, chains: [], outbox: { dead: 0 }, developers: { refused: 0 }, settingsDiffer: [] };
+  const check = async (loop: Partial<LoopState>) => {
+    for (const chain of fake.config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
+    await monitor.check(status as unknown as Status, { consecutiveErrors: 0, ...loop } as LoopState);
+    await Promise.all([next.flush(), next.delivered()]);
+  };
+  // Its term's count starts at 0 while the failure lasts: before, its first check resolved the
+  // page, which came back once the count reached ALERT_AFTER_ERRORS again.
+  await check({ syncedThisTerm: false });
+  await check({ syncedThisTerm: false, consecutiveErrors: 2 });
+  expect(next.firing().map((f) => f.rule)).toEqual(["consecutive_errors"]);
+  expect(sent()).toEqual(["consecutive_errors firing"]);
+  // Its own round synced: resolved.
+  await check({ syncedThisTerm: true });
+  await waitFor("the resolved", () => sent().includes("consecutive_errors resolved"), {
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
+  expect(next.firing()).toEqual([]);
+});
+
 it("evaluates no rule for a while after the sidecar itself was stopped, then pages as before", async () => {
   fake = await fakePonder();
   const { metrics, heads, alerts, ownAlerts, loop } = sidecarParts(fake.config);
@@ -278,6 +312,61 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
     expect(performance.now() - resumedAt).toBeGreaterThanOrEqual(1500);
   } finally {
     await stop();
+    await pool.end();
+  }
+});
+
+it("judges no rule on reads that outlasted its term: the leader stood down during them", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  // The last leader left `lag` firing.
+  const first = sidecarAlerts();
+  await first.adopt();
+  first.set("lag", true, "warning", "sync lag above 100 blocks");
+  await Promise.all([first.flush(), first.delivered()]);
+  first.standDown();
+
+  const { metrics, heads, ownAlerts, loop } = sidecarParts(fake.config);
+  const alerts = sidecarAlerts();
+  const log = createLogger("error");
+  loop.state.role = "leader";
+  loop.state.leaderPid = 4242;
+  const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+  // The status reads wait: another session holds a table they read.
+  const holder = new pg.Client({ connectionString: fake.url });
+  await holder.connect();
+  await holder.query("BEGIN; LOCK TABLE stakesync.developer_queue IN ACCESS EXCLUSIVE MODE");
+  const stop = startEffects({
+    config: fake.config,
+    pool,
+    heads,
+    indexer: new IndexerWatch(fake.config, pool),
+    loop,
+    worker: new OutboxWorker(fake.config, pool, log, metrics),
+    monitor: new AlertMonitor(fake.config, heads, alerts),
+    alerts,
+    ownAlerts,
+    log,
+  });
+  try {
+    await waitFor("a tick's reads waiting", async () => {
+      const { rows } = await fake.db.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+      );
+      return rows[0]?.n > 0;
+    });
+    // The term ends meanwhile; the reads go on once the lock is gone.
+    loop.state.role = "standby";
+    loop.state.leaderPid = null;
+    await holder.query("ROLLBACK");
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Judged as a standby's (lag 30 of 100 allowed: clear), the page was resolved, and deleted
+    // from what the next leader adopts.
+    expect(sent()).toEqual(["lag firing"]);
+    expect((await fake.db.query("SELECT rule FROM stakesync.alert_firing")).rows).toEqual([{ rule: "lag" }]);
+  } finally {
+    await stop();
+    await holder.end();
     await pool.end();
   }
 });
