@@ -164,7 +164,10 @@ export class Alerts {
     return Promise.all([...this.lanes.values()].map((lane) => lane.last)).then(() => undefined);
   }
 
-  /** POSTs with retries; nothing more once a newer payload of the rule waits in its lane. */
+  /**
+   * POSTs with retries (RETRY_ATTEMPTS for a firing; a resolved until delivered); nothing more
+   * once a newer payload of the rule waits in its lane.
+   */
   private async post(url: string, payload: AlertPayload, lane: Lane, number: number) {
     const { attempts, delayMs } = this.options.retry;
     for (let attempt = 0; ; attempt++) {
@@ -188,12 +191,21 @@ export class Alerts {
         throw new Error(`webhook answered ${response.status}`);
       } catch (error) {
         this.options.metrics.syncErrors.inc({ kind: "webhook" });
-        if (attempt >= attempts) {
+        // A firing is sent again every ALERT_REPEAT_MS while it lasts; a resolved never is, and,
+        // lost, it left the page open for good: it is tried until delivered or superseded, at
+        // most a minute apart.
+        if (attempt >= attempts && payload.state !== "resolved") {
           this.options.log.error(
             { rule: payload.rule, err: (error as Error).message },
             "alert webhook failed; giving up",
           );
           return;
+        }
+        if (attempt === attempts && payload.state === "resolved") {
+          this.options.log.error(
+            { rule: payload.rule, err: (error as Error).message },
+            "alert webhook failed; trying the resolved again until it is delivered",
+          );
         }
         if (lane.handedOver !== number) continue;
         await new Promise<void>((resolve) => {

@@ -120,6 +120,20 @@ it("delivers a rule's resolved after its firing, also when the firing's POST is 
   }
 });
 
+it("tries a resolved until it is delivered: lost, nothing would ever close the page", async () => {
+  // The receiver is away for longer than RETRY_ATTEMPTS (3 here) retries, just after the firing.
+  const webhook = await webhookAnswering((n) => ({ status: n === 1 || n > 5 ? 204 : 503 }));
+  try {
+    webhook.alerts.set("lag", true, "warning", "sync lag above 100 blocks");
+    await waitFor("the firing", () => webhook.received.length === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    webhook.alerts.set("lag", false, "warning", "");
+    await webhook.alerts.delivered();
+    expect(webhook.received).toEqual(["lag firing", "lag resolved"]);
+  } finally {
+    webhook.close();
+  }
+});
+
 it("sends a rule that changes faster than a slow webhook answers only its latest state, not a backlog", async () => {
   // A webhook that takes 300 ms over each request.
   const webhook = await webhookAnswering(() => ({ status: 204, delayMs: 300 }));
