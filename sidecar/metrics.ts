@@ -3,6 +3,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { Head } from "./chain-heads";
 import type { Rule } from "./effects/alerts";
 import type { Status } from "./status";
+import type { LoopState } from "./sync/loop";
 
 /** Every kind stakesync_sync_errors_total counts. */
 export const ERROR_KINDS = ["database", "ponder", "sync", "rpc", "email", "http", "webhook"] as const;
@@ -157,6 +158,11 @@ export function createMetrics(chainIds: number[] = []) {
       ...r,
     }),
     isLeader: new Gauge({ name: "stakesync_is_leader", help: "1 while this sidecar holds the leader lock", ...r }),
+    statusReadOk: new Gauge({
+      name: "stakesync_status_read_ok",
+      help: "1 when this scrape read the sidecar's status from the database; 0: the gauges mirrored from it keep their last values",
+      ...r,
+    }),
   };
   for (const chainId of chainIds) metrics.eventsSynced.inc({ chain_id: chainId }, 0);
   for (const kind of ERROR_KINDS) metrics.syncErrors.inc({ kind }, 0);
@@ -165,6 +171,16 @@ export function createMetrics(chainIds: number[] = []) {
   metrics.isLeader.set(0);
   metrics.lastSyncTime.set(0);
   return metrics;
+}
+
+/**
+ * The gauges that mirror the loop's own state, set at every scrape, whether or not the status
+ * read (which carries the same values) succeeds: a sidecar that lost its database kept its old
+ * count of errors, and a healthy leader's last sync time froze with its reads.
+ */
+export function observeLoop(metrics: Metrics, loop: Pick<LoopState, "consecutiveErrors" | "lastSyncAt">) {
+  metrics.consecutiveErrors.set(loop.consecutiveErrors);
+  if (loop.lastSyncAt) metrics.lastSyncTime.set(Date.parse(loop.lastSyncAt) / 1000);
 }
 
 /** The gauges that mirror a status read, set when /metrics is scraped. */
@@ -190,8 +206,6 @@ export function observeStatus(
     if (chain.indexed !== null) metrics.indexedBlock.set(labels, chain.indexed);
   }
   metrics.indexerUp.set(status.indexer === null ? 1 : 0);
-  metrics.consecutiveErrors.set(status.consecutiveErrors);
-  if (status.lastSyncAt) metrics.lastSyncTime.set(Date.parse(status.lastSyncAt) / 1000);
   metrics.outboxPending.set(status.outbox.pending);
   metrics.outboxDead.set(status.outbox.dead);
   // Shadow mode writes nothing: its queue holds every difference for the cut-over (`stakesync

@@ -12,7 +12,7 @@ import type { Head } from "../chain-heads";
 import type { Alerts } from "../effects/alerts";
 import { deadLetterIdState, listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
 import type { IndexerWatch } from "../indexer-watch";
-import { type Metrics, observeStatus } from "../metrics";
+import { type Metrics, observeLoop, observeStatus } from "../metrics";
 import { errorText } from "../redact";
 import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from "../status";
 import type { SyncLoop } from "../sync/loop";
@@ -105,6 +105,8 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   app.get("/metrics", async (c) => {
     const s = await status().catch(() => undefined);
+    observeLoop(metrics, loop.state);
+    metrics.statusReadOk.set(s ? 1 : 0);
     if (s) observeStatus(metrics, s, developerCounts.latest(), heads, config.mode);
     const diff = differing.latest();
     if (diff !== null && diff !== undefined) metrics.developersDiffering.set(diff);

@@ -159,6 +159,23 @@ describe("status page", () => {
     expect(await observe({ active: 1 })).toEqual(["active 1", "inactive 0", "pending 0"]);
   });
 
+  it("keeps the loop's own gauges current on /metrics when the status read fails, and says that the others are stale", async () => {
+    const parts = sidecarParts(fake.config);
+    const own = new pg.Pool({ connectionString: fake.url, max: 1 });
+    const app = parts.appOn(own);
+    parts.loop.state.consecutiveErrors = 7;
+    const scrape = async () => await (await app.request("/metrics")).text();
+    expect(await scrape()).toMatch(/^stakesync_consecutive_sync_errors 7$/m);
+    expect(await scrape()).toMatch(/^stakesync_status_read_ok 1$/m);
+    // The database goes from this sidecar; its loop stood down, its count back to 0.
+    await own.end();
+    parts.loop.state.consecutiveErrors = 0;
+    const text = await scrape();
+    // Before: 7, the last status read's, keeping StakesyncSyncErrors firing after another leader recovered.
+    expect(text).toMatch(/^stakesync_consecutive_sync_errors 0$/m);
+    expect(text).toMatch(/^stakesync_status_read_ok 0$/m);
+  });
+
   it("reloads itself every 3 s unless ?refresh= says otherwise, and refuses a refresh that is not whole seconds", async () => {
     expect(await (await app.request("/")).text()).toContain('<meta http-equiv="refresh" content="3"/>');
     expect(await (await app.request("/?refresh=30")).text()).toContain('<meta http-equiv="refresh" content="30"/>');
