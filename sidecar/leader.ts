@@ -35,8 +35,11 @@ const RETRY_MS = 1000;
  */
 export const LEADER_SILENCE_LIMIT_S = 4;
 
-/** `pid` is the leader connection's backend: the one pg_locks names as the lock holder. */
-export type LeaderConnection = { client: pg.Client; lost: Promise<Error>; pid: number };
+/**
+ * `pid` is the leader connection's backend: the one pg_locks names as the lock holder; `server`,
+ * when that server started (pg_postmaster_start_time): with the pid, which server's lock it is.
+ */
+export type LeaderConnection = { client: pg.Client; lost: Promise<Error>; pid: number; server: string };
 
 export async function connectWriter(databaseUrl: string): Promise<LeaderConnection> {
   const client = new pg.Client({
@@ -58,20 +61,25 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
     client.once("end", () => resolve(new Error("database connection closed")));
   });
   try {
-    return { client, lost, pid: await prepareSession(client) };
+    return { client, lost, ...(await prepareSession(client)) };
   } catch (error) {
     await client.end().catch(() => undefined);
     throw error;
   }
 }
 
-/** Connects `client` and sets up its session for leading; its backend's pid. */
-async function prepareSession(client: pg.Client): Promise<number> {
+/** Connects `client` and sets up its session for leading; its backend's pid, and its server's start. */
+async function prepareSession(client: pg.Client): Promise<{ pid: number; server: string }> {
   await client.connect();
   await client.query(leaderSession(LEADER_SILENCE_LIMIT_S));
-  const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-  return rows[0]?.pid ?? 0;
+  const { rows } = await client.query<{ pid: number; server: string }>(
+    `SELECT pg_backend_pid() AS pid, ${SERVER_START} AS server`,
+  );
+  return { pid: rows[0]?.pid ?? 0, server: rows[0]?.server ?? "" };
 }
+
+/** Which server a connection reached, for as long as it runs: its start, to the microsecond. */
+const SERVER_START = "pg_postmaster_start_time()::text";
 
 /**
  * The leader's session: if this process freezes, in a transaction or between two, the server
@@ -94,8 +102,14 @@ export const leaderSession = (limitS: number) =>
  * forgot it) from one merely slow. The server ends a silent leader's session within
  * LEADER_SILENCE_LIMIT_S; the process would hear of it only when TCP gives up, about 15 minutes.
  */
-export async function holdsLeaderLock(db: Queryable, pid: number): Promise<boolean> {
-  const { rows } = await db.query<{ held: boolean }>(`SELECT ${leaderLockHeldBy("$1::int")} AS held`, [pid]);
+export async function holdsLeaderLock(db: Queryable, pid: number, server?: string): Promise<boolean> {
+  // On the leader's server: after a failover that left the old primary running, the leader's
+  // connection goes on there, and a connection made since reaches the new one, where another
+  // sidecar leads (whose pid may be this one's).
+  const { rows } = await db.query<{ held: boolean }>(
+    `SELECT ${leaderLockHeldBy("$1::int")} AND ($2::text IS NULL OR ${SERVER_START} = $2) AS held`,
+    [pid, server ?? null],
+  );
   return rows[0]?.held === true;
 }
 

@@ -31,10 +31,23 @@ export const EFFECTS_QUERY_MS = 60_000;
 export const CONNECT_MS = 10_000;
 export const KEEPALIVE_MS = 10_000;
 
-export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs = EFFECTS_QUERY_MS } = {}) {
+/**
+ * The effects' and the confirmations' connections are replaced this often, though busy every
+ * second (pg-pool replaces an idle one only): after a failover that left the old primary running,
+ * a connection made before it goes on reaching the old server, where this sidecar's leader lock
+ * and its outbox fence still hold. A new one reaches the server the address names now.
+ */
+export const RENEW_CONNECTIONS_S = 30;
+
+export function createPools(
+  config: SidecarConfig,
+  log: Logger,
+  { effectsQueryMs = EFFECTS_QUERY_MS, renewS = RENEW_CONNECTIONS_S } = {},
+) {
   const pool = new pg.Pool({
     connectionString: config.database.url,
     max: 5,
+    maxLifetimeSeconds: renewS,
     connectionTimeoutMillis: CONNECT_MS,
     application_name: "stakesync_sidecar_read",
     query_timeout: effectsQueryMs,
@@ -66,6 +79,7 @@ export function createPools(config: SidecarConfig, log: Logger, { effectsQueryMs
   const confirmPool = new pg.Pool({
     connectionString: config.database.url,
     max: 1,
+    maxLifetimeSeconds: renewS,
     connectionTimeoutMillis: CONNECT_MS,
     application_name: "stakesync_sidecar_confirm",
     keepAlive: true,

@@ -150,6 +150,8 @@ export class SyncLoop {
    * was run again, and the application's table will likely make the next do so too.
    */
   private queueOnlyUntil = Number.NEGATIVE_INFINITY;
+  /** The leader connection's server, by its start (leader.ts): confirmLeadership asks there. */
+  private leaderServer: string | undefined;
   /**
    * The queue's developers write failed this many times in a row (and no step failed since):
    * it is tried again from `writeRetryAt` (performance.now()), backed off as a failed round is,
@@ -218,7 +220,7 @@ export class SyncLoop {
     const limitMs = LEADER_SILENCE_LIMIT_S * 1000;
     let held: boolean;
     try {
-      held = await answeredWithin(holdsLeaderLock(db, pid), limitMs);
+      held = await answeredWithin(holdsLeaderLock(db, pid, this.leaderServer), limitMs);
     } catch (error) {
       if (this.leaderClient !== client) return; // a new term meanwhile
       const now = performance.now();
@@ -257,6 +259,7 @@ export class SyncLoop {
       if (!connection) break;
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
+      this.leaderServer = connection.server;
       this.leaderClient = connection.client;
       this.metrics.isLeader.set(1);
       this.log.info("leader: syncing");

@@ -424,6 +424,34 @@ it("counts tries the database refuses (a password rotated) as well as those it d
   expect(loop.state.unreachable.error).toMatch(/password authentication failed/);
 });
 
+it("asks for its lock on its own server, and renews the pools' connections, busy or not: a failover that left the old primary running", async () => {
+  fake = await fakePonder();
+  const { pool, httpPool, confirmPool } = createPools(fake.config, createLogger("silent"), { renewS: 1 });
+  onTestFinished(async () => {
+    await Promise.all([pool.end(), httpPool.end(), confirmPool.end()]);
+  });
+  const connection = await connectWriter(fake.url);
+  onTestFinished(() => connection.client.end());
+  await connection.client.query("SELECT pg_advisory_lock($1)", [LEADER_LOCK]);
+  expect(await holdsLeaderLock(confirmPool, connection.pid, connection.server)).toBe(true);
+  // The same pid holding the lock on another server (the new primary, where another sidecar leads)
+  // is not this leader's lock.
+  expect(await holdsLeaderLock(confirmPool, connection.pid, "2000-01-01 00:00:00+00")).toBe(false);
+  // Asked every 100 ms, a connection was never idle, and pg-pool never replaced it: made before
+  // the failover, it went on reaching the old server.
+  for (const p of [confirmPool, pool]) {
+    const pids = new Set<number>();
+    await waitFor(
+      "a renewed connection",
+      async () => {
+        pids.add((await p.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid ?? 0);
+        return pids.size > 1;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+  }
+});
+
 it("confirms its lock over a pool of its own: with the effects' pool taken whole, a confirmation still answers", async () => {
   fake = await fakePonder();
   const { pool, httpPool, confirmPool } = createPools(fake.config, createLogger("silent"));
