@@ -81,6 +81,12 @@ export type ChainConfig = {
    * email (the job is recorded skipped, 'historic'): a cut-over from a system that welcomed them.
    */
   effectsFromBlock: number | undefined;
+  /**
+   * HEAD_STILL_MS(_<id>): a head that has not moved for this long counts as unknown (/ready 503,
+   * `rpc_failing`), as when the provider fails: a node stuck on an old block. Unset: never (a
+   * chain that mines only on demand, as anvil does in development).
+   */
+  headStillMs: number | undefined;
   /** How this chain's variables end, for messages: "" (START_BLOCK, …) or "_<id>" with CHAINS. */
   suffix: string;
 };
@@ -106,6 +112,9 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
     pollingIntervalMs: perChain("POLLING_INTERVAL_MS", ms(100), 1000, `${msExpected(100)} (Ponder refuses less)`),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
     rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
+    headStillMs:
+      read(env, v("HEAD_STILL_MS"), ms(1000).optional(), msExpected(1000)) ??
+      read(env, "HEAD_STILL_MS", ms(1000).optional(), msExpected(1000)),
     // Per chain only, with several: block numbers differ by chain, and one chain's cut-over block
     // on another chain would mark years of its activations historic (no welcome email), or none.
     effectsFromBlock:

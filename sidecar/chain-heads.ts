@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import type { ChainConfig } from "../lib/config";
 import { callRpc, quantity } from "./json-rpc";
 
-export type Head = { block: number; at: number } | undefined;
+/** The head's block, when it was polled, and since when it has been that block (`movedAt`). */
+export type Head = { block: number; at: number; movedAt?: number } | undefined;
 
 /**
  * A head polled longer ago than this is not known: every RPC URL has failed since. The lag shown
@@ -12,9 +13,18 @@ export type Head = { block: number; at: number } | undefined;
  */
 export const HEAD_STALE_MS = 10_000;
 
-/** The head's block, if polled within HEAD_STALE_MS. */
-export const freshBlock = (head: Head, now = Date.now()) =>
-  head && now - head.at <= HEAD_STALE_MS ? head.block : null;
+/**
+ * The head's block, if polled within HEAD_STALE_MS and, with `stillMs` (HEAD_STILL_MS), if it
+ * has moved within that: a node that answers but stopped following the chain (it fell out of
+ * sync) serves its last block for as long as it is stuck, and Ponder, on the same provider, sees
+ * nothing new either. Unknown then, as when every URL fails.
+ */
+export const freshBlock = (head: Head, now = Date.now(), stillMs?: number) =>
+  head && now - head.at <= HEAD_STALE_MS && !stillFor(head, now, stillMs) ? head.block : null;
+
+/** How long the head has stood still past `stillMs`, in ms; 0 when it has not (or no limit). */
+export const stillFor = (head: Head, now: number, stillMs: number | undefined) =>
+  head?.movedAt !== undefined && stillMs !== undefined && now - head.movedAt > stillMs ? now - head.movedAt : 0;
 
 const blockNumber = (urls: string[]) => callRpc(urls, "eth_blockNumber", [], (result) => Number(quantity(result)));
 
@@ -24,7 +34,11 @@ export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId
     await Promise.all(
       chains.map(async (chain) => {
         try {
-          heads.set(chain.id, { block: await blockNumber(chain.rpcUrls), at: Date.now() });
+          const block = await blockNumber(chain.rpcUrls);
+          const now = Date.now();
+          const last = heads.get(chain.id);
+          const movedAt = last?.movedAt !== undefined && block <= last.block ? last.movedAt : now;
+          heads.set(chain.id, { block, at: now, movedAt });
         } catch (error) {
           onError(chain.id);
           log.warn({ chain_id: chain.id, err: (error as Error).message.split("\n")[0] }, "RPC head request failed");

@@ -1,7 +1,7 @@
 /** The sidecar's view of every chain and of its own work, for /status, /ready, / and metrics. */
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
-import { freshBlock, type Head } from "./chain-heads";
+import { freshBlock, type Head, stillFor } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
 import { QUEUED_TOO_LONG_S, workCounts } from "./effects/outbox";
 import { settingsDiffer } from "./settings";
@@ -67,11 +67,12 @@ export async function readStatus(
   others.catch(() => undefined); // handled below; a failed cursor read must not leave it unhandled
   const cursors = await readCursors(db, config);
   const [[progress, differ], work] = await Promise.all([others, workCounts(db)]);
+  const now = Date.now();
   const chains = config.chains.map((chain) => {
     const p = progress.get(chain.id);
     // The sidecar polls the head; Ponder may have seen a newer block first. The larger of the two
     // is the head, so the lag shown is never understated. Not polled lately: unknown.
-    const polled = freshBlock(heads.get(chain.id));
+    const polled = freshBlock(heads.get(chain.id), now, chain.headStillMs);
     const head = polled === null ? null : Math.max(polled, p?.indexed ?? polled);
     const synced = cursors.get(chain.id)?.block ?? chain.startBlock - 1;
     return {
@@ -83,6 +84,7 @@ export async function readStatus(
       synced,
       lagBlocks: head === null ? null : Math.max(0, head - synced),
       confirmations: chain.confirmations,
+      stillS: Math.round(stillFor(heads.get(chain.id), now, chain.headStillMs) / 1000),
     };
   });
   const behind = chains.find((c) => c.lagBlocks === null || c.lagBlocks > config.maxLagBlocks);
@@ -91,7 +93,9 @@ export async function readStatus(
     ? `indexer down: ${indexer}`
     : behind
       ? behind.lagBlocks === null
-        ? `chain ${behind.chainId}: head unknown (RPC unreachable)`
+        ? behind.stillS > 0
+          ? `chain ${behind.chainId}: head unknown (it has not moved for ${behind.stillS} s: HEAD_STILL_MS)`
+          : `chain ${behind.chainId}: head unknown (RPC unreachable)`
         : `chain ${behind.chainId}: ${behind.lagBlocks} blocks behind (max ${config.maxLagBlocks})`
       : // Synced stakes, rows not written yet: the cursor says more than the developers table does.
         unwritten > 0

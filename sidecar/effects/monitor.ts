@@ -182,7 +182,8 @@ export class AlertMonitor {
    * from the last leader, its watch starts as failing, to clear after RPC_CLEAR_CHECKS quiet ones.
    */
   private async rpcProblem(firing: boolean): Promise<string | null> {
-    const stale = this.config.chains.filter((c) => freshBlock(this.heads.get(c.id)) === null);
+    const now = Date.now();
+    const stale = this.config.chains.filter((c) => freshBlock(this.heads.get(c.id), now, c.headStillMs) === null);
     const text = await fetch(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
       .then((r) => (r.ok ? r.text() : undefined))
       .catch(() => undefined);
@@ -209,7 +210,9 @@ export class AlertMonitor {
     watch.failing = watch.failing
       ? watch.quiet < RPC_CLEAR_CHECKS
       : watch.rises.filter(Boolean).length >= RPC_FIRE_CHECKS;
-    if (stale.length > 0) return `no head from chain ${stale.map((c) => c.id).join(", ")}`;
+    if (stale.length > 0) {
+      return `no head from chain ${stale.map((c) => c.id).join(", ")} (none polled for 10 s, or it stood still past HEAD_STILL_MS)`;
+    }
     return watch.failing ? "Ponder's RPC requests are failing" : null;
   }
 }

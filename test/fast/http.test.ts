@@ -1,9 +1,14 @@
 /** The sidecar's HTTP routes through Hono's app.request(), on a fabricated database. */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../lib/wait";
+import { watchHeads } from "../../sidecar/chain-heads";
 import { createPools } from "../../sidecar/db/pools";
 import type { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
+import { createLogger } from "../../sidecar/log";
 import { ERROR_KINDS, observeStatus, RULES } from "../../sidecar/metrics";
 import { readStatus } from "../../sidecar/status";
 import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
@@ -70,6 +75,54 @@ describe("the sidecar's own head polls failing", () => {
     expect(await ready.json()).toEqual({ ready: false, reason: `chain ${CHAIN}: head unknown (RPC unreachable)` });
     // No lag on /metrics either, rather than the last one (2 blocks).
     expect(await (await own.request("/metrics")).text()).not.toMatch(/^stakesync_lag_blocks\{/m);
+  });
+});
+
+describe("a provider stuck on an old block", () => {
+  it("makes /ready 503 once the polled head has stood still past HEAD_STILL_MS, though it answers", async () => {
+    const config = { ...fake.config, chains: fake.config.chains.map((c) => ({ ...c, headStillMs: 60_000 })) };
+    const parts = sidecarParts(config, { head: 15 });
+    const own = parts.appOn(pool);
+    // Polled just now, moved a moment ago: ready.
+    parts.heads.set(CHAIN, { block: 15, at: Date.now(), movedAt: Date.now() - 5_000 });
+    expect((await own.request("/ready")).status).toBe(200);
+    // Polled just now, but block 15 for 90 s: a node out of sync, which Ponder reads too.
+    parts.heads.set(CHAIN, { block: 15, at: Date.now(), movedAt: Date.now() - 90_000 });
+    const ready = await own.request("/ready");
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { reason: string }).reason).toMatch(
+      /^chain 31337: head unknown \(it has not moved for 9\d s: HEAD_STILL_MS\)$/,
+    );
+    // Unset, it never counts: a chain that mines on demand stands still for as long as it likes.
+    const unset = sidecarParts(fake.config, { head: 15 });
+    unset.heads.set(CHAIN, { block: 15, at: Date.now(), movedAt: Date.now() - 90_000 });
+    expect((await unset.appOn(pool).request("/ready")).status).toBe(200);
+  });
+
+  it("notes when the polled head last moved", async () => {
+    // A node that answers block 7, then 7 again, then 8.
+    const answers = [7, 7, 8];
+    const node = http.createServer((_, res) => {
+      const block = answers.shift() ?? 8;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${block.toString(16)}` }));
+    });
+    await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+    const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url] }));
+    const watch = watchHeads(chains, createLogger("silent"), () => undefined, 100);
+    try {
+      await watch.ready;
+      const first = watch.heads.get(CHAIN);
+      await waitFor("block 7 again", () => answers.length <= 1, { timeoutMs: 10_000, intervalMs: 10 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(watch.heads.get(CHAIN)).toMatchObject({ block: 7, movedAt: first?.movedAt });
+      await waitFor("block 8", () => watch.heads.get(CHAIN)?.block === 8, { timeoutMs: 10_000, intervalMs: 10 });
+      expect(watch.heads.get(CHAIN)?.movedAt).toBeGreaterThan(first?.movedAt ?? Number.POSITIVE_INFINITY);
+    } finally {
+      watch.stop();
+      node.close();
+    }
   });
 });
 

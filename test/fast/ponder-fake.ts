@@ -5,10 +5,12 @@
  * written (events, a reorg's deletions, a crash recovery, a later checkpoint) and runs the
  * sidecar's own operations on it, in milliseconds.
  */
+
 import pg from "pg";
 import { expect, inject } from "vitest";
 import { loadSidecarConfig, type SidecarConfig } from "../../lib/config";
 import { queryOnce } from "../../lib/query-once";
+import type { Head } from "../../sidecar/chain-heads";
 import { walletIndexed } from "../../sidecar/db/developers-table";
 import { migrate } from "../../sidecar/db/migrate";
 import { lastRows } from "../../sidecar/db/together";
@@ -396,7 +398,7 @@ export async function leadingSession(url: string): Promise<{ client: pg.Client; 
 export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000 } = {}) {
   const log = createLogger("error");
   const metrics = createMetrics([CHAIN]);
-  const heads = new Map([[CHAIN, { block: head, at: Date.now() }]]);
+  const heads = new Map<number, Head>([[CHAIN, { block: head, at: Date.now() }]]);
   const alertOptions = { webhookUrl: undefined, repeatMs, retry: { attempts: 0, delayMs: 0 }, log, metrics };
   const alerts = new Alerts(alertOptions);
   /** The sidecar's own (main.ts): what it pages leader or not, the database out of reach. */
