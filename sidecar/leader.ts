@@ -78,8 +78,11 @@ async function prepareSession(client: pg.Client): Promise<{ pid: number; server:
   return { pid: rows[0]?.pid ?? 0, server: rows[0]?.server ?? "" };
 }
 
-/** Which server a connection reached, for as long as it runs: its start, to the microsecond. */
-const SERVER_START = "pg_postmaster_start_time()::text";
+/**
+ * Which server a connection reached, for as long as it runs: its start, to the microsecond, as
+ * seconds since 1970 (not a timestamp's text, which follows the session's TimeZone and DateStyle).
+ */
+const SERVER_START = "extract(epoch from pg_postmaster_start_time())::text";
 
 /**
  * The leader's session: if this process freezes, in a transaction or between two, the server

@@ -32,10 +32,11 @@ export const CONNECT_MS = 10_000;
 export const KEEPALIVE_MS = 10_000;
 
 /**
- * The effects' and the confirmations' connections are replaced this often, though busy every
- * second (pg-pool replaces an idle one only): after a failover that left the old primary running,
- * a connection made before it goes on reaching the old server, where this sidecar's leader lock
- * and its outbox fence still hold. A new one reaches the server the address names now.
+ * Every pool's connections are replaced this often, though busy every second (pg-pool replaces
+ * an idle one only): after a failover that left the old primary running, a connection made
+ * before it goes on reaching the old server, where this sidecar's leader lock and its outbox
+ * fence still hold, and where /ready, /status and an admin's retry would read and write. A new
+ * one reaches the server the address names now.
  */
 export const RENEW_CONNECTIONS_S = 30;
 
@@ -62,6 +63,7 @@ export function createPools(
   const httpPool = new pg.Pool({
     connectionString: config.database.url,
     max: 3,
+    maxLifetimeSeconds: renewS,
     connectionTimeoutMillis: 2000,
     application_name: "stakesync_sidecar_http",
     // The server's statement_timeout, and then some: a connection gone dark answers nothing.

@@ -115,11 +115,15 @@ export class AlertMonitor {
 
     // Adopted, it stands until this term has synced: the count starts at 0 with every term, and
     // a failover in a lasting failure resolved the page, which came back a minute later.
+    const erring = loop.consecutiveErrors >= config.alertAfterErrors;
+    const adopted = !erring && firing.has("consecutive_errors") && !loop.syncedThisTerm;
     alerts.set(
       "consecutive_errors",
-      loop.consecutiveErrors >= config.alertAfterErrors || (firing.has("consecutive_errors") && !loop.syncedThisTerm),
+      erring || adopted,
       "critical",
-      `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
+      adopted
+        ? (alerts.firing().find((f) => f.rule === "consecutive_errors")?.text ?? "consecutive sync errors")
+        : `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
       { consecutiveErrors: loop.consecutiveErrors },
     );
 

@@ -257,6 +257,7 @@ export class SyncLoop {
         (error) => (error === undefined ? this.reached() : this.unreachable(error)),
       );
       if (!connection) break;
+      this.state.syncedThisTerm = false;
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
       this.leaderServer = connection.server;
@@ -269,6 +270,7 @@ export class SyncLoop {
         this.fail(error);
       } finally {
         this.state.role = "standby";
+        this.state.syncedThisTerm = false;
         this.state.leaderPid = null;
         this.leaderClient = undefined;
         // A standby reads nothing; its /status shows the first instance, where a next term starts.

@@ -436,10 +436,17 @@ it("asks for its lock on its own server, and renews the pools' connections, busy
   expect(await holdsLeaderLock(confirmPool, connection.pid, connection.server)).toBe(true);
   // The same pid holding the lock on another server (the new primary, where another sidecar leads)
   // is not this leader's lock.
-  expect(await holdsLeaderLock(confirmPool, connection.pid, "2000-01-01 00:00:00+00")).toBe(false);
+  expect(await holdsLeaderLock(confirmPool, connection.pid, "946684800")).toBe(false);
+  // Asked on a session with another time zone and date style (a setting changed since the leader
+  // connected): the same server.
+  const other = new pg.Client({ connectionString: fake.url });
+  await other.connect();
+  onTestFinished(() => other.end());
+  await other.query("SET TimeZone = 'Asia/Kathmandu'; SET DateStyle = 'SQL, DMY'");
+  expect(await holdsLeaderLock(other, connection.pid, connection.server)).toBe(true);
   // Asked every 100 ms, a connection was never idle, and pg-pool never replaced it: made before
   // the failover, it went on reaching the old server.
-  for (const p of [confirmPool, pool]) {
+  for (const p of [confirmPool, pool, httpPool]) {
     const pids = new Set<number>();
     await waitFor(
       "a renewed connection",
