@@ -165,6 +165,23 @@ export class Alerts {
   }
 
   /**
+   * Whether the rule fired again after `payload` (a resolved) was made: a resolved retried for
+   * long may outlive this sidecar's term, and another leader's firing of the rule since must not
+   * be closed by it. Unknown (no database, or none answering): no.
+   */
+  private async firedSince(payload: AlertPayload): Promise<boolean> {
+    const { db } = this.options;
+    if (!db) return false;
+    const { rows } = await db
+      .query<{ fired: boolean }>(
+        "SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1 AND sent_at > $2) AS fired",
+        [payload.rule, payload.at],
+      )
+      .catch(() => ({ rows: [] as { fired: boolean }[] }));
+    return rows[0]?.fired === true;
+  }
+
+  /**
    * POSTs with retries (RETRY_ATTEMPTS for a firing; a resolved until delivered); nothing more
    * once a newer payload of the rule waits in its lane.
    */
@@ -177,6 +194,13 @@ export class Alerts {
         this.options.log.warn(
           { rule: payload.rule },
           `alert webhook: ${payload.state} not delivered, a newer one follows`,
+        );
+        return;
+      }
+      if (attempt > 0 && payload.state === "resolved" && (await this.firedSince(payload))) {
+        this.options.log.warn(
+          { rule: payload.rule },
+          "alert webhook: resolved not delivered, the rule fired again since (another leader's)",
         );
         return;
       }

@@ -134,6 +134,57 @@ it("tries a resolved until it is delivered: lost, nothing would ever close the p
   }
 });
 
+it("drops a resolved still retried once another leader has fired the rule again", async () => {
+  fake = await fakePonder();
+  // A receiver that this sidecar cannot reach with its resolved for a while.
+  let refuseResolved = true;
+  const received: string[] = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      const alert = JSON.parse(body) as { rule: string; state: string };
+      if (alert.state === "resolved" && refuseResolved) return res.writeHead(503).end();
+      received.push(`${alert.rule} ${alert.state}`);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`;
+  const alertsOf = () =>
+    new Alerts({
+      webhookUrl: url,
+      repeatMs: 60_000,
+      retry: { attempts: 1, delayMs: 100 },
+      log: createLogger("silent"),
+      metrics: createMetrics([31337]),
+      db: fake.db,
+    });
+  try {
+    const first = alertsOf();
+    await first.adopt();
+    first.set("lag", true, "warning", "sync lag above 100 blocks");
+    await waitFor("the firing", () => received.length === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    first.set("lag", false, "warning", "");
+    await first.flush();
+    first.standDown();
+    // Another leader fires it again, and gets through.
+    const next = alertsOf();
+    await next.adopt();
+    await new Promise((resolve) => setTimeout(resolve, 10)); // a later sent_at than the resolved's
+    next.set("lag", true, "warning", "sync lag above 100 blocks");
+    await Promise.all([next.flush(), next.delivered()]);
+    // The first sidecar's receiver is back: its old resolved must not close the new page.
+    refuseResolved = false;
+    await first.delivered();
+    expect(received).toEqual(["lag firing", "lag firing"]);
+  } finally {
+    server.close();
+  }
+});
+
 it("sends a rule that changes faster than a slow webhook answers only its latest state, not a backlog", async () => {
   // A webhook that takes 300 ms over each request.
   const webhook = await webhookAnswering(() => ({ status: 204, delayMs: 300 }));
