@@ -3,7 +3,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import { freshBlock, type Head, stillFor } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
-import { QUEUED_TOO_LONG_S, workCounts } from "./effects/outbox";
+import { workCounts } from "./effects/outbox";
 import { settingsDiffer } from "./settings";
 import type { LoopState } from "./sync/loop";
 import { readCursors } from "./sync/sql/read-cursors";
@@ -88,7 +88,7 @@ export async function readStatus(
     };
   });
   const behind = chains.find((c) => c.lagBlocks === null || c.lagBlocks > config.maxLagBlocks);
-  const { unwritten, stuck } = work.developers;
+  const { unwritten, writeFailingS } = work.developers;
   const reason = indexer
     ? `indexer down: ${indexer}`
     : behind
@@ -100,9 +100,9 @@ export async function readStatus(
       : // Synced stakes, rows not written yet: the cursor says more than the developers table does.
         unwritten > 0
         ? `${unwritten} developers wait for the step that ends Ponder's backfill`
-        : // In shadow mode the queue is the plan, never written.
-          stuck > 0 && config.mode === "write"
-          ? `${stuck} developers queued for over ${QUEUED_TOO_LONG_S} s, not written (the developers write fails: see the log)`
+        : // The cursor goes on; the rows it says are written are not (write-failing.ts).
+          writeFailingS !== null && writeFailingS >= WRITE_FAILING_READY_S
+          ? `the developers write has failed for ${writeFailingS} s (the leader's log says why); synced stakes wait in the queue`
           : null;
   return {
     role: loop.role,
@@ -134,6 +134,12 @@ async function readPonderProgress(db: pg.Pool, schema: string): Promise<Map<numb
     throw error;
   }
 }
+
+/**
+ * The developers write failing this long makes /ready 503: longer than a failure the next try
+ * mends (a deadlock, a restart), as the backoff goes; held rows and refused rows are no failure.
+ */
+export const WRITE_FAILING_READY_S = 120;
 
 export type DeveloperView = {
   wallet: string;

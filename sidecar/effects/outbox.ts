@@ -231,13 +231,6 @@ export async function deadLetterIdState(db: Queryable, id: bigint): Promise<stri
  * refusal and not written yet). The outbox's counted through partial indexes on state, so a large
  * outbox of sent jobs costs nothing here; the queue holds only developers not written yet.
  */
-/**
- * A developer queued this long has outlived every round that could have written it (the next
- * round's write, a held row's retries): the developers write is failing as a whole (a trigger
- * calling what it cannot find), while the cursor goes on. /ready says so (status.ts).
- */
-export const QUEUED_TOO_LONG_S = 120;
-
 export async function workCounts(db: Queryable) {
   type Counts = {
     pending: string;
@@ -246,23 +239,21 @@ export async function workCounts(db: Queryable) {
     refused: string;
     refused_last_hour: string;
     unwritten: string;
-    stuck: string;
+    write_failing_s: string | null;
   };
   // The queue in one pass: it runs for every /status, /metrics and /ready, and the leader's
   // alert check each second, and the queue holds thousands of rows during a catch-up.
   const { rows } = await db.query<Counts>(
     `SELECT (SELECT count(*) FROM stakesync.outbox WHERE state = 'pending') AS pending,
             (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
-            q.queued, q.refused, q.refused_last_hour, q.stuck,
-            (SELECT count(*) FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}) AS unwritten
+            q.queued, q.refused, q.refused_last_hour,
+            (SELECT count(*) FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}) AS unwritten,
+            (SELECT extract(epoch from now() - since)::int FROM stakesync.developers_write_failing) AS write_failing_s
        FROM (SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS queued,
                     -- Refused until written: also those a reconciliation put back in line (retryRefused).
                     count(*) FILTER (WHERE state = 'dead' OR attempts > 0) AS refused,
                     -- Of those, the developers first refused in the last hour (refused_at).
-                    count(*) FILTER (WHERE refused_at > now() - interval '1 hour') AS refused_last_hour,
-                    -- Waiting longer than any round leaves them: the developers write fails.
-                    count(*) FILTER (WHERE state = 'pending' AND attempts = 0
-                                       AND queued_at < now() - interval '${QUEUED_TOO_LONG_S} seconds') AS stuck
+                    count(*) FILTER (WHERE refused_at > now() - interval '1 hour') AS refused_last_hour
                FROM stakesync.developer_queue) q`,
   );
   const n = (key: keyof Counts) => Number(rows[0]?.[key] ?? 0);
@@ -273,7 +264,8 @@ export async function workCounts(db: Queryable) {
       refused: n("refused"),
       refusedLastHour: n("refused_last_hour"),
       unwritten: n("unwritten"),
-      stuck: n("stuck"),
+      /** Seconds the developers write has failed as a whole (write-failing.ts); null: it has not. */
+      writeFailingS: rows[0]?.write_failing_s == null ? null : Number(rows[0].write_failing_s),
     },
   };
 }

@@ -18,6 +18,7 @@ import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
+import { clearWriteFailing, noteWriteFailing, writeFailingNoted } from "./sql/write-failing";
 import { type CatchUp, failedWithOwnWrite, type RemovalGuard, type StepResult, statementError, syncStep } from "./step";
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
@@ -159,6 +160,8 @@ export class SyncLoop {
    */
   private writeFailures = 0;
   private writeRetryAt = Number.NEGATIVE_INFINITY;
+  /** stakesync.developers_write_failing has its row (write-failing.ts): the next success clears it. */
+  private writeFailingNoted = false;
   private readonly removalGuard: RemovalGuard = new Map();
   private sourceWatch = newWatch();
   private readonly deferredChains = new Set<number>();
@@ -343,9 +346,11 @@ export class SyncLoop {
     this.removalGuard.clear();
     this.ponderSeenIn = undefined;
     this.state.syncedThisTerm = false;
-    // A new term tries the developers write at once, as it reconciles at once.
+    // A new term tries the developers write at once, as it reconciles at once; a failure the
+    // last leader noted is cleared by this one's first write that succeeds.
     this.writeFailures = 0;
     this.writeRetryAt = Number.NEGATIVE_INFINITY;
+    this.writeFailingNoted = await writeFailingNoted(db);
     this.walletIndexed = await walletIndexed(db, this.config.developersTable);
     // What the instances showed then is no measure of them now, but for those a step left.
     this.sourceWatch = await startWatch(db, this.config);
@@ -419,10 +424,20 @@ export class SyncLoop {
             else request.reject(writeFailure);
           }
         }
-        if (writeFailure !== undefined) this.writeFailed(writeFailure);
-        else if (writeDue || this.writeFailures === 0) {
+        if (writeFailure !== undefined) {
+          this.writeFailed(writeFailure);
+          // For every sidecar's /ready (write-failing.ts): once is enough, the first time.
+          if (!this.writeFailingNoted) {
+            await noteWriteFailing(db, errorText(writeFailure));
+            this.writeFailingNoted = true;
+          }
+        } else if (writeDue || this.writeFailures === 0) {
           this.writeFailures = 0;
           this.writeRetryAt = Number.NEGATIVE_INFINITY;
+          if (writeDue && this.writeFailingNoted) {
+            await clearWriteFailing(db);
+            this.writeFailingNoted = false;
+          }
           this.recovered();
           this.state.syncedThisTerm = step.kind !== "waiting-for-ponder";
         }

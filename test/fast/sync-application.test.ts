@@ -384,7 +384,7 @@ describe("the application's own transactions on developers", () => {
       refused: 2,
       refusedLastHour: 2,
       unwritten: 0,
-      stuck: 0,
+      writeFailingS: null,
     });
     // Retried by an operator, before the rule is fixed: the same.
     const { rows } = await fake.db.query<{ id: string }>("SELECT id::text FROM stakesync.developer_queue");
@@ -425,7 +425,7 @@ describe("the application's own transactions on developers", () => {
         refused: 1,
         refusedLastHour: 1,
         unwritten: 0,
-        stuck: 0,
+        writeFailingS: null,
       });
     } finally {
       await app.end();
@@ -508,7 +508,7 @@ describe("the application's own transactions on developers", () => {
       refused: 0,
       refusedLastHour: 0,
       unwritten: 0,
-      stuck: 0,
+      writeFailingS: null,
     });
   });
 });

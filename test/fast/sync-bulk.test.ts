@@ -661,6 +661,12 @@ describe("a realtime block's own developers write", () => {
     await waitFor("the cursor at the new fork's confirmed block", async () => (await cursor()) >= block);
     const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
     expect(rows).toEqual([{ wallet: w, state: "pending" }]);
+    // Noted for every sidecar's /ready; cleared once the application's table takes the write.
+    const noted = async () => (await f.db.query("SELECT last_error FROM stakesync.developers_write_failing")).rows;
+    expect(await noted()).toEqual([{ last_error: expect.stringMatching(/does not exist/) }]);
+    await f.db.query("DROP TRIGGER broken ON developers");
+    await waitFor("the developer written", async () => (await f.developer(w))?.status === "active");
+    await waitFor("the note cleared", async () => (await noted()).length === 0);
   });
 
   it("answers a reconciliation asked for while the developers write backs off with that write's failure", async () => {
