@@ -3,8 +3,12 @@ import type { Logger } from "pino";
 import type { ChainConfig } from "../lib/config";
 import { callRpc, quantity } from "./json-rpc";
 
-/** The head's block, when it was polled, and since when it has been that block (`movedAt`). */
-export type Head = { block: number; at: number; movedAt?: number } | undefined;
+/**
+ * The head's block, when it was polled, and since when no poll has gone past the highest block
+ * polled (`movedAt`, `top`): a provider behind a balancer with nodes stuck at two heights
+ * alternates between them, and moves no further.
+ */
+export type Head = { block: number; at: number; movedAt?: number; top?: number } | undefined;
 
 /**
  * A head polled longer ago than this is not known: every RPC URL has failed since. The lag shown
@@ -37,8 +41,14 @@ export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId
           const block = await blockNumber(chain.rpcUrls);
           const now = Date.now();
           const last = heads.get(chain.id);
-          const movedAt = last?.movedAt !== undefined && block <= last.block ? last.movedAt : now;
-          heads.set(chain.id, { block, at: now, movedAt });
+          const top = last?.top ?? last?.block;
+          const moved = last?.movedAt === undefined || top === undefined || block > top;
+          heads.set(chain.id, {
+            block,
+            at: now,
+            movedAt: moved ? now : last.movedAt,
+            top: Math.max(block, top ?? block),
+          });
         } catch (error) {
           onError(chain.id);
           log.warn({ chain_id: chain.id, err: (error as Error).message.split("\n")[0] }, "RPC head request failed");

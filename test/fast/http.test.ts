@@ -99,11 +99,19 @@ describe("a provider stuck on an old block", () => {
     expect((await unset.appOn(pool).request("/ready")).status).toBe(200);
   });
 
-  it("notes when the polled head last moved", async () => {
-    // A node that answers block 7, then 7 again, then 8.
-    const answers = [7, 7, 8];
-    const node = http.createServer((_, res) => {
+  it("notes when the polled head last went past its highest block", async () => {
+    // A node that answers block 7, then 6 (a balancer's other node, stuck lower), 7, and holds
+    // its fourth answer, 8, until the test lets it go.
+    const answers = [7, 6, 7, 8];
+    let served = 0;
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const node = http.createServer(async (_, res) => {
       const block = answers.shift() ?? 8;
+      if (served === 3) await released;
+      served += 1;
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${block.toString(16)}` }));
     });
@@ -114,12 +122,16 @@ describe("a provider stuck on an old block", () => {
     try {
       await watch.ready;
       const first = watch.heads.get(CHAIN);
-      await waitFor("block 7 again", () => answers.length <= 1, { timeoutMs: 10_000, intervalMs: 10 });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor("blocks 6 and 7 again", () => served === 3 && watch.heads.get(CHAIN)?.block === 7, {
+        timeoutMs: 10_000,
+        intervalMs: 10,
+      });
       expect(watch.heads.get(CHAIN)).toMatchObject({ block: 7, movedAt: first?.movedAt });
+      release();
       await waitFor("block 8", () => watch.heads.get(CHAIN)?.block === 8, { timeoutMs: 10_000, intervalMs: 10 });
       expect(watch.heads.get(CHAIN)?.movedAt).toBeGreaterThan(first?.movedAt ?? Number.POSITIVE_INFINITY);
     } finally {
+      release();
       watch.stop();
       node.close();
     }
