@@ -20,6 +20,8 @@ export type ChainStatus = {
   synced: number;
   lagBlocks: number | null;
   confirmations: number;
+  /** Seconds the polled head has stood still past HEAD_STILL_MS (then `head` is null); else 0. */
+  stillS: number;
 };
 
 export type Status = {
@@ -38,9 +40,17 @@ export type Status = {
    * letters of kind developer_sync. `refusedLastHour`: of those, the developers first refused in
    * the last hour; ALERT_AFTER_REFUSED of them page `developers_refused`. `unwritten`: developers
    * whose stake a catch-up step synced while Ponder backfills, written by the step that ends the
-   * backfill (unwritten-developers.ts); the sidecar is not ready while any wait.
+   * backfill (unwritten-developers.ts); the sidecar is not ready while any wait. `writeFailingS`:
+   * how long the developers write has failed as a whole (write-failing.ts), or null; the sidecar
+   * is not ready once it reaches WRITE_FAILING_READY_S.
    */
-  developers: { queued: number; refused: number; refusedLastHour: number; unwritten: number };
+  developers: {
+    queued: number;
+    refused: number;
+    refusedLastHour: number;
+    unwritten: number;
+    writeFailingS: number | null;
+  };
   /** The kind and time of the last sync error; its text is in the logs, never in an HTTP answer. */
   lastError: { kind: string; at: string } | null;
   consecutiveErrors: number;

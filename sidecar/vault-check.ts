@@ -13,7 +13,7 @@
  * Whatever a provider may say because it is behind is no verdict: its head below START_BLOCK, no
  * code at the address (a wrong address, or a node not yet at the deployment) is said, not
  * refused. A provider that cannot answer (down, slow, or a node that keeps no state that old)
- * leaves the check undone, with a warning: the sync does not wait for it.
+ * leaves the check undone, with a warning: the sync waits for it 2 s at most (main.ts).
  */
 import { formatUnits } from "viem";
 import type { ChainConfig, SidecarConfig } from "../lib/config";

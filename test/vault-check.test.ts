@@ -1,7 +1,7 @@
 /**
  * The sidecar checks each chain's vault against the chain at start (sidecar/vault-check.ts): a
- * START_BLOCK after stakes were made, or an address with no contract, stops it with one line; a
- * provider that cannot say lets it start. Against a real anvil with the vault deployed.
+ * START_BLOCK after stakes were made, or an RPC URL of another chain, stops it with one line; an
+ * address with no contract, or a provider that cannot say, lets it start with a warning. Against a real anvil with the vault deployed.
  */
 import { createServer } from "node:net";
 import { toFunctionSelector } from "viem";
@@ -36,7 +36,7 @@ describe("the vault's check at start", () => {
     expect(item && toFunctionSelector(item as never)).toBe(TOTAL_STAKED_SELECTOR);
   });
 
-  it("refuses a START_BLOCK after stakes, or an address without a contract; passes the deployment block; leaves a dead provider unchecked", async () => {
+  it("refuses a START_BLOCK after stakes or another chain's RPC; passes the deployment block; warns of an address without a contract or a dead provider", async () => {
     const chain = await startChain();
     const [w] = wallets(1, "vault-check") as [`0x${string}`];
     await chain.vault.fund(100n * USDC);

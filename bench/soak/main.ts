@@ -102,5 +102,9 @@ row("alerts no injected fault explains", list(report.alerts.withoutFault));
 row("alerts during faults that need not raise them, by fault and rule", list(report.alerts.pagedAnyway ?? {}));
 const counts = Object.values(report.emailsPerDeveloper);
 row("welcome emails per developer", counts.length === 0 ? "none" : `max ${Math.max(...counts)} over ${counts.length}`);
+row(
+  "welcome jobs waiting out the lease of a sidecar killed after claiming them",
+  String(report.welcomesAwaitingKilledClaim?.length ?? 0),
+);
 for (const v of report.violations) process.stderr.write(`VIOLATION ${v}\n`);
 process.exit(report.violations.length === 0 ? 0 : 1);

@@ -27,7 +27,7 @@ export const HTTP_STATEMENT_MS = 10_000;
 /** How long a query of the effects' pool waits for its answer before its connection is dropped. */
 export const EFFECTS_QUERY_MS = 60_000;
 
-/** Both pools: connecting waits at most this long; keepalives probe a connection idle this long. */
+/** The pools (the HTTP one connects within 2 s): connecting waits at most this long; keepalives probe a connection idle this long. */
 export const CONNECT_MS = 10_000;
 export const KEEPALIVE_MS = 10_000;
 

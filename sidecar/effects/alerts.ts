@@ -159,7 +159,10 @@ export class Alerts {
     this.lanes.set(payload.rule, lane);
   }
 
-  /** Resolves once every webhook delivery handed over so far has ended (delivered or given up). */
+  /**
+   * Resolves once every webhook delivery handed over so far has ended: delivered, given up (a
+   * firing), superseded, or, for a resolved, the rule fired again since.
+   */
   delivered() {
     return Promise.all([...this.lanes.values()].map((lane) => lane.last)).then(() => undefined);
   }

@@ -1,4 +1,8 @@
-/** Runs the outbox worker and the alert rules, each once a second, while this sidecar leads. */
+/**
+ * Runs the outbox worker and the alert rules, each once a second, on every sidecar: the rules
+ * and the sends while it leads; leader or not, the records of sends, the outbox probe, its own
+ * `database_unreachable` page and the announcement of its settings.
+ */
 import type pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";

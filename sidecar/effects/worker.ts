@@ -1,5 +1,7 @@
 /**
- * The leader's outbox worker: skips jobs of developers without an email, sends the rest once.
+ * The outbox worker, on every sidecar: while its sidecar leads, it skips jobs of developers without
+ * an email and sends the rest once; leader or not, it records first the emails it sent whose
+ * record failed, and writes nothing to the outbox each tick to know of a break (the take-over).
  * One job at a time, each claimed with its own lease and checked against the fence right before
  * its send: a worker whose sidecar lost leadership (its connection ended, a standby took over)
  * stops at the next job and sends nothing more.
