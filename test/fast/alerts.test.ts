@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
-import { Alerts } from "../../sidecar/effects/alerts";
+import { Alerts, type Rule, type Severity } from "../../sidecar/effects/alerts";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { PauseWatch } from "../../sidecar/effects/pause-watch";
 import { startEffects } from "../../sidecar/effects/run";
@@ -41,6 +41,43 @@ const sidecarAlerts = (repeatMs = 60_000) =>
     db: fake.db,
   });
 const sent = () => webhook.alerts.map((a) => `${a.rule} ${a.state}`);
+
+/** The last leader fired `rule`, delivered and stored it, and stood down: the page it left. */
+async function lastLeaderLeft(rule: Rule, severity: Severity, text: string) {
+  const first = sidecarAlerts();
+  await first.adopt();
+  first.set(rule, true, severity, text);
+  await Promise.all([first.flush(), first.delivered()]);
+  first.standDown();
+}
+
+/** The sidecar's effects (run.ts) on `pool`, started as main.ts starts them, with these alerts. */
+function effectsOn(
+  pool: pg.Pool,
+  {
+    metrics,
+    heads,
+    ownAlerts,
+    loop,
+  }: Pick<ReturnType<typeof sidecarParts>, "metrics" | "heads" | "ownAlerts" | "loop">,
+  alerts: Alerts,
+  pauses?: PauseWatch,
+) {
+  const log = createLogger("error");
+  return startEffects({
+    config: fake.config,
+    pool,
+    heads,
+    indexer: new IndexerWatch(fake.config, pool),
+    loop,
+    worker: new OutboxWorker(fake.config, pool, log, metrics),
+    monitor: new AlertMonitor(fake.config, heads, alerts),
+    alerts,
+    ownAlerts,
+    log,
+    ...(pauses ? { pauses } : {}),
+  });
+}
 
 it("resolves, on the next leader, a rule the last one left firing when its condition cleared meanwhile", async () => {
   fake = await fakePonder();
@@ -314,11 +351,7 @@ it("keeps, on the next leader, an rpc_failing page the last one left, until Pond
 it("keeps, on the next leader, a consecutive_errors page the last one left until a round of its own has synced", async () => {
   fake = await fakePonder();
   webhook = await startWebhook();
-  const first = sidecarAlerts();
-  await first.adopt();
-  first.set("consecutive_errors", true, "critical", "7 consecutive sync errors");
-  await Promise.all([first.flush(), first.delivered()]);
-  first.standDown();
+  await lastLeaderLeft("consecutive_errors", "critical", "7 consecutive sync errors");
 
   // Repeated at every check here: what it repeats is the page it adopted.
   const next = sidecarAlerts(0);
@@ -351,7 +384,6 @@ it("keeps, on the next leader, a consecutive_errors page the last one left until
 it("evaluates no rule for a while after the sidecar itself was stopped, then pages as before", async () => {
   fake = await fakePonder();
   const { metrics, heads, alerts, ownAlerts, loop } = sidecarParts(fake.config);
-  const log = createLogger("error");
   // No head for a minute: rpc_failing, once the rules run. The sidecar believes it leads, as one
   // back from a freeze does until its loop hears that its session ended.
   heads.set(CHAIN, { block: 30, at: Date.now() - 60_000 });
@@ -360,19 +392,7 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
   // Its timer's beat 15 s late: the process was stopped and resumed just now. Settles in 1.5 s here.
   const pauses = new PauseWatch(1000, 1500, performance.now() - 16_000);
   pauses.tick();
-  const stop = startEffects({
-    config: fake.config,
-    pool,
-    heads,
-    indexer: new IndexerWatch(fake.config, pool),
-    loop,
-    worker: new OutboxWorker(fake.config, pool, log, metrics),
-    monitor: new AlertMonitor(fake.config, heads, alerts),
-    alerts,
-    ownAlerts,
-    log,
-    pauses,
-  });
+  const stop = effectsOn(pool, { metrics, heads, ownAlerts, loop }, alerts, pauses);
   try {
     const resumedAt = performance.now();
     await waitFor("rpc_failing", () => alerts.firing().some((a) => a.rule === "rpc_failing"));
@@ -387,16 +407,10 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
 it("judges no rule on reads that outlasted its term: the leader stood down during them", async () => {
   fake = await fakePonder();
   webhook = await startWebhook();
-  // The last leader left `lag` firing.
-  const first = sidecarAlerts();
-  await first.adopt();
-  first.set("lag", true, "warning", "sync lag above 100 blocks");
-  await Promise.all([first.flush(), first.delivered()]);
-  first.standDown();
+  await lastLeaderLeft("lag", "warning", "sync lag above 100 blocks");
 
   const { metrics, heads, ownAlerts, loop } = sidecarParts(fake.config);
   const alerts = sidecarAlerts();
-  const log = createLogger("error");
   loop.state.role = "leader";
   loop.state.leaderPid = 4242;
   const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
@@ -404,18 +418,7 @@ it("judges no rule on reads that outlasted its term: the leader stood down durin
   const holder = new pg.Client({ connectionString: fake.url });
   await holder.connect();
   await holder.query("BEGIN; LOCK TABLE stakesync.developer_queue IN ACCESS EXCLUSIVE MODE");
-  const stop = startEffects({
-    config: fake.config,
-    pool,
-    heads,
-    indexer: new IndexerWatch(fake.config, pool),
-    loop,
-    worker: new OutboxWorker(fake.config, pool, log, metrics),
-    monitor: new AlertMonitor(fake.config, heads, alerts),
-    alerts,
-    ownAlerts,
-    log,
-  });
+  const stop = effectsOn(pool, { metrics, heads, ownAlerts, loop }, alerts);
   try {
     await waitFor("a tick's reads waiting", async () => {
       const { rows } = await fake.db.query(

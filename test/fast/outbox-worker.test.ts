@@ -44,29 +44,41 @@ async function welcomeDue(w: string, email: string) {
   return { smtp, fake: due, db: due.db, state, leader };
 }
 
-it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
-  const { smtp, fake, db, state } = await welcomeDue(wallet(1), "dave@example.test");
+/**
+ * The fake's database closing and reopening its door, as a restart or an outage does: `close`
+ * lets no new connection in and ends every one but `db`'s and the leader's. A database cannot
+ * shut its own door: this is done from another one.
+ */
+async function databaseDoor(fake: Fake, db: pg.Client, leaderPid: number | null) {
   const database = new URL(fake.url).pathname.slice(1);
-  // A database cannot shut its own door: this is done from another one.
   const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
   await admin.connect();
   ends.push(() => admin.end());
+  ends.push(() => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`));
+  return {
+    close: async () => {
+      await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
+      await db.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), $1)`,
+        [leaderPid],
+      );
+    },
+    open: () => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`),
+  };
+}
+
+it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(1), "dave@example.test");
+  const door = await databaseDoor(fake, db, state.leaderPid);
   const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
   pool.on("error", () => undefined); // its idle connection is ended below, as a restart ends it
   ends.push(() => pool.end());
   const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]));
-  ends.push(() => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`));
 
   // The database goes away while the server takes the email: the worker's connection ends, and
   // no new one is let in, so the record of the send fails.
-  smtp.state.beforeAccepting = async () => {
-    await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
-    await db.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), $1)`,
-      [state.leaderPid],
-    );
-  };
+  smtp.state.beforeAccepting = door.close;
   await worker.tick(state);
   expect(smtp.mails).toHaveLength(1);
   const job = async () =>
@@ -76,7 +88,7 @@ it("records an email the SMTP server took once the database is back, whoever lea
   // Back, with the claim's lease run out (the outage lasted) and this sidecar no longer leading:
   // its next tick records the send, and nothing is claimed again.
   smtp.state.beforeAccepting = undefined;
-  await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`);
+  await door.open();
   await db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
   await worker.tick({ ...state, role: "standby", leaderPid: null });
   expect(await job()).toEqual([{ state: "sent", attempts: 1, expired: null }]);
@@ -87,11 +99,7 @@ it("records an email the SMTP server took once the database is back, whoever lea
 
 it("after an outage longer than the claim's lease, a worker that met it lets the one that sent the email record it, and sends it once", async () => {
   const { smtp, fake, db, state, leader } = await welcomeDue(wallet(3), "frank@example.test");
-  const database = new URL(fake.url).pathname.slice(1);
-  const admin = new pg.Client({ connectionString: fake.url.replace(`/${database}`, "/postgres") });
-  await admin.connect();
-  ends.push(() => admin.end());
-  ends.push(() => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`));
+  const door = await databaseDoor(fake, db, state.leaderPid);
   const poolOf = () => {
     const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
     pool.on("error", () => undefined); // its idle connection is ended below, as a restart ends it
@@ -116,14 +124,7 @@ it("after an outage longer than the claim's lease, a worker that met it lets the
   await tickB(standby, 200_000);
 
   // a's sidecar leads; the database goes away while the server takes the email: its record fails.
-  smtp.state.beforeAccepting = async () => {
-    await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
-    await db.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), $1)`,
-      [state.leaderPid],
-    );
-  };
+  smtp.state.beforeAccepting = door.close;
   await a.tick(state);
   expect(smtp.mails).toHaveLength(1);
   smtp.state.beforeAccepting = undefined;
@@ -132,7 +133,7 @@ it("after an outage longer than the claim's lease, a worker that met it lets the
 
   // The outage outlasted the claim's lease; b's sidecar leads when the database is back and ticks
   // before a does. Meanwhile the application cleared the developer's email.
-  await admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`);
+  await door.open();
   await db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
   await db.query("UPDATE developers SET email = NULL WHERE wallet_address = $1", [wallet(3)]);
   await leader.client.query("SELECT pg_advisory_unlock_all()");

@@ -52,6 +52,16 @@ async function startLoop(f: Fake) {
   return { lines, changes };
 }
 
+/**
+ * An application trigger on developers that fails every UPDATE with `body`'s error (by default
+ * a function it cannot find), on either path of the write. Dropped with `DROP TRIGGER broken ON developers`.
+ */
+async function breakDevelopersWrites(f: Fake, body = "PERFORM no_such_function()") {
+  await f.db.query(`
+    CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${body}; RETURN NEW; END $$;
+    CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+}
+
 const WALLETS = 200;
 const BASE = 0x1000;
 const EVENTS = 2000;
@@ -574,53 +584,34 @@ describe("a realtime block's own developers write", () => {
     expect(await jobs(queued)).toEqual([{ state: "skipped", skip_reason: "historic" }]);
   });
 
-  it("moves the cursor on past an application error that fails every developers write: the next tries queue", async () => {
-    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
-    const w = wallet(0x7300);
-    await f.register(w, "dev@example.com");
-    const { changes } = await startLoop(f);
-    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
-    // A trigger that calls what it cannot find: every write of a developer fails, on either path.
-    await f.db.query(`
-      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM no_such_function(); RETURN NEW; END $$;
-      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
-    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
-    // Taken for the step's error, it held the cursor (the stakes, reorgs) with the write.
-    const confirmed = 12 - (f.config.chains[0]?.confirmations ?? 0);
-    await waitFor("the cursor at the block", async () => {
-      const { rows } = await f.db.query("SELECT block FROM stakesync.cursor");
-      return Number(rows[0]?.block) >= confirmed;
-    });
-    await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 2);
-    expect(changes).toEqual([]);
-    const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
-    expect(rows).toEqual([{ wallet: w, state: "pending" }]);
-  });
-
   it.each([
+    ["a function it cannot find (42883)", "PERFORM no_such_function()"],
+    // Codes and messages the loop's classify takes for Ponder's or the database's: still the write's.
     ["a table it names without its schema (42P01, the code of Ponder's tables gone)", "PERFORM 1 FROM no_such_table"],
     ["a column whose name reads like a lost connection (42703)", "PERFORM closed_at FROM developers LIMIT 1"],
-  ])("moves the cursor on past an application trigger's error on %s", async (_, body) => {
-    const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
-    const w = wallet(0x7310);
-    await f.register(w, "dev@example.com");
-    await startLoop(f);
-    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
-    await f.db.query(`
-      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${body}; RETURN NEW; END $$;
-      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
-    await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
-    // Taken for Ponder's or the database's error, it never made the next tries queue: the cursor
-    // stayed with the write.
-    const confirmed = 12 - (f.config.chains[0]?.confirmations ?? 0);
-    await waitFor("the cursor at the block", async () => {
-      const { rows } = await f.db.query("SELECT block FROM stakesync.cursor");
-      return Number(rows[0]?.block) >= confirmed;
-    });
-    const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
-    expect(rows).toEqual([{ wallet: w, state: "pending" }]);
-  });
+  ])(
+    "moves the cursor on past an application trigger's error on %s that fails every developers write: the next tries queue",
+    async (_, body) => {
+      const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+      const w = wallet(0x7300);
+      await f.register(w, "dev@example.com");
+      const { changes } = await startLoop(f);
+      await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+      // Every write of a developer fails, on either path.
+      await breakDevelopersWrites(f, body);
+      await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+      // Taken for the step's error, it held the cursor (the stakes, reorgs) with the write.
+      const confirmed = 12 - (f.config.chains[0]?.confirmations ?? 0);
+      await waitFor("the cursor at the block", async () => {
+        const { rows } = await f.db.query("SELECT block FROM stakesync.cursor");
+        return Number(rows[0]?.block) >= confirmed;
+      });
+      await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 2);
+      expect(changes).toEqual([]);
+      const { rows } = await f.db.query("SELECT wallet, state FROM stakesync.developer_queue");
+      expect(rows).toEqual([{ wallet: w, state: "pending" }]);
+    },
+  );
 
   it.each([
     ["a function it cannot find", "no_such_function()"],
@@ -637,9 +628,7 @@ describe("a realtime block's own developers write", () => {
     await waitFor("the cursor past v's stake", async () => (await cursor()) >= 21);
     // The application's table now fails every write of a developer: w's stake queues, and the
     // queue's write fails round after round.
-    await f.db.query(`
-      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM ${call}; RETURN NEW; END $$;
-      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+    await breakDevelopersWrites(f, `PERFORM ${call}`);
     await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 24 }], 27);
     await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 3);
     // A reorg deeper than CONFIRMATIONS takes v's stake back; the new fork goes on.
@@ -675,9 +664,7 @@ describe("a realtime block's own developers write", () => {
     await f.register(w, "dev@example.com");
     await startLoop(f);
     await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
-    await f.db.query(`
-      CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM no_such_function(); RETURN NEW; END $$;
-      CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
+    await breakDevelopersWrites(f);
     await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
     // The step that carried the write fails first (its next tries queue), then the queue's write.
     await waitFor("the developers write failing", () => (loop?.state.consecutiveErrors ?? 0) >= 2, {
