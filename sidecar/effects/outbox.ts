@@ -12,6 +12,7 @@ import { EFFECTS_QUERY_MS } from "../db/pools";
 import type { Queryable } from "../db/queryable";
 import { leaderLockHeldBy } from "../leader";
 import { stillWaits } from "../sync/sql/unwritten-developers";
+import { WRITE_FAILING_CURRENT_S } from "../sync/sql/write-failing";
 import { SEND_DEADLINE_MS } from "./mailer";
 
 export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts: number; email: string | null };
@@ -248,7 +249,8 @@ export async function workCounts(db: Queryable) {
             (SELECT count(*) FROM stakesync.outbox WHERE state = 'dead') AS dead,
             q.queued, q.refused, q.refused_last_hour,
             (SELECT count(*) FROM stakesync.unwritten_developer u WHERE ${stillWaits("u")}) AS unwritten,
-            (SELECT extract(epoch from now() - since)::int FROM stakesync.developers_write_failing) AS write_failing_s
+            (SELECT extract(epoch from now() - since)::int FROM stakesync.developers_write_failing
+              WHERE failed_at > now() - interval '${WRITE_FAILING_CURRENT_S} seconds') AS write_failing_s
        FROM (SELECT count(*) FILTER (WHERE state = 'pending' AND attempts = 0) AS queued,
                     -- Refused until written: also those a reconciliation put back in line (retryRefused).
                     count(*) FILTER (WHERE state = 'dead' OR attempts > 0) AS refused,

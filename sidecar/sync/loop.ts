@@ -426,11 +426,14 @@ export class SyncLoop {
         }
         if (writeFailure !== undefined) {
           this.writeFailed(writeFailure);
-          // For every sidecar's /ready (write-failing.ts): once is enough, the first time.
-          if (!this.writeFailingNoted) {
-            await noteWriteFailing(db, errorText(writeFailure));
-            this.writeFailingNoted = true;
-          }
+          // For every sidecar's /ready (write-failing.ts), at each failed try (a failing round's
+          // statement, none in a healthy one). Not noted: the round stands all the same.
+          await noteWriteFailing(db, errorText(writeFailure)).then(
+            () => {
+              this.writeFailingNoted = true;
+            },
+            (error: unknown) => this.log.warn({ err: errorText(error) }, "could not note the developers write failing"),
+          );
         } else if (writeDue || this.writeFailures === 0) {
           this.writeFailures = 0;
           this.writeRetryAt = Number.NEGATIVE_INFINITY;

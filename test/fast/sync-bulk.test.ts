@@ -658,6 +658,18 @@ describe("a realtime block's own developers write", () => {
     await waitFor("the note cleared", async () => (await noted()).length === 0);
   });
 
+  it("clears, in a new term's first round that writes, the failure a dead leader noted", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10" });
+    await f.db.query(
+      "INSERT INTO stakesync.developers_write_failing (since, failed_at, last_error) VALUES (now() - interval '1 hour', now(), 'x')",
+    );
+    await startLoop(f);
+    await waitFor("the note cleared", async () => {
+      const { rows } = await f.db.query("SELECT 1 FROM stakesync.developers_write_failing");
+      return rows.length === 0;
+    });
+  });
+
   it("answers a reconciliation asked for while the developers write backs off with that write's failure", async () => {
     const f = await fake({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "3000" });
     const w = wallet(0x7330);

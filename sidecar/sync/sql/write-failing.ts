@@ -1,14 +1,24 @@
 /**
  * Whether the queue's developers write is failing as a whole, kept in
  * stakesync.developers_write_failing (migration 015) for every sidecar's /ready: the leader notes
- * the first failure (and the latest error, redacted), and clears it once a write succeeds.
+ * each failed try (when, and its error, redacted), and clears it once a write succeeds.
  */
 import type { Queryable } from "../../db/queryable";
 
+/**
+ * A failed try this recent keeps the failure current; longer ago, the row is stale: the write
+ * is tried at least every MAX_BACKOFF_MS (a minute) while it fails, so this is two tries and a margin.
+ */
+export const WRITE_FAILING_CURRENT_S = 150;
+
+/** A failed try: its time and error; an episode begins anew after a stale row. */
 export async function noteWriteFailing(db: Queryable, error: string) {
   await db.query(
     `INSERT INTO stakesync.developers_write_failing (last_error) VALUES ($1)
-     ON CONFLICT (only_row) DO UPDATE SET last_error = $1`,
+     ON CONFLICT (only_row) DO UPDATE
+       SET last_error = $1, failed_at = now(),
+           since = CASE WHEN developers_write_failing.failed_at < now() - interval '${WRITE_FAILING_CURRENT_S} seconds'
+                        THEN now() ELSE developers_write_failing.since END`,
     [error.slice(0, 1000)],
   );
 }
