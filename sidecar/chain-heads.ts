@@ -5,10 +5,11 @@ import { callRpc, quantity } from "./json-rpc";
 
 /**
  * The head's block, when it was polled, and since when no poll has gone past the highest block
- * polled (`movedAt`, `top`): a provider behind a balancer with nodes stuck at two heights
- * alternates between them, and moves no further.
+ * polled within HEAD_STILL_MS before it (`movedAt`): a provider behind a balancer with nodes
+ * stuck at two heights alternates between them, and moves no further; one answer far off (a
+ * member on another network) leaves that window, instead of holding the head still for good.
  */
-export type Head = { block: number; at: number; movedAt?: number; top?: number } | undefined;
+export type Head = { block: number; at: number; movedAt?: number } | undefined;
 
 /**
  * A head polled longer ago than this is not known: every RPC URL has failed since. The lag shown
@@ -34,6 +35,8 @@ const blockNumber = (urls: string[]) => callRpc(urls, "eth_blockNumber", [], (re
 
 export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId: number) => void, intervalMs = 2000) {
   const heads = new Map<number, Head>();
+  /** Per chain, the blocks polled within its HEAD_STILL_MS. */
+  const recent = new Map<number, { block: number; at: number }[]>();
   const poll = async () => {
     await Promise.all(
       chains.map(async (chain) => {
@@ -41,14 +44,10 @@ export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId
           const block = await blockNumber(chain.rpcUrls);
           const now = Date.now();
           const last = heads.get(chain.id);
-          const top = last?.top ?? last?.block;
-          const moved = last?.movedAt === undefined || top === undefined || block > top;
-          heads.set(chain.id, {
-            block,
-            at: now,
-            movedAt: moved ? now : last.movedAt,
-            top: Math.max(block, top ?? block),
-          });
+          const window = (recent.get(chain.id) ?? []).filter((s) => now - s.at <= (chain.headStillMs ?? 0));
+          const moved = last?.movedAt === undefined || window.every((s) => block > s.block);
+          recent.set(chain.id, [...window, { block, at: now }]);
+          heads.set(chain.id, { block, at: now, movedAt: moved ? now : last.movedAt });
         } catch (error) {
           onError(chain.id);
           log.warn({ chain_id: chain.id, err: (error as Error).message.split("\n")[0] }, "RPC head request failed");

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
-import { watchHeads } from "../../sidecar/chain-heads";
+import { freshBlock, watchHeads } from "../../sidecar/chain-heads";
 import { createPools } from "../../sidecar/db/pools";
 import type { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
@@ -99,6 +99,34 @@ describe("a provider stuck on an old block", () => {
     expect((await unset.appOn(pool).request("/ready")).status).toBe(200);
   });
 
+  it("forgets, once HEAD_STILL_MS has passed, one answer far ahead of the chain", async () => {
+    // A balancer member on another network answers once with a far block; the chain goes on.
+    let block = 7;
+    let first = true;
+    const node = http.createServer((_, res) => {
+      const answer = first ? 1_000_000 : ++block;
+      first = false;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${answer.toString(16)}` }));
+    });
+    await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+    const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url], headStillMs: 1000 }));
+    const watch = watchHeads(chains, createLogger("silent"), () => undefined, 100);
+    try {
+      // Before, the far block stayed the one to pass: the head "stood still" until the chain
+      // reached it (never, on this chain), /ready 503 and rpc_failing for good.
+      await waitFor(
+        "a head that moves again",
+        () => block > 20 && freshBlock(watch.heads.get(CHAIN), Date.now(), 1000) !== null,
+        { timeoutMs: 20_000, intervalMs: 50 },
+      );
+    } finally {
+      watch.stop();
+      node.close();
+    }
+  });
+
   it("notes when the polled head last went past its highest block", async () => {
     // A node that answers block 7, then 6 (a balancer's other node, stuck lower), 7, and holds
     // its fourth answer, 8, until the test lets it go.
@@ -117,7 +145,7 @@ describe("a provider stuck on an old block", () => {
     });
     await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
-    const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url] }));
+    const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url], headStillMs: 60_000 }));
     const watch = watchHeads(chains, createLogger("silent"), () => undefined, 100);
     try {
       await watch.ready;
