@@ -170,16 +170,19 @@ export class Alerts {
   /**
    * Whether the rule fired again after `payload` (a resolved) was made: a resolved retried for
    * long may outlive this sidecar's term, and another leader's firing of the rule since must not
-   * be closed by it. Unknown (no database, or none answering): no.
+   * be closed by it. Asked without clocks: once this sidecar's own DELETE of the rule's row is in
+   * (`stored`), a row for the rule is a firing made since. (If that DELETE failed, its row stays:
+   * the resolved is dropped, and the next leader adopts the page and resolves it, as it clears.)
+   * Unknown (no database, or none answering): no.
    */
   private async firedSince(payload: AlertPayload): Promise<boolean> {
     const { db } = this.options;
     if (!db) return false;
+    await this.stored;
     const { rows } = await db
-      .query<{ fired: boolean }>(
-        "SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1 AND sent_at > $2) AS fired",
-        [payload.rule, payload.at],
-      )
+      .query<{ fired: boolean }>("SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1) AS fired", [
+        payload.rule,
+      ])
       .catch(() => ({ rows: [] as { fired: boolean }[] }));
     return rows[0]?.fired === true;
   }

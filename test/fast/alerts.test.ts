@@ -208,10 +208,17 @@ it("drops a resolved still retried once another leader has fired the rule again"
     await first.flush();
     first.standDown();
     // Another leader fires it again, and gets through.
+    // Its clock 30 s behind this one's (two hosts): its firing's sent_at is earlier than the
+    // resolved's time, which must not matter.
     const next = alertsOf();
     await next.adopt();
-    await new Promise((resolve) => setTimeout(resolve, 10)); // a later sent_at than the resolved's
-    next.set("lag", true, "warning", "sync lag above 100 blocks");
+    const realNow = Date.now;
+    Date.now = () => realNow() - 30_000;
+    try {
+      next.set("lag", true, "warning", "sync lag above 100 blocks");
+    } finally {
+      Date.now = realNow;
+    }
     await Promise.all([next.flush(), next.delivered()]);
     // The first sidecar's receiver is back: its old resolved must not close the new page.
     refuseResolved = false;
