@@ -27,6 +27,7 @@ import {
 import { freePort } from "../../lib/ports";
 import { waitFor } from "../../lib/wait";
 import { createDevelopersTable } from "../../sidecar/db/developers-table";
+import { LEASE_MS } from "../../sidecar/effects/outbox";
 import { createLogger } from "../../sidecar/log";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { stillWaits } from "../../sidecar/sync/sql/unwritten-developers";
@@ -505,7 +506,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const faultBefore = (at: number) => faultStarts.filter((f) => f.at <= at).at(-1);
     const faultRecords: FaultRecord[] = [];
     /** The sidecar processes SIGKILLed: a welcome job one of them claimed waits out its lease. */
-    const killedSidecarPids = new Set<number>();
+    const killedSidecarPids = new Map<number, number>();
     const recoveries: Record<string, number[]> = {};
     /** Per fault kind, how long after recovery both Ponder instances were ready and current. */
     const pondersBack: Record<string, number[]> = {};
@@ -626,7 +627,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           expects = { none: "a sidecar (Prometheus watches them)" };
           if (kind === "sidecar_kill") {
             const pid = processes[sidecar]?.process.pid;
-            if (pid !== undefined) killedSidecarPids.add(pid);
+            if (pid !== undefined) killedSidecarPids.set(pid, Date.now());
             await processes[sidecar]?.kill();
           } else await processes[sidecar]?.stop();
           await sleep(2000);
@@ -979,12 +980,24 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         violations.push(`${wallet}: a welcome email, never active at a confirmed block`);
       }
     }
-    const { rows: jobs } = await db.query<{ wallet: string; state: string; holder: string | null }>(
-      `SELECT wallet, state, CASE WHEN locked_until > now() THEN locked_by END AS holder
+    const { rows: jobs } = await db.query<{
+      wallet: string;
+      state: string;
+      holder: string | null;
+      claimed: Date | null;
+    }>(
+      `SELECT wallet, state, CASE WHEN locked_until > now() THEN locked_by END AS holder,
+              CASE WHEN locked_until > now() THEN locked_until - make_interval(secs => $1::double precision / 1000) END
+                AS claimed
          FROM stakesync.outbox WHERE kind = 'welcome_email'`,
+      [LEASE_MS],
     );
     const jobState = new Map(jobs.map((j) => [j.wallet, j.state]));
-    const waitingOutKill = awaitingKilledClaim(jobs, killedSidecarPids);
+    const waitingOutKill = awaitingKilledClaim(
+      jobs.map((j) => ({ ...j, claimedAt: j.claimed?.getTime() ?? null })),
+      killedSidecarPids,
+      (wallet) => (emails[wallet] ?? 0) > 0,
+    );
     // Every developer the sync ever activated (staked_at is written then), active now or not.
     for (const row of rows) {
       if (row.staked_at === null) continue;
