@@ -78,6 +78,29 @@ describe("the sidecar's own head polls failing", () => {
   });
 });
 
+/**
+ * The sidecar's head polls (chain-heads.ts, every 100 ms) against a node of the test's own, whose
+ * answer to each eth_blockNumber is `next()`, with HEAD_STILL_MS `headStillMs`.
+ */
+async function headsOf(headStillMs: number, next: () => number | Promise<number>) {
+  const node = http.createServer(async (_, res) => {
+    const block = await next();
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${block.toString(16)}` }));
+  });
+  await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+  const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url], headStillMs }));
+  const watch = watchHeads(chains, createLogger("silent"), () => undefined, 100);
+  return {
+    watch,
+    stop: () => {
+      watch.stop();
+      node.close();
+    },
+  };
+}
+
 describe("a provider stuck on an old block", () => {
   it("makes /ready 503 once the polled head has stood still past HEAD_STILL_MS, though it answers", async () => {
     const config = { ...fake.config, chains: fake.config.chains.map((c) => ({ ...c, headStillMs: 60_000 })) };
@@ -103,16 +126,11 @@ describe("a provider stuck on an old block", () => {
     // A balancer member on another network answers once with a far block; the chain goes on.
     let block = 7;
     let first = true;
-    const node = http.createServer((_, res) => {
+    const { watch, stop } = await headsOf(1000, () => {
       const answer = first ? 1_000_000 : ++block;
       first = false;
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${answer.toString(16)}` }));
+      return answer;
     });
-    await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
-    const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url], headStillMs: 1000 }));
-    const watch = watchHeads(chains, createLogger("silent"), () => undefined, 100);
     try {
       // Before, the far block stayed the one to pass: the head "stood still" until the chain
       // reached it (never, on this chain), /ready 503 and rpc_failing for good.
@@ -122,8 +140,7 @@ describe("a provider stuck on an old block", () => {
         { timeoutMs: 20_000, intervalMs: 50 },
       );
     } finally {
-      watch.stop();
-      node.close();
+      stop();
     }
   });
 
@@ -136,17 +153,12 @@ describe("a provider stuck on an old block", () => {
     const released = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const node = http.createServer(async (_, res) => {
+    const { watch, stop } = await headsOf(60_000, async () => {
       const block = answers.shift() ?? 8;
       if (served === 3) await released;
       served += 1;
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${block.toString(16)}` }));
+      return block;
     });
-    await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
-    const chains = fake.config.chains.map((c) => ({ ...c, rpcUrls: [url], headStillMs: 60_000 }));
-    const watch = watchHeads(chains, createLogger("silent"), () => undefined, 100);
     try {
       await watch.ready;
       const first = watch.heads.get(CHAIN);
@@ -160,8 +172,7 @@ describe("a provider stuck on an old block", () => {
       expect(watch.heads.get(CHAIN)?.movedAt).toBeGreaterThan(first?.movedAt ?? Number.POSITIVE_INFINITY);
     } finally {
       release();
-      watch.stop();
-      node.close();
+      stop();
     }
   });
 });
