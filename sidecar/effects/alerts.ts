@@ -109,13 +109,16 @@ export class Alerts {
       this.rules.set(rule, { ...state, firing: false });
       this.store("DELETE FROM stakesync.alert_firing WHERE rule = $1", [rule]);
       this.options.metrics.alertFiring.set({ rule }, 0);
-      this.deliver({
-        text: `resolved: ${state.text}`,
-        severity: "info",
-        rule,
-        at: new Date(now).toISOString(),
-        state: "resolved",
-      });
+      this.deliver(
+        {
+          text: `resolved: ${state.text}`,
+          severity: "info",
+          rule,
+          at: new Date(now).toISOString(),
+          state: "resolved",
+        },
+        new Date(state.lastSentAt),
+      );
     }
   }
 
@@ -147,7 +150,8 @@ export class Alerts {
       .catch((error: Error) => log.warn({ err: error.message }, "cannot record the alert's state"));
   }
 
-  private deliver(payload: AlertPayload) {
+  /** `ownSentAt`: for a resolved, the sent_at of the row this sidecar wrote or adopted (firedSince). */
+  private deliver(payload: AlertPayload, ownSentAt?: Date) {
     const level = payload.state === "resolved" ? "info" : payload.severity === "critical" ? "error" : "warn";
     this.options.log[level]({ alert: payload }, `alert ${payload.state}: ${payload.rule}`);
     const url = this.options.webhookUrl;
@@ -155,7 +159,7 @@ export class Alerts {
     const lane = this.lanes.get(payload.rule) ?? { last: Promise.resolve(), handedOver: 0, wake: () => undefined };
     const number = ++lane.handedOver;
     lane.wake(); // an older payload waiting to be retried: superseded, it gives way now
-    lane.last = lane.last.then(() => this.post(url, payload, lane, number));
+    lane.last = lane.last.then(() => this.post(url, payload, lane, number, ownSentAt));
     this.lanes.set(payload.rule, lane);
   }
 
@@ -170,19 +174,20 @@ export class Alerts {
   /**
    * Whether the rule fired again after `payload` (a resolved) was made: a resolved retried for
    * long may outlive this sidecar's term, and another leader's firing of the rule since must not
-   * be closed by it. Asked without clocks: once this sidecar's own DELETE of the rule's row is in
-   * (`stored`), a row for the rule is a firing made since. (If that DELETE failed, its row stays:
-   * the resolved is dropped, and the next leader adopts the page and resolves it, as it clears.)
-   * Unknown (no database, or none answering): no.
+   * be closed by it. Asked without clocks, by identity: a row for the rule with another sent_at
+   * than the one this sidecar wrote or adopted (`ownSentAt`) is a firing made since. Its own row,
+   * if its DELETE failed, is deleted now. Unknown (no database, or none answering): no.
    */
-  private async firedSince(payload: AlertPayload): Promise<boolean> {
+  private async firedSince(payload: AlertPayload, ownSentAt: Date | undefined): Promise<boolean> {
     const { db } = this.options;
-    if (!db) return false;
+    if (!db || !ownSentAt) return false;
     await this.stored;
     const { rows } = await db
-      .query<{ fired: boolean }>("SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1) AS fired", [
-        payload.rule,
-      ])
+      .query<{ fired: boolean }>(
+        `WITH own AS (DELETE FROM stakesync.alert_firing WHERE rule = $1 AND sent_at = $2)
+         SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1 AND sent_at <> $2) AS fired`,
+        [payload.rule, ownSentAt],
+      )
       .catch(() => ({ rows: [] as { fired: boolean }[] }));
     return rows[0]?.fired === true;
   }
@@ -191,7 +196,7 @@ export class Alerts {
    * POSTs with retries (RETRY_ATTEMPTS for a firing; a resolved until delivered); nothing more
    * once a newer payload of the rule waits in its lane.
    */
-  private async post(url: string, payload: AlertPayload, lane: Lane, number: number) {
+  private async post(url: string, payload: AlertPayload, lane: Lane, number: number, ownSentAt?: Date) {
     const { attempts, delayMs } = this.options.retry;
     for (let attempt = 0; ; attempt++) {
       // Superseded before its first POST too: a lane holds at most the POST under way and the
@@ -203,7 +208,7 @@ export class Alerts {
         );
         return;
       }
-      if (attempt > 0 && payload.state === "resolved" && (await this.firedSince(payload))) {
+      if (attempt > 0 && payload.state === "resolved" && (await this.firedSince(payload, ownSentAt))) {
         this.options.log.warn(
           { rule: payload.rule },
           "alert webhook: resolved not delivered, the rule fired again since (another leader's)",

@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import type { Queryable } from "../../sidecar/db/queryable";
 import { Alerts, type Rule, type Severity } from "../../sidecar/effects/alerts";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { PauseWatch } from "../../sidecar/effects/pause-watch";
@@ -224,6 +225,57 @@ it("drops a resolved still retried once another leader has fired the rule again"
     refuseResolved = false;
     await first.delivered();
     expect(received).toEqual(["lag firing", "lag firing"]);
+  } finally {
+    server.close();
+  }
+});
+
+it("delivers its resolved though its own DELETE of the rule's row failed: that row is its own, not a firing since", async () => {
+  fake = await fakePonder();
+  let resolvedTries = 0;
+  const received: string[] = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      const alert = JSON.parse(body) as { rule: string; state: string };
+      if (alert.state === "resolved" && ++resolvedTries === 1) return res.writeHead(503).end();
+      received.push(`${alert.rule} ${alert.state}`);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // The first DELETE of a row fails (a blip of the pool), the rest go through.
+  let failed = false;
+  const db = {
+    query: (sql: string, params?: unknown[]) => {
+      if (!failed && sql.startsWith("DELETE FROM stakesync.alert_firing")) {
+        failed = true;
+        return Promise.reject(new Error("connection timeout"));
+      }
+      return fake.db.query(sql, params);
+    },
+  } as Queryable;
+  const alerts = new Alerts({
+    webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`,
+    repeatMs: 60_000,
+    retry: { attempts: 1, delayMs: 100 },
+    log: createLogger("silent"),
+    metrics: createMetrics([31337]),
+    db,
+  });
+  try {
+    await alerts.adopt();
+    alerts.set("lag", true, "warning", "sync lag above 100 blocks");
+    await waitFor("the firing", () => received.length === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    alerts.set("lag", false, "warning", "");
+    await alerts.delivered();
+    // Before: its own row, left by the failed DELETE, was taken for another leader's firing, and
+    // the resolved dropped for good.
+    expect(received).toEqual(["lag firing", "lag resolved"]);
+    expect((await fake.db.query("SELECT rule FROM stakesync.alert_firing")).rows).toEqual([]);
   } finally {
     server.close();
   }
