@@ -5,7 +5,7 @@ import { callRpc, quantity } from "./json-rpc";
 
 /**
  * The head's block, when it was polled, and since when no poll has gone past the highest block
- * polled within HEAD_STILL_MS before it (`movedAt`): a provider behind a balancer with nodes
+ * polled within HEAD_STILL_MS before the last poll that answered (`movedAt`): a provider behind a balancer with nodes
  * stuck at two heights alternates between them, and moves no further; one answer far off (a
  * member on another network) leaves that window, instead of holding the head still for good.
  */
@@ -44,7 +44,10 @@ export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId
           const block = await blockNumber(chain.rpcUrls);
           const now = Date.now();
           const last = heads.get(chain.id);
-          const window = (recent.get(chain.id) ?? []).filter((s) => now - s.at <= (chain.headStillMs ?? 0));
+          // The window ends at the last poll that answered, not now: after an outage longer than
+          // HEAD_STILL_MS (or polls further apart than it) an empty window made a stuck head move.
+          const end = last?.at ?? now;
+          const window = (recent.get(chain.id) ?? []).filter((s) => end - s.at <= (chain.headStillMs ?? 0));
           const moved = last?.movedAt === undefined || window.every((s) => block > s.block);
           recent.set(chain.id, [...window, { block, at: now }]);
           heads.set(chain.id, { block, at: now, movedAt: moved ? now : last.movedAt });

@@ -82,11 +82,14 @@ describe("the sidecar's own head polls failing", () => {
  * The sidecar's head polls (chain-heads.ts, every 100 ms) against a node of the test's own, whose
  * answer to each eth_blockNumber is `next()`, with HEAD_STILL_MS `headStillMs`.
  */
-async function headsOf(headStillMs: number, next: () => number | Promise<number>) {
+async function headsOf(headStillMs: number, next: () => number | null | Promise<number>) {
   const node = http.createServer(async (_, res) => {
     const block = await next();
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, result: `0x${block.toString(16)}` }));
+    // null: the node fails the request.
+    const answer =
+      block === null ? { error: { code: -32000, message: "down" } } : { result: `0x${block.toString(16)}` };
+    res.end(JSON.stringify({ jsonrpc: "2.0", id: 1, ...answer }));
   });
   await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
@@ -139,6 +142,32 @@ describe("a provider stuck on an old block", () => {
         () => block > 20 && freshBlock(watch.heads.get(CHAIN), Date.now(), 1000) !== null,
         { timeoutMs: 20_000, intervalMs: 50 },
       );
+    } finally {
+      stop();
+    }
+  });
+
+  it("keeps a stuck head still across an outage longer than HEAD_STILL_MS", async () => {
+    let down = false;
+    const { watch, stop } = await headsOf(1000, () => (down ? null : 7));
+    const still = () => freshBlock(watch.heads.get(CHAIN), Date.now(), 1000) === null;
+    try {
+      await waitFor("block 7 standing still", () => watch.heads.get(CHAIN) !== undefined && still(), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
+      const movedAt = watch.heads.get(CHAIN)?.movedAt;
+      down = true;
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      down = false;
+      const back = Date.now();
+      await waitFor("a poll after the outage", () => (watch.heads.get(CHAIN)?.at ?? 0) > back, {
+        timeoutMs: 10_000,
+        intervalMs: 10,
+      });
+      // Before: every sample aged out, the stuck 7 "moved", and /ready went back to 200.
+      expect(watch.heads.get(CHAIN)?.movedAt).toBe(movedAt);
+      expect(still()).toBe(true);
     } finally {
       stop();
     }
