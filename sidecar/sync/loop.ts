@@ -428,7 +428,7 @@ export class SyncLoop {
           this.writeFailed(writeFailure);
           // For every sidecar's /ready (write-failing.ts), at each failed try (a failing round's
           // statement, none in a healthy one). Not noted: the round stands all the same.
-          await noteWriteFailing(db, errorText(writeFailure)).then(
+          await noteWriteFailing(db, errorText(writeFailure), this.writeFailures > 1).then(
             () => {
               this.writeFailingNoted = true;
             },

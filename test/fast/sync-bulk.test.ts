@@ -4,6 +4,7 @@
  * and the queue's handling of the application's transactions and refusals, on fabricated Ponder
  * tables.
  */
+
 import pg from "pg";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,6 +14,7 @@ import { leaderSession } from "../../sidecar/leader";
 import { createMetrics } from "../../sidecar/metrics";
 import type { Change } from "../../sidecar/sync/apply-developers";
 import { SyncLoop } from "../../sidecar/sync/loop";
+import { noteWriteFailing } from "../../sidecar/sync/sql/write-failing";
 import { type StepResult, TOGETHER_MAX_EVENTS } from "../../sidecar/sync/step";
 import {
   applicationTransaction,
@@ -656,6 +658,28 @@ describe("a realtime block's own developers write", () => {
     await f.db.query("DROP TRIGGER broken ON developers");
     await waitFor("the developer written", async () => (await f.developer(w))?.status === "active");
     await waitFor("the note cleared", async () => (await noted()).length === 0);
+  });
+
+  it("begins a failure's episode anew after a stale note, but not within a term that failed before", async () => {
+    const f = await fake();
+    const age = async () =>
+      Number(
+        (await f.db.query("SELECT extract(epoch from now() - since)::int AS s FROM stakesync.developers_write_failing"))
+          .rows[0]?.s,
+      );
+    const stale = () =>
+      f.db.query(
+        "UPDATE stakesync.developers_write_failing SET since = now() - interval '300 seconds', failed_at = now() - interval '200 seconds'",
+      );
+    await noteWriteFailing(f.db, "first", false);
+    await stale();
+    // Tries stopped for 200 s (Ponder away, steps backing off), this term failing throughout.
+    await noteWriteFailing(f.db, "again", true);
+    expect(await age()).toBeGreaterThanOrEqual(300);
+    // A stale note and a term's first failure: a new episode (a rollback's leftover).
+    await stale();
+    await noteWriteFailing(f.db, "new term", false);
+    expect(await age()).toBeLessThan(10);
   });
 
   it("clears, in a new term's first round that writes, the failure a dead leader noted", async () => {

@@ -11,15 +11,19 @@ import type { Queryable } from "../../db/queryable";
  */
 export const WRITE_FAILING_CURRENT_S = 150;
 
-/** A failed try: its time and error; an episode begins anew after a stale row. */
-export async function noteWriteFailing(db: Queryable, error: string) {
+/**
+ * A failed try: its time and error. An episode begins anew after a stale row, unless this
+ * leader's term has failed before (`again`): tries may stop for longer than the staleness while
+ * the write still fails (Ponder away, failed steps backing off), and that is the same episode.
+ */
+export async function noteWriteFailing(db: Queryable, error: string, again: boolean) {
   await db.query(
     `INSERT INTO stakesync.developers_write_failing (last_error) VALUES ($1)
      ON CONFLICT (only_row) DO UPDATE
        SET last_error = $1, failed_at = now(),
-           since = CASE WHEN developers_write_failing.failed_at < now() - interval '${WRITE_FAILING_CURRENT_S} seconds'
+           since = CASE WHEN NOT $2 AND developers_write_failing.failed_at < now() - interval '${WRITE_FAILING_CURRENT_S} seconds'
                         THEN now() ELSE developers_write_failing.since END`,
-    [error.slice(0, 1000)],
+    [error.slice(0, 1000), again],
   );
 }
 
