@@ -172,10 +172,12 @@ it("tries a resolved until it is delivered: lost, nothing would ever close the p
   }
 });
 
-it("drops a resolved still retried once another leader has fired the rule again", async () => {
-  fake = await fakePonder();
-  // A receiver that this sidecar cannot reach with its resolved for a while.
-  let refuseResolved = true;
+/**
+ * A webhook that answers 503 to a resolved while `refuse()` says so and takes everything else
+ * (`received`, as "rule state"); `alertsOf` makes a sidecar's Alerts posting to it, storing in
+ * `db` (the fake's by default), with one retry 100 ms apart.
+ */
+async function resolvedReceiver(refuse: () => boolean) {
   const received: string[] = [];
   const server = http.createServer((req, res) => {
     let body = "";
@@ -184,22 +186,30 @@ it("drops a resolved still retried once another leader has fired the rule again"
     });
     req.on("end", () => {
       const alert = JSON.parse(body) as { rule: string; state: string };
-      if (alert.state === "resolved" && refuseResolved) return res.writeHead(503).end();
+      if (alert.state === "resolved" && refuse()) return res.writeHead(503).end();
       received.push(`${alert.rule} ${alert.state}`);
       res.writeHead(204).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`;
-  const alertsOf = () =>
+  const alertsOf = (db: Queryable = fake.db) =>
     new Alerts({
       webhookUrl: url,
       repeatMs: 60_000,
       retry: { attempts: 1, delayMs: 100 },
       log: createLogger("silent"),
       metrics: createMetrics([31337]),
-      db: fake.db,
+      db,
     });
+  return { received, alertsOf, close: () => server.close() };
+}
+
+it("drops a resolved still retried once another leader has fired the rule again", async () => {
+  fake = await fakePonder();
+  // A receiver that this sidecar cannot reach with its resolved for a while.
+  let refuseResolved = true;
+  const { received, alertsOf, close } = await resolvedReceiver(() => refuseResolved);
   try {
     const first = alertsOf();
     await first.adopt();
@@ -226,27 +236,14 @@ it("drops a resolved still retried once another leader has fired the rule again"
     await first.delivered();
     expect(received).toEqual(["lag firing", "lag firing"]);
   } finally {
-    server.close();
+    close();
   }
 });
 
 it("delivers its resolved though its own DELETE of the rule's row failed: that row is its own, not a firing since", async () => {
   fake = await fakePonder();
   let resolvedTries = 0;
-  const received: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk) => {
-      body += chunk;
-    });
-    req.on("end", () => {
-      const alert = JSON.parse(body) as { rule: string; state: string };
-      if (alert.state === "resolved" && ++resolvedTries === 1) return res.writeHead(503).end();
-      received.push(`${alert.rule} ${alert.state}`);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { received, alertsOf, close } = await resolvedReceiver(() => ++resolvedTries === 1);
   // The first DELETE of a row fails (a blip of the pool), the rest go through.
   let failed = false;
   const db = {
@@ -258,14 +255,7 @@ it("delivers its resolved though its own DELETE of the rule's row failed: that r
       return fake.db.query(sql, params);
     },
   } as Queryable;
-  const alerts = new Alerts({
-    webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`,
-    repeatMs: 60_000,
-    retry: { attempts: 1, delayMs: 100 },
-    log: createLogger("silent"),
-    metrics: createMetrics([31337]),
-    db,
-  });
+  const alerts = alertsOf(db);
   try {
     await alerts.adopt();
     alerts.set("lag", true, "warning", "sync lag above 100 blocks");
@@ -277,7 +267,7 @@ it("delivers its resolved though its own DELETE of the rule's row failed: that r
     expect(received).toEqual(["lag firing", "lag resolved"]);
     expect((await fake.db.query("SELECT rule FROM stakesync.alert_firing")).rows).toEqual([]);
   } finally {
-    server.close();
+    close();
   }
 });
 
