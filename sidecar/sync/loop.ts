@@ -345,7 +345,6 @@ export class SyncLoop {
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
     this.ponderSeenIn = undefined;
-    this.state.syncedThisTerm = false;
     // A new term tries the developers write at once, as it reconciles at once; a failure the
     // last leader noted is cleared by this one's first write that succeeds.
     this.writeFailures = 0;

@@ -27,10 +27,9 @@ export async function noteWriteFailing(db: Queryable, error: string, again: bool
   );
 }
 
-/** Clears it; whether there was anything to clear (a term begins by asking). */
-export async function clearWriteFailing(db: Queryable): Promise<boolean> {
-  const { rowCount } = await db.query("DELETE FROM stakesync.developers_write_failing");
-  return (rowCount ?? 0) > 0;
+/** Clears it: a write succeeded. */
+export async function clearWriteFailing(db: Queryable) {
+  await db.query("DELETE FROM stakesync.developers_write_failing");
 }
 
 /** Whether it is noted now (a new leader learns whether the last one left it). */
