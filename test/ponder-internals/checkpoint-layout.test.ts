@@ -5,13 +5,13 @@
  * The sidecar reads progress as `substring(latest_checkpoint from 27 for 16)`.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { checkpointBlock, cleanup, head, sql, startStack } from "./harness";
+import { checkpointBlock, cleanup, head, sql, startStack, statusBlock } from "./harness";
 
 afterAll(cleanup);
 
 describe("checkpoint-layout", () => {
   it("_ponder_checkpoint has chain_name, chain_id, latest/safe/finalized_checkpoint; a checkpoint is 75 digits: timestamp (1–10), chain id (11–26), block number (27–42)", async () => {
-    const { chain, databaseUrl, schema } = await startStack();
+    const { chain, databaseUrl, schema, ponder } = await startStack();
 
     const columns = await sql<{ column_name: string }>(
       databaseUrl,
@@ -51,6 +51,10 @@ describe("checkpoint-layout", () => {
       "assumption checkpoint-layout: substring(latest_checkpoint from 27 for 16) is the block number (the head, once indexed to it)",
     ).toBe(headBlock);
     expect(checkpointBlock(row.latest_checkpoint)).toBe(headBlock);
+    expect(
+      Number(row.sql_block),
+      "assumption checkpoint-layout: substring(latest_checkpoint from 27 for 16) is the block Ponder's own /status decodes from it",
+    ).toBe(await statusBlock(ponder, chain.chainId));
     expect(
       Number(row.latest_checkpoint.slice(10, 26)),
       "assumption checkpoint-layout: characters 11–26 of a checkpoint are the chain id",

@@ -1,7 +1,10 @@
 /**
  * Assumption: Ponder's event.id (stake_event.id) is a 75-digit checkpoint-like string whose
- * characters 27–42 are the block number, and ids sort (`ORDER BY id COLLATE "C"`) in chain order:
- * as (block_number, log_index). The sidecar orders and pages a developer's events by id.
+ * characters 1–10 are the block's timestamp, 11–26 the chain id and 27–42 the block number, and
+ * ids sort (`ORDER BY id COLLATE "C"`) as (block_timestamp, chain_id, block_number, log_index):
+ * chain order on one chain, and across chains the order in which the sidecar finds a developer's
+ * first activation (find-activations.ts reads the timestamp at 1–10 and orders several chains'
+ * events by id; plan-developers.ts too). The sidecar orders and pages a developer's events by id.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { StakeVaultAbi } from "../../abis/StakeVault";
@@ -48,9 +51,16 @@ describe("event-id-order", () => {
     }
     await waitIndexed(databaseUrl, schema, chain, ponder);
 
-    const rows = await sql<{ id: string; block_number: string; log_index: number }>(
+    const rows = await sql<{
+      id: string;
+      chain_id: number;
+      block_number: string;
+      block_timestamp: string;
+      log_index: number;
+    }>(
       databaseUrl,
-      `SELECT id, block_number::text, log_index FROM "${schema}".stake_event ORDER BY id COLLATE "C"`,
+      `SELECT id, chain_id, block_number::text, block_timestamp::text, log_index
+         FROM "${schema}".stake_event ORDER BY id COLLATE "C"`,
     );
     const perBlock = new Map<string, number>();
     for (const r of rows) perBlock.set(r.block_number, (perBlock.get(r.block_number) ?? 0) + 1);
@@ -64,13 +74,27 @@ describe("event-id-order", () => {
         Number(r.id.slice(26, 42)),
         "assumption event-id-order: characters 27–42 of stake_event.id are the block number",
       ).toBe(Number(r.block_number));
+      expect(
+        r.id.slice(0, 10),
+        "assumption event-id-order: characters 1–10 of stake_event.id are the block's timestamp (find-activations.ts reads it there)",
+      ).toBe(r.block_timestamp.padStart(10, "0"));
+      expect(
+        Number(r.id.slice(10, 26)),
+        "assumption event-id-order: characters 11–26 of stake_event.id are the chain id (several chains' events order by it after the timestamp)",
+      ).toBe(r.chain_id);
     }
     const chainOrder = [...rows]
-      .sort((x, y) => Number(x.block_number) - Number(y.block_number) || x.log_index - y.log_index)
+      .sort(
+        (x, y) =>
+          Number(x.block_timestamp) - Number(y.block_timestamp) ||
+          x.chain_id - y.chain_id ||
+          Number(x.block_number) - Number(y.block_number) ||
+          x.log_index - y.log_index,
+      )
       .map((r) => r.id);
     expect(
       rows.map((r) => r.id),
-      'assumption event-id-order: ORDER BY id COLLATE "C" equals the order of (block_number, log_index)',
+      'assumption event-id-order: ORDER BY id COLLATE "C" equals the order of (block_timestamp, chain_id, block_number, log_index)',
     ).toEqual(chainOrder);
   });
 });

@@ -12,7 +12,10 @@ describe("meta-app", () => {
   it("_ponder_meta 'app' value has is_ready 1 once /ready is 200, is_locked 1 while running, heartbeat_at in epoch ms, build_id a string", async () => {
     const { databaseUrl, schema, ponder } = await startStack();
 
-    expect((await fetch(`${ponder.url}/ready`)).status).toBe(200);
+    expect(
+      (await fetch(`${ponder.url}/ready`)).status,
+      "assumption meta-app: Ponder's /ready answers 200 once it has backfilled (the test reads is_ready beside it)",
+    ).toBe(200);
     const rows = await sql<{ value: Record<string, unknown> }>(
       databaseUrl,
       `SELECT value FROM "${schema}"._ponder_meta WHERE key = 'app'`,

@@ -1,0 +1,75 @@
+/**
+ * Assumption: Ponder's crash recovery (every `ponder start` on its schema) waits for stake_event
+ * holding no lock on `_ponder_checkpoint` that a reader's ACCESS SHARE waits for: it drops its
+ * triggers and indexes on the user tables, which takes stake_event, before it drops the
+ * live-query trigger on the checkpoint table. The sidecar's step locks stake_event first and then
+ * reads `_ponder_checkpoint` (read-progress.ts), as beside a reorg (reorg-lock-order): a crash
+ * recovery that took the checkpoint table first would deadlock with a step at every restart, and
+ * Ponder's start, chosen as the victim, would retry after a growing wait: a slow restart, not an
+ * error anyone sees.
+ */
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../lib/wait";
+import { cleanup, releaseSchemaLock, spawnPonder, sql, startStack, waitIndexed, waitReady } from "./harness";
+
+afterAll(cleanup);
+
+describe("crash-recovery-lock-order", () => {
+  it("a restart's crash recovery that waits for stake_event holds no lock on _ponder_checkpoint that a reader waits for", async () => {
+    const { chain, databaseUrl, schema, env, ponder } = await startStack();
+    await ponder.stop(); // SIGTERM: the next start on the schema runs crash recovery
+    await releaseSchemaLock(databaseUrl, schema);
+
+    // A reader holding stake_event, as the sidecar's step does; then Ponder's start.
+    const reader = new pg.Client({ connectionString: databaseUrl });
+    await reader.connect();
+    const readerPid = (reader as unknown as { processID: number }).processID;
+    await reader.query(`BEGIN; LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
+    const second = await spawnPonder(env);
+    try {
+      const waiting = async () =>
+        (
+          await sql<{ pid: number }>(
+            databaseUrl,
+            `SELECT l.pid FROM pg_locks l WHERE l.relation = to_regclass($1) AND NOT l.granted AND l.pid <> $2`,
+            [`"${schema}".stake_event`, readerPid],
+          )
+        )[0]?.pid;
+      await waitFor("Ponder's crash recovery to wait for stake_event", async () => (await waiting()) !== undefined, {
+        timeoutMs: 60_000,
+      }).catch((error: Error) => {
+        throw new Error(
+          `assumption crash-recovery-lock-order: Ponder's crash recovery takes stake_event (it never waited for it): ${error.message}\nPonder's log ends:\n${second.output().slice(-3000)}`,
+        );
+      });
+      const pid = (await waiting()) as number;
+      const held = await sql<{ mode: string }>(
+        databaseUrl,
+        "SELECT mode FROM pg_locks WHERE pid = $1 AND relation = to_regclass($2) AND granted",
+        [pid, `"${schema}"._ponder_checkpoint`],
+      );
+      expect(
+        held.map((l) => l.mode).filter((mode) => mode === "AccessExclusiveLock"),
+        "assumption crash-recovery-lock-order: Ponder's crash recovery takes no lock on _ponder_checkpoint that conflicts with a read (ACCESS EXCLUSIVE) before it has stake_event",
+      ).toEqual([]);
+      // What the sidecar's step does next, beside the waiting recovery: it reads the checkpoint.
+      const read = await reader
+        .query(`SET LOCAL lock_timeout = '5s'; SELECT latest_checkpoint FROM "${schema}"._ponder_checkpoint`)
+        .then(
+          () => "read",
+          (error: Error) => error.message,
+        );
+      expect(
+        read,
+        "assumption crash-recovery-lock-order: a reader holding stake_event reads _ponder_checkpoint beside a waiting crash recovery",
+      ).toBe("read");
+    } finally {
+      await reader.query("ROLLBACK").catch(() => undefined);
+      await reader.end();
+    }
+    // Released, the recovery goes on and Ponder gets ready.
+    await waitReady(second);
+    await waitIndexed(databaseUrl, schema, chain, second);
+  });
+});
