@@ -5,7 +5,7 @@
  * once with a few demo developers; a mail catcher standing in for SMTP; `ponder dev` and the
  * sidecar. SIGTERM stops the children in order; the next run resumes.
  */
-import "../lib/require-node";
+// Started by scripts/dev.ts, which has checked Node.js.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";

@@ -8,11 +8,13 @@
  * (SIGTERM), and stops its children one by one. A second Ctrl-C (a second apart, since npm and
  * tsx relay the first one again) is patient; a third stops everything at once.
  */
-// First: refuses an unsupported Node.js with one line, before anything else loads.
-import "../lib/require-node";
+// First: refuses an unsupported Node.js with one line. The repository's own modules come after
+// it (see scripts/start.ts); Node's own load everywhere.
+import "../lib/require-node.mjs";
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { repoRoot } from "../lib/config";
+
+const { repoRoot } = await import("../lib/config");
 
 const stack = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts", "dev-stack.ts")], {
   cwd: repoRoot,

@@ -2,8 +2,9 @@
  * The sidecar process: migrations, the leader loop (sync, reconcile, effects) and HTTP.
  * Every sidecar serves HTTP; only the one holding the leader lock writes.
  */
-// First: refuses an unsupported Node.js with one line, before anything else loads.
-import "../lib/require-node";
+// Its launcher (scripts/start.ts, scripts/dev.ts) has checked Node.js with one line; this is for
+// a sidecar run on its own, where it comes first among the repository's modules.
+import "../lib/require-node.mjs";
 import { serve } from "@hono/node-server";
 import pg from "pg";
 import { backoffMs } from "../lib/backoff";

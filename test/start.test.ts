@@ -43,7 +43,24 @@ it.runIf(olderNode())("npm start refuses an older Node.js with one line", async 
   });
   expect(result.status).toBe(1);
   expect(result.stderr.trim().split("\n")).toHaveLength(1);
-  expect(result.stderr).toMatch(/^stakesync: Node\.js \d+\.[\d.]+ is too old: install Node\.js 22 or newer/);
+  expect(result.stderr).toMatch(/^stakesync: Node\.js \d+\.[\d.]+ is too old: install Node\.js 22\.15 or newer/);
+});
+
+// Node.js 18.19 (a distribution's own), whose node:util lacks parseEnv: a module of the stack's
+// that imports it fails to link before any code runs, so the check must come before them all.
+it.each([
+  ["npm start", ["--import", "tsx", "scripts/start.ts"]],
+  ["npx stakesync", ["bin/stakesync.js", "verify"]],
+  ["npm run dev", ["--import", "tsx", "scripts/dev.ts"]],
+])("%s refuses Node.js 18.19 with one line, before loading a module it cannot link", (_, args) => {
+  const result = spawnSync(process.execPath, ["--import", "./test/helpers/old-node.mjs", ...args], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH },
+  });
+  expect(result.stderr.trim().split("\n"), result.stderr).toEqual([
+    "stakesync: Node.js 18.19.0 is too old: install Node.js 22.15 or newer (24 LTS recommended)",
+  ]);
+  expect(result.status).toBe(1);
 });
 
 it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async () => {
@@ -94,6 +111,38 @@ it("runs ponder start and the sidecar, syncs, and stops both on SIGTERM", async 
   await chain.vault.stakeFor(wallet, 3_000_000n);
   await mine(chain, 2);
   await waitFor("activation", async () => (await developer(databaseUrl, wallet))?.status === "active");
+
+  // A GraphQL replica (`npm run start:serve`) on the deployment's tables: the stake is there. With
+  // no DATABASE_URL it is refused, not filled in from .env.local as Ponder's own CLI would.
+  const servePort = await freePort();
+  const serveEnv = { ...chainEnv([chain]), DATABASE_SCHEMA: "prod_ponder", PONDER_PORT: String(servePort) };
+  const refused = spawnSync(process.execPath, ["--import", "tsx", "scripts/start.ts", "serve"], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH, ...serveEnv },
+  });
+  expect(refused.status).toBe(1);
+  expect(refused.stderr).toMatch(/DATABASE_URL must be set/);
+  const serve = run(process.execPath, ["--import", "tsx", "scripts/start.ts", "serve"], {
+    ...serveEnv,
+    DATABASE_URL: databaseUrl,
+  });
+  const staked = async () =>
+    fetch(`http://127.0.0.1:${servePort}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ stakeEvents { items { developer amount } } }" }),
+    })
+      .then((r) => r.json() as Promise<{ data?: { stakeEvents: { items: { developer: string; amount: string }[] } } }>)
+      .then((r) => r.data?.stakeEvents.items.find((e) => e.developer === wallet.toLowerCase())?.amount)
+      .catch(() => undefined);
+  await waitFor("the replica's answer", async () => (await staked()) !== undefined, { timeoutMs: 60_000 }).catch(
+    (error: Error) => {
+      throw new Error(`${error.message}\nnpm run start:serve's output ends:\n${serve.output().slice(-3000)}`);
+    },
+  );
+  expect(await staked()).toBe("3000000");
+  serve.process.kill("SIGTERM");
+  expect(await serve.exited).toBe(0);
 
   proc.process.kill("SIGTERM");
   expect(await proc.exited).toBe(0);
