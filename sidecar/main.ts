@@ -2,8 +2,8 @@
  * The sidecar process: migrations, the leader loop (sync, reconcile, effects) and HTTP.
  * Every sidecar serves HTTP; only the one holding the leader lock writes.
  */
-// Its launcher (scripts/start.ts, scripts/dev.ts) has checked Node.js with one line; this is for
-// a sidecar run on its own, where it comes first among the repository's modules.
+// Its launchers (scripts/start.ts, scripts/dev.ts) check Node.js first, with one line. Run on its
+// own on an older Node.js, the check here may come too late: the bundle's imports are linked first.
 import "../lib/require-node.mjs";
 import { serve } from "@hono/node-server";
 import pg from "pg";

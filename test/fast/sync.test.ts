@@ -218,6 +218,27 @@ describe("a Ponder restart (crash recovery) is not a reorg", () => {
   });
 });
 
+describe("a backfill batch committed with the checkpoint of the block its rows end before", () => {
+  // Ponder 0.17.7 (runtime/historical.ts): a batch whose query stopped at the block before its
+  // range's last carries the range's last checkpoint; that block's rows come with the next batch.
+  it("is not taken to hold that block whole, with CONFIRMATIONS 0: its rows are counted when they come", async () => {
+    fake = await fakePonder({ CONFIRMATIONS: "0", MIN_STAKE: "5" });
+    const w = wallet(4);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 3n * USDC, block: 9 }]);
+    await fake.progress({ latest: 10, safe: 10, finalized: 10, ready: false });
+    await fake.round({ head: 40 });
+    // The next batch: block 10's rows under the same checkpoint; then the backfill goes on.
+    await fake.index([{ developer: w, amount: 3n * USDC, block: 10 }]);
+    await fake.progress({ latest: 10, safe: 10, finalized: 10, ready: false });
+    await fake.round({ head: 40 });
+    await fake.progress({ latest: 40, safe: 40, finalized: 40, ready: true });
+    await fake.round({ head: 40 });
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "6.000000" });
+    expect((await syncOutcome(fake)).stakes).toEqual([{ wallet: w, chain_id: CHAIN, amount: "6000000" }]);
+  });
+});
+
 describe("a developer who registers while Ponder recovers", () => {
   it("is not activated without the stake that activated them: pending until Ponder shows it, then with staked_at", async () => {
     fake = await fakePonder();

@@ -10,7 +10,8 @@
  */
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { waitFor } from "../../lib/wait";
+import { throwIfExited } from "../../lib/local/process";
+import { WaitAborted, waitFor } from "../../lib/wait";
 import { cleanup, releaseSchemaLock, spawnPonder, sql, startStack, waitIndexed, waitReady } from "./harness";
 
 afterAll(cleanup);
@@ -23,11 +24,13 @@ describe("crash-recovery-lock-order", () => {
 
     // A reader holding stake_event, as the sidecar's step does; then Ponder's start.
     const reader = new pg.Client({ connectionString: databaseUrl });
-    await reader.connect();
-    const readerPid = (reader as unknown as { processID: number }).processID;
-    await reader.query(`BEGIN; LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
-    const second = await spawnPonder(env);
+    let second: Awaited<ReturnType<typeof spawnPonder>> | undefined;
     try {
+      await reader.connect();
+      const readerPid = (reader as unknown as { processID: number }).processID;
+      await reader.query(`BEGIN; LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
+      const restarted = await spawnPonder(env);
+      second = restarted;
       const waiting = async () =>
         (
           await sql<{ pid: number }>(
@@ -36,11 +39,22 @@ describe("crash-recovery-lock-order", () => {
             [`"${schema}".stake_event`, readerPid],
           )
         )[0]?.pid;
-      await waitFor("Ponder's crash recovery to wait for stake_event", async () => (await waiting()) !== undefined, {
-        timeoutMs: 60_000,
-      }).catch((error: Error) => {
+      // As long as a start may take (waitReady's bound): its build and its checks come first.
+      await waitFor(
+        "Ponder's crash recovery to wait for stake_event",
+        async () => {
+          await throwIfExited(restarted, "ponder");
+          return (await waiting()) !== undefined;
+        },
+        { timeoutMs: 120_000 },
+      ).catch((error: Error) => {
+        if (error instanceof WaitAborted) throw error; // Ponder exited: its log is in the error
+        // Ponder logs this before its recovery's first statement on the user tables.
+        const recovering = restarted.output().includes("Detected crash recovery");
         throw new Error(
-          `assumption crash-recovery-lock-order: Ponder's crash recovery takes stake_event (it never waited for it): ${error.message}\nPonder's log ends:\n${second.output().slice(-3000)}`,
+          recovering
+            ? `assumption crash-recovery-lock-order: Ponder's crash recovery takes stake_event (it never waited for it): ${error.message}\nPonder's log ends:\n${restarted.output().slice(-3000)}`
+            : `Ponder never reached its crash recovery (not an assumption of the sidecar's): ${error.message}\nPonder's log ends:\n${restarted.output().slice(-3000)}`,
         );
       });
       const pid = (await waiting()) as number;
@@ -66,7 +80,7 @@ describe("crash-recovery-lock-order", () => {
       ).toBe("read");
     } finally {
       await reader.query("ROLLBACK").catch(() => undefined);
-      await reader.end();
+      await reader.end().catch(() => undefined);
     }
     // Released, the recovery goes on and Ponder gets ready.
     await waitReady(second);

@@ -2,8 +2,8 @@
  * Assumption: Ponder's event.id (stake_event.id) is a 75-digit checkpoint-like string whose
  * characters 1–10 are the block's timestamp, 11–26 the chain id and 27–42 the block number, and
  * ids sort (`ORDER BY id COLLATE "C"`) as (block_timestamp, chain_id, block_number, log_index):
- * chain order on one chain, and across chains the order in which the sidecar finds a developer's
- * first activation (find-activations.ts reads the timestamp at 1–10 and orders several chains'
+ * chain order on one chain, and across chains (implied by the fixed-width fields this test pins
+ * on one) the order in which the sidecar finds a developer's first activation (find-activations.ts reads the timestamp at 1–10 and orders several chains'
  * events by id; plan-developers.ts too). The sidecar orders and pages a developer's events by id.
  */
 import { afterAll, describe, expect, it } from "vitest";
@@ -13,7 +13,7 @@ import { cleanup, sql, startStack, waitIndexed } from "./harness";
 afterAll(cleanup);
 
 describe("event-id-order", () => {
-  it('stake_event ids are 75 digits with the block number at 27–42, and ORDER BY id COLLATE "C" is chain order (block_number, log_index)', async () => {
+  it('stake_event ids are 75 digits: timestamp at 1–10, chain id at 11–26, block number at 27–42; ORDER BY id COLLATE "C" is (block_timestamp, chain_id, block_number, log_index)', async () => {
     const { chain, databaseUrl, schema, developers, ponder } = await startStack();
     const [a, b, c] = developers as [`0x${string}`, `0x${string}`, `0x${string}`];
     const account = chain.wallet.account.address;

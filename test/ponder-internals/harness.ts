@@ -193,26 +193,43 @@ export const OBS_TRIGGERS = ["obs_stake_event_delete", "obs_checkpoint_write", "
 /** installObserver's trigger on stake_event's inserts, when asked for. */
 export const OBS_INSERT_TRIGGER = "obs_stake_event_insert";
 
-/**
- * Triggers on `<schema>`.stake_event (AFTER DELETE; with `inserts`, AFTER INSERT too), `<schema>`._ponder_checkpoint (AFTER INSERT,
- * UPDATE OR DELETE) and `<schema>`._ponder_meta (AFTER INSERT OR UPDATE, key 'app'), FOR EACH ROW, that
- * log (txid_current(), a sequence number, the table, a block) into obs.log.
- */
-export async function installObserver(databaseUrl: string, schema: string, { inserts = false } = {}) {
+/** The observer's trigger on each of Ponder's tables, as DDL: OBS_TRIGGERS, and OBS_INSERT_TRIGGER with `inserts`. */
+function observerDdl(schema: string, inserts: boolean): { table: string; name: string; ddl: string }[] {
   const s = `"${schema}"`;
-  const insertTrigger = inserts
-    ? `CREATE OR REPLACE FUNCTION obs.stake_event_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO obs.log (txid, tbl, op, block, detail)
-  VALUES (txid_current(), 'stake_event', TG_OP, NEW.block_number, jsonb_build_object('id', NEW.id));
-  RETURN NULL;
-END $$;
-CREATE OR REPLACE TRIGGER ${OBS_INSERT_TRIGGER} AFTER INSERT ON ${s}.stake_event
-  FOR EACH ROW EXECUTE FUNCTION obs.stake_event_inserted();`
-    : "";
-  await sql(
-    databaseUrl,
-    `
+  return [
+    {
+      table: `${s}.stake_event`,
+      name: "obs_stake_event_delete",
+      ddl: `CREATE OR REPLACE TRIGGER obs_stake_event_delete AFTER DELETE ON ${s}.stake_event
+  FOR EACH ROW EXECUTE FUNCTION obs.stake_event_deleted()`,
+    },
+    ...(inserts
+      ? [
+          {
+            table: `${s}.stake_event`,
+            name: OBS_INSERT_TRIGGER,
+            ddl: `CREATE OR REPLACE TRIGGER ${OBS_INSERT_TRIGGER} AFTER INSERT ON ${s}.stake_event
+  FOR EACH ROW EXECUTE FUNCTION obs.stake_event_inserted()`,
+          },
+        ]
+      : []),
+    {
+      table: `${s}._ponder_checkpoint`,
+      name: "obs_checkpoint_write",
+      ddl: `CREATE OR REPLACE TRIGGER obs_checkpoint_write AFTER INSERT OR UPDATE OR DELETE ON ${s}._ponder_checkpoint
+  FOR EACH ROW EXECUTE FUNCTION obs.checkpoint_written()`,
+    },
+    {
+      table: `${s}._ponder_meta`,
+      name: "obs_meta_write",
+      ddl: `CREATE OR REPLACE TRIGGER obs_meta_write AFTER INSERT OR UPDATE ON ${s}._ponder_meta
+  FOR EACH ROW WHEN (NEW.key = 'app') EXECUTE FUNCTION obs.meta_written()`,
+    },
+  ];
+}
+
+/** Schema obs: its log and the functions the observer's triggers call. */
+const OBSERVER_SETUP = `
 CREATE SCHEMA IF NOT EXISTS obs;
 CREATE TABLE IF NOT EXISTS obs.log (
   seq bigserial PRIMARY KEY,
@@ -227,6 +244,12 @@ BEGIN
   INSERT INTO obs.log (txid, tbl, op, block, detail)
   VALUES (txid_current(), 'stake_event', TG_OP, OLD.block_number,
           jsonb_build_object('id', OLD.id, 'transaction_hash', OLD.transaction_hash));
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION obs.stake_event_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO obs.log (txid, tbl, op, block, detail)
+  VALUES (txid_current(), 'stake_event', TG_OP, NEW.block_number, jsonb_build_object('id', NEW.id));
   RETURN NULL;
 END $$;
 -- Deletes too: a Ponder that emptied the checkpoint inside a reorg or a crash recovery would
@@ -251,15 +274,39 @@ BEGIN
   VALUES (txid_current(), '_ponder_meta', TG_OP, NULL,
           jsonb_build_object('is_ready', NEW.value->'is_ready', 'is_locked', NEW.value->'is_locked'));
   RETURN NULL;
+END $$;`;
+
+/**
+ * Triggers on `<schema>`.stake_event (AFTER DELETE; with `inserts`, AFTER INSERT too),
+ * `<schema>`._ponder_checkpoint (AFTER INSERT, UPDATE OR DELETE) and `<schema>`._ponder_meta
+ * (AFTER INSERT OR UPDATE, key 'app'), FOR EACH ROW, that log (txid_current(), a sequence number,
+ * the table, a block) into obs.log.
+ */
+export async function installObserver(databaseUrl: string, schema: string, { inserts = false } = {}) {
+  const triggers = observerDdl(schema, inserts).map((t) => `${t.ddl};`);
+  await sql(databaseUrl, [OBSERVER_SETUP, ...triggers].join("\n"));
+}
+
+/**
+ * The same observer on a database Ponder has not created its tables in yet (its backfill from
+ * the first batch on): an event trigger adds each table's triggers as Ponder creates the table.
+ */
+export async function installObserverAtCreate(databaseUrl: string, schema: string, { inserts = false } = {}) {
+  const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+  const attach = observerDdl(schema, inserts).map(
+    (t) => `IF to_regclass(${literal(t.table)}) IS NOT NULL AND NOT EXISTS (
+      SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(${literal(t.table)}) AND tgname = ${literal(t.name)}) THEN
+    EXECUTE ${literal(t.ddl)};
+  END IF;`,
+  );
+  await sql(
+    databaseUrl,
+    `${OBSERVER_SETUP}
+CREATE OR REPLACE FUNCTION obs.attach() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  ${attach.join("\n  ")}
 END $$;
-CREATE OR REPLACE TRIGGER obs_stake_event_delete AFTER DELETE ON ${s}.stake_event
-  FOR EACH ROW EXECUTE FUNCTION obs.stake_event_deleted();
-CREATE OR REPLACE TRIGGER obs_checkpoint_write AFTER INSERT OR UPDATE OR DELETE ON ${s}._ponder_checkpoint
-  FOR EACH ROW EXECUTE FUNCTION obs.checkpoint_written();
-CREATE OR REPLACE TRIGGER obs_meta_write AFTER INSERT OR UPDATE ON ${s}._ponder_meta
-  FOR EACH ROW WHEN (NEW.key = 'app') EXECUTE FUNCTION obs.meta_written();
-${insertTrigger}
-`,
+CREATE EVENT TRIGGER obs_attach ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION obs.attach();`,
   );
 }
 
