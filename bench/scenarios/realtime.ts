@@ -6,6 +6,7 @@ import pg from "pg";
 import { type Address, createPublicClient, webSocket } from "viem";
 import { StakeVaultAbi } from "../../abis/StakeVault";
 import { connect, deploy, vault } from "../../lib/contracts";
+import { ponderAnswering } from "../../lib/local/process";
 import { ponderReady } from "../../lib/local/stack";
 import { queryOnce as query } from "../../lib/query-once";
 import { waitFor } from "../../lib/wait";
@@ -37,6 +38,10 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
     },
   );
   const ponder = await lab.startPonder(env, `rt_${mode}`);
+  // Once Ponder answers, as `npm start` and the backfill scenarios start it: started together on a
+  // busy machine, Ponder's build took over 30 s and the sidecar paged indexer_down (INDEXER_DOWN_AFTER_MS)
+  // before the measurement began.
+  if (!(await ponderAnswering(ponder.url, ponder.process))) throw new Error("ponder exited before answering");
   const sidecar = await lab.startSidecar(
     { ...env, DATABASE_SCHEMA: `rt_${mode}`, PONDER_URL: ponder.url },
     `sidecar-rt-${mode}`,

@@ -8,7 +8,8 @@
  * (vitest's cached order took 246 s in one run and 369 s in the next, on a machine whose speed
  * also varied). The seconds below come from a 184 s run (3 workers, 2 cores, 2026-12-05), each
  * from a file's first hook to its last (vitest's report leaves beforeAll out), but the fast
- * tier's (see there); files not listed (milliseconds each) run last; ties go by name.
+ * tier's (see there), and two later files' (estimated from their own runs); files not listed
+ * (milliseconds each) run last; ties go by name.
  */
 import path from "node:path";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
@@ -27,7 +28,9 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/adoption.test.ts": 12,
   "test/application-writes.test.ts": 10,
   "test/sidecar.test.ts": 10,
+  "test/ponder-internals/commit-with-checkpoint.test.ts": 12,
   "test/ponder-internals/crash-recovery.test.ts": 9,
+  "test/ponder-internals/crash-recovery-lock-order.test.ts": 8,
   "test/postgres-restart.test.ts": 8,
   "test/reorg-while-stopped.test.ts": 7,
   "test/start.test.ts": 7,
