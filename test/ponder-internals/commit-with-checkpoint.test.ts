@@ -41,13 +41,7 @@ afterAll(cleanup);
 function trusted(log: ObsRow[], write: ObsRow, readyAtStart: boolean): number {
   const meta = log.filter((r) => r.tbl === "_ponder_meta" && r.seq < write.seq && r.detail.is_ready !== undefined);
   const ready = meta.length > 0 ? meta[meta.length - 1]?.detail.is_ready === 1 : readyAtStart;
-  // No checkpoint is written while Ponder builds its indexes: `indexing` never applies here.
-  return trustedBlock({
-    ready,
-    indexing: false,
-    latest: Number(write.detail.new_latest),
-    safe: Number(write.detail.new_safe),
-  });
+  return trustedBlock({ ready, latest: Number(write.detail.new_latest), safe: Number(write.detail.new_safe) });
 }
 
 /** Every inserted row against the checkpoint writes around it; the rows inserted. */

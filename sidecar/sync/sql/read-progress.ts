@@ -35,16 +35,16 @@ export type PonderProgress = {
  * last (its query hit its row limit inside that block, or its sync had got no further) is
  * committed with the range's last checkpoint, and that block's rows come with the next batch
  * (Ponder 0.17.7, runtime/historical.ts: `cursor >= toBlock` yields `params.to`). So the block of
- * a backfill's checkpoint is not trusted until the backfill is over: once Ponder builds its
- * indexes (`indexing`), every batch is in. With CONFIRMATIONS 0 the step would otherwise take
- * the block whole and fold it final, its missing rows passed for good
- * (test/ponder-internals/commit-with-checkpoint.test.ts). Once ready, realtime blocks advance
- * latest_checkpoint with their rows.
+ * a checkpoint is not trusted until Ponder is ready: with CONFIRMATIONS 0 the step would otherwise
+ * take the block whole and fold it final, its missing rows passed for good
+ * (test/ponder-internals/commit-with-checkpoint.test.ts). Not even while Ponder builds its indexes,
+ * after its last batch: that is told by a lock (pg_locks), which a step reads live, after its
+ * snapshot, which may predate the last batch; and an operator's index build takes the same lock.
+ * The block held back is synced by the first step once Ponder is ready, a step of one block. Once
+ * ready, realtime blocks advance latest_checkpoint with their rows.
  */
-export function trustedBlock(p: { ready: boolean; indexing: boolean; latest: number; safe: number }) {
-  if (p.ready) return p.latest;
-  const complete = Math.min(p.latest, p.safe);
-  return p.indexing ? complete : complete - 1;
+export function trustedBlock(p: { ready: boolean; latest: number; safe: number }) {
+  return p.ready ? p.latest : Math.min(p.latest, p.safe) - 1;
 }
 
 /**
@@ -132,12 +132,7 @@ export function progressFrom(rows: unknown[]): Map<number, PonderProgress> {
       r.chain_id,
       {
         chainId: r.chain_id,
-        indexed: trustedBlock({
-          ready: r.ready === true,
-          indexing: r.indexing === true,
-          latest: Number(r.latest),
-          safe: Number(r.safe),
-        }),
+        indexed: trustedBlock({ ready: r.ready === true, latest: Number(r.latest), safe: Number(r.safe) }),
         latest: Number(r.latest),
         finalized: Number(r.finalized),
         checkpoint: r.checkpoint,
