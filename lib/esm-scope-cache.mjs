@@ -20,8 +20,8 @@
  * - its package scope reads `"type": "module"`, in a package.json that is valid UTF-8 JSON;
  * - node runs without --preserve-symlinks (then the hook is not installed).
  * A loader registered later with module.register would not see the imports this hook answers;
- * Ponder registers none. Node has had module.registerHooks since 22.15; on an older Node 22
- * this file does nothing.
+ * Ponder registers none. Node has had module.registerHooks since 22.15, the oldest Node.js the
+ * entry points accept (lib/require-node.mjs).
  */
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import * as nodeModule from "node:module";

@@ -75,7 +75,7 @@ export function createMetrics(chainIds: number[] = []) {
     }),
     indexedBlock: new Gauge({
       name: "stakesync_ponder_indexed_block",
-      help: "Ponder's latest checkpoint block per chain",
+      help: "The block up to which the sidecar trusts Ponder's rows per chain: its latest checkpoint's once ready, the block before its safe checkpoint's while not",
       labelNames: ["chain_id"],
       ...r,
     }),

@@ -98,8 +98,9 @@ export function planWindows(
     // Ponder backfilling: each step rewrites every developer it touches and competes with Ponder
     // for the machine. Step once the window reaches the head, or once Ponder builds its indexes
     // (its backfill is over: the step runs beside the index build, 0.1–0.2 s before /ready,
-    // instead of after it; once: a window with nothing new, stepped at every poll of a long
-    // build, would diff it again each time); before, only as the loop allows.
+    // instead of after it, up to the block before Ponder's checkpoint, which waits for the first
+    // step once Ponder is ready (trustedBlock); once: a window with nothing new, stepped at every
+    // poll of a long build, would diff it again each time); before, only as the loop allows.
     // A head the cursor has passed says nothing of what is left (a lagging provider, or its last
     // answer before an outage): taken as one at or behind it, every round of the rest of the
     // backfill was a step that wrote its developers beside Ponder's.

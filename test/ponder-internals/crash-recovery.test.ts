@@ -75,8 +75,8 @@ describe("crash-recovery", () => {
       deletions.map((r) => r.detail.id as string).sort(),
       `assumption crash-recovery: a restart deletes exactly the unfinalized stake_event rows (block > finalized_checkpoint's block ${finalizedBlock})\n${formatLog(log)}`,
     ).toEqual([...unfinalized].sort());
-    // While Ponder is not ready the sidecar trusts its rows up to its safe checkpoint: none of
-    // those may go. The rows that go are those above the finalized one (above): so the safe
+    // While Ponder is not ready the sidecar trusts its rows up to the block before its safe
+    // checkpoint's: none of those may go. The rows that go are those above the finalized one (above): so the safe
     // checkpoint must not be above the finalized one.
     const safeBlock = checkpointBlock(before!.safe_checkpoint);
     expect(
