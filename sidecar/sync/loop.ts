@@ -41,6 +41,13 @@ const CATCH_UP_WAIT_MS = 30_000;
  * batch, and once missed the build. A round that finds nothing costs about half a millisecond.
  */
 const BACKFILL_END_POLL_MS = 20;
+/**
+ * After a step beside Ponder's index build, the loop polls at BACKFILL_END_POLL_MS for this long,
+ * or until a step has run with Ponder ready: that step takes the block the one beside the build
+ * held back (trustedBlock), and Ponder turns ready with no NOTIFY (a tenth of a second after its
+ * build at 100,000 events; seconds at millions, or after a restart's rebuild).
+ */
+const READY_WAIT_MS = 60_000;
 
 /** A step that read Ponder's tables. */
 type Synced = Exclude<StepResult, { kind: "waiting-for-ponder" }>;
@@ -146,6 +153,8 @@ export class SyncLoop {
   private steppedAt = 0;
   /** An early step left developers unwritten, and no step has written them since. */
   private unwrittenWait = false;
+  /** Until then (performance.now()), a block held back beside Ponder's index build waits for its /ready. */
+  private readyWaitUntil = 0;
   /**
    * No step writes its developers itself before this time (performance.now()): one did and
    * was run again, and the application's table will likely make the next do so too.
@@ -384,6 +393,8 @@ export class SyncLoop {
         // begins anew, and its end is minutes away.
         if (step.kind === "stepped") {
           this.unwrittenWait = step.early || (this.unwrittenWait && step.chains.length === 0 && !reconcile);
+          if (step.besideIndexBuild) this.readyWaitUntil = startedAt + READY_WAIT_MS;
+          else if (step.chains.length > 0 && !step.catchUp) this.readyWaitUntil = 0;
         } else if (step.kind === "waiting-for-ponder") this.unwrittenWait = false;
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had
@@ -467,7 +478,8 @@ export class SyncLoop {
       // no wait, a sidecar started before Ponder ran a step every 1.6 ms until Ponder's tables
       // were there (11 % of a core and a PostgreSQL backend busy, beside Ponder's build).
       const untilReconcile = this.nextReconcileAt - Date.now();
-      const poll = this.unwrittenWait ? Math.min(BACKFILL_END_POLL_MS, this.config.syncPollMs) : this.config.syncPollMs;
+      const backfillEnding = this.unwrittenWait || performance.now() < this.readyWaitUntil;
+      const poll = backfillEnding ? Math.min(BACKFILL_END_POLL_MS, this.config.syncPollMs) : this.config.syncPollMs;
       const wait = untilReconcile > 0 ? Math.min(poll, untilReconcile) : poll;
       if (!applied) await this.sleep(wait);
     }

@@ -67,6 +67,11 @@ export type StepResult =
       /** A chain was stepped while Ponder backfills it. */
       catchUp: boolean;
       /**
+       * A chain was stepped while Ponder builds its indexes, its backfill over but not ready: the
+       * block of its checkpoint, held back (trustedBlock), comes with the first step once it is.
+       */
+      besideIndexBuild: boolean;
+      /**
        * Every chain was stepped early (windows.ts): the stakes folded, the developers left
        * unwritten for the next step (unwritten-developers.ts).
        */
@@ -230,6 +235,7 @@ async function stepOnce(
           deferred: [],
           drifted: 0,
           catchUp: false,
+          besideIndexBuild: false,
           early: false,
           written: [],
         };
@@ -247,6 +253,7 @@ async function stepOnce(
     // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
     // loop's catch-up share then still spaces these steps out.
     const catchingUp = windows.some((w) => !w.progress.ready);
+    const besideIndexBuild = windows.some((w) => !w.progress.ready && w.progress.indexing);
     if (deferred.length > 0) {
       await leaveOutChains(db, deferred);
       windows = windows.filter((w) => !deferred.includes(w.chainId));
@@ -261,6 +268,7 @@ async function stepOnce(
       deferred: waiting,
       drifted: 0,
       catchUp: catchingUp,
+      besideIndexBuild,
       early,
       written: [] as Change[],
     };

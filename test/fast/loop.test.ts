@@ -264,6 +264,37 @@ it("polls for the end of Ponder's backfill while an early step's developers wait
   expect(await unwritten()).toBe(0);
 });
 
+it("polls for Ponder's /ready after a step beside its index build, for the block it held back, not at SYNC_POLL_MS", async () => {
+  await startLoop({ SYNC_POLL_MS: "60000" });
+  await waitFor("the first round", () => loop?.state.lastSyncAt != null, { timeoutMs: 30_000 });
+  const cursor = async () =>
+    Number((await fake.db.query("SELECT block FROM stakesync.cursor WHERE chain_id = $1", [CHAIN])).rows[0]?.block);
+  const w = wallet(0xe2);
+  await fake.register(w);
+  // Ponder's backfill is over (its checkpoint 36, the head 40) and it builds its indexes: the
+  // CREATE INDEX's lock, held in a session of its own. A NOTIFY wakes the loop for the step.
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 34 }], 36);
+  await fake.progress({ latest: 36, ready: false });
+  const build = new pg.Client({ connectionString: fake.url });
+  await build.connect();
+  try {
+    await build.query(`BEGIN; CREATE INDEX ON ${fake.config.ponderSchema}.stake_event (transaction_hash)`);
+    await fake.db.query(`NOTIFY "${fake.config.ponderSchema}_live_query"`);
+    // To 33: the checkpoint's block (36) held back, less CONFIRMATIONS (2). The stake in 34 waits.
+    await waitFor("the step beside the build", async () => (await cursor()) === 33, { timeoutMs: 30_000 });
+    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+  } finally {
+    await build.query("ROLLBACK");
+    await build.end();
+  }
+  // Ponder turns ready, with no NOTIFY: the stake is synced a poll later, not a minute later.
+  await fake.progress({ latest: 36, ready: true });
+  await waitFor("the held-back block synced", async () => (await fake.developer(w))?.status === "active", {
+    timeoutMs: 30_000,
+  });
+  expect(await cursor()).toBe(34);
+});
+
 /**
  * The fake's database behind a door: shut, every new connection is reset at once (PostgreSQL
  * down); open, it is forwarded. `goDark()` also stops forwarding on the connections open now, in
