@@ -354,6 +354,7 @@ export class SyncLoop {
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
     this.ponderSeenIn = undefined;
+    this.readyWaitUntil = 0;
     // A new term tries the developers write at once, as it reconciles at once; a failure the
     // last leader noted is cleared by this one's first write that succeeds.
     this.writeFailures = 0;
@@ -393,8 +394,10 @@ export class SyncLoop {
         // begins anew, and its end is minutes away.
         if (step.kind === "stepped") {
           this.unwrittenWait = step.early || (this.unwrittenWait && step.chains.length === 0 && !reconcile);
+          // Ended by any step with Ponder ready (catchUp is false then, also for a chain whose
+          // removals wait), not only by one that synced a chain.
           if (step.besideIndexBuild) this.readyWaitUntil = startedAt + READY_WAIT_MS;
-          else if (step.chains.length > 0 && !step.catchUp) this.readyWaitUntil = 0;
+          else if (!step.catchUp) this.readyWaitUntil = 0;
         } else if (step.kind === "waiting-for-ponder") this.unwrittenWait = false;
         const writeStartedAt = performance.now();
         // Written in a transaction of its own: see apply-developers.ts. Also when the step had

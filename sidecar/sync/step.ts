@@ -253,7 +253,8 @@ async function stepOnce(
     // A chain stepped while Ponder backfills counts as a catch-up even when its removals wait: the
     // loop's catch-up share then still spaces these steps out.
     const catchingUp = windows.some((w) => !w.progress.ready);
-    const besideIndexBuild = windows.some((w) => !w.progress.ready && w.progress.indexing);
+    // With a window of new blocks: a due catch-up every 30 s of a long build steps an empty one.
+    const besideIndexBuild = windows.some((w) => !w.progress.ready && w.progress.indexing && w.target > w.cursor);
     if (deferred.length > 0) {
       await leaveOutChains(db, deferred);
       windows = windows.filter((w) => !deferred.includes(w.chainId));

@@ -385,7 +385,11 @@ describe("Ponder building its indexes (its backfill over)", () => {
       // step's snapshot and Ponder's last batch in it (trustedBlock); it waits for /ready.
       const heads = new Map([[CHAIN, { block: 1000, at: Date.now() }]]);
       const step = await syncStep(fake.db, fake.config, new Map(), { heads, catchUp: "no", walletIndexed: true });
-      expect(step).toMatchObject({ kind: "stepped", chains: [{ to: 37 }] });
+      expect(step).toMatchObject({ kind: "stepped", chains: [{ to: 37 }], besideIndexBuild: true });
+      // A due catch-up later in a long build steps an empty window: no block held back by it, and
+      // the loop's 20 ms poll for /ready (besideIndexBuild) is not started again by it.
+      const due = await syncStep(fake.db, fake.config, new Map(), { heads, catchUp: "due", walletIndexed: true });
+      expect(due).toMatchObject({ kind: "stepped", besideIndexBuild: false });
       await fake.progress({ latest: 40, ready: true });
       expect(await indexing()).toBe(false);
     } finally {
