@@ -12,7 +12,16 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { throwIfExited } from "../../lib/local/process";
 import { WaitAborted, waitFor } from "../../lib/wait";
-import { cleanup, releaseSchemaLock, spawnPonder, sql, startStack, waitIndexed, waitReady } from "./harness";
+import {
+  checkpointLocks,
+  cleanup,
+  releaseSchemaLock,
+  spawnPonder,
+  startStack,
+  waitIndexed,
+  waitingForEvents,
+  waitReady,
+} from "./harness";
 
 afterAll(cleanup);
 
@@ -31,14 +40,7 @@ describe("crash-recovery-lock-order", () => {
       await reader.query(`BEGIN; LOCK TABLE "${schema}".stake_event IN ACCESS SHARE MODE`);
       const restarted = await spawnPonder(env);
       second = restarted;
-      const waiting = async () =>
-        (
-          await sql<{ pid: number }>(
-            databaseUrl,
-            `SELECT l.pid FROM pg_locks l WHERE l.relation = to_regclass($1) AND NOT l.granted AND l.pid <> $2`,
-            [`"${schema}".stake_event`, readerPid],
-          )
-        )[0]?.pid;
+      const waiting = () => waitingForEvents(databaseUrl, schema, readerPid);
       // As long as a start may take (waitReady's bound): its build and its checks come first.
       await waitFor(
         "Ponder's crash recovery to wait for stake_event",
@@ -58,13 +60,8 @@ describe("crash-recovery-lock-order", () => {
         );
       });
       const pid = (await waiting()) as number;
-      const held = await sql<{ mode: string }>(
-        databaseUrl,
-        "SELECT mode FROM pg_locks WHERE pid = $1 AND relation = to_regclass($2) AND granted",
-        [pid, `"${schema}"._ponder_checkpoint`],
-      );
       expect(
-        held.map((l) => l.mode).filter((mode) => mode === "AccessExclusiveLock"),
+        (await checkpointLocks(databaseUrl, schema, pid)).filter((mode) => mode === "AccessExclusiveLock"),
         "assumption crash-recovery-lock-order: Ponder's crash recovery takes no lock on _ponder_checkpoint that conflicts with a read (ACCESS EXCLUSIVE) before it has stake_event",
       ).toEqual([]);
       // What the sidecar's step does next, beside the waiting recovery: it reads the checkpoint.

@@ -165,6 +165,26 @@ export function checkpointBlock(checkpoint: string): number {
   return Number(checkpoint.slice(26, 42));
 }
 
+/** A backend other than `except` waiting for a lock on `<schema>`.stake_event (Ponder's), or undefined. */
+export async function waitingForEvents(databaseUrl: string, schema: string, except: number) {
+  const rows = await sql<{ pid: number }>(
+    databaseUrl,
+    "SELECT l.pid FROM pg_locks l WHERE l.relation = to_regclass($1) AND NOT l.granted AND l.pid <> $2",
+    [`"${schema}".stake_event`, except],
+  );
+  return rows[0]?.pid;
+}
+
+/** The modes of the locks backend `pid` holds on `<schema>`._ponder_checkpoint. */
+export async function checkpointLocks(databaseUrl: string, schema: string, pid: number) {
+  const rows = await sql<{ mode: string }>(
+    databaseUrl,
+    "SELECT mode FROM pg_locks WHERE pid = $1 AND relation = to_regclass($2) AND granted",
+    [pid, `"${schema}"._ponder_checkpoint`],
+  );
+  return rows.map((l) => l.mode);
+}
+
 /** A LISTEN on `channel` from a connection of its own; `payloads` fills as notifications arrive. */
 export async function listen(databaseUrl: string, channel: string) {
   const { default: pg } = await import("pg");

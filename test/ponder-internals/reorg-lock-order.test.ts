@@ -9,7 +9,7 @@
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
-import { cleanup, head, mine, sql, stakeToOrphan, startStack } from "./harness";
+import { checkpointLocks, cleanup, head, mine, stakeToOrphan, startStack, waitingForEvents } from "./harness";
 
 afterAll(cleanup);
 
@@ -30,15 +30,8 @@ describe("reorg-lock-order", () => {
       await mine(chain, 1);
       expect(await head(chain)).toBe(Number(orphan.blockNumber) + 1);
       // Ponder's reorg transaction, waiting for the reader's lock on stake_event.
-      const waiting = async () =>
-        (
-          await sql<{ pid: number }>(
-            databaseUrl,
-            `SELECT l.pid FROM pg_locks l
-              WHERE l.relation = to_regclass($1) AND NOT l.granted AND l.pid <> $2`,
-            [`"${schema}".stake_event`, (reader as unknown as { processID: number }).processID],
-          )
-        )[0]?.pid;
+      const waiting = () =>
+        waitingForEvents(databaseUrl, schema, (reader as unknown as { processID: number }).processID);
       await waitFor("Ponder's reorg to wait for stake_event", async () => (await waiting()) !== undefined, {
         timeoutMs: 60_000,
       }).catch((error: Error) => {
@@ -47,13 +40,8 @@ describe("reorg-lock-order", () => {
         );
       });
       const pid = (await waiting()) as number;
-      const held = await sql<{ mode: string }>(
-        databaseUrl,
-        "SELECT mode FROM pg_locks WHERE pid = $1 AND relation = to_regclass($2) AND granted",
-        [pid, `"${schema}"._ponder_checkpoint`],
-      );
       expect(
-        held.map((l) => l.mode),
+        await checkpointLocks(databaseUrl, schema, pid),
         "assumption reorg-lock-order: Ponder's reorg transaction locks stake_event before _ponder_checkpoint (it holds no lock on _ponder_checkpoint while it waits for stake_event)",
       ).toEqual([]);
     } finally {
