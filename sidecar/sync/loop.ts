@@ -317,9 +317,18 @@ export class SyncLoop {
     // transaction the ping waits its turn; a process stalled that long between two statements
     // loses the session and the lock, as a frozen one does. No ping during a round: its own
     // statements keep the session, and a ping queued behind one of them ran before the next,
-    // one more round trip in one round a second (a block's round, at times: its latency).
+    // one more round trip in one round a second (a block's round, at times: its latency). One ping
+    // at a time: on a connection gone dark they queued up, one a second, until the term ended
+    // (and pg 8 warns of a query queued behind another, which pg 9 is to refuse).
+    let pinging = false;
     const ping = setInterval(() => {
-      if (!this.inRound) db.query("SELECT 1").then(heard, () => undefined);
+      if (this.inRound || pinging) return;
+      pinging = true;
+      db.query("SELECT 1")
+        .then(heard, () => undefined)
+        .finally(() => {
+          pinging = false;
+        });
     }, PING_MS);
     const { confirmOver } = this.hooks;
     let confirming = false;

@@ -408,6 +408,26 @@ it("stands down within seconds when the database goes out of reach under it, and
   await waitFor("its tries counted", () => state.unreachable.tries >= 1, { timeoutMs: 30_000 });
 });
 
+it("pings a leader's connection gone dark once while it waits between rounds, not once a second", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10", SYNC_POLL_MS: "60000" });
+  const { door, url } = await databaseDoor(fake.url);
+  door.open = true;
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map());
+  loop.start();
+  // Its first round done, it waits (a poll a minute): only its pings keep the session.
+  await waitFor("the first round", () => loop?.state.lastSyncAt != null, { timeoutMs: 30_000 });
+  const dark = (loop as unknown as { leaderClient?: pg.Client }).leaderClient;
+  const queries = vi.spyOn(pg.Client.prototype, "query");
+  onTestFinished(() => queries.mockRestore());
+  door.goDark();
+  // Over three ping intervals (1 s each): the first ping waits for its answer; no other joins it.
+  await new Promise((resolve) => setTimeout(resolve, 3500));
+  const pings = queries.mock.calls.filter((call, i) => call[0] === "SELECT 1" && queries.mock.contexts[i] === dark);
+  expect(dark).toBeDefined();
+  expect(pings).toHaveLength(1);
+});
+
 it("pages nothing for a PostgreSQL restart of a few seconds (the soak's: RETRY_DELAY_MS 500)", async () => {
   fake = await fakePonder({ RETRY_DELAY_MS: "500" });
   const { door, url } = await databaseDoor(fake.url);
