@@ -14,15 +14,18 @@ import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { missingRelation } from "../db/queryable";
-import { allRows, runTogether, yes } from "../db/together";
+import { allRows, runTogether, type Statements, yes } from "../db/together";
 import { COMMIT, type Committed, committed, inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
 import { pendingWallets, walletsFrom } from "./sql/claim-developers";
 import {
+  countsFrom,
   deltaCounts,
+  deltaCountsStatements,
   diffEvents,
+  diffStatements,
   type EventCounts,
   holdRemovals,
   leaveOutChains,
@@ -37,11 +40,19 @@ import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
 import { ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
 import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
-import { STEP_TABLES } from "./sql/step-tables";
+import { stepTables, tablesLeftSmall } from "./sql/step-tables";
 import { anyUnwritten, leaveUnwritten, takeUnwritten } from "./sql/unwritten-developers";
 import type { Change } from "./sql/write-developers";
 import { ownChanges, ownWriteFailed, writeInStep } from "./sql/write-in-step";
-import { behindCursor, type CatchUp, confirmedBlocks, nothingNew, planWindows, type Window } from "./windows";
+import {
+  behindCursor,
+  type CatchUp,
+  type Confirmed,
+  confirmedBlocks,
+  nothingNew,
+  planWindows,
+  type Window,
+} from "./windows";
 
 export type { CatchUp, RemovalGuard };
 
@@ -107,6 +118,11 @@ export type StepOptions = {
    * step queues, as a test compares, and as the loop does for a while after such a write failed.
    */
   writeInStep?: boolean;
+  /**
+   * A realtime block's step may send its diff with the rest in one round trip (plainWindow): the
+   * loop's way. False: the diff in a round trip of its own, as a test compares.
+   */
+  plainBlock?: boolean;
   /** The bound on each statement of it: by its size (WRITE_IN_STEP_MAX_MS, WRITE_IN_BLOCK_MAX_MS); a test's own. */
   writeInStepMaxMs?: number;
 };
@@ -146,34 +162,62 @@ export async function syncStep(
   guard: RemovalGuard,
   options: StepOptions,
 ): Promise<StepResult> {
-  try {
-    return await stepSeen(db, config, guard, options, options.writeInStep ?? true);
-  } catch (error) {
-    if (!(error instanceof WriteInStepFailed)) throw error;
-    // Cleared, as after a failed round (loop.ts): the first attempt saw Ponder in a state that no
-    // step committed, and what it noted (or forgot) of missing events counts for nothing.
-    guard.clear();
-    const result = await stepSeen(db, config, guard, options, false);
-    return result.kind === "stepped" ? { ...result, fellBack: error.failure } : result;
+  const tries: Tries = { ownWrite: options.writeInStep ?? true, plainBlock: options.plainBlock ?? true, quiet: true };
+  let fellBack: unknown;
+  for (;;) {
+    try {
+      const result = await stepSeen(db, config, guard, options, tries);
+      if (result.kind === "again") {
+        // The questions between blocks found something (their transaction committed, having
+        // written nothing): a step of its own, which asks nothing first. An event gone from Ponder
+        // is decided in the client: no plain block.
+        tries.quiet = false;
+        if (result.eventGone) tries.plainBlock = false;
+        continue;
+      }
+      return result.kind === "stepped" && fellBack !== undefined ? { ...result, fellBack } : result;
+    } catch (error) {
+      if (error instanceof NotAPlainBlock && tries.plainBlock) {
+        // Rolled back before anything was decided of its removals: the guard is as it was.
+        tries.plainBlock = false;
+      } else if (error instanceof WriteInStepFailed && tries.ownWrite) {
+        // Cleared, as after a failed round (loop.ts): the first attempt saw Ponder in a state that no
+        // step committed, and what it noted (or forgot) of missing events counts for nothing.
+        guard.clear();
+        tries.ownWrite = false;
+        fellBack = error.failure;
+      } else {
+        throw error;
+      }
+    }
   }
 }
+
+/**
+ * What a step may try: its own developers write (write-in-step.ts); a plain block's one round
+ * trip (plainWindow); the questions between blocks, answered with their COMMIT (`quiet`).
+ */
+type Tries = { ownWrite: boolean; plainBlock: boolean; quiet: boolean };
+
+/** A step, or: the questions between blocks found something, and a step runs instead. */
+type Attempt = StepResult | { kind: "again"; eventGone: boolean };
 
 async function stepSeen(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
   options: StepOptions,
-  ownWrite: boolean,
-): Promise<StepResult> {
+  tries: Tries,
+): Promise<Attempt> {
   if (options.ponderSeen) {
     try {
-      return await stepOnce(db, config, guard, options, true, ownWrite);
+      return await stepOnce(db, config, guard, options, true, tries);
     } catch (error) {
       // Gone since (a `ponder dev` restart drops its tables): asked again, as a first step asks.
       if (!missingRelation(error)) throw error;
     }
   }
-  return stepOnce(db, config, guard, options, false, ownWrite);
+  return stepOnce(db, config, guard, options, false, tries);
 }
 
 async function stepOnce(
@@ -182,8 +226,8 @@ async function stepOnce(
   guard: RemovalGuard,
   { reconcile = false, heads, catchUp, walletIndexed = false, writeInStepMaxMs }: StepOptions,
   seen: boolean,
-  ownWrite: boolean,
-): Promise<StepResult> {
+  { ownWrite, plainBlock, quiet: mayAsk }: Tries,
+): Promise<Attempt> {
   // Past the developers table, every lock the step waits for, it waits for at most
   // SYNC_LOCK_WAIT_MS: an instance frozen in one of its own transactions fails the step, which is
   // tried again soon (loop.ts, retryAfter; with a replica to go to, the next round reads it as
@@ -193,54 +237,74 @@ async function stepOnce(
   // The application's table first, then the cursors with the BEGIN (in the snapshot the whole
   // step reads), and with them Ponder's progress when its tables were there last step; else
   // whether they are there.
-  const begin = [
-    BEGIN_STEP,
-    ...lockDevelopers(config),
-    STEP_TABLES,
-    ...cursorsStatements,
-    ...(seen ? progressRead : ponderPresent(config.ponderSchema)),
-  ];
-  return inTransaction(db, begin, async (begun): Promise<StepResult | Committed<StepResult>> => {
-    const cursorRows = begun.at(seen ? -1 - progressRead.length : -2) ?? [];
+  const ponderRead = seen ? progressRead : ponderPresent(config.ponderSchema);
+  const begin = [BEGIN_STEP, ...lockDevelopers(config), ...stepTables(db), ...cursorsStatements, ...ponderRead];
+  return inTransaction(db, begin, async (begun): Promise<Attempt | Committed<Attempt>> => {
+    // Each statement's rows, counted from the end (BEGIN_STEP holds several).
+    const cursorRows = begun.at(-1 - ponderRead.length) ?? [];
+    // After a step of few rows, committed: the next one deletes the step tables' rows (step-tables.ts).
+    const leftSmall = () => tablesLeftSmall(db, begun.at(-1 - ponderRead.length - cursorsStatements.length));
     const progress = seen
       ? progressFrom(begun.at(-1) ?? [])
       : await readProgress(db, config.ponderSchema, progressOptions, yes(begun.at(-1)));
-    if (!progress) return { kind: "waiting-for-ponder" };
+    // Nothing added to the step tables since the BEGIN emptied them, in these two either.
+    if (!progress) {
+      leftSmall();
+      return { kind: "waiting-for-ponder" };
+    }
     const cursors = cursorsFrom(cursorRows, config);
     let windows = planWindows(config, progress, cursors, heads, catchUp);
     forgetChainsWithoutWindow(guard, windows);
-    if (windows.length === 0 && !reconcile) return { kind: "idle" };
+    if (windows.length === 0 && !reconcile) {
+      leftSmall();
+      return { kind: "idle" };
+    }
     // Most rounds are the poll's, between blocks: no new block, no removal awaiting confirmation.
     // Then the step below would change nothing unless Ponder deleted rows (a reorg's first half, a
     // crash recovery) or a developer just registered: asked as two yes/no questions in one round
     // trip (with the queue's pending wallets, for the developers write), not by the whole step
     // over an empty window (2.5 ms a round instead of 8.5, fast tier). Its outcome is the same:
     // every chain stepped to where it was, nothing added or removed.
-    const quiet = !reconcile && guard.size === 0 && windows.every(nothingNew);
+    const quiet = mayAsk && !reconcile && guard.size === 0 && windows.every(nothingNew);
     if (quiet) {
-      // Prepared on this connection (together.ts): most rounds are these, on windows of a few blocks.
-      const [ledger, registrations, unwritten, pending] = await allRows(
+      // Prepared on this connection (together.ts): most rounds are these, on windows of a few
+      // blocks. With the COMMIT: the answer is nearly always "nothing", and otherwise a step runs
+      // at once in a transaction of its own (the step's outcome is the same in a later snapshot).
+      const read = pendingFor(config);
+      const rows = await allRows(
         db,
         [
           ...ledgerMatches(config.ponderSchema, windows),
           ...anyRegistrations(config),
           ...anyUnwritten,
-          ...pendingFor(config),
+          ...read,
+          ...COMMIT,
         ],
         { prepared: true },
       );
-      if (yes(ledger) && !yes(registrations) && !yes(unwritten)) {
-        const nothing = {
-          chains: chainSteps(windows, new Map()),
-          deferred: [],
-          drifted: 0,
-          catchUp: false,
-          besideIndexBuild: false,
-          early: false,
-          written: [],
-        };
-        return { kind: "stepped", ...nothing, pending: pending && walletsFrom(pending) };
-      }
+      leftSmall();
+      const [ledger, registrations, unwritten] = rows;
+      if (!yes(ledger) || yes(registrations) || yes(unwritten))
+        return committed({ kind: "again", eventGone: !yes(ledger) });
+      const chains = chainSteps(windows, new Map());
+      return committed({ ...STEPPED_READY, chains, written: [], pending: pendingOf(read, rows) });
+    }
+    const read = pendingFor(config);
+    const confirmed = () => confirmedBlocks(config, windows, cursors);
+    // A step writes its developers itself (write-in-step.ts), with the index on their wallets (its
+    // look-up is the server's, as findStaleTogether's); a reconciliation queues them.
+    const ownWriteOf = (reconciling: boolean) =>
+      ownWrite && !reconciling && config.mode === "write" && walletIndexed ? writeInStep(config, writeInStepMaxMs) : [];
+    if (plainBlock && !reconcile && guard.size === 0 && walletIndexed && windows.every(plainWindow)) {
+      // A plain block (plainWindow): the diff goes with the rest of the step in one round trip,
+      // stopped by the server (stopUnlessPlain) where it needs the client after all.
+      const lead = [...diffStatements(config.ponderSchema, windows), ...deltaCountsStatements, ...stopUnlessPlain];
+      const first = [...lead, ...lookUpsTogether(config, confirmed())];
+      const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(false), read, true);
+      leftSmall();
+      const counts = countsFrom(rows[lead.length - 1 - stopUnlessPlain.length] ?? []);
+      const chains = chainSteps(windows, counts);
+      return committed({ ...STEPPED_READY, chains, pending: pendingOf(read, rows), written });
     }
 
     let counts = await diffEvents(db, config.ponderSchema, windows);
@@ -274,30 +338,22 @@ async function stepOnce(
       written: [] as Change[],
     };
     if (windows.length === 0 && !reconcile) return stepped;
-    const folded = [...recordEvents, ...addChainStake, ...markAffected];
-    const confirmed = confirmedBlocks(config, windows, cursors);
-    const read = pendingFor(config);
-    // Counted from the end of a last round trip, as the COMMIT's rows come last.
-    const pendingOf = (rows: unknown[][]) =>
-      read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
     if (early) {
       // The look-ups too (the stale developers and their first activations), though nothing is
       // queued: the step that writes these developers, after Ponder's backfill, then need not
       // search Ponder's events for their activations (a fifth of it, for the bench's 10,000).
-      await findStaleDevelopers(db, config, confirmed, folded);
+      await findStaleDevelopers(db, config, confirmed(), FOLDED);
       const rows = await allRows(db, [...leaveUnwritten(config), ...advanceCursor, ...read, ...COMMIT]);
-      return committed({ ...stepped, chains: chainSteps(windows, counts), pending: pendingOf(rows) });
+      return committed({ ...stepped, chains: chainSteps(windows, counts), pending: pendingOf(read, rows) });
     }
 
     // The ledger, the stakes and the affected developers go with the queue's first look-up, but
     // for a reconciliation, which runs between them. Only chains with a window that reaches the
     // cursor are reconciled: Ponder may be behind the others (its events above its checkpoint are
     // not there yet), or backfilling them (not due for a catch-up step).
-    // A reconciliation adds every developer itself (reconcile-stakes.ts): no registration to look for.
-    const changes = [...folded, ...takeUnwritten(config), ...(reconcile ? [] : findRegistrations(config))];
     let drifted = 0;
     if (reconcile) {
-      await runTogether(db, changes);
+      await runTogether(db, [...FOLDED, ...takeUnwritten(config)]);
       drifted = await reconcileStakes(
         db,
         config,
@@ -306,37 +362,84 @@ async function stepOnce(
       if (config.mode === "write") await retryRefused(db);
     }
     // Once Ponder has backfilled every chain stepped (its indexes are there), and with the index
-    // on the developers' wallets, a step of a few events sends the ledger,
-    // the stakes, the affected developers and the queue's look-ups with the queue, the cursor,
-    // what the developers write takes next and the COMMIT, in the last round trip (the look-ups'
-    // wallets computed by the server, see findStaleTogether). Else the look-ups pass them through
-    // the client: a bound array is what the planner sizes, and hashes.
+    // on the developers' wallets, a step of a few events sends the ledger, the stakes, the
+    // affected developers and the queue's look-ups with the queue, the cursor, what the developers
+    // write takes next and the COMMIT, in the last round trip (lastRoundTrip). Else the look-ups
+    // pass them through the client: a bound array is what the planner sizes, and hashes.
     const events = [...counts.values()].reduce((n, c) => n + c.added + c.removed, 0);
     const together =
       walletIndexed && !reconcile && events <= TOGETHER_MAX_EVENTS && windows.every((w) => w.progress.ready);
-    const first = together ? [...changes, ...findStaleTogether(config, confirmed)] : [];
-    if (!together) await findStaleDevelopers(db, config, confirmed, reconcile ? [] : changes);
-    // A step writes its developers itself (write-in-step.ts), with the index on their wallets
-    // (its look-up is the server's, as findStaleTogether's): a realtime block's round is then
-    // three round trips and one commit, not four and two (the developers write after it finds the
-    // queue empty). In the last round trip, with the COMMIT: the rows it locks are never held
-    // across a round trip (a sidecar frozen in between would hold them from the application).
-    const own =
-      ownWrite && !reconcile && config.mode === "write" && walletIndexed ? writeInStep(config, writeInStepMaxMs) : [];
-    const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
-    // A realtime step's statements, prepared on this connection (together.ts); not a catch-up's.
-    const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared: together }).catch((error: unknown) => {
-      // A failure the own write is there to meet (ownWriteFailed): the step runs again without it,
-      // and what fails then fails the round. Any other fails the round now, counted and retried
-      // after its wait as any step's: a realtime step's last round trip carries its look-ups and
-      // the queue too, whose errors are not the write's.
-      if (own.length > 0 && ownWriteFailed(error)) throw new WriteInStepFailed(error);
-      if (own.length > 0 && statementError(error)) carriedOwnWrite.add(error as object);
-      throw error;
-    });
-    const written = ownChanges(rows.slice(first.length, first.length + own.length));
-    return committed({ ...stepped, chains: chainSteps(windows, counts), drifted, pending: pendingOf(rows), written });
+    const first = together ? lookUpsTogether(config, confirmed()) : [];
+    if (!together) {
+      const changes = [...FOLDED, ...takeUnwritten(config), ...findRegistrations(config)];
+      await findStaleDevelopers(db, config, confirmed(), reconcile ? [] : changes);
+    }
+    const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(reconcile), read, together);
+    if (together) leftSmall();
+    const chains = chainSteps(windows, counts);
+    return committed({ ...stepped, chains, drifted, pending: pendingOf(read, rows), written });
   });
+}
+
+/** The ledger, the stakes and the affected developers, from `sync_delta`. */
+const FOLDED = [...recordEvents, ...addChainStake, ...markAffected];
+
+/** A step whose every chain was ready, with no removal and nothing deferred. */
+const STEPPED_READY = {
+  kind: "stepped" as const,
+  deferred: [],
+  drifted: 0,
+  catchUp: false,
+  besideIndexBuild: false,
+  early: false,
+} satisfies Partial<StepResult>;
+
+/** The queue's pending wallets, from the end of a last round trip (the COMMIT's rows come last). */
+const pendingOf = (read: Statements, rows: unknown[][]) =>
+  read.length > 0 ? walletsFrom(rows.at(-1 - COMMIT.length) ?? []) : undefined;
+
+/**
+ * Where Ponder has backfilled every chain stepped (its indexes are there), and with the index on
+ * the developers' wallets, a step of a few events sends the ledger, the stakes, the affected
+ * developers and the queue's look-ups (their wallets computed by the server, see
+ * findStaleTogether) in its last round trip.
+ */
+const lookUpsTogether = (config: SidecarConfig, confirmed: Map<number, Confirmed>): Statements => [
+  ...FOLDED,
+  ...takeUnwritten(config),
+  ...findRegistrations(config),
+  ...findStaleTogether(config, confirmed),
+];
+
+/**
+ * The step's last round trip: `first`, the step's own developers write (`own`, write-in-step.ts),
+ * the queue, the cursor, what the developers write takes next (`read`) and the COMMIT. With its
+ * own write, a realtime block's round is one commit, not two (the developers write after it finds
+ * the queue empty); the rows the write locks are never held across a round trip (a sidecar frozen
+ * in between would hold them from the application). `prepared`: a realtime step's statements,
+ * prepared on this connection (together.ts); not a catch-up's.
+ */
+async function lastRoundTrip(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  first: Statements,
+  own: Statements,
+  read: Statements,
+  prepared: boolean,
+): Promise<{ rows: unknown[][]; written: Change[] }> {
+  const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
+  const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared }).catch((error: unknown) => {
+    // Stopped before anything was written (stopUnlessPlain): the step runs again the usual way.
+    if (stoppedPlain(error)) throw new NotAPlainBlock();
+    // A failure the own write is there to meet (ownWriteFailed): the step runs again without it,
+    // and what fails then fails the round. Any other fails the round now, counted and retried
+    // after its wait as any step's: a realtime step's last round trip carries its look-ups and
+    // the queue too, whose errors are not the write's.
+    if (own.length > 0 && ownWriteFailed(error)) throw new WriteInStepFailed(error);
+    if (own.length > 0 && statementError(error)) carriedOwnWrite.add(error as object);
+    throw error;
+  });
+  return { rows, written: ownChanges(rows.slice(first.length, first.length + own.length)) };
 }
 
 /**
@@ -347,6 +450,37 @@ async function stepOnce(
  * thousands.
  */
 export const TOGETHER_MAX_EVENTS = 1000;
+
+/**
+ * A window a realtime block's step takes in one round trip after its BEGIN: Ponder ready, at or
+ * ahead of the cursor (behind it, removals are expected, see planWindows) by at most a few blocks
+ * (a sidecar back after an outage has more events than a block's, whose look-ups take the
+ * catch-up's path). What decides the usual way in the client is told only by the diff: an event
+ * gone from Ponder (deferRemovals), more than TOGETHER_MAX_EVENTS events; the server stops the
+ * round trip there (stopUnlessPlain), and the step runs again the usual way.
+ */
+function plainWindow(w: Window): boolean {
+  return w.progress.ready && !behindCursor(w) && w.target - w.cursor <= PLAIN_MAX_BLOCKS;
+}
+const PLAIN_MAX_BLOCKS = 16;
+
+/** After the diff and its counts: stops the round trip unless the diff found a plain block's (plainWindow). */
+const stopUnlessPlain: Statements = [
+  `SELECT stakesync.stop_unless(
+     NOT EXISTS (SELECT 1 FROM sync_delta WHERE change = 'removed')
+       AND (SELECT coalesce(sum(events), 0) FROM sync_delta) <= ${TOGETHER_MAX_EVENTS},
+     'an event gone from Ponder, or more than a block''s events')`,
+];
+
+/** The server's stop (migrations/016_step_stop.sql). */
+const stoppedPlain = (error: unknown) => (error as { code?: unknown } | undefined)?.code === "SS001";
+
+/** A plain block's round trip was stopped by the server (stopUnlessPlain). */
+class NotAPlainBlock extends Error {
+  constructor() {
+    super("not a plain block: the step runs again the usual way");
+  }
+}
 
 /** The queue's pending wallets, read for the developers write; shadow mode writes none. */
 const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets(config));

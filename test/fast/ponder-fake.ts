@@ -59,6 +59,8 @@ export type Fake = {
   round: (options?: {
     reconcile?: boolean;
     writeInStep?: boolean;
+    /** False: the diff in a round trip of its own (step.ts, plainBlock). */
+    plainBlock?: boolean;
     writeInStepMaxMs?: number;
     /** What the loop allows while Ponder backfills: "due" (whatever the window) unless told. */
     catchUp?: CatchUp;
@@ -175,7 +177,14 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
     get config() {
       return config;
     },
-    round: async ({ reconcile = false, writeInStep = true, writeInStepMaxMs, catchUp = "due", head } = {}) => {
+    round: async ({
+      reconcile = false,
+      writeInStep = true,
+      plainBlock,
+      writeInStepMaxMs,
+      catchUp = "due",
+      head,
+    } = {}) => {
       const read = await followSource(db, config, source.schema, guard, source.watch);
       source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime. The
@@ -196,6 +205,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         ponderSeen,
         walletIndexed: source.walletIndexed,
         writeInStep,
+        plainBlock,
         writeInStepMaxMs,
       });
       source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;

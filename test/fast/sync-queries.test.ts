@@ -93,28 +93,30 @@ describe("a round's queries and plans with a large application table", () => {
       expect(result.step).toMatchObject({ kind: "stepped", chains: [{ chainId: 31337, to, added: 0, removed: 0 }] });
       return sent;
     };
-    const diffs = (sent: string[]) => sent.some((q) => q.includes("INSERT INTO sync_delta"));
+    // Whether the round diffed: its window is left in the step's temp table until the next BEGIN
+    // empties it (the diff's text is sent once per connection: then it is prepared, step.ts).
+    const diffed = async () => (await fake.db.query("SELECT 1 FROM sync_window")).rows.length > 0;
     await fake.progress({ latest: 13, safe: 0 }); // a new block, without events
     const full = await queries(11);
-    expect(diffs(full)).toBe(true);
+    expect(await diffed()).toBe(true);
     const quiet = await queries(11); // nothing new
-    expect(diffs(quiet)).toBe(false);
-    // As many round trips as a block's (the diff's step now sends its look-ups with its COMMIT),
-    // but without the diff's work on the server.
+    expect(await diffed()).toBe(false);
+    // As many round trips as a block's (a block's step sends its diff with the rest and its
+    // COMMIT), but without the diff's work on the server.
     expect(quiet.length).toBeLessThanOrEqual(full.length);
     // The fake's read of the head, BEGIN with the cursors and the progress, the two questions
-    // with the pending list, COMMIT.
-    expect(quiet.length).toBeLessThanOrEqual(4);
+    // with the pending list and the COMMIT.
+    expect(quiet.length).toBeLessThanOrEqual(3);
     // Ponder behind the cursor (a lagging provider): its own events are not missing from the
     // ledger, so the same two questions answer, and nothing is taken back.
     await fake.progress({ latest: 10, safe: 0 });
     const behind = await queries(11);
-    expect(diffs(behind)).toBe(false);
-    expect(behind.length).toBeLessThanOrEqual(4);
+    expect(await diffed()).toBe(false);
+    expect(behind.length).toBeLessThanOrEqual(3);
     expect(await fake.developer(wallet(0x43))).toMatchObject({ stake_amount: "5.000000" });
   });
 
-  it("sends a block's first activation, its audit and welcome job included, in 4 queries", async () => {
+  it("sends a block's first activation, its audit and welcome job included, in 3 queries", async () => {
     fake = await fakePonder();
     const w = wallet(0x44);
     await fake.register(w, "dev@example.com");
@@ -129,10 +131,11 @@ describe("a round's queries and plans with a large application table", () => {
     // server spent 6.2 ms planning and running the statements): statements go together, values
     // inlined, each transaction's COMMIT with its last statements, the queue's look-ups with the
     // step's, Ponder's progress with the BEGIN, the claim with the write, the write in the step's
-    // own commit (31 queries, then 19, then 12, then 10, then 5, now 4). One is the fake's own
-    // read of the head: the sidecar's are the BEGIN with the cursors and the progress, the diff,
-    // and the rest of the step, its developers write included (write-in-step.ts), with its COMMIT.
-    expect(sent).toBeLessThanOrEqual(4);
+    // own commit, the diff with the rest (31 queries, then 19, then 12, then 10, then 5, then 4,
+    // now 3). One is the fake's own read of the head: the sidecar's are the BEGIN with the cursors
+    // and the progress, and the diff with the rest of the step, its developers write included
+    // (write-in-step.ts), and its COMMIT.
+    expect(sent).toBeLessThanOrEqual(3);
   });
 
   it("looks the developers of a step of more than 1,000 events up as a catch-up does, to a block's result", async () => {
@@ -152,8 +155,13 @@ describe("a round's queries and plans with a large application table", () => {
       );
       const on = fake;
       const { sent } = await sending(on, () => on.round());
-      // A block's few events: the look-ups' wallets computed by the server, in the step's last round trip.
-      expect(sent.some((q) => q.includes("ARRAY(SELECT wallet FROM affected)"))).toBe(others === 0);
+      // A block's few events: the look-ups' wallets computed by the server, in the step's last
+      // round trip, which carries its diff (a plain block's, step.ts). More: the server stops that
+      // round trip after the diff, and the step runs again the usual way, its look-ups the
+      // catch-up's, and its COMMIT without them.
+      const committing = sent.filter((q) => /\bCOMMIT$/.test(q.trim()) && q.includes("stakesync.cursor"));
+      expect(committing.at(-1)?.includes("ARRAY(SELECT wallet FROM affected)")).toBe(others === 0);
+      expect(committing).toHaveLength(others === 0 ? 1 : 2);
       const row = await fake.developer(w);
       expect(row).toMatchObject({ status: "active", stake_amount: "11.000000" });
       expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 11 * 12) * 1000);
@@ -182,6 +190,29 @@ describe("a round's queries and plans with a large application table", () => {
     const row = await fake.developer(w);
     expect(row).toMatchObject({ status: "active", stake_amount: "11.000000" });
     expect(row?.staked_at?.getTime()).toBe((1_700_000_000 + 11 * 12) * 1000);
+  });
+
+  it("empties the step's temp tables row by row after a block's step, and truncates them once a step left them large", async () => {
+    fake = await fakePonder();
+    const w = wallet(0x4a);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round(); // a new connection's first step truncates
+    const pages = async () =>
+      Number((await fake.db.query<{ n: string }>("SELECT pg_relation_size('pg_temp.stale')::text AS n")).rows[0]?.n);
+    const truncates = async () => (await sending(fake, () => fake.round())).sent.some((q) => q.includes("TRUNCATE"));
+    // A round between blocks after a block's step, and after itself: rows deleted, no file truncated.
+    expect(await truncates()).toBe(false);
+    expect(await truncates()).toBe(false);
+    // A step that left them large (as thousands of registrations would): the next step deletes
+    // the rows and sees the size, and the one after truncates.
+    await fake.db.query("INSERT INTO stale SELECT 'x' || g, false, g FROM generate_series(1, 50000) g");
+    expect(await pages()).toBeGreaterThan(1024 * 1024);
+    expect(await truncates()).toBe(false);
+    expect(await pages()).toBeGreaterThan(1024 * 1024); // dead rows, every page kept
+    expect(await truncates()).toBe(true);
+    expect(await pages()).toBe(0);
+    expect(await truncates()).toBe(false);
   });
 
   it("truncates the step's temp tables after a catch-up instead of scanning its dead rows ever after", async () => {

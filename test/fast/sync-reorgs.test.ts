@@ -39,6 +39,43 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(corrected.changes.map((c) => c.reason)).toEqual(["reorg"]);
   });
 
+  it("first seen with the new fork's next block: the block's one round trip is stopped, and the removal waits as ever", async () => {
+    fake = await fakePonder();
+    const w = wallet(5);
+    await fake.register(w);
+    await fake.index([{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }], 23);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    const cursor = async () => (await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows[0]?.block;
+    expect(await cursor()).toBe(21);
+    // Both halves of the reorg before the next step: the orphan gone, and a new block on the new
+    // fork. A new confirmed block, Ponder ready: the step sends its diff with the rest and its
+    // COMMIT (a plain block, step.ts), and the server stops that round trip at the removal.
+    await fake.deleteAbove(19);
+    await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 25);
+    const sent: string[] = [];
+    const query = fake.db.query.bind(fake.db);
+    fake.db.query = ((...args: Parameters<typeof query>) => {
+      sent.push(String(typeof args[0] === "string" ? args[0] : ""));
+      return query(...args);
+    }) as typeof query;
+    const first = await fake.round().finally(() => {
+      fake.db.query = query;
+    });
+    expect(sent).toContain("ROLLBACK");
+    // Then the step ran the usual way: a first sighting waits, nothing of the stopped one stayed.
+    expect(first.step).toMatchObject({ kind: "stepped", chains: [], deferred: [31337] });
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
+    expect(await cursor()).toBe(21);
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+    // Confirmed by the next checkpoint: one correction.
+    await fake.progress({ latest: 26, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "12.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg active 12.000000"]);
+    expect(await cursor()).toBe(24);
+  });
+
   it("drops a refused developer's dead letter once a reorg takes its stake back, and its activation with it", async () => {
     fake = await fakePonder();
     const [w, other] = [wallet(8), wallet(9)];

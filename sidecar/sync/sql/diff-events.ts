@@ -38,6 +38,12 @@ export async function diffEvents(
   ponderSchema: string,
   windows: Window[],
 ): Promise<Map<number, EventCounts>> {
+  // One round trip: the statements and the counts, the last of their results.
+  return countsFrom(await lastRows(db, [...diffStatements(ponderSchema, windows), ...deltaCountsStatements]));
+}
+
+/** The diff's statements, for sending with others; `deltaCountsStatements` after them reads its counts. */
+export function diffStatements(ponderSchema: string, windows: Window[]): Statements {
   const col = <K extends keyof Window>(key: K) => windows.map((w) => w[key]);
   const statements = [
     // The windows go in as literals: with the diff and its counts, one round trip.
@@ -94,22 +100,25 @@ export async function diffEvents(
                             WHERE a.chain_id = w.chain_id AND a.block_number > w.diff_to)`,
     );
   }
-  // One round trip: the statements and the counts, the last of their results.
-  return countsOf(await lastRows<CountRow>(db, [...statements, DELTA_COUNTS]));
+  return statements;
 }
 
 type CountRow = { chain_id: number; added: string | null; removed: string };
 
-const DELTA_COUNTS = `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added,
+/** Per chain with any change in `sync_delta`, how many events it adds and removes (`countsFrom`). */
+export const deltaCountsStatements: Statements = [
+  `SELECT chain_id, sum(events) FILTER (WHERE change = 'added') AS added,
          count(*) FILTER (WHERE change = 'removed') AS removed
-    FROM sync_delta GROUP BY chain_id`;
+    FROM sync_delta GROUP BY chain_id`,
+];
 
-const countsOf = (rows: CountRow[]) =>
-  new Map(rows.map((r) => [r.chain_id, { added: Number(r.added ?? 0), removed: Number(r.removed) }]));
+/** The counts from the rows of `deltaCountsStatements`. */
+export const countsFrom = (rows: unknown[]) =>
+  new Map((rows as CountRow[]).map((r) => [r.chain_id, { added: Number(r.added ?? 0), removed: Number(r.removed) }]));
 
 /** Per chain with any change in `sync_delta`, how many events it adds and removes. */
 export async function deltaCounts(db: pg.ClientBase): Promise<Map<number, EventCounts>> {
-  return countsOf((await db.query<CountRow>(DELTA_COUNTS)).rows);
+  return countsFrom(await lastRows(db, deltaCountsStatements));
 }
 
 /** The keys of the applied events each chain's diff found missing from Ponder (from `sync_delta`). */

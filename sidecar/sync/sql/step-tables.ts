@@ -10,6 +10,13 @@
  * loses the tables it created; the next one creates them again (IF NOT EXISTS; the notices that
  * it skips are silenced).
  *
+ * Which of the two, the client decides (stepTables): a plpgsql block that measured the tables
+ * and chose took the server 0.5 ms of every round (quiet ones too: 0.8 ms on a busy machine, the
+ * costliest statement of a realtime round), mostly to size every fork of every table and its
+ * TOAST. Now the step's BEGIN deletes the rows where the last step on this connection left the
+ * tables small, and reads their size; anything else (a catch-up, a failed step, a new connection,
+ * a size past the bound) has the next BEGIN truncate them.
+ *
  * Who writes and reads each: sync_window (diff-events → record-events, advance-cursor),
  * sync_delta (diff-events → record-events, add-chain-stake, mark-affected), affected
  * (mark-affected, find-registrations, reconcile-stakes → queue-developers), stale and activation
@@ -17,16 +24,24 @@
  * write-developers).
  */
 
-/** Bytes (tables and indexes together) past which the tables are truncated rather than deleted. */
+/** Bytes of the tables' own pages (dead rows included) past which the next step truncates them. */
 const EMPTY_BY_TRUNCATE = 1024 * 1024;
 
-/** Creates the tables if this connection lacks them and empties them: sent with a BEGIN. */
-function prepare(tables: Record<string, string>): string {
+/** The tables' columns, by name. */
+type Tables = Record<string, string>;
+
+/** Creates the tables this connection lacks, the notices of those it has silenced. */
+const create = (tables: Tables) => [
+  "SET LOCAL client_min_messages = warning",
+  ...Object.keys(tables).map((t) => `CREATE TEMP TABLE IF NOT EXISTS ${t} (${tables[t]})`),
+];
+
+/** Creates the tables if this connection lacks them and empties them, the size decided by the server: sent with a BEGIN. */
+function prepare(tables: Tables): string {
   const names = Object.keys(tables);
   const size = names.map((t) => `pg_total_relation_size('pg_temp.${t}')`).join(" + ");
   return `
-  SET LOCAL client_min_messages = warning;
-  ${names.map((t) => `CREATE TEMP TABLE IF NOT EXISTS ${t} (${tables[t]});`).join("\n  ")}
+  ${create(tables).join(";\n  ")};
   DO $$ BEGIN
     IF ${size} > ${EMPTY_BY_TRUNCATE} THEN TRUNCATE ${names.join(", ")};
     ELSE ${names.map((t) => `DELETE FROM ${t};`).join(" ")}
@@ -37,8 +52,7 @@ function prepare(tables: Record<string, string>): string {
 /** The developers rows a write locked (claim-developers.ts, write-in-step.ts). */
 const CLAIMED = "wallet text, row_id tid";
 
-/** Sent with the step's BEGIN: one round trip. */
-export const STEP_TABLES = prepare({
+const STEP: Tables = {
   sync_window: "chain_id integer, cursor bigint, lower bigint, target bigint, diff_to bigint, final_block bigint",
   sync_delta: `change text, chain_id integer, event_key text, wallet text, delta numeric, block_number bigint,
     block_timestamp bigint, transaction_hash text, log_index integer, late boolean, events bigint`,
@@ -47,7 +61,35 @@ export const STEP_TABLES = prepare({
   stale: "wallet text, activating boolean, raw numeric",
   activation: "wallet text, block_timestamp bigint, chain_id integer, block_number bigint, found boolean",
   claimed: CLAIMED,
-});
+};
+const STEP_NAMES = Object.keys(STEP);
+
+/** Connections whose last step left the step tables small: the next step deletes their rows. */
+const leftSmall = new WeakSet<object>();
+
+/**
+ * Sent with the step's BEGIN on `db`: the tables created if this connection lacks them, and
+ * emptied, by a DELETE where the last step on `db` left them small (tablesLeftSmall), else by a
+ * TRUNCATE. The last statement's row is their size, for tablesLeftSmall.
+ */
+export function stepTables(db: object): string[] {
+  const empty = leftSmall.delete(db)
+    ? STEP_NAMES.map((t) => `DELETE FROM ${t}`)
+    : [`TRUNCATE ${STEP_NAMES.join(", ")}`];
+  const size = STEP_NAMES.map((t) => `pg_relation_size('pg_temp.${t}')`).join(" + ");
+  return [...create(STEP), ...empty, `SELECT ${size} AS bytes`];
+}
+
+/**
+ * After a step that committed on `db` and added few rows to the step tables (a realtime block's,
+ * or a round between blocks): `rows`, those of stepTables' last statement, say whether the next
+ * step may delete their rows. A step that added many (an application's registrations, a step
+ * after a catch-up) leaves them past the bound, seen by the next step, and the one after truncates.
+ */
+export function tablesLeftSmall(db: object, rows: unknown[] | undefined) {
+  const bytes = Number((rows as { bytes?: string }[] | undefined)?.[0]?.bytes ?? Number.NaN);
+  if (bytes <= EMPTY_BY_TRUNCATE) leftSmall.add(db);
+}
 
 /** Sent with the developers write's BEGIN. */
 export const APPLY_TABLES = prepare({ claimed: CLAIMED });
