@@ -148,6 +148,12 @@ export function createMetrics(chainIds: number[] = []) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       ...r,
     }),
+    plainStops: new Counter({
+      name: "stakesync_sync_plain_stops_total",
+      help: "Realtime blocks whose one round trip was stopped and stepped again the usual way, by reason",
+      labelNames: ["reason"],
+      ...r,
+    }),
     outboxPending: new Gauge({ name: "stakesync_outbox_pending", help: "Outbox jobs waiting", ...r }),
     outboxDead: new Gauge({ name: "stakesync_outbox_dead", help: "Outbox jobs dead-lettered", ...r }),
     emailsSent: new Counter({ name: "stakesync_emails_sent_total", help: "Welcome emails sent", ...r }),

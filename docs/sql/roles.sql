@@ -41,5 +41,7 @@ GRANT SELECT ON public.developers TO stakesync_sidecar;
 GRANT UPDATE (status, stake_amount, staked_at, updated_at) ON public.developers TO stakesync_sidecar;
 
 -- The sidecar also relies on two rights PUBLIC has by default: TEMPORARY on the database (each
--- sync transaction passes its sets through temp tables) and USAGE on language plpgsql (it empties
--- them in a DO block). A hardened database that revoked either must grant it back to the sidecar.
+-- sync transaction passes its sets through temp tables) and USAGE on language plpgsql (the
+-- developers write empties its temp table in a DO block, and a migration creates a plpgsql
+-- function, stakesync.stop_unless). A hardened database that revoked either must grant it back to
+-- the sidecar.

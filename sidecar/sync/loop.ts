@@ -434,6 +434,7 @@ export class SyncLoop {
         const durationMs = endedAt - startedAt;
         const writeMs = endedAt - writeStartedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
+        if (step.kind === "stepped" && step.plainStopped) this.metrics.plainStops.inc({ reason: step.plainStopped });
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");
         if (step.kind === "waiting-for-ponder") {
           for (const request of requests) request.reject(new Error("Ponder's tables are not there yet"));

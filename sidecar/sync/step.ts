@@ -96,6 +96,8 @@ export type StepResult =
        * row): the step ran again with the queue's path. The first attempt's error.
        */
       fellBack?: unknown;
+      /** A plain block's round trip was stopped (plainWindow), and the step ran again the usual way: why. */
+      plainStopped?: PlainStop;
     };
 
 export type StepOptions = {
@@ -164,6 +166,7 @@ export async function syncStep(
 ): Promise<StepResult> {
   const tries: Tries = { ownWrite: options.writeInStep ?? true, plainBlock: options.plainBlock ?? true, quiet: true };
   let fellBack: unknown;
+  let stopped: PlainStop | undefined;
   for (;;) {
     try {
       const result = await stepSeen(db, config, guard, options, tries);
@@ -175,11 +178,17 @@ export async function syncStep(
         if (result.eventGone) tries.plainBlock = false;
         continue;
       }
-      return result.kind === "stepped" && fellBack !== undefined ? { ...result, fellBack } : result;
+      if (result.kind !== "stepped") return result;
+      return {
+        ...result,
+        ...(fellBack === undefined ? {} : { fellBack }),
+        ...(stopped ? { plainStopped: stopped } : {}),
+      };
     } catch (error) {
       if (error instanceof NotAPlainBlock && tries.plainBlock) {
         // Rolled back before anything was decided of its removals: the guard is as it was.
         tries.plainBlock = false;
+        stopped = error.reason;
       } else if (error instanceof WriteInStepFailed && tries.ownWrite) {
         // Cleared, as after a failed round (loop.ts): the first attempt saw Ponder in a state that no
         // step committed, and what it noted (or forgot) of missing events counts for nothing.
@@ -295,12 +304,12 @@ async function stepOnce(
     // look-up is the server's, as findStaleTogether's); a reconciliation queues them.
     const ownWriteOf = (reconciling: boolean) =>
       ownWrite && !reconciling && config.mode === "write" && walletIndexed ? writeInStep(config, writeInStepMaxMs) : [];
-    if (plainBlock && !reconcile && guard.size === 0 && walletIndexed && windows.every(plainWindow)) {
+    if (plainBlock && !reconcile && guard.size === 0 && walletIndexed && plainAgain(db) && windows.every(plainWindow)) {
       // A plain block (plainWindow): the diff goes with the rest of the step in one round trip,
       // stopped by the server (stopUnlessPlain) where it needs the client after all.
       const lead = [...diffStatements(config.ponderSchema, windows), ...deltaCountsStatements, ...stopUnlessPlain];
       const first = [...lead, ...lookUpsTogether(config, confirmed())];
-      const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(false), read, true);
+      const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(false), read, true, true);
       leftSmall();
       const counts = countsFrom(rows[lead.length - 1 - stopUnlessPlain.length] ?? []);
       const chains = chainSteps(windows, counts);
@@ -417,7 +426,8 @@ const lookUpsTogether = (config: SidecarConfig, confirmed: Map<number, Confirmed
  * own write, a realtime block's round is one commit, not two (the developers write after it finds
  * the queue empty); the rows the write locks are never held across a round trip (a sidecar frozen
  * in between would hold them from the application). `prepared`: a realtime step's statements,
- * prepared on this connection (together.ts); not a catch-up's.
+ * prepared on this connection (together.ts); not a catch-up's. `plain`: a plain block's round
+ * trip, its diff in `first` (plainFailed).
  */
 async function lastRoundTrip(
   db: pg.ClientBase,
@@ -426,11 +436,12 @@ async function lastRoundTrip(
   own: Statements,
   read: Statements,
   prepared: boolean,
+  plain = false,
 ): Promise<{ rows: unknown[][]; written: Change[] }> {
   const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
   const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared }).catch((error: unknown) => {
-    // Stopped before anything was written (stopUnlessPlain): the step runs again the usual way.
-    if (stoppedPlain(error)) throw new NotAPlainBlock();
+    // A plain block's: the step runs again the usual way, which tells whose error it is (plainFailed).
+    if (plain) throw plainFailed(db, error);
     // A failure the own write is there to meet (ownWriteFailed): the step runs again without it,
     // and what fails then fails the round. Any other fails the round now, counted and retried
     // after its wait as any step's: a realtime step's last round trip carries its look-ups and
@@ -464,23 +475,46 @@ function plainWindow(w: Window): boolean {
 }
 const PLAIN_MAX_BLOCKS = 16;
 
+/** Why a plain block's round trip was stopped: by the server (stopUnlessPlain), or by any error of a statement of it. */
+export type PlainStop = "event_gone" | "events" | "error";
+
 /** After the diff and its counts: stops the round trip unless the diff found a plain block's (plainWindow). */
+const STOP_GONE = "an event gone from Ponder";
+const STOP_EVENTS = `more than ${TOGETHER_MAX_EVENTS} events`;
 const stopUnlessPlain: Statements = [
-  `SELECT stakesync.stop_unless(
-     NOT EXISTS (SELECT 1 FROM sync_delta WHERE change = 'removed')
-       AND (SELECT coalesce(sum(events), 0) FROM sync_delta) <= ${TOGETHER_MAX_EVENTS},
-     'an event gone from Ponder, or more than a block''s events')`,
+  `SELECT stakesync.stop_unless(NOT EXISTS (SELECT 1 FROM sync_delta WHERE change = 'removed'), '${STOP_GONE}')`,
+  `SELECT stakesync.stop_unless((SELECT coalesce(sum(events), 0) FROM sync_delta) <= ${TOGETHER_MAX_EVENTS},
+     '${STOP_EVENTS}')`,
 ];
 
-/** The server's stop (migrations/016_step_stop.sql). */
-const stoppedPlain = (error: unknown) => (error as { code?: unknown } | undefined)?.code === "SS001";
-
-/** A plain block's round trip was stopped by the server (stopUnlessPlain). */
+/** A plain block's round trip failed: the step runs again the usual way. */
 class NotAPlainBlock extends Error {
-  constructor() {
-    super("not a plain block: the step runs again the usual way");
+  constructor(readonly reason: PlainStop) {
+    super(`not a plain block (${reason}): the step runs again the usual way`);
   }
 }
+
+/**
+ * What a plain block's round trip failing leads to. Stopped by the server: the step runs again the
+ * usual way. So it does after any other statement's error (a lock waited for too long, an
+ * application trigger's): that round trip carries the diff and the look-ups, and the usual way
+ * tells whose error it is (the own write's, write-in-step.ts, or the round's). Not an error of
+ * the connection or the server, which fails the round. Too many events: for PLAIN_PAUSE_MS the
+ * steps on this connection take the usual way at once (a backlog of busy blocks would otherwise
+ * diff each block twice).
+ */
+function plainFailed(db: object, error: unknown): unknown {
+  const { code, where, detail } = (error ?? {}) as { code?: unknown; where?: unknown; detail?: unknown };
+  const ours = code === "SS001" && String(where).includes("stakesync.stop_unless");
+  if (ours && detail === STOP_EVENTS) pausedAt.set(db, performance.now());
+  if (ours) return new NotAPlainBlock(detail === STOP_GONE ? "event_gone" : "events");
+  return statementError(error) ? new NotAPlainBlock("error") : error;
+}
+
+/** After a stop for too many events, how long steps on the connection take the usual way. */
+const PLAIN_PAUSE_MS = 60_000;
+const pausedAt = new WeakMap<object, number>();
+const plainAgain = (db: object) => performance.now() - (pausedAt.get(db) ?? Number.NEGATIVE_INFINITY) >= PLAIN_PAUSE_MS;
 
 /** The queue's pending wallets, read for the developers write; shadow mode writes none. */
 const pendingFor = (config: SidecarConfig) => (config.mode === "shadow" ? [] : pendingWallets(config));

@@ -102,6 +102,7 @@ async function roundPaused(
   f: Fake,
   whilePaused: (test: pg.Client) => Promise<void>,
   where = "AFTER INSERT ON stakesync.chain_stake",
+  options: Parameters<Fake["round"]>[0] = {},
 ) {
   await f.db.query(`
     CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -115,7 +116,7 @@ async function roundPaused(
   await test.connect();
   try {
     await test.query("SELECT pg_advisory_lock(4242)");
-    const round = f.round();
+    const round = f.round(options);
     round.catch(() => undefined); // awaited below, once the test's session is done with it
     await waitFor("the step to wait for the lock", async () => {
       const { rows } = await test.query(
@@ -449,9 +450,16 @@ describe("a realtime block's own developers write", () => {
     const f = await fake();
     await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
     const [changed, ...others] = await block(f);
-    const done = await roundPaused(f, async (test) => {
-      await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [changed]);
-    });
+    // The usual way (a plain block's round trip runs again the usual way first, below).
+    const usual = { plainBlock: false };
+    const done = await roundPaused(
+      f,
+      async (test) => {
+        await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [changed]);
+      },
+      undefined,
+      usual,
+    );
     expect(fellBackCode(done)).toBe("40001");
     expect(done.changes.map((c) => c.wallet).sort()).toEqual([changed, ...others].sort());
     const { rows } = await f.db.query("SELECT status, last_seen FROM developers WHERE wallet_address = $1", [changed]);
@@ -490,6 +498,41 @@ describe("a realtime block's own developers write", () => {
     expect(round.changes.map((c) => c.wallet).sort()).toEqual([slow, ...others].sort());
   });
 
+  it("runs a plain block again the usual way, in a snapshot of its own, when the application changed a row after its snapshot", async () => {
+    const f = await fake();
+    await f.db.query("ALTER TABLE developers ADD COLUMN last_seen timestamptz");
+    const wallets = await block(f);
+    const done = await roundPaused(f, async (test) => {
+      await test.query("UPDATE developers SET last_seen = now() WHERE wallet_address = $1", [wallets[0]]);
+    });
+    // Not taken for the write's failure: the usual way's snapshot has the application's change,
+    // and its own write writes every developer; nothing queued, no fall-back for ten minutes.
+    expect(done.step).toMatchObject({ kind: "stepped", plainStopped: "error" });
+    expect(fellBackCode(done)).toBeUndefined();
+    expect(done.step.kind === "stepped" && done.step.written.map((c) => c.wallet).sort()).toEqual(wallets);
+    expect(await queued(f)).toEqual([]);
+  });
+
+  it("takes an application trigger's refusal with SQLSTATE SS001 for a refusal, not for the server's stop", async () => {
+    const f = await fake();
+    const [refused, ...others] = await block(f);
+    await f.db.query(`
+      CREATE FUNCTION refuse_ss001() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.wallet_address = '${refused}' THEN RAISE EXCEPTION 'ours' USING ERRCODE = 'SS001'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_ss001 BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION refuse_ss001();`);
+    const round = await f.round();
+    // The plain block's round trip failed on it, and so did the usual way's own write after it.
+    expect(round.step).toMatchObject({ kind: "stepped", plainStopped: "error" });
+    expect(fellBackCode(round)).toBe("SS001");
+    expect(round.refused.map((r) => r.wallet)).toEqual([refused]);
+    expect(round.changes.map((c) => c.wallet).sort()).toEqual(others);
+    expect(await queued(f)).toEqual([{ wallet: refused, state: "dead" }]);
+    expect((await f.db.query("SELECT block::int FROM stakesync.cursor")).rows).toEqual([{ block: 10 }]);
+  });
+
   it("fails the round as any step's error when another statement of its last round trip fails, not as its write's", async () => {
     const f = await fake();
     const wallets = await block(f);
@@ -503,11 +546,82 @@ describe("a realtime block's own developers write", () => {
         RETURN NULL;
       END $$;
       CREATE TRIGGER once AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION once();`);
-    await expect(f.round()).rejects.toMatchObject({ message: "not the developers write" });
+    // The usual way's last round trip (a plain block's runs again the usual way, below).
+    await expect(f.round({ plainBlock: false })).rejects.toMatchObject({ message: "not the developers write" });
     // Run again, it writes every developer itself: it was never taken for its write's failure.
     const round = await f.round();
     expect(fellBackCode(round)).toBeUndefined();
     expect(round.step.kind === "stepped" && round.step.written.map((c) => c.wallet).sort()).toEqual(wallets);
+  });
+
+  it("runs a plain block again the usual way when another statement of its round trip fails, in the same round", async () => {
+    const f = await fake();
+    const wallets = await block(f);
+    await f.db.query(`
+      CREATE SEQUENCE once;
+      CREATE FUNCTION once() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('once') = 1 THEN RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full'; END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER once AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION once();`);
+    const round = await f.round();
+    expect(round.step).toMatchObject({ kind: "stepped", plainStopped: "error" });
+    expect(fellBackCode(round)).toBeUndefined();
+    expect(round.step.kind === "stepped" && round.step.written.map((c) => c.wallet).sort()).toEqual(wallets);
+  });
+
+  it("writes what the usual way writes, block by block: activations, an unstake, a registration, a reorg", async () => {
+    const [plain, usual] = await Promise.all([fake(), fake()]);
+    const [a, b, c] = [0, 1, 2].map((n) => wallet(0x7100 + n)) as [string, string, string];
+    const results: { plain: unknown[]; usual: unknown[] } = { plain: [], usual: [] };
+    const stops: unknown[] = [];
+    for (const [f, plainBlock] of [
+      [plain, true],
+      [usual, false],
+    ] as const) {
+      const rounds = results[plainBlock ? "plain" : "usual"];
+      const round = async () => {
+        const r = await f.round({ plainBlock });
+        rounds.push(r.step.kind === "stepped" && { chains: r.step.chains, deferred: r.step.deferred });
+        if (plainBlock) stops.push(r.step.kind === "stepped" ? r.step.plainStopped : r.step.kind);
+      };
+      await f.register(a, "a@example.com");
+      await f.register(b, "b@example.com");
+      await round();
+      await f.index([{ developer: a, amount: 5n * 10n ** 6n, block: 10, tx: "0x0a" }], 12);
+      await round();
+      await f.index(
+        [
+          { developer: b, amount: 7n * 10n ** 6n, block: 13, tx: "0x0b" },
+          { developer: c, amount: 6n * 10n ** 6n, block: 13, log: 1, tx: "0x0c" },
+        ],
+        14,
+      );
+      await round();
+      await f.register(c, "c@example.com"); // between blocks: c's stake is confirmed already
+      await round();
+      await f.index([{ developer: a, amount: 3n * 10n ** 6n, block: 15, kind: "unstaked", tx: "0x0d" }], 16);
+      await round();
+      await f.progress({ latest: 17, finalized: 0 }); // the unstake confirmed
+      await round();
+      // A reorg from block 13: b's stake moves to block 17, c's and a's unstake are gone.
+      await f.deleteAbove(12);
+      await f.index([{ developer: b, amount: 7n * 10n ** 6n, block: 17, tx: "0x1b" }], 19);
+      await round();
+      await f.progress({ latest: 20, finalized: 0 });
+      await round();
+    }
+    expect(results.plain).toEqual(results.usual);
+    // The plain fake's blocks took one round trip, but for the reorg's, stopped by the server.
+    expect(stops).toEqual(["idle", undefined, undefined, undefined, undefined, undefined, "event_gone", undefined]);
+    const [one, other] = [await outcome(plain), await outcome(usual)];
+    expect(one).toEqual(other);
+    expect(one.developers).toMatchObject([
+      { wallet: a, status: "active", stake_amount: "5.000000" },
+      { wallet: b, status: "active", stake_amount: "7.000000" },
+      { wallet: c, status: "inactive", stake_amount: "0.000000" },
+    ]);
   });
 
   it("leaves the welcome job of a wallet without an email pending, for a row of it inserted since the step's snapshot", async () => {

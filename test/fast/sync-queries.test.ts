@@ -168,6 +168,26 @@ describe("a round's queries and plans with a large application table", () => {
     }
   });
 
+  it("steps a backlog of busy blocks the usual way once one had more than 1,000 events, not each twice", async () => {
+    fake = await fakePonder();
+    const busy = async (from: number, block: number) => {
+      await fake.db.query(
+        `INSERT INTO ${SCHEMA}.stake_event
+         SELECT lpad((${block} * 10000 + g)::text, 75, '0'), 31337, '0x' || lpad(to_hex(${from} + g), 40, '0'),
+                'staked', ${USDC}, ${block}, 1700000000 + ${block} * 12, '0x' || lpad(to_hex(${from} + g), 64, '0'), 0
+           FROM generate_series(1, 1100) g`,
+      );
+      await fake.progress({ latest: block + 2, safe: 0, finalized: 0 });
+      return fake.round();
+    };
+    await fake.progress({ latest: 11, safe: 0, finalized: 0 });
+    await fake.round();
+    expect((await busy(0, 10)).step).toMatchObject({ kind: "stepped", plainStopped: "events" });
+    const next = await busy(2000, 11);
+    expect(next.step).toMatchObject({ kind: "stepped", chains: [{ to: 11, added: 1100 }] });
+    expect(next.step.kind === "stepped" && next.step.plainStopped).toBeUndefined();
+  });
+
   it("passes the look-ups' wallets through the client when the developers table lacks its wallet index", async () => {
     fake = await fakePonder({ MIN_STAKE: "10" });
     await fake.db.query("DROP INDEX developers_wallet_lower_idx");

@@ -29,6 +29,9 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     await fake.deleteAbove(19);
     const deferred = await fake.round();
     expect(deferred.step).toMatchObject({ kind: "stepped", chains: [], deferred: [31337] });
+    // Seen by the questions between blocks: the step that follows them takes the usual way at
+    // once, not a plain block's round trip that the server would stop.
+    expect(deferred.step.kind === "stepped" && deferred.step.plainStopped).toBeUndefined();
     expect(await fake.developer(w)).toMatchObject({ stake_amount: "30.000000" });
     // The next block's transaction: the new fork's stake (same position, another transaction).
     await fake.index([{ developer: w, amount: 12n * USDC, block: 20, tx: "0xbb" }], 24);
