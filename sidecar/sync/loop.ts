@@ -19,7 +19,15 @@ import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-dev
 import { followSource, newWatch, startWatch } from "./choose-source";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
 import { clearWriteFailing, noteWriteFailing, writeFailingNoted } from "./sql/write-failing";
-import { type CatchUp, failedWithOwnWrite, type RemovalGuard, type StepResult, statementError, syncStep } from "./step";
+import {
+  type CatchUp,
+  failedWithOwnWrite,
+  type PlainStop,
+  type RemovalGuard,
+  type StepResult,
+  statementError,
+  syncStep,
+} from "./step";
 
 /** How often a leader that sleeps or backs off pings its connection: well within LEADER_SILENCE_LIMIT_S. */
 const PING_MS = 1000;
@@ -160,6 +168,8 @@ export class SyncLoop {
    * was run again, and the application's table will likely make the next do so too.
    */
   private queueOnlyUntil = Number.NEGATIVE_INFINITY;
+  /** This term has logged a realtime block's failed round trip (notePlainStop). */
+  private plainErrorLogged = false;
   /** The leader connection's server, by its start (leader.ts): confirmLeadership asks there. */
   private leaderServer: string | undefined;
   /**
@@ -270,6 +280,7 @@ export class SyncLoop {
       );
       if (!connection) break;
       this.state.syncedThisTerm = false;
+      this.plainErrorLogged = false;
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
       this.leaderServer = connection.server;
@@ -391,6 +402,7 @@ export class SyncLoop {
           ponderSeen: this.ponderSeenIn === config.ponderSchema,
           walletIndexed: this.walletIndexed,
           writeInStep: startedAt >= this.queueOnlyUntil,
+          onPlainStop: (reason, error) => this.notePlainStop(reason, error),
         });
         // A step's own developers are committed with it: reported now, also when the write of
         // the queue below fails the round.
@@ -434,7 +446,6 @@ export class SyncLoop {
         const durationMs = endedAt - startedAt;
         const writeMs = endedAt - writeStartedAt;
         this.metrics.stepDuration.observe(durationMs / 1000);
-        if (step.kind === "stepped" && step.plainStopped) this.metrics.plainStops.inc({ reason: step.plainStopped });
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");
         if (step.kind === "waiting-for-ponder") {
           for (const request of requests) request.reject(new Error("Ponder's tables are not there yet"));
@@ -595,6 +606,21 @@ export class SyncLoop {
    * block's round then takes its four round trips and two commits of before, and nothing else
    * changes).
    */
+  /**
+   * A realtime block's one round trip stopped by the server (a reorg, a busy block) or failed on a
+   * statement, and the step ran again the usual way: counted; the first failure of a term logged,
+   * as it costs every block a second diff while it lasts.
+   */
+  private notePlainStop(reason: PlainStop, error: unknown) {
+    this.metrics.plainStops.inc({ reason });
+    if (reason !== "error" || this.plainErrorLogged) return;
+    this.plainErrorLogged = true;
+    this.log.info(
+      { err: errorText(error) },
+      "a realtime block's one round trip failed; the step ran again the usual way (logged once a term)",
+    );
+  }
+
   private noteFellBack(error: unknown, at: number) {
     this.queueOnlyUntil = at + QUEUE_ONLY_MS;
     this.log.info(

@@ -37,7 +37,7 @@ import { lockDevelopers } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
-import { ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
+import { LOCK_NOT_AVAILABLE, ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
 import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { stepTables, tablesLeftSmall } from "./sql/step-tables";
@@ -125,6 +125,8 @@ export type StepOptions = {
    * loop's way. False: the diff in a round trip of its own, as a test compares.
    */
   plainBlock?: boolean;
+  /** Told of each plain block's round trip that failed or was stopped, before the step runs again the usual way. */
+  onPlainStop?: (reason: PlainStop, error: unknown) => void;
   /** The bound on each statement of it: by its size (WRITE_IN_STEP_MAX_MS, WRITE_IN_BLOCK_MAX_MS); a test's own. */
   writeInStepMaxMs?: number;
 };
@@ -189,6 +191,7 @@ export async function syncStep(
         // Rolled back before anything was decided of its removals: the guard is as it was.
         tries.plainBlock = false;
         stopped = error.reason;
+        options.onPlainStop?.(error.reason, error.cause);
       } else if (error instanceof WriteInStepFailed && tries.ownWrite) {
         // Cleared, as after a failed round (loop.ts): the first attempt saw Ponder in a state that no
         // step committed, and what it noted (or forgot) of missing events counts for nothing.
@@ -441,7 +444,7 @@ async function lastRoundTrip(
   const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
   const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared }).catch((error: unknown) => {
     // A plain block's: the step runs again the usual way, which tells whose error it is (plainFailed).
-    if (plain) throw plainFailed(db, error);
+    if (plain) throw plainFailed(db, error, own.length > 0);
     // A failure the own write is there to meet (ownWriteFailed): the step runs again without it,
     // and what fails then fails the round. Any other fails the round now, counted and retried
     // after its wait as any step's: a realtime step's last round trip carries its look-ups and
@@ -489,8 +492,11 @@ const stopUnlessPlain: Statements = [
 
 /** A plain block's round trip failed: the step runs again the usual way. */
 class NotAPlainBlock extends Error {
-  constructor(readonly reason: PlainStop) {
-    super(`not a plain block (${reason}): the step runs again the usual way`);
+  constructor(
+    readonly reason: PlainStop,
+    cause: unknown,
+  ) {
+    super(`not a plain block (${reason}): the step runs again the usual way`, { cause });
   }
 }
 
@@ -503,13 +509,25 @@ class NotAPlainBlock extends Error {
  * steps on this connection take the usual way at once (a backlog of busy blocks would otherwise
  * diff each block twice).
  */
-function plainFailed(db: object, error: unknown): unknown {
+function plainFailed(db: object, error: unknown, ownWrite: boolean): unknown {
   const { code, where, detail } = (error ?? {}) as { code?: unknown; where?: unknown; detail?: unknown };
-  const ours = code === "SS001" && String(where).includes("stakesync.stop_unless");
-  if (ours && detail === STOP_EVENTS) pausedAt.set(db, performance.now());
-  if (ours) return new NotAPlainBlock(detail === STOP_GONE ? "event_gone" : "events");
-  return statementError(error) ? new NotAPlainBlock("error") : error;
+  // The function as the server names it in the error's CONTEXT: without its schema where the
+  // session's search_path holds it (a role named stakesync), and in the server's language around it.
+  const stop = code === "SS001" && /(^|[ .])stop_unless\(boolean,text\)/.test(String(where));
+  const reason = stop ? STOPS.get(detail) : undefined;
+  if (reason === "events") pausedAt.set(db, performance.now());
+  if (reason) return new NotAPlainBlock(reason, error);
+  // The own write's bound run out (a slow application trigger) or a lock it waited for too long:
+  // the usual way would wait as long again before falling back (write-in-step.ts). Every lock of
+  // Ponder's was taken with the BEGIN.
+  if (ownWrite && (code === "57014" || code === LOCK_NOT_AVAILABLE)) return new WriteInStepFailed(error);
+  return statementError(error) ? new NotAPlainBlock("error", error) : error;
 }
+
+const STOPS = new Map<unknown, PlainStop>([
+  [STOP_GONE, "event_gone"],
+  [STOP_EVENTS, "events"],
+]);
 
 /** After a stop for too many events, how long steps on the connection take the usual way. */
 const PLAIN_PAUSE_MS = 60_000;

@@ -43,11 +43,11 @@ async function fake(env: Record<string, string> = {}): Promise<Fake> {
 }
 
 /** The leader's loop on `f`, its log lines and the changes it reported. */
-async function startLoop(f: Fake) {
+async function startLoop(f: Fake, metrics = createMetrics([CHAIN])) {
   const lines: { msg: string }[] = [];
   const changes: Change[] = [];
   const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
-  loop = new SyncLoop(f.config, log, createMetrics([CHAIN]), new Map([[CHAIN, { block: 100, at: Date.now() }]]), {
+  loop = new SyncLoop(f.config, log, metrics, new Map([[CHAIN, { block: 100, at: Date.now() }]]), {
     onChanges: (c) => changes.push(...c),
   });
   loop.start();
@@ -486,9 +486,13 @@ describe("a realtime block's own developers write", () => {
     // (REPEATABLE READ) write, none in the queue's, held Ponder's reorgs at each block for 3 s under
     // the bulk bound (10 s).
     await f.db.query(`
+      CREATE SEQUENCE slow_tries;
       CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF current_setting('transaction_isolation') = 'repeatable read' THEN PERFORM pg_sleep(3); END IF;
+        IF current_setting('transaction_isolation') = 'repeatable read' THEN
+          PERFORM nextval('slow_tries');
+          PERFORM pg_sleep(3);
+        END IF;
         RETURN NEW;
       END $$;
       CREATE TRIGGER slow BEFORE UPDATE ON developers FOR EACH ROW
@@ -496,6 +500,38 @@ describe("a realtime block's own developers write", () => {
     const round = await f.round({ writeInStepMaxMs: undefined });
     expect(fellBackCode(round)).toBe("57014");
     expect(round.changes.map((c) => c.wallet).sort()).toEqual([slow, ...others].sort());
+    // Waited for once: a plain block's round trip whose own write ran out of its bound falls back
+    // at once, not after the usual way's write waited as long again.
+    const { rows } = await f.db.query<{ n: string }>("SELECT last_value::text AS n FROM slow_tries");
+    expect(rows).toEqual([{ n: "1" }]);
+  });
+
+  it("counts a plain block's failed round trip, and logs the first of a term once", async () => {
+    const f = await fake();
+    const wallets = await block(f);
+    const metrics = createMetrics([CHAIN]);
+    const { lines } = await startLoop(f, metrics);
+    await waitFor("the block written", async () => (await f.developer(wallets[0]))?.status === "active");
+    // Then the first and the third write into the stakes fail: each the plain block's round trip
+    // of a block, run again the usual way, whose write (the second, the fourth) succeeds.
+    await f.db.query(`
+      CREATE SEQUENCE stake_writes;
+      CREATE FUNCTION odd_fails() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('stake_writes') IN (1, 3) THEN
+          RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER odd_fails AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION odd_fails();`);
+    const cursor = async () => (await f.db.query("SELECT block::int FROM stakesync.cursor")).rows[0]?.block;
+    await f.index([{ developer: wallet(0x7010), amount: 1n, block: 13 }], 15);
+    await waitFor("the next block synced", async () => (await cursor()) === 13);
+    await f.index([{ developer: wallet(0x7011), amount: 1n, block: 16 }], 18);
+    await waitFor("the block after synced", async () => (await cursor()) === 16);
+    expect(await metrics.registry.metrics()).toMatch(/^stakesync_sync_plain_stops_total\{reason="error"\} 2$/m);
+    expect(lines.filter((l) => l.msg.startsWith("a realtime block's one round trip failed"))).toHaveLength(1);
+    expect(loop?.state.consecutiveErrors).toBe(0);
   });
 
   it("runs a plain block again the usual way, in a snapshot of its own, when the application changed a row after its snapshot", async () => {

@@ -170,6 +170,8 @@ describe("a round's queries and plans with a large application table", () => {
 
   it("steps a backlog of busy blocks the usual way once one had more than 1,000 events, not each twice", async () => {
     fake = await fakePonder();
+    // As for a role named stakesync: the server then names the stop's function without its schema.
+    await fake.db.query("SET search_path = stakesync, public");
     const busy = async (from: number, block: number) => {
       await fake.db.query(
         `INSERT INTO ${SCHEMA}.stake_event
