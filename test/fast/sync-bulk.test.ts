@@ -64,6 +64,24 @@ async function breakDevelopersWrites(f: Fake, body = "PERFORM no_such_function()
     CREATE TRIGGER broken BEFORE UPDATE ON developers FOR EACH ROW EXECUTE FUNCTION broken();`);
 }
 
+/**
+ * Makes the writes into the stakes numbered `which` (from 1, from now on) fail with an error that
+ * is not the developers write's (a disk full): a statement of a step's last round trip besides its write.
+ */
+async function failStakeWrites(f: Fake, which: number[]) {
+  await f.db.query(`
+    CREATE SEQUENCE stake_writes;
+    CREATE FUNCTION fail_stake_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF nextval('stake_writes') IN (${which.join(", ")}) THEN
+        RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full';
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER fail_stake_writes AFTER INSERT ON stakesync.chain_stake
+      FOR EACH STATEMENT EXECUTE FUNCTION fail_stake_writes();`);
+}
+
 const WALLETS = 200;
 const BASE = 0x1000;
 const EVENTS = 2000;
@@ -514,16 +532,7 @@ describe("a realtime block's own developers write", () => {
     await waitFor("the block written", async () => (await f.developer(wallets[0]))?.status === "active");
     // Then the first and the third write into the stakes fail: each the plain block's round trip
     // of a block, run again the usual way, whose write (the second, the fourth) succeeds.
-    await f.db.query(`
-      CREATE SEQUENCE stake_writes;
-      CREATE FUNCTION odd_fails() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('stake_writes') IN (1, 3) THEN
-          RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full';
-        END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER odd_fails AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION odd_fails();`);
+    await failStakeWrites(f, [1, 3]);
     const cursor = async () => (await f.db.query("SELECT block::int FROM stakesync.cursor")).rows[0]?.block;
     await f.index([{ developer: wallet(0x7010), amount: 1n, block: 13 }], 15);
     await waitFor("the next block synced", async () => (await cursor()) === 13);
@@ -574,14 +583,7 @@ describe("a realtime block's own developers write", () => {
     const wallets = await block(f);
     // Once: the stakes' write fails the step (a disk full). A refusal's code there (a trigger's
     // RAISE, a CHECK) cannot be told from the developers write's, and is taken for it.
-    await f.db.query(`
-      CREATE SEQUENCE once;
-      CREATE FUNCTION once() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('once') = 1 THEN RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full'; END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER once AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION once();`);
+    await failStakeWrites(f, [1]);
     // The usual way's last round trip (a plain block's runs again the usual way, below).
     await expect(f.round({ plainBlock: false })).rejects.toMatchObject({ message: "not the developers write" });
     // Run again, it writes every developer itself: it was never taken for its write's failure.
@@ -593,14 +595,7 @@ describe("a realtime block's own developers write", () => {
   it("runs a plain block again the usual way when another statement of its round trip fails, in the same round", async () => {
     const f = await fake();
     const wallets = await block(f);
-    await f.db.query(`
-      CREATE SEQUENCE once;
-      CREATE FUNCTION once() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF nextval('once') = 1 THEN RAISE EXCEPTION 'not the developers write' USING ERRCODE = 'disk_full'; END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER once AFTER INSERT ON stakesync.chain_stake FOR EACH STATEMENT EXECUTE FUNCTION once();`);
+    await failStakeWrites(f, [1]);
     const round = await f.round();
     expect(round.step).toMatchObject({ kind: "stepped", plainStopped: "error" });
     expect(fellBackCode(round)).toBeUndefined();
