@@ -600,13 +600,6 @@ export class SyncLoop {
   }
 
   /**
-   * A step whose own developers write failed ran again on the queue's path. Whatever failed it
-   * (the application changed one of its rows since it began, refused one, or made the write slow)
-   * likely fails the next too, at twice the step's cost: steps queue for a while (a realtime
-   * block's round then takes its four round trips and two commits of before, and nothing else
-   * changes).
-   */
-  /**
    * A realtime block's one round trip stopped by the server (a reorg, a busy block) or failed on a
    * statement, and the step ran again the usual way: counted; the first failure of a term logged,
    * as it costs every block a second diff while it lasts.
@@ -621,6 +614,12 @@ export class SyncLoop {
     );
   }
 
+  /**
+   * A step whose own developers write failed ran again on the queue's path. Whatever failed it
+   * (the application changed one of its rows since it began, refused one, or made the write slow)
+   * likely fails the next too, at twice the step's cost: steps queue for a while (a realtime
+   * block's round then takes a round trip and a commit more, and nothing else changes).
+   */
   private noteFellBack(error: unknown, at: number) {
     this.queueOnlyUntil = at + QUEUE_ONLY_MS;
     this.log.info(

@@ -37,7 +37,7 @@ import { lockDevelopers } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
-import { LOCK_NOT_AVAILABLE, ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
+import { ponderPresent, progressFrom, progressStatements, readProgress } from "./sql/read-progress";
 import { reconcileStakes, retryRefused } from "./sql/reconcile-stakes";
 import { recordEvents } from "./sql/record-events";
 import { stepTables, tablesLeftSmall } from "./sql/step-tables";
@@ -517,10 +517,11 @@ function plainFailed(db: object, error: unknown, ownWrite: boolean): unknown {
   const reason = stop ? STOPS.get(detail) : undefined;
   if (reason === "events") pausedAt.set(db, performance.now());
   if (reason) return new NotAPlainBlock(reason, error);
-  // The own write's bound run out (a slow application trigger) or a lock it waited for too long:
-  // the usual way would wait as long again before falling back (write-in-step.ts). Every lock of
-  // Ponder's was taken with the BEGIN.
-  if (ownWrite && (code === "57014" || code === LOCK_NOT_AVAILABLE)) return new WriteInStepFailed(error);
+  // The own write's bound run out (a slow application trigger): the usual way would wait as long
+  // again before falling back (write-in-step.ts). Not a lock waited for too long: the diff's and
+  // the look-ups' waits fail so too (an operator's lock on the sidecar's tables), and the usual
+  // way tells whose it was.
+  if (ownWrite && code === "57014") return new WriteInStepFailed(error);
   return statementError(error) ? new NotAPlainBlock("error", error) : error;
 }
 

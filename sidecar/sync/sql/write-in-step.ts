@@ -4,8 +4,8 @@
  * welcome jobs (writeDevelopers, fed with the step's entries instead of the queue's), without
  * writing each developer to the queue and deleting it again, and with the cursor in the same
  * commit. In the bench's cached backfill (100,000 events, 10,000 developers) that was a fifth of
- * each bulk step (docs/performance.md); a realtime block's round is three round trips and one
- * commit instead of four and two (its statements prepared, as the rest of its last round trip).
+ * each bulk step (docs/performance.md); a realtime block's round is one commit instead of two
+ * (its statements prepared, as the rest of its last round trip).
  *
  * Only what the write can take as it is: a developer with a queue entry (held by the
  * application before, or a dead letter) is queued as before, where the queue's rules merge the
