@@ -136,7 +136,9 @@ export function ponderCommand(memory: PonderMemory, cliArgs: string[]) {
  */
 export async function ponderAnswering(url: string, ponder: ChildProcess): Promise<boolean> {
   while (!exited({ process: ponder })) {
-    if ((await fetch(`${url}/health`).catch(() => undefined))?.ok) return true;
+    // Bounded: a server that took the connection and never answers (a Ponder starting on a busy
+    // machine) held a fetch without one for undici's five minutes.
+    if ((await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.ok) return true;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return false;
