@@ -4,6 +4,7 @@ import type { Head } from "./chain-heads";
 import type { Rule } from "./effects/alerts";
 import type { Status } from "./status";
 import type { LoopState } from "./sync/loop";
+import type { PlainStop } from "./sync/step";
 
 /** Every kind stakesync_sync_errors_total counts. */
 export const ERROR_KINDS = ["database", "ponder", "sync", "rpc", "email", "http", "webhook"] as const;
@@ -172,7 +173,7 @@ export function createMetrics(chainIds: number[] = []) {
   };
   for (const chainId of chainIds) metrics.eventsSynced.inc({ chain_id: chainId }, 0);
   for (const kind of ERROR_KINDS) metrics.syncErrors.inc({ kind }, 0);
-  for (const reason of ["event_gone", "events", "error"]) metrics.plainStops.inc({ reason }, 0);
+  for (const reason of ["event_gone", "events", "error"] satisfies PlainStop[]) metrics.plainStops.inc({ reason }, 0);
   for (const rule of RULES) metrics.alertFiring.set({ rule }, 0);
   for (const status of ["pending", "active", "inactive"]) metrics.developersByStatus.set({ status }, 0);
   metrics.isLeader.set(0);

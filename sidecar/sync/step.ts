@@ -312,7 +312,10 @@ async function stepOnce(
       // stopped by the server (stopUnlessPlain) where it needs the client after all.
       const lead = [...diffStatements(config.ponderSchema, windows), ...deltaCountsStatements, ...stopUnlessPlain];
       const first = [...lead, ...lookUpsTogether(config, confirmed())];
-      const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(false), read, true, true);
+      const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(false), read, {
+        prepared: true,
+        plain: true,
+      });
       leftSmall();
       const counts = countsFrom(rows[lead.length - 1 - stopUnlessPlain.length] ?? []);
       const chains = chainSteps(windows, counts);
@@ -386,7 +389,9 @@ async function stepOnce(
       const changes = [...FOLDED, ...takeUnwritten(config), ...findRegistrations(config)];
       await findStaleDevelopers(db, config, confirmed(), reconcile ? [] : changes);
     }
-    const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(reconcile), read, together);
+    const { rows, written } = await lastRoundTrip(db, config, first, ownWriteOf(reconcile), read, {
+      prepared: together,
+    });
     if (together) leftSmall();
     const chains = chainSteps(windows, counts);
     return committed({ ...stepped, chains, drifted, pending: pendingOf(read, rows), written });
@@ -438,8 +443,7 @@ async function lastRoundTrip(
   first: Statements,
   own: Statements,
   read: Statements,
-  prepared: boolean,
-  plain = false,
+  { prepared, plain = false }: { prepared: boolean; plain?: boolean },
 ): Promise<{ rows: unknown[][]; written: Change[] }> {
   const last = [...first, ...own, ...queueDevelopers(config), ...advanceCursor];
   const rows = await allRows(db, [...last, ...read, ...COMMIT], { prepared }).catch((error: unknown) => {
