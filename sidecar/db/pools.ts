@@ -15,6 +15,12 @@
  * client gone while it waits for a lock, and each tick would leave one more); the client's own
  * clock (`query_timeout`) is for a connection gone dark, which it then drops. Either way the
  * worker records the send again (worker.ts).
+ *
+ * And its commits wait for the WAL flush, even on a server whose default is not to: a sync step
+ * commits without waiting (step.ts, BEGIN_STEP), and the worker's claim of a welcome job, before
+ * it sends, is the commit that flushes the step's with its own. Set for the session whatever the
+ * default, so that a reload of the server's configuration does not change it under the worker; any
+ * other default waits for the flush at least (`local`; a standby's `remote_apply`), and is kept.
  */
 import pg from "pg";
 import type { Logger } from "pino";
@@ -55,7 +61,11 @@ export function createPools(
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_MS,
     onConnect: async (client) => {
-      await client.query(`SET statement_timeout = ${Math.round((effectsQueryMs * 5) / 6)}`);
+      await client.query(
+        `SET statement_timeout = ${Math.round((effectsQueryMs * 5) / 6)};
+         SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
+                  WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, false)`,
+      );
     },
   });
   // HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker

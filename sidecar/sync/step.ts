@@ -556,6 +556,18 @@ function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainS
  * A catch-up step sorts tens of thousands of events: in memory, not in temp files. And it runs on
  * one core: parallel workers would take the machine from Ponder's backfill. Then the developers
  * table, and every other lock waited for at most SYNC_LOCK_WAIT_MS (lock-developers.ts).
+ *
+ * Its COMMIT does not wait for the WAL flush (synchronous_commit off, as Ponder commits its own
+ * rows): the flush was a millisecond of a realtime block's round at the median and up to 20 ms
+ * at its tail (docs/performance.md, "The eighteenth session"). What a crash of PostgreSQL, or a
+ * failover, can then take back is the last steps' commits, each whole: their developers rows,
+ * audit, welcome jobs and cursor together, and never Ponder's rows without them (WAL is lost from
+ * its end, and Ponder's commit comes before the step that reads it). The sidecar, back, finds its
+ * cursor where the surviving commit left it and steps again. No welcome email goes out before a
+ * synchronous commit has flushed the step: the outbox worker claims the job in a commit of its
+ * own, which flushes the WAL up to it, the step's commit included, before it sends (pools.ts;
+ * test/fast/step-commit.test.ts). What a step's commit told meanwhile (an HTTP answer, a log
+ * line, a webhook's "resolved") is told again when the step runs again.
  */
 const BEGIN_STEP = `BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB';
-  SET LOCAL max_parallel_workers_per_gather = 0`;
+  SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL synchronous_commit = off`;
