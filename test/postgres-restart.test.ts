@@ -1,8 +1,9 @@
 /**
  * PostgreSQL restarted under a running sidecar: it waits, counts the errors, pages the outage, and
- * carries on by itself.
+ * carries on by itself. And PostgreSQL crashed right after a welcome email: the developer is
+ * welcomed once, and the rows come back as the chain has them.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -10,7 +11,7 @@ import { type LocalPostgres, startPostgres } from "../lib/local/postgres";
 import { startSidecar as startLocalSidecar } from "../lib/local/stack";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
-import { startWebhook } from "./helpers/peers";
+import { startSmtp, startWebhook } from "./helpers/peers";
 import {
   chainEnv,
   cleanup,
@@ -24,10 +25,12 @@ import {
 import { mine, wallets } from "./helpers/workload";
 
 let postgres: LocalPostgres | undefined;
+let crashedPostgres: LocalPostgres | undefined;
 const dir = mkdtempSync(path.join(tmpdir(), "stakesync-pg-restart-"));
 afterAll(async () => {
   await cleanup();
   await postgres?.stop();
+  await crashedPostgres?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -94,4 +97,60 @@ it("recovers from a PostgreSQL restart without restarting itself", async () => {
   webhook.close();
   lateWebhook.close();
   expect(late.process.exitCode).toBeNull();
+});
+
+it("welcomes a developer once across a crash of PostgreSQL right after the email, and syncs on", async () => {
+  // Durable, as a production server: fsync and synchronous commits on, so that what a crash keeps
+  // is what such a server keeps (a step's commit does not wait for the flush; the worker's claim does).
+  const dataDir = path.join(dir, "crash");
+  const port = await freePort();
+  const start = () => startPostgres({ dataDir, port, database: "crash" });
+  let crashed = await start();
+  crashedPostgres = crashed;
+  const chain = await startChain();
+  await chain.vault.fund(10n ** 15n);
+  const smtp = await startSmtp();
+  const env = { ...chainEnv([chain]), DATABASE_URL: crashed.url, DATABASE_SCHEMA: "crash_ponder" };
+  const ponder = await startPonder(env);
+  await ponder.waitReady();
+  const sidecar = await startSidecar({ ...env, SMTP_URL: smtp.url, MAIL_FROM: "stakesync <noreply@stakesync.test>" });
+  const [first, second] = wallets(2, "crash") as [`0x${string}`, `0x${string}`];
+  await sql(
+    crashed.url,
+    "INSERT INTO developers (wallet_address, email) VALUES ($1, 'first@example.test'), ($2, 'second@example.test')",
+    [first, second],
+  );
+  await chain.vault.stakeFor(first, 1_000_000n);
+  await mine(chain, 2);
+  await waitFor("the welcome email", () => smtp.mails.length === 1);
+
+  // The crash: the postmaster's immediate shutdown, as `pg_ctl stop -m immediate` (its children
+  // end without a checkpoint or a flush; the next start recovers from the WAL).
+  const postmaster = Number(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  process.kill(postmaster, "SIGQUIT");
+  await waitFor("the postmaster gone", () => {
+    try {
+      process.kill(postmaster, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  await chain.vault.stakeFor(second, 2_000_000n); // during the outage
+  crashed = await start();
+  crashedPostgres = crashed;
+  const indexer = ponder.process.exitCode === null ? ponder : await startPonder(env);
+  await indexer.waitReady();
+  await mine(chain, 2);
+  await sidecar.waitSynced(chain, crashed.url, "crash_ponder");
+  expect(await developer(crashed.url, first)).toMatchObject({ status: "active", stake_amount: "1.000000" });
+  expect(await developer(crashed.url, second)).toMatchObject({ status: "active", stake_amount: "2.000000" });
+  await waitFor("the second welcome", () => smtp.mails.length >= 2);
+  // A worker tick or two later, still one email each.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  expect(smtp.mails.map((m) => m.to).sort()).toEqual([["first@example.test"], ["second@example.test"]]);
+  const rows = await sql<{ state: string }>(crashed.url, "SELECT state FROM stakesync.outbox ORDER BY wallet");
+  expect(rows.map((r) => r.state)).toEqual(["sent", "sent"]);
+  expect(sidecar.process.exitCode).toBeNull();
+  await smtp.close();
 });
