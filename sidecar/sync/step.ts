@@ -558,7 +558,7 @@ function chainSteps(windows: Window[], counts: Map<number, EventCounts>): ChainS
  * table, and every other lock waited for at most SYNC_LOCK_WAIT_MS (lock-developers.ts).
  *
  * Its COMMIT does not wait for the WAL flush (synchronous_commit off, as Ponder commits its own
- * rows): the flush was a millisecond of a realtime block's round at the median and up to 20 ms
+ * rows): the flush was a millisecond of a realtime block's round at the median and 19–21 ms
  * at its tail (docs/performance.md, "The eighteenth session"). What a crash of PostgreSQL, or a
  * failover, can then take back is the last steps' commits, each whole: their developers rows,
  * audit, welcome jobs and cursor together, and never Ponder's rows without them (WAL is lost from
