@@ -3,6 +3,8 @@ import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import { freshBlock, type Head, stillFor } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
+import { inline } from "./db/together";
+import { COMMIT, committed, inTransaction } from "./db/transaction";
 import { workCounts } from "./effects/outbox";
 import { settingsDiffer } from "./settings";
 import type { LoopState } from "./sync/loop";
@@ -172,8 +174,38 @@ export type DeveloperView = {
   nextAfter: string | null;
 };
 
+/** The rows of readDeveloper's three reads, as pg gives them. */
+type DeveloperRows = [
+  { status: string | null; stake_amount: string | null; staked_at: Date | null }[],
+  { chain_id: number; amount: string; last_block: string }[],
+  {
+    id: string;
+    created_at: Date;
+    reason: string;
+    old_status: string | null;
+    old_amount: string | null;
+    new_status: string;
+    new_amount: string;
+    chain_id: number | null;
+    block_number: string | null;
+    transaction_hash: string | null;
+  }[],
+];
+
 /** One page of the audit trail: a developer changed every block for a year has a long one. */
 export type AuditPage = { after: bigint; limit: number };
+
+/**
+ * Written and committed by the read of a developer, so that its commit waits for the WAL flush:
+ * a step commits without waiting (step.ts, BEGIN_STEP), and a crash of PostgreSQL may take its
+ * audit rows back, and with them the audit sequence's advance. An id a client had seen would
+ * then come back on another row, and a client paging with `?after=` would skip it. The answer's
+ * commit, after its reads, flushes the WAL up to its own commit record, and every commit the
+ * reads saw is before it: what the answer holds is durable once it is sent. A transaction that
+ * writes no WAL commits without the flush, an xid or not: this message is the least WAL a
+ * transaction can write (a logical decoding message; only a decoder asked for messages sees it).
+ */
+export const DURABLE_READ = "SELECT pg_logical_emit_message(true, 'stakesync', 'durable read')";
 
 /** A developer as the sidecar sees it; never the email. Null when the wallet is unknown. */
 export async function readDeveloper(
@@ -182,32 +214,47 @@ export async function readDeveloper(
   wallet: string,
   page: AuditPage = { after: 0n, limit: 100 },
 ): Promise<DeveloperView | null> {
-  const [row, chains, audit] = await Promise.all([
-    db.query(
-      `SELECT status, stake_amount::text, staked_at FROM ${config.developersTable.sql} WHERE lower(wallet_address) = $1 LIMIT 1`,
-      [wallet],
-    ),
-    db.query(
-      "SELECT chain_id, amount::text, last_block FROM stakesync.chain_stake WHERE wallet = $1 ORDER BY chain_id",
-      [wallet],
-    ),
-    db.query(
-      `SELECT id::text, created_at, reason, old_status, old_amount::text, new_status, new_amount::text, chain_id,
-              block_number, transaction_hash
-         FROM stakesync.audit WHERE wallet = $1 AND id > $2 ORDER BY id LIMIT $3`,
-      [wallet, page.after.toString(), page.limit + 1],
-    ),
-  ]);
-  const dev = row.rows[0];
-  if (!dev && chains.rowCount === 0) return null;
+  // One snapshot for the three reads, and one round trip: the transaction whole, its COMMIT too.
+  const client = await db.connect();
+  let failed: Error | undefined;
+  const [row, chains, audit] = await inTransaction(
+    client,
+    [
+      "BEGIN ISOLATION LEVEL REPEATABLE READ",
+      inline(
+        `SELECT status, stake_amount::text, staked_at FROM ${config.developersTable.sql} WHERE lower(wallet_address) = $1 LIMIT 1`,
+        [wallet],
+      ),
+      inline(
+        "SELECT chain_id, amount::text, last_block FROM stakesync.chain_stake WHERE wallet = $1 ORDER BY chain_id",
+        [wallet],
+      ),
+      inline(
+        `SELECT id::text, created_at, reason, old_status, old_amount::text, new_status, new_amount::text, chain_id,
+                block_number, transaction_hash
+           FROM stakesync.audit WHERE wallet = $1 AND id > $2 ORDER BY id LIMIT $3`,
+        [wallet, page.after, page.limit + 1],
+      ),
+      DURABLE_READ,
+      ...COMMIT,
+    ],
+    async (begun) => committed(begun.slice(1, 4) as DeveloperRows),
+  )
+    .catch((error: Error) => {
+      failed = error; // the connection may be broken: dropped, not reused
+      throw error;
+    })
+    .finally(() => client.release(failed));
+  const dev = row[0];
+  if (!dev && chains.length === 0) return null;
   return {
     wallet,
     registered: Boolean(dev),
     status: dev?.status ?? null,
     stakeAmount: dev?.stake_amount ?? null,
     stakedAt: dev?.staked_at ? new Date(dev.staked_at).toISOString() : null,
-    chains: chains.rows.map((c) => ({ chainId: c.chain_id, amount: c.amount, lastBlock: Number(c.last_block) })),
-    audit: audit.rows.slice(0, page.limit).map((a) => ({
+    chains: chains.map((c) => ({ chainId: c.chain_id, amount: c.amount, lastBlock: Number(c.last_block) })),
+    audit: audit.slice(0, page.limit).map((a) => ({
       id: a.id,
       at: new Date(a.created_at).toISOString(),
       reason: a.reason,
@@ -217,7 +264,7 @@ export async function readDeveloper(
       block: a.block_number === null ? null : Number(a.block_number),
       transaction: a.transaction_hash,
     })),
-    nextAfter: audit.rows.length > page.limit ? (audit.rows[page.limit - 1]?.id ?? null) : null,
+    nextAfter: audit.length > page.limit ? (audit[page.limit - 1]?.id ?? null) : null,
   };
 }
 

@@ -123,6 +123,17 @@ it("welcomes a developer once across a crash of PostgreSQL right after the email
   await chain.vault.stakeFor(first, 1_000_000n);
   await mine(chain, 2);
   await waitFor("the welcome email", () => smtp.mails.length === 1);
+  // A top-up: a step with no welcome job, whose commit nothing else flushes. Its audit row, once
+  // read over HTTP, survives the crash as read, its id included (a client pages by that id).
+  await chain.vault.stakeFor(first, 500_000n);
+  await mine(chain, 2);
+  type Audit = { audit: { id: string; at: string; to: { amount: string } }[] };
+  const auditOf = async () => ((await (await fetch(`${sidecar.url}/developers/${first}`)).json()) as Audit).audit;
+  let seen: Audit["audit"] = [];
+  await waitFor("the top-up's audit row", async () => {
+    seen = await auditOf();
+    return seen.some((a) => a.to.amount === "1.500000");
+  });
 
   await crashed.crash();
   await chain.vault.stakeFor(second, 2_000_000n); // during the outage
@@ -132,7 +143,8 @@ it("welcomes a developer once across a crash of PostgreSQL right after the email
   await indexer.waitReady();
   await mine(chain, 2);
   await sidecar.waitSynced(chain, crashed.url, "crash_ponder");
-  expect(await developer(crashed.url, first)).toMatchObject({ status: "active", stake_amount: "1.000000" });
+  expect(await developer(crashed.url, first)).toMatchObject({ status: "active", stake_amount: "1.500000" });
+  expect((await auditOf()).slice(0, seen.length)).toEqual(seen);
   expect(await developer(crashed.url, second)).toMatchObject({ status: "active", stake_amount: "2.000000" });
   await waitFor("the second welcome", () => smtp.mails.length >= 2);
   // A worker tick or two later, still one email each.

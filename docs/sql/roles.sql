@@ -40,8 +40,10 @@ GRANT USAGE ON SCHEMA public TO stakesync_sidecar;
 GRANT SELECT ON public.developers TO stakesync_sidecar;
 GRANT UPDATE (status, stake_amount, staked_at, updated_at) ON public.developers TO stakesync_sidecar;
 
--- The sidecar also relies on two rights PUBLIC has by default: TEMPORARY on the database (each
--- sync transaction passes its sets through temp tables) and USAGE on language plpgsql (the
+-- The sidecar also relies on three rights PUBLIC has by default: TEMPORARY on the database (each
+-- sync transaction passes its sets through temp tables), USAGE on language plpgsql (the
 -- developers write empties its temp table in a DO block, and a migration creates a plpgsql
--- function, stakesync.stop_unless). A hardened database that revoked either must grant it back to
--- the sidecar.
+-- function, stakesync.stop_unless), and EXECUTE on pg_logical_emit_message (GET
+-- /developers/:wallet writes a one-line WAL message so that its commit waits for the flush, and
+-- answers only what a crash cannot take back). A hardened database that revoked any of them must
+-- grant it back to the sidecar.
