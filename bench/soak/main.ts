@@ -100,6 +100,7 @@ row(
 row("faults no rule had to report, by reason", list(report.alerts.notExpected));
 row("alerts no injected fault explains", list(report.alerts.withoutFault));
 row("alerts during faults that need not raise them, by fault and rule", list(report.alerts.pagedAnyway ?? {}));
+for (const text of report.alerts.pagedAnywayTexts ?? []) row("  such a page", text);
 const counts = Object.values(report.emailsPerDeveloper);
 row("welcome emails per developer", counts.length === 0 ? "none" : `max ${Math.max(...counts)} over ${counts.length}`);
 row(

@@ -599,18 +599,24 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       switch (kind) {
         case "ponder_kill":
         case "ponder_term": {
+          // Its /health stops at the signal (Ponder closes its server first); a SIGTERM's
+          // shutdown then takes up to 5 s more before the process is gone. So the outage lies
+          // between the two times, and a page is judged only where both fall on one side.
+          const signalled = Date.now();
           if (kind === "ponder_kill") await processes[ponder.name]?.kill();
           else await processes[ponder.name]?.stop();
-          const down = Date.now();
+          const gone = Date.now();
           await sleep(2000);
           await startPonder(source);
-          const outage = Date.now() - down;
-          say(`  ${source} did not answer for ${(outage / 1000).toFixed(1)} s`);
+          const [least, most] = [Date.now() - gone, Date.now() - signalled];
+          say(`  ${source} did not answer for ${(least / 1000).toFixed(1)}–${(most / 1000).toFixed(1)} s`);
           expects = !watched
             ? { none: "the second instance" }
-            : outage >= INDEXER_DOWN_AFTER_MS + INDEXER_DOWN_MARGIN_MS
+            : least >= INDEXER_DOWN_AFTER_MS + INDEXER_DOWN_MARGIN_MS
               ? "indexer_down"
-              : { none: "down for less than INDEXER_DOWN_AFTER_MS + 3 s" };
+              : most < INDEXER_DOWN_AFTER_MS
+                ? { none: "down for less than INDEXER_DOWN_AFTER_MS" }
+                : { none: "down for about INDEXER_DOWN_AFTER_MS: a page or none", may: "indexer_down" };
           break;
         }
         case "ponder_freeze": {

@@ -92,3 +92,34 @@ it("shows a page during a fault that need not raise it, unless a fault that must
   expect(check.withoutFault).toEqual({});
   expect(check.violations).toEqual([]);
 });
+
+it("judges no page of a rule a fault may raise either way, and lists each page anyway with its text", () => {
+  const alerts: WebhookAlert[] = [
+    { rule: "indexer_down", state: "firing", at: at(6), text: "http://127.0.0.1:1/health unreachable" },
+    { rule: "indexer_down", state: "resolved", at: at(9) },
+    { rule: "indexer_down", state: "firing", at: at(106), text: "heartbeat stale" },
+    { rule: "indexer_down", state: "resolved", at: at(109) },
+  ];
+  const about = { none: "down for about INDEXER_DOWN_AFTER_MS", may: "indexer_down" as const };
+  const check = checkAlerts(
+    [
+      fault(0, about, "ponder_term"),
+      fault(100, about, "ponder_term"),
+      fault(100, { none: "a sidecar" }, "sidecar_term"),
+    ],
+    alerts,
+  );
+  expect(check.expected).toEqual({});
+  expect(check.notExpected).toEqual({
+    "ponder_term: down for about INDEXER_DOWN_AFTER_MS": 2,
+    "sidecar_term: a sidecar": 1,
+  });
+  // The second page overlaps a fault that may raise it: not listed, though a sidecar_term overlaps too.
+  expect(check.pagedAnyway).toEqual({});
+  expect(check.violations).toEqual([]);
+
+  const alone = checkAlerts([fault(100, { none: "a sidecar" }, "sidecar_term")], alerts);
+  expect(alone.pagedAnyway).toEqual({ "sidecar_term: indexer_down": 1 });
+  expect(alone.pagedAnywayTexts).toEqual(["sidecar_term +6.0 s: indexer_down: heartbeat stale"]);
+  expect(alone.withoutFault).toEqual({ indexer_down: 1 });
+});
