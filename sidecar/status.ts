@@ -196,16 +196,21 @@ type DeveloperRows = [
 export type AuditPage = { after: bigint; limit: number };
 
 /**
- * Written and committed by the read of a developer, so that its commit waits for the WAL flush:
- * a step commits without waiting (step.ts, BEGIN_STEP), and a crash of PostgreSQL may take its
- * audit rows back, and with them the audit sequence's advance. An id a client had seen would
- * then come back on another row, and a client paging with `?after=` would skip it. The answer's
- * commit, after its reads, flushes the WAL up to its own commit record, and every commit the
- * reads saw is before it: what the answer holds is durable once it is sent. A transaction that
- * writes no WAL commits without the flush, an xid or not: this message is the least WAL a
- * transaction can write (a logical decoding message; only a decoder asked for messages sees it).
+ * The end of a developer's read, so that its commit waits for the WAL flush where a crash could
+ * take back what it read: a step commits without waiting (step.ts, BEGIN_STEP), and a crash of
+ * PostgreSQL may take its audit rows back, and with them the audit sequence's advance. An id a
+ * client had seen would then come back on another row, and a client paging with `?after=`
+ * would skip that row. Every commit the reads saw ended its record before the WAL's insert
+ * position read here; when that is not flushed yet, a one-line WAL message (a transaction that
+ * writes no WAL commits without the flush, with or without an xid) makes the read's commit flush
+ * past it. Mostly it is flushed already (the WAL writer's 200 ms): no xid, no WAL, no flush then.
+ * Flushed locally only (`local`, set after the BEGIN): a synchronous standby down must not hold
+ * every read, nor a connection of /ready's pool, past any timeout (a COMMIT's wait for a standby
+ * is not a statement's, and statement_timeout does not end it). A failover may take back an
+ * answer as it may take back a step.
  */
-export const DURABLE_READ = "SELECT pg_logical_emit_message(true, 'stakesync', 'durable read')";
+export const DURABLE_READ = `SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()
+  THEN pg_logical_emit_message(true, 'stakesync', 'durable read') END`;
 
 /** A developer as the sidecar sees it; never the email. Null when the wallet is unknown. */
 export async function readDeveloper(
@@ -221,6 +226,7 @@ export async function readDeveloper(
     client,
     [
       "BEGIN ISOLATION LEVEL REPEATABLE READ",
+      "SET LOCAL synchronous_commit = local",
       inline(
         `SELECT status, stake_amount::text, staked_at FROM ${config.developersTable.sql} WHERE lower(wallet_address) = $1 LIMIT 1`,
         [wallet],
@@ -238,7 +244,7 @@ export async function readDeveloper(
       DURABLE_READ,
       ...COMMIT,
     ],
-    async (begun) => committed(begun.slice(1, 4) as DeveloperRows),
+    async (begun) => committed(begun.slice(2, 5) as DeveloperRows),
   )
     .catch((error: Error) => {
       failed = error; // the connection may be broken: dropped, not reused

@@ -153,5 +153,22 @@ it("welcomes a developer once across a crash of PostgreSQL right after the email
   const rows = await sql<{ state: string }>(crashed.url, "SELECT state FROM stakesync.outbox ORDER BY wallet");
   expect(rows.map((r) => r.state)).toEqual(["sent", "sent"]);
   expect(sidecar.process.exitCode).toBeNull();
+
+  // A synchronous standby named and down: a developer's read flushes its commit locally, and
+  // answers; it does not wait for the standby (a COMMIT's wait that no statement_timeout ends).
+  await sql(crashed.url, "CREATE TABLE standby_probe (x int)"); // before: its commit would wait
+  await sql(crashed.url, "ALTER SYSTEM SET synchronous_standby_names = 'nosuch'");
+  await sql(crashed.url, "SELECT pg_reload_conf()");
+  try {
+    for (let i = 0; i < 3; i++) {
+      // WAL not flushed yet when the read comes, as after a step: the read must flush it itself.
+      await sql(crashed.url, "SET synchronous_commit = off; INSERT INTO standby_probe VALUES (1)");
+      const answer = await fetch(`${sidecar.url}/developers/${first}`, { signal: AbortSignal.timeout(5000) });
+      expect(answer.status).toBe(200);
+    }
+  } finally {
+    await sql(crashed.url, "ALTER SYSTEM RESET synchronous_standby_names");
+    await sql(crashed.url, "SELECT pg_reload_conf()");
+  }
   await smtp.close();
 });

@@ -44,6 +44,10 @@ GRANT UPDATE (status, stake_amount, staked_at, updated_at) ON public.developers 
 -- sync transaction passes its sets through temp tables), USAGE on language plpgsql (the
 -- developers write empties its temp table in a DO block, and a migration creates a plpgsql
 -- function, stakesync.stop_unless), and EXECUTE on pg_logical_emit_message (GET
--- /developers/:wallet writes a one-line WAL message so that its commit waits for the flush, and
--- answers only what a crash cannot take back). A hardened database that revoked any of them must
--- grant it back to the sidecar.
+-- /developers/:wallet writes a one-line WAL message when what it read is not flushed yet, so that
+-- its commit flushes it; without the right that read answers 500, "permission denied" in the
+-- log). A hardened database that revoked any of them must grant it back to the sidecar, the
+-- function by its signature: on PostgreSQL 17 and later
+--   GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text, boolean) TO stakesync_sidecar;
+-- on 14 to 16
+--   GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO stakesync_sidecar;

@@ -21,16 +21,10 @@
  * it sends, is the commit that flushes the step's with its own. Set for the session whatever the
  * default, so that a reload of the server's configuration does not change it under the worker; any
  * other default waits for the flush at least (`local`; a standby's `remote_apply`), and is kept.
- * The HTTP pool's too: a developer's read commits with the flush, so that what it answers is
- * durable (status.ts, DURABLE_READ).
  */
 import pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
-
-/** The session's commits wait for the WAL flush; a default that waits for more is kept. */
-const COMMITS_WAIT_FOR_FLUSH = `SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
-  WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, false)`;
 
 /** How long an HTTP answer's reads wait for a lock, and run at most. */
 export const HTTP_LOCK_WAIT_MS = 1000;
@@ -67,7 +61,11 @@ export function createPools(
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_MS,
     onConnect: async (client) => {
-      await client.query(`SET statement_timeout = ${Math.round((effectsQueryMs * 5) / 6)}; ${COMMITS_WAIT_FOR_FLUSH}`);
+      await client.query(
+        `SET statement_timeout = ${Math.round((effectsQueryMs * 5) / 6)};
+         SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
+                  WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, false)`,
+      );
     },
   });
   // HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker
@@ -83,9 +81,7 @@ export function createPools(
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_MS,
     onConnect: async (client) => {
-      await client.query(
-        `SET lock_timeout = ${HTTP_LOCK_WAIT_MS}; SET statement_timeout = ${HTTP_STATEMENT_MS}; ${COMMITS_WAIT_FOR_FLUSH}`,
-      );
+      await client.query(`SET lock_timeout = ${HTTP_LOCK_WAIT_MS}; SET statement_timeout = ${HTTP_STATEMENT_MS}`);
     },
   });
   // The leader's questions whether the server still has its lock (loop.ts confirmLeadership), on

@@ -3,7 +3,9 @@
  * flush (step.ts, BEGIN_STEP), so a crash of PostgreSQL may take back its audit rows, and the
  * sequence's advance with them; an audit id a client saw would then come back on another row,
  * and a client paging with `?after=` would skip that row. The answer's own commit flushes the WAL
- * past every commit its reads saw (status.ts, DURABLE_READ), before it is sent.
+ * past every commit its reads saw (status.ts, DURABLE_READ), before it is sent. Other sessions
+ * flush it too (the WAL writer, a synchronous commit elsewhere in the suite), so the test without
+ * that rule fails only most of the time; with it, never.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createPools } from "../../sidecar/db/pools";
