@@ -369,7 +369,8 @@ describe("least-privilege roles from docs/sql/roles.sql", () => {
     await mine(chain, 2);
     await sidecar.waitSynced(chain, sidecarUrl, "priv_ponder");
     expect(await developer(adminUrl, wallet)).toMatchObject({ status: "active", stake_amount: "7.000000" });
-    // The developer's read writes its WAL message under the role (EXECUTE granted to PUBLIC).
+    // The developer's read needs EXECUTE on pg_logical_emit_message under the role, checked whether
+    // or not it writes the message (granted to PUBLIC).
     const view = await fetch(`${sidecar.url}/developers/${wallet}`);
     expect(view.status).toBe(200);
     expect(await view.json()).toMatchObject({ status: "active", audit: [{ to: { amount: "7.000000" } }] });

@@ -45,8 +45,9 @@ GRANT UPDATE (status, stake_amount, staked_at, updated_at) ON public.developers 
 -- developers write empties its temp table in a DO block, and a migration creates a plpgsql
 -- function, stakesync.stop_unless), and EXECUTE on pg_logical_emit_message (GET
 -- /developers/:wallet writes a one-line WAL message when what it read is not flushed yet, so that
--- its commit flushes it; without the right that read answers 500, "permission denied" in the
--- log). A hardened database that revoked any of them must grant it back to the sidecar, the
+-- its commit flushes it; the right is checked each time the statement starts, whether or not it
+-- writes the message, so without it every such read answers 500, "permission denied for function
+-- pg_logical_emit_message" in the log). A hardened database that revoked any of them must grant it back to the sidecar, the
 -- function by its signature: on PostgreSQL 17 and later
 --   GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text, boolean) TO stakesync_sidecar;
 -- on 14 to 16
