@@ -3,8 +3,7 @@ import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
 import { freshBlock, type Head, stillFor } from "./chain-heads";
 import type { Queryable } from "./db/queryable";
-import { inline } from "./db/together";
-import { COMMIT, committed, inTransaction } from "./db/transaction";
+import { allRows, inline } from "./db/together";
 import { workCounts } from "./effects/outbox";
 import { settingsDiffer } from "./settings";
 import type { LoopState } from "./sync/loop";
@@ -204,7 +203,7 @@ export type AuditPage = { after: bigint; limit: number };
  * position read here; when that is not flushed yet, a one-line WAL message (a transaction that
  * writes no WAL commits without the flush, with or without an xid) makes the read's commit flush
  * past it. Mostly it is flushed already (the WAL writer's 200 ms): no xid, no WAL, no flush then.
- * Flushed locally only (`local`, set after the BEGIN): a synchronous standby down must not hold
+ * Flushed locally only (`local`, set before the reads): a synchronous standby down must not hold
  * every read, nor a connection of /ready's pool, past any timeout (a COMMIT's wait for a standby
  * is not a statement's, and statement_timeout does not end it). A failover may take back an
  * answer as it may take back a step.
@@ -219,13 +218,11 @@ export async function readDeveloper(
   wallet: string,
   page: AuditPage = { after: 0n, limit: 100 },
 ): Promise<DeveloperView | null> {
-  // One snapshot for the three reads, and one round trip: the transaction whole, its COMMIT too.
-  const client = await db.connect();
-  let failed: Error | undefined;
-  const [row, chains, audit] = await inTransaction(
-    client,
-    [
-      "BEGIN ISOLATION LEVEL REPEATABLE READ",
+  // One snapshot for the three reads, in one round trip: a simple query of several statements is
+  // one transaction, committed at its end and rolled back on an error, its SET LOCALs with it.
+  const [row, chains, audit] = (
+    await allRows(db, [
+      "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
       "SET LOCAL synchronous_commit = local",
       inline(
         `SELECT status, stake_amount::text, staked_at FROM ${config.developersTable.sql} WHERE lower(wallet_address) = $1 LIMIT 1`,
@@ -242,15 +239,8 @@ export async function readDeveloper(
         [wallet, page.after, page.limit + 1],
       ),
       DURABLE_READ,
-      ...COMMIT,
-    ],
-    async (begun) => committed(begun.slice(2, 5) as DeveloperRows),
-  )
-    .catch((error: Error) => {
-      failed = error; // the connection may be broken: dropped, not reused
-      throw error;
-    })
-    .finally(() => client.release(failed));
+    ])
+  ).slice(2, 5) as DeveloperRows;
   const dev = row[0];
   if (!dev && chains.length === 0) return null;
   return {

@@ -610,7 +610,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           const gone = Date.now();
           await sleep(2000);
           await startPonder(source);
-          const [least, most] = [Date.now() - gone, Date.now() - signalled];
+          const back = Date.now();
+          const [least, most] = [back - gone, back - signalled];
           say(`  ${source} did not answer for ${(least / 1000).toFixed(1)}–${(most / 1000).toFixed(1)} s`);
           expects = !watched
             ? { none: "the second instance" }
