@@ -87,7 +87,12 @@ const SERVER_START = "extract(epoch from pg_postmaster_start_time())::text";
 /**
  * The leader's session: if this process freezes, in a transaction or between two, the server
  * ends the session after `limitS` and frees the lock; if its host vanishes, the server's
- * keepalives notice within seconds. And DISCARD TEMP: a session-mode pool that does not reset its
+ * keepalives notice within seconds. While a statement runs (the session is busy, and neither limit
+ * applies), the server checks every second that the client is still connected
+ * (client_connection_check_interval, PostgreSQL 14): a leader killed in the middle of a long
+ * statement lets another lead within a second of the server seeing its socket closed, not once
+ * the statement ends; left at 0 where the server's platform cannot tell (PostgreSQL 14 off Linux),
+ * which refuses the setting. And DISCARD TEMP: a session-mode pool that does not reset its
  * server connections (PgBouncer with an empty server_reset_query) hands over the previous
  * client's temp tables, perhaps those of a sidecar of another version whose step tables
  * (step-tables.ts) have other columns, and every step would fail on them.
@@ -97,7 +102,9 @@ export const leaderSession = (limitS: number) =>
    SET idle_in_transaction_session_timeout = '${limitS}s';
    SET idle_session_timeout = '${limitS}s';
    SET tcp_keepalives_idle = 3; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3;
-   SET tcp_user_timeout = ${limitS * 1000}`;
+   SET tcp_user_timeout = ${limitS * 1000};
+   DO $$ BEGIN SET client_connection_check_interval = 1000;
+   EXCEPTION WHEN invalid_parameter_value THEN NULL; END $$`;
 
 /**
  * Whether the server still has the leader lock held by the backend `pid`: asked over another

@@ -20,10 +20,11 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
-import { lastRows } from "../db/together";
+import { lastRows, type Statements } from "../db/together";
 import { COMMIT, committed, inTransaction } from "../db/transaction";
 import { errorText } from "../redact";
 import { claimDevelopers, heldFrom, pendingWallets, walletsFrom } from "./sql/claim-developers";
+import { DEVELOPERS_WAIT_SLICE_MS } from "./sql/lock-developers";
 import { APPLY_TABLES } from "./sql/step-tables";
 import { type Change, changesFrom, refusesRow, writeDevelopers } from "./sql/write-developers";
 import { TOGETHER_MAX_EVENTS } from "./step";
@@ -38,10 +39,27 @@ export type Applied = {
   refused: Refusal[];
   /** Queued developers whose row an application transaction holds: tried again next round. */
   held: number;
+  /**
+   * A slice of the write's wait for a lock ran out (DEVELOPERS_WAIT_SLICE_MS; an application's
+   * migration holds developers): nothing written, the queue as it was, tried again next round.
+   */
+  waited?: true;
 };
 
 /** A round with nothing queued. */
 export const NOTHING: Applied = { changes: [], refused: [], held: 0 };
+
+/** A round whose write waited a slice for a lock, and will again (lockWaitRanOut). */
+const WAITED: Applied = { ...NOTHING, waited: true };
+
+/**
+ * The server's own lock_timeout ran out in a wait of the write's (ProcessInterrupts raises it):
+ * not a trigger's RAISE of the same code, which is the application's error (refusesRow).
+ */
+const lockWaitRanOut = (error: unknown) => {
+  const { code, routine } = (error ?? {}) as { code?: unknown; routine?: unknown };
+  return code === "55P03" && routine === "ProcessInterrupts";
+};
 
 /**
  * `pending`: the queue's pending wallets when the step just read them (`pendingWallets`, with its
@@ -57,9 +75,10 @@ export async function applyDevelopers(
   if (config.mode === "shadow") return NOTHING;
   const queued = pending ?? walletsFrom(await lastRows(db, pendingWallets(config)));
   if (queued.length === 0) return NOTHING;
-  // No bound on its waits: it holds nothing of Ponder's, and its UPDATE waits for whatever
-  // migration of the application's holds developers (CREATE INDEX's SHARE lock among them), to
-  // go on the moment it ends (see lock-developers.ts).
+  // Its waits in slices (BEGIN_APPLY): it holds nothing of Ponder's, and its UPDATE waits for
+  // whatever migration of the application's holds developers (CREATE INDEX's SHARE lock among
+  // them), to go on the moment it ends; a slice run out is no error, and the next round waits
+  // again (see lock-developers.ts, which says why a wait in one piece kept every sidecar from leading).
   const begin = [BEGIN_APPLY, ...claimDevelopers(config, queued)];
   try {
     // The claim, the write and the COMMIT in one round trip: a refused row stops the write and
@@ -81,10 +100,20 @@ export async function applyDevelopers(
       { prepared },
     );
   } catch (error) {
+    if (lockWaitRanOut(error)) return WAITED;
     if (!refusesRow(error)) throw error;
   }
-  // Some row was refused: the same again, halving the failing set behind savepoints until the
-  // refused developers stand alone (a few passes for a few bad rows among thousands).
+  return writeRowByRow(db, config, begin).catch((error: unknown) => {
+    if (lockWaitRanOut(error)) return WAITED;
+    throw error;
+  });
+}
+
+/**
+ * Some row was refused: the same again, halving the failing set behind savepoints until the
+ * refused developers stand alone (a few passes for a few bad rows among thousands).
+ */
+function writeRowByRow(db: pg.ClientBase, config: SidecarConfig, begin: Statements): Promise<Applied> {
   return inTransaction(db, begin, async (begun) => {
     const held = heldFrom(begun.at(-1) ?? []);
     // The write of no row first: no row's rule can refuse it, only a statement-level trigger
@@ -147,4 +176,4 @@ export async function applyDevelopers(
  * table became nested loops (24 s for 10,000 developers instead of 0.3 s).
  */
 const BEGIN_APPLY = `BEGIN ISOLATION LEVEL READ COMMITTED; SET CONSTRAINTS ALL IMMEDIATE;
-  SET LOCAL enable_nestloop = off; ${APPLY_TABLES}`;
+  SET LOCAL enable_nestloop = off; SET LOCAL lock_timeout = '${DEVELOPERS_WAIT_SLICE_MS}ms'; ${APPLY_TABLES}`;

@@ -17,6 +17,7 @@ import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
+import { developersBusy } from "./sql/lock-developers";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
 import { clearWriteFailing, noteWriteFailing, writeFailingNoted } from "./sql/write-failing";
 import {
@@ -151,6 +152,8 @@ export class SyncLoop {
   }[] = [];
   private nextReconcileAt = 0;
   private waitingForPonder = false;
+  /** The last round waited for a lock on developers (noteDevelopersBusy). */
+  private developersBusy = false;
   /** The schema whose Ponder tables the last step found (see StepOptions.ponderSeen). */
   private ponderSeenIn: string | undefined;
   /** Whether the developers table has its wallet index, looked up at the start of each term. */
@@ -440,6 +443,7 @@ export class SyncLoop {
               return NOTHING;
             });
         this.noteChanges(queued.changes);
+        this.noteDevelopersBusy(queued.waited === true);
         // A step writes its developers itself (write-in-step.ts): the round's changes are both.
         const written = { ...queued, changes: [...own, ...queued.changes] };
         const endedAt = performance.now();
@@ -483,6 +487,14 @@ export class SyncLoop {
         for (const request of requests) request.reject(error);
         const lostNow = lostError();
         if (lostNow) throw lostNow;
+        if (developersBusy(error)) {
+          // A slice of the step's wait for the developers table ran out (lock-developers.ts): no
+          // error, waited again after a poll. Ponder goes on meanwhile, unseen, as below.
+          this.noteDevelopersBusy(true);
+          this.removalGuard.clear();
+          await this.sleep(this.config.syncPollMs);
+          continue;
+        }
         this.fail(error);
         // A statement's error, with its own developers write in the round trip: the next tries
         // queue (see failedWithOwnWrite).
@@ -517,6 +529,22 @@ export class SyncLoop {
       "reading Ponder from another instance: the one read is not ready or fell behind",
     );
     this.state.source = schema;
+  }
+
+  /**
+   * A lock on the developers table held by another session (an application's migration, or one
+   * queued behind a long transaction): the sync waits for it, in slices, counting no error. Worth
+   * a line when it starts and when it ends; one that lasts shows as lag (StakesyncSyncStalled).
+   */
+  private noteDevelopersBusy(busy: boolean) {
+    if (busy === this.developersBusy) return;
+    if (busy) {
+      this.log.warn(
+        { table: this.config.developersTable.sql },
+        "waiting for a lock on the developers table held by another session (an application's migration?)",
+      );
+    } else this.log.info({ table: this.config.developersTable.sql }, "the developers table is free again; syncing");
+    this.developersBusy = busy;
   }
 
   /** Every deploy starts waiting for Ponder's tables: not an error. One that lasts shows as lag. */

@@ -33,7 +33,7 @@ import {
   removedKeys,
 } from "./sql/diff-events";
 import { anyRegistrations, findRegistrations } from "./sql/find-registrations";
-import { lockDevelopers } from "./sql/lock-developers";
+import { DevelopersBusy, lockDevelopers, ranOutASlice } from "./sql/lock-developers";
 import { markAffected } from "./sql/mark-affected";
 import { findStaleDevelopers, findStaleTogether, queueDevelopers } from "./sql/queue-developers";
 import { cursorsFrom, cursorsStatements } from "./sql/read-cursors";
@@ -251,7 +251,10 @@ async function stepOnce(
   // whether they are there.
   const ponderRead = seen ? progressRead : ponderPresent(config.ponderSchema);
   const begin = [BEGIN_STEP, ...lockDevelopers(config), ...stepTables(db), ...cursorsStatements, ...ponderRead];
+  // Whether the first round trip answered: its statement timeout is the wait for developers'.
+  let answered = false;
   return inTransaction(db, begin, async (begun): Promise<Attempt | Committed<Attempt>> => {
+    answered = true;
     // Each statement's rows, counted from the end (BEGIN_STEP holds several).
     const cursorRows = begun.at(-1 - ponderRead.length) ?? [];
     // After a step of few rows, committed: the next one deletes the step tables' rows (step-tables.ts).
@@ -395,6 +398,8 @@ async function stepOnce(
     if (together) leftSmall();
     const chains = chainSteps(windows, counts);
     return committed({ ...stepped, chains, drifted, pending: pendingOf(read, rows), written });
+  }).catch((error: unknown) => {
+    throw !answered && ranOutASlice(error) ? new DevelopersBusy(error) : error;
   });
 }
 

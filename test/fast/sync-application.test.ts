@@ -12,7 +12,7 @@ import { observeStatus } from "../../sidecar/metrics";
 import { readStatus } from "../../sidecar/status";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-developers";
-import { SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
+import { developersBusy, SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
 import {
   applicationTransaction,
   type Fake,
@@ -522,6 +522,23 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
     await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
     return w;
   }
+  /**
+   * Rounds as the loop runs them while the table is held: a slice of the wait run out (the step's,
+   * SS002; the write's, `waited`) is counted and waited again. The round that got through, and
+   * the slices run out before it.
+   */
+  async function roundsThroughSlices() {
+    let slices = 0;
+    for (;;) {
+      try {
+        const round = await fake.round();
+        if (!round.waited) return { round, slices };
+      } catch (error) {
+        if (!developersBusy(error)) throw error;
+      }
+      slices += 1;
+    }
+  }
   const waitingForALock = async (db: pg.Client) =>
     (
       await db.query<{ n: number }>(
@@ -529,19 +546,25 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
       )
     ).rows[0]?.n !== 0;
 
-  it("is waited for holding none of Ponder's tables, and the sync goes on the moment it ends", async () => {
+  it("is waited for holding none of Ponder's tables, in slices that fail nothing, and the sync goes on the moment it ends", async () => {
     const w = await stakedDeveloper(8);
     const app = await applicationTransaction(fake.url, "LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
     const ponder = new pg.Client({ connectionString: fake.url });
     await ponder.connect();
     try {
-      const round = fake.round();
+      const rounds = roundsThroughSlices();
       await waitFor("the step waiting for developers", () => waitingForALock(app));
       // Ponder's next reorg takes stake_event at once: taken before developers, the step held it
       // for as long as the migration, and Ponder's reorg waited for the application's DDL.
       await ponder.query(`BEGIN; LOCK TABLE "${SCHEMA}".stake_event IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK`);
+      // Longer than a slice, and than the step's other waits (SYNC_LOCK_WAIT_MS): each slice run
+      // out is the step's SS002, which the loop waits again (a wait in one piece kept a leader
+      // gone meanwhile leading, leader-lock-wait.test.ts).
+      await new Promise((resolve) => setTimeout(resolve, SYNC_LOCK_WAIT_MS + 300));
       await app.query("ROLLBACK");
-      expect((await round).changes.map((c) => c.wallet)).toEqual([w]);
+      const { round, slices } = await rounds;
+      expect(slices).toBeGreaterThanOrEqual(2);
+      expect(round.changes.map((c) => c.wallet)).toEqual([w]);
     } finally {
       await app.end();
       await ponder.end();
@@ -557,19 +580,19 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
       "ALTER TABLE developers ADD COLUMN seed double precision DEFAULT random()",
     );
     try {
-      const round = fake.round();
+      const rounds = roundsThroughSlices();
       await waitFor("the step waiting for developers", () => waitingForALock(app));
       await app.query("COMMIT");
       // The step's snapshot is taken once it holds the table: with one taken before, developers
       // looked empty, nothing was queued, and the row stayed pending until a reconciliation.
-      expect((await round).changes.map((c) => c.wallet)).toEqual([w]);
+      expect((await rounds).round.changes.map((c) => c.wallet)).toEqual([w]);
     } finally {
       await app.end();
     }
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "5.000000" });
   });
 
-  it("that blocks the developers write's UPDATE (a CREATE INDEX's SHARE lock) is waited for too, then the row is written", async () => {
+  it("that blocks the developers write's UPDATE (a CREATE INDEX's SHARE lock) is waited for too, in slices that refuse no row, then the row is written", async () => {
     const w = await stakedDeveloper(9);
     // The application holds w's row through the step: w stays queued for the developers write.
     const rowHolder = new pg.Client({ connectionString: fake.url });
@@ -582,13 +605,28 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
 
     const app = await applicationTransaction(fake.url, "LOCK TABLE developers IN SHARE MODE");
     try {
-      const write = applyDevelopers(fake.db, fake.config);
+      // As the loop: the queue's write, again after each slice run out (`waited`: nothing written,
+      // no row refused, no failure counted).
+      const writes = (async () => {
+        let slices = 0;
+        for (;;) {
+          const write = await applyDevelopers(fake.db, fake.config);
+          expect(write.refused).toEqual([]);
+          if (!write.waited) return { write, slices };
+          slices += 1;
+        }
+      })();
       await waitFor("the developers write waiting", () => waitingForALock(app));
       // Longer than the sync's other waits: given up on, each attempt failed and backed off
       // further, and an ordinary migration paged consecutive_errors.
       await new Promise((resolve) => setTimeout(resolve, SYNC_LOCK_WAIT_MS + 300));
       await app.query("ROLLBACK");
-      expect((await write).changes.map((c) => c.wallet)).toEqual([w]);
+      const { write, slices } = await writes;
+      expect(slices).toBeGreaterThanOrEqual(2);
+      expect(write.changes.map((c) => c.wallet)).toEqual([w]);
+      expect(
+        (await fake.db.query("SELECT count(*)::int AS n FROM stakesync.developer_queue WHERE state = 'dead'")).rows,
+      ).toEqual([{ n: 0 }]);
     } finally {
       await app.end();
     }

@@ -7,6 +7,16 @@
  * holding nothing else: the sync is stalled meanwhile (`lag`, StakesyncSyncStalled), and goes on
  * the moment it ends.
  *
+ * It waits in slices of DEVELOPERS_WAIT_SLICE_MS: a slice that runs out fails the step's first
+ * round trip (DevelopersBusy), and the loop tries again after a poll, counting no error. A wait
+ * in one piece kept the leader's session busy on the server for as long as the migration lasted,
+ * also once the process was gone (killed, frozen, its host lost): the server ends a silent
+ * leader's session only while it is idle (leader.ts), so no other sidecar could lead, send or
+ * page until the migration ended. The slice is the LOCK's statement_timeout (SQLSTATE 57014),
+ * not a lock_timeout, whose 55P03 the step's later waits for Ponder's tables raise in the same
+ * round trip; and it is the plain LOCK, which takes no snapshot: a function or a DO block that
+ * took the lock would run in a snapshot taken before its wait (see the second point below).
+ *
  * - Taken after Ponder's stake_event, a step waiting here held up Ponder's next reorg or crash
  *   recovery (their DROP TRIGGER waits for the step) for as long as the migration.
  * - Taken after the step's snapshot, a migration that rewrote the table (ADD COLUMN with a
@@ -16,7 +26,7 @@
  * - Given up on after a time, as the step's other waits are (SYNC_LOCK_WAIT_MS), each attempt
  *   failed, backed off further, and paged `consecutive_errors` for an ordinary migration.
  *
- * The developers write (apply-developers.ts) holds nothing of Ponder's and waits without a bound.
+ * The developers write (apply-developers.ts) holds nothing of Ponder's and waits in slices too.
  * Reads nothing; locks developers.
  */
 import type { SidecarConfig } from "../../../lib/config";
@@ -28,10 +38,42 @@ import type { Statements } from "../../db/together";
  */
 export const SYNC_LOCK_WAIT_MS = 2000;
 
-/** The lock, then the bound for every later wait of the step. */
+/**
+ * One slice of a wait for the application's lock on developers: with the leader's silence limit
+ * (LEADER_SILENCE_LIMIT_S), how soon a leader gone in the middle of it lets another lead.
+ */
+export const DEVELOPERS_WAIT_SLICE_MS = 1000;
+
+/**
+ * The lock, bounded by a slice, then the bound for every later wait of the step. The statement
+ * timeout goes back to the session's own (TO DEFAULT: the server's, its role's, its connection's).
+ */
 export function lockDevelopers(config: SidecarConfig): Statements {
   return [
+    `SET LOCAL statement_timeout = '${DEVELOPERS_WAIT_SLICE_MS}ms'`,
     `LOCK TABLE ${config.developersTable.sql} IN ACCESS SHARE MODE`,
+    "SET LOCAL statement_timeout TO DEFAULT",
     `SET LOCAL lock_timeout = '${SYNC_LOCK_WAIT_MS}ms'`,
   ];
 }
+
+/**
+ * A step's first round trip ran out a slice of its wait for the developers table: a statement
+ * timeout there (or a cancel, which is tried again as well) is the LOCK's, the only statement of
+ * it that waits without a lock_timeout of its own.
+ */
+export class DevelopersBusy extends Error {
+  constructor(cause: unknown) {
+    super(
+      "the developers table is held by another session's lock (an application's migration?): the step waits for it",
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** The step's first round trip failed with `error`: a slice of the wait for developers, or not. */
+export const ranOutASlice = (error: unknown) => (error as { code?: unknown } | null)?.code === "57014";
+
+export const developersBusy = (error: unknown): error is DevelopersBusy => error instanceof DevelopersBusy;
