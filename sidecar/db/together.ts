@@ -79,7 +79,11 @@ const MAX_PREPARED = 100;
  * connection's list is read back from the server before the next use.
  */
 async function preparedRows(db: Queryable, statements: Statements): Promise<unknown[][]> {
-  const on = preparedNames.get(db) ?? { names: new Set<string>(), unsure: false };
+  // A new connection's list is read from the server first: a pool that hands over its server
+  // sessions without resetting them (PgBouncer in session mode with an empty server_reset_query)
+  // may give it one that holds this sidecar's statements already, and a PREPARE of a name taken
+  // fails the round (42P05).
+  const on = preparedNames.get(db) ?? { names: new Set<string>(), unsure: true };
   preparedNames.set(db, on);
   if (on.unsure) {
     const { rows } = await db.query<{ name: string }>(

@@ -2,6 +2,7 @@
  * Values sent as literals (sidecar/db/together.ts `inline`): PostgreSQL reads back exactly the
  * values a bound parameter would have carried, whatever quotes or backslashes they hold.
  */
+import type pg from "pg";
 import { afterAll, expect, it } from "vitest";
 import { allRows, inline } from "../../sidecar/db/together";
 import { type Fake, fakePonder } from "./ponder-fake";
@@ -68,4 +69,14 @@ it("runs statements prepared on the connection, and prepares again what a failed
   await db.query("COMMIT");
   // Two statements, each prepared once, whatever their values.
   expect((await names()) - before).toBe(2);
+});
+
+it("runs its prepared statements on a server session another client left them on (a pool that does not reset sessions)", async () => {
+  fake ??= await fakePonder();
+  const statement = inline("SELECT $1::int * 2 AS n", [21]);
+  expect(await allRows(fake.db, [statement], { prepared: true })).toEqual([[{ n: 42 }]]);
+  // Another client handed the same server session: PgBouncer in session mode, its
+  // server_reset_query empty. Its first PREPARE of that name failed the round (42P05).
+  const handedOver = { query: fake.db.query.bind(fake.db) } as unknown as pg.Client;
+  expect(await allRows(handedOver, [statement], { prepared: true })).toEqual([[{ n: 42 }]]);
 });
