@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import { formatUnits } from "viem";
 import type { SidecarConfig } from "../lib/config";
 import { missingRelation, type Queryable } from "./db/queryable";
+import { messageIdDomain } from "./effects/mailer";
 
 /** This process, as other sidecars name it. */
 export const INSTANCE = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -36,6 +37,9 @@ export function writtenSettings(config: SidecarConfig): Record<string, string> {
     MIN_STAKE: formatUnits(config.activationThreshold, config.stakeDecimals),
     DEVELOPERS_TABLE: `${config.developersTable.schema}.${config.developersTable.table}`,
     SIDECAR_MODE: config.mode,
+    // Its domain, which the welcome's Message-ID takes: a resend by a sidecar of another domain
+    // is no duplicate to the receiving server.
+    MAIL_FROM: config.mailFrom === undefined ? "unset" : messageIdDomain(config.mailFrom),
   };
   for (const c of chains) {
     settings[`STAKE_VAULT_ADDRESS_${c.id}`] = c.stakeVault.toLowerCase();

@@ -1,5 +1,7 @@
 /** The welcome email, through nodemailer to SMTP_URL. */
+
 import { createTransport, type Transporter } from "nodemailer";
+import addressparser from "nodemailer/lib/addressparser";
 
 export type Mailer = { send: (to: string, wallet: string) => Promise<void>; close: () => void };
 
@@ -8,8 +10,19 @@ export type Mailer = { send: (to: string, wallet: string) => Promise<void>; clos
  * server accepted, before we recorded it) the receiving side can drop the duplicate.
  */
 export function welcomeMessageId(wallet: string, from: string) {
-  const domain = from.match(/@([^>\s]+)/)?.[1] ?? "stakesync.invalid";
-  return `<welcome.${wallet.toLowerCase()}@${domain}>`;
+  return `<welcome.${wallet.toLowerCase()}@${messageIdDomain(from)}>`;
+}
+
+/**
+ * The domain of MAIL_FROM's address, as nodemailer parses it (the address, not a display name
+ * that holds an "@" too: `"noreply@a.io" <noreply@a.io>` gave `<welcome.0x…@a.io">`, a
+ * Message-ID a receiving server may replace, and the duplicate then goes through).
+ */
+export function messageIdDomain(from: string) {
+  const address = addressparser(from, { flatten: true })
+    .map((a) => a.address)
+    .findLast((a) => a.includes("@"));
+  return address?.slice(address.lastIndexOf("@") + 1) || "stakesync.invalid";
 }
 
 /**
