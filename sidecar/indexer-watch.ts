@@ -21,6 +21,7 @@ export class IndexerWatch {
   private beat: string | null = null;
   private beatMovedAt = Date.now();
   private running: Promise<void> | undefined;
+  private observed = false;
 
   constructor(
     private readonly config: Pick<SidecarConfig, "ponderUrl" | "ponderSchema" | "indexerDownAfterMs">,
@@ -48,6 +49,17 @@ export class IndexerWatch {
     if (problem === null) this.since = null;
     else this.since ??= now;
     this.problem = problem;
+    this.observed = true;
+  }
+
+  /**
+   * Whether down() is a verdict: Ponder seen answering well at the last look, or a problem that
+   * has lasted. Not before the first look, nor while a problem has lasted less than
+   * INDEXER_DOWN_AFTER_MS: a new leader then keeps an indexer_down page it adopted (monitor.ts),
+   * instead of resolving it at its first check and paging it again once the problem has lasted.
+   */
+  judged(now = Date.now()): boolean {
+    return this.observed && (this.problem === null || this.down(now) !== null);
   }
 
   /** The problem once it has lasted INDEXER_DOWN_AFTER_MS; null while Ponder is up or starting. */
@@ -77,8 +89,13 @@ export class IndexerWatch {
     if ((read as { code?: string }).code === LOCK_NOT_AVAILABLE) {
       return "Ponder's tables stay locked: a reorg or crash recovery that does not end (Ponder frozen inside it?)";
     }
-    // Not Ponder's fault, and said as such: the database, a grant, a views schema without _ponder_meta.
-    if (read instanceof Error) return `cannot read Ponder's heartbeat: ${read.message}`;
+    // Not Ponder's fault, and said as such: the database, a grant, a views schema without
+    // _ponder_meta. By its SQLSTATE: this text is /ready's reason, /status's and the status
+    // page's, and answers carry no database error text (a message may quote a row's values).
+    if (read instanceof Error) {
+      const code = (read as { code?: unknown }).code;
+      return `cannot read Ponder's heartbeat (${typeof code === "string" ? `SQLSTATE ${code}` : "no answer"})`;
+    }
     // Whether the heartbeat moves, timed on this host's clock: a clock skew between Ponder's host
     // and this one must not make a live Ponder look stale (or a dead one fresh).
     const beat = read[0]?.beat ?? null;

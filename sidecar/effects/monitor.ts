@@ -96,13 +96,22 @@ export class AlertMonitor {
     this.lastReorgAt = Date.now();
   }
 
-  async check(status: Status, loop: LoopState) {
+  /** `indexerJudged`: whether status.indexer is a verdict yet (IndexerWatch.judged). */
+  async check(status: Status, loop: LoopState, indexerJudged = true) {
     const { config, alerts } = this;
     // Firing is what Alerts holds, adopted from the last leader too (alerts.ts): a rule whose
     // condition this leader has not watched long enough to know is taken to hold as it was left,
     // or a failover resolved it, and paged it again minutes later.
     const firing = new Set(alerts.firing().map((f) => f.rule));
-    alerts.set("indexer_down", status.indexer !== null, "critical", `indexer down: ${status.indexer}`);
+    const indexerKept = status.indexer === null && !indexerJudged && firing.has("indexer_down");
+    alerts.set(
+      "indexer_down",
+      status.indexer !== null || indexerKept,
+      "critical",
+      indexerKept
+        ? (alerts.firing().find((f) => f.rule === "indexer_down")?.text ?? "indexer down")
+        : `indexer down: ${status.indexer}`,
+    );
 
     const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > config.maxLagBlocks);
     alerts.set(
@@ -123,8 +132,10 @@ export class AlertMonitor {
       "critical",
       adopted
         ? (alerts.firing().find((f) => f.rule === "consecutive_errors")?.text ?? "consecutive sync errors")
-        : `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind} ${loop.lastError?.message}`,
-      { consecutiveErrors: loop.consecutiveErrors },
+        : `${loop.consecutiveErrors} consecutive sync errors; last: ${loop.lastError?.kind}`,
+      // The error's text for the webhook alone, not in the text that /status and the status page
+      // show: a database's message may quote a row's values (redact.ts takes out email addresses only).
+      { consecutiveErrors: loop.consecutiveErrors, lastError: loop.lastError?.message },
     );
 
     const rpc = await this.rpcProblem(firing.has("rpc_failing"));

@@ -70,7 +70,7 @@ export function startEffects(deps: {
     if (loop.state.role !== "leader" || loop.state.leaderPid !== term) return;
     // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.
     if (pauses.settling()) return;
-    await monitor.check(status, loop.state);
+    await monitor.check(status, loop.state, indexer.judged());
   });
   function every(intervalMs: number, work: () => Promise<void>) {
     let running: Promise<void> | undefined;

@@ -568,3 +568,96 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   await withdrawSettings(fake.db, "host-b:2:b");
   expect(await differ()).toEqual([]);
 });
+
+it("keeps, on the next leader, an indexer_down page the last one left while Ponder's problem has lasted less than INDEXER_DOWN_AFTER_MS, and resolves it once Ponder answers", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  await lastLeaderLeft("indexer_down", "critical", "indexer down: http://127.0.0.1:9/health unreachable");
+
+  const next = sidecarAlerts();
+  await next.adopt();
+  const heads = new Map<number, { block: number; at: number }>();
+  const monitor = new AlertMonitor(fake.config, heads, next);
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  // Ponder still down (nothing listens on port 9), seen for less than the threshold: the new
+  // sidecar's watch started with its process.
+  const watch = new IndexerWatch(
+    { ponderUrl: "http://127.0.0.1:9", ponderSchema: fake.config.ponderSchema, indexerDownAfterMs: 30_000 },
+    pool,
+  );
+  const status = { chains: [], outbox: { dead: 0 }, developers: { refused: 0 }, settingsDiffer: [] };
+  const check = async () => {
+    for (const chain of fake.config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
+    await monitor.check(
+      { ...status, indexer: watch.down() } as unknown as Status,
+      { consecutiveErrors: 0, syncedThisTerm: true } as LoopState,
+      watch.judged(),
+    );
+    await Promise.all([next.flush(), next.delivered()]);
+  };
+  try {
+    expect(watch.judged()).toBe(false); // not looked yet
+    await check();
+    await watch.observe();
+    expect(watch.down()).toBeNull();
+    await check();
+    // Before, its first check resolved the page, and a new one followed once the problem had lasted.
+    expect(sent()).toEqual(["indexer_down firing"]);
+    expect(next.firing().map((f) => f.rule)).toEqual(["indexer_down"]);
+    // Lasted: its own verdict, the page fires on.
+    await watch.observe(Date.now() + 31_000);
+    expect(watch.down(Date.now() + 31_000)).not.toBeNull();
+    expect(watch.judged(Date.now() + 31_000)).toBe(true);
+  } finally {
+    await pool.end();
+  }
+  // Ponder answers (a fake /health, and the fake's heartbeat): resolved at the next check.
+  const ponder = http.createServer((_, res) => res.end("ok")).listen(0);
+  await new Promise((resolve) => ponder.once("listening", resolve));
+  const pool2 = new pg.Pool({ connectionString: fake.url, max: 2 });
+  try {
+    const up = new IndexerWatch(
+      {
+        ponderUrl: `http://127.0.0.1:${(ponder.address() as AddressInfo).port}`,
+        ponderSchema: fake.config.ponderSchema,
+        indexerDownAfterMs: 30_000,
+      },
+      pool2,
+    );
+    await up.observe();
+    expect(up.judged()).toBe(true);
+    for (const chain of fake.config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
+    await monitor.check(
+      { ...status, indexer: up.down() } as unknown as Status,
+      { consecutiveErrors: 0, syncedThisTerm: true } as LoopState,
+      up.judged(),
+    );
+    await Promise.all([next.flush(), next.delivered()]);
+    expect(sent()).toEqual(["indexer_down firing", "indexer_down resolved"]);
+  } finally {
+    ponder.close();
+    await pool2.end();
+  }
+});
+
+it("pages consecutive_errors with the last error's text for the webhook alone, not in the text /status shows", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  const alerts = sidecarAlerts();
+  await alerts.adopt();
+  const heads = new Map<number, { block: number; at: number }>();
+  const monitor = new AlertMonitor(fake.config, heads, alerts);
+  const status = { indexer: null, chains: [], outbox: { dead: 0 }, developers: { refused: 0 }, settingsDiffer: [] };
+  // A trigger's message that quotes a row's values.
+  const message = "developer Jane Doe of Acme is frozen";
+  await monitor.check(
+    status as unknown as Status,
+    { consecutiveErrors: 5, lastError: { kind: "sync", message, at: new Date().toISOString() } } as LoopState,
+  );
+  await Promise.all([alerts.flush(), alerts.delivered()]);
+  expect(JSON.stringify(alerts.firing())).not.toContain("Jane Doe");
+  expect(alerts.firing().find((f) => f.rule === "consecutive_errors")?.text).toBe(
+    "5 consecutive sync errors; last: sync",
+  );
+  expect(webhook.alerts.find((a) => a.rule === "consecutive_errors")).toMatchObject({ lastError: message });
+});

@@ -267,6 +267,25 @@ describe("indexer down", () => {
     await watch.observe(t0 + 10_000); // still failing: the first sighting counts
     expect(watch.down(t0 + 30_000)).toBe("http://127.0.0.1:1/health unreachable");
   });
+
+  it("names a heartbeat it cannot read by its SQLSTATE, not by the database's message (it is /ready's reason)", async () => {
+    const ponder = http.createServer((_, res) => res.end("ok")).listen(0);
+    await new Promise((resolve) => ponder.once("listening", resolve));
+    try {
+      const watch = new IndexerWatch(
+        {
+          ponderUrl: `http://127.0.0.1:${(ponder.address() as AddressInfo).port}`,
+          ponderSchema: "no_such_schema",
+          indexerDownAfterMs: 0,
+        },
+        pool,
+      );
+      await watch.observe();
+      expect(watch.down()).toBe("cannot read Ponder's heartbeat (SQLSTATE 42P01)");
+    } finally {
+      ponder.close();
+    }
+  });
 });
 
 describe("status page", () => {
