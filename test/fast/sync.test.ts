@@ -324,6 +324,28 @@ describe("a developer who registers while one of two chains recovers", () => {
     await expectActivatedOnChain();
   });
 
+  it("is not activated from it either while Ponder lacks the first at or below the final block, which the ledger no longer holds", async () => {
+    await stakedOnBoth();
+    // CHAIN final up to 22 (its block 20 folded, out of the ledger), then its rows gone down to
+    // block 5: a multichain crash recovery (its safe block below its finalized one), or Ponder
+    // indexing afresh. The developer signs up; a reconciliation runs.
+    await fake.progress({ latest: 25, safe: 22, finalized: 22 });
+    await fake.round();
+    expect(
+      (await fake.db.query("SELECT count(*)::int AS n FROM stakesync.applied_event WHERE chain_id = $1", [CHAIN])).rows,
+    ).toEqual([{ n: 0 }]);
+    await fake.db.query(`DELETE FROM ${SCHEMA}.stake_event WHERE chain_id = $1 AND block_number > 5`, [CHAIN]);
+    await fake.progress({ latest: 25, safe: 5, finalized: 22, ready: false });
+    await fake.register(w);
+    await fake.round({ reconcile: true });
+    // Before, active with base's later time (and a welcome decided by base's EFFECTS_FROM_BLOCK).
+    expect(await fake.developer(w)).toMatchObject({ status: "pending", staked_at: null });
+    await stakeOnChain(26);
+    await fake.progress({ latest: 26, safe: 22, finalized: 22 });
+    await fake.round({ reconcile: true });
+    await expectActivatedOnChain();
+  });
+
   it("is activated though a chain taken out of CHAINS left events in the ledger that no Ponder shows", async () => {
     await stakedOnBoth();
     // Chain 10, listed once, its last unfinalized events still in the ledger: one of w's, earlier

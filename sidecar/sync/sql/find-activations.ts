@@ -48,25 +48,37 @@ export function findActivationsTogether(ponderSchema: string, threshold: string,
 }
 
 /**
- * A crossing found is kept only if no applied event of the developer that Ponder no longer shows
- * (its rows above the finalized block gone in a crash recovery, or in a reorg's first half) comes
- * before it in chain order; else the developer waits, as for a crossing not found, until Ponder
- * shows them again. On one chain the events gone are its last ones, after any crossing found, so
- * this is asked only of several chains: there, one chain's events gone can precede another chain's
- * later stake that reached the threshold alone, which was taken for the first (staked_at, and the
- * welcome decided by EFFECTS_FROM_BLOCK, from the wrong chain). The comparison is the event id's
- * order (block time, chain, block) at the block: a chain's events go a block at a time.
+ * A crossing found is kept only if Ponder shows every event of the developer that came before it:
+ * else the developer waits, as for a crossing not found, until Ponder shows them again. On one
+ * chain the events Ponder lost are its last ones (a crash recovery deletes its rows above a
+ * block, a reorg's first half its rows from one), after any crossing found among those it still
+ * shows, so this is asked only of several chains: there, one chain's events gone can precede
+ * another chain's later stake that reached the threshold alone, which was taken for the first
+ * (staked_at, and the welcome decided by EFFECTS_FROM_BLOCK, from the wrong chain). Two ways to
+ * tell that Ponder lacks some:
+ * - an applied event of the developer's (the ledger keeps those above the finalized block) that
+ *   Ponder no longer shows, before the crossing: the comparison is the event id's order (block
+ *   time, chain, block) at the block, as a chain's events go a block at a time;
+ * - on some chain, the stake folded into chain_stake is not what Ponder's events in the search's
+ *   scope sum to: Ponder lost events the ledger no longer holds, at or below the finalized block
+ *   (a multichain crash recovery deletes rows above a chain's safe block, which may lie below its
+ *   finalized one; a Ponder indexing afresh, a `ponder dev` restart or a new schema behind the
+ *   cursor). In any step without such a loss the two are equal: chain_stake is the sum of the
+ *   events the steps applied, which are the scope's.
+ * Only the developers this step searched (not activations an early step found and checked), and
+ * the chains configured: a chain taken out of CHAINS keeps its last ledger rows and stakes, which
+ * no Ponder will show again.
  */
-const distrust = (ponderSchema: string, confirmed: Map<number, Confirmed>) => `UPDATE activation x SET found = false
+const distrust = (ponderSchema: string, confirmed: Map<number, Confirmed>) => {
+  const chains = [...confirmed.keys()].join(", ");
+  const scope = [...confirmed].map(([id, c]) => `(${id}, ${c.block}, ${c.applied})`).join(", ");
+  return `UPDATE activation x SET found = false
     FROM (SELECT DISTINCT b.wallet
             -- OFFSET 0: the look-up below only for these developers' events before their crossing.
-            -- The developers this step searched (not activations an early step found and checked),
-            -- and the chains configured: a chain taken out of CHAINS keeps its last ledger rows,
-            -- which no Ponder will show again.
             FROM (SELECT a.wallet, a.event_key FROM stakesync.applied_event a
                     JOIN activation y ON y.wallet = a.wallet AND y.found
                     JOIN stale s ON s.wallet = y.wallet AND s.activating
-                   WHERE a.chain_id IN (${[...confirmed.keys()].join(", ")})
+                   WHERE a.chain_id IN (${chains})
                      AND (substring(a.event_key from 1 for 10)::bigint, a.chain_id, a.block_number)
                          < (y.block_timestamp, y.chain_id, y.block_number)
                   OFFSET 0) b
@@ -74,8 +86,21 @@ const distrust = (ponderSchema: string, confirmed: Map<number, Confirmed>) => `U
            -- the step) it hashed every one of Ponder's events.
            WHERE (SELECT count(*) FROM "${ponderSchema}".stake_event e
                    WHERE e.id = split_part(b.event_key, ':', 1)
-                     AND e.transaction_hash = split_part(b.event_key, ':', 2)) = 0) gone
+                     AND e.transaction_hash = split_part(b.event_key, ':', 2)) = 0
+          UNION
+          SELECT cs.wallet FROM stakesync.chain_stake cs
+            JOIN activation y ON y.wallet = cs.wallet AND y.found
+            JOIN stale s ON s.wallet = y.wallet AND s.activating
+            JOIN (VALUES ${scope}) AS c(chain_id, block, applied) ON c.chain_id = cs.chain_id
+           -- Per developer and chain, through Ponder's index on (chain_id, developer, block_number).
+           WHERE cs.amount <> (SELECT coalesce(sum(${signedAmount("e")}), 0) FROM "${ponderSchema}".stake_event e
+                                WHERE e.chain_id = cs.chain_id AND e.developer = cs.wallet
+                                  AND (e.block_number <= c.block
+                                       OR (e.block_number <= c.applied
+                                           AND EXISTS (SELECT 1 FROM stakesync.applied_event a
+                                                        WHERE a.chain_id = e.chain_id AND a.event_key = ${eventKey("e")}))))) gone
    WHERE x.wallet = gone.wallet AND x.found`;
+};
 
 /** $1–$2 and $5 the chains' confirmed scope, $3 the wallets, $4 the threshold. */
 function activationValues(confirmed: Map<number, Confirmed>, wallets: string[] | Computed, threshold: string) {
