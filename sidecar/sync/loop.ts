@@ -17,6 +17,7 @@ import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, startWatch } from "./choose-source";
+import { newReorgWatch } from "./reorg-watch";
 import { developersBusy } from "./sql/lock-developers";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
 import { clearWriteFailing, noteWriteFailing, writeFailingNoted } from "./sql/write-failing";
@@ -152,6 +153,8 @@ export class SyncLoop {
   }[] = [];
   private nextReconcileAt = 0;
   private waitingForPonder = false;
+  /** What this term's steps saw of Ponder's reorg transactions (reorg-watch.ts). */
+  private reorgWatch = newReorgWatch();
   /** The last round waited for a lock on developers (noteDevelopersBusy). */
   private developersBusy = false;
   /** The schema whose Ponder tables the last step found (see StepOptions.ponderSeen). */
@@ -376,6 +379,7 @@ export class SyncLoop {
     // went on unseen (as after a failed round, below), and a sighting from then would let a
     // later checkpoint confirm a removal of an event that came back meanwhile.
     this.removalGuard.clear();
+    this.reorgWatch = newReorgWatch();
     this.ponderSeenIn = undefined;
     this.readyWaitUntil = 0;
     // A new term tries the developers write at once, as it reconciles at once; a failure the
@@ -406,6 +410,7 @@ export class SyncLoop {
           walletIndexed: this.walletIndexed,
           writeInStep: startedAt >= this.queueOnlyUntil,
           onPlainStop: (reason, error) => this.notePlainStop(reason, error),
+          reorgWatch: this.reorgWatch,
         });
         // A step's own developers are committed with it: reported now, also when the write of
         // the queue below fails the round.

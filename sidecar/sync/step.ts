@@ -17,6 +17,7 @@ import { missingRelation } from "../db/queryable";
 import { allRows, runTogether, type Statements, yes } from "../db/together";
 import { COMMIT, type Committed, committed, inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
+import { type ReorgWatch, reorgHeld } from "./reorg-watch";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
 import { pendingWallets, walletsFrom } from "./sql/claim-developers";
@@ -129,6 +130,8 @@ export type StepOptions = {
   onPlainStop?: (reason: PlainStop, error: unknown) => void;
   /** The bound on each statement of it: by its size (WRITE_IN_STEP_MAX_MS, WRITE_IN_BLOCK_MAX_MS); a test's own. */
   writeInStepMaxMs?: number;
+  /** What the term's steps saw of Ponder's reorg transactions (reorg-watch.ts); none: nothing held. */
+  reorgWatch?: ReorgWatch;
 };
 
 /**
@@ -236,7 +239,7 @@ async function stepOnce(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads, catchUp, walletIndexed = false, writeInStepMaxMs }: StepOptions,
+  { reconcile = false, heads, catchUp, walletIndexed = false, writeInStepMaxMs, reorgWatch }: StepOptions,
   seen: boolean,
   { ownWrite, plainBlock, quiet: mayAsk }: Tries,
 ): Promise<Attempt> {
@@ -268,7 +271,9 @@ async function stepOnce(
       return { kind: "waiting-for-ponder" };
     }
     const cursors = cursorsFrom(cursorRows, config);
-    let windows = planWindows(config, progress, cursors, heads, catchUp);
+    // Chains whose checkpoint may vouch for rows a reorg transaction just deleted: no window.
+    const reorged = reorgWatch ? reorgHeld(reorgWatch, progress) : new Set<number>();
+    let windows = planWindows(config, progress, cursors, heads, catchUp).filter((w) => !reorged.has(w.chainId));
     forgetChainsWithoutWindow(guard, windows);
     if (windows.length === 0 && !reconcile) {
       leftSmall();

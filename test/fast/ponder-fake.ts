@@ -22,6 +22,7 @@ import { createMetrics } from "../../sidecar/metrics";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
 import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
 import { SyncLoop } from "../../sidecar/sync/loop";
+import { newReorgWatch } from "../../sidecar/sync/reorg-watch";
 import { checkpointBlock } from "../../sidecar/sync/sql/fragments";
 import { type CatchUp, type RemovalGuard, type StepResult, syncStep } from "../../sidecar/sync/step";
 
@@ -152,6 +153,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
   await migrate(db, config.developersTable, createLogger("error"));
 
   const guard: RemovalGuard = new Map();
+  let reorgWatch = newReorgWatch();
   // As the loop at the start of a term: the wallet index looked up once.
   const source: {
     schema: string;
@@ -207,6 +209,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         writeInStep,
         plainBlock,
         writeInStepMaxMs,
+        reorgWatch,
       });
       source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;
       const pending = step.kind === "stepped" ? step.pending : undefined;
@@ -230,6 +233,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       source.seenIn = undefined;
       source.walletIndexed = await walletIndexed(db, config.developersTable);
       guard.clear();
+      reorgWatch = newReorgWatch();
     },
     register: async (wallet, email = null) => {
       await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2)", [wallet, email]);

@@ -2,7 +2,7 @@
  * The sync through reorgs deeper than CONFIRMATIONS, on fabricated Ponder tables.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { applicationTransaction, type Fake, fakePonder, refuseUpdates, USDC, wallet } from "./ponder-fake";
+import { applicationTransaction, type Fake, fakePonder, refuseUpdates, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -266,6 +266,41 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await fake.db.query("SELECT block_number::int FROM stakesync.applied_event")).toMatchObject({
       rows: [{ block_number: 21 }],
     });
+  });
+
+  it("deeper than CONFIRMATIONS, its reorg transaction seen with a block committed before it, does not move the cursor past the rows it deleted", async () => {
+    fake = await fakePonder();
+    const w = wallet(0x71);
+    await fake.register(w);
+    // Ponder's reorg trigger on stake_event, which its reorg transaction drops and creates again.
+    await fake.db.query(`
+      CREATE FUNCTION ${SCHEMA}.operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg()`);
+    const stake = { developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" };
+    // Block 21 committed: the stake in block 20 not confirmed yet (CONFIRMATIONS 2, cursor 19).
+    await fake.index([stake], 21);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+    // Before the sidecar's next round (busy, or frozen for a second), Ponder commits block 22,
+    // then takes a lagging provider's head, 15, for a reorg: its transaction deletes the rows
+    // above it and creates its trigger again; its checkpoint is lowered by its next block only.
+    await fake.progress({ latest: 22, finalized: 0 });
+    await fake.db.query(`BEGIN;
+      DROP TRIGGER reorg ON ${SCHEMA}.stake_event;
+      DELETE FROM ${SCHEMA}.stake_event WHERE block_number > 15;
+      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg();
+      COMMIT`);
+    await fake.round();
+    // Before, the cursor went to 20, past the stake Ponder had deleted and never shown the step.
+    expect((await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows).toEqual([{ block: 19 }]);
+    // The next block's commit on the new fork (the same blocks again, from a provider caught up).
+    await fake.progress({ latest: 16, finalized: 0 });
+    await fake.round();
+    await fake.index([stake], 23);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    // README: "A lagging provider's blocks come back with the same events, so it changes nothing".
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
   });
 
   it("is not seen in a provider lagging the head: Ponder lowers its checkpoint, then indexes the same blocks again", async () => {

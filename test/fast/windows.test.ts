@@ -36,6 +36,7 @@ const progress = (p: Partial<PonderProgress> & { indexed: number }): Map<number,
         checkpoint: `c${p.indexed}`,
         ready: true,
         indexing: false,
+        reorgs: null,
         ...p,
       },
     ],
@@ -193,8 +194,32 @@ describe("chooseSource (PONDER_REPLICA_SCHEMAS)", () => {
   const both = (schema: string, x: number, y: number): Source => ({
     schema,
     progress: new Map([
-      [1, { chainId: 1, indexed: x, latest: x, finalized: 0, checkpoint: `c${x}`, ready: true, indexing: false }],
-      [2, { chainId: 2, indexed: y, latest: y, finalized: 0, checkpoint: `c${y}`, ready: true, indexing: false }],
+      [
+        1,
+        {
+          chainId: 1,
+          indexed: x,
+          latest: x,
+          finalized: 0,
+          checkpoint: `c${x}`,
+          ready: true,
+          indexing: false,
+          reorgs: null,
+        },
+      ],
+      [
+        2,
+        {
+          chainId: 2,
+          indexed: y,
+          latest: y,
+          finalized: 0,
+          checkpoint: `c${y}`,
+          ready: true,
+          indexing: false,
+          reorgs: null,
+        },
+      ],
     ]),
   });
   const at = (schema: string, indexed: number, ready = true): Source => ({

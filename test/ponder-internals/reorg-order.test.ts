@@ -6,8 +6,10 @@
  * names, so Ponder's drop/recreate of its own triggers in the reorg leaves them) that log
  * txid_current().
  */
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import {
   cleanup,
   formatLog,
@@ -30,6 +32,17 @@ describe("reorg-order", () => {
     const { chain, databaseUrl, schema, developers, ponder } = stack;
     await installObserver(databaseUrl, schema);
     const [victim, survivor] = developers as [`0x${string}`, `0x${string}`];
+    // The OID of Ponder's reorg trigger, as the sidecar's progress read gives it (reorg-watch.ts).
+    const reorgTrigger = async () => {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      try {
+        return [...((await readProgress(client, schema)) ?? new Map()).values()][0]?.reorgs ?? null;
+      } finally {
+        await client.end();
+      }
+    };
+    const triggerBefore = await reorgTrigger();
 
     const { orphan, rows: orphanRows, revert } = await stakeToOrphan(stack, victim);
     const orphanBlock = Number(orphan.blockNumber);
@@ -44,6 +57,16 @@ describe("reorg-order", () => {
       },
     );
     await waitIndexed(databaseUrl, schema, chain, ponder);
+    const triggerAfter = await reorgTrigger();
+    expect(
+      triggerBefore,
+      "assumption reorg-order: a ready Ponder has a trigger named reorg on stake_event (sidecar/sync/reorg-watch.ts)",
+    ).not.toBeNull();
+    expect(
+      triggerAfter,
+      "assumption reorg-order: the reorg transaction creates Ponder's reorg trigger anew, with a new OID (sidecar/sync/reorg-watch.ts)",
+    ).not.toBe(triggerBefore);
+    expect(triggerAfter).not.toBeNull();
 
     const log = await observed(databaseUrl);
     console.log(`reorg-order: orphan in block ${orphanBlock}; observed:\n${formatLog(log)}`);

@@ -23,6 +23,12 @@ export type PonderProgress = {
    * a views schema's stake_event is a view, never locked so, and shows nothing.
    */
   indexing: boolean;
+  /**
+   * The OID of Ponder's `reorg` trigger on stake_event (behind a views schema's view too), which
+   * each reorg transaction creates anew: see reorg-watch.ts. Null where there is none (Ponder not
+   * ready yet, or a role that cannot see it).
+   */
+  reorgs: string | null;
 };
 
 /**
@@ -67,6 +73,7 @@ type ProgressRow = {
   checkpoint: string;
   ready: boolean | null;
   indexing: boolean | null;
+  reorgs: string | null;
 };
 
 /**
@@ -120,7 +127,17 @@ export function progressStatements(
                                WHERE l.relation = to_regclass('"${schema}".stake_event')
                                  -- An OID is one database's: a copy of this one has the same.
                                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                                 AND l.mode = 'ShareLock' AND l.granted) END AS indexing
+                                 AND l.mode = 'ShareLock' AND l.granted) END AS indexing,
+            (SELECT t.oid::text FROM pg_trigger t
+              WHERE t.tgname = 'reorg'
+                AND t.tgrelid IN (SELECT to_regclass('"${schema}".stake_event')
+                                  UNION ALL
+                                  -- A views schema's view: the table its rule reads.
+                                  SELECT d.refobjid FROM pg_rewrite r
+                                    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                                                    AND d.refclassid = 'pg_class'::regclass
+                                   WHERE r.ev_class = to_regclass('"${schema}".stake_event') AND d.refobjid <> r.ev_class)
+              LIMIT 1) AS reorgs
        FROM "${schema}"._ponder_checkpoint`,
   ];
 }
@@ -138,6 +155,7 @@ export function progressFrom(rows: unknown[]): Map<number, PonderProgress> {
         checkpoint: r.checkpoint,
         ready: r.ready === true,
         indexing: r.indexing === true,
+        reorgs: r.reorgs ?? null,
       },
     ]),
   );

@@ -1,0 +1,45 @@
+/**
+ * A realtime reorg of Ponder's in two commits: its reorg transaction deletes the rows above the
+ * common block, and only its next block's commit lowers `_ponder_checkpoint`
+ * (test/ponder-internals/reorg-order.test.ts). Between the two, the checkpoint vouches for blocks
+ * whose rows are gone. Applied events missing then wait for a later checkpoint (removal-guard.ts);
+ * but a step whose window reached past the common block (a "reorg" deeper than CONFIRMATIONS: a
+ * provider lagging the head by more blocks) moved the cursor past the events of that window that
+ * Ponder deleted before any step had applied them: when they came back they were added late, as
+ * a reorg's (audit `reorg`, `reorg_correction` paged), and the row missed them meanwhile.
+ *
+ * Ponder's reorg transaction drops its `reorg` trigger on stake_event and creates it again, which
+ * gives the trigger a new OID (all three orderings, Ponder 0.17.7 runtime/*.ts; pinned by
+ * reorg-order.test.ts). Ponder creates it otherwise only at the end of a backfill, before it is
+ * ready. So a step that finds, Ponder ready, another OID than the last step found, Ponder ready
+ * then too, knows a reorg transaction (or a restart the sidecar did not see) has committed since:
+ * it steps no chain whose checkpoint is the one it reads now, until that checkpoint changes (the
+ * next block's commit, the reorg's second half). One block of delay after each reorg, none
+ * otherwise. A new term knows no OID before its first step.
+ */
+import type { PonderProgress } from "./sql/read-progress";
+
+/** Per leader term: the trigger's OID the last step saw Ponder ready with, and the chains held. */
+export type ReorgWatch = {
+  trigger: string | null;
+  /** Chain → the checkpoint it is held at. */
+  held: Map<number, string>;
+};
+
+export const newReorgWatch = (): ReorgWatch => ({ trigger: null, held: new Map() });
+
+/** Notes what this step reads of Ponder; the chains it must not step (their checkpoint unchanged since a reorg). */
+export function reorgHeld(watch: ReorgWatch, progress: Map<number, PonderProgress>): Set<number> {
+  const all = [...progress.values()];
+  const ready = all.length > 0 && all.every((p) => p.ready);
+  const trigger = all[0]?.reorgs ?? null;
+  if (ready && trigger !== null && watch.trigger !== null && trigger !== watch.trigger) {
+    for (const p of all) watch.held.set(p.chainId, p.checkpoint);
+  }
+  // Not ready: a backfill's end creates the trigger again, and what was seen before it says nothing.
+  watch.trigger = ready ? trigger : null;
+  for (const [chainId, checkpoint] of watch.held) {
+    if (progress.get(chainId)?.checkpoint !== checkpoint) watch.held.delete(chainId);
+  }
+  return new Set(watch.held.keys());
+}
