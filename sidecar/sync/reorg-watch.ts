@@ -21,18 +21,26 @@ import type { PonderProgress } from "./sql/read-progress";
 
 /** Per leader term: the trigger's OID the last step saw Ponder ready with, and the chains held. */
 export type ReorgWatch = {
+  /** The schema of the instance read (PONDER_REPLICA_SCHEMAS: each its own trigger). */
+  schema: string | null;
   trigger: string | null;
   /** Chain → the checkpoint it is held at. */
   held: Map<number, string>;
 };
 
-export const newReorgWatch = (): ReorgWatch => ({ trigger: null, held: new Map() });
+export const newReorgWatch = (): ReorgWatch => ({ schema: null, trigger: null, held: new Map() });
 
 /** Notes what this step reads of Ponder; the chains it must not step (their checkpoint unchanged since a reorg). */
-export function reorgHeld(watch: ReorgWatch, progress: Map<number, PonderProgress>): Set<number> {
+export function reorgHeld(watch: ReorgWatch, schema: string, progress: Map<number, PonderProgress>): Set<number> {
   const all = [...progress.values()];
   const ready = all.length > 0 && all.every((p) => p.ready);
   const trigger = all[0]?.reorgs ?? null;
+  // Another instance read (followSource): its trigger is its own, and its checkpoints too.
+  if (schema !== watch.schema) {
+    watch.schema = schema;
+    watch.trigger = null;
+    watch.held.clear();
+  }
   if (ready && trigger !== null && watch.trigger !== null && trigger !== watch.trigger) {
     for (const p of all) watch.held.set(p.chainId, p.checkpoint);
   }

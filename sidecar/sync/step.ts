@@ -272,7 +272,7 @@ async function stepOnce(
     }
     const cursors = cursorsFrom(cursorRows, config);
     // Chains whose checkpoint may vouch for rows a reorg transaction just deleted: no window.
-    const reorged = reorgWatch ? reorgHeld(reorgWatch, progress) : new Set<number>();
+    const reorged = reorgWatch ? reorgHeld(reorgWatch, config.ponderSchema, progress) : new Set<number>();
     let windows = planWindows(config, progress, cursors, heads, catchUp).filter((w) => !reorged.has(w.chainId));
     forgetChainsWithoutWindow(guard, windows);
     if (windows.length === 0 && !reconcile) {
