@@ -102,11 +102,14 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
   // later commit has brought rows of its own.
   let ponderCommitAt: number | undefined;
   let lookingUp: Promise<void> = Promise.resolve();
+  // Set once every stake is seen: a commit of Ponder's notified after that (its next block) is
+  // looked up no more. Its look-up, 300 ms later, ran after db.end() and crashed the bench.
+  let measured = false;
   const lookUp = () =>
     (lookingUp = lookingUp.then(async () => {
       const at = ponderCommitAt;
       ponderCommitAt = undefined;
-      if (at === undefined) return;
+      if (at === undefined || measured) return;
       const pendingWallets = [...waiting].filter((w) => !indexedAt.has(w));
       const { rows } = await db.query<{ w: string }>(
         `SELECT w FROM unnest($1::text[]) AS w WHERE EXISTS (SELECT 1 FROM "rt_${mode}".stake_event e WHERE e.developer = w)`,
@@ -152,6 +155,8 @@ export async function realtime(lab: Lab, mode: "ws" | "polling", stakes: number)
   // The last notification's look-up, still waiting its turn.
   await new Promise((resolve) => setTimeout(resolve, LOOK_UP_AFTER_MS + 50));
   await lookingUp;
+  measured = true;
+  await lookingUp; // one begun meanwhile ends before db.end()
   await sending;
   unwatch();
   clearInterval(poller);
