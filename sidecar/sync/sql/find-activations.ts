@@ -88,17 +88,21 @@ const distrust = (ponderSchema: string, confirmed: Map<number, Confirmed>) => {
                    WHERE e.id = split_part(b.event_key, ':', 1)
                      AND e.transaction_hash = split_part(b.event_key, ':', 2)) = 0
           UNION
-          SELECT cs.wallet FROM stakesync.chain_stake cs
-            JOIN activation y ON y.wallet = cs.wallet AND y.found
+          -- From the step's few developers, each (wallet, chain) by chain_stake's key: joined to
+          -- the step's temp tables (no statistics) with nested loops off, chain_stake was read whole.
+          -- No stake folded on a chain (NULL): nothing to compare.
+          SELECT y.wallet FROM activation y
             JOIN stale s ON s.wallet = y.wallet AND s.activating
-            JOIN (VALUES ${scope}) AS c(chain_id, block, applied) ON c.chain_id = cs.chain_id
-           -- Per developer and chain, through Ponder's index on (chain_id, developer, block_number).
-           WHERE cs.amount <> (SELECT coalesce(sum(${signedAmount("e")}), 0) FROM "${ponderSchema}".stake_event e
-                                WHERE e.chain_id = cs.chain_id AND e.developer = cs.wallet
-                                  AND (e.block_number <= c.block
-                                       OR (e.block_number <= c.applied
-                                           AND EXISTS (SELECT 1 FROM stakesync.applied_event a
-                                                        WHERE a.chain_id = e.chain_id AND a.event_key = ${eventKey("e")}))))) gone
+           CROSS JOIN (VALUES ${scope}) AS c(chain_id, block, applied)
+           WHERE y.found
+             AND (SELECT cs.amount FROM stakesync.chain_stake cs WHERE cs.wallet = y.wallet AND cs.chain_id = c.chain_id)
+                 -- Per developer and chain, through Ponder's index on (chain_id, developer, block_number).
+                 <> (SELECT coalesce(sum(${signedAmount("e")}), 0) FROM "${ponderSchema}".stake_event e
+                      WHERE e.chain_id = c.chain_id AND e.developer = y.wallet
+                        AND (e.block_number <= c.block
+                             OR (e.block_number <= c.applied
+                                 AND EXISTS (SELECT 1 FROM stakesync.applied_event a
+                                              WHERE a.chain_id = e.chain_id AND a.event_key = ${eventKey("e")}))))) gone
    WHERE x.wallet = gone.wallet AND x.found`;
 };
 
