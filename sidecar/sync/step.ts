@@ -403,8 +403,8 @@ async function stepOnce(
     if (together) leftSmall();
     const chains = chainSteps(windows, counts);
     return committed({ ...stepped, chains, drifted, pending: pendingOf(read, rows), written });
-  }).catch((error: unknown) => {
-    throw !answered && ranOutASlice(error) ? new DevelopersBusy(error) : error;
+  }).catch(async (error: unknown) => {
+    throw !answered && (await ranOutASlice(db, config, error)) ? new DevelopersBusy(error) : error;
   });
 }
 

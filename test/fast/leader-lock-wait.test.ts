@@ -12,13 +12,14 @@
  * "Frozen": the leader's socket no longer read, its process sending nothing more, as a SIGSTOP
  * leaves it (the kernel still answers the server's keepalives). "Killed": its socket closed.
  */
-import type pg from "pg";
+import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
 import { connectWriter, type LeaderConnection, tryLeaderLock } from "../../sidecar/leader";
 import { applyDevelopers } from "../../sidecar/sync/apply-developers";
+import { developersBusy } from "../../sidecar/sync/sql/lock-developers";
 import { syncStep } from "../../sidecar/sync/step";
-import { applicationTransaction, CHAIN, type Fake, fakePonder, USDC, wallet } from "./ponder-fake";
+import { applicationTransaction, CHAIN, type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake | undefined;
 const ends: (() => Promise<unknown>)[] = [];
@@ -121,4 +122,26 @@ it("lets another sidecar lead within seconds of a leader killed in the middle of
   });
   (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
   expect(await standbyTakesOver(fake.url)).toBeLessThan(15_000);
+});
+
+it("counts a statement timeout of the step's first round trip that is not its wait for developers as the error it is", async () => {
+  fake = await fakePonder();
+  const f = fake;
+  await f.index([{ developer: wallet(0x78), amount: 5n * USDC, block: 10 }], 12);
+  // A role's statement_timeout shorter than the step's wait for Ponder's tables, and a Ponder
+  // frozen inside its reorg transaction, which holds stake_event.
+  const client = new pg.Client({ connectionString: f.url, options: "-c statement_timeout=500" });
+  await client.connect();
+  ends.push(() => client.end());
+  const ponder = await applicationTransaction(f.url, `LOCK TABLE ${SCHEMA}.stake_event IN ACCESS EXCLUSIVE MODE`);
+  ends.push(() => ponder.end());
+  const error = await syncStep(client, f.config, new Map(), {
+    heads: new Map([[CHAIN, { block: 30, at: Date.now() }]]),
+    catchUp: "due",
+    ponderSeen: true,
+  }).catch((e: unknown) => e);
+  expect((error as { code?: string }).code).toBe("57014");
+  // Before, any statement timeout of that round trip was taken for a slice of the wait for
+  // developers: no error counted, and the log blamed an application's migration.
+  expect(developersBusy(error)).toBe(false);
 });

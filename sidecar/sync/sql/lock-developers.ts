@@ -30,6 +30,7 @@
  * Reads nothing; locks developers.
  */
 import type { SidecarConfig } from "../../../lib/config";
+import type { Queryable } from "../../db/queryable";
 import type { Statements } from "../../db/together";
 
 /**
@@ -57,11 +58,7 @@ export function lockDevelopers(config: SidecarConfig): Statements {
   ];
 }
 
-/**
- * A step's first round trip ran out a slice of its wait for the developers table: a statement
- * timeout there (or a cancel, which is tried again as well) is the LOCK's, the only statement of
- * it that waits without a lock_timeout of its own.
- */
+/** A step's first round trip ran out a slice of its wait for the developers table (ranOutASlice). */
 export class DevelopersBusy extends Error {
   constructor(cause: unknown) {
     super(
@@ -73,7 +70,24 @@ export class DevelopersBusy extends Error {
   }
 }
 
-/** The step's first round trip failed with `error`: a slice of the wait for developers, or not. */
-export const ranOutASlice = (error: unknown) => (error as { code?: unknown } | null)?.code === "57014";
+/**
+ * The step's first round trip failed with `error`: a slice of the wait for developers, or not. A
+ * statement timeout there (57014, or a cancel's) is the LOCK's only if developers is held off
+ * now, asked without waiting (NOWAIT fails while another session holds a conflicting lock or
+ * waits for one): a role's statement_timeout shorter than the step's wait for Ponder's tables
+ * (a Ponder frozen inside its reorg) times out another statement of the round trip, which must
+ * count as the error it is, not as a migration waited for. A migration that ended in between
+ * counts once as an error, and the next step goes on.
+ */
+export async function ranOutASlice(db: Queryable, config: SidecarConfig, error: unknown): Promise<boolean> {
+  if ((error as { code?: unknown } | null)?.code !== "57014") return false;
+  try {
+    await db.query(`BEGIN; LOCK TABLE ${config.developersTable.sql} IN ACCESS SHARE MODE NOWAIT; ROLLBACK`);
+    return false;
+  } catch (probe) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    return (probe as { code?: unknown }).code === "55P03";
+  }
+}
 
 export const developersBusy = (error: unknown): error is DevelopersBusy => error instanceof DevelopersBusy;
