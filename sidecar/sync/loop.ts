@@ -100,6 +100,10 @@ export type LoopHooks = {
   confirmOver?: Queryable;
 };
 
+/** What a round whose developers write waited a slice for a lock notes and answers a reconciliation asked for. */
+const WRITE_WAITS =
+  "the developers write waits for a lock on the developers table held by another session (an application's migration?)";
+
 /** How often a leader asks, over another connection, whether the server still has its lock. */
 const CONFIRM_MS = 1000;
 
@@ -449,6 +453,9 @@ export class SyncLoop {
             });
         this.noteChanges(queued.changes);
         this.noteDevelopersBusy(queued.waited === true);
+        // The write waited a slice for a lock (apply-developers.ts): neither a failure (nothing
+        // counted or backed off: a migration is waited for) nor a success.
+        const writeWaited = queued.waited === true ? new Error(WRITE_WAITS) : undefined;
         // A step writes its developers itself (write-in-step.ts): the round's changes are both.
         const written = { ...queued, changes: [...own, ...queued.changes] };
         const endedAt = performance.now();
@@ -463,8 +470,9 @@ export class SyncLoop {
           const drifted = step.kind === "stepped" ? step.drifted : 0;
           applied = this.recordStep(step, written, startedAt, durationMs, writeMs);
           for (const request of requests) {
-            if (writeFailure === undefined) request.resolve({ drifted, changes: written.changes });
-            else request.reject(writeFailure);
+            const failed = writeFailure ?? writeWaited;
+            if (failed === undefined) request.resolve({ drifted, changes: written.changes });
+            else request.reject(failed);
           }
         }
         if (writeFailure !== undefined) {
@@ -476,6 +484,17 @@ export class SyncLoop {
               this.writeFailingNoted = true;
             },
             (error: unknown) => this.log.warn({ err: errorText(error) }, "could not note the developers write failing"),
+          );
+        } else if (writeWaited !== undefined) {
+          // Noted as the write failing, the episode's start kept, so that /ready says so once it
+          // has lasted (WRITE_FAILING_READY_S) while the cursor goes on: a slice run out is no
+          // success, and clearing the note each time kept /ready at 200 for as long as a long
+          // CREATE INDEX held the rows stale.
+          await noteWriteFailing(db, WRITE_WAITS, true).then(
+            () => {
+              this.writeFailingNoted = true;
+            },
+            (error: unknown) => this.log.warn({ err: errorText(error) }, "could not note the developers write waiting"),
           );
         } else if (writeDue || this.writeFailures === 0) {
           this.writeFailures = 0;
@@ -539,7 +558,9 @@ export class SyncLoop {
   /**
    * A lock on the developers table held by another session (an application's migration, or one
    * queued behind a long transaction): the sync waits for it, in slices, counting no error. Worth
-   * a line when it starts and when it ends; one that lasts shows as lag (StakesyncSyncStalled).
+   * a line when it starts and when it ends; one that lasts shows as lag (StakesyncSyncStalled)
+   * when the step waits, and as the write failing (/ready, after WRITE_FAILING_READY_S) when only
+   * the developers write does.
    */
   private noteDevelopersBusy(busy: boolean) {
     if (busy === this.developersBusy) return;

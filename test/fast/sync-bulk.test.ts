@@ -857,6 +857,44 @@ describe("a realtime block's own developers write", () => {
     await expect(loop?.requestReconcile()).rejects.toThrow(/no_such_function/);
   });
 
+  it("notes the developers write failing while it waits for an application's migration (a CREATE INDEX's SHARE lock), counting no error, and clears it once the row is written", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10" });
+    const w = wallet(0x7340);
+    await f.register(w, "dev@example.com");
+    await startLoop(f);
+    await waitFor("a committed round", () => loop?.state.lastSyncAt !== null);
+    // The step's ACCESS SHARE goes with SHARE: the step commits, the cursor goes on, and only the
+    // write (ROW EXCLUSIVE) waits, in slices.
+    const app = await applicationTransaction(f.url, "LOCK TABLE developers IN SHARE MODE");
+    try {
+      await f.index([{ developer: w, amount: 5n * 10n ** 6n, block: 10 }], 12);
+      const confirmed = 12 - (f.config.chains[0]?.confirmations ?? 0);
+      await waitFor("the cursor at the block", async () => {
+        const { rows } = await f.db.query("SELECT block FROM stakesync.cursor");
+        return Number(rows[0]?.block) >= confirmed;
+      });
+      // Each slice run out was taken for a success: the note cleared, /ready's 120 s never reached.
+      await waitFor(
+        "the write noted failing",
+        async () => (await f.db.query("SELECT 1 FROM stakesync.developers_write_failing")).rowCount === 1,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      const { rows } = await f.db.query<{ last_error: string }>(
+        "SELECT last_error FROM stakesync.developers_write_failing",
+      );
+      expect(rows[0]?.last_error).toMatch(/waits for a lock on the developers table/);
+      expect(loop?.state.consecutiveErrors).toBe(0);
+      await expect(loop?.requestReconcile()).rejects.toThrow(/waits for a lock on the developers table/);
+    } finally {
+      await app.end();
+    }
+    await waitFor("the row written", async () => (await f.developer(w))?.status === "active");
+    await waitFor(
+      "the note cleared",
+      async () => (await f.db.query("SELECT 1 FROM stakesync.developers_write_failing")).rowCount === 0,
+    );
+  });
+
   it("leaves a row the application holds to the queue, written once it commits", async () => {
     const f = await fake();
     const [held, ...others] = await block(f);

@@ -26,7 +26,10 @@
  * - Given up on after a time, as the step's other waits are (SYNC_LOCK_WAIT_MS), each attempt
  *   failed, backed off further, and paged `consecutive_errors` for an ordinary migration.
  *
- * The developers write (apply-developers.ts) holds nothing of Ponder's and waits in slices too.
+ * The developers write (apply-developers.ts) holds nothing of Ponder's and waits in slices too;
+ * the step goes on beside it (a CREATE INDEX's SHARE lock lets the step's ACCESS SHARE through),
+ * so a write that keeps waiting is noted as the write failing (loop.ts): /ready says so once it
+ * has lasted, as for a write that fails.
  * Reads nothing; locks developers.
  */
 import type { SidecarConfig } from "../../../lib/config";
