@@ -17,7 +17,7 @@ import { missingRelation } from "../db/queryable";
 import { allRows, runTogether, type Statements, yes } from "../db/together";
 import { COMMIT, type Committed, committed, inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
-import { type ReorgWatch, reorgHeld } from "./reorg-watch";
+import { type ReorgWatch, reorgHeld, reorgTable } from "./reorg-watch";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
 import { pendingWallets, walletsFrom } from "./sql/claim-developers";
@@ -247,7 +247,10 @@ async function stepOnce(
   // SYNC_LOCK_WAIT_MS: an instance frozen in one of its own transactions fails the step, which is
   // tried again soon (loop.ts, retryAfter; with a replica to go to, the next round reads it as
   // absent and follows the other), instead of holding the developers table with it (lock-developers.ts).
-  const progressOptions = { lockEvents: true };
+  const progressOptions = {
+    lockEvents: true,
+    reorgTable: reorgWatch ? await reorgTable(db, reorgWatch, config.ponderSchema) : null,
+  };
   const progressRead = progressStatements(config.ponderSchema, progressOptions);
   // The application's table first, then the cursors with the BEGIN (in the snapshot the whole
   // step reads), and with them Ponder's progress when its tables were there last step; else

@@ -2,6 +2,7 @@
  * The sync through reorgs deeper than CONFIRMATIONS, on fabricated Ponder tables.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { newReorgWatch, reorgHeld, reorgTable } from "../../sidecar/sync/reorg-watch";
 import { applicationTransaction, type Fake, fakePonder, refuseUpdates, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
@@ -301,6 +302,41 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
     // README: "A lagging provider's blocks come back with the same events, so it changes nothing".
     expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+  });
+
+  it("reads Ponder's reorg trigger on the table behind a views schema's view, and looks the table up again once it is made anew", async () => {
+    fake = await fakePonder();
+    const watch = newReorgWatch();
+    await fake.db.query(`CREATE SCHEMA views; CREATE VIEW views.stake_event AS SELECT * FROM ${SCHEMA}.stake_event`);
+    const table = async () =>
+      (await fake.db.query("SELECT $1::regclass::oid::text AS oid", [`${SCHEMA}.stake_event`])).rows[0]?.oid;
+    expect(await reorgTable(fake.db, watch, "views")).toBe(await table());
+    expect(await reorgTable(fake.db, watch, SCHEMA)).toBe(await table());
+    // A `ponder dev` restart makes the table anew, Ponder not ready meanwhile: looked up again
+    // once it is ready, not while it is not.
+    const progress = (ready: boolean) =>
+      new Map([
+        [
+          31337,
+          {
+            chainId: 31337,
+            indexed: 1,
+            latest: 1,
+            finalized: 0,
+            checkpoint: "c",
+            ready,
+            indexing: false,
+            reorgs: null,
+          },
+        ],
+      ]);
+    reorgHeld(watch, SCHEMA, progress(false));
+    await fake.db.query(
+      `ALTER TABLE ${SCHEMA}.stake_event RENAME TO old_stake_event; CREATE TABLE ${SCHEMA}.stake_event (LIKE ${SCHEMA}.old_stake_event)`,
+    );
+    expect(await reorgTable(fake.db, watch, SCHEMA)).toBeNull();
+    reorgHeld(watch, SCHEMA, progress(true));
+    expect(await reorgTable(fake.db, watch, SCHEMA)).toBe(await table());
   });
 
   it("is not seen in a provider lagging the head: Ponder lowers its checkpoint, then indexes the same blocks again", async () => {

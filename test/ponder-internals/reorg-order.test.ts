@@ -9,6 +9,7 @@
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
+import { newReorgWatch, reorgTable } from "../../sidecar/sync/reorg-watch";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import {
   cleanup,
@@ -37,7 +38,8 @@ describe("reorg-order", () => {
       const client = new pg.Client({ connectionString: databaseUrl });
       await client.connect();
       try {
-        return [...((await readProgress(client, schema)) ?? new Map()).values()][0]?.reorgs ?? null;
+        const options = { reorgTable: await reorgTable(client, newReorgWatch(), schema) };
+        return [...((await readProgress(client, schema, options)) ?? new Map()).values()][0]?.reorgs ?? null;
       } finally {
         await client.end();
       }

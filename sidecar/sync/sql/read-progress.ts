@@ -26,7 +26,7 @@ export type PonderProgress = {
   /**
    * The OID of Ponder's `reorg` trigger on stake_event (behind a views schema's view too), which
    * each reorg transaction creates anew: see reorg-watch.ts. Null where there is none (Ponder not
-   * ready yet, or a role that cannot see it).
+   * ready yet), or where the read was not asked for it (`reorgTable`).
    */
   reorgs: string | null;
 };
@@ -60,7 +60,12 @@ export function trustedBlock(p: { ready: boolean; latest: number; safe: number }
  * exclusively until it ends, and a Ponder frozen inside one (SIGSTOP, a stalled VM, a session the
  * server still thinks alive) holds them for as long. A bounded read fails with 55P03.
  */
-export type ProgressOptions = { lockEvents?: boolean; lockWaitMs?: number };
+export type ProgressOptions = {
+  lockEvents?: boolean;
+  lockWaitMs?: number;
+  /** The OID of the table whose `reorg` trigger is read (reorg-watch.ts reorgTable); none: not read. */
+  reorgTable?: string | null;
+};
 
 /** PostgreSQL's lock_not_available: a lock_timeout ran out. */
 export const LOCK_NOT_AVAILABLE = "55P03";
@@ -100,7 +105,7 @@ export function ponderPresent(schema: string): Statements {
 /** The statements of the read, for sending with others; the last one's rows go to progressFrom. */
 export function progressStatements(
   schema: string,
-  { lockEvents = false, lockWaitMs }: ProgressOptions = {},
+  { lockEvents = false, lockWaitMs, reorgTable }: ProgressOptions = {},
 ): Statements {
   // For a transaction that reads the events next. Ponder undoes a reorg in one transaction that
   // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
@@ -128,16 +133,11 @@ export function progressStatements(
                                  -- An OID is one database's: a copy of this one has the same.
                                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                                  AND l.mode = 'ShareLock' AND l.granted) END AS indexing,
-            (SELECT t.oid::text FROM pg_trigger t
-              WHERE t.tgname = 'reorg'
-                AND t.tgrelid IN (SELECT to_regclass('"${schema}".stake_event')
-                                  UNION ALL
-                                  -- A views schema's view: the table its rule reads.
-                                  SELECT d.refobjid FROM pg_rewrite r
-                                    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                                                    AND d.refclassid = 'pg_class'::regclass
-                                   WHERE r.ev_class = to_regclass('"${schema}".stake_event') AND d.refobjid <> r.ev_class)
-              LIMIT 1) AS reorgs
+            ${
+              reorgTable === undefined || reorgTable === null
+                ? "NULL::text"
+                : `(SELECT t.oid::text FROM pg_trigger t WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg')`
+            } AS reorgs
        FROM "${schema}"._ponder_checkpoint`,
   ];
 }
