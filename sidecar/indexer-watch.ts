@@ -20,6 +20,10 @@ export class IndexerWatch {
   private timer: NodeJS.Timeout | undefined;
   private beat: string | null = null;
   private beatMovedAt = Date.now();
+  /** A heartbeat read, and whether one read since differed: only then is a fresh beat seen live. */
+  private beatRead = false;
+  private beatMoved = false;
+  private watchedSince: number | null = null;
   private running: Promise<void> | undefined;
   private observed = false;
 
@@ -59,7 +63,12 @@ export class IndexerWatch {
    * instead of resolving it at its first check and paging it again once the problem has lasted.
    */
   judged(now = Date.now()): boolean {
-    return this.observed && (this.problem === null || this.down(now) !== null);
+    if (!this.observed) return false;
+    if (this.problem !== null) return this.down(now) !== null;
+    // Up: once its heartbeat has moved, or stood still for less than HEARTBEAT_STALE_MS of
+    // watching. A first read counts as a beat just now, so a Ponder whose /health answers and
+    // whose heartbeat stopped looked up for that long, and a page adopted for it was resolved.
+    return this.beatMoved || now - (this.watchedSince ?? now) >= HEARTBEAT_STALE_MS;
   }
 
   /** The problem once it has lasted INDEXER_DOWN_AFTER_MS; null while Ponder is up or starting. */
@@ -99,9 +108,12 @@ export class IndexerWatch {
     // Whether the heartbeat moves, timed on this host's clock: a clock skew between Ponder's host
     // and this one must not make a live Ponder look stale (or a dead one fresh).
     const beat = read[0]?.beat ?? null;
-    if (beat !== this.beat) {
+    this.watchedSince ??= now;
+    if (beat !== this.beat || !this.beatRead) {
+      if (this.beatRead) this.beatMoved = true;
       this.beat = beat;
       this.beatMovedAt = now;
+      this.beatRead = true;
     }
     return now - this.beatMovedAt > HEARTBEAT_STALE_MS ? "heartbeat stale" : null;
   }

@@ -625,6 +625,15 @@ it("keeps, on the next leader, an indexer_down page the last one left while Pond
       pool2,
     );
     await up.observe();
+    // /health answers, but a heartbeat read once may be one that stopped: no verdict yet (a
+    // Ponder whose heartbeat stopped looked up for 30 s, and the page was resolved, then again).
+    expect(up.down()).toBeNull();
+    expect(up.judged()).toBe(false);
+    // Its heartbeat moves: up.
+    await fake.db.query(
+      `UPDATE ${fake.config.ponderSchema}._ponder_meta SET value = jsonb_set(value, '{heartbeat_at}', to_jsonb(1)) WHERE key = 'app'`,
+    );
+    await up.observe();
     expect(up.judged()).toBe(true);
     for (const chain of fake.config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
     await monitor.check(
