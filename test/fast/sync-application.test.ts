@@ -524,7 +524,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
   }
   /**
    * Rounds as the loop runs them while the table is held: a slice of the wait run out (the step's,
-   * SS002; the write's, `waited`) is counted and waited again. The round that got through, and
+   * DevelopersBusy; the write's, `waited`) is counted and waited again. The round that got through, and
    * the slices run out before it.
    */
   async function roundsThroughSlices() {
@@ -558,7 +558,7 @@ describe("an application migration holding developers (its ALTER TABLE, or one q
       // for as long as the migration, and Ponder's reorg waited for the application's DDL.
       await ponder.query(`BEGIN; LOCK TABLE "${SCHEMA}".stake_event IN ACCESS EXCLUSIVE MODE NOWAIT; ROLLBACK`);
       // Longer than a slice, and than the step's other waits (SYNC_LOCK_WAIT_MS): each slice run
-      // out is the step's SS002, which the loop waits again (a wait in one piece kept a leader
+      // out is the step's DevelopersBusy, which the loop waits again (a wait in one piece kept a leader
       // gone meanwhile leading, leader-lock-wait.test.ts).
       await new Promise((resolve) => setTimeout(resolve, SYNC_LOCK_WAIT_MS + 300));
       await app.query("ROLLBACK");
