@@ -586,12 +586,13 @@ it("keeps, on the next leader, an indexer_down page the last one left while Pond
     pool,
   );
   const status = { chains: [], outbox: { dead: 0 }, developers: { refused: 0 }, settingsDiffer: [] };
-  const check = async () => {
+  /** A check of the leader's rules with `by`'s verdict on Ponder. */
+  const check = async (by = watch) => {
     for (const chain of fake.config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
     await monitor.check(
-      { ...status, indexer: watch.down() } as unknown as Status,
+      { ...status, indexer: by.down() } as unknown as Status,
       { consecutiveErrors: 0, syncedThisTerm: true } as LoopState,
-      watch.judged(),
+      by.judged(),
     );
     await Promise.all([next.flush(), next.delivered()]);
   };
@@ -635,13 +636,7 @@ it("keeps, on the next leader, an indexer_down page the last one left while Pond
     );
     await up.observe();
     expect(up.judged()).toBe(true);
-    for (const chain of fake.config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
-    await monitor.check(
-      { ...status, indexer: up.down() } as unknown as Status,
-      { consecutiveErrors: 0, syncedThisTerm: true } as LoopState,
-      up.judged(),
-    );
-    await Promise.all([next.flush(), next.delivered()]);
+    await check(up);
     expect(sent()).toEqual(["indexer_down firing", "indexer_down resolved"]);
   } finally {
     ponder.close();

@@ -388,6 +388,27 @@ export async function roundsAroundHold(
   return { first, second };
 }
 
+/** The second chain of fakeOnTwoChains. */
+export const BASE = 8453;
+
+/**
+ * A fake whose sidecar syncs two chains, CHAIN and BASE, BASE's checkpoint (as Ponder's
+ * multichain ordering keeps one per chain) at block 30 with nothing indexed on it yet.
+ */
+export async function fakeOnTwoChains(env: Record<string, string> = {}): Promise<Fake> {
+  const chain = (id: number) => ({
+    [`RPC_URL_${id}`]: "http://127.0.0.1:1",
+    [`STAKE_VAULT_ADDRESS_${id}`]: `0x${"1".repeat(40)}`,
+    [`START_BLOCK_${id}`]: "1",
+  });
+  const fake = await fakePonder({ CHAINS: `${CHAIN},${BASE}`, ...chain(CHAIN), ...chain(BASE), ...env });
+  await fake.db.query(`INSERT INTO ${SCHEMA}._ponder_checkpoint VALUES ('base', $1, $2, $2, $2)`, [
+    BASE,
+    checkpoint(30, { chainId: BASE }),
+  ]);
+  return fake;
+}
+
 /** A wallet address from a small number, lowercase. */
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
 

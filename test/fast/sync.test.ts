@@ -12,9 +12,11 @@ import { countDiffering } from "../../sidecar/sync/plan-developers";
 import { readProgress } from "../../sidecar/sync/sql/read-progress";
 import { syncStep } from "../../sidecar/sync/step";
 import {
+  BASE,
   CHAIN,
   checkpoint,
   type Fake,
+  fakeOnTwoChains,
   fakePonder,
   leadingSession,
   SCHEMA,
@@ -262,7 +264,7 @@ describe("a developer who registers while Ponder recovers", () => {
 });
 
 describe("a developer who registers while one of two chains recovers", () => {
-  const base = 8453;
+  const base = BASE;
   const w = wallet(0x60);
   /** 20 USDC of w's block 20 on CHAIN, again (after a crash recovery took it), Ponder ready or not. */
   const stakeOnChain = (head: number) => fake.index([{ developer: w, amount: 20n * USDC, block: 20 }], head);
@@ -272,17 +274,8 @@ describe("a developer who registers while one of two chains recovers", () => {
    * applied; w has no developers row yet.
    */
   async function stakedOnBoth() {
-    const chain = (id: number) => ({
-      [`RPC_URL_${id}`]: "http://127.0.0.1:1",
-      [`STAKE_VAULT_ADDRESS_${id}`]: `0x${"1".repeat(40)}`,
-      [`START_BLOCK_${id}`]: "1",
-    });
-    fake = await fakePonder({ CHAINS: `${CHAIN},${base}`, ...chain(CHAIN), ...chain(base) });
+    fake = await fakeOnTwoChains();
     await stakeOnChain(25);
-    await fake.db.query(`INSERT INTO ${SCHEMA}._ponder_checkpoint VALUES ('base', $1, $2, $2, $2)`, [
-      base,
-      checkpoint(30, { chainId: base }),
-    ]);
     await fake.db.query(
       `INSERT INTO ${SCHEMA}.stake_event VALUES ($1, $2, $3, 'staked', $4, 25, $5, '0x${"b".repeat(64)}', 0)`,
       [checkpoint(25, { chainId: base, tx: 0n }), base, w, (20n * USDC).toString(), 1_700_000_000 + 25 * 12],
