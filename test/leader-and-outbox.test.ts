@@ -2,6 +2,7 @@
  * Two sidecars and a real SMTP peer: what a frozen leader, a leader cut off mid-batch and an SMTP
  * server that quotes addresses in its errors must not do to the welcome email.
  */
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../lib/wait";
 import { header, startSmtp, startWebhook } from "./helpers/peers";
@@ -169,6 +170,58 @@ describe("a leader frozen by SIGSTOP", () => {
     expect(mailsFor(wallet).length).toBe(1);
     const [after] = await sql<{ audit: string }>(databaseUrl, "SELECT count(*) AS audit FROM stakesync.audit");
     expect(after?.audit).toBe(audit);
+    expect((await standby.status()).role).toBe("leader");
+  });
+});
+
+describe("a leader frozen by SIGSTOP while an application's migration holds developers", () => {
+  it("loses leadership to the standby within 15 s, the migration still open; the standby syncs once it ends, and the thawed one sends nothing", async () => {
+    const frozen = (await leader()) as SidecarProcess;
+    const standby = sidecars.find((s) => s !== frozen) as SidecarProcess;
+    const [wallet] = wallets(1, "after-migration") as [`0x${string}`];
+    await register(wallet, "after-migration@example.test");
+
+    // An application's migration: the leader's step waits for it (in slices, sidecar/sync/sql/lock-developers.ts).
+    const migration = new pg.Client({ connectionString: databaseUrl });
+    await migration.connect();
+    try {
+      await migration.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+      await waitFor("the leader waiting for the migration", async () => {
+        const rows = await sql(
+          databaseUrl,
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'stakesync_sidecar' AND wait_event_type = 'Lock'",
+        );
+        return rows.length > 0;
+      });
+      frozen.process.kill("SIGSTOP");
+      const frozenAt = Date.now();
+      // Before, the frozen leader's session stayed busy in its wait, and the lock with it, until
+      // the migration ended: no sidecar led, sent or paged meanwhile.
+      await waitFor("the standby to lead", async () => (await standby.status()).role === "leader", {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
+      expect(Date.now() - frozenAt, "ms until the standby led").toBeLessThan(15_000);
+      const held = await migration.query(
+        "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'developers'::regclass AND granted",
+      );
+      expect(held.rowCount, "the migration still holds developers").toBe(1);
+      await migration.query("COMMIT");
+    } finally {
+      await migration.end();
+    }
+
+    await chain.vault.stakeFor(wallet, 5n * USDC);
+    await mine(chain, 2);
+    await waitFor("the standby's sync", async () => (await developer(databaseUrl, wallet))?.status === "active");
+    await waitFor("the standby's email", () => mailsFor(wallet).length === 1);
+    const mailsBefore = smtp.mails.length;
+    frozen.process.kill("SIGCONT");
+    await waitFor("the thawed sidecar to stand by", async () => (await frozen.status()).role === "standby");
+    await mine(chain, 1);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(smtp.mails.length).toBe(mailsBefore);
+    expect(mailsFor(wallet).length).toBe(1);
     expect((await standby.status()).role).toBe("leader");
   });
 });
