@@ -137,91 +137,86 @@ describe("a leader whose database connection is terminated in the middle of a sl
   });
 });
 
+/**
+ * Freezes the leader with SIGSTOP (after `before`, with the leader and the standby), expects the
+ * standby to lead within 15 s (while `during` runs), then a stake of `wallet`'s synced and
+ * welcomed by it; thawed, the old leader stands by and writes and sends nothing.
+ */
+async function freezeTheLeader(
+  wallet: `0x${string}`,
+  {
+    before = async () => {},
+    during = async () => {},
+  }: { before?: (leading: SidecarProcess) => Promise<void>; during?: () => Promise<void> } = {},
+) {
+  const frozen = (await leader()) as SidecarProcess;
+  const standby = sidecars.find((s) => s !== frozen) as SidecarProcess;
+  await before(frozen);
+  frozen.process.kill("SIGSTOP");
+  const frozenAt = Date.now();
+  await waitFor("the standby to lead", async () => (await standby.status()).role === "leader", {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  expect(Date.now() - frozenAt, "ms until the standby led").toBeLessThan(15_000);
+  await during();
+
+  await chain.vault.stakeFor(wallet, 5n * USDC);
+  await mine(chain, 2);
+  await waitFor("the standby's sync", async () => (await developer(databaseUrl, wallet))?.status === "active");
+  await waitFor("the standby's email", () => mailsFor(wallet).length === 1);
+
+  const audits = async () =>
+    (await sql<{ audit: string }>(databaseUrl, "SELECT count(*) AS audit FROM stakesync.audit"))[0]?.audit;
+  const audit = await audits();
+  const mailsBefore = smtp.mails.length;
+  frozen.process.kill("SIGCONT");
+  await waitFor("the thawed sidecar to stand by", async () => (await frozen.status()).role === "standby");
+  await mine(chain, 1);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  expect(smtp.mails.length).toBe(mailsBefore);
+  expect(mailsFor(wallet).length).toBe(1);
+  expect(await audits()).toBe(audit);
+  expect((await standby.status()).role).toBe("leader");
+}
+
 describe("a leader frozen by SIGSTOP", () => {
   it("loses leadership to the standby within 15 s, which syncs and sends; thawed, it writes and sends nothing", async () => {
-    const frozen = (await leader()) as SidecarProcess;
-    const standby = sidecars.find((s) => s !== frozen) as SidecarProcess;
     const [wallet] = wallets(1, "after-freeze") as [`0x${string}`];
     await register(wallet, "after-freeze@example.test");
-
-    frozen.process.kill("SIGSTOP");
-    const frozenAt = Date.now();
-    await waitFor("the standby to lead", async () => (await standby.status()).role === "leader", {
-      timeoutMs: 30_000,
-      intervalMs: 200,
-    });
-    expect(Date.now() - frozenAt, "ms until the standby led").toBeLessThan(15_000);
-
-    await chain.vault.stakeFor(wallet, 5n * USDC);
-    await mine(chain, 2);
-    await waitFor("the standby's sync", async () => (await developer(databaseUrl, wallet))?.status === "active");
-    await waitFor("the standby's email", () => mailsFor(wallet).length === 1);
-
-    const [{ audit } = { audit: "" }] = await sql<{ audit: string }>(
-      databaseUrl,
-      "SELECT count(*) AS audit FROM stakesync.audit",
-    );
-    const mailsBefore = smtp.mails.length;
-    frozen.process.kill("SIGCONT");
-    await waitFor("the thawed sidecar to stand by", async () => (await frozen.status()).role === "standby");
-    await mine(chain, 1);
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    expect(smtp.mails.length).toBe(mailsBefore);
-    expect(mailsFor(wallet).length).toBe(1);
-    const [after] = await sql<{ audit: string }>(databaseUrl, "SELECT count(*) AS audit FROM stakesync.audit");
-    expect(after?.audit).toBe(audit);
-    expect((await standby.status()).role).toBe("leader");
+    await freezeTheLeader(wallet);
   });
-});
 
-describe("a leader frozen by SIGSTOP while an application's migration holds developers", () => {
-  it("loses leadership to the standby within 15 s, the migration still open; the standby syncs once it ends, and the thawed one sends nothing", async () => {
-    const frozen = (await leader()) as SidecarProcess;
-    const standby = sidecars.find((s) => s !== frozen) as SidecarProcess;
+  it("loses leadership within 15 s also while an application's migration holds developers, the migration still open; the standby syncs once it ends", async () => {
     const [wallet] = wallets(1, "after-migration") as [`0x${string}`];
     await register(wallet, "after-migration@example.test");
-
     // An application's migration: the leader's step waits for it (in slices, sidecar/sync/sql/lock-developers.ts).
+    // Before, the frozen leader's session stayed busy in that wait, and the lock with it, until the
+    // migration ended: no sidecar led, sent or paged meanwhile.
     const migration = new pg.Client({ connectionString: databaseUrl });
     await migration.connect();
     try {
-      await migration.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
-      await waitFor("the leader waiting for the migration", async () => {
-        const rows = await sql(
-          databaseUrl,
-          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'stakesync_sidecar' AND wait_event_type = 'Lock'",
-        );
-        return rows.length > 0;
+      await freezeTheLeader(wallet, {
+        before: async () => {
+          await migration.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+          await waitFor("the leader waiting for the migration", async () => {
+            const rows = await sql(
+              databaseUrl,
+              "SELECT 1 FROM pg_stat_activity WHERE application_name = 'stakesync_sidecar' AND wait_event_type = 'Lock'",
+            );
+            return rows.length > 0;
+          });
+        },
+        during: async () => {
+          const held = await migration.query(
+            "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'developers'::regclass AND granted",
+          );
+          expect(held.rowCount, "the migration still holds developers").toBe(1);
+          await migration.query("COMMIT");
+        },
       });
-      frozen.process.kill("SIGSTOP");
-      const frozenAt = Date.now();
-      // Before, the frozen leader's session stayed busy in its wait, and the lock with it, until
-      // the migration ended: no sidecar led, sent or paged meanwhile.
-      await waitFor("the standby to lead", async () => (await standby.status()).role === "leader", {
-        timeoutMs: 30_000,
-        intervalMs: 200,
-      });
-      expect(Date.now() - frozenAt, "ms until the standby led").toBeLessThan(15_000);
-      const held = await migration.query(
-        "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'developers'::regclass AND granted",
-      );
-      expect(held.rowCount, "the migration still holds developers").toBe(1);
-      await migration.query("COMMIT");
     } finally {
       await migration.end();
     }
-
-    await chain.vault.stakeFor(wallet, 5n * USDC);
-    await mine(chain, 2);
-    await waitFor("the standby's sync", async () => (await developer(databaseUrl, wallet))?.status === "active");
-    await waitFor("the standby's email", () => mailsFor(wallet).length === 1);
-    const mailsBefore = smtp.mails.length;
-    frozen.process.kill("SIGCONT");
-    await waitFor("the thawed sidecar to stand by", async () => (await frozen.status()).role === "standby");
-    await mine(chain, 1);
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    expect(smtp.mails.length).toBe(mailsBefore);
-    expect(mailsFor(wallet).length).toBe(1);
-    expect((await standby.status()).role).toBe("leader");
   });
 });
