@@ -20,10 +20,9 @@ export class IndexerWatch {
   private timer: NodeJS.Timeout | undefined;
   private beat: string | null = null;
   private beatMovedAt = Date.now();
-  /** A heartbeat read, and whether one read since differed: only then is a fresh beat seen live. */
-  private beatRead = false;
-  private beatMoved = false;
+  /** When the heartbeat was first read, and whether one read since differed: only then is a fresh beat seen live. */
   private watchedSince: number | null = null;
+  private beatMoved = false;
   private running: Promise<void> | undefined;
   private observed = false;
 
@@ -108,12 +107,12 @@ export class IndexerWatch {
     // Whether the heartbeat moves, timed on this host's clock: a clock skew between Ponder's host
     // and this one must not make a live Ponder look stale (or a dead one fresh).
     const beat = read[0]?.beat ?? null;
+    const first = this.watchedSince === null;
     this.watchedSince ??= now;
-    if (beat !== this.beat || !this.beatRead) {
-      if (this.beatRead) this.beatMoved = true;
+    if (beat !== this.beat || first) {
+      if (!first) this.beatMoved = true;
       this.beat = beat;
       this.beatMovedAt = now;
-      this.beatRead = true;
     }
     return now - this.beatMovedAt > HEARTBEAT_STALE_MS ? "heartbeat stale" : null;
   }

@@ -65,11 +65,23 @@ const lockWaitRanOut = (error: unknown) => {
  * `pending`: the queue's pending wallets when the step just read them (`pendingWallets`, with its
  * last operations); else they are read here.
  */
-export async function applyDevelopers(
+export function applyDevelopers(
   db: pg.ClientBase,
   config: SidecarConfig,
   pending?: string[],
-  { walletIndexed = false }: { walletIndexed?: boolean } = {},
+  options: { walletIndexed?: boolean } = {},
+): Promise<Applied> {
+  return writeQueued(db, config, pending, options).catch((error: unknown) => {
+    if (lockWaitRanOut(error)) return WAITED;
+    throw error;
+  });
+}
+
+async function writeQueued(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  pending: string[] | undefined,
+  { walletIndexed = false }: { walletIndexed?: boolean },
 ): Promise<Applied> {
   // Shadow mode writes nothing: the queue keeps what a write would do, `stakesync plan` shows it.
   if (config.mode === "shadow") return NOTHING;
@@ -100,13 +112,10 @@ export async function applyDevelopers(
       { prepared },
     );
   } catch (error) {
-    if (lockWaitRanOut(error)) return WAITED;
+    // A lock wait run out is no refusal (refusesRow): thrown, and taken as a wait (applyDevelopers).
     if (!refusesRow(error)) throw error;
   }
-  return writeRowByRow(db, config, begin).catch((error: unknown) => {
-    if (lockWaitRanOut(error)) return WAITED;
-    throw error;
-  });
+  return writeRowByRow(db, config, begin);
 }
 
 /**
