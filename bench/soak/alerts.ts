@@ -21,6 +21,8 @@
  * - SMTP failing for 15 s: inside the retry budget, no job dies, so no `dead_letter`.
  * - The application refusing stake changes for 15 s (a trigger): `dead_letter`, when a row was
  *   refused during it; `developers_refused` may fire too (inside the fault's window).
+ * - The application's migration holding developers for 15 s: none. The sync waits for the lock
+ *   in slices and counts no error; `/ready` reports a write kept waiting only after 120 s.
  */
 import type { Rule } from "../../sidecar/effects/alerts";
 

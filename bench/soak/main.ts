@@ -77,6 +77,11 @@ for (const [kind, r] of Object.entries(report.recoverySeconds))
   row(`recovery after ${kind} p50 / max (s)`, `${r.p50} / ${r.max}`);
 for (const [kind, r] of Object.entries(report.pondersCurrentSeconds))
   row(`then both Ponders current after ${kind} p50 / max (s)`, `${r.p50} / ${r.max}`);
+if (report.migrationTakeoverSeconds?.length)
+  row(
+    "leader frozen inside an application's migration: the other led after (s)",
+    report.migrationTakeoverSeconds.map((s) => (s === null ? "not before it ended" : String(s))).join(", "),
+  );
 row(
   "stale seconds by the fault before them",
   Object.entries(report.staleSecondsByFault)

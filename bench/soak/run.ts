@@ -37,7 +37,7 @@ import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS,
 import { Freshness } from "./freshness";
 import { ChainModel } from "./model";
 import { awaitingKilledClaim } from "./welcomes";
-import { freshWindow, headAt as headOf } from "./window";
+import { FRESH_MS, freshWindow, headAt as headOf } from "./window";
 
 export const FAULT_KINDS = [
   "ponder_kill",
@@ -57,6 +57,7 @@ export const FAULT_KINDS = [
   "smtp_failing",
   "smtp_slow",
   "app_refuses",
+  "app_migration",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -87,6 +88,11 @@ export type SoakReport = {
     percent: number;
     retractedAtOnce: { ok: number; percent: number };
   };
+  /**
+   * Per `app_migration` fault that froze the leader inside the migration: seconds from the freeze
+   * until the other sidecar led, or null when it did not lead before the migration ended.
+   */
+  migrationTakeoverSeconds: (number | null)[];
   /** How long each stale spell lasted. */
   stalenessSeconds: { p50: number; p99: number; max: number };
   /** From a stake's confirmation to its developers row, per stake (see freshness.ts). */
@@ -513,6 +519,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const stuckPonders: string[] = [];
     /** Faults that found nothing to act on (no WebSocket open; no email due), by kind. */
     const idle: Record<string, number> = {};
+    const migrationTakeovers: (number | null)[] = [];
     /** Whether the last fault's waits ended in time: if not, the next checkpoint is skipped. */
     let settled = true;
     /** A developers row as the invariants read it: stake in raw units, staked_at in seconds. */
@@ -826,6 +833,69 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           excludeUntil.at = Date.now();
           break;
         }
+        case "app_migration": {
+          // The application migrates developers as a deploy does: ALTER TABLE ... ADD COLUMN
+          // (ACCESS EXCLUSIVE: every read and write of the table waits) in a transaction held for
+          // 15 s, a stake for a registered developer landing meanwhile, so the sync has a row
+          // waiting. Every other time the leader is frozen 3 s into it for 8 s: the other sidecar
+          // must take the lead while the migration still holds the table (the sync's waits for
+          // it are sliced), and the thawed one must send nothing. The column stays, as a
+          // migration's does: the table's shape changes under the sidecars' prepared statements.
+          // The application's doing: samples are excluded until FRESH_MS after it commits, which
+          // leaves the sync that long to catch up.
+          expects = { none: "the sync waits for the application's migration" };
+          excludeUntil.at = Number.POSITIVE_INFINITY;
+          const freeze = inTurn([true, false], faultCounts[kind] ?? 1);
+          const migration = new pg.Client({ connectionString: postgres.url });
+          migration.on("error", () => undefined);
+          let frozen: string | undefined;
+          try {
+            // The stake first: the workload's own insert may wait for the migration, and the
+            // stake waits for the workload's action in flight. It confirms inside the migration.
+            await whilePaused(async () =>
+              record(await ownerVault.stakeFor(pick([...registered]) as Address, 2n * USDC)),
+            );
+            await migration.connect();
+            await migration.query("BEGIN");
+            await migration.query(`ALTER TABLE developers ADD COLUMN soak_migration_${faultCounts[kind]} text`);
+            const began = Date.now();
+            say(`  developers held by a migration${freeze ? `, ${sidecar} to be frozen inside it` : ""}`);
+            await sleep(Math.max(0, began + 3000 - Date.now()));
+            if (freeze) {
+              frozen = sidecar;
+              const frozeAt = Date.now();
+              processes[sidecar]?.process.kill("SIGSTOP");
+              const other = sidecar === "sidecar_a" ? "sidecar_b" : "sidecar_a";
+              const led = await waitFor(
+                "the other sidecar to lead",
+                async () => (await status(other))?.role === "leader",
+                {
+                  timeoutMs: Math.max(0, began + 15_000 - Date.now()),
+                  intervalMs: 250,
+                },
+              ).then(
+                () => (Date.now() - frozeAt) / 1000,
+                () => null,
+              );
+              migrationTakeovers.push(led);
+              say(
+                led === null
+                  ? `  ${other} did not lead while the migration held developers`
+                  : `  ${other} led ${led.toFixed(1)} s after the freeze`,
+              );
+              await sleep(Math.max(0, frozeAt + 8000 - Date.now()));
+              processes[sidecar]?.process.kill("SIGCONT");
+              frozen = undefined;
+            }
+            await sleep(Math.max(0, began + 15_000 - Date.now()));
+            await migration.query("COMMIT");
+          } finally {
+            if (frozen) processes[frozen]?.process.kill("SIGCONT");
+            await migration.end().catch(() => undefined);
+            excludeUntil.at = Date.now() + FRESH_MS;
+          }
+          break;
+        }
       }
       const ended = Date.now();
       await waitFor(
@@ -1074,6 +1144,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         percent: share(fresh),
         retractedAtOnce: { ok, percent: share(ok) },
       },
+      migrationTakeoverSeconds: migrationTakeovers,
       stalenessSeconds: spread(stale),
       freshnessSeconds: { stakes: freshness.seconds.length, ...spread(freshness.seconds) },
       pondersCurrentSeconds: byKind(pondersBack),
