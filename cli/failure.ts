@@ -1,3 +1,4 @@
+import { classify } from "../sidecar/sync/loop";
 import { LOCK_NOT_AVAILABLE } from "../sidecar/sync/sql/read-progress";
 
 /**
@@ -22,4 +23,19 @@ export const COMMAND_LOCK_WAIT_MS = 10_000;
 export function lockWaitText(error: unknown, lockWaitMs: number): string | undefined {
   if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) return undefined;
   return `a table stayed locked for more than ${lockWaitMs / 1000} s: a Ponder reorg or crash recovery that does not end (a Ponder frozen inside one, see docs/operations.md "Indexer stuck"), or an application's migration of the developers table; try again once it is over`;
+}
+
+/**
+ * Why a read failed, said as what to do: a lock wait that ran out (lockWaitText), a connection the
+ * server ended or lost (a restart, a failover, pg_terminate_backend: try again), else the
+ * database's own message.
+ */
+export function whyUnread(error: unknown, lockWaitMs: number): string {
+  const locked = lockWaitText(error, lockWaitMs);
+  if (locked) return locked;
+  if (classify(error) === "database") {
+    const code = (error as { code?: string }).code;
+    return `lost the database connection (${code ? `SQLSTATE ${code}` : (error as Error).message.split("\n")[0]}): a restart, a failover, or the session ended; try again once the database answers`;
+  }
+  return (error as Error).message;
 }

@@ -6,10 +6,10 @@
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { ConfigError, loadSidecarConfig, readLocalDefaults } from "../lib/config";
+import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { type PlannedChange, planDevelopers } from "../sidecar/sync/plan-developers";
 import { neverSyncedText } from "../sidecar/sync/sql/read-cursors";
-import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
+import { COMMAND_LOCK_WAIT_MS, commandFailed, whyUnread } from "./failure";
 
 export const PLAN_HELP = `usage: stakesync plan [--json] [--local]
 
@@ -31,40 +31,64 @@ export async function planCommand(argv: string[]): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" }, local: { type: "boolean" } } });
     json = values.json ?? false;
     const config = loadSidecarConfig(values.local ? { ...readLocalDefaults(), ...process.env } : process.env);
-    const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
-    await db.connect().catch((error: Error) => {
-      throw new PlanError(`cannot reach the database: ${error.message}`);
-    });
-    try {
-      await db.query(
-        `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${COMMAND_LOCK_WAIT_MS}ms'`,
-      );
-      const blocks = await syncedBlocks(
-        db,
-        config.chains.map((c) => c.id),
-      );
-      const changes = await planDevelopers(db, config).catch((error: Error) => {
-        const locked = lockWaitText(error, COMMAND_LOCK_WAIT_MS);
-        throw locked ? new PlanError(`cannot read the tables: ${locked}`) : error;
-      });
-      await db.query("COMMIT");
-      const welcomed = changes.filter((c) => c.welcome === "send").length;
-      if (json) process.stdout.write(`${JSON.stringify({ blocks, changes, welcomed })}\n`);
-      else print(changes, blocks);
-      return changes.length === 0 ? 0 : 1;
-    } finally {
-      await db.end();
-    }
+    const { blocks, changes } = await plan(config);
+    const welcomed = changes.filter((c) => c.welcome === "send").length;
+    if (json) process.stdout.write(`${JSON.stringify({ blocks, changes, welcomed })}\n`);
+    else print(changes, blocks);
+    return changes.length === 0 ? 0 : 1;
   } catch (error) {
     return commandFailed("plan", error, json, error instanceof ConfigError || error instanceof PlanError);
   }
 }
 
-/** Each chain's confirmed block as the sidecar has synced it; an error if one never synced. */
-async function syncedBlocks(db: pg.Client, chainIds: number[]): Promise<Record<string, number>> {
+/** The plan itself, read in one snapshot: each chain's synced block, and the changes at them. */
+export async function plan(
+  config: SidecarConfig,
+  { lockWaitMs = COMMAND_LOCK_WAIT_MS }: { lockWaitMs?: number } = {},
+): Promise<{ blocks: Record<string, number>; changes: PlannedChange[] }> {
+  const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
+  // A connection the server ends is also reported as an event: unheard, it ended the process with
+  // exit 1, "something would change". The read under way fails with it.
+  db.on("error", () => undefined);
+  await db.connect().catch((error: Error) => {
+    throw new PlanError(`cannot reach the database: ${error.message}`);
+  });
+  try {
+    await db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`);
+    const blocks = await syncedBlocks(
+      db,
+      config.chains.map((c) => c.id),
+      lockWaitMs,
+    );
+    const changes = await planDevelopers(db, config).catch((error: Error) => {
+      throw new PlanError(`cannot read the tables: ${whyUnread(error, lockWaitMs)}`);
+    });
+    await db.query("COMMIT").catch((error: Error) => {
+      throw new PlanError(`cannot end the read: ${whyUnread(error, lockWaitMs)}`);
+    });
+    return { blocks, changes };
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Each chain's confirmed block as the sidecar has synced it; an error if one never synced. No
+ * stakesync schema or cursor table is "never synced"; any other failure (a role without access,
+ * a lock, a lost connection) is said as it is: read as "never synced", it sent the operator to
+ * start a sidecar that was running.
+ */
+async function syncedBlocks(db: pg.Client, chainIds: number[], lockWaitMs: number): Promise<Record<string, number>> {
+  await db.query("SAVEPOINT cursor_read");
   const { rows } = await db
     .query<{ chain_id: number; block: string }>("SELECT chain_id, block FROM stakesync.cursor")
-    .catch(() => ({ rows: [] as { chain_id: number; block: string }[] }));
+    .catch(async (error: { code?: string }) => {
+      if (error.code !== "42P01" && error.code !== "3F000") {
+        throw new PlanError(`cannot read stakesync.cursor: ${whyUnread(error, lockWaitMs)}`);
+      }
+      await db.query("ROLLBACK TO SAVEPOINT cursor_read");
+      return { rows: [] as { chain_id: number; block: string }[] };
+    });
   const blocks = Object.fromEntries(rows.map((r) => [String(r.chain_id), Number(r.block)]));
   const missing = chainIds.filter((id) => blocks[String(id)] === undefined);
   if (missing.length > 0) throw new PlanError(neverSyncedText(missing));

@@ -11,10 +11,11 @@ import { createPublicClient, fallback, http } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { lastRows } from "../sidecar/db/together";
+import { classify } from "../sidecar/sync/loop";
 import { signedAmount } from "../sidecar/sync/sql/fragments";
 import { cursorsFrom, cursorsStatements, neverSynced, neverSyncedText } from "../sidecar/sync/sql/read-cursors";
 import { stillWaits } from "../sidecar/sync/sql/unwritten-developers";
-import { COMMAND_LOCK_WAIT_MS, commandFailed, lockWaitText } from "./failure";
+import { COMMAND_LOCK_WAIT_MS, commandFailed, whyUnread } from "./failure";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
 
@@ -105,6 +106,9 @@ export async function verify(
 ) {
   const started = performance.now();
   const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
+  // A connection the server ends (a restart, a failover) is also reported as an event: unheard, it
+  // ended the process with exit 1, "a mismatch". The read that was under way fails with it.
+  db.on("error", () => undefined);
   await db.connect().catch((error: Error) => {
     throw new VerifyError(`cannot reach the database: ${error.message}`);
   });
@@ -112,7 +116,9 @@ export async function verify(
     // One snapshot: the cursor and the rows it vouches for are read together.
     await db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`);
     const cursorRows = await lastRows(db, cursorsStatements).catch((error: Error) => {
-      throw new VerifyError(`cannot read stakesync.cursor (has the sidecar run?): ${error.message}`);
+      throw new VerifyError(
+        `cannot read stakesync.cursor${classify(error) === "database" ? "" : " (has the sidecar run?)"}: ${whyUnread(error, lockWaitMs)}`,
+      );
     });
     // A chain never synced would be compared at the block before its START_BLOCK: 0 against 0,
     // "OK", while none of its stakes is in developers.
@@ -125,9 +131,7 @@ export async function verify(
         `SELECT lower(wallet_address) AS wallet, status, stake_amount::text FROM ${config.developersTable.sql}`,
       )
       .catch((error: Error) => {
-        throw new VerifyError(
-          `cannot read ${config.developersTable.sql}: ${lockWaitText(error, lockWaitMs) ?? error.message}`,
-        );
+        throw new VerifyError(`cannot read ${config.developersTable.sql}: ${whyUnread(error, lockWaitMs)}`);
       });
     const ponder = await db
       .query<{ chain_id: number; wallet: string; amount: string }>(
@@ -139,9 +143,7 @@ export async function verify(
         [[...cursors.keys()], [...cursors.values()].map((c) => c.block)],
       )
       .catch((error: Error) => {
-        throw new VerifyError(
-          `cannot read Ponder's tables in schema "${schema}": ${lockWaitText(error, lockWaitMs) ?? error.message}`,
-        );
+        throw new VerifyError(`cannot read Ponder's tables in schema "${schema}": ${whyUnread(error, lockWaitMs)}`);
       });
     // Ponder's running sums (developer_stake, which GraphQL serves) against its own events, in
     // the same snapshot (Ponder writes both in one transaction). The events up to the cursor are
@@ -159,9 +161,7 @@ export async function verify(
         [config.chains.map((c) => c.id)],
       )
       .catch((error: Error) => {
-        throw new VerifyError(
-          `cannot read Ponder's tables in schema "${schema}": ${lockWaitText(error, lockWaitMs) ?? error.message}`,
-        );
+        throw new VerifyError(`cannot read Ponder's tables in schema "${schema}": ${whyUnread(error, lockWaitMs)}`);
       });
     // What the sidecar has queued, in the same snapshot as the cursor that queued it; and what an
     // early step left unwritten (unwritten-developers.ts), as a state of its own.
@@ -174,10 +174,14 @@ export async function verify(
       )
       .catch((error: Error) => {
         throw new VerifyError(
-          `cannot read stakesync.developer_queue and stakesync.unwritten_developer: ${error.message}`,
+          `cannot read stakesync.developer_queue and stakesync.unwritten_developer: ${whyUnread(error, lockWaitMs)}`,
         );
       });
-    await db.query("COMMIT");
+    await db.query("COMMIT").catch((error: Error) => {
+      throw new VerifyError(`cannot end the read: ${whyUnread(error, lockWaitMs)}`);
+    });
+    // Everything is read: the chain's reads below hold no connection that a restart could break.
+    await db.end().catch(() => undefined);
 
     // A wallet_address that is not an address cannot be asked of the chain: it is a mismatch
     // line of its own (the application wrote it), not a reason to stop verifying the others.
