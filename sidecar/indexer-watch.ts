@@ -7,6 +7,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../lib/config";
+import { fetchUrl, shownUrl } from "../lib/fetch-url";
 import { answeredWithin } from "../lib/wait";
 import { lastRows } from "./db/together";
 import { LOCK_NOT_AVAILABLE } from "./sync/sql/read-progress";
@@ -77,11 +78,12 @@ export class IndexerWatch {
 
   private async check(now: number): Promise<string | null> {
     const { ponderUrl, ponderSchema } = this.config;
-    const health = await fetch(`${ponderUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(
+    const health = await fetchUrl(`${ponderUrl}/health`, { signal: AbortSignal.timeout(2000) }).catch(
       (error: Error) => error,
     );
-    if (health instanceof Error) return `${ponderUrl}/health unreachable`;
-    if (!health.ok) return `${ponderUrl}/health answered ${health.status}`;
+    // Shown on /ready, /status, the status page and in the alert: never the URL's password.
+    if (health instanceof Error) return `${shownUrl(ponderUrl)}/health unreachable`;
+    if (!health.ok) return `${shownUrl(ponderUrl)}/health answered ${health.status}`;
     // Bounded: a frozen database must not hold this look (and a SIGTERM waiting for it) forever.
     const read = await answeredWithin(
       lastRows<{ beat: string | null }>(this.pool, [

@@ -3,6 +3,7 @@
  * for its head (chain-heads.ts) and, once at start, about the vault (vault-check.ts). viem would
  * add ~55 MB to its memory.
  */
+import { fetchUrl } from "../lib/fetch-url";
 
 /** A node's own answer that the call failed (a revert, a pruned state), not a failure to reach it. */
 export class RpcAnswerError extends Error {}
@@ -22,7 +23,7 @@ export async function callRpc<T>(
   let lastError: unknown;
   for (const url of urls) {
     try {
-      const response = await fetch(url, {
+      const response = await fetchUrl(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),

@@ -7,8 +7,10 @@
  */
 import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
+import { fetchUrl } from "../../lib/fetch-url";
 import type { Queryable } from "../db/queryable";
 import type { Metrics } from "../metrics";
+import { errorText } from "../redact";
 
 export type Rule =
   | "indexer_down"
@@ -216,7 +218,7 @@ export class Alerts {
         return;
       }
       try {
-        const response = await fetch(url, {
+        const response = await fetchUrl(url, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify(payload),
@@ -230,15 +232,12 @@ export class Alerts {
         // lost, it left the page open for good: it is tried until delivered or superseded, at
         // most a minute apart.
         if (attempt >= attempts && payload.state !== "resolved") {
-          this.options.log.error(
-            { rule: payload.rule, err: (error as Error).message },
-            "alert webhook failed; giving up",
-          );
+          this.options.log.error({ rule: payload.rule, err: errorText(error) }, "alert webhook failed; giving up");
           return;
         }
         if (attempt === attempts && payload.state === "resolved") {
           this.options.log.error(
-            { rule: payload.rule, err: (error as Error).message },
+            { rule: payload.rule, err: errorText(error) },
             "alert webhook failed; trying the resolved again until it is delivered",
           );
         }

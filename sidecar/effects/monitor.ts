@@ -1,5 +1,6 @@
 /** Evaluates the alert rules (README "Alerts") on the leader, once a second, and reports them to Alerts. */
 import type { SidecarConfig } from "../../lib/config";
+import { fetchUrl } from "../../lib/fetch-url";
 import { freshBlock, type Head } from "../chain-heads";
 import type { Status } from "../status";
 import type { LoopState } from "../sync/loop";
@@ -199,7 +200,7 @@ export class AlertMonitor {
   private async rpcProblem(firing: boolean): Promise<string | null> {
     const now = Date.now();
     const stale = this.config.chains.filter((c) => freshBlock(this.heads.get(c.id), now, c.headStillMs) === null);
-    const text = await fetch(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
+    const text = await fetchUrl(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
       .then((r) => (r.ok ? r.text() : undefined))
       .catch(() => undefined);
     // Unanswered (Ponder down: indexer_down's matter), nothing is known of its requests: no rise.
