@@ -80,7 +80,7 @@ for (const [kind, r] of Object.entries(report.pondersCurrentSeconds))
 if (report.migrationTakeoverSeconds?.length)
   row(
     "leader frozen inside an application's migration: the other led after (s)",
-    report.migrationTakeoverSeconds.map((s) => (s === null ? "not before it ended" : String(s))).join(", "),
+    report.migrationTakeoverSeconds.map((s) => (s === null ? "not within 30 s" : String(s))).join(", "),
   );
 row(
   "stale seconds by the fault before them",

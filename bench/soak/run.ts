@@ -36,7 +36,7 @@ import { wallets as derivedWallets } from "../../test/helpers/workload";
 import { type AlertCheck, checkAlerts, type FaultRecord, INDEXER_DOWN_MARGIN_MS, stillFiring } from "./alerts";
 import { Freshness } from "./freshness";
 import { ChainModel } from "./model";
-import { awaitingKilledClaim } from "./welcomes";
+import { awaitingKilledClaim, welcomeViolations } from "./welcomes";
 import { FRESH_MS, freshWindow, headAt as headOf } from "./window";
 
 export const FAULT_KINDS = [
@@ -90,7 +90,7 @@ export type SoakReport = {
   };
   /**
    * Per `app_migration` fault that froze the leader inside the migration: seconds from the freeze
-   * until the other sidecar led, or null when it did not lead before the migration ended.
+   * until the other sidecar led, or null when it did not lead within 30 s (a violation).
    */
   migrationTakeoverSeconds: (number | null)[];
   /** How long each stale spell lasted. */
@@ -307,7 +307,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const registered = new Set<string>();
     /** When the application inserted each row: a new row starts at 0, and the sync gets 5 s to fill it. */
     const registeredAt = new Map<string, number>();
+    /** Registered without an email: the only rows whose welcome may be skipped for want of one. */
+    const registeredWithoutEmail = new Set<string>();
+    /** Rows a sample saw with a stake above 0: each must end activated, with a welcome job. */
+    const seenStaking = new Set<string>();
     const register = async (wallet: string, email = rand() < 0.15 ? null : `${wallet.slice(2, 12)}@example.test`) => {
+      if (email === null) registeredWithoutEmail.add(wallet.toLowerCase());
       await db.query("INSERT INTO developers (wallet_address, email) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
         wallet,
         email,
@@ -468,6 +473,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         headAt(now) - CONFIRMATIONS,
         now,
       );
+      for (const row of rows.rows) if (BigInt(row.amount) > 0n) seenStaking.add(row.wallet);
       const inserted = (wallet: string, amount: bigint) =>
         amount === 0n && (registeredAt.get(wallet) ?? 0) > now - 5000;
       const ok = rows.rows.every((row) => {
@@ -520,6 +526,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     /** Faults that found nothing to act on (no WebSocket open; no email due), by kind. */
     const idle: Record<string, number> = {};
     const migrationTakeovers: (number | null)[] = [];
+    const takeoverViolations: string[] = [];
     /** Whether the last fault's waits ended in time: if not, the next checkpoint is skipped. */
     let settled = true;
     /** A developers row as the invariants read it: stake in raw units, staked_at in seconds. */
@@ -800,24 +807,38 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           // first refusal). The application's doing, not the sync's: those samples are excluded
           // until the refused rows are written.
           excludeUntil.at = Number.POSITIVE_INFINITY;
+          // The trigger counts its refusals in a sequence (not rolled back with the refused
+          // write): whether a page is due is the soak's own count, not the sidecar's /status.
           await db.query(`DROP TRIGGER IF EXISTS soak_refuse ON developers;
+            CREATE SEQUENCE IF NOT EXISTS soak_refusals;
             CREATE OR REPLACE FUNCTION soak_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-              BEGIN RAISE EXCEPTION 'the application refuses stake changes for now'; END $$;
+              BEGIN PERFORM nextval('soak_refusals');
+                    RAISE EXCEPTION 'the application refuses stake changes for now'; END $$;
             CREATE TRIGGER soak_refuse BEFORE UPDATE ON developers FOR EACH ROW
               WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.stake_amount IS DISTINCT FROM NEW.stake_amount)
               EXECUTE FUNCTION soak_refuse()`);
+          const refusals = async () =>
+            Number(
+              (
+                await db.query<{ n: string }>(
+                  "SELECT CASE WHEN is_called THEN last_value ELSE 0 END::text AS n FROM soak_refusals",
+                )
+              ).rows[0]?.n,
+            );
+          const refusalsBefore = await refusals();
           try {
             await whilePaused(async () =>
               record(await ownerVault.stakeFor(pick([...registered]) as Address, 3n * USDC)),
             );
             await sleep(15_000);
+            const refusedWrites = (await refusals()) - refusalsBefore;
             const refused = Math.max(
               ...(await Promise.all(
                 (["sidecar_a", "sidecar_b"] as const).map(async (n) => (await status(n))?.developers.refused ?? 0),
               )),
             );
-            say(`  ${refused} developers row(s) refused`);
-            if (refused > 0) expects = "dead_letter";
+            say(`  ${refusedWrites} write(s) refused; ${refused} developers row(s) refused, the sidecars say`);
+            if (refusedWrites > 0) expects = "dead_letter";
             else {
               idle[kind] = (idle[kind] ?? 0) + 1;
               expects = { none: "no row was refused during it" };
@@ -834,18 +855,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           break;
         }
         case "app_migration": {
-          // The application migrates developers as a deploy does: ALTER TABLE ... ADD COLUMN
-          // (ACCESS EXCLUSIVE: every read and write of the table waits) in a transaction held for
-          // 15 s, a stake for a registered developer landing meanwhile, so the sync has a row
-          // waiting. Every other time the leader is frozen 3 s into it for 8 s: the other sidecar
-          // must take the lead while the migration still holds the table (the sync's waits for
-          // it are sliced), and the thawed one must send nothing. The column stays, as a
-          // migration's does: the table's shape changes under the sidecars' prepared statements.
-          // The application's doing: samples are excluded until FRESH_MS after it commits, which
-          // leaves the sync that long to catch up.
+          // The application migrates developers as a deploy does, in a transaction held for 15 s
+          // (ACCESS EXCLUSIVE: every read and write of the table waits), a stake for a
+          // registered developer confirming meanwhile, so the sync has a row waiting. In turn:
+          // ADD COLUMN (the catalog only) or ADD COLUMN with a volatile default (the table
+          // rewritten: a step whose snapshot predates it would find it empty); and every other
+          // time the leader is frozen 3 s in, once the soak has seen a sidecar wait for the
+          // table (else the fault found nothing to act on), until the other sidecar leads (the
+          // sync's waits for the table are sliced) or 30 s have passed: a violation, a frozen
+          // leader stalling everyone. The thawed one must send nothing. The column stays, as a
+          // migration's does. The application's doing: samples are excluded until FRESH_MS
+          // after it commits, which leaves the sync that long to catch up.
           expects = { none: "the sync waits for the application's migration" };
           excludeUntil.at = Number.POSITIVE_INFINITY;
-          const freeze = inTurn([true, false], faultCounts[kind] ?? 1);
+          const n = faultCounts[kind] ?? 1;
+          const freeze = inTurn([true, false], n);
+          const rewrite = inTurn([false, false, true, true], n);
           const migration = new pg.Client({ connectionString: postgres.url });
           migration.on("error", () => undefined);
           let frozen: string | undefined;
@@ -857,11 +882,34 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             );
             await migration.connect();
             await migration.query("BEGIN");
-            await migration.query(`ALTER TABLE developers ADD COLUMN soak_migration_${faultCounts[kind]} text`);
+            await migration.query(
+              `ALTER TABLE developers ADD COLUMN soak_migration_${n} ${rewrite ? "timestamptz DEFAULT clock_timestamp()" : "text"}`,
+            );
             const began = Date.now();
-            say(`  developers held by a migration${freeze ? `, ${sidecar} to be frozen inside it` : ""}`);
+            say(
+              `  developers held by a migration${rewrite ? " that rewrites it" : ""}${freeze ? `, ${sidecar} to be frozen inside it` : ""}`,
+            );
             await sleep(Math.max(0, began + 3000 - Date.now()));
-            if (freeze) {
+            // A sidecar's session waiting for the table: the leader's step or write.
+            const waiting = await waitFor(
+              "a sidecar waiting for developers",
+              async () =>
+                (
+                  await db.query(
+                    `SELECT 1 FROM pg_stat_activity
+                      WHERE application_name LIKE 'stakesync_sidecar%' AND wait_event_type = 'Lock'`,
+                  )
+                ).rows.length > 0,
+              { timeoutMs: 5000, intervalMs: 100 },
+            ).then(
+              () => true,
+              () => false,
+            );
+            if (!waiting) {
+              idle[kind] = (idle[kind] ?? 0) + 1;
+              say("  no sidecar waited for the table");
+            }
+            if (freeze && waiting) {
               frozen = sidecar;
               const frozeAt = Date.now();
               processes[sidecar]?.process.kill("SIGSTOP");
@@ -870,7 +918,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
                 "the other sidecar to lead",
                 async () => (await status(other))?.role === "leader",
                 {
-                  timeoutMs: Math.max(0, began + 15_000 - Date.now()),
+                  timeoutMs: 30_000,
                   intervalMs: 250,
                 },
               ).then(
@@ -878,6 +926,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
                 () => null,
               );
               migrationTakeovers.push(led);
+              if (led === null) {
+                takeoverViolations.push(
+                  `app_migration: ${other} did not lead within 30 s of the leader's freeze while the migration held developers`,
+                );
+              }
               say(
                 led === null
                   ? `  ${other} did not lead while the migration held developers`
@@ -909,7 +962,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         settled = false;
       });
       recoveries[kind] = [...(recoveries[kind] ?? []), (Date.now() - ended) / 1000];
-      faultRecords.push({ kind, at: startedAt, recoveredAt: Date.now(), expects });
+      faultRecords.push({ kind, at: startedAt, recoveredAt: Date.now(), endedAt: ended, expects });
       // One fault at a time: the next waits until both Ponder instances are ready and current
       // again, or a fault on one would find the other still down from the last, which two
       // instances do not protect against. A restarted Ponder cannot start until its schema lock
@@ -1064,28 +1117,30 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       state: string;
       holder: string | null;
       claimed: Date | null;
+      skip_reason: string | null;
     }>(
-      `SELECT wallet, state, CASE WHEN locked_until > now() THEN locked_by END AS holder,
+      `SELECT wallet, state, skip_reason, CASE WHEN locked_until > now() THEN locked_by END AS holder,
               CASE WHEN locked_until > now() THEN locked_until - make_interval(secs => $1::double precision / 1000) END
                 AS claimed
          FROM stakesync.outbox WHERE kind = 'welcome_email'`,
       [LEASE_MS],
     );
-    const jobState = new Map(jobs.map((j) => [j.wallet, j.state]));
     const waitingOutKill = awaitingKilledClaim(
       jobs.map((j) => ({ ...j, claimedAt: j.claimed?.getTime() ?? null })),
       killedSidecarPids,
       (wallet) => (emails[wallet] ?? 0) > 0,
     );
     // Every developer the sync ever activated (staked_at is written then), active now or not.
-    for (const row of rows) {
-      if (row.staked_at === null) continue;
-      const state = jobState.get(row.wallet);
-      if (state === undefined) violations.push(`${row.wallet}: activated without a welcome job`);
-      else if (state === "sent" && !emails[row.wallet]) violations.push(`${row.wallet}: job sent, no email received`);
-      else if (state === "pending" && waitingOutKill.has(row.wallet)) continue;
-      else if (state === "pending" || state === "dead") violations.push(`${row.wallet}: welcome job ${state}`);
-    }
+    violations.push(
+      ...welcomeViolations({
+        rows,
+        jobs: jobs.map((j) => ({ wallet: j.wallet, state: j.state, skipReason: j.skip_reason })),
+        emails,
+        seenStaking,
+        registeredWithoutEmail,
+        waitingOutKill,
+      }),
+    );
     const { rows: duplicates } = await db.query(
       "SELECT chain_id, event_key FROM stakesync.applied_event GROUP BY 1, 2 HAVING count(*) > 1",
     );
@@ -1102,7 +1157,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     for (const rule of stillFiring(webhook.alerts)) violations.push(`alert ${rule} fired and never resolved`);
     const { violations: missed, ...alertCheck } = checkAlerts(faultRecords, webhook.alerts);
-    violations.push(...missed, ...stuckPonders, ...checkpoints.violations);
+    violations.push(...missed, ...stuckPonders, ...takeoverViolations, ...checkpoints.violations);
 
     const counted = samples.filter((s) => !s.excluded);
     const ok = counted.filter((s) => s.ok).length;

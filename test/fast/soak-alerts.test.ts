@@ -123,3 +123,37 @@ it("judges no page of a rule a fault may raise either way, and lists each page a
   expect(alone.pagedAnywayTexts).toEqual(["sidecar_term +6.0 s: indexer_down: heartbeat stale"]);
   expect(alone.withoutFault).toEqual({ indexer_down: 1 });
 });
+
+it("does not count a fault alerted by a page already firing that resolves during it; a new onset in its window counts", () => {
+  // rpc_failing still paged from Ponder's retries after a reorg when the RPC outage began, and
+  // resolved 2 s into it: the rule never saw the outage. Before, that counted as its page.
+  const outage = { ...fault(0, "rpc_failing", "rpc_down"), endedAt: t0 + 10_000 };
+  const stale: WebhookAlert[] = [
+    { rule: "rpc_failing", state: "firing", at: at(-20) },
+    { rule: "rpc_failing", state: "firing", at: at(1) }, // a repeat, not an onset
+    { rule: "rpc_failing", state: "resolved", at: at(2) },
+  ];
+  expect(checkAlerts([outage], stale).expected).toEqual({ rpc_down: { faults: 1, alerted: 0 } });
+  // It saw the outage: fired again.
+  const again = [...stale, { rule: "rpc_failing", state: "firing" as const, at: at(7) }];
+  expect(checkAlerts([outage], again).expected).toEqual({ rpc_down: { faults: 1, alerted: 1 } });
+  // Firing through the whole fault, resolved once it was undone: counts.
+  const through: WebhookAlert[] = [
+    { rule: "rpc_failing", state: "firing", at: at(-20) },
+    { rule: "rpc_failing", state: "resolved", at: at(12) },
+  ];
+  expect(checkAlerts([outage], through).expected).toEqual({ rpc_down: { faults: 1, alerted: 1 } });
+});
+
+it("lists a page of one rule during a fault that must raise another, instead of dropping it", () => {
+  const alerts: WebhookAlert[] = [
+    { rule: "indexer_down", state: "firing", at: at(6) },
+    { rule: "indexer_down", state: "resolved", at: at(9) },
+    { rule: "database_unreachable", state: "firing", at: at(7) },
+    { rule: "database_unreachable", state: "resolved", at: at(8) },
+  ];
+  const check = checkAlerts([fault(0, "indexer_down")], alerts);
+  // Before: in neither list.
+  expect(check.pagedAnyway).toEqual({ "ponder_kill: database_unreachable": 1 });
+  expect(check.withoutFault).toEqual({});
+});
