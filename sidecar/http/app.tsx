@@ -15,8 +15,10 @@ import type { IndexerWatch } from "../indexer-watch";
 import { type Metrics, observeLoop, observeStatus } from "../metrics";
 import { errorText } from "../redact";
 import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from "../status";
-import type { SyncLoop } from "../sync/loop";
+import { classify, LEADERSHIP_LOST, PONDER_NOT_THERE, type SyncLoop, WRITE_WAITS } from "../sync/loop";
 import { countDiffering } from "../sync/plan-developers";
+import { developersBusy } from "../sync/sql/lock-developers";
+import { LOCK_NOT_AVAILABLE } from "../sync/sql/read-progress";
 import { adminAuth } from "./admin-auth";
 import { StatusPage } from "./page";
 
@@ -181,7 +183,15 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   });
   admin.post("/reconcile", async (c) => {
     if (loop.state.role !== "leader") return c.json({ error: "this sidecar is standby; ask the leader" }, 409);
-    const result = await loop.requestReconcile();
+    const result = await loop.requestReconcile().catch((error: unknown) => ({ failed: error }));
+    if ("failed" in result) {
+      const [status, error] = reconcileNotDone(result.failed);
+      if (status === 500) {
+        metrics.syncErrors.inc({ kind: "http" });
+        log.warn({ err: errorText(result.failed) }, "the reconciliation asked for failed");
+      } else if (status === 503) c.header("Retry-After", "10");
+      return c.json({ error }, status);
+    }
     return c.json({ drifted: result.drifted, changed: result.changes.length });
   });
   app.route("/admin", admin);
@@ -193,4 +203,30 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
     return c.json({ error: "internal error; see the sidecar's log" }, 500);
   });
   return app;
+}
+
+/**
+ * Why a reconciliation asked for did not get done, as an answer: 409 when this sidecar stood down
+ * (another leads), 503 while something the operator waits out holds it (the developers table, a
+ * frozen Ponder's lock, Ponder's tables, the database), else 500. It stays due: the next round
+ * that gets through runs it. Before, each was a bare 500, and the reconciliation was dropped.
+ */
+export function reconcileNotDone(error: unknown): [409 | 503 | 500, string] {
+  const message = error instanceof Error ? error.message : String(error);
+  const later = "the reconciliation runs once the sync goes on; ask again to see its outcome";
+  if (message === LEADERSHIP_LOST)
+    return [409, "this sidecar stood down before the reconciliation ran; ask the leader"];
+  if (message === WRITE_WAITS || developersBusy(error)) {
+    return [503, `the developers table is held by another session's lock (an application's migration?): ${later}`];
+  }
+  if (message === PONDER_NOT_THERE) return [503, `Ponder's tables are not there yet: ${later}`];
+  const kind = classify(error);
+  if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE || kind === "ponder") {
+    return [
+      503,
+      `Ponder's tables cannot be read now (Ponder down, re-indexing, or frozen inside a transaction): ${later}`,
+    ];
+  }
+  if (kind === "database") return [503, `the database cannot be reached now: ${later}`];
+  return [500, "the reconciliation's round failed; see the sidecar's log. It runs again at the next round"];
 }

@@ -100,8 +100,13 @@ export type LoopHooks = {
   confirmOver?: Queryable;
 };
 
+/** What a reconciliation asked for is answered while Ponder's tables are missing. */
+export const PONDER_NOT_THERE = "Ponder's tables are not there yet";
+/** What a reconciliation asked for is answered when the sidecar stood down before it ran. */
+export const LEADERSHIP_LOST = "leadership lost";
+
 /** What a round whose developers write waited a slice for a lock notes and answers a reconciliation asked for. */
-const WRITE_WAITS =
+export const WRITE_WAITS =
   "the developers write waits for a lock on the developers table held by another session (an application's migration?)";
 
 /** How often a leader asks, over another connection, whether the server still has its lock. */
@@ -273,7 +278,7 @@ export class SyncLoop {
 
   /** Runs a reconciliation on the leader and resolves with its result. */
   requestReconcile(): Promise<ReconcileResult> {
-    if (this.state.role !== "leader") return Promise.reject(new Error("this sidecar is standby"));
+    if (this.state.role !== "leader") return Promise.reject(new Error(LEADERSHIP_LOST));
     return new Promise((resolve, reject) => {
       this.reconcileRequests.push({ resolve, reject });
       this.wakeUp();
@@ -309,7 +314,7 @@ export class SyncLoop {
         // A standby reads nothing; its /status shows the first instance, where a next term starts.
         this.state.source = this.config.ponderSchema;
         this.metrics.isLeader.set(0);
-        for (const request of this.reconcileRequests.splice(0)) request.reject(new Error("leadership lost"));
+        for (const request of this.reconcileRequests.splice(0)) request.reject(new Error(LEADERSHIP_LOST));
         await connection.client.end().catch(() => undefined);
       }
       // A standby reports no errors of its own: a count left from its time as leader would show
@@ -464,7 +469,9 @@ export class SyncLoop {
         this.metrics.stepDuration.observe(durationMs / 1000);
         this.noteWaitingForPonder(step.kind === "waiting-for-ponder");
         if (step.kind === "waiting-for-ponder") {
-          for (const request of requests) request.reject(new Error("Ponder's tables are not there yet"));
+          for (const request of requests) request.reject(new Error(PONDER_NOT_THERE));
+          // Asked for, it stays due: the next round that reads Ponder reconciles.
+          if (requests.length > 0) this.nextReconcileAt = 0;
         } else {
           if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
           const drifted = step.kind === "stepped" ? step.drifted : 0;
@@ -509,6 +516,9 @@ export class SyncLoop {
       } catch (error) {
         this.inRound = false;
         for (const request of requests) request.reject(error);
+        // A reconciliation asked for stays due when its round fails: dropped, it waited for the
+        // next periodic one (RECONCILE_INTERVAL_MS), though the answer said to ask again.
+        if (requests.length > 0) this.nextReconcileAt = 0;
         const lostNow = lostError();
         if (lostNow) throw lostNow;
         if (developersBusy(error)) {

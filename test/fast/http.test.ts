@@ -11,6 +11,8 @@ import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
 import { ERROR_KINDS, observeStatus, RULES } from "../../sidecar/metrics";
 import { readStatus } from "../../sidecar/status";
+import { LEADERSHIP_LOST, WRITE_WAITS } from "../../sidecar/sync/loop";
+import { DevelopersBusy } from "../../sidecar/sync/sql/lock-developers";
 import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
 
 const TOKEN = "fast-tier-admin-token";
@@ -390,6 +392,46 @@ describe("admin routes", () => {
     expect(listed.deadLetters.map((d) => d.id)).toEqual(["9", "10"]);
     await fake.db.query("DELETE FROM stakesync.developer_queue WHERE id IN (9, 10)");
     expect((await app.request("/admin/reconcile", { ...auth, method: "POST" })).status).toBe(409); // standby
+  });
+});
+
+describe("POST /admin/reconcile that does not get done", () => {
+  it("says why: 409 when this sidecar stood down, 503 with Retry-After for what to wait out, instead of a bare 500", async () => {
+    const parts = sidecarParts(fake.config);
+    const own = parts.appOn(pool);
+    const auth = { headers: { authorization: `Bearer ${TOKEN}` }, method: "POST" };
+    parts.loop.state.role = "leader";
+    const answer = async (error: unknown) => {
+      parts.loop.requestReconcile = () => Promise.reject(error);
+      const response = await own.request("/admin/reconcile", auth);
+      return [
+        response.status,
+        response.headers.get("retry-after"),
+        ((await response.json()) as { error: string }).error,
+      ];
+    };
+    expect(await answer(new Error(LEADERSHIP_LOST))).toEqual([
+      409,
+      null,
+      "this sidecar stood down before the reconciliation ran; ask the leader",
+    ]);
+    const later = "the reconciliation runs once the sync goes on; ask again to see its outcome";
+    expect(await answer(new DevelopersBusy(new Error("canceling statement due to statement timeout")))).toEqual([
+      503,
+      "10",
+      `the developers table is held by another session's lock (an application's migration?): ${later}`,
+    ]);
+    expect((await answer(new Error(WRITE_WAITS)))[0]).toBe(503);
+    expect((await answer(Object.assign(new Error("lock timeout"), { code: "55P03" })))[2]).toMatch(/^Ponder's tables/);
+    expect((await answer(Object.assign(new Error("terminating connection"), { code: "57P01" })))[2]).toBe(
+      `the database cannot be reached now: ${later}`,
+    );
+    // What the operator cannot wait out: still 500, and the error text (a trigger's, say) not in it.
+    expect(await answer(new Error("a trigger of dave@example.test refused"))).toEqual([
+      500,
+      null,
+      "the reconciliation's round failed; see the sidecar's log. It runs again at the next round",
+    ]);
   });
 });
 

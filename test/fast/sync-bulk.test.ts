@@ -895,6 +895,27 @@ describe("a realtime block's own developers write", () => {
     );
   });
 
+  it("keeps a reconciliation asked for while an application's migration holds developers due, and runs it once the table is free, not at the next periodic one", async () => {
+    const f = await fake({ SYNC_POLL_MS: "10", RECONCILE_INTERVAL_MS: "3600000" });
+    const w = wallet(0x7350);
+    await f.register(w, "dev@example.com");
+    await f.index([{ developer: w, amount: 6n * 10n ** 6n, block: 10 }], 12);
+    await startLoop(f);
+    await waitFor("the row written", async () => (await f.developer(w))?.status === "active");
+    // The application edits the stake by hand: drift only a reconciliation repairs.
+    await f.db.query("UPDATE developers SET stake_amount = 999 WHERE wallet_address = $1", [w]);
+    const app = await applicationTransaction(f.url, "LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+    try {
+      await expect(loop?.requestReconcile()).rejects.toThrow(/held by another session's lock/);
+    } finally {
+      await app.end();
+    }
+    // Before: dropped with its answer, the drift stood until the periodic reconciliation, an hour on.
+    await waitFor("the drift repaired", async () => (await f.developer(w))?.stake_amount === "6.000000", {
+      timeoutMs: 20_000,
+    });
+  });
+
   it("leaves a row the application holds to the queue, written once it commits", async () => {
     const f = await fake();
     const [held, ...others] = await block(f);
