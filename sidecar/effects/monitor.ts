@@ -114,12 +114,20 @@ export class AlertMonitor {
         : `indexer down: ${status.indexer}`,
     );
 
-    const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > config.maxLagBlocks);
+    // Once firing, it clears only when every chain's lag is known and at most half the limit: a
+    // head unknown for a while (the provider failing, HEAD_STILL_MS) resolved it while the sync
+    // was as far behind as before, and a lag hovering at the limit paged and resolved in turn.
+    const lagging = firing.has("lag");
+    const limit = lagging ? Math.floor(config.maxLagBlocks / 2) : config.maxLagBlocks;
+    const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > limit);
+    const unknown = lagging && status.chains.some((c) => c.lagBlocks === null);
     alerts.set(
       "lag",
-      behind.length > 0,
+      behind.length > 0 || unknown,
       "warning",
-      `sync lag above ${config.maxLagBlocks} blocks on chain ${behind.map((c) => `${c.chainId} (${c.lagBlocks})`).join(", ")}`,
+      behind.length > 0
+        ? `sync lag above ${config.maxLagBlocks} blocks on chain ${behind.map((c) => `${c.chainId} (${c.lagBlocks})`).join(", ")}`
+        : (alerts.firing().find((f) => f.rule === "lag")?.text ?? `sync lag above ${config.maxLagBlocks} blocks`),
       { chains: behind.map((c) => ({ chainId: c.chainId, lagBlocks: c.lagBlocks })) },
     );
 

@@ -665,3 +665,33 @@ it("pages consecutive_errors with the last error's text for the webhook alone, n
   );
   expect(webhook.alerts.find((a) => a.rule === "consecutive_errors")).toMatchObject({ lastError: message });
 });
+
+it("keeps the lag page while a chain that was behind has no known head, and clears it only at half MAX_LAG_BLOCKS", async () => {
+  fake = await fakePonder({ MAX_LAG_BLOCKS: "100" });
+  webhook = await startWebhook();
+  const alerts = sidecarAlerts();
+  await alerts.adopt();
+  const monitor = new AlertMonitor(fake.config, new Map(), alerts);
+  const check = async (lagBlocks: number | null) => {
+    const status = {
+      chains: [{ chainId: CHAIN, lagBlocks }],
+      outbox: { dead: 0 },
+      developers: { refused: 0 },
+      settingsDiffer: [],
+      indexer: null,
+    };
+    await monitor.check(status as unknown as Status, { consecutiveErrors: 0, syncedThisTerm: true } as LoopState);
+    await Promise.all([alerts.flush(), alerts.delivered()]);
+  };
+  await check(500);
+  // The provider fails for a while: the head is unknown, the sync as far behind as it was.
+  await check(null);
+  // Back: 60 behind, under the limit but not caught up; then around the limit.
+  await check(60);
+  await check(101);
+  await check(99);
+  // Before: "lag firing, lag resolved, lag firing, lag resolved, lag firing, lag resolved".
+  expect(sent().filter((s) => s.startsWith("lag"))).toEqual(["lag firing"]);
+  await check(50);
+  expect(sent().filter((s) => s.startsWith("lag"))).toEqual(["lag firing", "lag resolved"]);
+});
