@@ -137,7 +137,7 @@ export class Alerts {
   }
 
   /** Rules firing now, for the status page. */
-  firing(): { rule: Rule; severity: Severity; text: string; since: string }[] {
+  firing(): FiringAlert[] {
     return [...this.rules]
       .filter(([, s]) => s.firing)
       .map(([rule, s]) => ({ rule, severity: s.severity, text: s.text, since: new Date(s.lastSentAt).toISOString() }));
@@ -253,4 +253,20 @@ export class Alerts {
       }
     }
   }
+}
+
+/** An alert firing, as /status and the status page show it. */
+export type FiringAlert = { rule: Rule; severity: Severity; text: string; since: string };
+
+/**
+ * The alerts firing as the leader last sent them (alert_firing): what a standby shows. Its own
+ * Alerts are cleared at each tick, and a standby behind a load balancer showed "none firing" to
+ * every other page view during a critical page.
+ */
+export async function leaderFiring(db: Queryable): Promise<FiringAlert[]> {
+  const { rows } = await db.query<FiringAlert>(
+    `SELECT rule, severity, text, to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS since
+       FROM stakesync.alert_firing ORDER BY rule`,
+  );
+  return rows;
 }

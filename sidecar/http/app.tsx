@@ -9,7 +9,7 @@ import type pg from "pg";
 import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
-import type { Alerts } from "../effects/alerts";
+import { type Alerts, leaderFiring } from "../effects/alerts";
 import { deadLetterIdState, listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
 import type { IndexerWatch } from "../indexer-watch";
 import { type Metrics, observeLoop, observeStatus } from "../metrics";
@@ -95,13 +95,21 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
     config.mode === "shadow" ? countDiffering(pool, config) : Promise.resolve(null),
   );
 
+  /** The leader's alerts: its own, or on a standby as the leader last sent them. */
+  const firing = () => (loop.state.role === "leader" ? Promise.resolve(alerts.firing()) : leaderFiring(pool));
+
   app.get("/status", async (c) => {
-    const [s, byStatus, diff] = await Promise.all([status(), developerCounts.get(), differing.get()]);
+    const [s, byStatus, diff, firingNow] = await Promise.all([
+      status(),
+      developerCounts.get(),
+      differing.get(),
+      firing(),
+    ]);
     return c.json({
       ...s,
       mode: config.mode,
       developers: { ...s.developers, byStatus, ...(diff === null ? {} : { differing: diff }) },
-      alerts: alerts.firing(),
+      alerts: firingNow,
     });
   });
 
@@ -138,17 +146,18 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
     if (refresh !== undefined && !/^\d{1,4}$/.test(refresh)) {
       return c.text("refresh must be a whole number of seconds (0 to stop refreshing)\n", 400);
     }
-    const [s, changes, counts, diff] = await Promise.all([
+    const [s, changes, counts, diff, firingNow] = await Promise.all([
       status(),
       readRecentChanges(pool),
       developerCounts.get(),
       differing.get(),
+      firing(),
     ]);
     return c.html(
       <StatusPage
         status={s}
         changes={changes}
-        alerts={alerts.firing()}
+        alerts={firingNow}
         explorerUrl={config.explorerUrl}
         startBlocks={startBlocks}
         maxLagBlocks={config.maxLagBlocks}

@@ -395,6 +395,33 @@ describe("admin routes", () => {
   });
 });
 
+describe("a standby's /status and status page", () => {
+  it("show the alerts the leader has firing, not 'none firing'", async () => {
+    const parts = sidecarParts(fake.config);
+    const standby = parts.appOn(pool);
+    expect(parts.loop.state.role).toBe("standby");
+    await fake.db.query(
+      `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at)
+       VALUES ('consecutive_errors', 'critical', '5 consecutive sync errors; last: sync', '2026-12-07T01:00:00Z')`,
+    );
+    try {
+      const status = (await (await standby.request("/status")).json()) as { alerts: unknown[] };
+      // Before: [], its own Alerts, which a standby clears at each tick.
+      expect(status.alerts).toEqual([
+        {
+          rule: "consecutive_errors",
+          severity: "critical",
+          text: "5 consecutive sync errors; last: sync",
+          since: "2026-12-07T01:00:00.000Z",
+        },
+      ]);
+      expect(await (await standby.request("/?refresh=0")).text()).toContain("5 consecutive sync errors; last: sync");
+    } finally {
+      await fake.db.query("DELETE FROM stakesync.alert_firing WHERE rule = 'consecutive_errors'");
+    }
+  });
+});
+
 describe("POST /admin/reconcile that does not get done", () => {
   it("says why: 409 when this sidecar stood down, 503 with Retry-After for what to wait out, instead of a bare 500", async () => {
     const parts = sidecarParts(fake.config);
