@@ -133,6 +133,14 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
   };
 }
 
+/**
+ * Chain ids are stored as integer, in Ponder's tables (ponder.schema.ts) and the sidecar's: one
+ * above it (Palm's 11297108109) failed every insert, every round, instead of once at start.
+ */
+const MAX_CHAIN_ID = 2_147_483_647;
+const chainId = int(1).max(MAX_CHAIN_ID);
+const CHAIN_ID_TEXT = `a chain id (a whole number from 1 to ${MAX_CHAIN_ID})`;
+
 /** One chain from CHAIN_ID/RPC_URL/…, or several from CHAINS and the `_<id>` variables. */
 export function loadChains(env: Env): ChainConfig[] {
   const list = read(
@@ -147,17 +155,18 @@ export function loadChains(env: Env): ChainConfig[] {
           .array(
             z
               .string()
-              .regex(/^[1-9]\d{0,15}$/)
-              .transform(Number),
+              .regex(/^[1-9]\d{0,9}$/)
+              .transform(Number)
+              .refine((id) => id <= MAX_CHAIN_ID),
           )
           .min(1),
       )
       .refine((ids) => new Set(ids).size === ids.length)
       .optional(),
-    "distinct chain ids, comma-separated (e.g. 42161,8453)",
+    `distinct chain ids up to ${MAX_CHAIN_ID}, comma-separated (e.g. 42161,8453)`,
   );
   if (list === undefined) {
-    return [readChain(env, read(env, "CHAIN_ID", int(1), "a chain id (positive integer)"), "")];
+    return [readChain(env, read(env, "CHAIN_ID", chainId, CHAIN_ID_TEXT), "")];
   }
   return list.map((id) => readChain(env, id, `_${id}`));
 }
@@ -509,7 +518,7 @@ export function loadDevConfig(env: Env): DevConfig {
   return {
     dataDir: path.resolve(repoRoot, read(env, "STAKESYNC_DATA_DIR", z.string().default(".data"), "a folder")),
     database: loadDatabase(env),
-    chainId: read(env, "CHAIN_ID", int(1).default(31337), "a chain id (positive integer)"),
+    chainId: read(env, "CHAIN_ID", chainId.default(31337), CHAIN_ID_TEXT),
     rpcUrl: read(env, "RPC_URL", httpUrl.default("http://127.0.0.1:8545"), "an http(s) URL"),
     ponderPort: ponderPort(env),
     sidecarPort: sidecarPort(env),

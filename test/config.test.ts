@@ -141,6 +141,9 @@ describe("chain configuration", () => {
     // As the _<id> variables are named: not 0xa4b1 (42161) nor 042161.
     [{ CHAINS: "0xa4b1", RPC_URL_42161: "https://x" }, "CHAINS"],
     [{ CHAINS: "042161", RPC_URL_42161: "https://x" }, "CHAINS"],
+    // Stored as integer: above it, every insert failed, every round (Palm's id, 11297108109).
+    [{ ...base, CHAIN_ID: "11297108109" }, "CHAIN_ID"],
+    [{ CHAINS: "11297108109", RPC_URL_11297108109: "https://x" }, "CHAINS"],
     // The "//" forgotten: pg would try the local socket, with the password in its error.
     [{ ...base, DATABASE_URL: "postgres:user:secret@dbhost:5432/app" }, "DATABASE_URL"],
   ])("names the variable in error %#", (env, variable) => {
