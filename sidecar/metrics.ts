@@ -174,6 +174,8 @@ export function createMetrics(chainIds: number[] = []) {
   for (const chainId of chainIds) metrics.eventsSynced.inc({ chain_id: chainId }, 0);
   for (const kind of ERROR_KINDS) metrics.syncErrors.inc({ kind }, 0);
   for (const reason of ["event_gone", "events", "error"] satisfies PlainStop[]) metrics.plainStops.inc({ reason }, 0);
+  // Every rule's counter from 0, so that increase() sees its first alert after a restart.
+  for (const rule of RULES) metrics.alerts.inc({ rule }, 0);
   for (const rule of RULES) metrics.alertFiring.set({ rule }, 0);
   for (const status of ["pending", "active", "inactive"]) metrics.developersByStatus.set({ status }, 0);
   metrics.isLeader.set(0);
@@ -211,7 +213,9 @@ export function observeStatus(
     else metrics.lagBlocks.remove(labels);
     if (chain.head !== null) metrics.headBlock.set(labels, chain.head);
     else metrics.headBlock.remove(labels);
+    // Unknown (Ponder's tables locked or unreadable): no value, as for the lag and the head.
     if (chain.indexed !== null) metrics.indexedBlock.set(labels, chain.indexed);
+    else metrics.indexedBlock.remove(labels);
   }
   metrics.indexerUp.set(status.indexer === null ? 1 : 0);
   metrics.outboxPending.set(status.outbox.pending);

@@ -298,13 +298,29 @@ export async function readRecentChanges(db: Queryable, limit = 20): Promise<Rece
   }));
 }
 
+/** The application's own statuses shown by name (the most common first); the rest count as "other". */
+const NAMED_STATUSES = 5;
+const SIDECAR_STATUSES = new Set(["pending", "active", "inactive"]);
+
 /**
  * Rows of the developers table by status. A full count (a sequential scan of a large table), so
- * the HTTP routes keep it for a few seconds rather than count on every refresh.
+ * the HTTP routes keep it for a few seconds rather than count on every refresh. The status
+ * column is the application's too: besides the sidecar's three, only its few most common values
+ * that are plain words are named. Every value became a metric series and a key of the
+ * unauthenticated /status and /metrics, free text included ("suspended: ticket 4711", "banned by
+ * ops@corp.example").
  */
 export async function countDevelopers(db: Queryable, config: Pick<SidecarConfig, "developersTable">) {
   const { rows } = await db.query<{ status: string | null; n: string }>(
-    `SELECT status, count(*) AS n FROM ${config.developersTable.sql} GROUP BY status ORDER BY status`,
+    `SELECT status, count(*) AS n FROM ${config.developersTable.sql} GROUP BY status ORDER BY count(*) DESC, status`,
   );
-  return Object.fromEntries(rows.map((r) => [r.status ?? "null", Number(r.n)])) as Record<string, number>;
+  const counts: Record<string, number> = {};
+  let named = 0;
+  for (const r of rows) {
+    const value = r.status ?? "null";
+    const plain = /^[a-z][a-z0-9_-]{0,31}$/.test(value) && value !== "other";
+    const key = SIDECAR_STATUSES.has(value) || (plain && named++ < NAMED_STATUSES) ? value : "other";
+    counts[key] = (counts[key] ?? 0) + Number(r.n);
+  }
+  return counts;
 }

@@ -10,7 +10,7 @@ import type { createApp } from "../../sidecar/http/app";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
 import { ERROR_KINDS, observeStatus, RULES } from "../../sidecar/metrics";
-import { readStatus } from "../../sidecar/status";
+import { countDevelopers, readStatus } from "../../sidecar/status";
 import { LEADERSHIP_LOST, WRITE_WAITS } from "../../sidecar/sync/loop";
 import { DevelopersBusy } from "../../sidecar/sync/sql/lock-developers";
 import { CHAIN, type Fake, fakePonder, SCHEMA, sidecarParts, wallet } from "./ponder-fake";
@@ -318,6 +318,33 @@ describe("status page", () => {
     expect(await observe({ active: 1 })).toEqual(["active 1", "inactive 0", "pending 0"]);
   });
 
+  it("names only the application's few most common plain statuses; free text and the rest count as 'other'", async () => {
+    const statuses = ["suspended", "trial", "trial", "banned", "vip", "beta", "alpha", "suspended: ticket 4711"];
+    const wallets = statuses.map((_, i) => wallet(0xd00 + i));
+    const email = "banned by ops@corp.example";
+    // An adopted table: the application's statuses, with no check of the sidecar's.
+    const { rows: check } = await fake.db.query<{ def: string }>(
+      "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'developers_status_check'",
+    );
+    await fake.db.query("ALTER TABLE developers DROP CONSTRAINT developers_status_check");
+    await fake.db.query(
+      `INSERT INTO developers (wallet_address, status) SELECT * FROM unnest($1::text[], $2::text[])`,
+      [
+        [...wallets, wallet(0xdff)],
+        [...statuses, email],
+      ],
+    );
+    try {
+      const counts = await countDevelopers(pool, fake.config);
+      // Before: each value its own key here and its own series on /metrics, the address too.
+      expect(counts).toEqual({ active: 1, trial: 2, alpha: 1, banned: 1, beta: 1, suspended: 1, other: 3 });
+      expect(JSON.stringify(counts)).not.toContain("@");
+    } finally {
+      await fake.db.query("DELETE FROM developers WHERE wallet_address = ANY($1)", [[...wallets, wallet(0xdff)]]);
+      await fake.db.query(`ALTER TABLE developers ADD CONSTRAINT developers_status_check ${check[0]?.def}`);
+    }
+  });
+
   it("keeps the loop's own gauges current on /metrics when the status read fails, and says that the others are stale", async () => {
     const parts = sidecarParts(fake.config);
     const own = new pg.Pool({ connectionString: fake.url, max: 1 });
@@ -359,6 +386,8 @@ describe("metrics", () => {
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(text).toMatch(/^stakesync_outbox_pending 1$/m);
     for (const rule of RULES) expect(text).toMatch(new RegExp(`^stakesync_alert_firing\\{rule="${rule}"\\} 0$`, "m"));
+    // Raised ones too: without a 0, increase() missed each rule's first alert after a restart.
+    for (const rule of RULES) expect(text).toMatch(new RegExp(`^stakesync_alerts_total\\{rule="${rule}"\\} 0$`, "m"));
     expect(text).toMatch(/^stakesync_developers\{status="active"\} 1$/m);
     expect(text).toMatch(/^stakesync_head_block\{chain_id="31337"\} 30$/m);
   });

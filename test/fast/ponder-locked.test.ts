@@ -63,6 +63,9 @@ it("answers /status, /ready, /metrics and the status page while Ponder's transac
   const indexed = async () =>
     ((await (await app.request("/status")).json()) as { chains: { indexed: number | null }[] }).chains[0]?.indexed;
   expect(await indexed()).toBe(12);
+  expect(await (await app.request("/metrics")).text()).toMatch(
+    /^stakesync_ponder_indexed_block\{chain_id="31337"\} 12$/m,
+  );
 
   const held = await holdPonderTables(fake);
   // At once: each waits LOCK_WAIT_MS for the lock before it gives up on Ponder's progress.
@@ -76,6 +79,8 @@ it("answers /status, /ready, /metrics and the status page while Ponder's transac
   expect(status).toMatchObject({ chains: [{ chainId: CHAIN, indexed: null, ponderReady: false, synced: 10 }] });
   expect(ready).toBe(503); // 30 behind (MAX_LAG_BLOCKS 5), as without the lock
   expect(text).toMatch(/^stakesync_last_synced_block\{chain_id="31337"\} 10$/m);
+  // Ponder's block unknown: no value, not the last one (12), as for the lag and the head.
+  expect(text).not.toMatch(/^stakesync_ponder_indexed_block\{/m);
   expect(page).toBe(200);
 
   await held.release();
