@@ -1,6 +1,7 @@
 /**
  * Each chain's vault, checked once at start against the chain: its RPC answers the chain it is
- * configured for, and the vault held no stake before START_BLOCK.
+ * configured for, its token has STAKE_DECIMALS decimals, and the vault held no stake before
+ * START_BLOCK.
  *
  * Why: Ponder indexes the vault's events from START_BLOCK on. A stake made before it is missing
  * from every sum, and every developers row would be short of it, with nothing to say so but
@@ -21,6 +22,9 @@ import { callRpc, quantity } from "./json-rpc";
 
 /** `totalStaked()`'s selector (test/vault-check.test.ts checks it against the ABI). */
 export const TOTAL_STAKED_SELECTOR = "0x817b1cd2";
+/** The vault's `token()`, and the ERC-20 `decimals()` (checked against the ABIs in the same test). */
+export const TOKEN_SELECTOR = "0xfc0c546a";
+export const DECIMALS_SELECTOR = "0x313ce567";
 
 export type VaultCheck = { chainId: number } & (
   | { outcome: "ok" }
@@ -73,6 +77,23 @@ async function checkAt(url: string, chain: ChainConfig, decimals: number, timeou
       outcome: "unchecked",
       reason: `no contract at STAKE_VAULT_ADDRESS${suffix} ${vault} at block ${head}, the provider's head: a wrong address (Ponder indexes nothing there), or a provider not yet at the vault's deployment`,
     };
+  }
+  // STAKE_DECIMALS against the token's own: wrong, every stake_amount is off by a power of ten,
+  // MIN_STAKE with it (18 read as 6: dust activates, and a welcome email cannot be taken back),
+  // and verify, which converts with the same number, says OK. A vault or token that does not
+  // answer these (another design) is not judged here.
+  const at = `0x${head.toString(16)}`;
+  const token = await ask("eth_call", [{ to: vault, data: TOKEN_SELECTOR }, at], data).catch(() => "0x");
+  if (token.length === 66) {
+    const address = `0x${token.slice(26)}`;
+    const answer = await ask("eth_call", [{ to: address, data: DECIMALS_SELECTOR }, at], data).catch(() => "0x");
+    const tokenDecimals = answer.length === 66 ? Number(quantity(answer)) : undefined;
+    if (tokenDecimals !== undefined && tokenDecimals !== decimals) {
+      return {
+        outcome: "wrong",
+        reason: `STAKE_DECIMALS is ${decimals}, but the vault's token ${address} on chain ${id} has ${tokenDecimals} decimals: every stake_amount and MIN_STAKE would be off by a factor of 10^${Math.abs(tokenDecimals - decimals)}. Set STAKE_DECIMALS=${tokenDecimals}`,
+      };
+    }
   }
   if (startBlock === 0) return { outcome: "ok" };
   const before = `0x${(startBlock - 1).toString(16)}`;

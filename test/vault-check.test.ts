@@ -6,12 +6,13 @@
 import { createServer } from "node:net";
 import { toFunctionSelector } from "viem";
 import { afterAll, describe, expect, it } from "vitest";
+import { MockUSDCAbi } from "../abis/MockUSDC";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { type ChainConfig, loadSidecarConfig } from "../lib/config";
 import { startSidecar as startLocalSidecar } from "../lib/local/stack";
 import { freePort } from "../lib/ports";
 import { waitFor } from "../lib/wait";
-import { checkVault, TOTAL_STAKED_SELECTOR } from "../sidecar/vault-check";
+import { checkVault, DECIMALS_SELECTOR, TOKEN_SELECTOR, TOTAL_STAKED_SELECTOR } from "../sidecar/vault-check";
 import { cleanup, freshDatabase, spawnForTest, startChain, type TestChain } from "./helpers/stack";
 import { mine, wallets } from "./helpers/workload";
 
@@ -31,9 +32,14 @@ function chainConfig(chain: TestChain, env: Record<string, string>): ChainConfig
 }
 
 describe("the vault's check at start", () => {
-  it("calls totalStaked() by its selector", () => {
-    const item = StakeVaultAbi.find((i) => i.type === "function" && i.name === "totalStaked");
-    expect(item && toFunctionSelector(item as never)).toBe(TOTAL_STAKED_SELECTOR);
+  it("calls totalStaked(), token() and decimals() by their selectors", () => {
+    const selector = (abi: readonly { type: string; name?: string }[], name: string) => {
+      const item = abi.find((i) => i.type === "function" && i.name === name);
+      return item && toFunctionSelector(item as never);
+    };
+    expect(selector(StakeVaultAbi, "totalStaked")).toBe(TOTAL_STAKED_SELECTOR);
+    expect(selector(StakeVaultAbi, "token")).toBe(TOKEN_SELECTOR);
+    expect(selector(MockUSDCAbi, "decimals")).toBe(DECIMALS_SELECTOR);
   });
 
   it("refuses a START_BLOCK after stakes or another chain's RPC; passes the deployment block; warns of an address without a contract or a dead provider", async () => {
@@ -53,6 +59,12 @@ describe("the vault's check at start", () => {
       outcome: "ok",
     });
     expect(await checkVault(chainConfig(chain, { START_BLOCK: "0" }), 6)).toMatchObject({ outcome: "ok" });
+    // STAKE_DECIMALS not the token's: every amount off by a power of ten, and verify said OK.
+    const decimals = await checkVault(chainConfig(chain, { START_BLOCK: "0" }), 18);
+    expect(decimals).toMatchObject({ outcome: "wrong" });
+    expect(decimals.outcome === "wrong" && decimals.reason).toMatch(
+      /^STAKE_DECIMALS is 18, but the vault's token 0x[0-9a-f]{40} on chain 31337 has 6 decimals: .* Set STAKE_DECIMALS=6$/,
+    );
 
     const late = await checkVault(chainConfig(chain, { START_BLOCK: String(after) }), 6);
     expect(late).toMatchObject({ outcome: "wrong" });
