@@ -216,6 +216,21 @@ export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolea
   return rowCount === 1;
 }
 
+/**
+ * Gives up on a dead welcome email (an address that bounces for good): skipped, reason
+ * `discarded`, so that dead_letter clears. A refused developers row is no such letter: the row
+ * must follow the chain, so only what refuses it can be fixed. False when there is no dead
+ * welcome job with this id.
+ */
+export async function discardDeadLetter(db: Queryable, id: bigint): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE stakesync.outbox SET state = 'skipped', skip_reason = 'discarded', done_at = now(), locked_until = NULL
+      WHERE id = $1 AND state = 'dead' AND kind = 'welcome_email'`,
+    [id.toString()],
+  );
+  return rowCount === 1;
+}
+
 /** The state of the job or queued developer with this id (a dead letter's id), if there is one. */
 export async function deadLetterIdState(db: Queryable, id: bigint): Promise<string | undefined> {
   const { rows } = await db.query<{ state: string }>(

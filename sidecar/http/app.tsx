@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import { type Alerts, leaderFiring } from "../effects/alerts";
-import { deadLetterIdState, listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
+import { deadLetterIdState, discardDeadLetter, listDeadLetters, listJobs, retryDeadLetter } from "../effects/outbox";
 import type { IndexerWatch } from "../indexer-watch";
 import { type Metrics, observeLoop, observeStatus } from "../metrics";
 import { errorText } from "../redact";
@@ -184,6 +184,26 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
       return c.json({ error }, 404);
     }
     return c.json({ id, state: "pending" });
+  });
+  admin.post("/dead-letters/:id/discard", async (c) => {
+    const id = c.req.param("id");
+    if (!/^[1-9]\d{0,17}$/.test(id)) return c.json({ error: "id must be a positive integer" }, 400);
+    if (!(await discardDeadLetter(pool, BigInt(id)))) {
+      const state = await deadLetterIdState(pool, BigInt(id));
+      if (state === "dead") {
+        return c.json(
+          {
+            error: `${id} is a developers row the database refused: it must follow the chain, so it cannot be discarded; fix what refuses it, then retry it`,
+          },
+          409,
+        );
+      }
+      const error = state
+        ? `${id} is not a dead letter: it is ${state} (discarded or retried already?)`
+        : `no dead letter with id ${id}`;
+      return c.json({ error }, 404);
+    }
+    return c.json({ id, state: "skipped", skipReason: "discarded" });
   });
   admin.get("/jobs/:wallet", async (c) => {
     const wallet = c.req.param("wallet");

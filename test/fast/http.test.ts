@@ -424,6 +424,50 @@ describe("admin routes", () => {
   });
 });
 
+describe("POST /admin/dead-letters/:id/discard", () => {
+  it("gives up on a dead welcome email (skipped, discarded), which clears dead_letter; refuses a refused developers row, and says what any other id is", async () => {
+    const auth = { headers: { authorization: `Bearer ${TOKEN}` }, method: "POST" };
+    const w = wallet(0xe01);
+    const { rows } = await fake.db.query<{ id: string }>(
+      `INSERT INTO stakesync.outbox (kind, wallet, state, attempts, last_error)
+       VALUES ('welcome_email', $1, 'dead', 10, '550 mailbox unavailable') RETURNING id::text`,
+      [w],
+    );
+    const id = rows[0]?.id;
+    await fake.db.query(
+      "INSERT INTO stakesync.developer_queue (wallet, id, reason, state) VALUES ($1, 777, 'stake', 'dead')",
+      [wallet(0xe02)],
+    );
+    try {
+      const status = async () => ((await (await app.request("/status")).json()) as { outbox: { dead: number } }).outbox;
+      expect((await status()).dead).toBe(1);
+      // Before: no way out but SQL; retried, it died again, and dead_letter paged on for good.
+      const discarded = await app.request(`/admin/dead-letters/${id}/discard`, auth);
+      expect(discarded.status).toBe(200);
+      expect(await discarded.json()).toEqual({ id, state: "skipped", skipReason: "discarded" });
+      expect((await status()).dead).toBe(0);
+      const jobs = (await (await app.request(`/admin/jobs/${w}`, { headers: auth.headers })).json()) as {
+        jobs: { skipReason: string }[];
+      };
+      expect(jobs.jobs.map((j) => j.skipReason)).toEqual(["discarded"]);
+      // Again: already done.
+      const again = await app.request(`/admin/dead-letters/${id}/discard`, auth);
+      expect([again.status, await again.json()]).toEqual([
+        404,
+        { error: `${id} is not a dead letter: it is skipped (discarded or retried already?)` },
+      ]);
+      // A developers row must follow the chain: never discarded.
+      const row = await app.request("/admin/dead-letters/777/discard", auth);
+      expect(row.status).toBe(409);
+      expect(((await row.json()) as { error: string }).error).toMatch(/^777 is a developers row the database refused/);
+      expect((await app.request("/admin/dead-letters/x/discard", auth)).status).toBe(400);
+    } finally {
+      await fake.db.query("DELETE FROM stakesync.outbox WHERE wallet = $1", [w]);
+      await fake.db.query("DELETE FROM stakesync.developer_queue WHERE id = 777");
+    }
+  });
+});
+
 describe("a standby's /status and status page", () => {
   it("show the alerts the leader has firing, not 'none firing'", async () => {
     const parts = sidecarParts(fake.config);
