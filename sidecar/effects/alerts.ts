@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
 import { fetchUrl } from "../../lib/fetch-url";
 import type { Queryable } from "../db/queryable";
-import type { Metrics } from "../metrics";
+import { type Metrics, RULES } from "../metrics";
 import { errorText } from "../redact";
 
 export type Rule =
@@ -83,7 +83,10 @@ export class Alerts {
         text: row.text,
         severity: row.severity,
       });
-      this.options.metrics.alertFiring.set({ rule: row.rule }, 1);
+      // A rule this version does not evaluate (left by a newer one, rolled back): nothing would
+      // ever resolve it, and it showed firing on /status for good. Resolved now, as cleared.
+      if (!RULES.includes(row.rule)) this.set(row.rule, false, row.severity, row.text);
+      else this.options.metrics.alertFiring.set({ rule: row.rule }, 1);
     }
     this.adopted = true;
   }
@@ -109,8 +112,14 @@ export class Alerts {
       this.deliver({ text, severity, rule, at: new Date(now).toISOString(), state: "firing", ...details });
     } else if (!firing && state?.firing) {
       this.rules.set(rule, { ...state, firing: false });
-      this.store("DELETE FROM stakesync.alert_firing WHERE rule = $1", [rule]);
-      this.options.metrics.alertFiring.set({ rule }, 0);
+      // Its own row only (sent_at to the millisecond, as a JavaScript date holds it): a DELETE
+      // queued behind a slow write could otherwise take a newer leader's, and that page was lost
+      // to the leader after it.
+      this.store("DELETE FROM stakesync.alert_firing WHERE rule = $1 AND date_trunc('milliseconds', sent_at) = $2", [
+        rule,
+        new Date(state.lastSentAt),
+      ]);
+      if (RULES.includes(rule)) this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver(
         {
           text: `resolved: ${state.text}`,

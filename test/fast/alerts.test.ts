@@ -695,3 +695,32 @@ it("keeps the lag page while a chain that was behind has no known head, and clea
   await check(50);
   expect(sent().filter((s) => s.startsWith("lag"))).toEqual(["lag firing", "lag resolved"]);
 });
+
+it("resolves, at adoption, a rule this version does not evaluate, and deletes only its own row when one resolves", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  // Left by a newer version, rolled back since: nothing here would ever resolve it.
+  await fake.db.query(
+    `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at) VALUES ('future_rule', 'warning', 'from v2', now())`,
+  );
+  const leader = sidecarAlerts();
+  await leader.adopt();
+  await Promise.all([leader.flush(), leader.delivered()]);
+  // Before: kept firing on /status for good, never resolved at the receiver.
+  expect(sent()).toEqual(["future_rule resolved"]);
+  expect(leader.firing()).toEqual([]);
+  const rows = async () =>
+    (await fake.db.query<{ rule: string }>("SELECT rule FROM stakesync.alert_firing ORDER BY rule")).rows.map(
+      (r) => r.rule,
+    );
+  expect(await rows()).toEqual([]);
+
+  leader.set("lag", true, "warning", "behind");
+  await leader.flush();
+  // Meanwhile a newer leader fired the rule again (its row); this one's resolved comes late.
+  await fake.db.query("UPDATE stakesync.alert_firing SET sent_at = now() + interval '1 minute', text = 'newer'");
+  leader.set("lag", false, "warning", "");
+  await Promise.all([leader.flush(), leader.delivered()]);
+  // Before: its DELETE took the newer leader's row, and that page was lost to the leader after it.
+  expect(await rows()).toEqual(["lag"]);
+});
