@@ -21,11 +21,23 @@ const SIDECAR_COLUMNS: Record<string, string> = {
   updated_at: "timestamptz NOT NULL DEFAULT now()",
 };
 
-/** An existing developers table whose columns cannot hold what the sidecar writes. */
+/** An existing developers table whose columns cannot hold what the sidecar writes, or that its role cannot see. */
 export class DevelopersTableError extends Error {
   constructor(table: TableName, column: string, found: string, needed: string) {
     super(`DEVELOPERS_TABLE ${table.schema}.${table.table}: column ${column} is ${found}; stakesync needs ${needed}`);
     this.name = "DevelopersTableError";
+  }
+}
+
+/**
+ * information_schema lists only the columns the role has a privilege on: a sidecar's role
+ * without its grants saw an existing table as missing (then failed to create it, "permission
+ * denied for database", paged as the database unreachable) or a column as missing.
+ */
+class NotVisibleError extends DevelopersTableError {
+  constructor(table: TableName, columns: string[]) {
+    super(table, columns.join(", "), "there but not visible to the sidecar's role", "SELECT, INSERT and UPDATE on it");
+    this.message = `DEVELOPERS_TABLE ${table.schema}.${table.table}: the sidecar's role cannot see column(s) ${columns.join(", ")} (its privileges): GRANT SELECT, INSERT, UPDATE ON ${table.sql} to it (docs/sql/roles.sql)`;
   }
 }
 
@@ -81,6 +93,16 @@ export async function ensureDevelopersTable(db: pg.ClientBase, name: TableName):
       WHERE c.table_schema = $1 AND c.table_name = $2`,
     [name.schema, name.table],
   );
+  // What exists, whatever the role may see (pg_attribute lists every column to every role).
+  const { rows: existing } = await db.query<{ name: string }>(
+    `SELECT a.attname AS name FROM pg_attribute a
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+    [name.sql],
+  );
+  const hidden = existing
+    .map((c) => c.name)
+    .filter((c) => (c in NEEDED || c in SIDECAR_COLUMNS) && !rows.some((r) => r.column_name === c));
+  if (hidden.length > 0) throw new NotVisibleError(name, hidden);
   for (const column of rows) {
     const rule = NEEDED[column.column_name];
     if (rule && !rule.ok(column)) throw new DevelopersTableError(name, column.column_name, column.type, rule.needed);

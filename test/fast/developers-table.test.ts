@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { parseTableName, type TableName } from "../../lib/config";
 import { waitFor } from "../../lib/wait";
-import { DevelopersTableError, walletIndexed } from "../../sidecar/db/developers-table";
+import { DevelopersTableError, ensureDevelopersTable, walletIndexed } from "../../sidecar/db/developers-table";
 import { LOCKS } from "../../sidecar/db/locks";
 import { migrate } from "../../sidecar/db/migrate";
 import { LEADER_LOCK } from "../../sidecar/leader";
@@ -209,4 +209,38 @@ it("starts without an index whose build fails (cancelled), instead of retrying t
   await migrating;
   // The cancelled build's invalid index is gone; the other index is built.
   expect(await sidecarIndexes()).toEqual([{ relname: "devs_pending_idx", indisvalid: true }]);
+});
+
+it("says the sidecar's role cannot see the table or a column, instead of taking it for missing", async () => {
+  fake = await fakePonder();
+  await applicationTable();
+  await fake.db.query(`CREATE ROLE devs_reader LOGIN PASSWORD 'r'; GRANT USAGE ON SCHEMA app TO devs_reader`);
+  const url = new URL(fake.url);
+  url.username = "devs_reader";
+  url.password = "r";
+  const restricted = new pg.Client({ connectionString: url.toString() });
+  await restricted.connect();
+  clients.push(restricted);
+  const ensure = async () => {
+    await restricted.query("BEGIN");
+    try {
+      return await ensureDevelopersTable(restricted, table).catch((error: Error) => error);
+    } finally {
+      await restricted.query("ROLLBACK");
+    }
+  };
+  try {
+    // No grant on the table: before, taken for missing, then "permission denied for schema app"
+    // at its CREATE, retried for good and paged as the database unreachable.
+    expect(String(await ensure())).toBe(
+      `DevelopersTableError: DEVELOPERS_TABLE app.devs: the sidecar's role cannot see column(s) wallet_address, email, status, stake_amount, staked_at, updated_at (its privileges): GRANT SELECT, INSERT, UPDATE ON "app"."devs" to it (docs/sql/roles.sql)`,
+    );
+    // Column grants without status: before, "column status is missing".
+    await fake.db.query(
+      "GRANT SELECT (wallet_address, email, stake_amount, staked_at, updated_at) ON app.devs TO devs_reader",
+    );
+    expect(String(await ensure())).toMatch(/cannot see column\(s\) status \(its privileges\)/);
+  } finally {
+    await fake.db.query("DROP OWNED BY devs_reader; DROP ROLE devs_reader");
+  }
 });
