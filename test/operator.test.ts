@@ -413,11 +413,27 @@ describe("least-privilege roles from docs/sql/roles.sql", () => {
     await mine(chain, 2);
     await sidecar.waitSynced(chain, sidecarUrl, "priv_ponder");
     expect(await developer(adminUrl, wallet)).toMatchObject({ status: "active", stake_amount: "7.000000" });
+    // Its grants let it make Ponder's commits durable (durable-ponder.ts), and Ponder's role,
+    // with no privilege on schema stakesync, indexes on through the trigger.
+    const [durable] = await sql<{ n: number }>(
+      adminUrl,
+      "SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'priv_ponder.stake_event'::regclass AND tgname = 'stakesync_durable_commit'",
+    );
+    expect(durable?.n).toBe(1);
+    await chain.vault.stakeFor(wallet, 3_000_000n);
+    await mine(chain, 2);
+    await waitFor(
+      "the second stake synced",
+      async () => (await developer(adminUrl, wallet))?.stake_amount === "10.000000",
+    );
     // The developer's read needs EXECUTE on pg_logical_emit_message under the role, checked whether
     // or not it writes the message (granted to PUBLIC).
     const view = await fetch(`${sidecar.url}/developers/${wallet}`);
     expect(view.status).toBe(200);
-    expect(await view.json()).toMatchObject({ status: "active", audit: [{ to: { amount: "7.000000" } }] });
+    expect(await view.json()).toMatchObject({
+      status: "active",
+      audit: [{ to: { amount: "7.000000" } }, { to: { amount: "10.000000" } }],
+    });
 
     for (const statement of [
       "INSERT INTO priv_ponder.stake_event (id) VALUES ('x')",

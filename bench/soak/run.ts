@@ -662,14 +662,26 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           await sleep(15_000);
           processes[sidecar]?.process.kill("SIGCONT");
           break;
-        case "postgres_restart":
+        case "postgres_restart": {
+          // In turn: a clean stop (a shutdown checkpoint: nothing committed is lost) and a crash
+          // (the postmaster's immediate shutdown: what the WAL buffers held is lost, which the
+          // sync's steps and Ponder's blocks may be, as they commit without waiting for the
+          // flush; the outbox's claims and sends wait for theirs, and a claim flushes the steps
+          // before it). A newcomer's first activation just before, so that a welcome email is due
+          // around it.
           expects = { none: "no sidecar leads while PostgreSQL is down" };
+          const how = inTurn(["stop", "crash"] as const, faultCounts[kind] ?? 1);
+          await whilePaused(async () => record(await ownerVault.stakeFor((await newcomer()) as Address, 5n * USDC)));
+          await sleep(rand() * 4000);
           excludeUntil.at = Date.now() + 60_000;
-          await postgres.instance.stop();
+          say(`  PostgreSQL ${how === "crash" ? "crashed (immediate shutdown)" : "stopped"}`);
+          if (how === "crash") await postgres.crash();
+          else await postgres.instance.stop();
           await sleep(2000);
           await postgres.instance.start();
           excludeUntil.at = Date.now();
           break;
+        }
         case "rpc_slow":
           expects = { none: "a slow provider still answers" };
           ponder.rpc.state.delayMs = 3000;

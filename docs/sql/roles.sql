@@ -17,9 +17,12 @@ DO $$ BEGIN
 END $$;
 CREATE SCHEMA IF NOT EXISTS stakesync AUTHORIZATION stakesync_sidecar;
 
--- Whatever the indexer creates from now on (schemas, tables, views) the sidecar may read.
+-- Whatever the indexer creates from now on (schemas, tables, views) the sidecar may read. TRIGGER:
+-- the sidecar puts a statement trigger on Ponder's stake_event that makes Ponder's commits wait
+-- for the WAL flush (Ponder turns synchronous_commit off for its connections, and a PostgreSQL
+-- crash then loses its last blocks while it runs on; README "Crash safety of Ponder's commits").
 ALTER DEFAULT PRIVILEGES FOR ROLE stakesync_indexer GRANT USAGE ON SCHEMAS TO stakesync_sidecar;
-ALTER DEFAULT PRIVILEGES FOR ROLE stakesync_indexer GRANT SELECT ON TABLES TO stakesync_sidecar;
+ALTER DEFAULT PRIVILEGES FOR ROLE stakesync_indexer GRANT SELECT, TRIGGER ON TABLES TO stakesync_sidecar;
 
 -- The shared table belongs to the application. Create it (or let your migrations do so) with
 -- the sidecar's columns and the case-insensitive wallet index, so the sidecar needs no DDL.

@@ -277,6 +277,19 @@ export class SyncLoop {
   }
 
   /** Runs a reconciliation on the leader and resolves with its result. */
+  /** The Ponder schemas whose commits could not be made durable (durable-ponder.ts), each said once. */
+  private notDurableLogged = new Set<string>();
+  private noteNotDurable() {
+    for (const [schema, reason] of this.reorgWatch.notDurable) {
+      if (this.notDurableLogged.has(schema)) continue;
+      this.notDurableLogged.add(schema);
+      this.log.warn(
+        { schema, err: reason },
+        "cannot make Ponder's commits durable (no TRIGGER privilege on its stake_event: docs/sql/roles.sql): a PostgreSQL crash may lose its last blocks while it runs on; restart Ponder after one",
+      );
+    }
+  }
+
   requestReconcile(): Promise<ReconcileResult> {
     if (this.state.role !== "leader") return Promise.reject(new Error(LEADERSHIP_LOST));
     return new Promise((resolve, reject) => {
@@ -425,6 +438,7 @@ export class SyncLoop {
         // the queue below fails the round.
         const own = step.kind === "stepped" ? step.written : [];
         this.noteChanges(own);
+        this.noteNotDurable();
         if (step.kind === "stepped" && step.fellBack !== undefined) this.noteFellBack(step.fellBack, startedAt);
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
         // Left by this step, or still waiting: any other step that synced (a reconciliation too)

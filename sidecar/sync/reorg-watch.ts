@@ -17,8 +17,11 @@
  * next block's commit, the reorg's second half). One block of delay after each reorg, none
  * otherwise. A new term knows no OID before its first step.
  */
-import type { Queryable } from "../db/queryable";
+import type pg from "pg";
+import { makeCommitsDurable } from "./durable-ponder";
 import type { PonderProgress } from "./sql/read-progress";
+
+const INSUFFICIENT_PRIVILEGE = "42501";
 
 /** Per leader term: the trigger's OID the last step saw Ponder ready with, and the chains held. */
 export type ReorgWatch = {
@@ -29,6 +32,8 @@ export type ReorgWatch = {
   held: Map<number, string>;
   /** Per schema read, the OID of the table that holds the trigger (reorgTable). */
   tables: Map<string, string>;
+  /** Per schema whose commits could not be made durable (durable-ponder.ts), why. */
+  notDurable: Map<string, string>;
   /** Whether the last step found Ponder ready (or none has run yet). */
   ready: boolean;
 };
@@ -38,6 +43,7 @@ export const newReorgWatch = (): ReorgWatch => ({
   trigger: null,
   held: new Map(),
   tables: new Map(),
+  notDurable: new Map(),
   ready: true,
 });
 
@@ -49,7 +55,7 @@ export const newReorgWatch = (): ReorgWatch => ({
  * 0.25 ms of planning (a review measured it). None while Ponder is not ready (its trigger is not
  * looked at then), nor while there is no such table.
  */
-export async function reorgTable(db: Queryable, watch: ReorgWatch, schema: string): Promise<string | null> {
+export async function reorgTable(db: pg.ClientBase, watch: ReorgWatch, schema: string): Promise<string | null> {
   if (!watch.ready) return null;
   const known = watch.tables.get(schema);
   if (known !== undefined) return known;
@@ -65,7 +71,15 @@ export async function reorgTable(db: Queryable, watch: ReorgWatch, schema: strin
     [`"${schema}".stake_event`],
   );
   const oid = rows[0]?.oid ?? null;
-  if (oid !== null) watch.tables.set(schema, oid);
+  if (oid === null) return null;
+  // Looked up anew: the table may be new too, and Ponder's commits to it are made durable first
+  // (durable-ponder.ts). A refusal (no privilege) is kept, and the loop logs it once; anything
+  // else (a lock wait run out, a connection lost) is tried again at the next round.
+  const problem = await makeCommitsDurable(db, oid);
+  if (problem && problem.code !== INSUFFICIENT_PRIVILEGE) return oid;
+  if (problem) watch.notDurable.set(schema, problem.message);
+  else watch.notDurable.delete(schema);
+  watch.tables.set(schema, oid);
   return oid;
 }
 

@@ -1,0 +1,95 @@
+/**
+ * Ponder's commits made durable (sidecar/sync/durable-ponder.ts). Ponder sets synchronous_commit
+ * off on every connection of its pool; a PostgreSQL crash then lost its last blocks while it ran
+ * on (the soak's crash: a stake missing from Ponder and developers for good, and an applied event
+ * taken back as a reorg's). The sidecar's first step puts a statement trigger on stake_event that
+ * turns synchronous_commit on for every transaction that changes Ponder's events.
+ */
+import pg from "pg";
+import { afterEach, expect, it } from "vitest";
+import { DURABLE_TRIGGER, makeCommitsDurable } from "../../sidecar/sync/durable-ponder";
+import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
+
+let fake: Fake;
+const clients: pg.Client[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.end().catch(() => undefined);
+  await fake?.close();
+});
+
+async function connectAs(user: string, password: string) {
+  const url = new URL(fake.url);
+  url.username = user;
+  url.password = password;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  clients.push(client);
+  return client;
+}
+
+const triggers = async () =>
+  (
+    await fake.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2`,
+      [`"${SCHEMA}".stake_event`, DURABLE_TRIGGER],
+    )
+  ).rows[0]?.n;
+
+it("makes every transaction of Ponder's that changes its events commit with synchronous_commit local, though Ponder's session set it off", async () => {
+  fake = await fakePonder();
+  // The sidecar's first step puts it on (before: none).
+  await fake.round();
+  expect(await triggers()).toBe(1);
+  // Ponder's role, as least privilege has it: its own tables, nothing of the sidecar's schema.
+  await fake.db.query(`CREATE ROLE ponder_writer LOGIN PASSWORD 'p';
+    GRANT USAGE ON SCHEMA "${SCHEMA}" TO ponder_writer;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}".stake_event TO ponder_writer`);
+  try {
+    const ponder = await connectAs("ponder_writer", "p");
+    // What Ponder's pool does on every connection (Ponder 0.17.7, utils/pg.ts).
+    await ponder.query("SET synchronous_commit = off");
+    const setting = async () =>
+      (await ponder.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]?.s;
+    await ponder.query("BEGIN");
+    expect(await setting()).toBe("off");
+    await ponder.query(
+      `INSERT INTO "${SCHEMA}".stake_event (id, chain_id, developer, kind, amount, block_number, block_timestamp, transaction_hash, log_index)
+       VALUES ('x', 31337, $1, 'staked', $2, 50, 1, '0x01', 0)`,
+      [wallet(0xf1), (5n * USDC).toString()],
+    );
+    // Its commit waits for the local WAL flush (not for a standby): lost to a crash no more.
+    expect(await setting()).toBe("local");
+    await ponder.query("ROLLBACK");
+    // A transaction that does not touch the events keeps Ponder's setting.
+    await ponder.query("BEGIN");
+    await ponder.query(`SELECT 1 FROM "${SCHEMA}".stake_event LIMIT 1`);
+    expect(await setting()).toBe("off");
+    await ponder.query("ROLLBACK");
+  } finally {
+    await fake.db.query(`DROP OWNED BY ponder_writer; DROP ROLE ponder_writer`);
+  }
+  // Put on once, however often looked up.
+  const oid = (
+    await fake.db.query<{ oid: string }>("SELECT to_regclass($1)::oid::text AS oid", [`"${SCHEMA}".stake_event`])
+  ).rows[0]?.oid as string;
+  expect(await makeCommitsDurable(fake.db, oid)).toBeNull();
+  expect(await triggers()).toBe(1);
+});
+
+it("says why when the sidecar's role may not put it on, and leaves Ponder's table as it was", async () => {
+  fake = await fakePonder();
+  await fake.db.query(`CREATE ROLE reader_only LOGIN PASSWORD 'r';
+    GRANT USAGE ON SCHEMA "${SCHEMA}" TO reader_only; GRANT SELECT ON "${SCHEMA}".stake_event TO reader_only`);
+  try {
+    const sidecar = await connectAs("reader_only", "r");
+    const oid = (
+      await fake.db.query<{ oid: string }>("SELECT to_regclass($1)::oid::text AS oid", [`"${SCHEMA}".stake_event`])
+    ).rows[0]?.oid as string;
+    expect(await makeCommitsDurable(sidecar, oid)).toMatchObject({ code: "42501" });
+    expect(await triggers()).toBe(0);
+    // The connection is usable after: the failed transaction was rolled back.
+    expect((await sidecar.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+  } finally {
+    await fake.db.query(`DROP OWNED BY reader_only; DROP ROLE reader_only`);
+  }
+});
