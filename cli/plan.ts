@@ -110,7 +110,7 @@ function print(changes: PlannedChange[], blocks: Record<string, number>) {
     out(
       c.welcome === "send"
         ? `${c.wallet}  welcome email would be sent`
-        : `${c.wallet}  no welcome email: ${{ no_email: "no email", historic: "activated before EFFECTS_FROM_BLOCK, or by another system (historic)", already_sent: "one was sent before" }[c.welcome as string]}`,
+        : `${c.wallet}  no welcome email: ${{ no_email: "no email", historic: "activated before EFFECTS_FROM_BLOCK, or by another system (historic)", already_sent: "one was sent before", already_queued: "one is queued already (the outbox sends it)", dead_letter: "an earlier one is a dead letter (GET /admin/dead-letters)", skipped_before: "an earlier one was skipped (GET /admin/jobs/<wallet>)" }[c.welcome as string]}`,
     );
   }
   const at = Object.entries(blocks)

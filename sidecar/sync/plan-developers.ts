@@ -17,7 +17,19 @@ export type PlannedChange = {
   stakedAt: string | null;
   why: string;
   /** A welcome email this change would send, or why not; null when it activates no one. */
-  welcome: "send" | "no_email" | "historic" | "already_sent" | null;
+  /**
+   * Not sent because a job exists already: `already_sent`, or one that is waiting
+   * (`already_queued`), dead-lettered (`dead_letter`) or was skipped (`skipped_before`).
+   */
+  welcome:
+    | "send"
+    | "no_email"
+    | "historic"
+    | "already_sent"
+    | "already_queued"
+    | "dead_letter"
+    | "skipped_before"
+    | null;
 };
 
 /** The rows that differ from their confirmed stake, with their totals: the base of both reads. */
@@ -59,9 +71,10 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
     welcome: PlannedChange["welcome"];
   }>(
     `WITH diff AS (${differing(config)}),
+     -- The chains in CHAINS only, as the write searches them: a chain taken out keeps its cursor.
      confirmed AS (
        SELECT e.* FROM ${ponder} e JOIN stakesync.cursor c ON c.chain_id = e.chain_id AND e.block_number <= c.block
-        WHERE e.developer IN (SELECT wallet FROM diff)
+        WHERE e.developer IN (SELECT wallet FROM diff) AND e.chain_id = ANY ($5::int[])
      ),
      facts AS (
        SELECT d.wallet,
@@ -104,8 +117,11 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
                    THEN 'stake not applied'
                  ELSE 'status does not follow the stake (MIN_STAKE)' END AS why,
             CASE WHEN d.next_status <> 'active' OR d.status = 'active' THEN NULL
+                 -- A job exists: said as it stands (a dead or skipped one was never delivered).
                  WHEN EXISTS (SELECT 1 FROM stakesync.outbox o WHERE o.kind = 'welcome_email' AND o.wallet = d.wallet)
-                   THEN 'already_sent'
+                   THEN (SELECT CASE o.state WHEN 'sent' THEN 'already_sent' WHEN 'pending' THEN 'already_queued'
+                                             WHEN 'dead' THEN 'dead_letter' ELSE 'skipped_before' END
+                           FROM stakesync.outbox o WHERE o.kind = 'welcome_email' AND o.wallet = d.wallet LIMIT 1)
                  WHEN x.block_number < f2.from_block THEN 'historic'
                  -- Activated before by another system, on any row of the wallet; then without an
                  -- email on every row: as the write decides them, in that order (write-developers.ts).
@@ -121,7 +137,12 @@ export async function planDevelopers(db: Queryable, config: SidecarConfig): Prom
        LEFT JOIN crossing x ON x.wallet = d.wallet
        LEFT JOIN unnest($3::int[], $4::bigint[]) AS f2(chain_id, from_block) ON f2.chain_id = x.chain_id
       ORDER BY d.wallet`,
-    [...params(config), effectsFrom.map((c) => c.id), effectsFrom.map((c) => c.effectsFromBlock)],
+    [
+      ...params(config),
+      effectsFrom.map((c) => c.id),
+      effectsFrom.map((c) => c.effectsFromBlock),
+      config.chains.map((c) => c.id),
+    ],
   );
   return rows.map((r) => ({
     wallet: r.wallet,

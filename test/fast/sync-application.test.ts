@@ -15,8 +15,12 @@ import { countDiffering, planDevelopers } from "../../sidecar/sync/plan-develope
 import { developersBusy, SYNC_LOCK_WAIT_MS } from "../../sidecar/sync/sql/lock-developers";
 import {
   applicationTransaction,
+  BASE,
+  CHAIN,
+  checkpoint,
   type Fake,
   type FakeEvent,
+  fakeOnTwoChains,
   fakePonder,
   refuseUpdates,
   roundsAroundHold,
@@ -665,6 +669,53 @@ describe("shadow mode and the plan (adopting a table another system wrote)", () 
       { wallet: emailed, state: "pending", skip_reason: null },
       { wallet: activated, state: "skipped", skip_reason: "historic" },
     ]);
+  });
+
+  it("plans a welcome not sent as its job stands (queued, dead, skipped), and finds the first activation on the chains in CHAINS only", async () => {
+    fake = await fakePonder({ SIDECAR_MODE: "shadow" });
+    const [sent, queued, dead, skipped] = [wallet(0xabc131), wallet(0xabc132), wallet(0xabc133), wallet(0xabc134)];
+    for (const w of [sent, queued, dead, skipped]) await fake.register(w, "dev@example.test");
+    await fake.index(
+      [sent, queued, dead, skipped].map((w, log) => ({ developer: w, amount: 5n * USDC, block: 10, log })),
+      12,
+    );
+    await fake.round();
+    // An earlier activation's job for each, as the outbox left it.
+    await fake.db.query(
+      `INSERT INTO stakesync.outbox (kind, wallet, state, skip_reason)
+       VALUES ('welcome_email', $1, 'sent', NULL), ('welcome_email', $2, 'pending', NULL),
+              ('welcome_email', $3, 'dead', NULL), ('welcome_email', $4, 'skipped', 'no_email')`,
+      [sent, queued, dead, skipped],
+    );
+    const welcomes = new Map(
+      (await planDevelopers(fake.db, fake.config)).map((c) => [c.wallet, c.welcome] as [string, string | null]),
+    );
+    // Before: "one was sent before" for each of them, though only the first was.
+    expect([sent, queued, dead, skipped].map((w) => welcomes.get(w))).toEqual([
+      "already_sent",
+      "already_queued",
+      "dead_letter",
+      "skipped_before",
+    ]);
+  });
+
+  it("plans the first activation from the chains in CHAINS only, as the write finds it", async () => {
+    fake = await fakeOnTwoChains({ SIDECAR_MODE: "shadow" });
+    const w = wallet(0xabc135);
+    await fake.register(w, "dev@example.test");
+    // A stake on BASE first (block 5), then one on CHAIN (block 10).
+    await fake.db.query(
+      `INSERT INTO ${SCHEMA}.stake_event VALUES ($1, $2, $3, 'staked', $4, 5, $5, '0x${"b".repeat(64)}', 0)`,
+      [checkpoint(5, { chainId: BASE, tx: 0n }), BASE, w, (5n * USDC).toString(), 1_700_000_000 + 5 * 12],
+    );
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 10 }], 12);
+    await fake.round();
+    // BASE taken out of CHAINS: its stake no longer counts, and it cannot be the first activation.
+    const one = { ...fake.config, chains: fake.config.chains.filter((c) => c.id === CHAIN) };
+    const [planned] = (await planDevelopers(fake.db, one)).filter((c) => c.wallet === w);
+    expect(planned?.stakeAmount.next).toBe("5");
+    // Before: BASE's block 5 time, which the write never writes.
+    expect(planned?.stakedAt).toBe(new Date((1_700_000_000 + 10 * 12) * 1000).toISOString().replace(".000Z", "Z"));
   });
 
   it("writes and sends nothing, and plans each difference with its reason; write mode then does exactly that", async () => {
