@@ -671,7 +671,7 @@ describe("shadow mode and the plan (adopting a table another system wrote)", () 
     ]);
   });
 
-  it("plans a welcome not sent as its job stands (queued, dead, skipped), and finds the first activation on the chains in CHAINS only", async () => {
+  it("plans a welcome not sent as its job stands (sent, queued, dead, skipped)", async () => {
     fake = await fakePonder({ SIDECAR_MODE: "shadow" });
     const [sent, queued, dead, skipped] = [wallet(0xabc131), wallet(0xabc132), wallet(0xabc133), wallet(0xabc134)];
     for (const w of [sent, queued, dead, skipped]) await fake.register(w, "dev@example.test");
