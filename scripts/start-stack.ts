@@ -92,7 +92,10 @@ if (config && role === "serve") {
   ];
   const ponder = ponderStartCommand(config.memory, config.database.schema, config.port, extra);
   ponderChild = launch(ponder.args, ponder.env);
-  if (sidecar && (await ponderAnswering(localPonderUrl(config.host, config.port), ponderChild))) launch(sidecar);
+  const answering = sidecar && (await ponderAnswering(localPonderUrl(config.host, config.port), ponderChild));
+  // Not after a stop asked for meanwhile: Ponder, told to stop, may still have answered, and a
+  // sidecar started then ran with no Ponder until the supervisor's kill.
+  if (answering && !stopRequested && ponderChild.exitCode === null && ponderChild.signalCode === null) launch(sidecar);
 } else if (sidecar) {
   launch(sidecar);
 }
