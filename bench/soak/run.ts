@@ -742,7 +742,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             // must make, audit and alert), or a newcomer's first (a shallow reorg: no activation,
             // no email; a deep one: the activation and its email stand, the row turns inactive).
             const wallet = rand() < 0.5 ? await newcomer() : pick([...registered]);
-            await record(await ownerVault.stakeFor(wallet as Address, 7n * USDC));
+            const stake = await ownerVault.stakeFor(wallet as Address, 7n * USDC);
+            await record(stake);
+            // Every other time the new fork mines the orphaned transaction again, a block higher
+            // than it was: the same transaction, another event id (README "Reorgs": counted once).
+            const remine = inTurn([false, true], faultCounts[kind] ?? 1);
+            const raw = remine
+              ? ((await owner.publicClient.request({
+                  method: "eth_getRawTransactionByHash" as never,
+                  params: [stake.transactionHash] as never,
+                })) as Hex)
+              : undefined;
             const depth = kind === "reorg_deep" ? CONFIRMATIONS + 4 : 1;
             await waitFor("blocks to reorg", async () => (await readHead()) >= base + depth, { timeoutMs: 30_000 });
             const head = await readHead();
@@ -759,7 +769,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
               kind === "reorg_shallow"
                 ? { none: "inside CONFIRMATIONS" }
                 : shown
-                  ? "reorg_correction"
+                  ? remine
+                    ? { none: "the stake came back on the new fork", may: "reorg_correction" }
+                    : "reorg_correction"
                   : { none: row?.rows[0] ? "the row did not show the stake yet" : "no developers row" };
             // What the chain had confirmed is read last: blocks mined meanwhile may have confirmed
             // the stake, which makes even a "shallow" reorg a deep one. With mining stopped from
@@ -780,6 +792,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
               await owner.publicClient.request({ method: "evm_revert" as never, params: [snapshot] as never });
               reverts.push({ at: Date.now(), base });
               model.revertTo(base, kind === "reorg_deep" || last - CONFIRMATIONS > base, last, last - CONFIRMATIONS);
+              if (raw !== undefined) {
+                const rpc = (method: string, params: unknown[] = []) =>
+                  owner.publicClient.request({ method: method as never, params: params as never });
+                await rpc("evm_mine"); // an empty block first: the transaction lands a block higher
+                const hash = (await rpc("eth_sendRawTransaction", [raw])) as Hash;
+                await rpc("evm_mine");
+                const again = await owner.publicClient.getTransactionReceipt({ hash });
+                await record(again);
+                heads.push({ at: Date.now(), head: await readHead() });
+                say(`  the orphaned stake mined again on the new fork, at block ${again.blockNumber}`);
+              }
             } finally {
               await mining(BLOCK_SECONDS);
             }
