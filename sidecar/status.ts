@@ -314,7 +314,8 @@ export async function countDevelopers(db: Queryable, config: Pick<SidecarConfig,
   const { rows } = await db.query<{ status: string | null; n: string }>(
     `SELECT status, count(*) AS n FROM ${config.developersTable.sql} GROUP BY status ORDER BY count(*) DESC, status`,
   );
-  const counts: Record<string, number> = {};
+  // No prototype: a status named "constructor" read Object's as its count, and broke /metrics.
+  const counts: Record<string, number> = Object.create(null);
   let named = 0;
   for (const r of rows) {
     const value = r.status ?? "null";

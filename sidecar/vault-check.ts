@@ -18,7 +18,7 @@
  */
 import { formatUnits } from "viem";
 import type { ChainConfig, SidecarConfig } from "../lib/config";
-import { callRpc, quantity } from "./json-rpc";
+import { callRpc, quantity, RpcAnswerError } from "./json-rpc";
 
 /** `totalStaked()`'s selector (test/vault-check.test.ts checks it against the ABI). */
 export const TOTAL_STAKED_SELECTOR = "0x817b1cd2";
@@ -83,10 +83,16 @@ async function checkAt(url: string, chain: ChainConfig, decimals: number, timeou
   // and verify, which converts with the same number, says OK. A vault or token that does not
   // answer these (another design) is not judged here.
   const at = `0x${head.toString(16)}`;
-  const token = await ask("eth_call", [{ to: vault, data: TOKEN_SELECTOR }, at], data).catch(() => "0x");
+  // A node's own answer that the call failed (a vault or token without these) skips the check;
+  // a provider that fails to answer leaves the whole check undone, as any other question here.
+  const revert = (error: unknown) => {
+    if (error instanceof RpcAnswerError) return "0x";
+    throw error;
+  };
+  const token = await ask("eth_call", [{ to: vault, data: TOKEN_SELECTOR }, at], data).catch(revert);
   if (token.length === 66) {
     const address = `0x${token.slice(26)}`;
-    const answer = await ask("eth_call", [{ to: address, data: DECIMALS_SELECTOR }, at], data).catch(() => "0x");
+    const answer = await ask("eth_call", [{ to: address, data: DECIMALS_SELECTOR }, at], data).catch(revert);
     const tokenDecimals = answer.length === 66 ? Number(quantity(answer)) : undefined;
     if (tokenDecimals !== undefined && tokenDecimals !== decimals) {
       return {

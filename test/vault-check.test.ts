@@ -3,7 +3,8 @@
  * START_BLOCK after stakes were made, or an RPC URL of another chain, stops it with one line; an
  * address with no contract, or a provider that cannot say, lets it start with a warning. Against a real anvil with the vault deployed.
  */
-import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { toFunctionSelector } from "viem";
 import { afterAll, describe, expect, it } from "vitest";
 import { MockUSDCAbi } from "../abis/MockUSDC";
@@ -87,6 +88,32 @@ describe("the vault's check at start", () => {
 
     const dead = await checkVault(chainConfig(chain, { RPC_URL: "http://127.0.0.1:1", START_BLOCK: "5" }), 6);
     expect(dead).toMatchObject({ outcome: "unchecked" });
+    // A provider that answers everything but eth_call (a rate limit, say): no verdict on the
+    // decimals, so none at all; before, the failed call read as "no token()", and "ok".
+    const noCalls = createHttpServer(async (req, res) => {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      if ((JSON.parse(body) as { method: string }).method === "eth_call") return res.writeHead(429).end();
+      const answer = await fetch(chain.rpcUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(await answer.text());
+    });
+    await new Promise<void>((resolve) => noCalls.listen(0, "127.0.0.1", resolve));
+    try {
+      const limited = await checkVault(
+        chainConfig(chain, {
+          RPC_URL: `http://127.0.0.1:${(noCalls.address() as AddressInfo).port}`,
+          START_BLOCK: "0",
+        }),
+        18,
+      );
+      expect(limited).toMatchObject({ outcome: "unchecked" });
+    } finally {
+      noCalls.close();
+    }
     // A fallback that answers is asked when the first URL does not.
     const fallback = await checkVault(
       chainConfig(chain, { RPC_URL: `http://127.0.0.1:1,${chain.rpcUrl}`, START_BLOCK: String(after) }),
