@@ -114,12 +114,19 @@ export class AlertMonitor {
         : `indexer down: ${status.indexer}`,
     );
 
-    // Once firing, it clears only when every chain's lag is known and at most half the limit: a
+    // Once firing, it clears only when every chain's lag is known and half way back: a
     // head unknown for a while (the provider failing, HEAD_STILL_MS) resolved it while the sync
     // was as far behind as before, and a lag hovering at the limit paged and resolved in turn.
+    // Half way between the chain's CONFIRMATIONS (the lag of a sync that is current) and the
+    // limit: half the limit itself never cleared where CONFIRMATIONS was as large.
     const lagging = firing.has("lag");
-    const limit = lagging ? Math.floor(config.maxLagBlocks / 2) : config.maxLagBlocks;
-    const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > limit);
+    const limit = (chainId: number) => {
+      const confirmations = config.chains.find((c) => c.id === chainId)?.confirmations ?? 0;
+      return lagging
+        ? confirmations + Math.floor(Math.max(0, config.maxLagBlocks - confirmations) / 2)
+        : config.maxLagBlocks;
+    };
+    const behind = status.chains.filter((c) => c.lagBlocks !== null && c.lagBlocks > limit(c.chainId));
     const unknown = lagging && status.chains.some((c) => c.lagBlocks === null);
     alerts.set(
       "lag",

@@ -696,6 +696,29 @@ it("keeps the lag page while a chain that was behind has no known head, and clea
   expect(sent().filter((s) => s.startsWith("lag"))).toEqual(["lag firing", "lag resolved"]);
 });
 
+it("clears the lag page half way between CONFIRMATIONS and MAX_LAG_BLOCKS, where a current sync lags by CONFIRMATIONS", async () => {
+  fake = await fakePonder({ MAX_LAG_BLOCKS: "100", CONFIRMATIONS: "60" });
+  webhook = await startWebhook();
+  const alerts = sidecarAlerts();
+  await alerts.adopt();
+  const monitor = new AlertMonitor(fake.config, new Map(), alerts);
+  const check = async (lagBlocks: number) => {
+    const status = { chains: [{ chainId: CHAIN, lagBlocks }], outbox: { dead: 0 }, developers: { refused: 0 } };
+    await monitor.check(
+      { ...status, settingsDiffer: [], indexer: null } as unknown as Status,
+      { consecutiveErrors: 0, syncedThisTerm: true } as LoopState,
+    );
+    await Promise.all([alerts.flush(), alerts.delivered()]);
+  };
+  await check(150);
+  await check(85); // still 25 behind a current sync
+  const lag = () => sent().filter((s) => s.startsWith("lag"));
+  expect(lag()).toEqual(["lag firing"]);
+  // Caught up: 61 blocks behind the head, 1 behind CONFIRMATIONS. Before: it fired for good (half of 100 is below 60).
+  await check(61);
+  expect(lag()).toEqual(["lag firing", "lag resolved"]);
+});
+
 it("resolves, at adoption, a rule this version does not evaluate, and deletes only its own row when one resolves", async () => {
   fake = await fakePonder();
   webhook = await startWebhook();
