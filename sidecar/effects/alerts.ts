@@ -36,7 +36,17 @@ export type AlertPayload = {
 /** A rule's webhook deliveries (see Alerts.lanes); `wake` ends the wait before a retry. */
 type Lane = { last: Promise<void>; handedOver: number; wake: () => void };
 
-type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: Severity };
+/**
+ * `own`: every sent_at this sidecar wrote or adopted for the rule's row while it fired. Its row is
+ * one of them whether or not its last write landed: keyed on the last alone, a repeat whose
+ * INSERT failed left the row of the one before, which the resolved's DELETE then missed (the
+ * page shown firing on every standby) and firedSince took for another leader's (the resolved
+ * dropped, the receiver's page never closed).
+ */
+/** The rule's row is one this sidecar wrote or adopted ($2: their sent_at, to the millisecond). */
+const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
+
+type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: Severity; own: Date[] };
 
 export class Alerts {
   private readonly rules = new Map<Rule, RuleState>();
@@ -82,6 +92,7 @@ export class Alerts {
         lastSentAt: row.sent_at.getTime(),
         text: row.text,
         severity: row.severity,
+        own: [row.sent_at],
       });
       // A rule this version does not evaluate (left by a newer one, rolled back): nothing would
       // ever resolve it, and it showed firing on /status for good. Resolved now, as cleared.
@@ -101,7 +112,8 @@ export class Alerts {
     const now = Date.now();
     const state = this.rules.get(rule);
     if (firing && (!state?.firing || now - state.lastSentAt >= this.options.repeatMs)) {
-      this.rules.set(rule, { firing, lastSentAt: now, text, severity });
+      const own = [...(state?.firing ? state.own : []), new Date(now)];
+      this.rules.set(rule, { firing, lastSentAt: now, text, severity, own });
       this.store(
         `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4`,
@@ -111,14 +123,11 @@ export class Alerts {
       this.options.metrics.alertFiring.set({ rule }, 1);
       this.deliver({ text, severity, rule, at: new Date(now).toISOString(), state: "firing", ...details });
     } else if (!firing && state?.firing) {
-      this.rules.set(rule, { ...state, firing: false });
+      this.rules.set(rule, { ...state, firing: false, own: [] });
       // Its own row only (sent_at to the millisecond, as a JavaScript date holds it): a DELETE
       // queued behind a slow write could otherwise take a newer leader's, and that page was lost
       // to the leader after it.
-      this.store("DELETE FROM stakesync.alert_firing WHERE rule = $1 AND date_trunc('milliseconds', sent_at) = $2", [
-        rule,
-        new Date(state.lastSentAt),
-      ]);
+      this.store(`DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW}`, [rule, state.own]);
       if (RULES.includes(rule)) this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver(
         {
@@ -128,7 +137,7 @@ export class Alerts {
           at: new Date(now).toISOString(),
           state: "resolved",
         },
-        new Date(state.lastSentAt),
+        state.own,
       );
     }
   }
@@ -161,8 +170,8 @@ export class Alerts {
       .catch((error: Error) => log.warn({ err: error.message }, "cannot record the alert's state"));
   }
 
-  /** `ownSentAt`: for a resolved, the sent_at of the row this sidecar wrote or adopted (firedSince). */
-  private deliver(payload: AlertPayload, ownSentAt?: Date) {
+  /** `ownSentAt`: for a resolved, the sent_at values of the rows this sidecar wrote or adopted (firedSince). */
+  private deliver(payload: AlertPayload, ownSentAt?: Date[]) {
     const level = payload.state === "resolved" ? "info" : payload.severity === "critical" ? "error" : "warn";
     this.options.log[level]({ alert: payload }, `alert ${payload.state}: ${payload.rule}`);
     const url = this.options.webhookUrl;
@@ -186,17 +195,17 @@ export class Alerts {
    * Whether the rule fired again after `payload` (a resolved) was made: a resolved retried for
    * long may outlive this sidecar's term, and another leader's firing of the rule since must not
    * be closed by it. Asked without clocks, by identity: a row for the rule with another sent_at
-   * than the one this sidecar wrote or adopted (`ownSentAt`) is a firing made since. Its own row,
+   * than those this sidecar wrote or adopted (`ownSentAt`) is a firing made since. Its own row,
    * if its DELETE failed, is deleted now. Unknown (no database, or none answering): no.
    */
-  private async firedSince(payload: AlertPayload, ownSentAt: Date | undefined): Promise<boolean> {
+  private async firedSince(payload: AlertPayload, ownSentAt: Date[] | undefined): Promise<boolean> {
     const { db } = this.options;
-    if (!db || !ownSentAt) return false;
+    if (!db || !ownSentAt || ownSentAt.length === 0) return false;
     await this.stored;
     const { rows } = await db
       .query<{ fired: boolean }>(
-        `WITH own AS (DELETE FROM stakesync.alert_firing WHERE rule = $1 AND sent_at = $2)
-         SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1 AND sent_at <> $2) AS fired`,
+        `WITH own AS (DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW})
+         SELECT EXISTS (SELECT 1 FROM stakesync.alert_firing WHERE rule = $1 AND NOT ${OWN_ROW}) AS fired`,
         [payload.rule, ownSentAt],
       )
       .catch(() => ({ rows: [] as { fired: boolean }[] }));
@@ -207,7 +216,7 @@ export class Alerts {
    * POSTs with retries (RETRY_ATTEMPTS for a firing; a resolved until delivered); nothing more
    * once a newer payload of the rule waits in its lane.
    */
-  private async post(url: string, payload: AlertPayload, lane: Lane, number: number, ownSentAt?: Date) {
+  private async post(url: string, payload: AlertPayload, lane: Lane, number: number, ownSentAt?: Date[]) {
     const { attempts, delayMs } = this.options.retry;
     for (let attempt = 0; ; attempt++) {
       // Superseded before its first POST too: a lane holds at most the POST under way and the

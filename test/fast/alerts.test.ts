@@ -10,7 +10,7 @@ import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
 import type { Queryable } from "../../sidecar/db/queryable";
-import { Alerts, type Rule, type Severity } from "../../sidecar/effects/alerts";
+import { Alerts, leaderFiring, type Rule, type Severity } from "../../sidecar/effects/alerts";
 import { AlertMonitor } from "../../sidecar/effects/monitor";
 import { PauseWatch } from "../../sidecar/effects/pause-watch";
 import { startEffects } from "../../sidecar/effects/run";
@@ -746,4 +746,36 @@ it("resolves, at adoption, a rule this version does not evaluate, and deletes on
   await Promise.all([leader.flush(), leader.delivered()]);
   // Before: its DELETE took the newer leader's row, and that page was lost to the leader after it.
   expect(await rows()).toEqual(["lag"]);
+});
+
+it("deletes its own row on resolve though a repeat's write failed, and delivers that resolved", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  let inserts = 0;
+  // The second write of the rule's row fails (a pool exhausted, a blip), as when alerts fire.
+  const db = {
+    query: (text: string, values?: unknown[]) =>
+      text.includes("INSERT INTO stakesync.alert_firing") && ++inserts === 2
+        ? Promise.reject(new Error("timeout exceeded when trying to connect"))
+        : fake.db.query(text, values),
+  } as unknown as Queryable;
+  const alerts = new Alerts({
+    webhookUrl: webhook.url,
+    repeatMs: 100,
+    retry: { attempts: 0, delayMs: 0 },
+    log: createLogger("silent"),
+    metrics: createMetrics([31337]),
+    db,
+  });
+  await alerts.adopt();
+  alerts.set("lag", true, "warning", "behind");
+  await alerts.flush();
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  alerts.set("lag", true, "warning", "behind"); // a repeat: its write fails
+  await alerts.flush();
+  alerts.set("lag", false, "warning", "");
+  await Promise.all([alerts.flush(), alerts.delivered()]);
+  // Before: the row of the first firing stayed, shown firing on every standby's /status.
+  expect(await leaderFiring(fake.db)).toEqual([]);
+  expect(sent()).toEqual(["lag firing", "lag firing", "lag resolved"]);
 });
