@@ -50,6 +50,7 @@
  */
 import type pg from "pg";
 import type { SidecarConfig } from "../../lib/config";
+import { type Durability, keepDurable } from "./durable-ponder";
 import type { RemovalGuard } from "./removal-guard";
 import { readLeftSources } from "./sql/read-left-sources";
 import type { PonderProgress } from "./sql/read-progress";
@@ -324,9 +325,19 @@ export async function followSource(
   current: string,
   guard: RemovalGuard,
   watch: Watch,
+  durability?: Durability,
 ): Promise<SidecarConfig> {
   if (config.ponderReplicaSchemas.length === 0) return config;
   const sources = await readSources(db, [config.ponderSchema, ...config.ponderReplicaSchemas]);
+  // Every instance's commits made durable, not only the one read: a crash of PostgreSQL that
+  // left a hole in another's, read later, looked like a reorg of applied events.
+  if (durability) {
+    await keepDurable(
+      db,
+      durability,
+      sources.map((s) => ({ schema: s.schema, rel: s.progress?.values().next().value?.rel })),
+    );
+  }
   const { schema, left, moved } = follow(config, watch, current, sources);
   if (schema !== current) guard.clear();
   for (const l of left) await writeLeftSource(db, l.schema, l.commits);

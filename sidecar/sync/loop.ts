@@ -280,7 +280,7 @@ export class SyncLoop {
   /** The Ponder schemas whose commits could not be made durable (durable-ponder.ts), each said once. */
   private notDurableLogged = new Set<string>();
   private noteNotDurable() {
-    for (const [schema, reason] of this.reorgWatch.notDurable) {
+    for (const [schema, reason] of this.reorgWatch.durable.refused) {
       if (this.notDurableLogged.has(schema)) continue;
       this.notDurableLogged.add(schema);
       this.log.warn(
@@ -422,7 +422,14 @@ export class SyncLoop {
       this.inRound = true;
       try {
         const startedAt = performance.now();
-        const config = await followSource(db, this.config, this.state.source, this.removalGuard, this.sourceWatch);
+        const config = await followSource(
+          db,
+          this.config,
+          this.state.source,
+          this.removalGuard,
+          this.sourceWatch,
+          this.reorgWatch.durable,
+        );
         this.noteSource(config.ponderSchema);
         const step = await syncStep(db, config, this.removalGuard, {
           reconcile,

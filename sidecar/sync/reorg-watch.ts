@@ -18,10 +18,8 @@
  * otherwise. A new term knows no OID before its first step.
  */
 import type pg from "pg";
-import { makeCommitsDurable } from "./durable-ponder";
+import { type Behind, type Durability, newDurability, settleDurable, tableBehind } from "./durable-ponder";
 import type { PonderProgress } from "./sql/read-progress";
-
-const INSUFFICIENT_PRIVILEGE = "42501";
 
 /** Per leader term: the trigger's OID the last step saw Ponder ready with, and the chains held. */
 export type ReorgWatch = {
@@ -30,10 +28,13 @@ export type ReorgWatch = {
   trigger: string | null;
   /** Chain → the checkpoint it is held at. */
   held: Map<number, string>;
-  /** Per schema read, the OID of the table that holds the trigger (reorgTable). */
-  tables: Map<string, string>;
-  /** Per schema whose commits could not be made durable (durable-ponder.ts), why. */
-  notDurable: Map<string, string>;
+  /**
+   * Per schema read, the OID of the table that holds the trigger (reorgTable), and of the
+   * relation `schema`.stake_event names (itself, or a views schema's view) when it was looked up.
+   */
+  tables: Map<string, Behind>;
+  /** Which instances' commits are made durable (durable-ponder.ts), for the term. */
+  durable: Durability;
   /** Whether the last step found Ponder ready (or none has run yet). */
   ready: boolean;
 };
@@ -43,7 +44,7 @@ export const newReorgWatch = (): ReorgWatch => ({
   trigger: null,
   held: new Map(),
   tables: new Map(),
-  notDurable: new Map(),
+  durable: newDurability(),
   ready: true,
 });
 
@@ -58,29 +59,13 @@ export const newReorgWatch = (): ReorgWatch => ({
 export async function reorgTable(db: pg.ClientBase, watch: ReorgWatch, schema: string): Promise<string | null> {
   if (!watch.ready) return null;
   const known = watch.tables.get(schema);
-  if (known !== undefined) return known;
-  const { rows } = await db.query<{ oid: string | null }>(
-    `SELECT coalesce(
-       (SELECT d.refobjid FROM pg_rewrite r
-          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
-          JOIN pg_class c ON c.oid = d.refobjid AND c.relname = 'stake_event'
-         WHERE r.ev_class = to_regclass($1)
-         LIMIT 1),
-       to_regclass($1)::oid)::text AS oid`,
-    [`"${schema}".stake_event`],
-  );
-  const oid = rows[0]?.oid ?? null;
-  if (oid === null) return null;
+  if (known !== undefined) return known.table;
+  const found = await tableBehind(db, schema);
+  if (found === null) return null;
   // Looked up anew: the table may be new too, and Ponder's commits to it are made durable first
-  // (durable-ponder.ts). A refusal (no privilege) is kept, and the loop logs it once; anything
-  // else (a lock wait run out, a connection lost) is tried again at the next round.
-  const problem = await makeCommitsDurable(db, oid);
-  if (problem && problem.code !== INSUFFICIENT_PRIVILEGE) return oid;
-  if (problem) watch.notDurable.set(schema, problem.message);
-  else watch.notDurable.delete(schema);
-  watch.tables.set(schema, oid);
-  return oid;
+  // (durable-ponder.ts); until that is settled it is looked up again at each round.
+  if (await settleDurable(db, watch.durable, schema, found)) watch.tables.set(schema, found);
+  return found.table;
 }
 
 /** Notes what this step reads of Ponder; the chains it must not step (their checkpoint unchanged since a reorg). */
@@ -93,6 +78,19 @@ export function reorgHeld(watch: ReorgWatch, schema: string, progress: Map<numbe
     watch.schema = schema;
     watch.trigger = null;
     watch.held.clear();
+  }
+  // The name now stands for another relation (a redeploy made the views schema's views anew, or
+  // `ponder dev` the table): what was known of the table behind it is dropped, looked up (and
+  // made durable) at the next step, and its trigger's OID is no baseline for the new table's.
+  // Kept, the new deployment's commits were never made durable, and its reorgs never seen.
+  const rel = all[0]?.rel;
+  const known = watch.tables.get(schema);
+  if (known !== undefined && rel !== undefined && rel !== known.rel) {
+    watch.tables.delete(schema);
+    watch.trigger = null; // this step read the old table's: no baseline until the next
+    watch.held.clear();
+    watch.ready = ready;
+    return new Set();
   }
   if (ready && trigger !== null && watch.trigger !== null && trigger !== watch.trigger) {
     for (const p of all) watch.held.set(p.chainId, p.checkpoint);

@@ -8,6 +8,7 @@
 import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { DURABLE_TRIGGER, makeCommitsDurable } from "../../sidecar/sync/durable-ponder";
+import { newReorgWatch, reorgHeld, reorgTable } from "../../sidecar/sync/reorg-watch";
 import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
@@ -92,4 +93,63 @@ it("says why when the sidecar's role may not put it on, and leaves Ponder's tabl
   } finally {
     await fake.db.query(`DROP OWNED BY reader_only; DROP ROLE reader_only`);
   }
+});
+
+it("makes every instance's commits durable, PONDER_REPLICA_SCHEMAS too, not only the one read", async () => {
+  fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: "ponder_replica" });
+  await fake.index([], 12);
+  await fake.replica("ponder_replica").index([], 12);
+  await fake.round();
+  const on = async (schema: string) =>
+    (
+      await fake.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+        [`"${schema}".stake_event`, DURABLE_TRIGGER],
+      )
+    ).rows[0]?.n;
+  // Before: the replica's were not, and a crash's hole in it, read later, looked like a reorg.
+  expect([await on(SCHEMA), await on("ponder_replica")]).toEqual([1, 1]);
+});
+
+it("makes a redeployed views schema's new table durable, and drops the old table's reorg trigger as a baseline", async () => {
+  fake = await fakePonder();
+  const watch = newReorgWatch();
+  const oid = async (name: string) =>
+    (await fake.db.query<{ oid: string }>("SELECT to_regclass($1)::oid::text AS oid", [name])).rows[0]?.oid;
+  await fake.db.query(`CREATE SCHEMA views; CREATE VIEW views.stake_event AS SELECT * FROM ${SCHEMA}.stake_event;
+    CREATE SCHEMA deployment_b; CREATE TABLE deployment_b.stake_event (LIKE ${SCHEMA}.stake_event)`);
+  const progress = async (reorgs: string | null) =>
+    new Map([
+      [
+        31337,
+        {
+          chainId: 31337,
+          indexed: 1,
+          latest: 1,
+          finalized: 0,
+          checkpoint: "c",
+          ready: true,
+          indexing: false,
+          reorgs,
+          rel: await oid("views.stake_event"),
+        },
+      ],
+    ]);
+  expect(await reorgTable(fake.db, watch, "views")).toBe(await oid(`${SCHEMA}.stake_event`));
+  reorgHeld(watch, "views", await progress("1"));
+  // The redeploy: the views made anew over the new deployment's tables, ready at once.
+  await fake.db.query(
+    "BEGIN; DROP VIEW views.stake_event; CREATE VIEW views.stake_event AS SELECT * FROM deployment_b.stake_event; COMMIT",
+  );
+  // This step still read the old table's trigger: no hold, and no baseline from it.
+  expect(reorgHeld(watch, "views", await progress("1"))).toEqual(new Set());
+  expect(await reorgTable(fake.db, watch, "views")).toBe(await oid("deployment_b.stake_event"));
+  // Before: the old table kept for the term; the new deployment's commits never made durable.
+  const { rows } = await fake.db.query(
+    "SELECT 1 FROM pg_trigger WHERE tgrelid = 'deployment_b.stake_event'::regclass AND tgname = $1",
+    [DURABLE_TRIGGER],
+  );
+  expect(rows).toHaveLength(1);
+  // The new table's trigger is the baseline: a step with it holds nothing.
+  expect(reorgHeld(watch, "views", await progress("2"))).toEqual(new Set());
 });

@@ -187,7 +187,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
       catchUp = "due",
       head,
     } = {}) => {
-      const read = await followSource(db, config, source.schema, guard, source.watch);
+      const read = await followSource(db, config, source.schema, guard, source.watch, reorgWatch.durable);
       source.schema = read.ponderSchema;
       // The head is what the instance read has indexed: nothing to wait for, as in realtime. The
       // sidecar polls it over RPC, whatever holds Ponder's tables: while a test's session holds

@@ -29,6 +29,13 @@ export type PonderProgress = {
    * ready yet), or where the read was not asked for it (`reorgTable`).
    */
   reorgs: string | null;
+  /**
+   * The OID of the relation named `schema`.stake_event (a table, or a views schema's view): a
+   * name's look-up, changed by a redeploy that makes the views anew or a `ponder dev` restart
+   * that makes the table anew, which drops what the sidecar knew of the table behind it
+   * (reorg-watch.ts, durable-ponder.ts). Unset where not read.
+   */
+  rel?: string | null;
 };
 
 /**
@@ -79,6 +86,7 @@ type ProgressRow = {
   ready: boolean | null;
   indexing: boolean | null;
   reorgs: string | null;
+  rel: string | null;
 };
 
 /**
@@ -137,7 +145,8 @@ export function progressStatements(
               reorgTable === undefined || reorgTable === null
                 ? "NULL::text"
                 : `(SELECT t.oid::text FROM pg_trigger t WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg')`
-            } AS reorgs
+            } AS reorgs,
+            to_regclass('"${schema}".stake_event')::oid::text AS rel
        FROM "${schema}"._ponder_checkpoint`,
   ];
 }
@@ -156,6 +165,7 @@ export function progressFrom(rows: unknown[]): Map<number, PonderProgress> {
         ready: r.ready === true,
         indexing: r.indexing === true,
         reorgs: r.reorgs ?? null,
+        rel: r.rel ?? null,
       },
     ]),
   );
