@@ -36,8 +36,8 @@ export class DevelopersTableError extends Error {
  */
 class NotVisibleError extends DevelopersTableError {
   constructor(table: TableName, columns: string[]) {
-    super(table, columns.join(", "), "there but not visible to the sidecar's role", "SELECT, INSERT and UPDATE on it");
-    this.message = `DEVELOPERS_TABLE ${table.schema}.${table.table}: the sidecar's role cannot see column(s) ${columns.join(", ")} (its privileges): GRANT SELECT, INSERT, UPDATE ON ${table.sql} to it (docs/sql/roles.sql)`;
+    super(table, columns.join(", "), "there but not visible to the sidecar's role", "SELECT on it");
+    this.message = `DEVELOPERS_TABLE ${table.schema}.${table.table}: the sidecar's role cannot see column(s) ${columns.join(", ")} (its privileges): grant it SELECT ON ${table.sql}, and UPDATE on the sidecar's columns, as docs/sql/roles.sql does`;
   }
 }
 

@@ -233,7 +233,7 @@ it("says the sidecar's role cannot see the table or a column, instead of taking 
     // No grant on the table: before, taken for missing, then "permission denied for schema app"
     // at its CREATE, retried for good and paged as the database unreachable.
     expect(String(await ensure())).toBe(
-      `DevelopersTableError: DEVELOPERS_TABLE app.devs: the sidecar's role cannot see column(s) wallet_address, email, status, stake_amount, staked_at, updated_at (its privileges): GRANT SELECT, INSERT, UPDATE ON "app"."devs" to it (docs/sql/roles.sql)`,
+      `DevelopersTableError: DEVELOPERS_TABLE app.devs: the sidecar's role cannot see column(s) wallet_address, email, status, stake_amount, staked_at, updated_at (its privileges): grant it SELECT ON "app"."devs", and UPDATE on the sidecar's columns, as docs/sql/roles.sql does`,
     );
     // Column grants without status: before, "column status is missing".
     await fake.db.query(
