@@ -1,3 +1,5 @@
+import pg from "pg";
+import type { SidecarConfig } from "../lib/config";
 import { classify } from "../sidecar/sync/loop";
 import { LOCK_NOT_AVAILABLE } from "../sidecar/sync/sql/read-progress";
 
@@ -38,4 +40,30 @@ export function whyUnread(error: unknown, lockWaitMs: number): string {
     return `lost the database connection (${code ? `SQLSTATE ${code}` : (error as Error).message.split("\n")[0]}): a restart, a failover, or the session ended; try again once the database answers`;
   }
   return (error as Error).message;
+}
+
+/**
+ * A read-only command's connection, in one REPEATABLE READ snapshot whose lock waits end after
+ * `lockWaitMs`. A connection the server ends (a restart, a failover) is also reported as an event
+ * of the client: unheard, it ended the process with exit 1, which verify and plan mean as "a
+ * mismatch" and "a change"; heard, the read under way fails with it. `fail` makes the command's
+ * own error of a message.
+ */
+export async function commandSnapshot(
+  config: Pick<SidecarConfig, "database">,
+  lockWaitMs: number,
+  fail: (message: string) => Error,
+): Promise<pg.Client> {
+  const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
+  db.on("error", () => undefined);
+  await db.connect().catch((error: Error) => {
+    throw fail(`cannot reach the database: ${error.message}`);
+  });
+  await db
+    .query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`)
+    .catch(async (error: Error) => {
+      await db.end().catch(() => undefined);
+      throw fail(`cannot begin the read: ${whyUnread(error, lockWaitMs)}`);
+    });
+  return db;
 }

@@ -5,11 +5,11 @@
  * (SIDECAR_MODE=shadow does that without writing).
  */
 import { parseArgs } from "node:util";
-import pg from "pg";
+import type pg from "pg";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
 import { type PlannedChange, planDevelopers } from "../sidecar/sync/plan-developers";
 import { neverSyncedText } from "../sidecar/sync/sql/read-cursors";
-import { COMMAND_LOCK_WAIT_MS, commandFailed, whyUnread } from "./failure";
+import { COMMAND_LOCK_WAIT_MS, commandFailed, commandSnapshot, whyUnread } from "./failure";
 
 export const PLAN_HELP = `usage: stakesync plan [--json] [--local]
 
@@ -46,15 +46,8 @@ export async function plan(
   config: SidecarConfig,
   { lockWaitMs = COMMAND_LOCK_WAIT_MS }: { lockWaitMs?: number } = {},
 ): Promise<{ blocks: Record<string, number>; changes: PlannedChange[] }> {
-  const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
-  // A connection the server ends is also reported as an event: unheard, it ended the process with
-  // exit 1, "something would change". The read under way fails with it.
-  db.on("error", () => undefined);
-  await db.connect().catch((error: Error) => {
-    throw new PlanError(`cannot reach the database: ${error.message}`);
-  });
+  const db = await commandSnapshot(config, lockWaitMs, (message) => new PlanError(message));
   try {
-    await db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`);
     const blocks = await syncedBlocks(
       db,
       config.chains.map((c) => c.id),

@@ -6,7 +6,6 @@
  * Read-only. Exit 0: all match; 1: a mismatch; 2: an error. --local uses .env.local's defaults.
  */
 import { parseArgs } from "node:util";
-import pg from "pg";
 import { createPublicClient, fallback, http } from "viem";
 import { StakeVaultAbi } from "../abis/StakeVault";
 import { ConfigError, loadSidecarConfig, readLocalDefaults, type SidecarConfig } from "../lib/config";
@@ -16,7 +15,7 @@ import { signedAmount } from "../sidecar/sync/sql/fragments";
 import { cursorsFrom, cursorsStatements, neverSynced, neverSyncedText } from "../sidecar/sync/sql/read-cursors";
 import { readProgress } from "../sidecar/sync/sql/read-progress";
 import { stillWaits } from "../sidecar/sync/sql/unwritten-developers";
-import { COMMAND_LOCK_WAIT_MS, commandFailed, whyUnread } from "./failure";
+import { COMMAND_LOCK_WAIT_MS, commandFailed, commandSnapshot, whyUnread } from "./failure";
 
 const ADDRESS = /^0x[0-9a-f]{40}$/;
 
@@ -106,16 +105,9 @@ export async function verify(
   { lockWaitMs = COMMAND_LOCK_WAIT_MS }: { lockWaitMs?: number } = {},
 ) {
   const started = performance.now();
-  const db = new pg.Client({ connectionString: config.database.url, connectionTimeoutMillis: 10_000 });
-  // A connection the server ends (a restart, a failover) is also reported as an event: unheard, it
-  // ended the process with exit 1, "a mismatch". The read that was under way fails with it.
-  db.on("error", () => undefined);
-  await db.connect().catch((error: Error) => {
-    throw new VerifyError(`cannot reach the database: ${error.message}`);
-  });
+  // One snapshot: the cursor and the rows it vouches for are read together.
+  const db = await commandSnapshot(config, lockWaitMs, (message) => new VerifyError(message));
   try {
-    // One snapshot: the cursor and the rows it vouches for are read together.
-    await db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL lock_timeout = '${lockWaitMs}ms'`);
     const cursorRows = await lastRows(db, cursorsStatements).catch((error: Error) => {
       throw new VerifyError(
         `cannot read stakesync.cursor${classify(error) === "database" ? "" : " (has the sidecar run?)"}: ${whyUnread(error, lockWaitMs)}`,

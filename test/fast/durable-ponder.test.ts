@@ -9,7 +9,7 @@ import pg from "pg";
 import { afterEach, expect, it } from "vitest";
 import { DURABLE_TRIGGER, makeCommitsDurable } from "../../sidecar/sync/durable-ponder";
 import { newReorgWatch, reorgHeld, reorgTable } from "../../sidecar/sync/reorg-watch";
-import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, progressOnChain, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 let fake: Fake;
 const clients: pg.Client[] = [];
@@ -118,23 +118,7 @@ it("makes a redeployed views schema's new table durable, and drops the old table
     (await fake.db.query<{ oid: string }>("SELECT to_regclass($1)::oid::text AS oid", [name])).rows[0]?.oid;
   await fake.db.query(`CREATE SCHEMA views; CREATE VIEW views.stake_event AS SELECT * FROM ${SCHEMA}.stake_event;
     CREATE SCHEMA deployment_b; CREATE TABLE deployment_b.stake_event (LIKE ${SCHEMA}.stake_event)`);
-  const progress = async (reorgs: string | null) =>
-    new Map([
-      [
-        31337,
-        {
-          chainId: 31337,
-          indexed: 1,
-          latest: 1,
-          finalized: 0,
-          checkpoint: "c",
-          ready: true,
-          indexing: false,
-          reorgs,
-          rel: await oid("views.stake_event"),
-        },
-      ],
-    ]);
+  const progress = async (reorgs: string | null) => progressOnChain({ reorgs, rel: await oid("views.stake_event") });
   expect(await reorgTable(fake.db, watch, "views")).toBe(await oid(`${SCHEMA}.stake_event`));
   reorgHeld(watch, "views", await progress("1"));
   // The redeploy: the views made anew over the new deployment's tables, ready at once.

@@ -409,6 +409,23 @@ export async function fakeOnTwoChains(env: Record<string, string> = {}): Promise
   return fake;
 }
 
+/** Ponder's progress on CHAIN alone, as reorg-watch.ts gets it from a step's read. */
+export const progressOnChain = ({
+  ready = true,
+  reorgs = null,
+  rel,
+}: {
+  ready?: boolean;
+  reorgs?: string | null;
+  rel?: string | null;
+} = {}) =>
+  new Map([
+    [
+      CHAIN,
+      { chainId: CHAIN, indexed: 1, latest: 1, finalized: 0, checkpoint: "c", ready, indexing: false, reorgs, rel },
+    ],
+  ]);
+
 /** A wallet address from a small number, lowercase. */
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
 

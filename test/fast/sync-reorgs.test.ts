@@ -3,7 +3,16 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { newReorgWatch, reorgHeld, reorgTable } from "../../sidecar/sync/reorg-watch";
-import { applicationTransaction, type Fake, fakePonder, refuseUpdates, SCHEMA, USDC, wallet } from "./ponder-fake";
+import {
+  applicationTransaction,
+  type Fake,
+  fakePonder,
+  progressOnChain,
+  refuseUpdates,
+  SCHEMA,
+  USDC,
+  wallet,
+} from "./ponder-fake";
 
 let fake: Fake;
 afterEach(async () => {
@@ -314,22 +323,7 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await reorgTable(fake.db, watch, SCHEMA)).toBe(await table());
     // A `ponder dev` restart makes the table anew, Ponder not ready meanwhile: looked up again
     // once it is ready, not while it is not.
-    const progress = (ready: boolean) =>
-      new Map([
-        [
-          31337,
-          {
-            chainId: 31337,
-            indexed: 1,
-            latest: 1,
-            finalized: 0,
-            checkpoint: "c",
-            ready,
-            indexing: false,
-            reorgs: null,
-          },
-        ],
-      ]);
+    const progress = (ready: boolean) => progressOnChain({ ready });
     reorgHeld(watch, SCHEMA, progress(false));
     await fake.db.query(
       `ALTER TABLE ${SCHEMA}.stake_event RENAME TO old_stake_event; CREATE TABLE ${SCHEMA}.stake_event (LIKE ${SCHEMA}.old_stake_event)`,
