@@ -665,9 +665,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         case "postgres_restart": {
           // In turn: a clean stop (a shutdown checkpoint: nothing committed is lost) and a crash
           // (the postmaster's immediate shutdown: what the WAL buffers held is lost, which the
-          // sync's steps and Ponder's blocks may be, as they commit without waiting for the
-          // flush; the outbox's claims and sends wait for theirs, and a claim flushes the steps
-          // before it). A newcomer's first activation just before, so that a welcome email is due
+          // sync's steps may be, as they commit without waiting for the flush; Ponder's
+          // transactions with events wait for a local flush (durable-ponder.ts), and the outbox's
+          // claims and sends for theirs, a claim flushing the steps before it). A newcomer's first activation just before, so that a welcome email is due
           // around it.
           expects = { none: "no sidecar leads while PostgreSQL is down" };
           const how = inTurn(["stop", "crash"] as const, faultCounts[kind] ?? 1);
@@ -745,7 +745,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             const stake = await ownerVault.stakeFor(wallet as Address, 7n * USDC);
             await record(stake);
             // Every other time the new fork mines the orphaned transaction again, a block higher
-            // than it was: the same transaction, another event id (README "Reorgs": counted once).
+            // than it was: the same transaction, another event id (README "The sidecar", step 3: counted once).
             const remine = inTurn([false, true], faultCounts[kind] ?? 1);
             const raw = remine
               ? ((await owner.publicClient.request({

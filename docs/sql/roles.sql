@@ -20,7 +20,7 @@ CREATE SCHEMA IF NOT EXISTS stakesync AUTHORIZATION stakesync_sidecar;
 -- Whatever the indexer creates from now on (schemas, tables, views) the sidecar may read. TRIGGER:
 -- the sidecar puts a statement trigger on Ponder's stake_event that makes Ponder's commits wait
 -- for the WAL flush (Ponder turns synchronous_commit off for its connections, and a PostgreSQL
--- crash then loses its last blocks while it runs on; README "Crash safety of Ponder's commits").
+-- crash then loses its last blocks while it runs on; docs/operations.md "Database unreachable").
 ALTER DEFAULT PRIVILEGES FOR ROLE stakesync_indexer GRANT USAGE ON SCHEMAS TO stakesync_sidecar;
 ALTER DEFAULT PRIVILEGES FOR ROLE stakesync_indexer GRANT SELECT, TRIGGER ON TABLES TO stakesync_sidecar;
 

@@ -36,6 +36,9 @@ export type AlertPayload = {
 /** A rule's webhook deliveries (see Alerts.lanes); `wake` ends the wait before a retry. */
 type Lane = { last: Promise<void>; handedOver: number; wake: () => void };
 
+/** The rule's row is one this sidecar wrote or adopted ($2: their sent_at, to the millisecond). */
+const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
+
 /**
  * `own`: every sent_at this sidecar wrote or adopted for the rule's row while it fired. Its row is
  * one of them whether or not its last write landed: keyed on the last alone, a repeat whose
@@ -43,9 +46,6 @@ type Lane = { last: Promise<void>; handedOver: number; wake: () => void };
  * page shown firing on every standby) and firedSince took for another leader's (the resolved
  * dropped, the receiver's page never closed).
  */
-/** The rule's row is one this sidecar wrote or adopted ($2: their sent_at, to the millisecond). */
-const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
-
 type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: Severity; own: Date[] };
 
 export class Alerts {

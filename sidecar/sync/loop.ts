@@ -276,7 +276,6 @@ export class SyncLoop {
     await client.end().catch(() => undefined);
   }
 
-  /** Runs a reconciliation on the leader and resolves with its result. */
   /** The Ponder schemas whose commits could not be made durable (durable-ponder.ts), each said once. */
   private notDurableLogged = new Set<string>();
   private noteNotDurable() {
@@ -290,6 +289,7 @@ export class SyncLoop {
     }
   }
 
+  /** Runs a reconciliation on the leader and resolves with its result. */
   requestReconcile(): Promise<ReconcileResult> {
     if (this.state.role !== "leader") return Promise.reject(new Error(LEADERSHIP_LOST));
     return new Promise((resolve, reject) => {
