@@ -335,7 +335,10 @@ export async function followSource(
     await keepDurable(
       db,
       durability,
-      sources.map((s) => ({ schema: s.schema, rel: s.progress?.values().next().value?.rel })),
+      sources.map((s) => {
+        const all = [...(s.progress?.values() ?? [])];
+        return { schema: s.schema, rel: all[0]?.rel, ready: all.length > 0 && all.every((p) => p.ready) };
+      }),
     );
   }
   const { schema, left, moved } = follow(config, watch, current, sources);

@@ -9,8 +9,9 @@
  * instance's (PONDER_REPLICA_SCHEMAS) as the sources are read (keepDurable), and again whenever
  * the relation `schema`.stake_event names changes (a redeploy makes a views schema's views anew,
  * `ponder dev` the table). It costs each of Ponder's commits with events one WAL flush, none
- * without. Creating it takes a lock that
- * waits for Ponder's transaction in flight: at most 1 s, then tried at the next look-up. A role
+ * without; only on an instance that is ready (a backfill's transactions hold the table for
+ * seconds). Creating it takes a lock that waits for Ponder's transaction in flight, and Ponder's
+ * next writes queue behind it: at most LOCK_WAIT_MS, then tried again RETRY_AFTER_MS later. A role
  * that may not create it (no TRIGGER privilege on Ponder's tables: docs/sql/roles.sql grants
  * it) leaves Ponder's commits as they are, said once in the log.
  */
@@ -30,7 +31,7 @@ export async function makeCommitsDurable(
       db,
       [
         "BEGIN",
-        "SET LOCAL lock_timeout = '1s'",
+        `SET LOCAL lock_timeout = '${LOCK_WAIT_MS}ms'`,
         inline(
           `SELECT $1::oid::regclass::text AS name,
                   EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = $2) AS present`,
@@ -76,8 +77,22 @@ export async function tableBehind(db: pg.ClientBase, schema: string): Promise<Be
 }
 
 /** Per schema: the relation whose table was made durable (or refused), and why refused. */
-export type Durability = { made: Map<string, string>; refused: Map<string, string> };
-export const newDurability = (): Durability => ({ made: new Map(), refused: new Map() });
+export type Durability = {
+  made: Map<string, string>;
+  refused: Map<string, string>;
+  /** Per schema, when to try again after a try that could not settle (a lock wait run out). */
+  retryAt: Map<string, number>;
+};
+export const newDurability = (): Durability => ({ made: new Map(), refused: new Map(), retryAt: new Map() });
+
+/**
+ * How long creating the trigger waits for Ponder's transaction in flight, and how long until it is
+ * tried again. Ponder's writes that come meanwhile queue behind the waiting CREATE TRIGGER: tried
+ * every round with a long wait, a replica's backfill (its transactions last seconds) was held up
+ * at every round.
+ */
+const LOCK_WAIT_MS = 200;
+const RETRY_AFTER_MS = 10_000;
 
 /**
  * Makes `found`'s table durable unless done for that relation; whether that is settled (done, or
@@ -91,8 +106,12 @@ export async function settleDurable(
   found: Behind,
 ): Promise<boolean> {
   if (durability.made.get(schema) === found.rel) return true;
+  if ((durability.retryAt.get(schema) ?? 0) > Date.now()) return false;
   const problem = await makeCommitsDurable(db, found.table);
-  if (problem && problem.code !== INSUFFICIENT_PRIVILEGE) return false;
+  if (problem && problem.code !== INSUFFICIENT_PRIVILEGE) {
+    durability.retryAt.set(schema, Date.now() + RETRY_AFTER_MS);
+    return false;
+  }
   durability.made.set(schema, found.rel);
   if (problem) durability.refused.set(schema, problem.message);
   else durability.refused.delete(schema);
@@ -103,10 +122,12 @@ export async function settleDurable(
 export async function keepDurable(
   db: pg.ClientBase,
   durability: Durability,
-  sources: { schema: string; rel: string | null | undefined }[],
+  sources: { schema: string; rel: string | null | undefined; ready: boolean }[],
 ) {
-  for (const { schema, rel } of sources) {
-    if (!rel || durability.made.get(schema) === rel) continue;
+  // Not while an instance backfills: its batches hold the table for seconds, and it is not read
+  // meanwhile (nor is a crash's hole in it read: its crash recovery starts from its checkpoint).
+  for (const { schema, rel, ready } of sources) {
+    if (!rel || !ready || durability.made.get(schema) === rel) continue;
     const found = await tableBehind(db, schema);
     if (found) await settleDurable(db, durability, schema, found);
   }

@@ -7,7 +7,7 @@
  */
 import pg from "pg";
 import { afterEach, expect, it } from "vitest";
-import { DURABLE_TRIGGER, makeCommitsDurable } from "../../sidecar/sync/durable-ponder";
+import { DURABLE_TRIGGER, keepDurable, makeCommitsDurable, newDurability } from "../../sidecar/sync/durable-ponder";
 import { newReorgWatch, reorgHeld, reorgTable } from "../../sidecar/sync/reorg-watch";
 import { type Fake, fakePonder, progressOnChain, SCHEMA, USDC, wallet } from "./ponder-fake";
 
@@ -137,3 +137,45 @@ it("makes a redeployed views schema's new table durable, and drops the old table
   // The new table's trigger is the baseline: a step with it holds nothing.
   expect(reorgHeld(watch, "views", await progress("2"))).toEqual(new Set());
 });
+
+it("leaves an instance that backfills alone, and after a lock wait run out waits before it tries again, so that Ponder's writes do not queue behind it at every round", async () => {
+  fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: "ponder_replica" });
+  await fake.index([], 12);
+  const replica = fake.replica("ponder_replica");
+  await replica.index([], 12);
+  await replica.progress({ latest: 12, safe: 5, finalized: 5, ready: false });
+  await fake.round();
+  const on = async (schema: string) =>
+    (
+      await fake.db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+        [`"${schema}".stake_event`, DURABLE_TRIGGER],
+      )
+    ).rows[0]?.n;
+  // Backfilling: its batches hold the table for seconds; before, each round's try waited for them.
+  expect(await on("ponder_replica")).toBe(0);
+
+  // Ready, but a transaction of Ponder's holds the table: one short try, then none for a while.
+  await replica.progress({ latest: 12, safe: 12, finalized: 5, ready: true });
+  const ponder = new pg.Client({ connectionString: fake.url });
+  await ponder.connect();
+  clients.push(ponder);
+  await ponder.query(`BEGIN; LOCK TABLE "ponder_replica".stake_event IN ROW EXCLUSIVE MODE`);
+  const durability = newDurability();
+  const sources = [{ schema: "ponder_replica", rel: await relOf("ponder_replica"), ready: true }];
+  await keepDurable(fake.db, durability, sources);
+  const next = durability.retryAt.get("ponder_replica");
+  expect(next).toBeGreaterThan(Date.now());
+  await keepDurable(fake.db, durability, sources);
+  expect(durability.retryAt.get("ponder_replica")).toBe(next); // not tried again yet
+  await ponder.query("COMMIT");
+  expect(await on("ponder_replica")).toBe(0);
+  durability.retryAt.clear(); // its wait over
+  await keepDurable(fake.db, durability, sources);
+  expect(await on("ponder_replica")).toBe(1);
+});
+
+async function relOf(schema: string) {
+  return (await fake.db.query<{ oid: string }>("SELECT to_regclass($1)::oid::text AS oid", [`"${schema}".stake_event`]))
+    .rows[0]?.oid;
+}
