@@ -28,11 +28,12 @@ async function connectAs(user: string, password: string) {
   return client;
 }
 
-const triggers = async () =>
+/** How many of the sidecar's triggers `schema`'s stake_event has. */
+const triggers = async (schema = SCHEMA) =>
   (
     await fake.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2`,
-      [`"${SCHEMA}".stake_event`, DURABLE_TRIGGER],
+      [`"${schema}".stake_event`, DURABLE_TRIGGER],
     )
   ).rows[0]?.n;
 
@@ -100,15 +101,8 @@ it("makes every instance's commits durable, PONDER_REPLICA_SCHEMAS too, not only
   await fake.index([], 12);
   await fake.replica("ponder_replica").index([], 12);
   await fake.round();
-  const on = async (schema: string) =>
-    (
-      await fake.db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
-        [`"${schema}".stake_event`, DURABLE_TRIGGER],
-      )
-    ).rows[0]?.n;
   // Before: the replica's were not, and a crash's hole in it, read later, looked like a reorg.
-  expect([await on(SCHEMA), await on("ponder_replica")]).toEqual([1, 1]);
+  expect([await triggers(SCHEMA), await triggers("ponder_replica")]).toEqual([1, 1]);
 });
 
 it("makes a redeployed views schema's new table durable, and drops the old table's reorg trigger as a baseline", async () => {
@@ -145,15 +139,8 @@ it("leaves an instance that backfills alone, and after a lock wait run out waits
   await replica.index([], 12);
   await replica.progress({ latest: 12, safe: 5, finalized: 5, ready: false });
   await fake.round();
-  const on = async (schema: string) =>
-    (
-      await fake.db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
-        [`"${schema}".stake_event`, DURABLE_TRIGGER],
-      )
-    ).rows[0]?.n;
   // Backfilling: its batches hold the table for seconds; before, each round's try waited for them.
-  expect(await on("ponder_replica")).toBe(0);
+  expect(await triggers("ponder_replica")).toBe(0);
 
   // Ready, but a transaction of Ponder's holds the table: one short try, then none for a while.
   await replica.progress({ latest: 12, safe: 12, finalized: 5, ready: true });
@@ -169,10 +156,10 @@ it("leaves an instance that backfills alone, and after a lock wait run out waits
   await keepDurable(fake.db, durability, sources);
   expect(durability.retryAt.get("ponder_replica")).toBe(next); // not tried again yet
   await ponder.query("COMMIT");
-  expect(await on("ponder_replica")).toBe(0);
+  expect(await triggers("ponder_replica")).toBe(0);
   durability.retryAt.clear(); // its wait over
   await keepDurable(fake.db, durability, sources);
-  expect(await on("ponder_replica")).toBe(1);
+  expect(await triggers("ponder_replica")).toBe(1);
 });
 
 async function relOf(schema: string) {
