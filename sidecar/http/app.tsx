@@ -18,7 +18,6 @@ import { countDevelopers, readDeveloper, readRecentChanges, readStatus } from ".
 import { classify, LEADERSHIP_LOST, PONDER_NOT_THERE, type SyncLoop, WRITE_WAITS } from "../sync/loop";
 import { countDiffering } from "../sync/plan-developers";
 import { developersBusy } from "../sync/sql/lock-developers";
-import { LOCK_NOT_AVAILABLE } from "../sync/sql/read-progress";
 import { adminAuth } from "./admin-auth";
 import { StatusPage } from "./page";
 
@@ -250,7 +249,8 @@ export function reconcileNotDone(error: unknown): [409 | 503 | 500, string] {
   }
   if (message === PONDER_NOT_THERE) return [503, `Ponder's tables are not there yet: ${later}`];
   const kind = classify(error);
-  if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE || kind === "ponder") {
+  // "ponder": its tables missing, or a lock of Ponder's that outlasted the wait (55P03).
+  if (kind === "ponder") {
     return [
       503,
       `Ponder's tables cannot be read now (Ponder down, re-indexing, or frozen inside a transaction): ${later}`,

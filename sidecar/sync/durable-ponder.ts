@@ -16,36 +16,36 @@
  * it) leaves Ponder's commits as they are, said once in the log.
  */
 import type pg from "pg";
-import { inline } from "../db/together";
-import { inTransaction } from "../db/transaction";
+import { COMMIT, committed, inTransaction } from "../db/transaction";
 
 export const DURABLE_TRIGGER = "stakesync_durable_commit";
 
-/** Puts the trigger on the table `oid` unless it has it; the error when it could not, else null. */
+/**
+ * Puts the trigger on the table `oid` unless it has it; the error when it could not, else null.
+ * The look and the CREATE TRIGGER go in one round trip, COMMIT included: its lock, which
+ * Ponder's writes queue behind, is never held while the sidecar's own turn is due (a sidecar
+ * frozen between two round trips held it until its session was ended).
+ */
 export async function makeCommitsDurable(
   db: pg.ClientBase,
   oid: string,
 ): Promise<{ code?: string; message: string } | null> {
+  const table = `${Number(oid)}::oid`;
   try {
     await inTransaction(
       db,
       [
         "BEGIN",
         `SET LOCAL lock_timeout = '${LOCK_WAIT_MS}ms'`,
-        inline(
-          `SELECT $1::oid::regclass::text AS name,
-                  EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = $2) AS present`,
-          [oid, DURABLE_TRIGGER],
-        ),
+        `DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = ${table} AND tgname = '${DURABLE_TRIGGER}') THEN
+             EXECUTE format('CREATE TRIGGER ${DURABLE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON %s
+                               FOR EACH STATEMENT EXECUTE FUNCTION stakesync.durable_commit()', ${table}::regclass);
+           END IF;
+         END $$`,
+        ...COMMIT,
       ],
-      async (begun) => {
-        const [row] = (begun.at(-1) ?? []) as { name: string; present: boolean }[];
-        if (!row || row.present) return;
-        await db.query(
-          `CREATE TRIGGER ${DURABLE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${row.name}
-             FOR EACH STATEMENT EXECUTE FUNCTION stakesync.durable_commit()`,
-        );
-      },
+      async () => committed(undefined),
     );
     return null;
   } catch (error) {
@@ -106,7 +106,7 @@ export async function settleDurable(
   found: Behind,
 ): Promise<boolean> {
   if (durability.made.get(schema) === found.rel) return true;
-  if ((durability.retryAt.get(schema) ?? 0) > Date.now()) return false;
+  if (!due(durability, schema, found.rel)) return false;
   const problem = await makeCommitsDurable(db, found.table);
   if (problem && problem.code !== INSUFFICIENT_PRIVILEGE) {
     durability.retryAt.set(schema, Date.now() + RETRY_AFTER_MS);
@@ -118,6 +118,10 @@ export async function settleDurable(
   return true;
 }
 
+/** Whether `schema`'s relation `rel` is still to be made durable, and may be tried now. */
+export const due = (durability: Durability, schema: string, rel: string) =>
+  durability.made.get(schema) !== rel && (durability.retryAt.get(schema) ?? 0) <= Date.now();
+
 /** Every instance read (its progress's `rel`), made durable once per relation its name stands for. */
 export async function keepDurable(
   db: pg.ClientBase,
@@ -127,7 +131,9 @@ export async function keepDurable(
   // Not while an instance backfills: its batches hold the table for seconds, and it is not read
   // meanwhile (nor is a crash's hole in it read: its crash recovery starts from its checkpoint).
   for (const { schema, rel, ready } of sources) {
-    if (!rel || !ready || durability.made.get(schema) === rel) continue;
+    // Looked up only when due: a try that could not settle waits RETRY_AFTER_MS, without a look-up
+    // at every round meanwhile.
+    if (!rel || !ready || !due(durability, schema, rel)) continue;
     const found = await tableBehind(db, schema);
     if (found) await settleDurable(db, durability, schema, found);
   }

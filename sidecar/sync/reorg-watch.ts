@@ -18,7 +18,7 @@
  * otherwise. A new term knows no OID before its first step.
  */
 import type pg from "pg";
-import { type Behind, type Durability, newDurability, settleDurable, tableBehind } from "./durable-ponder";
+import { type Behind, type Durability, due, newDurability, settleDurable, tableBehind } from "./durable-ponder";
 import type { PonderProgress } from "./sql/read-progress";
 
 /** Per leader term: the trigger's OID the last step saw Ponder ready with, and the chains held. */
@@ -58,13 +58,12 @@ export const newReorgWatch = (): ReorgWatch => ({
  */
 export async function reorgTable(db: pg.ClientBase, watch: ReorgWatch, schema: string): Promise<string | null> {
   if (!watch.ready) return null;
-  const known = watch.tables.get(schema);
-  if (known !== undefined) return known.table;
-  const found = await tableBehind(db, schema);
+  const found = watch.tables.get(schema) ?? (await tableBehind(db, schema));
   if (found === null) return null;
-  // Looked up anew: the table may be new too, and Ponder's commits to it are made durable first
-  // (durable-ponder.ts); until that is settled it is looked up again at each round.
-  if (await settleDurable(db, watch.durable, schema, found)) watch.tables.set(schema, found);
+  watch.tables.set(schema, found);
+  // Looked up anew, the table may be new too: Ponder's commits to it are made durable first
+  // (durable-ponder.ts), and again once due if that could not settle.
+  if (due(watch.durable, schema, found.rel)) await settleDurable(db, watch.durable, schema, found);
   return found.table;
 }
 
