@@ -120,6 +120,11 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Settings that decide what is written (MIN_STAKE, STAKE_DECIMALS, …) in which a live sidecar differs from this one",
       ...r,
     }),
+    ponderNotDurable: new Gauge({
+      name: "stakesync_ponder_not_durable",
+      help: "Ponder schemas whose commits this leader could not make durable (no TRIGGER privilege on their stake_event): a PostgreSQL crash may lose their last blocks; 0 on a standby",
+      ...r,
+    }),
     developersDiffering: new Gauge({
       name: "stakesync_developers_differing",
       help: "Shadow mode: developers rows a write would change (stakesync plan lists them)",
@@ -228,6 +233,7 @@ export function observeStatus(
   metrics.developersRefused.set(status.developers.refused);
   metrics.developersRefusedLastHour.set(writing ? status.developers.refusedLastHour : 0);
   metrics.settingsDiffer.set(status.settingsDiffer.length);
+  metrics.ponderNotDurable.set(status.ponderNotDurable.length);
   if (byStatus) {
     // A status that no row has any more reads 0 (the sidecar's own three) or goes (one of the
     // application's), not its last count.

@@ -58,6 +58,12 @@ export type Status = {
   lastSyncAt: string | null;
   /** Where the other live sidecars' settings differ from this one's (settings.ts): one line each. */
   settingsDiffer: string[];
+  /**
+   * The Ponder schemas whose commits the leader could not make durable (no TRIGGER privilege on
+   * their stake_event: durable-ponder.ts); a PostgreSQL crash may lose their last blocks. [] on
+   * a standby.
+   */
+  ponderNotDurable: string[];
 };
 
 export async function readStatus(
@@ -127,6 +133,7 @@ export async function readStatus(
     consecutiveErrors: loop.consecutiveErrors,
     lastSyncAt: loop.lastSyncAt,
     settingsDiffer: differ,
+    ponderNotDurable: loop.ponderNotDurable,
   };
 }
 

@@ -146,6 +146,13 @@ export function StatusPage(props: {
           </p>
         )}
 
+        {status.ponderNotDurable.length > 0 && (
+          <p class="badge warn" id="ponder-not-durable">
+            Ponder's commits are not durable in {status.ponderNotDurable.join(", ")}: a PostgreSQL crash may lose its
+            last blocks (grant the sidecar's role TRIGGER on Ponder's tables, docs/sql/roles.sql)
+          </p>
+        )}
+
         <h2>Chains</h2>
         <table id="chains">
           <thead>

@@ -13,7 +13,9 @@
  * seconds). Creating it takes a lock that waits for Ponder's transaction in flight, and Ponder's
  * next writes queue behind it: at most LOCK_WAIT_MS, then tried again RETRY_AFTER_MS later. A role
  * that may not create it (no TRIGGER privilege on Ponder's tables: docs/sql/roles.sql grants
- * it) leaves Ponder's commits as they are, said once in the log.
+ * it) leaves Ponder's commits as they are: said once in the log, shown on /status
+ * (`ponderNotDurable`) and as `stakesync_ponder_not_durable` while it lasts, and tried again once
+ * a minute, so that a grant given later takes effect without a restart.
  */
 import type pg from "pg";
 import { COMMIT, committed, inTransaction } from "../db/transaction";
@@ -37,8 +39,13 @@ export async function makeCommitsDurable(
       [
         "BEGIN",
         `SET LOCAL lock_timeout = '${LOCK_WAIT_MS}ms'`,
+        // The privilege looked at first: CREATE TRIGGER takes the table's lock before it checks,
+        // so a role without TRIGGER queued Ponder's writes behind a try bound to fail.
         `DO $$ BEGIN
            IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = ${table} AND tgname = '${DURABLE_TRIGGER}') THEN
+             IF NOT has_table_privilege(${table}, 'TRIGGER') THEN
+               RAISE EXCEPTION 'permission denied for table %', ${table}::regclass USING ERRCODE = 'insufficient_privilege';
+             END IF;
              EXECUTE format('CREATE TRIGGER ${DURABLE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON %s
                                FOR EACH STATEMENT EXECUTE FUNCTION stakesync.durable_commit()', ${table}::regclass);
            END IF;
@@ -76,7 +83,7 @@ export async function tableBehind(db: pg.ClientBase, schema: string): Promise<Be
   return row?.oid && row.rel ? { table: row.oid, rel: row.rel } : null;
 }
 
-/** Per schema: the relation whose table was made durable (or refused), and why refused. */
+/** Per schema: the relation whose table was made durable, and why the role may not (while it may not). */
 export type Durability = {
   made: Map<string, string>;
   refused: Map<string, string>;
@@ -93,29 +100,35 @@ export const newDurability = (): Durability => ({ made: new Map(), refused: new 
  */
 const LOCK_WAIT_MS = 200;
 const RETRY_AFTER_MS = 10_000;
+/** How long until a try the role's privileges refused is made again. */
+export const REFUSED_RETRY_MS = 60_000;
 
 /**
- * Makes `found`'s table durable unless done for that relation; whether that is settled (done, or
- * refused for want of a privilege, which is kept and logged once); false: try at the next round
- * (a lock wait run out, a connection lost).
+ * Makes `found`'s table durable unless done for that relation. A try that could not (a lock wait
+ * run out, a connection lost) is made again RETRY_AFTER_MS later; one the role's privileges
+ * refused is kept in `refused` (the log says it once, /status and a metric while it lasts) and
+ * made again REFUSED_RETRY_MS later.
  */
 export async function settleDurable(
   db: pg.ClientBase,
   durability: Durability,
   schema: string,
   found: Behind,
-): Promise<boolean> {
-  if (durability.made.get(schema) === found.rel) return true;
-  if (!due(durability, schema, found.rel)) return false;
+): Promise<void> {
+  if (!due(durability, schema, found.rel)) return;
   const problem = await makeCommitsDurable(db, found.table);
-  if (problem && problem.code !== INSUFFICIENT_PRIVILEGE) {
-    durability.retryAt.set(schema, Date.now() + RETRY_AFTER_MS);
-    return false;
+  if (problem) {
+    // Refused: tried again once a minute (no lock taken, see makeCommitsDurable), so that a grant
+    // the operator gives later takes effect without a restart.
+    if (problem.code === INSUFFICIENT_PRIVILEGE) durability.refused.set(schema, problem.message);
+    durability.retryAt.set(
+      schema,
+      Date.now() + (problem.code === INSUFFICIENT_PRIVILEGE ? REFUSED_RETRY_MS : RETRY_AFTER_MS),
+    );
+    return;
   }
   durability.made.set(schema, found.rel);
-  if (problem) durability.refused.set(schema, problem.message);
-  else durability.refused.delete(schema);
-  return true;
+  durability.refused.delete(schema);
 }
 
 /** Whether `schema`'s relation `rel` is still to be made durable, and may be tried now. */

@@ -85,6 +85,11 @@ export type LoopState = {
   syncedThisTerm: boolean;
   /** The schema of the Ponder instance the sync reads (PONDER_REPLICA_SCHEMAS; else always one). */
   source: string;
+  /**
+   * The Ponder schemas whose commits this leader could not make durable, for want of the TRIGGER
+   * privilege (durable-ponder.ts): a PostgreSQL crash may lose their last blocks. [] on a standby.
+   */
+  ponderNotDurable: string[];
 };
 
 export type LoopHooks = {
@@ -220,6 +225,7 @@ export class SyncLoop {
       lastSyncAt: null,
       syncedThisTerm: false,
       source: config.ponderSchema,
+      ponderNotDurable: [],
     };
   }
 
@@ -276,10 +282,15 @@ export class SyncLoop {
     await client.end().catch(() => undefined);
   }
 
-  /** The Ponder schemas whose commits could not be made durable (durable-ponder.ts), each said once. */
+  /**
+   * The Ponder schemas whose commits this term could not make durable (durable-ponder.ts): said
+   * once each in the log, and while it lasts in the state (/status, a metric); and said again
+   * once a grant has let it.
+   */
   private notDurableLogged = new Set<string>();
   private noteNotDurable() {
-    for (const [schema, reason] of this.reorgWatch.durable.refused) {
+    const { refused } = this.reorgWatch.durable;
+    for (const [schema, reason] of refused) {
       if (this.notDurableLogged.has(schema)) continue;
       this.notDurableLogged.add(schema);
       this.log.warn(
@@ -287,6 +298,12 @@ export class SyncLoop {
         "cannot make Ponder's commits durable (no TRIGGER privilege on its stake_event: docs/sql/roles.sql): a PostgreSQL crash may lose its last blocks while it runs on; restart Ponder after one",
       );
     }
+    for (const schema of this.notDurableLogged) {
+      if (refused.has(schema)) continue;
+      this.notDurableLogged.delete(schema);
+      if (this.reorgWatch.durable.made.has(schema)) this.log.info({ schema }, "Ponder's commits are made durable now");
+    }
+    this.state.ponderNotDurable = [...refused.keys()].sort();
   }
 
   /** Runs a reconciliation on the leader and resolves with its result. */
@@ -326,6 +343,9 @@ export class SyncLoop {
         this.leaderClient = undefined;
         // A standby reads nothing; its /status shows the first instance, where a next term starts.
         this.state.source = this.config.ponderSchema;
+        // Nor does it make Ponder's commits durable: the leader's state says whether it could.
+        this.state.ponderNotDurable = [];
+        this.notDurableLogged.clear();
         this.metrics.isLeader.set(0);
         for (const request of this.reconcileRequests.splice(0)) request.reject(new Error(LEADERSHIP_LOST));
         await connection.client.end().catch(() => undefined);

@@ -7,7 +7,13 @@
  */
 import pg from "pg";
 import { afterEach, expect, it } from "vitest";
-import { DURABLE_TRIGGER, keepDurable, makeCommitsDurable, newDurability } from "../../sidecar/sync/durable-ponder";
+import {
+  DURABLE_TRIGGER,
+  keepDurable,
+  makeCommitsDurable,
+  newDurability,
+  REFUSED_RETRY_MS,
+} from "../../sidecar/sync/durable-ponder";
 import { newReorgWatch, reorgHeld, reorgTable } from "../../sidecar/sync/reorg-watch";
 import { type Fake, fakePonder, progressOnChain, SCHEMA, USDC, wallet } from "./ponder-fake";
 
@@ -78,19 +84,42 @@ it("makes every transaction of Ponder's that changes its events commit with sync
   expect(await triggers()).toBe(1);
 });
 
-it("says why when the sidecar's role may not put it on, and leaves Ponder's table as it was", async () => {
+it("says why when the sidecar's role may not put it on, without queueing Ponder's writes behind the try, and puts it on once a grant lets it", async () => {
   fake = await fakePonder();
   await fake.db.query(`CREATE ROLE reader_only LOGIN PASSWORD 'r';
-    GRANT USAGE ON SCHEMA "${SCHEMA}" TO reader_only; GRANT SELECT ON "${SCHEMA}".stake_event TO reader_only`);
+    GRANT USAGE ON SCHEMA "${SCHEMA}", stakesync TO reader_only; GRANT SELECT ON "${SCHEMA}".stake_event TO reader_only`);
   try {
     const sidecar = await connectAs("reader_only", "r");
-    const oid = (
-      await fake.db.query<{ oid: string }>("SELECT to_regclass($1)::oid::text AS oid", [`"${SCHEMA}".stake_event`])
-    ).rows[0]?.oid as string;
-    expect(await makeCommitsDurable(sidecar, oid)).toMatchObject({ code: "42501" });
+    const rel = (await relOf(SCHEMA)) as string;
+    // Ponder's transaction in flight: CREATE TRIGGER would wait for it (and Ponder's next writes
+    // behind that) before it found the privilege missing; the look comes first.
+    const ponder = new pg.Client({ connectionString: fake.url });
+    await ponder.connect();
+    clients.push(ponder);
+    await ponder.query(`BEGIN; LOCK TABLE "${SCHEMA}".stake_event IN ROW EXCLUSIVE MODE`);
+    expect(await makeCommitsDurable(sidecar, rel)).toMatchObject({
+      code: "42501",
+      message: expect.stringContaining("permission denied for table"),
+    });
+    await ponder.query("COMMIT");
     expect(await triggers()).toBe(0);
     // The connection is usable after: the failed transaction was rolled back.
     expect((await sidecar.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+
+    // As the loop keeps it: refused, and tried again a while later, not at every round.
+    const durability = newDurability();
+    const sources = [{ schema: SCHEMA, rel, ready: true }];
+    await keepDurable(sidecar, durability, sources);
+    expect([...durability.refused.keys()]).toEqual([SCHEMA]);
+    expect(durability.retryAt.get(SCHEMA)).toBeGreaterThan(Date.now() + REFUSED_RETRY_MS / 2);
+    // The operator grants it (docs/operations.md's upgrade grant): the next try, no restart.
+    await fake.db.query(`GRANT TRIGGER ON "${SCHEMA}".stake_event TO reader_only`);
+    await keepDurable(sidecar, durability, sources);
+    expect(await triggers()).toBe(0); // not due yet
+    durability.retryAt.clear(); // its wait over
+    await keepDurable(sidecar, durability, sources);
+    expect(await triggers()).toBe(1);
+    expect(durability.refused.size).toBe(0);
   } finally {
     await fake.db.query(`DROP OWNED BY reader_only; DROP ROLE reader_only`);
   }

@@ -507,6 +507,26 @@ describe("a standby's /status and status page", () => {
   });
 });
 
+describe("a leader whose role may not make Ponder's commits durable", () => {
+  it("names the schema on /status and the page, and counts it on /metrics, while it lasts", async () => {
+    const parts = sidecarParts(fake.config);
+    const leader = parts.appOn(pool);
+    const scrape = async () => await (await leader.request("/metrics")).text();
+    const status = async () => (await (await leader.request("/status")).json()) as { ponderNotDurable: string[] };
+    expect((await status()).ponderNotDurable).toEqual([]);
+    expect(await scrape()).toMatch(/^stakesync_ponder_not_durable 0$/m);
+    parts.loop.state.role = "leader";
+    parts.loop.state.ponderNotDurable = [SCHEMA];
+    expect((await status()).ponderNotDurable).toEqual([SCHEMA]);
+    expect(await scrape()).toMatch(/^stakesync_ponder_not_durable 1$/m);
+    expect(await (await leader.request("/?refresh=0")).text()).toContain(`commits are not durable in ${SCHEMA}`);
+    // Granted since: the next try made them durable.
+    parts.loop.state.ponderNotDurable = [];
+    expect(await scrape()).toMatch(/^stakesync_ponder_not_durable 0$/m);
+    expect(await (await leader.request("/?refresh=0")).text()).not.toContain("not durable");
+  });
+});
+
 describe("POST /admin/reconcile that does not get done", () => {
   it("says why: 409 when this sidecar stood down, 503 with Retry-After for what to wait out, instead of a bare 500", async () => {
     const parts = sidecarParts(fake.config);

@@ -532,3 +532,50 @@ it("confirms its lock over a pool of its own: with the effects' pool taken whole
   // its question unanswered for 4 s, stood down.
   expect(await holdsLeaderLock(confirmPool, pid)).toBe(true);
 });
+
+it("says on its state, while it lasts, that its role may not make Ponder's commits durable, and once on its log", async () => {
+  fake = await fakePonder({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+  // A role with every privilege the sidecar needs but TRIGGER on Ponder's tables (an older
+  // docs/sql/roles.sql). Roles are the cluster's: named after this test's database.
+  const role = `no_trigger_${(await fake.db.query<{ d: string }>("SELECT current_database() AS d")).rows[0]?.d}`;
+  await fake.db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'n';
+    GRANT ALL ON SCHEMA stakesync, "${fake.config.ponderSchema}", public TO ${role};
+    GRANT ALL ON ALL TABLES IN SCHEMA stakesync, "${fake.config.ponderSchema}", public TO ${role};
+    GRANT ALL ON ALL SEQUENCES IN SCHEMA stakesync, public TO ${role};
+    REVOKE TRIGGER ON ALL TABLES IN SCHEMA "${fake.config.ponderSchema}" FROM ${role}`);
+  try {
+    await notDurable(role);
+  } finally {
+    await loop?.stop();
+    loop = undefined;
+    await fake.db.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+  }
+});
+
+async function notDurable(role: string) {
+  const url = new URL(fake.url);
+  url.username = role;
+  url.password = "n";
+  const config = { ...fake.config, database: { ...fake.config.database, url: url.toString() } };
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  loop = new SyncLoop(config, log, createMetrics([CHAIN]), new Map([[CHAIN, { block: 40, at: Date.now() }]]));
+  loop.start();
+  const w = wallet(0x71);
+  await fake.register(w);
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 24, tx: "0x71" }], 30);
+  // It syncs on (the trigger is no condition of the sync), and says what it could not do.
+  await waitFor("the stake synced", async () => (await fake.developer(w))?.status === "active", { timeoutMs: 30_000 });
+  await rounds(3);
+  expect(loop.state.ponderNotDurable).toEqual([fake.config.ponderSchema]);
+  const said = lines.filter((l) => String(l.msg).startsWith("cannot make Ponder's commits durable"));
+  expect(said).toEqual([expect.objectContaining({ level: 40, schema: fake.config.ponderSchema })]);
+  expect(
+    (
+      await fake.db.query(
+        "SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'stakesync_durable_commit'",
+        [`"${fake.config.ponderSchema}".stake_event`],
+      )
+    ).rows[0]?.n,
+  ).toBe(0);
+}

@@ -430,11 +430,6 @@ export const progressOnChain = ({
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
 
 /**
- * What createApp and the effects take besides a pool, for a test on `config`: the chain's head at
- * `head`, alerts without a webhook (`firing()` says what fires), a loop never started, a standby
- * until the test sets its state, and the HTTP app on them (`appOn`).
- */
-/**
  * A session that holds the leader lock, as a leading sidecar's loop does: its backend pid is the
  * outbox's fence. The caller ends `client`.
  */
@@ -447,6 +442,11 @@ export async function leadingSession(url: string): Promise<{ client: pg.Client; 
   return { client, pid: rows[0]?.pid as number };
 }
 
+/**
+ * What createApp and the effects take besides a pool, for a test on `config`: the chain's head at
+ * `head`, alerts without a webhook (`firing()` says what fires), a loop never started, a standby
+ * until the test sets its state, and the HTTP app on them (`appOn`).
+ */
 export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000 } = {}) {
   const log = createLogger("error");
   const metrics = createMetrics([CHAIN]);
