@@ -43,7 +43,7 @@ const triggers = async (schema = SCHEMA) =>
     )
   ).rows[0]?.n;
 
-it("makes every transaction of Ponder's that changes its events commit with synchronous_commit local, though Ponder's session set it off", async () => {
+it("makes every transaction of Ponder's that changes its events commit as durably as the server's setting, at least local, though Ponder's session set it off", async () => {
   fake = await fakePonder();
   // The sidecar's first step puts it on (before: none).
   await fake.round();
@@ -53,26 +53,39 @@ it("makes every transaction of Ponder's that changes its events commit with sync
     GRANT USAGE ON SCHEMA "${SCHEMA}" TO ponder_writer;
     GRANT SELECT, INSERT, UPDATE, DELETE ON "${SCHEMA}".stake_event TO ponder_writer`);
   try {
-    const ponder = await connectAs("ponder_writer", "p");
-    // What Ponder's pool does on every connection (Ponder 0.17.7, utils/pg.ts).
-    await ponder.query("SET synchronous_commit = off");
-    const setting = async () =>
-      (await ponder.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]?.s;
-    await ponder.query("BEGIN");
-    expect(await setting()).toBe("off");
-    await ponder.query(
-      `INSERT INTO "${SCHEMA}".stake_event (id, chain_id, developer, kind, amount, block_number, block_timestamp, transaction_hash, log_index)
-       VALUES ('x', 31337, $1, 'staked', $2, 50, 1, '0x01', 0)`,
-      [wallet(0xf1), (5n * USDC).toString()],
+    /** The setting a Ponder session commits its events with, and one without events. */
+    const ponderCommits = async () => {
+      const ponder = await connectAs("ponder_writer", "p");
+      // What Ponder's pool does on every connection (Ponder 0.17.7, utils/pg.ts).
+      await ponder.query("SET synchronous_commit = off");
+      const setting = async () =>
+        (await ponder.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]?.s;
+      await ponder.query("BEGIN");
+      expect(await setting()).toBe("off");
+      await ponder.query(
+        `INSERT INTO "${SCHEMA}".stake_event (id, chain_id, developer, kind, amount, block_number, block_timestamp, transaction_hash, log_index)
+         VALUES ('x', 31337, $1, 'staked', $2, 50, 1, '0x01', 0)`,
+        [wallet(0xf1), (5n * USDC).toString()],
+      );
+      const withEvents = await setting();
+      await ponder.query("ROLLBACK");
+      // A transaction that does not touch the events keeps Ponder's setting.
+      await ponder.query("BEGIN");
+      await ponder.query(`SELECT 1 FROM "${SCHEMA}".stake_event LIMIT 1`);
+      const without = await setting();
+      await ponder.query("ROLLBACK");
+      return { withEvents, without };
+    };
+    // This cluster runs with synchronous_commit off (a throwaway test cluster): at least the local
+    // WAL flush, lost to a crash no more.
+    expect(await ponderCommits()).toEqual({ withEvents: "local", without: "off" });
+    // A server whose sessions commit with more (synchronous standbys named, so that a failover
+    // loses no commit): Ponder's events too, where before only local (a failover took back its
+    // last blocks while it ran on).
+    await fake.db.query(
+      "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = remote_write', current_database()); END $$",
     );
-    // Its commit waits for the local WAL flush (not for a standby): lost to a crash no more.
-    expect(await setting()).toBe("local");
-    await ponder.query("ROLLBACK");
-    // A transaction that does not touch the events keeps Ponder's setting.
-    await ponder.query("BEGIN");
-    await ponder.query(`SELECT 1 FROM "${SCHEMA}".stake_event LIMIT 1`);
-    expect(await setting()).toBe("off");
-    await ponder.query("ROLLBACK");
+    expect(await ponderCommits()).toEqual({ withEvents: "remote_write", without: "off" });
   } finally {
     await fake.db.query(`DROP OWNED BY ponder_writer; DROP ROLE ponder_writer`);
   }

@@ -2,8 +2,9 @@
  * Assumption: Ponder commits its events with `synchronous_commit` off (its pool sets it on every
  * connection: Ponder 0.17.7, utils/pg.ts), so a PostgreSQL crash can take back its last blocks
  * while it runs on; and the sidecar's statement trigger on stake_event (durable-ponder.ts,
- * migration 018) turns it to `local` inside Ponder's own transactions, which then wait for the
- * local WAL flush. Should the first change (Ponder commits synchronously), the trigger is
+ * migrations 018 and 019) turns it back to the session's default inside Ponder's own transactions,
+ * at least `local` (this throwaway cluster runs with it off), which then wait for the local WAL
+ * flush. Should the first change (Ponder commits synchronously), the trigger is
  * harmless; should the second, Ponder's blocks are again lost to a crash.
  *
  * Observed with triggers that log current_setting('synchronous_commit') in Ponder's transaction:
@@ -26,7 +27,9 @@ describe("synchronous-commit", () => {
     await sql(
       databaseUrl,
       `CREATE SCHEMA IF NOT EXISTS stakesync;
-       ${readFileSync(path.join(repoRoot, "sidecar", "migrations", "018_durable_ponder_commits.sql"), "utf8")}
+       ${["018_durable_ponder_commits.sql", "019_durable_as_the_server.sql"]
+         .map((file) => readFileSync(path.join(repoRoot, "sidecar", "migrations", file), "utf8"))
+         .join("\n")}
        CREATE TABLE public.sync_seen (at text, setting text);
        CREATE FUNCTION public.sync_seen() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN INSERT INTO public.sync_seen VALUES (TG_ARGV[0], current_setting('synchronous_commit')); RETURN NULL; END $$;
