@@ -174,8 +174,16 @@ export function loadChains(env: Env): ChainConfig[] {
 // Read by more than one loader: each stated once.
 const ponderPort = (env: Env) => read(env, "PONDER_PORT", int(1).max(65535).default(42069), "a TCP port");
 const sidecarPort = (env: Env) => read(env, "SIDECAR_PORT", int(1).max(65535).default(42070), "a TCP port");
-const smtpUrl = (env: Env) =>
-  read(
+/**
+ * The query options of SMTP_URL that are the connection's. nodemailer lets a URL's options
+ * override those the sidecar passes: `?logger=true` printed every recipient's address on stdout,
+ * past the log's redaction; `?pool=true`, `?jsonTransport=true` or `?sendmail=true` changed how
+ * (or whether) a welcome is sent; `?socketTimeout=` undid the send's deadline, which the outbox's
+ * lease relies on. So any other is refused at start.
+ */
+const SMTP_URL_OPTIONS = ["name", "localAddress", "authMethod", "ignoreTLS", "requireTLS", "opportunisticTLS"];
+const smtpUrl = (env: Env) => {
+  const url = read(
     env,
     "SMTP_URL",
     z
@@ -186,6 +194,16 @@ const smtpUrl = (env: Env) =>
       .optional(),
     "an smtp:// or smtps:// URL with a host",
   );
+  const refused =
+    url && [...new URL(url).searchParams.keys()].find((k) => !k.startsWith("tls.") && !SMTP_URL_OPTIONS.includes(k));
+  if (refused !== undefined) {
+    throw new ConfigError(
+      "SMTP_URL",
+      `no query option but tls.* and ${SMTP_URL_OPTIONS.join(", ")} (got ?${refused.slice(0, 40)}: it would override the sidecar's own mail settings)`,
+    );
+  }
+  return url;
+};
 const developersTable = (env: Env) =>
   read(
     env,

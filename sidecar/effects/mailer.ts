@@ -2,6 +2,7 @@
 
 import { createTransport, type Transporter } from "nodemailer";
 import addressparser from "nodemailer/lib/addressparser";
+import { parseConnectionUrl } from "nodemailer/lib/shared";
 
 export type Mailer = { send: (to: string, wallet: string) => Promise<void>; close: () => void };
 
@@ -48,11 +49,17 @@ export const SEND_DEADLINE_MS = 240_000;
 export function createMailer(smtpUrl: string, from: string, deadlineMs = SEND_DEADLINE_MS): Mailer {
   // A server that is down or does not greet fails the job at once (and backs it off); one that
   // greeted is waited for up to the deadline, whose error below says what happened.
+  // The URL parsed here and the sidecar's options given after it: passed as `url`, nodemailer
+  // lets the URL's query override them (config.ts refuses such a query; this holds whatever the
+  // caller). Its own logger stays off: it prints recipients' addresses.
   const transport: Transporter = createTransport({
-    url: smtpUrl,
+    ...parseConnectionUrl(smtpUrl),
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
     socketTimeout: deadlineMs + 1000,
+    logger: false,
+    debug: false,
+    transactionLog: false,
   });
   return {
     send: async (to, wallet) => {

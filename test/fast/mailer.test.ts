@@ -2,10 +2,11 @@
  * The welcome's Message-ID (sidecar/effects/mailer.ts): the same for a developer whatever sends
  * it, so that a resend after a crash is a duplicate the receiving server can drop.
  */
-import { expect, it } from "vitest";
+import { expect, it, vi } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
-import { welcomeMessageId } from "../../sidecar/effects/mailer";
+import { createMailer, welcomeMessageId } from "../../sidecar/effects/mailer";
 import { writtenSettings } from "../../sidecar/settings";
+import { startSmtp } from "../helpers/peers";
 
 const w = "0x00000000000000000000000000000000000000aB";
 
@@ -35,4 +36,47 @@ it("tells two sidecars whose MAIL_FROM gives another Message-ID apart (settings_
     writtenSettings(loadSidecarConfig({ ...env, MAIL_FROM: from } as NodeJS.ProcessEnv)).MAIL_FROM;
   expect(settings("Stakesync <noreply@stakesync.io>")).toBe(settings("noreply@stakesync.io"));
   expect(settings("noreply@mail.stakesync.io")).not.toBe(settings("noreply@stakesync.io"));
+});
+
+it("keeps nodemailer's own logger off and the send's limits its own, whatever SMTP_URL's query says; the config refuses such a query", async () => {
+  const smtp = await startSmtp();
+  smtp.state.rejected.add("dave@example.test");
+  // nodemailer's logger writes through console: every line it would print is caught here.
+  const printed: string[] = [];
+  const spies = (["log", "info", "warn", "error", "debug"] as const).map((level) =>
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      printed.push(args.map(String).join(" "));
+    }),
+  );
+  try {
+    // As passed as `url`, the query's options won over the sidecar's: ?logger=true printed
+    // "Sending message … to <dave@example.test>" and the server's refusal quoting it.
+    const mailer = createMailer(`${smtp.url}/?logger=true&debug=true&socketTimeout=1`, "noreply@stakesync.io");
+    await expect(mailer.send("dave@example.test", w)).rejects.toThrow(/550/);
+    await mailer.send("erin@example.test", w); // and a socketTimeout of 1 ms did not cut it off
+    mailer.close();
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+    await smtp.close();
+  }
+  expect(smtp.mails.map((m) => m.to)).toEqual([["erin@example.test"]]);
+  expect(printed.filter((line) => line.includes("@example.test"))).toEqual([]);
+
+  const env = {
+    DATABASE_URL: "postgresql://localhost/x",
+    STAKE_VAULT_ADDRESS: "0x0000000000000000000000000000000000000001",
+    CHAIN_ID: "31337",
+    RPC_URL: "http://127.0.0.1:8545",
+    MAIL_FROM: "noreply@stakesync.io",
+  } as NodeJS.ProcessEnv;
+  for (const query of ["logger=true", "pool=true", "jsonTransport=true", "socketTimeout=1"]) {
+    expect(() => loadSidecarConfig({ ...env, SMTP_URL: `smtps://u:secret@mail.example.com/?${query}` }), query).toThrow(
+      new RegExp(`^SMTP_URL: expected no query option but tls\\.\\* and name, .*got \\?${query.split("=")[0]}:`),
+    );
+  }
+  // The connection's own are taken.
+  expect(
+    loadSidecarConfig({ ...env, SMTP_URL: "smtps://mail.example.com/?tls.rejectUnauthorized=false&name=relay.local" })
+      .smtpUrl,
+  ).toContain("tls.rejectUnauthorized=false");
 });
