@@ -7,10 +7,12 @@
  * while the claim is still the worker's. So a worker whose sidecar lost leadership sends nothing
  * more, and a stale worker can never undo another's record.
  */
+
 import { backoffMs } from "../../lib/backoff";
 import { EFFECTS_QUERY_MS } from "../db/pools";
 import type { Queryable } from "../db/queryable";
 import { leaderLockHeldBy } from "../leader";
+import { redact } from "../redact";
 import { stillWaits } from "../sync/sql/unwritten-developers";
 import { WRITE_FAILING_CURRENT_S } from "../sync/sql/write-failing";
 import { SEND_DEADLINE_MS } from "./mailer";
@@ -196,7 +198,7 @@ export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
                FROM stakesync.developer_queue WHERE state = 'dead') d
       ORDER BY d.id`,
   );
-  return rows;
+  return rows.map(redactedError);
 }
 
 /** Puts a dead letter back in line (a job with fresh attempts); false when there is no such dead letter. */
@@ -306,5 +308,13 @@ export async function listJobs(db: Queryable, wallet: string): Promise<JobView[]
        FROM stakesync.outbox WHERE wallet = $1 ORDER BY id`,
     [wallet],
   );
-  return rows;
+  return rows.map(redactedError);
+}
+
+/**
+ * An error as stored, redacted again as it is read: a row written before a fix to redact()
+ * (an address it did not know then: `"dave smith"@…`, `dave@[192.0.2.1]`) keeps its text.
+ */
+function redactedError<T extends { lastError: string | null }>(row: T): T {
+  return row.lastError === null ? row : { ...row, lastError: redact(row.lastError) };
 }

@@ -436,6 +436,36 @@ describe("admin routes", () => {
   });
 });
 
+describe("error texts stored before a fix to their redaction", () => {
+  it("are redacted again as the admin routes read them", async () => {
+    const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
+    const w = wallet(0xe02);
+    // Written by an older version whose redaction missed such addresses.
+    const { rows } = await fake.db.query<{ id: string }>(
+      `INSERT INTO stakesync.outbox (kind, wallet, state, attempts, last_error)
+       VALUES ('welcome_email', $1, 'dead', 10, '550 5.1.1 <"dave smith"@example.test>: unknown; <dave@[192.0.2.1]> too')
+       RETURNING id::text`,
+      [w],
+    );
+    await fake.db.query(
+      `INSERT INTO stakesync.developer_queue (wallet, id, reason, state, last_error)
+       VALUES ($1, 4242, 'stake', 'dead', 'P0001: refused "dave smith"@example.test')`,
+      [w],
+    );
+    try {
+      const dead = await (await app.request("/admin/dead-letters", auth)).text();
+      const jobs = await (await app.request(`/admin/jobs/${w}`, auth)).text();
+      expect(dead).toContain("550 5.1.1 <<address>>: unknown; <<address>> too");
+      expect(dead).toContain("P0001: refused <address>");
+      expect(jobs).toContain("550 5.1.1 <<address>>: unknown; <<address>> too");
+      expect(`${dead}${jobs}`).not.toMatch(/dave|192\.0\.2\.1/);
+    } finally {
+      await fake.db.query("DELETE FROM stakesync.outbox WHERE id = ANY($1::bigint[])", [rows.map((r) => r.id)]);
+      await fake.db.query("DELETE FROM stakesync.developer_queue WHERE id = 4242");
+    }
+  });
+});
+
 describe("POST /admin/dead-letters/:id/discard", () => {
   it("gives up on a dead welcome email (skipped, discarded), which clears dead_letter; refuses a refused developers row, and says what any other id is", async () => {
     const auth = { headers: { authorization: `Bearer ${TOKEN}` }, method: "POST" };
