@@ -124,6 +124,20 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
 }
 
 /**
+ * Gives a claim back unsent (maySend said no, or its answer came too late: nothing went out), so
+ * that whoever leads sends it at once, not after the lease and the take-over wait. Nothing
+ * written when the claim is no longer this worker's. The attempt stays counted: (locked_by,
+ * attempts) is the claim's fence, and a number used once is never used again.
+ */
+export async function releaseJob(db: Queryable, job: Job, fence: Fence) {
+  await db.query(
+    `UPDATE stakesync.outbox SET locked_until = NULL
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
+    [job.id, fence.workerId, job.attempts],
+  );
+}
+
+/**
  * Records the job done; false (and nothing written) when the claim is no longer this worker's.
  * True as well when this claim's record is there already: a record whose answer was lost (its
  * connection timed out, and the statement went on) is recorded, not lost.

@@ -23,6 +23,7 @@ import {
   type Job,
   maySend,
   outboxWritable,
+  releaseJob,
   skipWithoutEmail,
   TAKE_OVER_AFTER_MS,
   workCounts,
@@ -30,6 +31,12 @@ import {
 
 /** Jobs one tick works through at most; the next tick (a second later) goes on. */
 const JOBS_PER_TICK = 10;
+
+/**
+ * How long maySend's answer may be acted on: the claim had the longest send and a minute left on
+ * its lease when asked; half that minute leaves room for the send to start.
+ */
+const MAY_SEND_FRESH_MS = 30_000;
 
 /**
  * Ticks further apart than this (they come every second) are a break: the process was frozen or
@@ -116,9 +123,22 @@ export class OutboxWorker {
         continue;
       }
       // Right before the send: still ours, and still the leader's. A sidecar frozen since the
-      // claim, or cut off from the database, is stopped here.
-      if (!(await maySend(this.pool, job, current))) {
-        this.log.warn(context, "outbox claim lost before sending; stopping this batch");
+      // claim, or cut off from the database, is stopped here; and one frozen after the answer
+      // (it holds for MAY_SEND_FRESH_MS: the claim has the longest send and a minute left when it
+      // is asked, outbox.ts), whose claim may have run out into another's send meanwhile.
+      const askedAt = this.clock();
+      const may = await maySend(this.pool, job, current);
+      const late = may && this.clock() - askedAt > MAY_SEND_FRESH_MS;
+      if (!may || late) {
+        // Nothing went out: the claim is given back (if still ours) for whoever leads to send at
+        // once, rather than after its lease and the take-over wait (17 minutes).
+        await releaseJob(this.pool, job, current);
+        this.log.warn(
+          context,
+          late
+            ? "outbox claim's answer came too late to send on (the process was frozen?); released, stopping this batch"
+            : "outbox claim lost before sending; released, stopping this batch",
+        );
         return;
       }
       try {

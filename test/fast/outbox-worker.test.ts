@@ -264,3 +264,77 @@ it("cuts off a send that an SMTP server answers a line at a time, within the cla
   // And its connection closed, not left to trickle on.
   await waitFor("the connection closed", async () => [...sockets].every((socket) => socket.closed));
 });
+
+/** `pool`, with `after` run once a statement whose text matches `pattern` has answered. */
+function onAnswer(pool: pg.Pool, pattern: RegExp, after: () => Promise<void> | void): pg.Pool {
+  return new Proxy(pool, {
+    get(target, key, receiver) {
+      if (key !== "query") return Reflect.get(target, key, receiver);
+      return async (text: string, values?: unknown[]) => {
+        const result = await target.query(text, values);
+        if (pattern.test(text)) await after();
+        return result;
+      };
+    },
+  });
+}
+
+const MAY_SEND = /locked_until > now\(\) \+ interval/;
+
+it("sends nothing on a claim's answer that came too late (frozen after it), gives the claim back, and sends once when next asked in time", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(5), "gina@example.test");
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  let now = 0;
+  let frozen = true;
+  // The process stops right after maySend's answer, for as long as the lease: meanwhile another
+  // worker could have taken the claim over and sent it. Before, it sent on that answer.
+  const worker = new OutboxWorker(
+    fake.config,
+    onAnswer(pool, MAY_SEND, () => {
+      if (frozen) now += LEASE_MS;
+      frozen = false;
+    }),
+    createLogger("silent"),
+    createMetrics([31337]),
+    120_000,
+    () => now,
+  );
+  await worker.tick(state);
+  expect(smtp.mails).toHaveLength(0);
+  const job = async () =>
+    (await db.query("SELECT state, attempts, locked_until IS NULL AS released FROM stakesync.outbox")).rows;
+  // Given back: due at once, not after the lease (15 min) and the take-over wait.
+  expect(await job()).toEqual([{ state: "pending", attempts: 1, released: true }]);
+  await worker.tick(state);
+  expect(smtp.mails.map((m) => m.to)).toEqual([["gina@example.test"]]);
+  expect(await job()).toEqual([{ state: "sent", attempts: 2, released: true }]);
+  await worker.close();
+});
+
+it("gives back a claim its sidecar lost leadership over before the send, so that the next leader sends it at once", async () => {
+  const { smtp, fake, db, state, leader } = await welcomeDue(wallet(6), "hal@example.test");
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  // Leadership goes between the claim and maySend (a standby took over).
+  const a = new OutboxWorker(
+    fake.config,
+    onAnswer(pool, /SET locked_until = now\(\) \+ interval/, async () => {
+      await leader.client.query("SELECT pg_advisory_unlock_all()");
+    }),
+    createLogger("silent"),
+    createMetrics([31337]),
+  );
+  await a.tick(state);
+  expect(smtp.mails).toHaveLength(0);
+  const next = await leadingSession(fake.url);
+  ends.push(() => next.client.end());
+  // A new leader's worker, which has had the database for no time: no take-over of a claim that
+  // ran out, so before, it waited the lease and TAKE_OVER_AFTER_MS (17 minutes).
+  const b = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]));
+  await b.tick({ role: "leader", leaderPid: next.pid } as LoopState);
+  expect(smtp.mails.map((m) => m.to)).toEqual([["hal@example.test"]]);
+  expect((await db.query("SELECT state FROM stakesync.outbox")).rows).toEqual([{ state: "sent" }]);
+  await a.close();
+  await b.close();
+});
