@@ -158,6 +158,8 @@ export class SyncLoop {
   private leaderHeardAt = 0;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
+  /** This term's leader connection was lost: that ends a round's backoff (see sleep). */
+  private termLost = false;
   private wake: (() => void) | undefined;
   /** A round's statements are on the leader's connection: no ping then (see lead). */
   private inRound = false;
@@ -360,8 +362,10 @@ export class SyncLoop {
 
   private async lead(db: pg.Client, lost: Promise<Error>) {
     let connectionLost: Error | undefined;
+    this.termLost = false;
     lost.then((error) => {
       connectionLost = error;
+      this.termLost = true;
       this.wakeUp();
     });
     db.on("notification", () => this.wakeUp());
@@ -415,7 +419,7 @@ export class SyncLoop {
     // A new leader reconciles at once: whatever changed while no sidecar wrote (an application's
     // edits, another system's writes before a cut-over from shadow mode) is not left waiting for
     // RECONCILE_INTERVAL_MS.
-    this.nextReconcileAt = Date.now();
+    this.nextReconcileAt = performance.now();
     this.steppedAt = performance.now();
     // And it forgets what an earlier term saw missing in Ponder: while this sidecar did not lead, Ponder
     // went on unseen (as after a failed round, below), and a sighting from then would let a
@@ -436,7 +440,7 @@ export class SyncLoop {
     while (!this.stopped) {
       const lost = lostError();
       if (lost) throw lost;
-      const reconcile = this.reconcileRequests.length > 0 || Date.now() >= this.nextReconcileAt;
+      const reconcile = this.reconcileRequests.length > 0 || performance.now() >= this.nextReconcileAt;
       const requests = reconcile ? this.reconcileRequests.splice(0) : [];
       let applied = false;
       this.inRound = true;
@@ -514,7 +518,7 @@ export class SyncLoop {
           // Asked for, it stays due: the next round that reads Ponder reconciles.
           if (requests.length > 0) this.nextReconcileAt = 0;
         } else {
-          if (reconcile) this.nextReconcileAt = Date.now() + this.config.reconcileIntervalMs;
+          if (reconcile) this.nextReconcileAt = performance.now() + this.config.reconcileIntervalMs;
           const drifted = step.kind === "stepped" ? step.drifted : 0;
           applied = this.recordStep(step, written, startedAt, durationMs, writeMs);
           for (const request of requests) {
@@ -588,7 +592,7 @@ export class SyncLoop {
       // which a round without them cannot reconcile) waits for the next poll like the rest: with
       // no wait, a sidecar started before Ponder ran a step every 1.6 ms until Ponder's tables
       // were there (11 % of a core and a PostgreSQL backend busy, beside Ponder's build).
-      const untilReconcile = this.nextReconcileAt - Date.now();
+      const untilReconcile = this.nextReconcileAt - performance.now();
       const backfillEnding = this.unwrittenWait || performance.now() < this.readyWaitUntil;
       const poll = backfillEnding ? Math.min(BACKFILL_END_POLL_MS, this.config.syncPollMs) : this.config.syncPollMs;
       const wait = untilReconcile > 0 ? Math.min(poll, untilReconcile) : poll;
@@ -804,7 +808,11 @@ export class SyncLoop {
     this.state.consecutiveErrors = 0;
   }
 
-  /** Waits `ms`, or less when woken; a backoff waits its full time unless the loop stops. */
+  /**
+   * Waits `ms`, or less when woken; a backoff waits its full time unless the loop stops or the
+   * leader's connection is lost (a term's backoff: its error is no reason to go on holding the
+   * role, `leaderPid` and the metric of a leader with no lock).
+   */
   private sleep(ms: number, { backoff = false } = {}) {
     if (this.woken && !backoff) {
       this.woken = false;
@@ -820,7 +828,7 @@ export class SyncLoop {
       };
       const timer = setTimeout(finish, ms);
       this.wake = () => {
-        if (backoff && !this.stopped) return;
+        if (backoff && !this.stopped && !this.termLost) return;
         this.woken = false;
         finish();
       };

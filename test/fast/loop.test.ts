@@ -579,3 +579,39 @@ async function notDurable(role: string) {
     ).rows[0]?.n,
   ).toBe(0);
 }
+
+it("stands down at once when its connection is lost during a failed round's backoff, not when the backoff ends", async () => {
+  await startLoop({ RETRY_DELAY_MS: "30000" });
+  // Rounds fail for a reason of their own (the sidecar's cursor table is away): a 30-s backoff.
+  await fake.db.query("ALTER TABLE stakesync.cursor RENAME TO cursor_away");
+  await waitFor("a failed round", () => (loop?.state.consecutiveErrors ?? 0) >= 1, { timeoutMs: 30_000 });
+  // The server ends the leader's session (a PostgreSQL restart): before, the loop went on as
+  // leader, its pid a dead backend's, until the backoff ended.
+  const pid = loop?.state.leaderPid;
+  await fake.db.query("SELECT pg_terminate_backend($1)", [pid]);
+  const ended = performance.now();
+  await waitFor("standing down", () => loop?.state.role === "standby" || loop?.state.leaderPid !== pid, {
+    timeoutMs: 20_000,
+    intervalMs: 20,
+  });
+  expect(performance.now() - ended).toBeLessThan(20_000);
+  await fake.db.query("ALTER TABLE stakesync.cursor_away RENAME TO cursor");
+});
+
+it("runs its periodic reconciliation on the monotonic clock: a wall clock stepped back an hour does not put it off an hour", async () => {
+  await startLoop({ RECONCILE_INTERVAL_MS: "1000" });
+  const w = wallet(0x81);
+  await fake.register(w);
+  await fake.index([{ developer: w, amount: 30n * USDC, block: 24, tx: "0x81" }], 30);
+  await waitFor("the stake applied", async () => (await fake.developer(w))?.status === "active", { timeoutMs: 30_000 });
+  await rounds(2);
+  // NTP steps the clock back an hour; then the application edits the sidecar's column, which
+  // only a reconciliation repairs (no event of the developer's comes).
+  const wall = Date.now.bind(Date);
+  const stepped = vi.spyOn(Date, "now").mockImplementation(() => wall() - 3_600_000);
+  onTestFinished(() => stepped.mockRestore());
+  await fake.db.query("UPDATE developers SET status = 'inactive' WHERE wallet_address = $1", [w]);
+  await waitFor("the reconciliation's repair", async () => (await fake.developer(w))?.status === "active", {
+    timeoutMs: 20_000,
+  });
+});
