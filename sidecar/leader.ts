@@ -71,12 +71,21 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
 /** Connects `client` and sets up its session for leading; its backend's pid, and its server's start. */
 async function prepareSession(client: pg.Client): Promise<{ pid: number; server: string }> {
   await client.connect();
-  await client.query(leaderSession(LEADER_SILENCE_LIMIT_S));
-  const { rows } = await client.query<{ pid: number; server: string }>(
-    `SELECT pg_backend_pid() AS pid, ${SERVER_START} AS server`,
-  );
+  await client.query({ text: leaderSession(LEADER_SILENCE_LIMIT_S), ...TRY_BOUND });
+  const { rows } = await client.query<{ pid: number; server: string }>({
+    text: `SELECT pg_backend_pid() AS pid, ${SERVER_START} AS server`,
+    ...TRY_BOUND,
+  });
   return { pid: rows[0]?.pid ?? 0, server: rows[0]?.server ?? "" };
 }
+
+/**
+ * A try to lead's statements, each bounded as its connection is: a network that drops the
+ * packets after the connection was made (its answer never comes) fails the try, which is then
+ * counted and made again, rather than waiting for TCP to give up, about 15 minutes in which this
+ * sidecar neither led nor counted (pg destroys the socket of a statement that ran out).
+ */
+const TRY_BOUND = { query_timeout: CONNECT_MS };
 
 /**
  * Which server a connection reached, for as long as it runs: its start, to the microsecond, as
@@ -168,10 +177,11 @@ export async function acquireLeadership(
  * that asks the server which session holds the lock.
  */
 export async function tryLeaderLock(client: pg.ClientBase): Promise<"taken" | "held" | "handed over"> {
-  const { rows } = await client.query<{ ok: boolean | null }>(
-    `SELECT CASE WHEN ${leaderLockHeldBy("pg_backend_pid()")} THEN NULL ELSE pg_try_advisory_lock($1) END AS ok`,
-    [LEADER_LOCK],
-  );
+  const { rows } = await client.query<{ ok: boolean | null }>({
+    text: `SELECT CASE WHEN ${leaderLockHeldBy("pg_backend_pid()")} THEN NULL ELSE pg_try_advisory_lock($1) END AS ok`,
+    values: [LEADER_LOCK],
+    ...TRY_BOUND,
+  });
   const ok = rows[0]?.ok;
   return ok === null || ok === undefined ? "handed over" : ok ? "taken" : "held";
 }
@@ -189,7 +199,10 @@ const NOT_KEPT =
  */
 async function refuseTransactionPooling(client: pg.Client) {
   for (let i = 0; i < 3; i++) {
-    const { rows } = await client.query<{ ours: boolean }>(`SELECT ${leaderLockHeldBy("pg_backend_pid()")} AS ours`);
+    const { rows } = await client.query<{ ours: boolean }>({
+      text: `SELECT ${leaderLockHeldBy("pg_backend_pid()")} AS ours`,
+      ...TRY_BOUND,
+    });
     if (!rows[0]?.ours) exitOnConfigError(NOT_KEPT);
   }
 }

@@ -35,6 +35,9 @@ export const EFFECTS_QUERY_MS = 60_000;
 
 /** The pools (the HTTP one connects within 2 s): connecting waits at most this long; keepalives probe a connection idle this long. */
 export const CONNECT_MS = 10_000;
+
+/** The bound on a confirmation's statement (see confirmPool): past the loop's own wait for it (4 s). */
+export const CONFIRM_QUERY_MS = 5_000;
 export const KEEPALIVE_MS = 10_000;
 
 /**
@@ -88,11 +91,17 @@ export function createPools(
   // a connection of their own, one at a time: on the effects' pool, one that waited for a free
   // connection behind the status page's reads during a long round went unanswered for 4 s, and a
   // healthy leader stood down.
+  // Its statements bounded too: the loop stops waiting for an answer after
+  // LEADER_SILENCE_LIMIT_S, and without a bound of its own the one connection gone dark was kept,
+  // every later question queued behind it until TCP gave up (15 minutes without a confirmation,
+  // and with them the check for a failover that left the old primary running). Run out, pg-pool
+  // drops the connection and the next question opens another.
   const confirmPool = new pg.Pool({
     connectionString: config.database.url,
     max: 1,
     maxLifetimeSeconds: renewS,
     connectionTimeoutMillis: CONNECT_MS,
+    query_timeout: CONFIRM_QUERY_MS,
     application_name: "stakesync_sidecar_confirm",
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_MS,

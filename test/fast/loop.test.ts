@@ -6,7 +6,7 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import pg from "pg";
 import pino, { type Logger } from "pino";
 import { afterEach, expect, it, onTestFinished, vi } from "vitest";
-import { waitFor } from "../../lib/wait";
+import { answeredWithin, waitFor } from "../../lib/wait";
 import { createPools } from "../../sidecar/db/pools";
 import type { Queryable } from "../../sidecar/db/queryable";
 import { checkUnreachable } from "../../sidecar/effects/monitor";
@@ -314,6 +314,8 @@ async function databaseDoor(target: string) {
   const pairs = new Set<[Socket, Socket]>();
   const door = {
     open: false,
+    /** Sees what each client sends, before it is forwarded. */
+    watch: undefined as ((sent: string) => void) | undefined,
     goDark: () => {
       door.open = false;
       for (const [client, upstream] of pairs) {
@@ -329,6 +331,7 @@ async function databaseDoor(target: string) {
     const upstream = connect(Number(url.port), url.hostname);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
+    client.on("data", (chunk: Buffer) => door.watch?.(chunk.toString("latin1")));
     client.pipe(upstream).pipe(client);
     const end = () => {
       pairs.delete(pair);
@@ -614,4 +617,54 @@ it("runs its periodic reconciliation on the monotonic clock: a wall clock steppe
   await waitFor("the reconciliation's repair", async () => (await fake.developer(w))?.status === "active", {
     timeoutMs: 20_000,
   });
+});
+
+it("fails a try to lead whose answer never comes (the network gone dark after connecting), counts it, and tries again", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10" });
+  // Another session leads, so the sidecar stands by and tries every second.
+  const other = await leadingSession(fake.url);
+  onTestFinished(() => other.client.end().catch(() => undefined));
+  const { door, url } = await databaseDoor(fake.url);
+  door.open = true;
+  let darkened = false;
+  door.watch = (sent) => {
+    if (darkened || !sent.includes("pg_try_advisory_lock")) return;
+    // The try's question goes out, its answer never comes back; new connections get through.
+    darkened = true;
+    setImmediate(() => {
+      door.goDark();
+      door.open = true;
+    });
+  };
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  loop = new SyncLoop(config, createLogger("silent"), createMetrics([CHAIN]), new Map());
+  loop.start();
+  const state = loop.state;
+  await waitFor("a try gone dark", () => darkened, { timeoutMs: 30_000 });
+  // Before: that try waited for TCP to give up (about 15 minutes), no other made or counted.
+  await waitFor("the try failed and counted", () => state.unreachable.tries >= 1, { timeoutMs: 40_000 });
+  await other.client.end();
+  await waitFor("leadership on a later try", () => state.role === "leader", { timeoutMs: 30_000 });
+});
+
+it("drops a confirmation connection gone dark, so that the next confirmation asks over a new one", async () => {
+  fake = await fakePonder();
+  const { door, url } = await databaseDoor(fake.url);
+  door.open = true;
+  const { pool, httpPool, confirmPool } = createPools(
+    { ...fake.config, database: { ...fake.config.database, url } },
+    createLogger("silent"),
+  );
+  onTestFinished(async () => {
+    for (const p of [pool, httpPool]) await p.end();
+    confirmPool.end().catch(() => undefined); // not awaited: its dark connection, if kept, never ends
+  });
+  expect((await confirmPool.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+  door.goDark();
+  door.open = true; // the connection made is dark; a new one gets through
+  // The loop stops waiting after 4 s; the pool's own bound ends the question and its connection.
+  await expect(answeredWithin(confirmPool.query("SELECT 2 AS two"), 15_000)).rejects.toThrow(/Query read timeout/);
+  // Before: this one queued behind the dark connection until TCP gave up.
+  const next = await answeredWithin(confirmPool.query("SELECT 3 AS three"), 15_000);
+  expect(next.rows).toEqual([{ three: 3 }]);
 });
