@@ -1,7 +1,8 @@
 /**
  * Outbox jobs in SQL (after graphile-worker): a job is claimed for one attempt by one worker
  * (`locked_by`) with a lease, so a worker that dies mid-job releases it when the lease ends;
- * failures back off through run_at; after RETRY_ATTEMPTS retries a job is dead until an operator
+ * failures back off through run_at; after RETRY_ATTEMPTS retries of failures the server called
+ * permanent a job is dead until an operator
  * retries it. Fencing: a job is claimed, and a send decided, only while the leader lock is held
  * by the leader connection the worker belongs to; what happened to a claimed job is recorded only
  * while the claim is still the worker's. So a worker whose sidecar lost leadership sends nothing
@@ -163,33 +164,37 @@ export async function finishJob(db: Queryable, job: Job, fence: Fence, state: "s
 }
 
 /**
- * Backs the job off (lib/backoff.ts), or kills it once retries are spent. Returns
- * its state, or undefined (nothing written) when the claim is no longer this worker's.
+ * A failed send: backed off (lib/backoff.ts), or dead once its failures exceed
+ * `retry.attempts`. A `temporary` failure (the server said try later, or none was reached) backs
+ * off without counting (migration 020). Returns the job's state, or undefined (nothing written)
+ * when the claim is no longer this worker's.
  */
 export async function failJob(
   db: Queryable,
   job: Job,
   fence: Fence,
   error: string,
-  retry: { attempts: number; delayMs: number },
+  retry: { attempts: number; delayMs: number; temporary?: boolean },
 ): Promise<"pending" | "dead" | undefined> {
-  const dead = job.attempts > retry.attempts;
-  const { rowCount } = await db.query(
+  const { rows } = await db.query<{ state: "pending" | "dead" }>(
     `UPDATE stakesync.outbox
-        SET state = $4, last_error = $5, locked_until = NULL,
-            run_at = now() + make_interval(secs => $6::double precision / 1000)
-      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
+        SET failures = failures + $6::int,
+            state = CASE WHEN failures + $6::int > $7::int THEN 'dead' ELSE 'pending' END,
+            last_error = $4, locked_until = NULL,
+            run_at = now() + make_interval(secs => $5::double precision / 1000)
+      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
+      RETURNING state`,
     [
       job.id,
       fence.workerId,
       job.attempts,
-      dead ? "dead" : "pending",
       error.slice(0, 1000),
       backoffMs(retry.delayMs, job.attempts),
+      retry.temporary ? 0 : 1,
+      retry.attempts,
     ],
   );
-  if (rowCount !== 1) return undefined;
-  return dead ? "dead" : "pending";
+  return rows[0]?.state;
 }
 
 export type DeadLetter = {
@@ -219,7 +224,7 @@ export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
 export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolean> {
   const { rowCount } = await db.query(
     `WITH job AS (
-       UPDATE stakesync.outbox SET state = 'pending', attempts = 0, run_at = now(), locked_until = NULL
+       UPDATE stakesync.outbox SET state = 'pending', attempts = 0, failures = 0, run_at = now(), locked_until = NULL
         WHERE id = $1 AND state = 'dead' RETURNING id
      ),
      developer AS (

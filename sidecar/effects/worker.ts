@@ -44,6 +44,21 @@ const MAY_SEND_FRESH_MS = 30_000;
  */
 const TICK_GAP_MS = 10_000;
 
+/**
+ * Whether a failed send is one the SMTP server calls temporary (a 4xx answer: a rate limit,
+ * greylisting, a full mailbox queue), or one that reached no server (no connection, no
+ * greeting): tried again without counting toward RETRY_ATTEMPTS. A 5xx answer, and a send cut off
+ * by its deadline (the message may have been taken), count.
+ */
+export function temporary(error: unknown): boolean {
+  const { responseCode, code, timeoutType } = (error ?? {}) as Record<string, unknown>;
+  if (typeof responseCode === "number") return responseCode >= 400 && responseCode < 500;
+  // nodemailer's codes (smtp-connection): out of reach, or the connection lost; a timeout only
+  // before the server took anything (connecting, its greeting, TLS).
+  if (code === "ECONNECTION" || code === "ESOCKET" || code === "EDNS") return true;
+  return code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType));
+}
+
 export class OutboxWorker {
   private readonly mailer: Mailer | undefined;
   private lastWaitWarning = 0;
@@ -65,6 +80,8 @@ export class OutboxWorker {
    */
   private reachableSince: number | undefined;
   private lastTickAt: number | undefined;
+  /** After a temporary failure (`clock`): no send before this. */
+  private pausedUntil = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -114,6 +131,7 @@ export class OutboxWorker {
     for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {
       const current = fence();
       if (!current) return; // leadership went: stop here
+      if (this.clock() < this.pausedUntil) return; // the server said try later
       const takeOver = this.clock() - this.reachableSince >= this.takeOverAfterMs;
       const job = await claimNextJob(this.pool, dev, current, takeOver);
       if (!job) return;
@@ -146,11 +164,23 @@ export class OutboxWorker {
       } catch (error) {
         // The server's reply can quote the address (550 <dave@…>: rejected): redacted.
         const message = errorText(error);
+        const later = temporary(error);
         const state = await failJob(this.pool, job, current, message, {
           attempts: this.config.retryAttempts,
           delayMs: this.config.retryDelayMs,
+          temporary: later,
         });
         this.metrics.syncErrors.inc({ kind: "email" });
+        if (later) {
+          // The server is limiting or out of reach: no other job until RETRY_DELAY_MS (each would
+          // meet the same answer, at ten a tick), and this one is not counted toward dead.
+          this.pausedUntil = this.clock() + this.config.retryDelayMs;
+          this.log.warn(
+            { ...context, err: message, state },
+            "welcome email failed for now (the SMTP server says try later, or is out of reach); tried again, not counted toward RETRY_ATTEMPTS",
+          );
+          return;
+        }
         this.log[state === "dead" ? "error" : "warn"]({ ...context, err: message, state }, "welcome email failed");
         continue;
       }

@@ -4,7 +4,9 @@
  */
 import { expect, it, vi } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
+import { freePort } from "../../lib/ports";
 import { createMailer, welcomeMessageId } from "../../sidecar/effects/mailer";
+import { temporary } from "../../sidecar/effects/worker";
 import { writtenSettings } from "../../sidecar/settings";
 import { startSmtp } from "../helpers/peers";
 
@@ -79,4 +81,31 @@ it("keeps nodemailer's own logger off and the send's limits its own, whatever SM
     loadSidecarConfig({ ...env, SMTP_URL: "smtps://mail.example.com/?tls.rejectUnauthorized=false&name=relay.local" })
       .smtpUrl,
   ).toContain("tls.rejectUnauthorized=false");
+});
+
+it("tells the SMTP failures that are temporary (4xx, no server reached) from those that are not, as nodemailer reports them", async () => {
+  const smtp = await startSmtp();
+  smtp.state.rejected.add("dave@example.test");
+  const failure = async (url: string, to = "erin@example.test") => {
+    const mailer = createMailer(url, "noreply@stakesync.io");
+    try {
+      return await mailer.send(to, w).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    } finally {
+      mailer.close();
+    }
+  };
+  try {
+    smtp.state.failing = true; // 451 to the message
+    expect(temporary(await failure(smtp.url))).toBe(true);
+    smtp.state.failing = false;
+    expect(temporary(await failure(smtp.url, "dave@example.test"))).toBe(false); // 550 at RCPT
+    const closed = `smtp://127.0.0.1:${await freePort()}`;
+    expect(temporary(await failure(closed))).toBe(true); // nothing listens
+  } finally {
+    await smtp.close();
+  }
+  expect(temporary(new Error("the SMTP server took more than 240 s over one message"))).toBe(false);
 });

@@ -338,3 +338,58 @@ it("gives back a claim its sidecar lost leadership over before the send, so that
   await a.close();
   await b.close();
 });
+
+it("tries a welcome the SMTP server defers (4xx) again without counting it toward dead, one job per pause; a 5xx answer still counts", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(7), "ivy@example.test");
+  for (const [n, email] of [
+    [8, "jay@example.test"],
+    [9, "kim@example.test"],
+  ] as const) {
+    await fake.register(wallet(n), email);
+    await db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [wallet(n)]);
+  }
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  let now = 0;
+  const config = { ...fake.config, retryAttempts: 1, retryDelayMs: 5000 };
+  const worker = new OutboxWorker(config, pool, createLogger("silent"), createMetrics([31337]), 120_000, () => now);
+  const jobs = async () =>
+    (await db.query("SELECT wallet, state, failures FROM stakesync.outbox ORDER BY wallet")).rows.map(
+      (r) => `${r.wallet.slice(-1)} ${r.state} ${r.failures}`,
+    );
+  // A relay that rate-limits (451) for a while: before, each due job failed at ten a tick and was
+  // dead after RETRY_ATTEMPTS + 1 tries (about 35 s with the defaults).
+  smtp.state.failing = true;
+  await worker.tick(state);
+  expect(smtp.attempts).toHaveLength(1); // one job, then a pause: not all three into the same answer
+  await worker.tick(state);
+  expect(smtp.attempts).toHaveLength(1); // paused RETRY_DELAY_MS
+  for (let i = 0; i < 6; i++) {
+    now += 10 * 60_000;
+    await db.query("UPDATE stakesync.outbox SET run_at = now()");
+    await worker.tick(state);
+  }
+  expect(smtp.attempts).toHaveLength(7);
+  expect(await jobs()).toEqual(["7 pending 0", "8 pending 0", "9 pending 0"]);
+  // Back: each goes out once.
+  smtp.state.failing = false;
+  now += 10 * 60_000;
+  await db.query("UPDATE stakesync.outbox SET run_at = now()");
+  await worker.tick(state);
+  expect(smtp.mails.map((m) => m.to[0]).sort()).toEqual(["ivy@example.test", "jay@example.test", "kim@example.test"]);
+  expect(await jobs()).toEqual(["7 sent 0", "8 sent 0", "9 sent 0"]);
+
+  // A permanent answer (550) counts: dead after RETRY_ATTEMPTS + 1.
+  await fake.register(wallet(10), "lee@example.test");
+  await db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [wallet(10)]);
+  smtp.state.rejected.add("lee@example.test");
+  for (let i = 0; i < 2; i++) {
+    now += 10 * 60_000;
+    await db.query("UPDATE stakesync.outbox SET run_at = now() WHERE state = 'pending'");
+    await worker.tick(state);
+  }
+  expect((await db.query("SELECT state, failures FROM stakesync.outbox WHERE wallet = $1", [wallet(10)])).rows).toEqual(
+    [{ state: "dead", failures: 2 }],
+  );
+  await worker.close();
+});
