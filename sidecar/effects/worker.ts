@@ -56,7 +56,9 @@ export function temporary(error: unknown): boolean {
   // nodemailer's codes (smtp-connection): out of reach, or the connection lost; a timeout only
   // before the server took anything (connecting, its greeting, TLS).
   if (code === "ECONNECTION" || code === "ESOCKET" || code === "EDNS") return true;
-  return code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType));
+  return (
+    code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType))
+  );
 }
 
 export class OutboxWorker {
