@@ -110,6 +110,12 @@ export class OutboxWorker {
       throw error;
     } finally {
       this.lastTickAt = this.clock();
+      // A tick that lasted as long is a break too: frozen or starved inside it (after a
+      // statement's answer, say), the worker does not know what the database went through
+      // meanwhile, and the pool's new connections hide a restart. What it costs: while sends are
+      // slow enough to make a tick this long, no claim that ran out is taken over (a dead worker's
+      // job waits for the backlog).
+      if (this.lastTickAt - now > TICK_GAP_MS) this.reachableSince = undefined;
     }
   }
 

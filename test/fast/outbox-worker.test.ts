@@ -393,3 +393,37 @@ it("tries a welcome the SMTP server defers (4xx) again without counting it towar
   );
   await worker.close();
 });
+
+it("counts a tick that lasted longer than 10 s as a break too: frozen inside it, a worker waits again before it takes over", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(11), "max@example.test");
+  await db.query(
+    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
+  );
+  let now = 0;
+  let freezeNext = false;
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  // Frozen for 30 s right after its probe's answer, inside the tick (a standby's write each tick).
+  const probe = /SET state = state WHERE false/;
+  const worker = new OutboxWorker(
+    fake.config,
+    onAnswer(pool, probe, () => {
+      if (freezeNext) now += 30_000;
+      freezeNext = false;
+    }),
+    createLogger("silent"),
+    createMetrics([31337]),
+    60_000,
+    () => now,
+  );
+  const standby = { ...state, role: "standby", leaderPid: null } as LoopState;
+  for (; now < 55_000; now += 5000) await worker.tick(standby);
+  freezeNext = true;
+  await worker.tick(standby);
+  // Leading right after: before, it took the claim over at once, its 60 s counted across the freeze.
+  for (let n = 0; n < 10; n++, now += 5000) await worker.tick(state);
+  expect(smtp.mails).toHaveLength(0);
+  for (let n = 0; n < 3; n++, now += 5000) await worker.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  await worker.close();
+});
