@@ -181,7 +181,17 @@ const sidecarPort = (env: Env) => read(env, "SIDECAR_PORT", int(1).max(65535).de
  * (or whether) a welcome is sent; `?socketTimeout=` undid the send's deadline, which the outbox's
  * lease relies on. So any other is refused at start.
  */
-const SMTP_URL_OPTIONS = ["name", "localAddress", "authMethod", "ignoreTLS", "requireTLS", "opportunisticTLS"];
+const SMTP_URL_OPTIONS = [
+  "secure",
+  "service",
+  "proxy",
+  "name",
+  "localAddress",
+  "authMethod",
+  "ignoreTLS",
+  "requireTLS",
+  "opportunisticTLS",
+];
 const smtpUrl = (env: Env) => {
   const url = read(
     env,

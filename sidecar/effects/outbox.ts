@@ -163,11 +163,15 @@ export async function finishJob(db: Queryable, job: Job, fence: Fence, state: "s
   return rows[0]?.ours === true;
 }
 
+/** How long a job's temporary failures go uncounted (migration 020): an MTA keeps trying for days; a welcome, a day. */
+export const DEFERRED_FOR_AT_MOST = "1 day";
+
 /**
  * A failed send: backed off (lib/backoff.ts), or dead once its failures exceed
  * `retry.attempts`. A `temporary` failure (the server said try later, or none was reached) backs
- * off without counting (migration 020). Returns the job's state, or undefined (nothing written)
- * when the claim is no longer this worker's.
+ * off without counting for DEFERRED_FOR_AT_MOST after the job's first one (migration 020), then
+ * counts. Returns the job's state, or undefined (nothing written) when the claim is no longer
+ * this worker's.
  */
 export async function failJob(
   db: Queryable,
@@ -176,21 +180,32 @@ export async function failJob(
   error: string,
   retry: { attempts: number; delayMs: number; temporary?: boolean },
 ): Promise<"pending" | "dead" | undefined> {
+  // `counted`: whether this failure counts. `least(failures, attempts - 1)`: an older version's
+  // retry of a dead letter reset `attempts` alone, and the count it left must not kill the job
+  // at its next failure.
   const { rows } = await db.query<{ state: "pending" | "dead" }>(
-    `UPDATE stakesync.outbox
-        SET failures = failures + $6::int,
-            state = CASE WHEN failures + $6::int > $7::int THEN 'dead' ELSE 'pending' END,
+    `WITH failed AS (
+       SELECT id, NOT $6::boolean OR coalesce(deferred_since, now()) < now() - interval '${DEFERRED_FOR_AT_MOST}' AS counted
+         FROM stakesync.outbox
+        WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
+          FOR UPDATE
+     )
+     UPDATE stakesync.outbox o
+        SET failures = least(o.failures, o.attempts - 1) + f.counted::int,
+            state = CASE WHEN f.counted AND least(o.failures, o.attempts - 1) + 1 > $7::int THEN 'dead' ELSE 'pending' END,
+            deferred_since = CASE WHEN $6::boolean THEN coalesce(o.deferred_since, now()) END,
             last_error = $4, locked_until = NULL,
             run_at = now() + make_interval(secs => $5::double precision / 1000)
-      WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
-      RETURNING state`,
+       FROM failed f
+      WHERE o.id = f.id
+      RETURNING o.state`,
     [
       job.id,
       fence.workerId,
       job.attempts,
       error.slice(0, 1000),
       backoffMs(retry.delayMs, job.attempts),
-      retry.temporary ? 0 : 1,
+      retry.temporary === true,
       retry.attempts,
     ],
   );
@@ -224,7 +239,7 @@ export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
 export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolean> {
   const { rowCount } = await db.query(
     `WITH job AS (
-       UPDATE stakesync.outbox SET state = 'pending', attempts = 0, failures = 0, run_at = now(), locked_until = NULL
+       UPDATE stakesync.outbox SET state = 'pending', attempts = 0, failures = 0, deferred_since = NULL, run_at = now(), locked_until = NULL
         WHERE id = $1 AND state = 'dead' RETURNING id
      ),
      developer AS (

@@ -46,19 +46,19 @@ const TICK_GAP_MS = 10_000;
 
 /**
  * Whether a failed send is one the SMTP server calls temporary (a 4xx answer: a rate limit,
- * greylisting, a full mailbox queue), or one that reached no server (no connection, no
- * greeting): tried again without counting toward RETRY_ATTEMPTS. A 5xx answer, and a send cut off
- * by its deadline (the message may have been taken), count.
+ * greylisting, a full queue), or one that reached no server (refused, unroutable, no greeting in
+ * time): tried again without counting toward RETRY_ATTEMPTS (for a day, outbox.ts). A 5xx answer,
+ * a send cut off by its deadline, and a connection lost once made count: nodemailer reports a
+ * server that took the message and closed before its answer as it reports one that closed
+ * before its greeting ("Connection closed unexpectedly"), and an uncounted retry of that one
+ * would deliver a copy every minute for good.
  */
 export function temporary(error: unknown): boolean {
-  const { responseCode, code, timeoutType } = (error ?? {}) as Record<string, unknown>;
+  const { responseCode, code, syscall, timeoutType } = (error ?? {}) as Record<string, unknown>;
   if (typeof responseCode === "number") return responseCode >= 400 && responseCode < 500;
-  // nodemailer's codes (smtp-connection): out of reach, or the connection lost; a timeout only
-  // before the server took anything (connecting, its greeting, TLS).
-  if (code === "ECONNECTION" || code === "ESOCKET" || code === "EDNS") return true;
-  return (
-    code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType))
-  );
+  if (code === "EDNS") return true;
+  if (code === "ESOCKET") return syscall === "connect" || syscall === "getaddrinfo";
+  return code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType));
 }
 
 export class OutboxWorker {
@@ -82,6 +82,8 @@ export class OutboxWorker {
    */
   private reachableSince: number | undefined;
   private lastTickAt: number | undefined;
+  /** Of this tick, the time spent in sends (`clock`): left out of its measure of a break. */
+  private sendingMs = 0;
   /** After a temporary failure (`clock`): no send before this. */
   private pausedUntil = Number.NEGATIVE_INFINITY;
 
@@ -102,6 +104,7 @@ export class OutboxWorker {
   async tick(leader: LoopState) {
     const now = this.clock();
     if (this.lastTickAt === undefined || now - this.lastTickAt > TICK_GAP_MS) this.reachableSince = undefined;
+    this.sendingMs = 0;
     this.lastTickAt = now;
     try {
       await this.work(leader, now);
@@ -112,10 +115,10 @@ export class OutboxWorker {
       this.lastTickAt = this.clock();
       // A tick that lasted as long is a break too: frozen or starved inside it (after a
       // statement's answer, say), the worker does not know what the database went through
-      // meanwhile, and the pool's new connections hide a restart. What it costs: while sends are
-      // slow enough to make a tick this long, no claim that ran out is taken over (a dead worker's
-      // job waits for the backlog).
-      if (this.lastTickAt - now > TICK_GAP_MS) this.reachableSince = undefined;
+      // meanwhile, and the pool's new connections hide a restart. Its sends left out: a slow relay
+      // (20 s an answer) made every tick a break, and no claim that ran out was taken over while
+      // welcomes flowed.
+      if (this.lastTickAt - now - this.sendingMs > TICK_GAP_MS) this.reachableSince = undefined;
     }
   }
 
@@ -167,9 +170,11 @@ export class OutboxWorker {
         );
         return;
       }
+      const sendStartedAt = this.clock();
       try {
         await this.mailer.send(job.email, job.wallet);
       } catch (error) {
+        this.sendingMs += this.clock() - sendStartedAt;
         // The server's reply can quote the address (550 <dave@…>: rejected): redacted.
         const message = errorText(error);
         const later = temporary(error);
@@ -192,6 +197,7 @@ export class OutboxWorker {
         this.log[state === "dead" ? "error" : "warn"]({ ...context, err: message, state }, "welcome email failed");
         continue;
       }
+      this.sendingMs += this.clock() - sendStartedAt;
       this.metrics.emailsSent.inc();
       this.unrecorded.push({ job, fence: current });
       if (!(await this.recordSent())) return;

@@ -2,6 +2,7 @@
  * The welcome's Message-ID (sidecar/effects/mailer.ts): the same for a developer whatever sends
  * it, so that a resend after a crash is a duplicate the receiving server can drop.
  */
+import { createServer } from "node:net";
 import { expect, it, vi } from "vitest";
 import { loadSidecarConfig } from "../../lib/config";
 import { freePort } from "../../lib/ports";
@@ -73,14 +74,16 @@ it("keeps nodemailer's own logger off and the send's limits its own, whatever SM
   } as NodeJS.ProcessEnv;
   for (const query of ["logger=true", "pool=true", "jsonTransport=true", "socketTimeout=1"]) {
     expect(() => loadSidecarConfig({ ...env, SMTP_URL: `smtps://u:secret@mail.example.com/?${query}` }), query).toThrow(
-      new RegExp(`^SMTP_URL: expected no query option but tls\\.\\* and name, .*got \\?${query.split("=")[0]}:`),
+      new RegExp(`^SMTP_URL: expected no query option but tls\\.\\* and secure, .*got \\?${query.split("=")[0]}:`),
     );
   }
   // The connection's own are taken.
   expect(
-    loadSidecarConfig({ ...env, SMTP_URL: "smtps://mail.example.com/?tls.rejectUnauthorized=false&name=relay.local" })
-      .smtpUrl,
-  ).toContain("tls.rejectUnauthorized=false");
+    loadSidecarConfig({
+      ...env,
+      SMTP_URL: "smtp://mail.example.com:465/?secure=true&tls.rejectUnauthorized=false&name=relay.local",
+    }).smtpUrl,
+  ).toContain("secure=true&tls.rejectUnauthorized=false");
 });
 
 it("tells the SMTP failures that are temporary (4xx, no server reached) from those that are not, as nodemailer reports them", async () => {
@@ -104,8 +107,41 @@ it("tells the SMTP failures that are temporary (4xx, no server reached) from tho
     expect(temporary(await failure(smtp.url, "dave@example.test"))).toBe(false); // 550 at RCPT
     const closed = `smtp://127.0.0.1:${await freePort()}`;
     expect(temporary(await failure(closed))).toBe(true); // nothing listens
+    // A server that took the message and closed before its answer: nodemailer says "Connection
+    // closed unexpectedly", as for one closed before its greeting. Counted: retried uncounted,
+    // each try delivered another copy, every minute for good.
+    const dropping = await dropAfterData();
+    expect(temporary(await failure(dropping.url))).toBe(false);
+    await dropping.close();
   } finally {
     await smtp.close();
   }
   expect(temporary(new Error("the SMTP server took more than 240 s over one message"))).toBe(false);
 });
+
+/** An SMTP peer that takes the whole message, then drops the connection before answering it. */
+async function dropAfterData() {
+  const server = createServer((socket) => {
+    socket.on("error", () => undefined);
+    socket.write("220 drop.test ESMTP\r\n");
+    let data = false;
+    let rest = "";
+    socket.on("data", (chunk) => {
+      const lines = (rest + chunk.toString()).split("\r\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        if (data) {
+          if (line === ".") socket.destroy();
+          continue;
+        }
+        if (/^DATA/i.test(line)) {
+          data = true;
+          socket.write("354 go on\r\n");
+        } else socket.write("250 ok\r\n");
+      }
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { url: `smtp://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(resolve)) };
+}

@@ -427,3 +427,28 @@ it("counts a tick that lasted longer than 10 s as a break too: frozen inside it,
   expect(smtp.mails).toHaveLength(1);
   await worker.close();
 });
+
+it("leaves its own sends out of a tick's measure: a relay slow to answer does not keep it from taking over a claim that ran out", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(12), "ned@example.test");
+  // A worker that died in the middle of the send left its claim; it ran out.
+  await db.query(
+    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
+  );
+  let now = 0;
+  // The relay takes 15 s over each message (a scan before it answers).
+  smtp.state.beforeAccepting = async () => {
+    now += 15_000;
+  };
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]), 60_000, () => now);
+  // Welcomes keep coming, one a tick: each tick sends one (and lasts over 10 s by the clock).
+  for (let n = 0; n < 12; n++, now += 1000) {
+    await fake.register(wallet(100 + n), `dev${n}@example.test`);
+    await db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [wallet(100 + n)]);
+    await worker.tick(state);
+  }
+  // Before: every tick counted as a break, and the claim that ran out was never taken over.
+  expect(smtp.mails.map((m) => m.to[0])).toContain("ned@example.test");
+  await worker.close();
+});

@@ -132,3 +132,38 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
   expect(await retryDeadLetter(fake.db, 999_999n)).toBe(false);
   expect(await claimNextJob(fake.db, table, fence, false)).toMatchObject({ wallet: w, attempts: 1 });
 });
+
+it("counts a job's temporary failures once they have lasted a day, and never kills a job on an uncounted one, whatever count an older version left", async () => {
+  fake = await fakePonder();
+  const w = wallet(3);
+  await welcomeJob(fake, w);
+  const table = fake.config.developersTable.sql;
+  const { fence } = await lead(fake.url, "a");
+  const retry = { attempts: 1, delayMs: 10, temporary: true };
+  const claim = async () => {
+    await fake.db.query("UPDATE stakesync.outbox SET run_at = now()");
+    const job = await claimNextJob(fake.db, table, fence, false);
+    if (!job) throw new Error("no job claimed");
+    return job;
+  };
+  const row = async () =>
+    (await fake.db.query("SELECT state, failures, deferred_since IS NOT NULL AS deferred FROM stakesync.outbox"))
+      .rows[0];
+  // A recipient's server that answers 452 "over quota": retried, uncounted...
+  for (let i = 0; i < 5; i++)
+    expect(await failJob(fake.db, await claim(), fence, "452 4.2.2 over quota", retry)).toBe("pending");
+  expect(await row()).toEqual({ state: "pending", failures: 0, deferred: true });
+  // ...until it has lasted a day: then each counts, and the job ends as a dead letter, not
+  // retried every minute for good (StakesyncOutboxGrowing firing, nothing to discard).
+  await fake.db.query("UPDATE stakesync.outbox SET deferred_since = now() - interval '25 hours'");
+  expect(await failJob(fake.db, await claim(), fence, "452 4.2.2 over quota", retry)).toBe("pending");
+  expect(await failJob(fake.db, await claim(), fence, "452 4.2.2 over quota", retry)).toBe("dead");
+  expect(await row()).toEqual({ state: "dead", failures: 2, deferred: true });
+
+  // An older version's retry of a dead letter reset `attempts` alone: its `failures` (2) must not
+  // make the next temporary failure, nor the next counted one, a dead letter at once.
+  await fake.db.query("UPDATE stakesync.outbox SET state = 'pending', attempts = 0, deferred_since = NULL");
+  expect(await failJob(fake.db, await claim(), fence, "451 try later", retry)).toBe("pending");
+  expect(await failJob(fake.db, await claim(), fence, "550 no", { attempts: 1, delayMs: 10 })).toBe("pending");
+  expect(await failJob(fake.db, await claim(), fence, "550 no", { attempts: 1, delayMs: 10 })).toBe("dead");
+});
