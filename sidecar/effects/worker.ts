@@ -58,7 +58,9 @@ export function temporary(error: unknown): boolean {
   if (typeof responseCode === "number") return responseCode >= 400 && responseCode < 500;
   if (code === "EDNS") return true;
   if (code === "ESOCKET") return syscall === "connect" || syscall === "getaddrinfo";
-  return code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType));
+  return (
+    code === "ETIMEDOUT" && ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(String(timeoutType))
+  );
 }
 
 export class OutboxWorker {
