@@ -3,7 +3,7 @@
  * alert rule firing and clearing at a real webhook, and the admin API.
  */
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { waitFor } from "../lib/wait";
 import { header, startRpcProxy, startSmtp, startWebhook } from "./helpers/peers";
 import {
@@ -169,7 +169,13 @@ describe("welcome email", () => {
 describe("SMTP failures", () => {
   it("retries with growing delays, dead-letters, alerts, and an admin retry delivers it", async () => {
     const [dave] = wallets(1, "smtp-down") as [`0x${string}`];
+    // A permanent failure (554): a temporary one (451) is retried for a day without counting.
     smtp.state.failing = true;
+    smtp.state.failCode = 554;
+    onTestFinished(() => {
+      smtp.state.failing = false;
+      smtp.state.failCode = 451;
+    });
     const before = smtp.attempts.length;
     await register([[dave, "dave@example.test"]]);
     await chain.vault.stakeFor(dave, 8_000_000n);

@@ -10,7 +10,8 @@ import { freePort } from "../../lib/ports";
 export type ReceivedMail = { to: string[]; raw: string; at: number };
 
 /**
- * smtp-server on loopback. `failing` makes it answer 451 to every message; `rejected` addresses
+ * smtp-server on loopback. `failing` makes it answer `failCode` (451, try later, unless told) to
+ * every message; `rejected` addresses
  * are refused at RCPT with the address quoted, as real servers do; `delayMs` holds the answer to
  * each message that long (a slow server); `receiving` counts messages whose data has started;
  * `beforeAccepting` runs right before a message is accepted (what else happens at that moment).
@@ -21,6 +22,7 @@ export async function startSmtp() {
   const attempts: number[] = [];
   const state = {
     failing: false,
+    failCode: 451,
     rejected: new Set<string>(),
     delayMs: 0,
     receiving: 0,
@@ -49,7 +51,8 @@ export async function startSmtp() {
         if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
         attempts.push(Date.now());
         if (state.failing) {
-          const error = Object.assign(new Error("try again later"), { responseCode: 451 });
+          const text = state.failCode < 500 ? "try again later" : "transaction failed";
+          const error = Object.assign(new Error(text), { responseCode: state.failCode });
           return callback(error);
         }
         await state.beforeAccepting?.();
