@@ -37,6 +37,8 @@ export type ReorgWatch = {
   durable: Durability;
   /** Whether the last step found Ponder ready (or none has run yet). */
   ready: boolean;
+  /** No step of this term has read `schema` yet: no OID to compare with (see reorgHeld). */
+  fresh: boolean;
 };
 
 export const newReorgWatch = (): ReorgWatch => ({
@@ -46,6 +48,7 @@ export const newReorgWatch = (): ReorgWatch => ({
   tables: new Map(),
   durable: newDurability(),
   ready: true,
+  fresh: true,
 });
 
 /**
@@ -77,6 +80,7 @@ export function reorgHeld(watch: ReorgWatch, schema: string, progress: Map<numbe
     watch.schema = schema;
     watch.trigger = null;
     watch.held.clear();
+    watch.fresh = true;
   }
   // The name now stands for another relation (a redeploy made the views schema's views anew, or
   // `ponder dev` the table): what was known of the table behind it is dropped, looked up (and
@@ -94,6 +98,14 @@ export function reorgHeld(watch: ReorgWatch, schema: string, progress: Map<numbe
   if (ready && trigger !== null && watch.trigger !== null && trigger !== watch.trigger) {
     for (const p of all) watch.held.set(p.chainId, p.checkpoint);
   }
+  // A term's first step, or the first after a switch of instance, has no OID to compare with:
+  // a reorg transaction that committed just before it would go unseen. Its trigger created after
+  // a chain's last checkpoint says so (the checkpoint row's xmin against the trigger's), chain by
+  // chain. After a backfill seen by this term (not ready, then ready) that is the backfill's end.
+  if (ready && trigger !== null && watch.trigger === null && watch.fresh) {
+    for (const p of all) if (p.reorgAfter) watch.held.set(p.chainId, p.checkpoint);
+  }
+  watch.fresh = false;
   // Not ready: a backfill's end creates the trigger again, and what was seen before it says nothing.
   watch.trigger = ready ? trigger : null;
   // Not ready: the table may be made anew meanwhile, looked up again once Ponder is ready.

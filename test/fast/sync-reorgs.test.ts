@@ -313,6 +313,42 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
   });
 
+  it("deeper than CONFIRMATIONS, its reorg transaction committed just before a new term's first step, does not move the cursor past the rows it deleted", async () => {
+    fake = await fakePonder();
+    const w = wallet(0x72);
+    await fake.register(w);
+    await fake.db.query(`
+      CREATE FUNCTION ${SCHEMA}.operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg()`);
+    const stake = { developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" };
+    await fake.index([stake], 21);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+    // Block 22, then the reorg transaction to a lagging provider's head (15)...
+    await fake.progress({ latest: 22, finalized: 0 });
+    await fake.db.query(`BEGIN;
+      DROP TRIGGER reorg ON ${SCHEMA}.stake_event;
+      DELETE FROM ${SCHEMA}.stake_event WHERE block_number > 15;
+      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg();
+      COMMIT`);
+    // ...and a new leader term (a failover) before the next step: it knows no earlier OID. Before,
+    // its first step moved the cursor to 20, past the stake, which came back late as a reorg's.
+    await fake.newTerm();
+    await fake.round();
+    expect((await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows).toEqual([{ block: 19 }]);
+    await fake.progress({ latest: 16, finalized: 0 });
+    await fake.round();
+    await fake.index([stake], 23);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+    // A term that begins with the checkpoint written after the trigger holds nothing.
+    await fake.newTerm();
+    await fake.index([{ developer: w, amount: 5n * USDC, block: 24, tx: "0xab" }], 26);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ stake_amount: "35.000000" });
+  });
+
   it("reads Ponder's reorg trigger on the table behind a views schema's view, and looks the table up again once it is made anew", async () => {
     fake = await fakePonder();
     const watch = newReorgWatch();

@@ -30,6 +30,12 @@ export type PonderProgress = {
    */
   reorgs: string | null;
   /**
+   * Whether that trigger was created after this chain's checkpoint was last written (the row's
+   * xmin against the trigger's): a reorg transaction committed since the chain's last block, its
+   * rows deleted and its checkpoint not lowered yet (reorg-watch.ts). False where `reorgs` is null.
+   */
+  reorgAfter?: boolean;
+  /**
    * The OID of the relation named `schema`.stake_event (a table, or a views schema's view): a
    * name's look-up, changed by a redeploy that makes the views anew or a `ponder dev` restart
    * that makes the table anew, which drops what the sidecar knew of the table behind it
@@ -86,6 +92,7 @@ type ProgressRow = {
   ready: boolean | null;
   indexing: boolean | null;
   reorgs: string | null;
+  reorg_after: boolean | null;
   rel: string | null;
 };
 
@@ -143,11 +150,14 @@ export function progressStatements(
                                  AND l.mode = 'ShareLock' AND l.granted) END AS indexing,
             ${
               reorgTable === undefined || reorgTable === null
-                ? "NULL::text"
-                : `(SELECT t.oid::text FROM pg_trigger t WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg')`
-            } AS reorgs,
+                ? "NULL::text AS reorgs, NULL::boolean AS reorg_after"
+                : `(SELECT t.oid::text FROM pg_trigger t WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg') AS reorgs,
+                   -- Newer is younger: age() counts the transactions since, across wraparound.
+                   (SELECT age(t.xmin) < age(c.xmin) FROM pg_trigger t
+                     WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg') AS reorg_after`
+            },
             to_regclass('"${schema}".stake_event')::oid::text AS rel
-       FROM "${schema}"._ponder_checkpoint`,
+       FROM "${schema}"._ponder_checkpoint c`
   ];
 }
 
@@ -165,6 +175,7 @@ export function progressFrom(rows: unknown[]): Map<number, PonderProgress> {
         ready: r.ready === true,
         indexing: r.indexing === true,
         reorgs: r.reorgs ?? null,
+        reorgAfter: r.reorg_after === true,
         rel: r.rel ?? null,
       },
     ]),
