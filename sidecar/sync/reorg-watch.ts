@@ -15,7 +15,9 @@
  * then too, knows a reorg transaction (or a restart the sidecar did not see) has committed since:
  * it steps no chain whose checkpoint is the one it reads now, until that checkpoint changes (the
  * next block's commit, the reorg's second half). One block of delay after each reorg, none
- * otherwise. A new term knows no OID before its first step.
+ * otherwise. A term's first step, and the first after a switch of instance, know no OID: they
+ * hold a chain whose checkpoint row was written before the trigger was created (its xmin older),
+ * the reorg's second half still to come.
  */
 import type pg from "pg";
 import { type Behind, type Durability, due, newDurability, settleDurable, tableBehind } from "./durable-ponder";

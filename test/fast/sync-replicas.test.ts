@@ -263,6 +263,46 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(left.rows.map((r) => r.schema)).toContain(SCHEMA);
   }, 60_000);
 
+  it("holds a chain whose reorg transaction the instance it switches to committed just before: no OID of that instance to compare with", async () => {
+    fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
+    const replica = fake.replica(REPLICA);
+    const w = wallet(0x75);
+    await fake.register(w);
+    for (const schema of [SCHEMA, REPLICA]) {
+      await fake.db.query(`
+        CREATE FUNCTION "${schema}".operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+        CREATE TRIGGER reorg AFTER INSERT ON "${schema}".stake_event FOR EACH ROW EXECUTE FUNCTION "${schema}".operation_reorg()`);
+    }
+    const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
+    await fake.index(stake, 21);
+    await replica.index(stake, 21);
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
+    // The second commits block 22, then takes a lagging provider's head (15) for a reorg: rows
+    // above it deleted, its trigger made anew, its checkpoint still at 22.
+    await replica.progress({ latest: 22, finalized: 0 });
+    await fake.db.query(`BEGIN;
+      DROP TRIGGER reorg ON "${REPLICA}".stake_event;
+      DELETE FROM "${REPLICA}".stake_event WHERE block_number > 15;
+      CREATE TRIGGER reorg AFTER INSERT ON "${REPLICA}".stake_event FOR EACH ROW EXECUTE FUNCTION "${REPLICA}".operation_reorg();
+      COMMIT`);
+    // The first restarts: the second is read. Before, its first step moved the cursor to 20, past
+    // the stake its reorg had deleted, and it came back late as a reorg's.
+    await fake.deleteAbove(5);
+    await fake.progress({ latest: 21, safe: 5, ready: false });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect((await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows).toEqual([{ block: 19 }]);
+    // Its next blocks, the stake again on the new fork.
+    await replica.progress({ latest: 16, finalized: 0 });
+    await fake.round();
+    await replica.index(stake, 23);
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+  });
+
   it("measures an instance it switched to from that instance's own peak, not the one it left", async () => {
     fake = await fakePonder({ PONDER_REPLICA_SCHEMAS: REPLICA });
     const replica = fake.replica(REPLICA);

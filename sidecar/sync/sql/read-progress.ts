@@ -157,7 +157,7 @@ export function progressStatements(
                      WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg') AS reorg_after`
             },
             to_regclass('"${schema}".stake_event')::oid::text AS rel
-       FROM "${schema}"._ponder_checkpoint c`
+       FROM "${schema}"._ponder_checkpoint c`,
   ];
 }
 
