@@ -61,26 +61,36 @@ export async function makeCommitsDurable(
 }
 
 /** The table behind `schema`.stake_event (itself, or the table a views schema's view reads), and the relation the name stands for. */
-export type Behind = { table: string; rel: string };
+export type Behind = {
+  table: string;
+  rel: string;
+  /** The `_ponder_checkpoint` table beside `table` (behind a views schema's view too), quoted. */
+  checkpoints: string;
+};
 
 /**
  * `schema`.stake_event's table: pg_rewrite and pg_depend for a view (0.25 ms of planning: looked
  * up only when the name stands for another relation), else the table itself. Null: no such relation.
  */
 export async function tableBehind(db: pg.ClientBase, schema: string): Promise<Behind | null> {
-  const { rows } = await db.query<{ oid: string | null; rel: string | null }>(
-    `SELECT to_regclass($1)::oid::text AS rel, coalesce(
-       (SELECT d.refobjid FROM pg_rewrite r
-          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
-          JOIN pg_class c ON c.oid = d.refobjid AND c.relname = 'stake_event'
-         WHERE r.ev_class = to_regclass($1)
-         LIMIT 1),
-       to_regclass($1)::oid)::text AS oid`,
+  const { rows } = await db.query<{ oid: string | null; rel: string | null; nsp: string | null }>(
+    `SELECT x.rel, x.oid,
+            (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = x.oid::oid) AS nsp
+       FROM (SELECT to_regclass($1)::oid::text AS rel, coalesce(
+               (SELECT d.refobjid FROM pg_rewrite r
+                  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+                  JOIN pg_class c ON c.oid = d.refobjid AND c.relname = 'stake_event'
+                 WHERE r.ev_class = to_regclass($1)
+                 LIMIT 1),
+               to_regclass($1)::oid)::text AS oid) x`,
     [`"${schema}".stake_event`],
   );
   const [row] = rows;
-  return row?.oid && row.rel ? { table: row.oid, rel: row.rel } : null;
+  return row?.oid && row.rel && row.nsp
+    ? { table: row.oid, rel: row.rel, checkpoints: `"${row.nsp.replaceAll('"', '""')}"._ponder_checkpoint` }
+    : null;
 }
 
 /** Per schema: the relation whose table was made durable, and why the role may not (while it may not). */

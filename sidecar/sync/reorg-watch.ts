@@ -72,6 +72,14 @@ export async function reorgTable(db: pg.ClientBase, watch: ReorgWatch, schema: s
   return found.table;
 }
 
+/**
+ * The `_ponder_checkpoint` beside the table reorgTable found, for a step with no OID to compare
+ * with (a term's first, a switch's: see reorgHeld); none otherwise.
+ */
+export function reorgSince(watch: ReorgWatch, schema: string): string | undefined {
+  return watch.fresh || schema !== watch.schema ? watch.tables.get(schema)?.checkpoints : undefined;
+}
+
 /** Notes what this step reads of Ponder; the chains it must not step (their checkpoint unchanged since a reorg). */
 export function reorgHeld(watch: ReorgWatch, schema: string, progress: Map<number, PonderProgress>): Set<number> {
   const all = [...progress.values()];

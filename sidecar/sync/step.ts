@@ -17,7 +17,7 @@ import { missingRelation } from "../db/queryable";
 import { allRows, runTogether, type Statements, yes } from "../db/together";
 import { COMMIT, type Committed, committed, inTransaction } from "../db/transaction";
 import { deferRemovals, forgetChainsWithoutWindow, type RemovalGuard } from "./removal-guard";
-import { type ReorgWatch, reorgHeld, reorgTable } from "./reorg-watch";
+import { type ReorgWatch, reorgHeld, reorgSince, reorgTable } from "./reorg-watch";
 import { addChainStake } from "./sql/add-chain-stake";
 import { advanceCursor } from "./sql/advance-cursor";
 import { pendingWallets, walletsFrom } from "./sql/claim-developers";
@@ -247,9 +247,11 @@ async function stepOnce(
   // SYNC_LOCK_WAIT_MS: an instance frozen in one of its own transactions fails the step, which is
   // tried again soon (loop.ts, retryAfter; with a replica to go to, the next round reads it as
   // absent and follows the other), instead of holding the developers table with it (lock-developers.ts).
+  const table = reorgWatch ? await reorgTable(db, reorgWatch, config.ponderSchema) : null;
   const progressOptions = {
     lockEvents: true,
-    reorgTable: reorgWatch ? await reorgTable(db, reorgWatch, config.ponderSchema) : null,
+    reorgTable: table,
+    reorgSince: reorgWatch && table ? reorgSince(reorgWatch, config.ponderSchema) : undefined,
   };
   const progressRead = progressStatements(config.ponderSchema, progressOptions);
   // The application's table first, then the cursors with the BEGIN (in the snapshot the whole

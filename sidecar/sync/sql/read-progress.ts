@@ -78,6 +78,12 @@ export type ProgressOptions = {
   lockWaitMs?: number;
   /** The OID of the table whose `reorg` trigger is read (reorg-watch.ts reorgTable); none: not read. */
   reorgTable?: string | null;
+  /**
+   * The `_ponder_checkpoint` table beside it (quoted): asked, each chain's `reorgAfter` is read
+   * from its row's xmin (a views schema's `_ponder_checkpoint` is a view, which has none). Only
+   * at a term's first step or a switch's (reorg-watch.ts): a look at two catalogs it needs once.
+   */
+  reorgSince?: string;
 };
 
 /** PostgreSQL's lock_not_available: a lock_timeout ran out. */
@@ -120,7 +126,7 @@ export function ponderPresent(schema: string): Statements {
 /** The statements of the read, for sending with others; the last one's rows go to progressFrom. */
 export function progressStatements(
   schema: string,
-  { lockEvents = false, lockWaitMs, reorgTable }: ProgressOptions = {},
+  { lockEvents = false, lockWaitMs, reorgTable, reorgSince }: ProgressOptions = {},
 ): Statements {
   // For a transaction that reads the events next. Ponder undoes a reorg in one transaction that
   // locks stake_event, then _ponder_checkpoint (to drop its triggers). Read in the other order,
@@ -150,12 +156,16 @@ export function progressStatements(
                                  AND l.mode = 'ShareLock' AND l.granted) END AS indexing,
             ${
               reorgTable === undefined || reorgTable === null
-                ? "NULL::text AS reorgs, NULL::boolean AS reorg_after"
-                : `(SELECT t.oid::text FROM pg_trigger t WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg') AS reorgs,
-                   -- Newer is younger: age() counts the transactions since, across wraparound.
-                   (SELECT age(t.xmin) < age(c.xmin) FROM pg_trigger t
-                     WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg') AS reorg_after`
-            },
+                ? "NULL::text"
+                : `(SELECT t.oid::text FROM pg_trigger t WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg')`
+            } AS reorgs,
+            ${
+              reorgTable === undefined || reorgTable === null || reorgSince === undefined
+                ? "NULL::boolean"
+                : // Newer is younger: age() counts the transactions since, across wraparound.
+                  `(SELECT age(t.xmin) < age(k.xmin) FROM pg_trigger t, ${reorgSince} k
+                     WHERE t.tgrelid = ${Number(reorgTable)}::oid AND t.tgname = 'reorg' AND k.chain_id = c.chain_id)`
+            } AS reorg_after,
             to_regclass('"${schema}".stake_event')::oid::text AS rel
        FROM "${schema}"._ponder_checkpoint c`,
   ];
