@@ -68,6 +68,21 @@ async function databaseDoor(fake: Fake, db: pg.Client, leaderPid: number | null)
   };
 }
 
+/** The due job's claim left by a worker that died in the middle of its send, its lease run out. */
+async function claimRanOut(db: pg.Client) {
+  await db.query(
+    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
+  );
+}
+
+/** After a break, ticks 5 s apart: no take-over for 50 s (the wait begins anew), then one. */
+async function takesOverAfterWaiting(smtp: { mails: unknown[] }, tick: () => Promise<void>) {
+  for (let n = 0; n < 10; n++) await tick();
+  expect(smtp.mails).toHaveLength(0);
+  for (let n = 0; n < 3; n++) await tick();
+  expect(smtp.mails).toHaveLength(1);
+}
+
 it("records an email the SMTP server took once the database is back, whoever leads, and never sends it again", async () => {
   const { smtp, fake, db, state } = await welcomeDue(wallet(1), "dave@example.test");
   const door = await databaseDoor(fake, db, state.leaderPid);
@@ -169,19 +184,17 @@ it("after an outage longer than the claim's lease, a worker that met it lets the
 
 it("counts ticks further apart than 10 s as a break: a worker frozen or starved waits again before it takes over", async () => {
   const { smtp, fake, db, state } = await welcomeDue(wallet(5), "hana@example.test");
-  await db.query(
-    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
-  );
+  await claimRanOut(db);
   let now = 0;
   const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
   ends.push(() => pool.end());
   const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]), 60_000, () => now);
   for (; now < 55_000; now += 5000) await worker.tick(state);
   now += 30_000; // frozen for 30 s
-  for (let n = 0; n < 10; n++, now += 5000) await worker.tick(state);
-  expect(smtp.mails).toHaveLength(0);
-  for (let n = 0; n < 3; n++, now += 5000) await worker.tick(state);
-  expect(smtp.mails).toHaveLength(1);
+  await takesOverAfterWaiting(smtp, async () => {
+    await worker.tick(state);
+    now += 5000;
+  });
   await worker.close();
 });
 
@@ -396,9 +409,7 @@ it("tries a welcome the SMTP server defers (4xx) again without counting it towar
 
 it("counts a tick that lasted longer than 10 s as a break too: frozen inside it, a worker waits again before it takes over", async () => {
   const { smtp, fake, db, state } = await welcomeDue(wallet(11), "max@example.test");
-  await db.query(
-    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
-  );
+  await claimRanOut(db);
   let now = 0;
   let freezeNext = false;
   const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
@@ -421,19 +432,17 @@ it("counts a tick that lasted longer than 10 s as a break too: frozen inside it,
   freezeNext = true;
   await worker.tick(standby);
   // Leading right after: before, it took the claim over at once, its 60 s counted across the freeze.
-  for (let n = 0; n < 10; n++, now += 5000) await worker.tick(state);
-  expect(smtp.mails).toHaveLength(0);
-  for (let n = 0; n < 3; n++, now += 5000) await worker.tick(state);
-  expect(smtp.mails).toHaveLength(1);
+  await takesOverAfterWaiting(smtp, async () => {
+    await worker.tick(state);
+    now += 5000;
+  });
   await worker.close();
 });
 
 it("leaves its own sends out of a tick's measure: a relay slow to answer does not keep it from taking over a claim that ran out", async () => {
   const { smtp, fake, db, state } = await welcomeDue(wallet(12), "ned@example.test");
   // A worker that died in the middle of the send left its claim; it ran out.
-  await db.query(
-    "UPDATE stakesync.outbox SET locked_by = 'gone:1:dead', locked_until = now() - interval '1 second', attempts = 1",
-  );
+  await claimRanOut(db);
   let now = 0;
   // The relay takes 15 s over each message (a scan before it answers).
   smtp.state.beforeAccepting = async () => {

@@ -81,12 +81,16 @@ it("lets only the leading sidecar's worker claim and send, and ignores a worker 
   expect(rows).toEqual([{ state: "sent", locked_by: "b", attempts: 2 }]);
 });
 
-it("backs a failing job off, ends it as a dead letter with the SMTP reply redacted, and retries it on request", async () => {
+/** A fresh fake with wallet `n`'s welcome job due, and worker "a" leading. */
+async function jobDue(n: number) {
   fake = await fakePonder();
-  const w = wallet(2);
+  const w = wallet(n);
   await welcomeJob(fake, w);
-  const table = fake.config.developersTable.sql;
-  const { fence } = await lead(fake.url, "a");
+  return { w, table: fake.config.developersTable.sql, fence: (await lead(fake.url, "a")).fence };
+}
+
+it("backs a failing job off, ends it as a dead letter with the SMTP reply redacted, and retries it on request", async () => {
+  const { w, table, fence } = await jobDue(2);
   const smtp = Object.assign(new Error("550 5.1.1 <dave@example.test>: Recipient address rejected\nmore"), {
     code: "EENVELOPE",
   });
@@ -134,11 +138,7 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
 });
 
 it("counts a job's temporary failures once they have lasted a day, and never kills a job on an uncounted one, whatever count an older version left", async () => {
-  fake = await fakePonder();
-  const w = wallet(3);
-  await welcomeJob(fake, w);
-  const table = fake.config.developersTable.sql;
-  const { fence } = await lead(fake.url, "a");
+  const { table, fence } = await jobDue(3);
   const retry = { attempts: 1, delayMs: 10, temporary: true };
   const claim = async () => {
     await fake.db.query("UPDATE stakesync.outbox SET run_at = now()");

@@ -427,6 +427,26 @@ export const progressOnChain = ({
   ]);
 
 /** A wallet address from a small number, lowercase. */
+/** Ponder's `reorg` trigger on `schema`'s stake_event, which its reorg transaction drops and creates again. */
+export async function ponderReorgTrigger(db: pg.Client, schema: string) {
+  await db.query(`
+    CREATE FUNCTION "${schema}".operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+    CREATE TRIGGER reorg AFTER INSERT ON "${schema}".stake_event FOR EACH ROW EXECUTE FUNCTION "${schema}".operation_reorg()`);
+}
+
+/**
+ * Ponder's reorg transaction in `schema` to a head at `common` (a lagging provider's, taken for a
+ * reorg): the rows above it deleted, its trigger made anew; its checkpoint is lowered only by its
+ * next block's commit.
+ */
+export async function ponderReorgTransaction(db: pg.Client, schema: string, common: number) {
+  await db.query(`BEGIN;
+    DROP TRIGGER reorg ON "${schema}".stake_event;
+    DELETE FROM "${schema}".stake_event WHERE block_number > ${common};
+    CREATE TRIGGER reorg AFTER INSERT ON "${schema}".stake_event FOR EACH ROW EXECUTE FUNCTION "${schema}".operation_reorg();
+    COMMIT`);
+}
+
 export const wallet = (n: number) => `0x${n.toString(16).padStart(40, "0")}`;
 
 /**

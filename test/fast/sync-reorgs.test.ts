@@ -7,6 +7,8 @@ import {
   applicationTransaction,
   type Fake,
   fakePonder,
+  ponderReorgTransaction,
+  ponderReorgTrigger,
   progressOnChain,
   refuseUpdates,
   SCHEMA,
@@ -278,28 +280,25 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     });
   });
 
-  it("deeper than CONFIRMATIONS, its reorg transaction seen with a block committed before it, does not move the cursor past the rows it deleted", async () => {
+  /**
+   * A stake in block 20 not confirmed yet (block 21 committed, CONFIRMATIONS 2, cursor 19); before
+   * the sidecar's next round (busy, or frozen for a second), Ponder commits block 22, then takes a
+   * lagging provider's head, 15, for a reorg: its transaction deletes the rows above it and creates
+   * its trigger again; its checkpoint is lowered by its next block only. `newTerm`: a new leader
+   * term (a failover) comes before that round, knowing no earlier OID.
+   */
+  async function lagReorg(n: number, newTerm: boolean) {
     fake = await fakePonder();
-    const w = wallet(0x71);
+    const w = wallet(n);
     await fake.register(w);
-    // Ponder's reorg trigger on stake_event, which its reorg transaction drops and creates again.
-    await fake.db.query(`
-      CREATE FUNCTION ${SCHEMA}.operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
-      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg()`);
+    await ponderReorgTrigger(fake.db, SCHEMA);
     const stake = { developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" };
-    // Block 21 committed: the stake in block 20 not confirmed yet (CONFIRMATIONS 2, cursor 19).
     await fake.index([stake], 21);
     await fake.round();
     expect(await fake.developer(w)).toMatchObject({ status: "pending" });
-    // Before the sidecar's next round (busy, or frozen for a second), Ponder commits block 22,
-    // then takes a lagging provider's head, 15, for a reorg: its transaction deletes the rows
-    // above it and creates its trigger again; its checkpoint is lowered by its next block only.
     await fake.progress({ latest: 22, finalized: 0 });
-    await fake.db.query(`BEGIN;
-      DROP TRIGGER reorg ON ${SCHEMA}.stake_event;
-      DELETE FROM ${SCHEMA}.stake_event WHERE block_number > 15;
-      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg();
-      COMMIT`);
+    await ponderReorgTransaction(fake.db, SCHEMA, 15);
+    if (newTerm) await fake.newTerm();
     await fake.round();
     // Before, the cursor went to 20, past the stake Ponder had deleted and never shown the step.
     expect((await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows).toEqual([{ block: 19 }]);
@@ -311,37 +310,15 @@ describe("a reorg deeper than CONFIRMATIONS", () => {
     expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
     // README: "A lagging provider's blocks come back with the same events, so it changes nothing".
     expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+    return w;
+  }
+
+  it("deeper than CONFIRMATIONS, its reorg transaction seen with a block committed before it, does not move the cursor past the rows it deleted", async () => {
+    await lagReorg(0x71, false);
   });
 
   it("deeper than CONFIRMATIONS, its reorg transaction committed just before a new term's first step, does not move the cursor past the rows it deleted", async () => {
-    fake = await fakePonder();
-    const w = wallet(0x72);
-    await fake.register(w);
-    await fake.db.query(`
-      CREATE FUNCTION ${SCHEMA}.operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
-      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg()`);
-    const stake = { developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" };
-    await fake.index([stake], 21);
-    await fake.round();
-    expect(await fake.developer(w)).toMatchObject({ status: "pending" });
-    // Block 22, then the reorg transaction to a lagging provider's head (15)...
-    await fake.progress({ latest: 22, finalized: 0 });
-    await fake.db.query(`BEGIN;
-      DROP TRIGGER reorg ON ${SCHEMA}.stake_event;
-      DELETE FROM ${SCHEMA}.stake_event WHERE block_number > 15;
-      CREATE TRIGGER reorg AFTER INSERT ON ${SCHEMA}.stake_event FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.operation_reorg();
-      COMMIT`);
-    // ...and a new leader term (a failover) before the next step: it knows no earlier OID. Before,
-    // its first step moved the cursor to 20, past the stake, which came back late as a reorg's.
-    await fake.newTerm();
-    await fake.round();
-    expect((await fake.db.query("SELECT block::int FROM stakesync.cursor")).rows).toEqual([{ block: 19 }]);
-    await fake.progress({ latest: 16, finalized: 0 });
-    await fake.round();
-    await fake.index([stake], 23);
-    await fake.round();
-    expect(await fake.developer(w)).toMatchObject({ status: "active", stake_amount: "30.000000" });
-    expect(await fake.audit(w)).toEqual(["stake active 30.000000"]);
+    const w = await lagReorg(0x72, true);
     // A term that begins with the checkpoint written after the trigger holds nothing.
     await fake.newTerm();
     await fake.index([{ developer: w, amount: 5n * USDC, block: 24, tx: "0xab" }], 26);

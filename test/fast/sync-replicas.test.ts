@@ -3,7 +3,7 @@
  */
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Fake, fakePonder, SCHEMA, USDC, wallet } from "./ponder-fake";
+import { type Fake, fakePonder, ponderReorgTransaction, ponderReorgTrigger, SCHEMA, USDC, wallet } from "./ponder-fake";
 
 const REPLICA = "ponder_replica";
 let fake: Fake;
@@ -268,11 +268,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     const replica = fake.replica(REPLICA);
     const w = wallet(0x75);
     await fake.register(w);
-    for (const schema of [SCHEMA, REPLICA]) {
-      await fake.db.query(`
-        CREATE FUNCTION "${schema}".operation_reorg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
-        CREATE TRIGGER reorg AFTER INSERT ON "${schema}".stake_event FOR EACH ROW EXECUTE FUNCTION "${schema}".operation_reorg()`);
-    }
+    for (const schema of [SCHEMA, REPLICA]) await ponderReorgTrigger(fake.db, schema);
     const stake = [{ developer: w, amount: 30n * USDC, block: 20, tx: "0xaa" }];
     await fake.index(stake, 21);
     await replica.index(stake, 21);
@@ -282,11 +278,7 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     // The second commits block 22, then takes a lagging provider's head (15) for a reorg: rows
     // above it deleted, its trigger made anew, its checkpoint still at 22.
     await replica.progress({ latest: 22, finalized: 0 });
-    await fake.db.query(`BEGIN;
-      DROP TRIGGER reorg ON "${REPLICA}".stake_event;
-      DELETE FROM "${REPLICA}".stake_event WHERE block_number > 15;
-      CREATE TRIGGER reorg AFTER INSERT ON "${REPLICA}".stake_event FOR EACH ROW EXECUTE FUNCTION "${REPLICA}".operation_reorg();
-      COMMIT`);
+    await ponderReorgTransaction(fake.db, REPLICA, 15);
     // The first restarts: the second is read. Before, its first step moved the cursor to 20, past
     // the stake its reorg had deleted, and it came back late as a reorg's.
     await fake.deleteAbove(5);
