@@ -39,7 +39,19 @@ export const LEADER_SILENCE_LIMIT_S = 4;
  * `pid` is the leader connection's backend: the one pg_locks names as the lock holder; `server`,
  * when that server started (pg_postmaster_start_time): with the pid, which server's lock it is.
  */
-export type LeaderConnection = { client: pg.Client; lost: Promise<Error>; pid: number; server: string };
+export type LeaderConnection = {
+  client: pg.Client;
+  lost: Promise<Error>;
+  pid: number;
+  server: string;
+  /**
+   * Whether the server applies tcp_user_timeout to this session (leaderSession sets it): not on
+   * a Unix socket (it reads 0 there), nor where the platform lacks it. Without it, a leader frozen
+   * while the server is sending it a large answer keeps its lock until it thaws: the session is
+   * busy (no idle limit), and the server's blocked write heeds no statement_timeout.
+   */
+  userTimeout: boolean;
+};
 
 export async function connectWriter(databaseUrl: string): Promise<LeaderConnection> {
   const client = new pg.Client({
@@ -69,14 +81,15 @@ export async function connectWriter(databaseUrl: string): Promise<LeaderConnecti
 }
 
 /** Connects `client` and sets up its session for leading; its backend's pid, and its server's start. */
-async function prepareSession(client: pg.Client): Promise<{ pid: number; server: string }> {
+async function prepareSession(client: pg.Client): Promise<{ pid: number; server: string; userTimeout: boolean }> {
   await client.connect();
   await client.query({ text: leaderSession(LEADER_SILENCE_LIMIT_S), ...TRY_BOUND });
-  const { rows } = await client.query<{ pid: number; server: string }>({
-    text: `SELECT pg_backend_pid() AS pid, ${SERVER_START} AS server`,
+  const { rows } = await client.query<{ pid: number; server: string; user_timeout: boolean }>({
+    text: `SELECT pg_backend_pid() AS pid, ${SERVER_START} AS server,
+                  current_setting('tcp_user_timeout') <> '0' AS user_timeout`,
     ...TRY_BOUND,
   });
-  return { pid: rows[0]?.pid ?? 0, server: rows[0]?.server ?? "" };
+  return { pid: rows[0]?.pid ?? 0, server: rows[0]?.server ?? "", userTimeout: rows[0]?.user_timeout === true };
 }
 
 /**

@@ -158,6 +158,8 @@ export class SyncLoop {
   private leaderHeardAt = 0;
   /** Set by a wake-up that arrives while a step runs, so the next sleep is skipped. */
   private woken = false;
+  /** Said once a process: the leader connection lacks tcp_user_timeout (LeaderConnection). */
+  private userTimeoutWarned = false;
   /** This term's leader connection was lost: that ends a round's backoff (see sleep). */
   private termLost = false;
   private wake: (() => void) | undefined;
@@ -331,6 +333,12 @@ export class SyncLoop {
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
       this.leaderServer = connection.server;
+      if (!connection.userTimeout && !this.userTimeoutWarned) {
+        this.userTimeoutWarned = true;
+        this.log.warn(
+          "the leader's connection has no tcp_user_timeout (a Unix socket, or a platform without it): frozen while the server sends it a large answer (a round of thousands of developers), a leader keeps its lock until it thaws; point DATABASE_URL at the server over TCP",
+        );
+      }
       this.leaderClient = connection.client;
       this.metrics.isLeader.set(1);
       this.log.info("leader: syncing");

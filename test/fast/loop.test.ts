@@ -668,3 +668,25 @@ it("drops a confirmation connection gone dark, so that the next confirmation ask
   const next = await answeredWithin(confirmPool.query("SELECT 3 AS three"), 15_000);
   expect(next.rows).toEqual([{ three: 3 }]);
 });
+
+it("warns once when its leader connection has no tcp_user_timeout (a Unix socket), and not over TCP", async () => {
+  fake = await fakePonder({ SYNC_POLL_MS: "10", RETRY_DELAY_MS: "10" });
+  const warned = async (url: string) => {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const config = { ...fake.config, database: { ...fake.config.database, url } };
+    const own = new SyncLoop(config, log, createMetrics([CHAIN]), new Map([[CHAIN, { block: 40, at: Date.now() }]]));
+    own.start();
+    try {
+      await waitFor("leadership", () => own.state.role === "leader", { timeoutMs: 30_000 });
+    } finally {
+      await own.stop();
+    }
+    return lines.filter((l) => String(l.msg).includes("no tcp_user_timeout")).length;
+  };
+  expect(await warned(fake.url)).toBe(0);
+  // The same server through its socket in /tmp: the session reads tcp_user_timeout 0.
+  const tcp = new URL(fake.url);
+  const socket = `postgresql://${tcp.username}:${tcp.password}@localhost${tcp.pathname}?host=/tmp&port=${tcp.port}`;
+  expect(await warned(socket)).toBe(1);
+});
