@@ -160,8 +160,8 @@ export class SyncLoop {
   private woken = false;
   /** Said once a process: the leader connection lacks tcp_user_timeout (LeaderConnection). */
   private userTimeoutWarned = false;
-  /** This term's leader connection was lost: that ends a round's backoff (see sleep). */
-  private termLost = false;
+  /** How this term's leader connection was lost; set, it also ends a round's backoff (see sleep). */
+  private connectionLost: Error | undefined;
   private wake: (() => void) | undefined;
   /** A round's statements are on the leader's connection: no ping then (see lead). */
   private inRound = false;
@@ -305,7 +305,8 @@ export class SyncLoop {
     for (const schema of this.notDurableLogged) {
       if (refused.has(schema)) continue;
       this.notDurableLogged.delete(schema);
-      if (this.reorgWatch.durable.made.has(schema)) this.log.info({ schema }, "Ponder's commits are made durable now");
+      // Only a try that made them durable ends a refusal (settleDurable).
+      this.log.info({ schema }, "Ponder's commits are made durable now");
     }
     this.state.ponderNotDurable = [...refused.keys()].sort();
   }
@@ -369,11 +370,9 @@ export class SyncLoop {
   }
 
   private async lead(db: pg.Client, lost: Promise<Error>) {
-    let connectionLost: Error | undefined;
-    this.termLost = false;
+    this.connectionLost = undefined;
     lost.then((error) => {
-      connectionLost = error;
-      this.termLost = true;
+      this.connectionLost = error;
       this.wakeUp();
     });
     db.on("notification", () => this.wakeUp());
@@ -413,7 +412,7 @@ export class SyncLoop {
         });
     }, CONFIRM_MS);
     try {
-      await this.leadOn(db, () => connectionLost);
+      await this.leadOn(db, () => this.connectionLost);
     } finally {
       clearInterval(ping);
       clearInterval(confirm);
@@ -836,7 +835,7 @@ export class SyncLoop {
       };
       const timer = setTimeout(finish, ms);
       this.wake = () => {
-        if (backoff && !this.stopped && !this.termLost) return;
+        if (backoff && !this.stopped && !this.connectionLost) return;
         this.woken = false;
         finish();
       };

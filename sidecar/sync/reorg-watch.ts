@@ -20,7 +20,7 @@
  * the reorg's second half still to come.
  */
 import type pg from "pg";
-import { type Behind, type Durability, due, newDurability, settleDurable, tableBehind } from "./durable-ponder";
+import { type Behind, type Durability, newDurability, settleDurable, tableBehind } from "./durable-ponder";
 import type { PonderProgress } from "./sql/read-progress";
 
 /** Per leader term: the trigger's OID the last step saw Ponder ready with, and the chains held. */
@@ -68,7 +68,7 @@ export async function reorgTable(db: pg.ClientBase, watch: ReorgWatch, schema: s
   watch.tables.set(schema, found);
   // Looked up anew, the table may be new too: Ponder's commits to it are made durable first
   // (durable-ponder.ts), and again once due if that could not settle.
-  if (due(watch.durable, schema, found.rel)) await settleDurable(db, watch.durable, schema, found);
+  await settleDurable(db, watch.durable, schema, found);
   return found.table;
 }
 
