@@ -18,7 +18,15 @@ import { stillWaits } from "../sync/sql/unwritten-developers";
 import { WRITE_FAILING_CURRENT_S } from "../sync/sql/write-failing";
 import { SEND_DEADLINE_MS } from "./mailer";
 
-export type Job = { id: string; kind: "welcome_email"; wallet: string; attempts: number; email: string | null };
+export type Job = {
+  id: string;
+  kind: "welcome_email";
+  wallet: string;
+  attempts: number;
+  email: string | null;
+  /** `dead` when the claim found the job's earlier claims ran out LAPSES_AT_MOST times: not to be sent. */
+  state: "pending" | "dead";
+};
 
 /** Who may act: this worker's id, and the backend pid of its sidecar's leader connection. */
 export type Fence = { workerId: string; leaderPid: number };
@@ -46,6 +54,14 @@ const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 export const TAKE_OVER_AFTER_MS = 2 * EFFECTS_QUERY_MS;
 
 /**
+ * Claims of a job that may run out with nothing recorded (migration 021): at the take-over of the
+ * last, the job is dead instead of claimed. Each such claim may have sent the email (its worker
+ * killed or frozen after the server took it), so this bounds the copies a developer gets when a
+ * job's send keeps ending in a crash; a deploy that kills one send in the middle costs nothing.
+ */
+export const LAPSES_AT_MOST = 3;
+
+/**
  * A write to the outbox that changes nothing: whether this worker could record a job now (not
  * read-only, no lock on the table that keeps writers out). A standby's tick asks it, so that it
  * knows of a break before it leads.
@@ -71,9 +87,13 @@ export async function skipWithoutEmail(db: Queryable, developersTable: string) {
   );
 }
 
+/** The claim being made takes over one that ran out, the LAPSES_AT_MOST-th: the job is dead. */
+const lastLapse = `o.locked_until IS NOT NULL AND o.lapses + 1 >= ${LAPSES_AT_MOST}`;
+
 /**
  * Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of
- * now. Another worker's claim that ran out only with `takeOver` (TAKE_OVER_AFTER_MS).
+ * now. Another worker's claim that ran out only with `takeOver` (TAKE_OVER_AFTER_MS). A claim that
+ * ran out is counted (`lapses`), and at LAPSES_AT_MOST the job comes back dead, not claimed.
  */
 export async function claimNextJob(
   db: Queryable,
@@ -92,12 +112,20 @@ export async function claimNextJob(
           FOR UPDATE SKIP LOCKED
      ),
      claimed AS (
+       -- SET reads the row as it was: a locked_until still there is a claim that ran out (a
+       -- finished, failed or released claim clears it).
        UPDATE stakesync.outbox o
-          SET locked_until = now() + interval '${LEASE_MS / 1000} seconds', locked_by = $1, attempts = o.attempts + 1
+          SET locked_until = CASE WHEN ${lastLapse} THEN NULL ELSE now() + interval '${LEASE_MS / 1000} seconds' END,
+              locked_by = $1, attempts = o.attempts + 1,
+              lapses = o.lapses + (o.locked_until IS NOT NULL)::int,
+              state = CASE WHEN ${lastLapse} THEN 'dead' ELSE o.state END,
+              last_error = CASE WHEN ${lastLapse}
+                                THEN 'its claim ran out ${LAPSES_AT_MOST} times with nothing recorded (a worker killed or frozen in the middle of the send each time): possibly sent, not tried again'
+                                ELSE o.last_error END
          FROM due WHERE o.id = due.id
-       RETURNING o.id, o.kind, o.wallet, o.attempts
+       RETURNING o.id, o.kind, o.wallet, o.attempts, o.state
      )
-     SELECT c.id::text, c.kind, c.wallet, c.attempts,
+     SELECT c.id::text, c.kind, c.wallet, c.attempts, c.state,
             -- Of two rows that differ in letter case, one with an email (any one would do: the
             -- first in order, not whichever the scan met first, which may have none).
             (SELECT d.email FROM ${developersTable} d
@@ -239,7 +267,8 @@ export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
 export async function retryDeadLetter(db: Queryable, id: bigint): Promise<boolean> {
   const { rowCount } = await db.query(
     `WITH job AS (
-       UPDATE stakesync.outbox SET state = 'pending', attempts = 0, failures = 0, deferred_since = NULL, run_at = now(), locked_until = NULL
+       UPDATE stakesync.outbox
+          SET state = 'pending', attempts = 0, failures = 0, lapses = 0, deferred_since = NULL, run_at = now(), locked_until = NULL
         WHERE id = $1 AND state = 'dead' RETURNING id
      ),
      developer AS (

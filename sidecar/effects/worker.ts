@@ -21,6 +21,7 @@ import {
   failJob,
   finishJob,
   type Job,
+  LAPSES_AT_MOST,
   maySend,
   outboxWritable,
   releaseJob,
@@ -149,6 +150,13 @@ export class OutboxWorker {
       const job = await claimNextJob(this.pool, dev, current, takeOver);
       if (!job) return;
       const context = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
+      if (job.state === "dead") {
+        this.log.error(
+          { ...context, lapses: LAPSES_AT_MOST },
+          "welcome email dead: its claim ran out each time with nothing recorded (a worker killed or frozen mid-send); possibly sent, not tried again",
+        );
+        continue;
+      }
       if (!job.email) {
         await finishJob(this.pool, job, current, "skipped");
         continue;

@@ -461,3 +461,25 @@ it("leaves its own sends out of a tick's measure: a relay slow to answer does no
   expect(smtp.mails.map((m) => m.to[0])).toContain("ned@example.test");
   await worker.close();
 });
+
+it("sends nothing for a job whose claim ran out for the third time, and goes on to the next job", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(9), "ines@example.test");
+  await claimRanOut(db);
+  await db.query("UPDATE stakesync.outbox SET lapses = 2");
+  await fake.register(wallet(10), "jo@example.test");
+  await db.query(
+    "INSERT INTO stakesync.outbox (kind, wallet, run_at) VALUES ('welcome_email', $1, now() + interval '1 ms')",
+    [wallet(10)],
+  );
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]), 0);
+  await worker.tick(state);
+  expect(smtp.mails.map((mail) => mail.to)).toEqual([["jo@example.test"]]);
+  const { rows } = await db.query("SELECT wallet, state FROM stakesync.outbox ORDER BY id");
+  expect(rows).toEqual([
+    { wallet: wallet(9), state: "dead" },
+    { wallet: wallet(10), state: "sent" },
+  ]);
+  await worker.close();
+});
