@@ -97,7 +97,10 @@ export async function tableBehind(db: pg.ClientBase, schema: string): Promise<Be
 export type Durability = {
   made: Map<string, string>;
   refused: Map<string, string>;
-  /** Per schema, when to try again after a try that could not settle (a lock wait run out). */
+  /**
+   * Per schema, when to try again after a try that could not settle (a lock wait run out, a
+   * refusal): on the monotonic clock, which a wall clock stepped back does not put off.
+   */
   retryAt: Map<string, number>;
 };
 export const newDurability = (): Durability => ({ made: new Map(), refused: new Map(), retryAt: new Map() });
@@ -133,7 +136,7 @@ export async function settleDurable(
     if (problem.code === INSUFFICIENT_PRIVILEGE) durability.refused.set(schema, problem.message);
     durability.retryAt.set(
       schema,
-      Date.now() + (problem.code === INSUFFICIENT_PRIVILEGE ? REFUSED_RETRY_MS : RETRY_AFTER_MS),
+      performance.now() + (problem.code === INSUFFICIENT_PRIVILEGE ? REFUSED_RETRY_MS : RETRY_AFTER_MS),
     );
     return;
   }
@@ -143,7 +146,7 @@ export async function settleDurable(
 
 /** Whether `schema`'s relation `rel` is still to be made durable, and may be tried now. */
 export const due = (durability: Durability, schema: string, rel: string) =>
-  durability.made.get(schema) !== rel && (durability.retryAt.get(schema) ?? 0) <= Date.now();
+  durability.made.get(schema) !== rel && (durability.retryAt.get(schema) ?? 0) <= performance.now();
 
 /** Every instance read (its progress's `rel`), made durable once per relation its name stands for. */
 export async function keepDurable(

@@ -124,7 +124,9 @@ it("says why when the sidecar's role may not put it on, without queueing Ponder'
     const sources = [{ schema: SCHEMA, rel, ready: true }];
     await keepDurable(sidecar, durability, sources);
     expect([...durability.refused.keys()]).toEqual([SCHEMA]);
-    expect(durability.retryAt.get(SCHEMA)).toBeGreaterThan(Date.now() + REFUSED_RETRY_MS / 2);
+    // A minute on the monotonic clock, which a wall clock stepped back does not put off.
+    expect(durability.retryAt.get(SCHEMA)).toBeGreaterThan(performance.now() + REFUSED_RETRY_MS / 2);
+    expect(durability.retryAt.get(SCHEMA)).toBeLessThanOrEqual(performance.now() + REFUSED_RETRY_MS);
     // The operator grants it (docs/operations.md's upgrade grant): the next try, no restart.
     await fake.db.query(`GRANT TRIGGER ON "${SCHEMA}".stake_event TO reader_only`);
     await keepDurable(sidecar, durability, sources);
@@ -194,7 +196,8 @@ it("leaves an instance that backfills alone, and after a lock wait run out waits
   const sources = [{ schema: "ponder_replica", rel: await relOf("ponder_replica"), ready: true }];
   await keepDurable(fake.db, durability, sources);
   const next = durability.retryAt.get("ponder_replica");
-  expect(next).toBeGreaterThan(Date.now());
+  expect(next).toBeGreaterThan(performance.now());
+  expect(next).toBeLessThanOrEqual(performance.now() + 10_000); // monotonic, as above
   await keepDurable(fake.db, durability, sources);
   expect(durability.retryAt.get("ponder_replica")).toBe(next); // not tried again yet
   await ponder.query("COMMIT");
