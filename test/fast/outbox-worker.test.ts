@@ -332,7 +332,7 @@ it("gives back a claim its sidecar lost leadership over before the send, so that
   // Leadership goes between the claim and maySend (a standby took over).
   const a = new OutboxWorker(
     fake.config,
-    onAnswer(pool, /SET locked_until = now\(\) \+ interval/, async () => {
+    onAnswer(pool, /attempts = o\.attempts \+ 1/, async () => {
       await leader.client.query("SELECT pg_advisory_unlock_all()");
     }),
     createLogger("silent"),
