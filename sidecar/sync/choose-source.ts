@@ -42,7 +42,9 @@
  * since: left stalled on a reorg's old fork, it still shows the orphan the step took back, and is
  * "ahead" of the new fork. The same holds for every other instance above the block the one read
  * comes down to when it follows a reorg: within a term the peak keeps them out, but not across a
- * new term or while the one read restarts. While the one read is not usable either, the step reads
+ * new term or while the one read restarts. And, after a step that took events back (a reorg the
+ * one read followed between two reads, never seen coming down), every other instance above that
+ * step's window (leaveOnTakeBack). While the one read is not usable either, the step reads
  * another that was not left, ready or not (one not ready is read only up to its safe
  * checkpoint), rather than the one left. That record (`Watch.left`) is kept in
  * stakesync.left_source, so a new leader, which starts at the first instance knowing nothing of
@@ -260,6 +262,53 @@ export function noteCommits(
     }
   }
   return { moved, newlyLeft };
+}
+
+/**
+ * After a step that took applied events back: the one read followed a reorg, whether or not a
+ * read saw its checkpoint come down (noteCommits). Every other instance that showed a block
+ * above the step's window on that chain, at the read before that step, may show the orphan
+ * still: left on that chain with what it showed then, until it has committed since (the next
+ * read clears it if it already has). Unnoted, one stalled on the old fork was read again at the
+ * next switch, or by a new term, and put the orphan back. Returns the records that changed.
+ */
+export function leaveOnTakeBack(
+  config: Pick<SidecarConfig, "chains">,
+  watch: Watch,
+  current: string,
+  chains: { chainId: number; from: number; removed: number }[],
+): { schema: string; commits: Commits }[] {
+  const changed: { schema: string; commits: Commits }[] = [];
+  const took = chains.filter((c) => c.removed > 0);
+  if (took.length === 0) return changed;
+  for (const [schema, progress] of watch.last) {
+    if (schema === current) continue;
+    const shows = commitsOf(config, { schema, progress });
+    const commits: Commits = new Map(
+      took.flatMap(({ chainId, from }) => {
+        const c = shows.get(chainId);
+        return c !== undefined && (progress.get(chainId)?.indexed ?? -1) > from ? [[chainId, c] as const] : [];
+      }),
+    );
+    if (commits.size === 0) continue;
+    const left = watch.left.get(schema) ?? new Map();
+    for (const [chainId, c] of commits) left.set(chainId, c);
+    watch.left.set(schema, left);
+    changed.push({ schema, commits: new Map(left) });
+  }
+  return changed;
+}
+
+/** leaveOnTakeBack, its records written: after a step's commit, before any later term may start. */
+export async function noteTakenBack(
+  db: pg.ClientBase,
+  config: SidecarConfig,
+  watch: Watch,
+  current: string,
+  chains: { chainId: number; from: number; removed: number }[],
+) {
+  if (config.ponderReplicaSchemas.length === 0) return;
+  for (const l of leaveOnTakeBack(config, watch, current, chains)) await writeLeftSource(db, l.schema, l.commits);
 }
 
 /**

@@ -16,7 +16,7 @@ import { acquireLeadership, holdsLeaderLock, LEADER_SILENCE_LIMIT_S } from "../l
 import type { Metrics } from "../metrics";
 import { errorText } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
-import { followSource, newWatch, startWatch } from "./choose-source";
+import { followSource, newWatch, noteTakenBack, startWatch } from "./choose-source";
 import { newReorgWatch } from "./reorg-watch";
 import { developersBusy } from "./sql/lock-developers";
 import { LOCK_NOT_AVAILABLE } from "./sql/read-progress";
@@ -477,6 +477,11 @@ export class SyncLoop {
         const own = step.kind === "stepped" ? step.written : [];
         this.noteChanges(own);
         this.noteNotDurable();
+        // Another instance that may still show what it took back is not read until it commits
+        // (choose-source.ts, leaveOnTakeBack).
+        if (step.kind === "stepped") {
+          await noteTakenBack(db, this.config, this.sourceWatch, config.ponderSchema, step.chains);
+        }
         if (step.kind === "stepped" && step.fellBack !== undefined) this.noteFellBack(step.fellBack, startedAt);
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
         // Left by this step, or still waiting: any other step that synced (a reconciliation too)

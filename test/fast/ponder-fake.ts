@@ -20,7 +20,7 @@ import { LEADER_LOCK } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import { type Applied, applyDevelopers } from "../../sidecar/sync/apply-developers";
-import { followSource, newWatch, startWatch } from "../../sidecar/sync/choose-source";
+import { followSource, newWatch, noteTakenBack, startWatch } from "../../sidecar/sync/choose-source";
 import { SyncLoop } from "../../sidecar/sync/loop";
 import { newReorgWatch } from "../../sidecar/sync/reorg-watch";
 import { checkpointBlock } from "../../sidecar/sync/sql/fragments";
@@ -212,6 +212,7 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         reorgWatch,
       });
       source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;
+      if (step.kind === "stepped") await noteTakenBack(db, config, source.watch, read.ponderSchema, step.chains);
       const pending = step.kind === "stepped" ? step.pending : undefined;
       const applied = await applyDevelopers(db, config, pending, { walletIndexed: source.walletIndexed });
       // As the loop: a bulk step's own changes first.

@@ -209,6 +209,53 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
       expect(left.rows.map((r) => r.schema)).not.toContain(REPLICA);
     });
 
+  /** The stake taken back by the instance read, which followed a reorg from 19 unseen: by the next read it was at 31 of the new fork, its checkpoint never seen lower. The stake, missing, is taken back under 32. */
+  async function followedUnseen(
+    read: { deleteAbove: Fake["deleteAbove"]; index: Fake["index"]; progress: Fake["progress"] },
+    w: string,
+  ) {
+    await read.deleteAbove(19);
+    await read.index([], 31);
+    await fake.round();
+    await read.progress({ latest: 32, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+  }
+
+  it("does not read the orphan back after a restart of the one read from the other, when no read saw the one read come down", async () => {
+    const { replica, w } = await stakedOnBoth(0x76, 30);
+    // The second stays at 30 on the old fork.
+    await followedUnseen(fake, w);
+    // Before, only a checkpoint seen coming down left the second: it was read, orphan and all.
+    await fake.progress({ latest: 32, safe: 19, finalized: 0, ready: false });
+    await fake.round();
+    expect(fake.source()).toBe(SCHEMA);
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+    // Once it has followed the reorg (committed since), it is readable again.
+    await replica.deleteAbove(19);
+    await replica.progress({ latest: 33, safe: 0, finalized: 0 });
+    await fake.round();
+    const left = await fake.db.query("SELECT schema FROM stakesync.left_source");
+    expect(left.rows.map((r) => r.schema)).not.toContain(REPLICA);
+  });
+
+  it("does not read the orphan back in a new term from the first instance, when no read saw the second, read, come down", async () => {
+    const { replica, w } = await stakedOnBoth(0x77, 30);
+    // The first restarts: the second is read, and stays read once the first is back.
+    await fake.progress({ latest: 31, safe: 19, finalized: 0, ready: false });
+    await fake.round();
+    await fake.progress({ latest: 31, finalized: 0 });
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    // The second follows the reorg unseen; the first stays at 31 on the old fork, a block ahead.
+    await followedUnseen(replica, w);
+    // A new term starts at the first: before, it read the orphan back from it.
+    await fake.newTerm();
+    await fake.round();
+    expect(fake.source()).toBe(REPLICA);
+    expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
+  });
+
   it("keeps one left on the old fork left when the other climbs the new fork to its height, where the checkpoints read alike", async () => {
     const { replica, w } = await stakedOnBoth(38, 30);
     // As above: the second follows a reorg from 19 and is read from its second new block on; the
