@@ -33,8 +33,19 @@ export type AlertPayload = {
   [detail: string]: unknown;
 };
 
-/** A rule's webhook deliveries (see Alerts.lanes); `wake` ends the wait before a retry. */
-type Lane = { last: Promise<void>; handedOver: number; wake: () => void };
+/**
+ * A rule's webhook deliveries (see Alerts.lanes); `wake` ends the wait before a retry of a payload
+ * no longer to be sent (see Alerts.dropped); `stoodDown`: the firings handed over up to that number
+ * were this sidecar's before it last stood down, and are not sent any more.
+ */
+type Lane = { last: Promise<void>; handedOver: number; stoodDown: number; wake: () => void };
+
+/**
+ * The details that say which alert a payload is about, sent with its "resolved" too: a
+ * `database_unreachable` page is each sidecar's own (monitor.ts checkUnreachable), told apart by
+ * `sidecar`, and a resolved without it could not be matched to its firing.
+ */
+const IDENTIFYING = ["sidecar"] as const;
 
 /** The rule's row is one this sidecar wrote or adopted ($2: their sent_at, to the millisecond). */
 const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
@@ -46,7 +57,15 @@ const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
  * page shown firing on every standby) and firedSince took for another leader's (the resolved
  * dropped, the receiver's page never closed).
  */
-type RuleState = { firing: boolean; lastSentAt: number; text: string; severity: Severity; own: Date[] };
+type RuleState = {
+  firing: boolean;
+  lastSentAt: number;
+  text: string;
+  severity: Severity;
+  own: Date[];
+  /** The firing's IDENTIFYING details, for its resolved. */
+  identity?: Record<string, unknown>;
+};
 
 export class Alerts {
   private readonly rules = new Map<Rule, RuleState>();
@@ -113,7 +132,10 @@ export class Alerts {
     const state = this.rules.get(rule);
     if (firing && (!state?.firing || now - state.lastSentAt >= this.options.repeatMs)) {
       const own = [...(state?.firing ? state.own : []), new Date(now)];
-      this.rules.set(rule, { firing, lastSentAt: now, text, severity, own });
+      const identity = Object.fromEntries(
+        IDENTIFYING.filter((key) => key in details).map((key) => [key, details[key]]),
+      );
+      this.rules.set(rule, { firing, lastSentAt: now, text, severity, own, identity });
       this.store(
         `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4`,
@@ -136,6 +158,7 @@ export class Alerts {
           rule,
           at: new Date(now).toISOString(),
           state: "resolved",
+          ...state.identity,
         },
         state.own,
       );
@@ -144,7 +167,11 @@ export class Alerts {
 
   /**
    * This sidecar no longer leads: it evaluates no rule, so it reports none firing (the new
-   * leader evaluates and sends them). Nothing is sent: the condition did not clear.
+   * leader evaluates and sends them). Nothing is sent: the condition did not clear. Its firings
+   * not yet delivered are dropped, and those waiting to be retried stop waiting: one retried
+   * after a 502 landed after the new leader's "resolved", and the page stayed open for good (the
+   * new leader repeats the firing itself while it lasts). A resolved already handed over still
+   * goes: the new leader's firing since is caught by firedSince.
    */
   standDown() {
     for (const [rule, state] of this.rules) {
@@ -152,6 +179,10 @@ export class Alerts {
     }
     this.rules.clear();
     this.adopted = false;
+    for (const lane of this.lanes.values()) {
+      lane.stoodDown = lane.handedOver;
+      lane.wake();
+    }
   }
 
   /** Rules firing now, for the status page. */
@@ -176,7 +207,12 @@ export class Alerts {
     this.options.log[level]({ alert: payload }, `alert ${payload.state}: ${payload.rule}`);
     const url = this.options.webhookUrl;
     if (!url) return;
-    const lane = this.lanes.get(payload.rule) ?? { last: Promise.resolve(), handedOver: 0, wake: () => undefined };
+    const lane = this.lanes.get(payload.rule) ?? {
+      last: Promise.resolve(),
+      handedOver: 0,
+      stoodDown: 0,
+      wake: () => undefined,
+    };
     const number = ++lane.handedOver;
     lane.wake(); // an older payload waiting to be retried: superseded, it gives way now
     lane.last = lane.last.then(() => this.post(url, payload, lane, number, ownSentAt));
@@ -213,19 +249,28 @@ export class Alerts {
   }
 
   /**
+   * Why the payload handed over as `number` is no longer to be sent: a newer one of the rule
+   * waits in its lane, or it is a firing made before this sidecar stood down (standDown).
+   */
+  private dropped(payload: AlertPayload, lane: Lane, number: number): string | undefined {
+    if (lane.handedOver !== number) return "a newer one follows";
+    if (payload.state === "firing" && number <= lane.stoodDown) return "this sidecar no longer leads";
+    return undefined;
+  }
+
+  /**
    * POSTs with retries (RETRY_ATTEMPTS for a firing; a resolved until delivered); nothing more
-   * once a newer payload of the rule waits in its lane.
+   * once a newer payload of the rule waits in its lane, or, for a firing, once this sidecar
+   * stood down.
    */
   private async post(url: string, payload: AlertPayload, lane: Lane, number: number, ownSentAt?: Date[]) {
     const { attempts, delayMs } = this.options.retry;
     for (let attempt = 0; ; attempt++) {
       // Superseded before its first POST too: a lane holds at most the POST under way and the
       // newest payload, however often the rule changes while the webhook hangs.
-      if (lane.handedOver !== number) {
-        this.options.log.warn(
-          { rule: payload.rule },
-          `alert webhook: ${payload.state} not delivered, a newer one follows`,
-        );
+      const why = this.dropped(payload, lane, number);
+      if (why) {
+        this.options.log.warn({ rule: payload.rule }, `alert webhook: ${payload.state} not delivered, ${why}`);
         return;
       }
       if (attempt > 0 && payload.state === "resolved" && (await this.firedSince(payload, ownSentAt))) {
@@ -259,10 +304,12 @@ export class Alerts {
             "alert webhook failed; trying the resolved again until it is delivered",
           );
         }
-        if (lane.handedOver !== number) continue;
+        if (this.dropped(payload, lane, number)) continue;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, backoffMs(delayMs, attempt + 1));
           lane.wake = () => {
+            // Woken by standDown too, where a resolved retried goes on waiting.
+            if (!this.dropped(payload, lane, number)) return;
             clearTimeout(timer);
             resolve();
           };

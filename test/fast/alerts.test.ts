@@ -11,7 +11,7 @@ import { afterEach, expect, it } from "vitest";
 import { waitFor } from "../../lib/wait";
 import type { Queryable } from "../../sidecar/db/queryable";
 import { Alerts, leaderFiring, type Rule, type Severity } from "../../sidecar/effects/alerts";
-import { AlertMonitor } from "../../sidecar/effects/monitor";
+import { AlertMonitor, checkUnreachable } from "../../sidecar/effects/monitor";
 import { PauseWatch } from "../../sidecar/effects/pause-watch";
 import { startEffects } from "../../sidecar/effects/run";
 import { OutboxWorker } from "../../sidecar/effects/worker";
@@ -111,7 +111,7 @@ it("resolves, on the next leader, a rule the last one left firing when its condi
 /**
  * A webhook of the test's own: each request is answered `answer(n)` (n from 1) after `delayMs`;
  * `received` has the payloads it took (answered 2xx), as "rule state". With Alerts that retry,
- * as main.ts builds them, without the database.
+ * as main.ts builds them, without the database; `url` for more.
  */
 async function webhookAnswering(answer: (n: number) => { status: number; delayMs?: number }) {
   const received: string[] = [];
@@ -132,15 +132,53 @@ async function webhookAnswering(answer: (n: number) => { status: number; delayMs
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`;
   const alerts = new Alerts({
-    webhookUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`,
+    webhookUrl: url,
     repeatMs: 60_000,
     retry: { attempts: 3, delayMs: 200 },
     log: createLogger("silent"),
     metrics: createMetrics([31337]),
   });
-  return { alerts, received, requests: () => requests, close: () => server.close() };
+  return { alerts, url, received, requests: () => requests, close: () => server.close() };
 }
+
+it("sends no firing retried by a sidecar that stood down: it landed after the new leader's resolved", async () => {
+  fake = await fakePonder();
+  // A webhook that answers 502 to its first request (a proxy restarting), then takes each.
+  const webhook = await webhookAnswering((n) => ({ status: n === 1 ? 502 : 204 }));
+  const sidecar = () =>
+    new Alerts({
+      webhookUrl: webhook.url,
+      repeatMs: 60_000,
+      retry: { attempts: 3, delayMs: 500 },
+      log: createLogger("silent"),
+      metrics: createMetrics([31337]),
+      db: fake.db,
+    });
+  try {
+    // A leads and fires; its POST gets the 502, the retry is due in 500 ms.
+    const a = sidecar();
+    await a.adopt();
+    a.set("lag", true, "warning", "sync lag above 100 blocks");
+    await a.flush();
+    await waitFor("the first POST", () => webhook.requests() === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    // A loses the lead; B takes over, adopts A's page and resolves it (the lag is gone).
+    a.standDown();
+    const b = sidecar();
+    await b.adopt();
+    b.set("lag", false, "warning", "");
+    await Promise.all([b.flush(), b.delivered()]);
+    expect(webhook.received).toEqual(["lag resolved"]);
+    // Past A's backoff. Before: A's retry posted "firing" now, and the page stayed open for good.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await a.delivered();
+    expect(webhook.received.at(-1)).toBe("lag resolved");
+    expect(webhook.requests()).toBe(2);
+  } finally {
+    webhook.close();
+  }
+});
 
 it("delivers a rule's resolved after its firing, also when the firing's POST is retried", async () => {
   // A webhook that answers 502 to its first request (a proxy restarting), then takes each.
@@ -156,6 +194,27 @@ it("delivers a rule's resolved after its firing, also when the firing's POST is 
   } finally {
     webhook.close();
   }
+});
+
+it("names the sidecar in its database_unreachable resolved, as in the firing: each sidecar pages its own", async () => {
+  webhook = await startWebhook();
+  // A sidecar's own alerts, as main.ts builds them: they store nothing.
+  const own = new Alerts({
+    webhookUrl: webhook.url,
+    repeatMs: 60_000,
+    retry: { attempts: 0, delayMs: 0 },
+    log: createLogger("silent"),
+    metrics: createMetrics([31337]),
+  });
+  checkUnreachable(own, { alertAfterErrors: 3 }, { tries: 3, error: "connect ECONNREFUSED" }, "a:1");
+  await waitFor("the firing", () => webhook.alerts.length === 1, { timeoutMs: 10_000, intervalMs: 5 });
+  checkUnreachable(own, { alertAfterErrors: 3 }, { tries: 0, error: null }, "a:1");
+  await own.delivered();
+  // Before, the resolved had no `sidecar`: which sidecar's page it closed, the receiver could not tell.
+  expect(webhook.alerts.map((a) => [a.state, (a as { sidecar?: string }).sidecar])).toEqual([
+    ["firing", "a:1"],
+    ["resolved", "a:1"],
+  ]);
 });
 
 it("tries a resolved until it is delivered: lost, nothing would ever close the page", async () => {
