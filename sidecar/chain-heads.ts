@@ -37,26 +37,35 @@ export function watchHeads(chains: ChainConfig[], log: Logger, onError: (chainId
   const heads = new Map<number, Head>();
   /** Per chain, the blocks polled within its HEAD_STILL_MS. */
   const recent = new Map<number, { block: number; at: number }[]>();
+  /**
+   * The chains whose poll is under way. A tick skips such a chain: a poll whose primary timed out
+   * (5 s) and that a fallback behind answered ended after a later poll's answer, and its older
+   * block went back over the head (and into the still-window as a block not gone past).
+   */
+  const polling = new Set<number>();
+  const pollChain = async (chain: ChainConfig) => {
+    if (polling.has(chain.id)) return;
+    polling.add(chain.id);
+    try {
+      const block = await blockNumber(chain.rpcUrls);
+      const now = Date.now();
+      const last = heads.get(chain.id);
+      // The window ends at the last poll that answered, not now: after an outage longer than
+      // HEAD_STILL_MS (or polls further apart than it) an empty window made a stuck head move.
+      const end = last?.at ?? now;
+      const window = (recent.get(chain.id) ?? []).filter((s) => end - s.at <= (chain.headStillMs ?? 0));
+      const moved = last?.movedAt === undefined || window.every((s) => block > s.block);
+      recent.set(chain.id, [...window, { block, at: now }]);
+      heads.set(chain.id, { block, at: now, movedAt: moved ? now : last.movedAt });
+    } catch (error) {
+      onError(chain.id);
+      log.warn({ chain_id: chain.id, err: (error as Error).message.split("\n")[0] }, "RPC head request failed");
+    } finally {
+      polling.delete(chain.id);
+    }
+  };
   const poll = async () => {
-    await Promise.all(
-      chains.map(async (chain) => {
-        try {
-          const block = await blockNumber(chain.rpcUrls);
-          const now = Date.now();
-          const last = heads.get(chain.id);
-          // The window ends at the last poll that answered, not now: after an outage longer than
-          // HEAD_STILL_MS (or polls further apart than it) an empty window made a stuck head move.
-          const end = last?.at ?? now;
-          const window = (recent.get(chain.id) ?? []).filter((s) => end - s.at <= (chain.headStillMs ?? 0));
-          const moved = last?.movedAt === undefined || window.every((s) => block > s.block);
-          recent.set(chain.id, [...window, { block, at: now }]);
-          heads.set(chain.id, { block, at: now, movedAt: moved ? now : last.movedAt });
-        } catch (error) {
-          onError(chain.id);
-          log.warn({ chain_id: chain.id, err: (error as Error).message.split("\n")[0] }, "RPC head request failed");
-        }
-      }),
-    );
+    await Promise.all(chains.map(pollChain));
   };
   const timer = setInterval(poll, intervalMs);
   return { heads, ready: poll(), stop: () => clearInterval(timer) };

@@ -81,7 +81,10 @@ describe("the vault's check at start", () => {
     expect(nowhere.outcome === "unchecked" && nowhere.reason).toMatch(/^no contract at STAKE_VAULT_ADDRESS 0x5{40}/);
     // An RPC URL of another chain: Ponder would index that chain.
     const other = await checkVault(chainConfig(chain, { CHAIN_ID: "1", START_BLOCK: "1" }), 6);
-    expect(other).toMatchObject({ outcome: "wrong", reason: "RPC_URL: a URL of it answers chain 31337, not 1" });
+    expect(other).toMatchObject({
+      outcome: "wrong",
+      reason: "RPC_URL, URL 1 of 1 answers chain 31337, not 1: Ponder and the sidecar would read another chain from it",
+    });
     // A provider whose head is below START_BLOCK cannot say.
     const ahead = await checkVault(chainConfig(chain, { START_BLOCK: "1000000" }), 6);
     expect(ahead).toMatchObject({ outcome: "unchecked" });
