@@ -91,6 +91,8 @@ export type ChainConfig = {
   suffix: string;
 };
 
+const HEAD_STILL_MIN_MS = 10_000;
+
 function readChain(env: Env, id: number, suffix: string): ChainConfig {
   const v = (name: string) => `${name}${suffix}`;
   /** NAME_<id> when set, else NAME, else the default. */
@@ -112,9 +114,12 @@ function readChain(env: Env, id: number, suffix: string): ChainConfig {
     pollingIntervalMs: perChain("POLLING_INTERVAL_MS", ms(100), 1000, `${msExpected(100)} (Ponder refuses less)`),
     getLogsBlockRange: read(env, v("GETLOGS_BLOCK_RANGE"), int(1).optional(), "a whole number of blocks ≥ 1"),
     rpcLanes: perChain("RPC_LANES", int(1).max(64), 1, "a whole number from 1 to 64"),
+    // At least HEAD_STALE_MS (chain-heads.ts, 10 s, five of the head polls): under it, the head
+    // polled every 2 s stood "still" for the end of each interval on a chain that moves every
+    // poll, and /ready and `rpc_failing` flapped every few seconds.
     headStillMs:
-      read(env, v("HEAD_STILL_MS"), ms(1000).optional(), msExpected(1000)) ??
-      read(env, "HEAD_STILL_MS", ms(1000).optional(), msExpected(1000)),
+      read(env, v("HEAD_STILL_MS"), ms(HEAD_STILL_MIN_MS).optional(), msExpected(HEAD_STILL_MIN_MS)) ??
+      read(env, "HEAD_STILL_MS", ms(HEAD_STILL_MIN_MS).optional(), msExpected(HEAD_STILL_MIN_MS)),
     // Per chain only, with several: block numbers differ by chain, and one chain's cut-over block
     // on another chain would mark years of its activations historic (no welcome email), or none.
     effectsFromBlock:
@@ -243,6 +248,50 @@ const schemaList = z
 const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ }).regex(/^postgres(ql)?:\/\//i);
 
 /**
+ * The query options a database URL may carry: where and how to connect. node-postgres lets every
+ * other one override what the code passes (`?query_timeout=300000` undid the bound an email's
+ * record relies on, and a second welcome went out; `?query_timeout=0` failed every query in a
+ * millisecond), and sends `statement_timeout`, `options` (`-c …`) and the like to the server for
+ * every session, the leader's included. Such settings belong to the role, server side (ALTER ROLE
+ * … SET), where the sidecar's own SETs still come after them.
+ */
+const DATABASE_URL_OPTIONS = [
+  "host",
+  "port",
+  "db",
+  "user",
+  "password",
+  "ssl",
+  "sslmode",
+  "sslcert",
+  "sslkey",
+  "sslrootcert",
+  "uselibpqcompat",
+  "application_name",
+  "fallback_application_name",
+  "client_encoding",
+  "encoding",
+];
+
+/** `variable`'s URL, or a ConfigError naming the first query option it may not carry (never the URL). */
+function connectionOptionsOnly(variable: string, url: string): string {
+  let keys: string[];
+  try {
+    keys = [...new URL(url).searchParams.keys()];
+  } catch {
+    return url; // a socket URL with no host (postgresql:///db?host=…) parses; anything else was refused already
+  }
+  const refused = keys.find((k) => !DATABASE_URL_OPTIONS.includes(k));
+  if (refused !== undefined) {
+    throw new ConfigError(
+      variable,
+      `a postgresql:// URL whose query carries only ${DATABASE_URL_OPTIONS.join(", ")} (got ?${refused.slice(0, 40)}: it would override the sidecar's own connection bounds; set it on the role instead, ALTER ROLE … SET)`,
+    );
+  }
+  return url;
+}
+
+/**
  * DATABASE_URL, or for the sidecar `urlVariable` (SIDECAR_DATABASE_URL) when set: the
  * least-privilege setup gives Ponder and the sidecar a role each (docs/sql/roles.sql).
  */
@@ -252,7 +301,13 @@ export function loadDatabase(env: Env, urlVariable = "DATABASE_URL"): DatabaseCo
       ? undefined
       : read(env, urlVariable, postgresUrl.optional(), "a postgresql:// connection URL");
   return {
-    url: own ?? read(env, "DATABASE_URL", postgresUrl, "a postgresql:// connection URL"),
+    url:
+      own === undefined
+        ? connectionOptionsOnly(
+            "DATABASE_URL",
+            read(env, "DATABASE_URL", postgresUrl, "a postgresql:// connection URL"),
+          )
+        : connectionOptionsOnly(urlVariable, own),
     schema: read(
       env,
       "DATABASE_SCHEMA",
@@ -438,7 +493,14 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
       schemaList.refine((l) => !l.includes(ponderSchema) && new Set(l).size === l.length).default([]),
       `comma-separated lowercase schema names, none repeated nor ${ponderSchema} (the schema read first)`,
     ),
-    ponderUrl: read(env, "PONDER_URL", httpUrl.default(localPonderUrl(ponderHost(env), ponder)), "an http(s) URL"),
+    // Without a trailing slash: the sidecar appends /health and /metrics, and Ponder's server
+    // answers //health with 404 (a false `indexer_down` whose message named a URL that answers).
+    ponderUrl: read(
+      env,
+      "PONDER_URL",
+      httpUrl.default(localPonderUrl(ponderHost(env), ponder)).transform((u) => u.replace(/\/+$/, "")),
+      "an http(s) URL",
+    ),
     developersTable: developersTable(env),
     mode: read(env, "SIDECAR_MODE", z.enum(["write", "shadow"]).default("write"), "write or shadow"),
     stakeDecimals: decimals,

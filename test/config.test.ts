@@ -170,6 +170,52 @@ describe("sidecar configuration", () => {
     );
   });
 
+  it("takes PONDER_URL without its trailing slash: Ponder answers //health with 404", () => {
+    expect(loadSidecarConfig({ ...base, PONDER_URL: "http://127.0.0.1:4000/" }).ponderUrl).toBe(
+      "http://127.0.0.1:4000",
+    );
+    expect(loadSidecarConfig({ ...base, PONDER_URL: "https://ponder.internal/api//" }).ponderUrl).toBe(
+      "https://ponder.internal/api",
+    );
+  });
+
+  it("refuses a database URL whose query would override the sidecar's connection bounds, naming the option and not the URL", () => {
+    for (const [variable, query] of [
+      ["DATABASE_URL", "query_timeout=600000"],
+      ["DATABASE_URL", "sslmode=require&statement_timeout=1"],
+      ["SIDECAR_DATABASE_URL", "options=-c%20idle_session_timeout%3D0"],
+    ] as const) {
+      const env = { ...base, [variable]: `postgresql://u:secret@db.internal:5432/app?${query}` };
+      let error: unknown;
+      try {
+        loadSidecarConfig(env);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).variable).toBe(variable);
+      expect((error as Error).message).toMatch(/got \?(query_timeout|statement_timeout|options)/);
+      expect((error as Error).message).not.toContain("secret");
+    }
+    expect(() => loadIndexerConfig({ ...base, DATABASE_URL: "postgresql://u:p@h/db?query_timeout=1" })).toThrow(
+      /^DATABASE_URL: /,
+    );
+    // Where and how to connect, as before.
+    const ok =
+      "postgresql://u:secret@db.internal:5432/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x";
+    expect(loadSidecarConfig({ ...base, DATABASE_URL: ok }).database.url).toBe(ok);
+    const socket = "postgresql://u:p@localhost/app?host=/tmp&port=5432";
+    expect(loadSidecarConfig({ ...base, SIDECAR_DATABASE_URL: socket }).database.url).toBe(socket);
+  });
+
+  it("refuses HEAD_STILL_MS under 10 s: the head is polled every 2 s, and /ready flapped between polls", () => {
+    expect(() => loadSidecarConfig({ ...base, HEAD_STILL_MS: "1500" })).toThrow(
+      /^HEAD_STILL_MS: expected milliseconds from 10000/,
+    );
+    expect(() => loadChains({ ...base, HEAD_STILL_MS: "9999" })).toThrow(/^HEAD_STILL_MS/);
+    expect(loadChains({ ...base, HEAD_STILL_MS: "10000" })[0]?.headStillMs).toBe(10_000);
+  });
+
   it("takes any ADMIN_TOKEN: a short one is warned of at start, not a reason to lose the sidecar", () => {
     expect(loadSidecarConfig({ ...base, ADMIN_TOKEN: "secret" }).adminToken).toBe("secret");
   });
