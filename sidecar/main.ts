@@ -33,7 +33,7 @@ const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
 const metrics = createMetrics(config.chains.map((c) => c.id));
 
-const { pool, httpPool, confirmPool } = createPools(config, log);
+const { pool, httpPool, probePool, confirmPool } = createPools(config, log);
 
 const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind: "rpc" }));
 /**
@@ -67,7 +67,7 @@ const loop = new SyncLoop(config, log, metrics, heads.heads, {
   confirmOver: confirmPool,
 });
 
-const app = createApp({ config, pool: httpPool, heads: heads.heads, indexer, loop, metrics, alerts, log });
+const app = createApp({ config, pool: httpPool, probePool, heads: heads.heads, indexer, loop, metrics, alerts, log });
 if (config.adminToken !== undefined && config.adminToken.length < SHORT_ADMIN_TOKEN) {
   log.warn(
     `ADMIN_TOKEN has fewer than ${SHORT_ADMIN_TOKEN} characters: guessable; use a random one (openssl rand -hex 32)`,
@@ -97,7 +97,7 @@ async function shutdown(signal: string, exitCode = 0) {
     Promise.all([alerts.delivered(), ownAlerts.delivered()]),
     new Promise((resolve) => setTimeout(resolve, 5000)),
   ]);
-  await Promise.all([pool.end(), httpPool.end(), confirmPool.end()]).catch(() => undefined);
+  await Promise.all([pool.end(), httpPool.end(), probePool.end(), confirmPool.end()]).catch(() => undefined);
   process.exit(exitCode);
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
@@ -140,6 +140,12 @@ if (!stopping) {
  */
 function vaultsAre(checks: VaultCheck[]) {
   for (const check of checks) {
+    if (check.unanswered && check.outcome !== "wrong") {
+      log.warn(
+        { chain_id: check.chainId, unanswered: check.unanswered },
+        "RPC URLs that did not answer eth_chainId at start: not known to be of this chain",
+      );
+    }
     if (check.outcome === "wrong") {
       if (!started) exitOnConfigError(check.reason);
       reportConfigError(check.reason);

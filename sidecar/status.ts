@@ -253,7 +253,7 @@ export async function readDeveloper(
   return {
     wallet,
     registered: Boolean(dev),
-    status: dev?.status ?? null,
+    status: shownStatus(dev?.status ?? null),
     stakeAmount: dev?.stake_amount ?? null,
     stakedAt: dev?.staked_at ? new Date(dev.staked_at).toISOString() : null,
     chains: chains.map((c) => ({ chainId: c.chain_id, amount: c.amount, lastBlock: Number(c.last_block) })),
@@ -261,8 +261,8 @@ export async function readDeveloper(
       id: a.id,
       at: new Date(a.created_at).toISOString(),
       reason: a.reason,
-      from: { status: a.old_status, amount: a.old_amount },
-      to: { status: a.new_status, amount: a.new_amount },
+      from: { status: shownStatus(a.old_status), amount: a.old_amount },
+      to: { status: shownStatus(a.new_status), amount: a.new_amount },
       chainId: a.chain_id,
       block: a.block_number === null ? null : Number(a.block_number),
       transaction: a.transaction_hash,
@@ -294,8 +294,8 @@ export async function readRecentChanges(db: Queryable, limit = 20): Promise<Rece
   return rows.map((r) => ({
     at: new Date(r.created_at).toISOString(),
     wallet: r.wallet,
-    oldStatus: r.old_status,
-    newStatus: r.new_status,
+    oldStatus: shownStatus(r.old_status),
+    newStatus: shownStatus(r.new_status),
     oldAmount: r.old_amount,
     newAmount: r.new_amount,
     reason: r.reason,
@@ -308,6 +308,18 @@ export async function readRecentChanges(db: Queryable, limit = 20): Promise<Rece
 /** The application's own statuses shown by name (the most common first); the rest count as "other". */
 const NAMED_STATUSES = 5;
 const SIDECAR_STATUSES = new Set(["pending", "active", "inactive"]);
+/** A status that is a plain word, shown as it is; any other text is the application's to keep. */
+const PLAIN_STATUS = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * A developer's status as the unauthenticated routes show it: the sidecar's own and plain words
+ * as they are, free text ("banned by ops@corp.example", the value an adopted table may hold, and
+ * the audit keeps as the row's old status once the sync rewrites it) as "other".
+ */
+export const shownStatus = <T extends string | null>(status: T): T | "other" =>
+  status === null || SIDECAR_STATUSES.has(status) || (PLAIN_STATUS.test(status) && status !== "other")
+    ? status
+    : "other";
 
 /**
  * Rows of the developers table by status. A full count (a sequential scan of a large table), so
@@ -326,7 +338,7 @@ export async function countDevelopers(db: Queryable, config: Pick<SidecarConfig,
   let named = 0;
   for (const r of rows) {
     const value = r.status ?? "null";
-    const plain = /^[a-z][a-z0-9_-]{0,31}$/.test(value) && value !== "other";
+    const plain = PLAIN_STATUS.test(value) && value !== "other";
     const key = SIDECAR_STATUSES.has(value) || (plain && named++ < NAMED_STATUSES) ? value : "other";
     counts[key] = (counts[key] ?? 0) + Number(r.n);
   }

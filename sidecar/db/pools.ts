@@ -71,22 +71,28 @@ export function createPools(
       );
     },
   });
-  // HTTP reads through a pool of its own that gives up quickly: requests cannot starve the worker
-  // and the alert rules of connections, and a database outage answers fast.
-  const httpPool = new pg.Pool({
-    connectionString: config.database.url,
-    max: 3,
-    maxLifetimeSeconds: renewS,
-    connectionTimeoutMillis: 2000,
-    application_name: "stakesync_sidecar_http",
-    // The server's statement_timeout, and then some: a connection gone dark answers nothing.
-    query_timeout: HTTP_STATEMENT_MS + 2000,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_MS,
-    onConnect: async (client) => {
-      await client.query(`SET lock_timeout = ${HTTP_LOCK_WAIT_MS}; SET statement_timeout = ${HTTP_STATEMENT_MS}`);
-    },
-  });
+  // HTTP reads through pools of their own that give up quickly: requests cannot starve the worker
+  // and the alert rules of connections, and a database outage answers fast. The public pages and
+  // look-ups through one; the probes (/ready), the scrape and the admin routes through another:
+  // sharing 3 connections, nine anonymous look-ups held on an application's lock queued /ready
+  // past its wait for a connection, and it answered "database unreachable".
+  const httpPoolOf = (max: number, name: string) =>
+    new pg.Pool({
+      connectionString: config.database.url,
+      max,
+      maxLifetimeSeconds: renewS,
+      connectionTimeoutMillis: 2000,
+      application_name: name,
+      // The server's statement_timeout, and then some: a connection gone dark answers nothing.
+      query_timeout: HTTP_STATEMENT_MS + 2000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_MS,
+      onConnect: async (client) => {
+        await client.query(`SET lock_timeout = ${HTTP_LOCK_WAIT_MS}; SET statement_timeout = ${HTTP_STATEMENT_MS}`);
+      },
+    });
+  const httpPool = httpPoolOf(3, "stakesync_sidecar_http");
+  const probePool = httpPoolOf(2, "stakesync_sidecar_probe");
   // The leader's questions whether the server still has its lock (loop.ts confirmLeadership), on
   // a connection of their own, one at a time: on the effects' pool, one that waited for a free
   // connection behind the status page's reads during a long round went unanswered for 4 s, and a
@@ -107,8 +113,8 @@ export function createPools(
     keepAliveInitialDelayMillis: KEEPALIVE_MS,
   });
   // An idle client whose server went away must not crash the process; the pool replaces it.
-  for (const p of [pool, httpPool, confirmPool]) {
+  for (const p of [pool, httpPool, probePool, confirmPool]) {
     p.on("error", (error) => log.warn({ err: error.message }, "idle database connection lost"));
   }
-  return { pool, httpPool, confirmPool };
+  return { pool, httpPool, probePool, confirmPool };
 }

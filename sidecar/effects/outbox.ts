@@ -250,17 +250,28 @@ export type DeadLetter = {
   createdAt: string;
 };
 
-/** Both kinds of dead letter, in one id space (developer_queue takes its ids from the outbox's). */
-export async function listDeadLetters(db: Queryable): Promise<DeadLetter[]> {
+/**
+ * Both kinds of dead letter, in one id space (developer_queue takes its ids from the outbox's), a
+ * page at a time: a trigger that refuses every row makes a dead letter of every developer that
+ * changes, and the whole list in one answer (a million rows, copied twice) could take the
+ * sidecar's memory while it leads. `nextAfter`: the `after` of the next page, null at the end.
+ */
+export async function listDeadLetters(
+  db: Queryable,
+  page: { after: bigint; limit: number } = { after: 0n, limit: 100 },
+): Promise<{ deadLetters: DeadLetter[]; nextAfter: string | null }> {
   const { rows } = await db.query<DeadLetter>(
     `SELECT id::text, kind, wallet, attempts, last_error AS "lastError", created_at AS "createdAt"
-       FROM (SELECT id, kind, wallet, attempts, last_error, created_at FROM stakesync.outbox WHERE state = 'dead'
+       FROM (SELECT id, kind, wallet, attempts, last_error, created_at FROM stakesync.outbox
+              WHERE state = 'dead' AND id > $1
              UNION ALL
              SELECT id, 'developer_sync', wallet, attempts, last_error, queued_at
-               FROM stakesync.developer_queue WHERE state = 'dead') d
-      ORDER BY d.id`,
+               FROM stakesync.developer_queue WHERE state = 'dead' AND id > $1) d
+      ORDER BY d.id LIMIT $2`,
+    [page.after.toString(), page.limit + 1],
   );
-  return rows.map(redactedError);
+  const deadLetters = rows.slice(0, page.limit).map(redactedError);
+  return { deadLetters, nextAfter: rows.length > page.limit ? (deadLetters.at(-1)?.id ?? null) : null };
 }
 
 /** Puts a dead letter back in line (a job with fresh attempts); false when there is no such dead letter. */

@@ -1,6 +1,8 @@
 /**
- * The sidecar's HTTP surface (README "HTTP"). Handlers read through their own small pool, so a
- * burst of requests cannot take the connections the leader's worker and alert rules need; the
+ * The sidecar's HTTP surface (README "HTTP"). Handlers read through their own small pools, so a
+ * burst of requests cannot take the connections the leader's worker and alert rules need; and
+ * the probes, the scrape and the admin routes through one of their own (`probePool`), so that
+ * anonymous look-ups waiting on a lock cannot make /ready answer "database unreachable". The
  * admin routes write only what is safe from any sidecar (a dead letter back in line) or ask the
  * leader's loop.
  */
@@ -23,7 +25,10 @@ import { StatusPage } from "./page";
 
 export type AppDeps = {
   config: SidecarConfig;
+  /** The public pages' and look-ups' reads. */
   pool: pg.Pool;
+  /** /ready's, /metrics' and the admin routes' reads (pools.ts); `pool` when not given. */
+  probePool?: pg.Pool;
   heads: Map<number, Head>;
   /** Ponder's state as every sidecar observes it: `down()` is why it counts as down, or null. */
   indexer: Pick<IndexerWatch, "down">;
@@ -34,6 +39,8 @@ export type AppDeps = {
 };
 
 const WALLET = /^0x[0-9a-fA-F]{40}$/;
+/** Shadow mode's comparison, not read this time. */
+const UNKNOWN = Symbol("unknown");
 const COUNT_CACHE_MS = 5000;
 const SHADOW_CACHE_MS = 10_000;
 
@@ -49,7 +56,8 @@ function cached<T>(ms: number, read: () => Promise<T>) {
   const refresh = () => {
     running ??= read()
       .then((value) => {
-        last = { at: Date.now(), value };
+        // The monotonic clock: a wall clock stepped back an hour kept the counts an hour.
+        last = { at: performance.now(), value };
         return value;
       })
       .finally(() => {
@@ -57,7 +65,7 @@ function cached<T>(ms: number, read: () => Promise<T>) {
       });
     return running;
   };
-  const due = () => !last || Date.now() - last.at > ms;
+  const due = () => !last || performance.now() - last.at > ms;
   return {
     // A read that fails (the HTTP pool gives up on a lock after HTTP_LOCK_WAIT_MS: an application
     // migration holds developers) answers with the last answer, if there is one.
@@ -75,14 +83,14 @@ function cached<T>(ms: number, read: () => Promise<T>) {
   };
 }
 
-export function createApp({ config, pool, heads, indexer, loop, metrics, alerts, log }: AppDeps) {
+export function createApp({ config, pool, probePool = pool, heads, indexer, loop, metrics, alerts, log }: AppDeps) {
   const app = new Hono();
-  const status = () => readStatus(pool, config, heads, indexer.down(), loop.state);
+  const status = (over = pool) => readStatus(over, config, heads, indexer.down(), loop.state);
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.get("/ready", async (c) => {
-    const s = await status().catch(() => ({ ready: false, reason: "database unreachable" }));
+    const s = await status(probePool).catch(() => ({ ready: false, reason: "database unreachable" }));
     return s.ready ? c.json({ ready: true }) : c.json({ ready: false, reason: s.reason }, 503);
   });
 
@@ -97,23 +105,35 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   /** The leader's alerts: its own, or on a standby as the leader last sent them. */
   const firing = () => (loop.state.role === "leader" ? Promise.resolve(alerts.firing()) : leaderFiring(pool));
 
-  app.get("/status", async (c) => {
-    const [s, byStatus, diff, firingNow] = await Promise.all([
-      status(),
-      developerCounts.get(),
-      differing.get(),
-      firing(),
+  /**
+   * What /status and the page add to the status read, each null when it cannot be read: the
+   * counts wait for developers' lock (an application's migration at a sidecar's start, before any
+   * answer to reuse), shadow mode's comparison may outlast its statement's limit on a large table.
+   * Before, either failed the whole answer, for as long as it lasted.
+   */
+  const extras = () =>
+    Promise.all([
+      developerCounts.get().catch(() => null),
+      differing.get().catch(() => (config.mode === "shadow" ? UNKNOWN : null)),
+      firing().catch(() => null),
     ]);
+
+  app.get("/status", async (c) => {
+    const [s, [byStatus, diff, firingNow]] = await Promise.all([status(), extras()]);
     return c.json({
       ...s,
       mode: config.mode,
-      developers: { ...s.developers, byStatus, ...(diff === null ? {} : { differing: diff }) },
+      developers: {
+        ...s.developers,
+        byStatus,
+        ...(diff === null ? {} : { differing: diff === UNKNOWN ? null : diff }),
+      },
       alerts: firingNow,
     });
   });
 
   app.get("/metrics", async (c) => {
-    const s = await status().catch(() => undefined);
+    const s = await status(probePool).catch(() => undefined);
     observeLoop(metrics, loop.state);
     metrics.statusReadOk.set(s ? 1 : 0);
     if (s) observeStatus(metrics, s, developerCounts.latest(), heads, config.mode);
@@ -125,16 +145,9 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   app.get("/developers/:wallet", async (c) => {
     const wallet = c.req.param("wallet");
     if (!WALLET.test(wallet)) return c.json({ error: "wallet must be 0x followed by 40 hex digits" }, 400);
-    const after = c.req.query("after") ?? "0";
-    const limit = c.req.query("limit") ?? "100";
-    if (!/^\d{1,18}$/.test(after)) return c.json({ error: "after must be an audit id (a whole number)" }, 400);
-    if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 500) {
-      return c.json({ error: "limit must be a whole number from 1 to 500" }, 400);
-    }
-    const developer = await readDeveloper(pool, config, wallet.toLowerCase(), {
-      after: BigInt(after),
-      limit: Number(limit),
-    });
+    const page = pageQuery(c.req.query("after"), c.req.query("limit"), "an audit id");
+    if ("error" in page) return c.json(page, 400);
+    const developer = await readDeveloper(pool, config, wallet.toLowerCase(), page);
     return developer ? c.json(developer) : c.json({ error: "unknown wallet" }, 404);
   });
 
@@ -145,12 +158,10 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
     if (refresh !== undefined && !/^\d{1,4}$/.test(refresh)) {
       return c.text("refresh must be a whole number of seconds (0 to stop refreshing)\n", 400);
     }
-    const [s, changes, counts, diff, firingNow] = await Promise.all([
+    const [s, changes, [counts, diff, firingNow]] = await Promise.all([
       status(),
-      readRecentChanges(pool),
-      developerCounts.get(),
-      differing.get(),
-      firing(),
+      readRecentChanges(pool).catch(() => null),
+      extras(),
     ]);
     return c.html(
       <StatusPage
@@ -162,7 +173,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
         maxLagBlocks={config.maxLagBlocks}
         developerCounts={counts}
         emailConfigured={config.smtpUrl !== undefined}
-        shadow={diff === null ? null : { differing: diff }}
+        shadow={diff === null ? null : { differing: diff === UNKNOWN ? null : diff }}
         refreshSeconds={refresh === undefined ? undefined : Number(refresh)}
       />,
     );
@@ -170,13 +181,17 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
 
   const admin = new Hono();
   admin.use("*", adminAuth(config.adminToken));
-  admin.get("/dead-letters", async (c) => c.json({ deadLetters: await listDeadLetters(pool) }));
+  admin.get("/dead-letters", async (c) => {
+    const page = pageQuery(c.req.query("after"), c.req.query("limit"), "a dead letter's id");
+    if ("error" in page) return c.json(page, 400);
+    return c.json(await listDeadLetters(probePool, page));
+  });
   admin.post("/dead-letters/:id/retry", async (c) => {
     const id = c.req.param("id");
     if (!/^[1-9]\d{0,17}$/.test(id)) return c.json({ error: "id must be a positive integer" }, 400);
-    if (!(await retryDeadLetter(pool, BigInt(id)))) {
+    if (!(await retryDeadLetter(probePool, BigInt(id)))) {
       // Two operators retrying at once, or a retry repeated after its answer was lost: say so.
-      const state = await deadLetterIdState(pool, BigInt(id));
+      const state = await deadLetterIdState(probePool, BigInt(id));
       const error = state
         ? `${id} is not a dead letter: it is ${state} (retried already?)`
         : `no dead letter with id ${id}`;
@@ -187,8 +202,8 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   admin.post("/dead-letters/:id/discard", async (c) => {
     const id = c.req.param("id");
     if (!/^[1-9]\d{0,17}$/.test(id)) return c.json({ error: "id must be a positive integer" }, 400);
-    if (!(await discardDeadLetter(pool, BigInt(id)))) {
-      const state = await deadLetterIdState(pool, BigInt(id));
+    if (!(await discardDeadLetter(probePool, BigInt(id)))) {
+      const state = await deadLetterIdState(probePool, BigInt(id));
       if (state === "dead") {
         return c.json(
           {
@@ -207,7 +222,7 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
   admin.get("/jobs/:wallet", async (c) => {
     const wallet = c.req.param("wallet");
     if (!WALLET.test(wallet)) return c.json({ error: "wallet must be 0x followed by 40 hex digits" }, 400);
-    return c.json({ jobs: await listJobs(pool, wallet.toLowerCase()) });
+    return c.json({ jobs: await listJobs(probePool, wallet.toLowerCase()) });
   });
   admin.post("/reconcile", async (c) => {
     if (loop.state.role !== "leader") return c.json({ error: "this sidecar is standby; ask the leader" }, 409);
@@ -231,6 +246,15 @@ export function createApp({ config, pool, heads, indexer, loop, metrics, alerts,
     return c.json({ error: "internal error; see the sidecar's log" }, 500);
   });
   return app;
+}
+
+/** `?after=` and `?limit=` of a paged answer (1–500, default 100): the page, or what is wrong with them. */
+function pageQuery(after = "0", limit = "100", idName: string): { after: bigint; limit: number } | { error: string } {
+  if (!/^\d{1,18}$/.test(after)) return { error: `after must be ${idName} (a whole number)` };
+  if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 500) {
+    return { error: "limit must be a whole number from 1 to 500" };
+  }
+  return { after: BigInt(after), limit: Number(limit) };
 }
 
 /**

@@ -82,17 +82,18 @@ const PAGE_REFRESH_S = 3;
 
 export function StatusPage(props: {
   status: Status;
-  changes: RecentChange[];
-  alerts: ReturnType<Alerts["firing"]>;
+  /** Null (here and below): could not be read this time (a lock held, a read run out). */
+  changes: RecentChange[] | null;
+  alerts: ReturnType<Alerts["firing"]> | null;
   explorerUrl: string | undefined;
   startBlocks: Map<number, number>;
   maxLagBlocks: number;
   /** Rows of the developers table by status. */
-  developerCounts: Record<string, number>;
+  developerCounts: Record<string, number> | null;
   /** SMTP_URL and MAIL_FROM are set. */
   emailConfigured: boolean;
   /** Shadow mode: rows a write would change; null in write mode. */
-  shadow: { differing: number } | null;
+  shadow: { differing: number | null } | null;
   /** The page reloads itself every so many seconds; 0: never. */
   refreshSeconds?: number;
   now?: number;
@@ -108,7 +109,7 @@ export function StatusPage(props: {
     ) : (
       short(hash)
     );
-  const counts = Object.entries(developerCounts);
+  const counts = developerCounts === null ? null : Object.entries(developerCounts);
   return (
     <html lang="en">
       <head>
@@ -135,7 +136,12 @@ export function StatusPage(props: {
         {props.shadow && (
           <p class="badge warn" id="shadow">
             shadow mode: writes nothing to developers and sends nothing; a write would change{" "}
-            {props.shadow.differing === 1 ? "1 row" : `${props.shadow.differing} rows`} (npx stakesync plan lists them)
+            {props.shadow.differing === null
+              ? "a number of rows not known now (the comparison could not run)"
+              : props.shadow.differing === 1
+                ? "1 row"
+                : `${props.shadow.differing} rows`}{" "}
+            (npx stakesync plan lists them)
           </p>
         )}
 
@@ -189,7 +195,9 @@ export function StatusPage(props: {
         </dl>
 
         <h2>Alerts</h2>
-        {alerts.length === 0 ? (
+        {alerts === null ? (
+          <p class="muted">not known now (the leader's alerts could not be read)</p>
+        ) : alerts.length === 0 ? (
           <p class="muted">none firing</p>
         ) : (
           <ul>
@@ -204,16 +212,18 @@ export function StatusPage(props: {
 
         <h2>Developers</h2>
         <p id="developer-counts">
-          {counts.length === 0
-            ? "no rows yet"
-            : counts.map(([value, n], i) => (
-                <>
-                  {i > 0 && " · "}
-                  <span class="nowrap" data-status={value}>
-                    {value} <b class="num">{n}</b>
-                  </span>
-                </>
-              ))}
+          {counts === null
+            ? "counts not known now (the developers table could not be read: an application's lock?)"
+            : counts.length === 0
+              ? "no rows yet"
+              : counts.map(([value, n], i) => (
+                  <>
+                    {i > 0 && " · "}
+                    <span class="nowrap" data-status={value}>
+                      {value} <b class="num">{n}</b>
+                    </span>
+                  </>
+                ))}
           {(status.developers.queued > 0 || status.developers.refused > 0) && (
             <span class="muted">
               {" "}
@@ -247,7 +257,14 @@ export function StatusPage(props: {
             </tr>
           </thead>
           <tbody>
-            {changes.map((c) => (
+            {changes === null && (
+              <tr>
+                <td colspan={6} class="muted">
+                  not known now (could not be read)
+                </td>
+              </tr>
+            )}
+            {(changes ?? []).map((c) => (
               <tr data-wallet={c.wallet}>
                 <td class="muted num">{c.at.slice(0, 19).replace("T", " ")}</td>
                 <td class="num" title={c.wallet}>

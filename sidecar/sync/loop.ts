@@ -14,7 +14,7 @@ import { walletIndexed } from "../db/developers-table";
 import type { Queryable } from "../db/queryable";
 import { acquireLeadership, holdsLeaderLock, LEADER_SILENCE_LIMIT_S } from "../leader";
 import type { Metrics } from "../metrics";
-import { errorText } from "../redact";
+import { errorText, redact } from "../redact";
 import { type Applied, applyDevelopers, type Change, NOTHING } from "./apply-developers";
 import { followSource, newWatch, noteTakenBack, startWatch } from "./choose-source";
 import { newReorgWatch } from "./reorg-watch";
@@ -754,7 +754,8 @@ export class SyncLoop {
     for (const c of changes) {
       const fields = {
         developer: c.wallet,
-        from: c.old_status,
+        // The application's free text may hold an address ("banned by ops@…").
+        from: c.old_status === null ? null : redact(c.old_status),
         to: c.new_status,
         amount: c.new_amount,
         reason: c.reason,

@@ -357,6 +357,40 @@ describe("status page", () => {
     }
   });
 
+  it("shows an application's free-text status, current or in the audit, as 'other' on the public routes, never an address in it", async () => {
+    const w = wallet(0xd80);
+    const free = "suspended: contact dave@example.test";
+    const { rows: check } = await fake.db.query<{ def: string }>(
+      "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'developers_status_check'",
+    );
+    await fake.db.query("ALTER TABLE developers DROP CONSTRAINT developers_status_check");
+    try {
+      await fake.db.query("INSERT INTO developers (wallet_address, status) VALUES ($1, $2)", [w, free]);
+      await fake.db.query(
+        "INSERT INTO stakesync.chain_stake (wallet, chain_id, amount, last_block) VALUES ($1, $2, 0, 1)",
+        [w, CHAIN],
+      );
+      const before = (await (await app.request(`/developers/${w}`)).json()) as { status: string };
+      expect(before.status).toBe("other");
+      // The sync rewrites the row; the audit keeps the old status, and the page shows it.
+      await fake.db.query(
+        `INSERT INTO stakesync.audit (wallet, old_status, new_status, old_amount, new_amount, reason)
+         VALUES ($1, $2, 'active', 0, 5, 'stake')`,
+        [w, free],
+      );
+      const after = await (await app.request(`/developers/${w}`)).text();
+      const page = await (await app.request("/")).text();
+      expect(after).toContain('"from":{"status":"other"');
+      expect(page).toContain("other 0 → active 5");
+      for (const text of [JSON.stringify(before), after, page]) expect(text).not.toContain("@");
+    } finally {
+      await fake.db.query("DELETE FROM stakesync.audit WHERE wallet = $1", [w]);
+      await fake.db.query("DELETE FROM stakesync.chain_stake WHERE wallet = $1", [w]);
+      await fake.db.query("DELETE FROM developers WHERE wallet_address = $1", [w]);
+      await fake.db.query(`ALTER TABLE developers ADD CONSTRAINT developers_status_check ${check[0]?.def}`);
+    }
+  });
+
   it("keeps the loop's own gauges current on /metrics when the status read fails, and says that the others are stale", async () => {
     const parts = sidecarParts(fake.config);
     const own = new pg.Pool({ connectionString: fake.url, max: 1 });
@@ -409,7 +443,7 @@ describe("admin routes", () => {
   it("need the bearer token and answer 400/404 on bad ids", async () => {
     expect((await app.request("/admin/dead-letters")).status).toBe(401);
     const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
-    expect(await (await app.request("/admin/dead-letters", auth)).json()).toEqual({ deadLetters: [] });
+    expect(await (await app.request("/admin/dead-letters", auth)).json()).toEqual({ deadLetters: [], nextAfter: null });
     // The scheme's name in any case; the token itself exactly.
     const lower = { headers: { authorization: `bearer ${TOKEN}` } };
     expect((await app.request("/admin/dead-letters", lower)).status).toBe(200);
@@ -429,9 +463,32 @@ describe("admin routes", () => {
     await fake.db.query(
       `INSERT INTO stakesync.developer_queue (wallet, id, reason, state) VALUES ('0xa', 10, 'stake', 'dead'), ('0xb', 9, 'stake', 'dead')`,
     );
-    const listed = (await (await app.request("/admin/dead-letters", auth)).json()) as { deadLetters: { id: string }[] };
+    type Listed = { deadLetters: { id: string }[]; nextAfter: string | null };
+    const listed = (await (await app.request("/admin/dead-letters", auth)).json()) as Listed;
     expect(listed.deadLetters.map((d) => d.id)).toEqual(["9", "10"]);
     await fake.db.query("DELETE FROM stakesync.developer_queue WHERE id IN (9, 10)");
+    // A page at a time: a trigger refusing every row makes thousands, and one answer of them all
+    // could take the leader's memory.
+    await fake.db.query(
+      `INSERT INTO stakesync.developer_queue (wallet, id, reason, state)
+       SELECT '0x' || to_hex(n), 100000 + n, 'stake', 'dead' FROM generate_series(1, 1200) n`,
+    );
+    try {
+      const first = (await (await app.request("/admin/dead-letters", auth)).json()) as Listed;
+      expect(first.deadLetters).toHaveLength(100);
+      const ids: string[] = [];
+      for (let after: string | null = "0"; after !== null; ) {
+        const page = (await (await app.request(`/admin/dead-letters?limit=500&after=${after}`, auth)).json()) as Listed;
+        ids.push(...page.deadLetters.map((d) => d.id));
+        after = page.nextAfter;
+      }
+      expect(ids).toHaveLength(1200);
+      expect(new Set(ids).size).toBe(1200);
+      expect((await app.request("/admin/dead-letters?limit=501", auth)).status).toBe(400);
+      expect((await app.request("/admin/dead-letters?after=x", auth)).status).toBe(400);
+    } finally {
+      await fake.db.query("DELETE FROM stakesync.developer_queue WHERE id > 100000");
+    }
     expect((await app.request("/admin/reconcile", { ...auth, method: "POST" })).status).toBe(409); // standby
   });
 });
@@ -598,6 +655,35 @@ describe("POST /admin/reconcile that does not get done", () => {
 });
 
 describe("the sidecar's own pools, while an application migration holds developers", () => {
+  it("answer /ready with its own reason however many look-ups wait, and /status and / without the counts never read yet", async () => {
+    const { log, appOn } = sidecarParts(fake.config);
+    const pools = createPools(fake.config, log);
+    // A sidecar just started: nothing read yet to answer with.
+    const own = appOn(pools.httpPool, undefined, pools.probePool);
+    const migration = new pg.Client({ connectionString: fake.url });
+    await migration.connect();
+    try {
+      await migration.query("BEGIN; LOCK TABLE developers IN ACCESS EXCLUSIVE MODE");
+      // Nine anonymous look-ups at once, each held a second by the lock: three at a time on the
+      // HTTP pool. Before, /ready queued behind them past its 2 s wait for a connection.
+      const lookups = [...Array(9)].map(() => own.request(`/developers/${wallet(0xa1)}`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const ready = await own.request("/ready");
+      expect(await ready.json()).toEqual({ ready: false, reason: "chain 31337: 17 blocks behind (max 5)" });
+      await Promise.all(lookups);
+      // Before, both answered 500 for as long as the migration held the table.
+      const status = await own.request("/status");
+      expect(status.status).toBe(200);
+      expect(((await status.json()) as { developers: { byStatus: unknown } }).developers.byStatus).toBeNull();
+      const page = await own.request("/?refresh=0");
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("counts not known now");
+    } finally {
+      await migration.end();
+      await Promise.all([pools.pool.end(), pools.httpPool.end(), pools.probePool.end()]);
+    }
+  }, 60_000);
+
   it("answer /developers/:wallet with an error within seconds, and /ready and /status meanwhile", async () => {
     const { log, appOn } = sidecarParts(fake.config);
     const pools = createPools(fake.config, log);

@@ -130,7 +130,7 @@ it("backs a failing job off, ends it as a dead letter with the SMTP reply redact
   if (!second) throw new Error("no job claimed");
   expect(await failJob(fake.db, second, fence, error, retry)).toBe("dead");
 
-  const dead = await listDeadLetters(fake.db);
+  const { deadLetters: dead } = await listDeadLetters(fake.db);
   expect(dead).toMatchObject([{ kind: "welcome_email", wallet: w, attempts: 2, lastError: error }]);
   expect(JSON.stringify(dead)).not.toContain("@");
   expect(await retryDeadLetter(fake.db, BigInt(dead[0]?.id ?? 0))).toBe(true);
@@ -193,7 +193,7 @@ it("makes a dead letter of a job whose claim ran out three times with nothing re
   // ...the third is not: the job is dead, with why, and the take-over claims nothing to send.
   expect(await claimNextJob(fake.db, table, fence, true)).toMatchObject({ wallet: w, state: "dead" });
   expect(await claimNextJob(fake.db, table, fence, true)).toBeUndefined();
-  const dead = await listDeadLetters(fake.db);
+  const { deadLetters: dead } = await listDeadLetters(fake.db);
   expect(dead).toMatchObject([{ kind: "welcome_email", wallet: w }]);
   expect(dead[0]?.lastError).toMatch(/ran out 3 times .*possibly sent/);
   // An operator's retry starts the count again.

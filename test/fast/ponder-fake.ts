@@ -477,9 +477,9 @@ export function sidecarParts(config: SidecarConfig, { head = 30, repeatMs = 1000
   /** The sidecar's own (main.ts): what it pages leader or not, the database out of reach. */
   const ownAlerts = new Alerts(alertOptions);
   const loop = new SyncLoop(config, log, metrics, heads);
-  /** The sidecar's HTTP app on `pool`, IndexerWatch's verdict from `indexer` (up unless told). */
-  const appOn = (pool: pg.Pool, indexer: AppDeps["indexer"] = { down: () => null }) =>
-    createApp({ config, pool, heads, indexer, loop, metrics, alerts, log });
+  /** The sidecar's HTTP app on `pool` (and `probePool`), IndexerWatch's verdict from `indexer` (up unless told). */
+  const appOn = (pool: pg.Pool, indexer: AppDeps["indexer"] = { down: () => null }, probePool?: pg.Pool) =>
+    createApp({ config, pool, probePool, heads, indexer, loop, metrics, alerts, log });
   return { log, metrics, heads, alerts, ownAlerts, loop, appOn };
 }
 
