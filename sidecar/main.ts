@@ -27,7 +27,7 @@ import { errorText } from "./redact";
 import { sidecarName } from "./settings";
 import { SyncLoop } from "./sync/loop";
 import { cursorsStatements } from "./sync/sql/read-cursors";
-import { checkVaults, type VaultCheck } from "./vault-check";
+import { checkAgainUntilDecided, checkVaults, type VaultCheck } from "./vault-check";
 
 const config = orExit(() => loadSidecarConfig(process.env));
 const log = createLogger(config.logLevel);
@@ -44,7 +44,8 @@ const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind
 const VAULT_CHECK_WAIT_MS = 2000;
 /** The sync and its effects have started: a late answer of the vault's check stops them first. */
 let started = false;
-const vaultsChecked = checkVaults(config).then(vaultsAre);
+const vaultChecks = checkVaults(config);
+const vaultsChecked = vaultChecks.then(vaultsAre);
 const alertOptions = {
   webhookUrl: config.alertWebhookUrl,
   repeatMs: config.alertRepeatMs,
@@ -86,6 +87,7 @@ async function shutdown(signal: string, exitCode = 0) {
   stopping = true;
   log.info({ signal }, "stopping");
   heads.stop();
+  for (const stop of checksAgain) stop();
   server.close();
   await indexer.stop();
   // The effects first, while this sidecar still leads: the worker claims nothing more, and the
@@ -126,7 +128,15 @@ if (!stopping) {
     heads: heads.heads,
     indexer,
     loop,
-    worker: new OutboxWorker(config, pool, log, metrics),
+    worker: new OutboxWorker(config, pool, log, metrics).holdSendsUntil(
+      // No welcome before the check has answered, and none at all after a "wrong": a wrong
+      // STAKE_DECIMALS activates dust (10^12 times too small a threshold), and the sync starts
+      // without waiting for a slow provider's answer; a welcome cannot be taken back.
+      vaultChecks.then(
+        (checks) => checks.every((check) => check.outcome !== "wrong"),
+        () => true,
+      ),
+    ),
     monitor,
     alerts,
     ownAlerts,
@@ -155,10 +165,19 @@ function vaultsAre(checks: VaultCheck[]) {
     if (check.outcome === "unchecked") {
       log.warn(
         { chain_id: check.chainId, err: check.reason },
-        "could not check STAKE_VAULT_ADDRESS and START_BLOCK against the chain; going on without (stakesync verify compares developers with the chain)",
+        "could not check STAKE_VAULT_ADDRESS and START_BLOCK against the chain; going on without, and asking again later (stakesync verify compares developers with the chain)",
       );
+      checkAgain(check.chainId);
     }
   }
+}
+
+/** The re-checks of checks the provider left undone (vault-check.ts checkAgainUntilDecided). */
+const checksAgain: (() => void)[] = [];
+function checkAgain(chainId: number) {
+  const chain = config.chains.find((c) => c.id === chainId);
+  if (!chain || stopping) return;
+  checksAgain.push(checkAgainUntilDecided(chain, config.stakeDecimals, (check) => vaultsAre([check])));
 }
 
 /** Migrations and the developers table; waits for the database rather than exiting. */

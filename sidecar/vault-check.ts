@@ -162,3 +162,33 @@ async function checkAt(url: string, chain: ChainConfig, decimals: number, timeou
 /** Every chain's check, side by side. */
 export const checkVaults = (config: SidecarConfig, timeoutMs?: number) =>
   Promise.all(config.chains.map((chain) => checkVault(chain, config.stakeDecimals, timeoutMs)));
+
+/**
+ * A check the provider left undone, asked again `firstMs` later and then twice as long each time,
+ * up to an hour, until it gives a verdict (`onVerdict`'s): a provider down at start would
+ * otherwise have left a wrong STAKE_DECIMALS or START_BLOCK unseen for the life of the process.
+ * Returns the stop.
+ */
+export function checkAgainUntilDecided(
+  chain: ChainConfig,
+  decimals: number,
+  onVerdict: (check: VaultCheck) => void,
+  { firstMs = 60_000, timeoutMs }: { firstMs?: number; timeoutMs?: number } = {},
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const after = (ms: number) => {
+    timer = setTimeout(async () => {
+      const check = await checkVault(chain, decimals, timeoutMs);
+      if (stopped) return;
+      if (check.outcome === "unchecked") after(Math.min(ms * 2, 3_600_000));
+      else onVerdict(check);
+    }, ms);
+    timer.unref();
+  };
+  after(firstMs);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

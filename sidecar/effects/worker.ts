@@ -89,6 +89,9 @@ export class OutboxWorker {
   private sendingMs = 0;
   /** After a temporary failure (`clock`): no send before this. */
   private pausedUntil = Number.NEGATIVE_INFINITY;
+  /** While true, nothing is sent (holdSendsUntil); skips are still recorded. */
+  private sendsHeld = false;
+  private heldSaid = false;
 
   constructor(
     private readonly config: SidecarConfig,
@@ -101,6 +104,18 @@ export class OutboxWorker {
     private readonly clock = () => performance.now(),
   ) {
     this.mailer = config.smtpUrl && config.mailFrom ? createMailer(config.smtpUrl, config.mailFrom) : undefined;
+  }
+
+  /**
+   * Sends nothing until `may` says true (main.ts: the start's check of the configuration against
+   * the chain has answered, and not "wrong"); false keeps every send held. Returns the worker.
+   */
+  holdSendsUntil(may: Promise<boolean>): this {
+    this.sendsHeld = true;
+    void may.then((yes) => {
+      if (yes) this.sendsHeld = false;
+    });
+    return this;
   }
 
   /** Records the emails sent and not yet recorded first; then, while this sidecar leads, works. */
@@ -141,6 +156,11 @@ export class OutboxWorker {
     this.reachableSince ??= startedAt;
     if (!fence()) return;
     if (!this.mailer) return this.warnWaiting();
+    if (this.sendsHeld) {
+      if (!this.heldSaid) this.log.info("welcome emails wait for the check of the configuration against the chain");
+      this.heldSaid = true;
+      return;
+    }
 
     for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {
       const current = fence();

@@ -483,3 +483,33 @@ it("sends nothing for a job whose claim ran out for the third time, and goes on 
   ]);
   await worker.close();
 });
+
+it("sends no welcome while the start's check of the configuration has not answered, nor ever after a 'wrong'", async () => {
+  const { smtp, fake, state } = await welcomeDue(wallet(11), "kay@example.test");
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  let answer: (ok: boolean) => void = () => undefined;
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337])).holdSendsUntil(
+    new Promise<boolean>((resolve) => {
+      answer = resolve;
+    }),
+  );
+  await worker.tick(state);
+  expect(smtp.mails).toHaveLength(0);
+  answer(true);
+  await new Promise((resolve) => setImmediate(resolve));
+  await worker.tick(state);
+  expect(smtp.mails.map((m) => m.to)).toEqual([["kay@example.test"]]);
+  await worker.close();
+
+  // A "wrong" answer (a STAKE_DECIMALS 10^12 off: dust activates): nothing goes out, ever.
+  await fake.register(wallet(12), "lee@example.test");
+  await fake.db.query("INSERT INTO stakesync.outbox (kind, wallet) VALUES ('welcome_email', $1)", [wallet(12)]);
+  const held = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337])).holdSendsUntil(
+    Promise.resolve(false),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  await held.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  await held.close();
+});

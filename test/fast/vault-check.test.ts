@@ -8,7 +8,13 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ChainConfig, loadSidecarConfig } from "../../lib/config";
-import { checkVault, DECIMALS_SELECTOR, TOKEN_SELECTOR } from "../../sidecar/vault-check";
+import {
+  checkAgainUntilDecided,
+  checkVault,
+  DECIMALS_SELECTOR,
+  TOKEN_SELECTOR,
+  type VaultCheck,
+} from "../../sidecar/vault-check";
 
 const VAULT = `0x${"5".repeat(40)}`;
 const TOKEN = `0x${"7".repeat(40)}`;
@@ -107,6 +113,36 @@ describe("the check of STAKE_DECIMALS", () => {
     // And compares the decimals when both answer.
     expect(await checkVault(chain(await fakeNode(31337)), 18)).toMatchObject({ outcome: "wrong" });
     expect(await checkVault(chain(await fakeNode(31337)), 6)).toEqual({ chainId: 31337, outcome: "ok" });
+  });
+  it("is asked again, its wait doubling, until the provider gives a verdict: a wrong STAKE_DECIMALS is not left unseen", async () => {
+    let limited = 3;
+    const asked: number[] = [];
+    const url = await fakeNode(31337, (method, data) => {
+      if (method !== "eth_call" || data !== TOKEN_SELECTOR) return undefined;
+      asked.push(performance.now());
+      return limited-- > 0 ? rateLimited : undefined;
+    });
+    expect(await checkVault(chain(url), 18)).toMatchObject({ outcome: "unchecked" });
+    const verdict = await new Promise<VaultCheck>((resolve) => {
+      checkAgainUntilDecided(chain(url), 18, resolve, { firstMs: 50 });
+    });
+    expect(verdict).toMatchObject({ outcome: "wrong" });
+    expect(verdict.outcome === "wrong" && verdict.reason).toMatch(/STAKE_DECIMALS/);
+    expect(asked).toHaveLength(4); // the start's, two more left undone, then the verdict
+    // Twice as long each time: 50, then 100, then 200 ms (at least).
+    expect((asked[3] ?? 0) - (asked[2] ?? 0)).toBeGreaterThanOrEqual(190);
+  });
+
+  it("stops asking again once stopped (the sidecar stops)", async () => {
+    const asked: number[] = [];
+    const url = await fakeNode(31337, (method, data) => {
+      if (method === "eth_call" && data === TOKEN_SELECTOR) asked.push(1);
+      return method === "eth_call" ? rateLimited : undefined;
+    });
+    const stop = checkAgainUntilDecided(chain(url), 18, () => undefined, { firstMs: 50 });
+    stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(asked).toHaveLength(0);
   });
 });
 
