@@ -44,8 +44,16 @@ const heads = watchHeads(config.chains, log, () => metrics.syncErrors.inc({ kind
 const VAULT_CHECK_WAIT_MS = 2000;
 /** The sync and its effects have started: a late answer of the vault's check stops them first. */
 let started = false;
+/**
+ * The re-checks of checks the provider left undone (vault-check.ts checkAgainUntilDecided), stopped
+ * by shutdown. Declared before the check starts: its answer may come (and a SIGTERM too) while
+ * the database is prepared, long before the lines below that await it.
+ */
+const checksAgain: (() => void)[] = [];
 const vaultChecks = checkVaults(config);
 const vaultsChecked = vaultChecks.then(vaultsAre);
+// Never an unhandled rejection (Node exits on one): what vaultsAre could throw is said.
+vaultsChecked.catch((error: unknown) => log.error({ err: errorText(error) }, "the check of the configuration failed"));
 const alertOptions = {
   webhookUrl: config.alertWebhookUrl,
   repeatMs: config.alertRepeatMs,
@@ -172,8 +180,6 @@ function vaultsAre(checks: VaultCheck[]) {
   }
 }
 
-/** The re-checks of checks the provider left undone (vault-check.ts checkAgainUntilDecided). */
-const checksAgain: (() => void)[] = [];
 function checkAgain(chainId: number) {
   const chain = config.chains.find((c) => c.id === chainId);
   if (!chain || stopping) return;
