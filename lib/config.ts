@@ -248,44 +248,42 @@ const schemaList = z
 const postgresUrl = z.url({ protocol: /^postgres(ql)?$/ }).regex(/^postgres(ql)?:\/\//i);
 
 /**
- * The query options a database URL may carry: where and how to connect. node-postgres lets every
- * other one override what the code passes (`?query_timeout=300000` undid the bound an email's
- * record relies on, and a second welcome went out; `?query_timeout=0` failed every query in a
- * millisecond), and sends `statement_timeout`, `options` (`-c …`) and the like to the server for
- * every session, the leader's included. Such settings belong to the role, server side (ALTER ROLE
- * … SET), where the sidecar's own SETs still come after them.
+ * The query options node-postgres takes from a database URL over what the code passes: the
+ * client's and the server's timeouts, keepalives, the protocol's mode. `?query_timeout=300000`
+ * undid the bound an email's record relies on (a second welcome went out), `?query_timeout=0`
+ * failed every query in a millisecond, and `?statement_timeout=` reached every session, the
+ * leader's too. Refused, as `options` that set a server setting (`-c …`, `--…`). Everything else
+ * is left as the URL says: where and how to connect (`sslmode`, `sslnegotiation`, `host`, …), and
+ * what node-postgres ignores (Neon's `channel_binding`, an ORM's `schema`). Such settings belong
+ * to the role, server side (ALTER ROLE … SET), where the sidecar's own SETs still come after them.
  */
-const DATABASE_URL_OPTIONS = [
-  "host",
-  "port",
-  "db",
-  "user",
-  "password",
-  "ssl",
-  "sslmode",
-  "sslcert",
-  "sslkey",
-  "sslrootcert",
-  "uselibpqcompat",
-  "application_name",
-  "fallback_application_name",
-  "client_encoding",
-  "encoding",
+const DATABASE_URL_OVERRIDES = [
+  "query_timeout",
+  "statement_timeout",
+  "lock_timeout",
+  "idle_in_transaction_session_timeout",
+  "connectionTimeoutMillis",
+  "keepAlive",
+  "keepAliveInitialDelayMillis",
+  "binary",
+  "replication",
 ];
 
-/** `variable`'s URL, or a ConfigError naming the first query option it may not carry (never the URL). */
+/** `variable`'s URL, or a ConfigError naming the first query option that would override the code's (never the URL). */
 function connectionOptionsOnly(variable: string, url: string): string {
-  let keys: string[];
+  let query: URLSearchParams;
   try {
-    keys = [...new URL(url).searchParams.keys()];
+    query = new URL(url).searchParams;
   } catch {
-    return url; // a socket URL with no host (postgresql:///db?host=…) parses; anything else was refused already
+    return url; // refused already by its schema, with its own message
   }
-  const refused = keys.find((k) => !DATABASE_URL_OPTIONS.includes(k));
+  const refused = [...query.keys()].find(
+    (k) => DATABASE_URL_OVERRIDES.includes(k) || (k === "options" && /(^|\s)(-c|--)/.test(query.get(k) ?? "")),
+  );
   if (refused !== undefined) {
     throw new ConfigError(
       variable,
-      `a postgresql:// URL whose query carries only ${DATABASE_URL_OPTIONS.join(", ")} (got ?${refused.slice(0, 40)}: it would override the sidecar's own connection bounds; set it on the role instead, ALTER ROLE … SET)`,
+      `a postgresql:// URL whose query sets none of ${DATABASE_URL_OVERRIDES.join(", ")}, nor options with -c (got ?${refused.slice(0, 40)}: it would override the sidecar's own connection bounds; set it on the role instead, ALTER ROLE … SET)`,
     );
   }
   return url;

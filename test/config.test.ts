@@ -184,6 +184,7 @@ describe("sidecar configuration", () => {
       ["DATABASE_URL", "query_timeout=600000"],
       ["DATABASE_URL", "sslmode=require&statement_timeout=1"],
       ["SIDECAR_DATABASE_URL", "options=-c%20idle_session_timeout%3D0"],
+      ["DATABASE_URL", "options=--statement_timeout%3D1"],
     ] as const) {
       const env = { ...base, [variable]: `postgresql://u:secret@db.internal:5432/app?${query}` };
       let error: unknown;
@@ -200,10 +201,17 @@ describe("sidecar configuration", () => {
     expect(() => loadIndexerConfig({ ...base, DATABASE_URL: "postgresql://u:p@h/db?query_timeout=1" })).toThrow(
       /^DATABASE_URL: /,
     );
-    // Where and how to connect, as before.
-    const ok =
-      "postgresql://u:secret@db.internal:5432/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x";
-    expect(loadSidecarConfig({ ...base, DATABASE_URL: ok }).database.url).toBe(ok);
+    // Where and how to connect, as before; and what node-postgres ignores: Neon's console gives
+    // `channel_binding`, an ORM's URL shared with the application `schema`, Neon's endpoint
+    // `options` (no -c in it).
+    for (const ok of [
+      "postgresql://u:secret@db.internal:5432/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x",
+      "postgresql://u:p@ep-x-pooler.us-east-2.aws.neon.tech/db?sslmode=require&channel_binding=require",
+      "postgresql://u:p@db.internal/app?schema=public&sslnegotiation=direct&sslmode=require",
+      "postgresql://u:p@db.internal/app?options=endpoint%3Dep-x",
+    ]) {
+      expect(loadSidecarConfig({ ...base, DATABASE_URL: ok }).database.url).toBe(ok);
+    }
     const socket = "postgresql://u:p@localhost/app?host=/tmp&port=5432";
     expect(loadSidecarConfig({ ...base, SIDECAR_DATABASE_URL: socket }).database.url).toBe(socket);
   });
