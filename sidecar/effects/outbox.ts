@@ -54,10 +54,12 @@ const LEASE_LEFT_TO_SEND = `${(SEND_DEADLINE_MS + 60_000) / 1000} seconds`;
 export const TAKE_OVER_AFTER_MS = 2 * EFFECTS_QUERY_MS;
 
 /**
- * Claims of a job that may run out with nothing recorded (migration 021): at the take-over of the
- * last, the job is dead instead of claimed. Each such claim may have sent the email (its worker
- * killed or frozen after the server took it), so this bounds the copies a developer gets when a
- * job's send keeps ending in a crash; a deploy that kills one send in the middle costs nothing.
+ * Claims of a job that may run out in a row with nothing recorded, each taken over by another
+ * worker (migration 021): at the take-over of the last, the job is dead instead of claimed. Each
+ * such claim may have sent the email (its worker killed or frozen after the server took it), so
+ * this bounds the copies a developer gets when a job's send keeps ending in a crash; a deploy that
+ * kills one send in the middle costs nothing, and a claim that ends with its outcome recorded (a
+ * failure, a claim given back) starts the count again.
  */
 export const LAPSES_AT_MOST = 3;
 
@@ -87,8 +89,14 @@ export async function skipWithoutEmail(db: Queryable, developersTable: string) {
   );
 }
 
-/** The claim being made takes over one that ran out, the LAPSES_AT_MOST-th: the job is dead. */
-const lastLapse = `o.locked_until IS NOT NULL AND o.lapses + 1 >= ${LAPSES_AT_MOST}`;
+/**
+ * The claim being made takes over another worker's that ran out. Not its own: a worker that sent
+ * and could not record keeps the send, and claims nothing until it has recorded it (worker.ts),
+ * so its own claim that ran out sent nothing (its answer lost, its release failed).
+ */
+const lapse = "(o.locked_until IS NOT NULL AND o.locked_by IS DISTINCT FROM $1)";
+/** ... and it is the LAPSES_AT_MOST-th in a row: the job is dead. */
+const lastLapse = `${lapse} AND o.lapses + 1 >= ${LAPSES_AT_MOST}`;
 
 /**
  * Claims the next due job, if this worker's sidecar leads; it carries the developer's email as of
@@ -117,10 +125,10 @@ export async function claimNextJob(
        UPDATE stakesync.outbox o
           SET locked_until = CASE WHEN ${lastLapse} THEN NULL ELSE now() + interval '${LEASE_MS / 1000} seconds' END,
               locked_by = $1, attempts = o.attempts + 1,
-              lapses = o.lapses + (o.locked_until IS NOT NULL)::int,
+              lapses = o.lapses + ${lapse}::int,
               state = CASE WHEN ${lastLapse} THEN 'dead' ELSE o.state END,
               last_error = CASE WHEN ${lastLapse}
-                                THEN 'its claim ran out ${LAPSES_AT_MOST} times with nothing recorded (a worker killed or frozen in the middle of the send each time): possibly sent, not tried again'
+                                THEN 'its claim ran out ${LAPSES_AT_MOST} times in a row with nothing recorded (a worker killed or frozen in the middle of the send each time): possibly sent, not tried again'
                                 ELSE o.last_error END
          FROM due WHERE o.id = due.id
        RETURNING o.id, o.kind, o.wallet, o.attempts, o.state
@@ -160,7 +168,7 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
  */
 export async function releaseJob(db: Queryable, job: Job, fence: Fence) {
   await db.query(
-    `UPDATE stakesync.outbox SET locked_until = NULL
+    `UPDATE stakesync.outbox SET locked_until = NULL, lapses = 0
       WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
     [job.id, fence.workerId, job.attempts],
   );
@@ -219,7 +227,7 @@ export async function failJob(
           FOR UPDATE
      )
      UPDATE stakesync.outbox o
-        SET failures = least(o.failures, o.attempts - 1) + f.counted::int,
+        SET failures = least(o.failures, o.attempts - 1) + f.counted::int, lapses = 0,
             state = CASE WHEN f.counted AND least(o.failures, o.attempts - 1) + 1 > $7::int THEN 'dead' ELSE 'pending' END,
             deferred_since = CASE WHEN $6::boolean THEN coalesce(o.deferred_since, now()) END,
             last_error = $4, locked_until = NULL,
