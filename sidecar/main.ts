@@ -69,12 +69,9 @@ let unreachable = { tries: 0, error: null as string | null };
 const indexer = new IndexerWatch(config, pool);
 indexer.start();
 const monitor = new AlertMonitor(config, heads.heads, alerts);
-const loop = new SyncLoop(config, log, metrics, heads.heads, {
-  onChanges: (changes) => {
-    if (changes.some((c) => c.reason === "reorg")) monitor.noteReorgCorrection();
-  },
-  confirmOver: confirmPool,
-});
+// No onChanges hook for reorg_correction: the rule reads the audit (status.ts), which a leader
+// that crashed after its correction cannot take with it.
+const loop = new SyncLoop(config, log, metrics, heads.heads, { confirmOver: confirmPool });
 
 const app = createApp({ config, pool: httpPool, probePool, heads: heads.heads, indexer, loop, metrics, alerts, log });
 if (config.adminToken !== undefined && config.adminToken.length < SHORT_ADMIN_TOKEN) {

@@ -169,6 +169,11 @@ export function createMetrics(chainIds: number[] = []) {
       help: "Developers corrected after a reorg deeper than CONFIRMATIONS",
       ...r,
     }),
+    lastReorgCorrectionTime: new Gauge({
+      name: "stakesync_last_reorg_correction_timestamp_seconds",
+      help: "Unix time of the last correction of developers after a reorg deeper than CONFIRMATIONS, from the audit (0: none)",
+      ...r,
+    }),
     isLeader: new Gauge({ name: "stakesync_is_leader", help: "1 while this sidecar holds the leader lock", ...r }),
     statusReadOk: new Gauge({
       name: "stakesync_status_read_ok",
@@ -234,6 +239,10 @@ export function observeStatus(
   metrics.developersRefusedLastHour.set(writing ? status.developers.refusedLastHour : 0);
   metrics.settingsDiffer.set(status.settingsDiffer.length);
   metrics.ponderNotDurable.set(status.ponderNotDurable.length);
+  // From the database, on every sidecar: the counter above, in one process's memory, began at 1
+  // on a sidecar that corrected before its first scrape, and increase() saw no correction.
+  const reorgAt = status.lastReorgCorrectionAt;
+  metrics.lastReorgCorrectionTime.set(reorgAt === null ? 0 : Date.parse(reorgAt) / 1000);
   if (byStatus) {
     // A status that no row has any more reads 0 (the sidecar's own three) or goes (one of the
     // application's), not its last count.

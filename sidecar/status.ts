@@ -64,7 +64,24 @@ export type Status = {
    * a standby.
    */
   ponderNotDurable: string[];
+  /**
+   * When developers were last corrected after a reorg deeper than CONFIRMATIONS (the newest audit
+   * row of reason 'reorg'), or null: `reorg_correction` pages for ALERT_REPEAT_MS after it.
+   */
+  lastReorgCorrectionAt: string | null;
 };
+
+/**
+ * The newest correction after a deep reorg, from the audit (its partial index, migration 022):
+ * what every leader and every scrape sees, where a count in one process's memory was lost with
+ * the process (a leader that crashed after its correction, a counter that began at 1).
+ */
+async function lastReorgCorrection(db: Queryable): Promise<string | null> {
+  const { rows } = await db.query<{ at: Date | null }>(
+    "SELECT max(created_at) AS at FROM stakesync.audit WHERE reason = 'reorg'",
+  );
+  return rows[0]?.at?.toISOString() ?? null;
+}
 
 export async function readStatus(
   db: pg.Pool,
@@ -80,10 +97,14 @@ export async function readStatus(
   // (test/sidecar-resilience.test.ts once, on a busy machine). A cursor read first has what its
   // steps queued still queued (or refused) in the later read, or written. The other reads go
   // beside the cursors'. (On one primary: a pool that sends reads to replicas can break this.)
-  const others = Promise.all([readPonderProgress(db, loop.source), settingsDiffer(db, config)]);
+  const others = Promise.all([
+    readPonderProgress(db, loop.source),
+    settingsDiffer(db, config),
+    lastReorgCorrection(db),
+  ]);
   others.catch(() => undefined); // handled below; a failed cursor read must not leave it unhandled
   const cursors = await readCursors(db, config);
-  const [[progress, differ], work] = await Promise.all([others, workCounts(db)]);
+  const [[progress, differ, reorgAt], work] = await Promise.all([others, workCounts(db)]);
   const now = Date.now();
   const chains = config.chains.map((chain) => {
     const p = progress.get(chain.id);
@@ -134,6 +155,7 @@ export async function readStatus(
     lastSyncAt: loop.lastSyncAt,
     settingsDiffer: differ,
     ponderNotDurable: loop.ponderNotDurable,
+    lastReorgCorrectionAt: reorgAt,
   };
 }
 

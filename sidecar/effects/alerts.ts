@@ -4,11 +4,14 @@
  * POSTed to ALERT_WEBHOOK_URL in the background with retries; a failing webhook never stops
  * anything. The rules firing are kept in stakesync.alert_firing too: a leader that takes over
  * adopts them, and sends "resolved" for one that cleared meanwhile (the one before it cannot).
+ * Written only while the leader lock is this term's (the fence, as the outbox's): a leader frozen
+ * in the middle of a check wrote its rows after another had adopted them.
  */
 import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
 import { fetchUrl } from "../../lib/fetch-url";
 import type { Queryable } from "../db/queryable";
+import { leaderLockHeldBy } from "../leader";
 import { type Metrics, RULES } from "../metrics";
 import { errorText } from "../redact";
 
@@ -51,6 +54,13 @@ const IDENTIFYING = ["sidecar"] as const;
 const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
 
 /**
+ * A write's fence (`param`: the leader connection's backend pid): the server has the leader lock
+ * held by that connection. Unfenced when the pid is NULL: an Alerts that never adopted as a leader
+ * (a test's); run.ts adopts with the term's pid before any write.
+ */
+const FENCED = (param: string) => `(${param}::int IS NULL OR ${leaderLockHeldBy(`${param}::int`)})`;
+
+/**
  * `own`: every sent_at this sidecar wrote or adopted for the rule's row while it fired. Its row is
  * one of them whether or not its last write landed: keyed on the last alone, a repeat whose
  * INSERT failed left the row of the one before, which the resolved's DELETE then missed (the
@@ -60,6 +70,8 @@ const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
 type RuleState = {
   firing: boolean;
   lastSentAt: number;
+  /** When it started firing (adopted too): its "since", which repeats leave as it was. */
+  firstAt: number;
   text: string;
   severity: Severity;
   own: Date[];
@@ -71,6 +83,12 @@ export class Alerts {
   private readonly rules = new Map<Rule, RuleState>();
   /** Whether this term as leader has read the rules an earlier leader left firing. */
   private adopted = false;
+  /**
+   * The leader connection's backend pid of the term that last adopted: every write to
+   * stakesync.alert_firing is made only while the server has the leader lock held by it (FENCED).
+   * Unset (never adopted as a leader): unfenced.
+   */
+  private fence: number | undefined;
   /** Writes to stakesync.alert_firing, one after another, in the order of the changes. */
   private stored: Promise<unknown> = Promise.resolve();
   /**
@@ -97,18 +115,25 @@ export class Alerts {
    * Once per term as leader, before the first evaluation: the rules an earlier leader reported
    * firing and never resolved become this one's, so the next evaluation resolves them if their
    * condition is gone (and, if not, repeats them only after ALERT_REPEAT_MS, as it would have).
+   * `leaderPid`: the term's leader connection (LoopState.leaderPid), which fences this term's
+   * writes: a leader frozen in the middle of its check (SIGSTOP) and thawed after another had
+   * taken over and adopted its rows repeated a page and wrote its own sent_at over the row; the
+   * new leader's resolve then deleted nothing, the page showed firing on every standby, and a
+   * retried resolved took that row for a firing since and was dropped: the page stayed open.
    */
-  async adopt() {
+  async adopt(leaderPid?: number) {
     const { db } = this.options;
     if (this.adopted || !db) return;
-    const { rows } = await db.query<{ rule: Rule; severity: Severity; text: string; sent_at: Date }>(
-      "SELECT rule, severity, text, sent_at FROM stakesync.alert_firing",
+    if (leaderPid !== undefined) this.fence = leaderPid;
+    const { rows } = await db.query<{ rule: Rule; severity: Severity; text: string; sent_at: Date; first_at: Date }>(
+      "SELECT rule, severity, text, sent_at, coalesce(first_at, sent_at) AS first_at FROM stakesync.alert_firing",
     );
     for (const row of rows) {
       if (this.rules.get(row.rule)?.firing) continue;
       this.rules.set(row.rule, {
         firing: true,
         lastSentAt: row.sent_at.getTime(),
+        firstAt: row.first_at.getTime(),
         text: row.text,
         severity: row.severity,
         own: [row.sent_at],
@@ -132,14 +157,19 @@ export class Alerts {
     const state = this.rules.get(rule);
     if (firing && (!state?.firing || now - state.lastSentAt >= this.options.repeatMs)) {
       const own = [...(state?.firing ? state.own : []), new Date(now)];
+      const firstAt = state?.firing ? state.firstAt : now;
       const identity = Object.fromEntries(
         IDENTIFYING.filter((key) => key in details).map((key) => [key, details[key]]),
       );
-      this.rules.set(rule, { firing, lastSentAt: now, text, severity, own, identity });
+      this.rules.set(rule, { firing, lastSentAt: now, firstAt, text, severity, own, identity });
+      // first_at as this sidecar has it (a repeat's: the start it wrote or adopted), not kept from
+      // the row on conflict: a row an earlier firing left (its DELETE failed) would give a new
+      // firing that one's start.
       this.store(
-        `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4`,
-        [rule, severity, text, new Date(now)],
+        `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at, first_at)
+         SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz WHERE ${FENCED("$6")}
+         ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4, first_at = $5`,
+        [rule, severity, text, new Date(now), new Date(firstAt), this.fence ?? null],
       );
       this.options.metrics.alerts.inc({ rule });
       this.options.metrics.alertFiring.set({ rule }, 1);
@@ -149,7 +179,11 @@ export class Alerts {
       // Its own row only (sent_at to the millisecond, as a JavaScript date holds it): a DELETE
       // queued behind a slow write could otherwise take a newer leader's, and that page was lost
       // to the leader after it.
-      this.store(`DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW}`, [rule, state.own]);
+      this.store(`DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW} AND ${FENCED("$3")}`, [
+        rule,
+        state.own,
+        this.fence ?? null,
+      ]);
       if (RULES.includes(rule)) this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver(
         {
@@ -189,7 +223,7 @@ export class Alerts {
   firing(): FiringAlert[] {
     return [...this.rules]
       .filter(([, s]) => s.firing)
-      .map(([rule, s]) => ({ rule, severity: s.severity, text: s.text, since: new Date(s.lastSentAt).toISOString() }));
+      .map(([rule, s]) => ({ rule, severity: s.severity, text: s.text, since: new Date(s.firstAt).toISOString() }));
   }
 
   /** A failed write is logged: the webhook has the change, only a later leader misses it. */
@@ -326,11 +360,13 @@ export type FiringAlert = { rule: Rule; severity: Severity; text: string; since:
 /**
  * The alerts firing as the leader last sent them (alert_firing): what a standby shows. Its own
  * Alerts are cleared at each tick, and a standby behind a load balancer showed "none firing" to
- * every other page view during a critical page.
+ * every other page view during a critical page. Since when each fires: its first_at (migration
+ * 022), not the last repeat's sent_at.
  */
 export async function leaderFiring(db: Queryable): Promise<FiringAlert[]> {
   const { rows } = await db.query<FiringAlert>(
-    `SELECT rule, severity, text, to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS since
+    `SELECT rule, severity, text,
+            to_char(coalesce(first_at, sent_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS since
        FROM stakesync.alert_firing ORDER BY rule`,
   );
   return rows;

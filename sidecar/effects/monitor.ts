@@ -1,4 +1,8 @@
-/** Evaluates the alert rules (README "Alerts") on the leader, once a second, and reports them to Alerts. */
+/**
+ * Evaluates the alert rules (README "Alerts") on the leader, once a second, and reports them to
+ * Alerts: on what the tick read before (readPonder, readStatus), with no wait of its own, so that
+ * the leadership run.ts confirmed after those reads still holds while the rules are judged.
+ */
 import type { SidecarConfig } from "../../lib/config";
 import { fetchUrl } from "../../lib/fetch-url";
 import { freshBlock, type Head } from "../chain-heads";
@@ -38,6 +42,11 @@ type PonderRpcWatch = {
   /** No check yet in this term. */
   first: boolean;
 };
+/** What a tick read of Ponder's /metrics (readPonder): its RPC error counter, undefined unanswered. */
+export type PonderRead = { rpcErrors: number | undefined };
+/** Nothing read of Ponder: as an unanswered read (no rise). */
+export const PONDER_UNREAD: PonderRead = { rpcErrors: undefined };
+
 const newPonderRpcWatch = (): PonderRpcWatch => ({
   errors: undefined,
   rises: [],
@@ -71,7 +80,6 @@ export function checkUnreachable(
 }
 
 export class AlertMonitor {
-  private lastReorgAt = 0;
   private ponderRpc = newPonderRpcWatch();
   /** Since when the live sidecars' settings have differed, as this leader saw it. */
   private differSince: number | undefined;
@@ -93,12 +101,33 @@ export class AlertMonitor {
     this.differSince = undefined;
   }
 
-  noteReorgCorrection() {
-    this.lastReorgAt = Date.now();
+  /**
+   * The tick's read of Ponder's /metrics (2 s at most), made beside its status read and before
+   * any rule is judged. Read inside check, it was the wait a leader frozen there (SIGSTOP)
+   * thawed from: it judged every rule after it as the leader it no longer was.
+   */
+  async readPonder(): Promise<PonderRead> {
+    const text = await fetchUrl(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
+      .then((r) => (r.ok ? r.text() : undefined))
+      .catch(() => undefined);
+    // Unanswered (Ponder down: indexer_down's matter), nothing is known of its requests: no rise.
+    return {
+      rpcErrors:
+        text === undefined
+          ? undefined
+          : [...text.matchAll(/^ponder_rpc_request_error_total\{[^}]*\} (\d+)/gm)].reduce(
+              (sum, m) => sum + Number(m[1]),
+              0,
+            ),
+    };
   }
 
-  /** `indexerJudged`: whether status.indexer is a verdict yet (IndexerWatch.judged). */
-  async check(status: Status, loop: LoopState, indexerJudged = true) {
+  /**
+   * `indexerJudged`: whether status.indexer is a verdict yet (IndexerWatch.judged); `ponder`: the
+   * tick's readPonder. Synchronous: nothing between the caller's last look at its leadership and
+   * the reports to Alerts.
+   */
+  check(status: Status, loop: LoopState, indexerJudged = true, ponder: PonderRead = PONDER_UNREAD) {
     const { config, alerts } = this;
     // Firing is what Alerts holds, adopted from the last leader too (alerts.ts): a rule whose
     // condition this leader has not watched long enough to know is taken to hold as it was left,
@@ -154,7 +183,7 @@ export class AlertMonitor {
       { consecutiveErrors: loop.consecutiveErrors, lastError: loop.lastError?.message },
     );
 
-    const rpc = await this.rpcProblem(firing.has("rpc_failing"));
+    const rpc = this.rpcProblem(firing.has("rpc_failing"), ponder);
     alerts.set("rpc_failing", rpc !== null, "warning", `RPC failing: ${rpc}`);
 
     const { dead } = status.outbox;
@@ -187,9 +216,12 @@ export class AlertMonitor {
       { refusedLastHour },
     );
 
+    // From the audit (status.ts), as any leader reads it: a leader that corrected and crashed or
+    // froze before its next check lost the page when it lived in that leader's memory alone.
+    const reorgAt = status.lastReorgCorrectionAt === null ? undefined : Date.parse(status.lastReorgCorrectionAt);
     alerts.set(
       "reorg_correction",
-      Date.now() - this.lastReorgAt < config.alertRepeatMs,
+      reorgAt !== undefined && Date.now() - reorgAt < config.alertRepeatMs,
       "warning",
       "developers corrected after a reorg deeper than CONFIRMATIONS",
     );
@@ -212,20 +244,9 @@ export class AlertMonitor {
    * RPC_FIRE_CHECKS). `firing`: the rule is firing in Alerts; at a term's first check, adopted
    * from the last leader, its watch starts as failing, to clear after RPC_CLEAR_CHECKS quiet ones.
    */
-  private async rpcProblem(firing: boolean): Promise<string | null> {
+  private rpcProblem(firing: boolean, { rpcErrors: errors }: PonderRead): string | null {
     const now = Date.now();
     const stale = this.config.chains.filter((c) => freshBlock(this.heads.get(c.id), now, c.headStillMs) === null);
-    const text = await fetchUrl(`${this.config.ponderUrl}/metrics`, { signal: AbortSignal.timeout(2000) })
-      .then((r) => (r.ok ? r.text() : undefined))
-      .catch(() => undefined);
-    // Unanswered (Ponder down: indexer_down's matter), nothing is known of its requests: no rise.
-    const errors =
-      text === undefined
-        ? undefined
-        : [...text.matchAll(/^ponder_rpc_request_error_total\{[^}]*\} (\d+)/gm)].reduce(
-            (sum, m) => sum + Number(m[1]),
-            0,
-          );
     const watch = this.ponderRpc;
     if (watch.first) {
       watch.first = false;

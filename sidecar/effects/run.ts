@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { SidecarConfig } from "../../lib/config";
 import type { Head } from "../chain-heads";
 import type { IndexerWatch } from "../indexer-watch";
+import { holdsLeaderLock } from "../leader";
 import { errorText } from "../redact";
 import { announceSettings, sidecarName, withdrawSettings } from "../settings";
 import { readStatus } from "../status";
@@ -47,10 +48,15 @@ export function startEffects(deps: {
     await worker.tick(loop.state);
   });
   let announcedAt = 0;
+  /** The term (its leader connection's pid) whose rules the last tick read; null while a standby. */
+  let lastTerm: number | null = null;
   const alerting = every(1000, async () => {
-    if (loop.state.role !== "leader") {
+    // A new term also when one began after another ended between two ticks: what the last one
+    // saw is not this one's, and its writes were fenced by the last one's lock (alerts.ts).
+    if (loop.state.role !== "leader" || loop.state.leaderPid !== lastTerm) {
       monitor.standDown();
       alerts.standDown();
+      lastTerm = null;
     }
     // Leader or not, and before anything that needs the database: it is what may be missing.
     checkUnreachable(ownAlerts, config, loop.state.unreachable, sidecarName(config));
@@ -61,16 +67,27 @@ export function startEffects(deps: {
         log.debug({ err: errorText(error) }, "could not announce this sidecar's settings; next time"),
       );
     }
-    if (loop.state.role !== "leader") return;
     const term = loop.state.leaderPid;
-    await alerts.adopt();
-    const status = await readStatus(pool, config, heads, indexer.down(), loop.state);
+    if (loop.state.role !== "leader" || term === null) return;
+    lastTerm = term;
+    await alerts.adopt(term);
+    // Every read the rules judge, Ponder's /metrics too, before any rule is judged: check() waits
+    // for nothing, so that what is confirmed next still holds while it runs.
+    const [status, ponder] = await Promise.all([
+      readStatus(pool, config, heads, indexer.down(), loop.state),
+      monitor.readPonder(),
+    ]);
+    // Still this term's lock, asked of the server after the reads: a leader frozen during them
+    // (SIGSTOP) thaws believing it leads until its loop hears that its session ended, and the
+    // answers waiting for it may come before the late timers that tell PauseWatch of the pause.
+    // Judged on, its rules repeated a page another leader had adopted (alerts.ts).
+    if (!(await holdsLeaderLock(pool, term))) return;
     // The term may have ended during the reads: a standby's state (no errors) would resolve the
     // pages, and delete them from what the next leader adopts.
     if (loop.state.role !== "leader" || loop.state.leaderPid !== term) return;
     // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.
     if (pauses.settling()) return;
-    await monitor.check(status, loop.state, indexer.judged());
+    monitor.check(status, loop.state, indexer.judged(), ponder);
   });
   function every(intervalMs: number, work: () => Promise<void>) {
     let running: Promise<void> | undefined;

@@ -1,8 +1,10 @@
 /**
  * Alert delivery across a change of leader (sidecar/effects/alerts.ts): the rules firing are kept
  * in stakesync.alert_firing, so the next leader resolves one that cleared while it took over; the
- * rpc_failing rule's reading of Ponder's RPC error counter (sidecar/effects/monitor.ts); and no
- * rule evaluated by a sidecar just back from a freeze (sidecar/effects/pause-watch.ts).
+ * rpc_failing rule's reading of Ponder's RPC error counter (sidecar/effects/monitor.ts); no
+ * rule evaluated by a sidecar just back from a freeze (sidecar/effects/pause-watch.ts), nor by one
+ * whose lock another took during its reads, and no write to alert_firing without the lock;
+ * reorg_correction from the audit; and an alert's start kept through its repeats.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,12 +19,12 @@ import { startEffects } from "../../sidecar/effects/run";
 import { OutboxWorker } from "../../sidecar/effects/worker";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
 import { createLogger } from "../../sidecar/log";
-import { createMetrics } from "../../sidecar/metrics";
+import { createMetrics, observeStatus } from "../../sidecar/metrics";
 import { announceSettings, settingsDiffer, withdrawSettings } from "../../sidecar/settings";
 import { readStatus, type Status } from "../../sidecar/status";
 import type { LoopState } from "../../sidecar/sync/loop";
 import { startWebhook } from "../helpers/peers";
-import { CHAIN, type Fake, fakePonder, sidecarParts } from "./ponder-fake";
+import { CHAIN, type Fake, fakePonder, leadingSession, sidecarParts, wallet } from "./ponder-fake";
 
 let fake: Fake;
 let webhook: Awaited<ReturnType<typeof startWebhook>>;
@@ -395,7 +397,7 @@ async function rpcFailing(
         continue;
       }
       for (const chain of config.chains) heads.set(chain.id, { block: 40, at: Date.now() }); // its own polls fine
-      await monitor.check(status as unknown as Status, loop);
+      monitor.check(status as unknown as Status, loop, true, await monitor.readPonder());
     }
     return { fired, cleared };
   } finally {
@@ -444,7 +446,12 @@ it("keeps, on the next leader, an rpc_failing page the last one left, until Pond
     const status = { indexer: null, chains: [], outbox: { dead: 0 }, developers: { refused: 0 }, settingsDiffer: [] };
     for (let second = 0; second < 3; second++) {
       for (const chain of config.chains) heads.set(chain.id, { block: 40, at: Date.now() });
-      await monitor.check(status as unknown as Status, { consecutiveErrors: 0 } as LoopState);
+      monitor.check(
+        status as unknown as Status,
+        { consecutiveErrors: 0 } as LoopState,
+        true,
+        await monitor.readPonder(),
+      );
     }
     await next.delivered();
     // Before, its first check knew of no failure: it resolved the page (and a failure a few
@@ -492,10 +499,12 @@ it("keeps, on the next leader, a consecutive_errors page the last one left until
 it("evaluates no rule for a while after the sidecar itself was stopped, then pages as before", async () => {
   fake = await fakePonder();
   const { metrics, heads, alerts, ownAlerts, loop } = sidecarParts(fake.config);
-  // No head for a minute: rpc_failing, once the rules run. The sidecar believes it leads, as one
-  // back from a freeze does until its loop hears that its session ended.
+  // No head for a minute: rpc_failing, once the rules run. The sidecar leads (its lock held by
+  // the test's session), and was stopped a moment ago.
   heads.set(CHAIN, { block: 30, at: Date.now() - 60_000 });
+  const leader = await leadingSession(fake.url);
   loop.state.role = "leader";
+  loop.state.leaderPid = leader.pid;
   const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
   // Its timer's beat 15 s late: the process was stopped and resumed just now. Settles in 1.5 s here.
   const pauses = new PauseWatch(1000, 1500, performance.now() - 16_000);
@@ -509,6 +518,7 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
   } finally {
     await stop();
     await pool.end();
+    await leader.client.end();
   }
 });
 
@@ -519,8 +529,11 @@ it("judges no rule on reads that outlasted its term: the leader stood down durin
 
   const { metrics, heads, ownAlerts, loop } = sidecarParts(fake.config);
   const alerts = sidecarAlerts();
+  // It leads: the server has its lock (the test's session) until the end, so that only its
+  // loop's word tells the term ended.
+  const leader = await leadingSession(fake.url);
   loop.state.role = "leader";
-  loop.state.leaderPid = 4242;
+  loop.state.leaderPid = leader.pid;
   const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
   // The status reads wait: another session holds a table they read.
   const holder = new pg.Client({ connectionString: fake.url });
@@ -547,6 +560,7 @@ it("judges no rule on reads that outlasted its term: the leader stood down durin
     await stop();
     await holder.end();
     await pool.end();
+    await leader.client.end();
   }
 });
 
@@ -837,4 +851,155 @@ it("deletes its own row on resolve though a repeat's write failed, and delivers 
   // Before: the row of the first firing stayed, shown firing on every standby's /status.
   expect(await leaderFiring(fake.db)).toEqual([]);
   expect(sent()).toEqual(["lag firing", "lag firing", "lag resolved"]);
+});
+
+it("judges no rule on a read of Ponder's /metrics that outlasted its lead: another sidecar took over and adopted its page meanwhile", async () => {
+  // Ponder's /metrics answers once told: the leader frozen (SIGSTOP) in the middle of its read.
+  const held: http.ServerResponse[] = [];
+  let holding = true;
+  const ponder = http.createServer((_, res) => {
+    if (holding) held.push(res);
+    else res.end("");
+  });
+  await new Promise<void>((resolve) => ponder.listen(0, "127.0.0.1", resolve));
+  fake = await fakePonder({ PONDER_URL: `http://127.0.0.1:${(ponder.address() as AddressInfo).port}` });
+  webhook = await startWebhook();
+  const text = "1 outbox job(s) and 0 developers row(s) the database refused, dead-lettered: see /admin/dead-letters";
+  await lastLeaderLeft("dead_letter", "warning", text);
+  await fake.db.query("INSERT INTO stakesync.outbox (kind, wallet, state) VALUES ('welcome_email', $1, 'dead')", [
+    wallet(1),
+  ]);
+  const row = async () => (await fake.db.query("SELECT * FROM stakesync.alert_firing")).rows;
+  const left = await row();
+
+  const { metrics, heads, ownAlerts, loop } = sidecarParts(fake.config);
+  // A adopts the page, its repeat due at its next check (ALERT_REPEAT_MS 0 here).
+  const alerts = sidecarAlerts(0);
+  const a = await leadingSession(fake.url);
+  loop.state.role = "leader";
+  loop.state.leaderPid = a.pid;
+  const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+  const stop = effectsOn(pool, { metrics, heads, ownAlerts, loop }, alerts);
+  let b: Awaited<ReturnType<typeof leadingSession>> | undefined;
+  try {
+    await waitFor("A's read of Ponder's /metrics", () => held.length > 0, { intervalMs: 10 });
+    // Meanwhile the server ends A's session and B leads, adopting the row as it is; A's loop has
+    // not heard yet. Then A thaws and its read is answered.
+    await a.client.end();
+    b = await leadingSession(fake.url);
+    holding = false;
+    for (const res of held.splice(0)) res.end("");
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Before: A repeated the page (a duplicate at the receiver) and wrote its own sent_at over
+    // B's row, which B's resolve then missed.
+    expect(sent()).toEqual(["dead_letter firing"]);
+    expect(await row()).toEqual(left);
+  } finally {
+    await stop();
+    await pool.end();
+    await b?.client.end();
+    ponder.close();
+  }
+});
+
+it("writes nothing to alert_firing without the leader lock: a sidecar whose term ended neither repeats over nor deletes the next leader's row", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  const rows = async () =>
+    (await fake.db.query("SELECT rule, text, sent_at, first_at FROM stakesync.alert_firing ORDER BY rule")).rows;
+  const a = await leadingSession(fake.url);
+  const old = sidecarAlerts(0);
+  await old.adopt(a.pid);
+  old.set("dead_letter", true, "warning", "1 dead letter");
+  await old.flush();
+  const left = await rows();
+  expect(left.map((r) => r.rule)).toEqual(["dead_letter"]);
+  // Its session ends, and B leads; A has not heard yet.
+  await a.client.end();
+  const b = await leadingSession(fake.url);
+  try {
+    old.set("dead_letter", true, "warning", "1 dead letter, repeated");
+    old.set("lag", true, "warning", "behind");
+    await old.flush();
+    expect(await rows()).toEqual(left);
+    old.set("dead_letter", false, "warning", "");
+    await old.flush();
+    expect(await rows()).toEqual(left);
+    // B, which holds the lock, writes: it adopts the row and resolves it.
+    const next = sidecarAlerts(0);
+    await next.adopt(b.pid);
+    next.set("dead_letter", false, "warning", "");
+    await next.flush();
+    expect(await rows()).toEqual([]);
+  } finally {
+    await b.client.end();
+  }
+});
+
+it("pages reorg_correction from the audit, also on a leader that did not make the correction (the one that did crashed before its check), and exports its time", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  // The last leader's correction, committed just before it crashed.
+  const audit = (reason: string) =>
+    fake.db.query(
+      "INSERT INTO stakesync.audit (wallet, new_status, new_amount, reason) VALUES ($1, 'inactive', 0, $2)",
+      [wallet(1), reason],
+    );
+  await audit("reorg");
+  const { heads, loop, metrics } = sidecarParts(fake.config);
+  const alerts = sidecarAlerts();
+  await alerts.adopt();
+  const monitor = new AlertMonitor(fake.config, heads, alerts);
+  const check = async () => {
+    const status = await readStatus(fake.pool(), fake.config, heads, null, loop.state);
+    monitor.check(status, loop.state);
+    await alerts.flush();
+    return status;
+  };
+  const status = await check();
+  // Before: a new monitor knew of no correction, and the page was lost with the last leader.
+  expect(alerts.firing().map((f) => f.rule)).toContain("reorg_correction");
+  const { rows } = await fake.db.query<{ at: Date }>("SELECT created_at AS at FROM stakesync.audit");
+  expect(status.lastReorgCorrectionAt).toBe(rows[0]?.at.toISOString());
+  // For Prometheus, on every sidecar: the time of the correction (its rule: within 15 minutes).
+  observeStatus(metrics, status, undefined, heads);
+  expect((await metrics.lastReorgCorrectionTime.get()).values[0]?.value).toBe((rows[0]?.at.getTime() ?? 0) / 1000);
+
+  // Older than ALERT_REPEAT_MS, and other changes since: cleared.
+  await fake.db.query("UPDATE stakesync.audit SET created_at = created_at - $1 * interval '1 millisecond'", [
+    fake.config.alertRepeatMs + 1000,
+  ]);
+  await audit("stake");
+  await check();
+  expect(alerts.firing().map((f) => f.rule)).not.toContain("reorg_correction");
+});
+
+it("shows since when an alert has fired, not its last repeat, on the leader, on a standby and on the next leader", async () => {
+  fake = await fakePonder();
+  webhook = await startWebhook();
+  const alerts = sidecarAlerts(100);
+  await alerts.adopt();
+  alerts.set("lag", true, "warning", "behind");
+  await alerts.flush();
+  const since = alerts.firing()[0]?.since;
+  expect((await leaderFiring(fake.db))[0]?.since).toBe(since);
+  const repeat = async (leader: Alerts) => {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    leader.set("lag", true, "warning", "behind");
+    await Promise.all([leader.flush(), leader.delivered()]);
+  };
+  await repeat(alerts);
+  expect(sent()).toEqual(["lag firing", "lag firing"]);
+  // Before: the repeat's time, on the leader and on every standby.
+  expect(alerts.firing()[0]?.since).toBe(since);
+  expect((await leaderFiring(fake.db))[0]?.since).toBe(since);
+  // The next leader adopts it with its start, and keeps that through its own repeats.
+  alerts.standDown();
+  const next = sidecarAlerts(100);
+  await next.adopt();
+  expect(next.firing()[0]?.since).toBe(since);
+  await repeat(next);
+  expect(sent()).toHaveLength(3);
+  expect(next.firing()[0]?.since).toBe(since);
+  expect((await leaderFiring(fake.db))[0]?.since).toBe(since);
 });
