@@ -44,6 +44,11 @@ export function createMetrics(chainIds: number[] = []) {
       labelNames: ["chain_id"],
       ...r,
     }),
+    databaseOutages: new Counter({
+      name: "stakesync_database_outages_total",
+      help: "Times this sidecar lost its database (a term ended by it, or a try to lead that could not reach it, after the last that could), however long each lasted",
+      ...r,
+    }),
     syncErrors: new Counter({
       name: "stakesync_sync_errors_total",
       help: "Errors by kind",

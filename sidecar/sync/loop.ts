@@ -153,6 +153,8 @@ export class SyncLoop {
   private stopped = false;
   /** When the last unreachable try was counted (`unreachable` paces its count by it). */
   private unreachableAt = 0;
+  /** An outage of the database counted and not over yet (noteOutage). */
+  private outageNoted = false;
   /** This term's last answer to confirmLeadership's question, and on the leader's own connection. */
   private confirmedAt = 0;
   private leaderHeardAt = 0;
@@ -773,6 +775,7 @@ export class SyncLoop {
    * then: each pages it itself (run.ts).
    */
   private unreachable(error: unknown) {
+    this.noteOutage();
     const { tries } = this.state.unreachable;
     if (tries > 0 && performance.now() - this.unreachableAt < backoffMs(this.config.retryDelayMs, tries)) return;
     this.unreachableAt = performance.now();
@@ -780,8 +783,20 @@ export class SyncLoop {
     this.metrics.syncErrors.inc({ kind: classify(error) });
   }
 
+  /**
+   * The database lost (`stakesync_database_outages_total`), once until it is reached again: an
+   * outage counts one whatever it lasts, where its errors count by the retries' pace (a restart of
+   * 30 s was 7 errors across two sidecars, and a rule on errors took one failover for a crash loop).
+   */
+  private noteOutage() {
+    if (this.outageNoted) return;
+    this.outageNoted = true;
+    this.metrics.databaseOutages.inc();
+  }
+
   /** A try to lead reached the database (and led, or found another sidecar leading). */
   private reached() {
+    this.outageNoted = false;
     if (this.state.unreachable.tries > 0) {
       this.log.info({ after_tries: this.state.unreachable.tries }, "the database is reachable again");
     }
@@ -789,6 +804,7 @@ export class SyncLoop {
   }
 
   private fail(error: unknown, kind = classify(error)) {
+    if (kind === "database") this.noteOutage();
     const message = errorText(error);
     this.state.consecutiveErrors += 1;
     this.state.lastError = { kind, message, at: new Date().toISOString() };
@@ -816,6 +832,7 @@ export class SyncLoop {
   }
 
   private recovered() {
+    this.outageNoted = false; // a round got through: the database is there
     if (this.state.consecutiveErrors === 0) return;
     this.log.info({ after_errors: this.state.consecutiveErrors }, "sync recovered");
     this.state.consecutiveErrors = 0;

@@ -377,6 +377,37 @@ it("pages database_unreachable itself while it cannot reach the database to lead
   expect(ownAlerts.firing()).toEqual([]);
 });
 
+it("counts each loss of the database once, however many tries it lasts (stakesync_database_outages_total)", async () => {
+  fake = await fakePonder({ RETRY_DELAY_MS: "10", SYNC_POLL_MS: "10" });
+  const { door, url } = await databaseDoor(fake.url);
+  door.open = true;
+  const config = { ...fake.config, database: { ...fake.config.database, url } };
+  const metrics = createMetrics([CHAIN]);
+  loop = new SyncLoop(config, createLogger("silent"), metrics, new Map());
+  loop.start();
+  const state = loop.state;
+  const outages = async () => (await metrics.databaseOutages.get()).values[0]?.value ?? 0;
+  const restart = async () => {
+    const pid = state.leaderPid;
+    await fake.db.query("SELECT pg_terminate_backend($1)", [pid]);
+    await waitFor("the next term", () => state.role === "leader" && state.leaderPid !== pid, { timeoutMs: 30_000 });
+  };
+  await waitFor("leadership", () => state.role === "leader", { timeoutMs: 30_000 });
+  expect(await outages()).toBe(0);
+  // Two restarts of the leader's session: one each.
+  await restart();
+  await restart();
+  expect(await outages()).toBe(2);
+  // One that lasts: the term ends, and every try to lead fails for a while; still one.
+  door.open = false;
+  const pid = state.leaderPid;
+  await fake.db.query("SELECT pg_terminate_backend($1)", [pid]);
+  await waitFor("five tries", () => state.unreachable.tries >= 5, { timeoutMs: 30_000 });
+  door.open = true;
+  await waitFor("the next term", () => state.role === "leader" && state.leaderPid !== pid, { timeoutMs: 30_000 });
+  expect(await outages()).toBe(3);
+});
+
 it("counts tries that cannot reach the database at a failing round's pace, not one each second", async () => {
   fake = await fakePonder({ RETRY_DELAY_MS: "60000" });
   const { url } = await databaseDoor(fake.url);
