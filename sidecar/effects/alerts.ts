@@ -125,14 +125,23 @@ export class Alerts {
     const { db } = this.options;
     if (this.adopted || !db) return;
     if (leaderPid !== undefined) this.fence = leaderPid;
-    const { rows } = await db.query<{ rule: Rule; severity: Severity; text: string; sent_at: Date; first_at: Date }>(
-      "SELECT rule, severity, text, sent_at, coalesce(first_at, sent_at) AS first_at FROM stakesync.alert_firing",
+    const { rows } = await db.query<{
+      rule: Rule;
+      severity: Severity;
+      text: string;
+      sent_at: Date;
+      first_at: Date;
+      delivered: boolean;
+    }>(
+      "SELECT rule, severity, text, sent_at, coalesce(first_at, sent_at) AS first_at, delivered FROM stakesync.alert_firing",
     );
     for (const row of rows) {
       if (this.rules.get(row.rule)?.firing) continue;
       this.rules.set(row.rule, {
         firing: true,
-        lastSentAt: row.sent_at.getTime(),
+        // A firing the last leader never delivered (migration 023) is sent at the next check, not
+        // after ALERT_REPEAT_MS.
+        lastSentAt: row.delivered ? row.sent_at.getTime() : Number.NEGATIVE_INFINITY,
         firstAt: row.first_at.getTime(),
         text: row.text,
         severity: row.severity,
@@ -165,11 +174,12 @@ export class Alerts {
       // first_at as this sidecar has it (a repeat's: the start it wrote or adopted), not kept from
       // the row on conflict: a row an earlier firing left (its DELETE failed) would give a new
       // firing that one's start.
+      // Delivered once the webhook took it (post), at once without a webhook (the log is the page).
       this.store(
-        `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at, first_at)
-         SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz WHERE ${FENCED("$6")}
-         ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4, first_at = $5`,
-        [rule, severity, text, new Date(now), new Date(firstAt), this.fence ?? null],
+        `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at, first_at, delivered)
+         SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $7::boolean WHERE ${FENCED("$6")}
+         ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4, first_at = $5, delivered = $7`,
+        [rule, severity, text, new Date(now), new Date(firstAt), this.fence ?? null, !this.options.webhookUrl],
       );
       this.options.metrics.alerts.inc({ rule });
       this.options.metrics.alertFiring.set({ rule }, 1);
@@ -321,7 +331,17 @@ export class Alerts {
           body: JSON.stringify(payload),
           signal: AbortSignal.timeout(5000),
         });
-        if (response.ok) return;
+        if (response.ok) {
+          // Its own row by its sent_at (the payload's `at`): a newer leader's is not marked.
+          if (payload.state === "firing" && this.options.db) {
+            this.store(
+              `UPDATE stakesync.alert_firing SET delivered = true
+                WHERE rule = $1 AND date_trunc('milliseconds', sent_at) = $2::timestamptz`,
+              [payload.rule, payload.at],
+            );
+          }
+          return;
+        }
         throw new Error(`webhook answered ${response.status}`);
       } catch (error) {
         this.options.metrics.syncErrors.inc({ kind: "webhook" });

@@ -89,6 +89,8 @@ it("resolves, on the next leader, a rule the last one left firing when its condi
   await first.adopt();
   first.set("consecutive_errors", true, "critical", "5 consecutive sync errors");
   first.set("reorg_correction", true, "warning", "developers corrected after a reorg");
+  // Both delivered, and recorded so (an undelivered one the next leader sends at once: below).
+  await first.delivered();
   await first.flush();
   // The leader loses its session: it stands down and sends nothing (the condition did not clear).
   first.standDown();
@@ -177,6 +179,48 @@ it("sends no firing retried by a sidecar that stood down: it landed after the ne
     await a.delivered();
     expect(webhook.received.at(-1)).toBe("lag resolved");
     expect(webhook.requests()).toBe(2);
+  } finally {
+    webhook.close();
+  }
+});
+
+it("sends at once a firing adopted from a sidecar that stood down before delivering it, not after ALERT_REPEAT_MS", async () => {
+  fake = await fakePonder();
+  // The webhook fails A's POST (a proxy restarting), then takes each.
+  const webhook = await webhookAnswering((n) => ({ status: n === 1 ? 502 : 204 }));
+  const sidecar = () =>
+    new Alerts({
+      webhookUrl: webhook.url,
+      repeatMs: 60_000,
+      retry: { attempts: 3, delayMs: 500 },
+      log: createLogger("silent"),
+      metrics: createMetrics([31337]),
+      db: fake.db,
+    });
+  try {
+    const a = sidecar();
+    await a.adopt();
+    a.set("lag", true, "warning", "sync lag above 100 blocks");
+    await a.flush();
+    await waitFor("the first POST", () => webhook.requests() === 1, { timeoutMs: 10_000, intervalMs: 5 });
+    // A stands down with its firing undelivered (dropped, see above); B adopts the row, and the
+    // lag lasts. Before, B took the row for a page sent and repeated it a minute later.
+    a.standDown();
+    const b = sidecar();
+    await b.adopt();
+    b.set("lag", true, "warning", "sync lag above 100 blocks");
+    await Promise.all([b.flush(), b.delivered()]);
+    expect(webhook.received).toEqual(["lag firing"]);
+    await b.flush();
+    expect((await fake.db.query("SELECT delivered FROM stakesync.alert_firing")).rows).toEqual([{ delivered: true }]);
+    // Adopted delivered, a third leader repeats it only after ALERT_REPEAT_MS.
+    b.standDown();
+    const c = sidecar();
+    await c.adopt();
+    c.set("lag", true, "warning", "sync lag above 100 blocks");
+    await c.delivered();
+    expect(webhook.received).toEqual(["lag firing"]);
+    await a.delivered();
   } finally {
     webhook.close();
   }
@@ -620,6 +664,8 @@ it("names on /status where a live sidecar's settings differ, pages once that has
   // A failover while they still differ (a rolling deploy moves the lead too): the next leader
   // adopts the page and keeps it. Before, its first check had seen the difference for no time
   // at all: it resolved the page, and paged again once the difference had lasted for it.
+  await alerts.delivered();
+  await alerts.flush(); // its delivery recorded: adopted as sent (an undelivered one is sent again)
   alerts.standDown();
   monitor.standDown();
   alerts = sidecarAlerts();
