@@ -50,7 +50,20 @@ let started = false;
  * the database is prepared, long before the lines below that await it.
  */
 const checksAgain: (() => void)[] = [];
+/**
+ * No welcome before the check has answered (an answer that it could not be made counts), and
+ * none at all after a "wrong", at start or at a later re-check (vaultsAre): a wrong STAKE_DECIMALS
+ * activates dust (a threshold 10^12 times too small), the sync starts without waiting for a slow
+ * provider's answer, and a welcome cannot be taken back.
+ */
+const worker = new OutboxWorker(config, pool, log, metrics);
 const vaultChecks = checkVaults(config);
+worker.holdSendsUntil(
+  vaultChecks.then(
+    (checks) => checks.every((check) => check.outcome !== "wrong"),
+    () => true,
+  ),
+);
 const vaultsChecked = vaultChecks.then(vaultsAre);
 // Never an unhandled rejection (Node exits on one): what vaultsAre could throw is said.
 vaultsChecked.catch((error: unknown) => log.error({ err: errorText(error) }, "the check of the configuration failed"));
@@ -133,15 +146,7 @@ if (!stopping) {
     heads: heads.heads,
     indexer,
     loop,
-    worker: new OutboxWorker(config, pool, log, metrics).holdSendsUntil(
-      // No welcome before the check has answered, and none at all after a "wrong": a wrong
-      // STAKE_DECIMALS activates dust (10^12 times too small a threshold), and the sync starts
-      // without waiting for a slow provider's answer; a welcome cannot be taken back.
-      vaultChecks.then(
-        (checks) => checks.every((check) => check.outcome !== "wrong"),
-        () => true,
-      ),
-    ),
+    worker,
     monitor,
     alerts,
     ownAlerts,
@@ -162,6 +167,7 @@ function vaultsAre(checks: VaultCheck[]) {
       );
     }
     if (check.outcome === "wrong") {
+      worker.holdSends();
       if (!started) exitOnConfigError(check.reason);
       reportConfigError(check.reason);
       void shutdown("configuration error", 1);

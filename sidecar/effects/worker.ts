@@ -91,6 +91,7 @@ export class OutboxWorker {
   private pausedUntil = Number.NEGATIVE_INFINITY;
   /** While true, nothing is sent (holdSendsUntil); skips are still recorded. */
   private sendsHeld = false;
+  private heldForGood = false;
   private heldSaid = false;
 
   constructor(
@@ -113,9 +114,15 @@ export class OutboxWorker {
   holdSendsUntil(may: Promise<boolean>): this {
     this.sendsHeld = true;
     void may.then((yes) => {
-      if (yes) this.sendsHeld = false;
+      if (yes && !this.heldForGood) this.sendsHeld = false;
     });
     return this;
+  }
+
+  /** Sends nothing more, from now on (a re-check found the configuration wrong: the sidecar stops). */
+  holdSends() {
+    this.heldForGood = true;
+    this.sendsHeld = true;
   }
 
   /** Records the emails sent and not yet recorded first; then, while this sidecar leads, works. */

@@ -512,4 +512,16 @@ it("sends no welcome while the start's check of the configuration has not answer
   await held.tick(state);
   expect(smtp.mails).toHaveLength(1);
   await held.close();
+
+  // Released, then a later re-check says "wrong": nothing more from then on, whatever else answers.
+  const later = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337])).holdSendsUntil(
+    Promise.resolve(true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  later.holdSends();
+  later.holdSendsUntil(Promise.resolve(true));
+  await new Promise((resolve) => setImmediate(resolve));
+  await later.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  await later.close();
 });
