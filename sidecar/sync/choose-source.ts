@@ -299,7 +299,7 @@ export function leaveOnTakeBack(
   return changed;
 }
 
-/** leaveOnTakeBack, its records written: after a step's commit, before any later term may start. */
+/** leaveOnTakeBack, its records written: in the step's transaction (step.ts onTakeBack), so that they commit with what it took back. */
 export async function noteTakenBack(
   db: pg.ClientBase,
   config: SidecarConfig,

@@ -473,17 +473,15 @@ export class SyncLoop {
           writeInStep: startedAt >= this.queueOnlyUntil,
           onPlainStop: (reason, error) => this.notePlainStop(reason, error),
           reorgWatch: this.reorgWatch,
+          // Another instance that may still show what it takes back is not read until it
+          // commits (choose-source.ts, leaveOnTakeBack): recorded with the step's commit.
+          onTakeBack: (tx, chains) => noteTakenBack(tx, this.config, this.sourceWatch, config.ponderSchema, chains),
         });
         // A step's own developers are committed with it: reported now, also when the write of
         // the queue below fails the round.
         const own = step.kind === "stepped" ? step.written : [];
         this.noteChanges(own);
         this.noteNotDurable();
-        // Another instance that may still show what it took back is not read until it commits
-        // (choose-source.ts, leaveOnTakeBack).
-        if (step.kind === "stepped") {
-          await noteTakenBack(db, this.config, this.sourceWatch, config.ponderSchema, step.chains);
-        }
         if (step.kind === "stepped" && step.fellBack !== undefined) this.noteFellBack(step.fellBack, startedAt);
         this.ponderSeenIn = step.kind === "waiting-for-ponder" ? undefined : config.ponderSchema;
         // Left by this step, or still waiting: any other step that synced (a reconciliation too)

@@ -132,6 +132,8 @@ export type StepOptions = {
   writeInStepMaxMs?: number;
   /** What the term's steps saw of Ponder's reorg transactions (reorg-watch.ts); none: nothing held. */
   reorgWatch?: ReorgWatch;
+  /** Told, inside the step's transaction, of the chains on which it takes applied events back. */
+  onTakeBack?: (db: pg.ClientBase, chains: ChainStep[]) => Promise<void>;
 };
 
 /**
@@ -239,7 +241,7 @@ async function stepOnce(
   db: pg.ClientBase,
   config: SidecarConfig,
   guard: RemovalGuard,
-  { reconcile = false, heads, catchUp, walletIndexed = false, writeInStepMaxMs, reorgWatch }: StepOptions,
+  { reconcile = false, heads, catchUp, walletIndexed = false, writeInStepMaxMs, reorgWatch, onTakeBack }: StepOptions,
   seen: boolean,
   { ownWrite, plainBlock, quiet: mayAsk }: Tries,
 ): Promise<Attempt> {
@@ -366,6 +368,10 @@ async function stepOnce(
       written: [] as Change[],
     };
     if (windows.length === 0 && !reconcile) return stepped;
+    // Events this step takes back: told in its transaction, so that what follows from them (the
+    // other Ponder instances left, choose-source.ts leaveOnTakeBack) commits with it, or not at all.
+    const takenBack = chainSteps(windows, counts).filter((c) => c.removed > 0);
+    if (takenBack.length > 0) await onTakeBack?.(db, takenBack);
     if (early) {
       // The look-ups too (the stale developers and their first activations), though nothing is
       // queued: the step that writes these developers, after Ponder's backfill, then need not

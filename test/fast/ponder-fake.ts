@@ -210,9 +210,9 @@ export async function fakePonder(env: Record<string, string> = {}): Promise<Fake
         plainBlock,
         writeInStepMaxMs,
         reorgWatch,
+        onTakeBack: (tx, chains) => noteTakenBack(tx, config, source.watch, read.ponderSchema, chains),
       });
       source.seenIn = step.kind === "waiting-for-ponder" ? undefined : read.ponderSchema;
-      if (step.kind === "stepped") await noteTakenBack(db, config, source.watch, read.ponderSchema, step.chains);
       const pending = step.kind === "stepped" ? step.pending : undefined;
       const applied = await applyDevelopers(db, config, pending, { walletIndexed: source.walletIndexed });
       // As the loop: a bulk step's own changes first.

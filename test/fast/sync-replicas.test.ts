@@ -256,6 +256,33 @@ describe("a second Ponder instance (PONDER_REPLICA_SCHEMAS)", () => {
     expect(await fake.audit(w)).toEqual(["stake active 30.000000", "reorg inactive 0.000000"]);
   });
 
+  it("records the other instance left in the transaction of the step that takes the orphan back: both or neither", async () => {
+    const { w } = await stakedOnBoth(0x78, 30);
+    // The record of the instance left cannot be written (here: a trigger refuses it; in life, a
+    // kill or a restart between the step's commit and a write after it).
+    await fake.db.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN RAISE EXCEPTION 'left_source refused'; END $$`);
+    await fake.db.query(
+      "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON stakesync.left_source FOR EACH ROW EXECUTE FUNCTION refuse()",
+    );
+    await fake.deleteAbove(19);
+    await fake.index([], 31);
+    await fake.round();
+    await fake.progress({ latest: 32, safe: 0, finalized: 0 });
+    // The step that takes the stake back fails whole. Before, it committed, and its record of
+    // the other instance, written after, was lost: a new term read the orphan back from it.
+    await expect(fake.round()).rejects.toThrow(/left_source refused/);
+    expect(await fake.developer(w)).toMatchObject({ status: "active" });
+    await fake.db.query("DROP TRIGGER refuse ON stakesync.left_source");
+    // A failed round forgets its sightings (loop.ts): seen missing again, and taken back a block on.
+    await fake.round();
+    await fake.progress({ latest: 33, safe: 0, finalized: 0 });
+    await fake.round();
+    expect(await fake.developer(w)).toMatchObject({ status: "inactive", stake_amount: "0.000000" });
+    const left = await fake.db.query("SELECT schema FROM stakesync.left_source");
+    expect(left.rows.map((r) => r.schema)).toEqual([REPLICA]);
+  });
+
   it("keeps one left on the old fork left when the other climbs the new fork to its height, where the checkpoints read alike", async () => {
     const { replica, w } = await stakedOnBoth(38, 30);
     // As above: the second follows a reorg from 19 and is read from its second new block on; the
