@@ -278,7 +278,8 @@ function connectionOptionsOnly(variable: string, url: string): string {
     return url; // refused already by its schema, with its own message
   }
   const refused = [...query.keys()].find(
-    (k) => DATABASE_URL_OVERRIDES.includes(k) || (k === "options" && /(^|\s)(-c|--)/.test(query.get(k) ?? "")),
+    (k) =>
+      DATABASE_URL_OVERRIDES.includes(k) || (k === "options" && query.getAll(k).some((v) => /(^|\s)(-c|--)/.test(v))),
   );
   if (refused !== undefined) {
     throw new ConfigError(

@@ -69,6 +69,8 @@ export type Status = {
    * row of reason 'reorg'), or null: `reorg_correction` pages for ALERT_REPEAT_MS after it.
    */
   lastReorgCorrectionAt: string | null;
+  /** Its age in seconds by the database's clock (the rule's measure: a sidecar's clock may differ). */
+  lastReorgCorrectionAgeS: number | null;
 };
 
 /**
@@ -76,11 +78,12 @@ export type Status = {
  * what every leader and every scrape sees, where a count in one process's memory was lost with
  * the process (a leader that crashed after its correction, a counter that began at 1).
  */
-async function lastReorgCorrection(db: Queryable): Promise<string | null> {
-  const { rows } = await db.query<{ at: Date | null }>(
-    "SELECT max(created_at) AS at FROM stakesync.audit WHERE reason = 'reorg'",
+async function lastReorgCorrection(db: Queryable): Promise<{ at: string | null; ageS: number | null }> {
+  const { rows } = await db.query<{ at: Date | null; age_s: number | null }>(
+    `SELECT max(created_at) AS at, extract(epoch FROM now() - max(created_at))::float8 AS age_s
+       FROM stakesync.audit WHERE reason = 'reorg'`,
   );
-  return rows[0]?.at?.toISOString() ?? null;
+  return { at: rows[0]?.at?.toISOString() ?? null, ageS: rows[0]?.age_s ?? null };
 }
 
 export async function readStatus(
@@ -155,7 +158,8 @@ export async function readStatus(
     lastSyncAt: loop.lastSyncAt,
     settingsDiffer: differ,
     ponderNotDurable: loop.ponderNotDurable,
-    lastReorgCorrectionAt: reorgAt,
+    lastReorgCorrectionAt: reorgAt.at,
+    lastReorgCorrectionAgeS: reorgAt.ageS,
   };
 }
 

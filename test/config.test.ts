@@ -185,6 +185,8 @@ describe("sidecar configuration", () => {
       ["DATABASE_URL", "sslmode=require&statement_timeout=1"],
       ["SIDECAR_DATABASE_URL", "options=-c%20idle_session_timeout%3D0"],
       ["DATABASE_URL", "options=--statement_timeout%3D1"],
+      // node-postgres takes the last of a repeated option.
+      ["DATABASE_URL", "options=endpoint%3Dep-x&options=-c%20statement_timeout%3D0"],
     ] as const) {
       const env = { ...base, [variable]: `postgresql://u:secret@db.internal:5432/app?${query}` };
       let error: unknown;

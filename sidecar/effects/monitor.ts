@@ -218,10 +218,11 @@ export class AlertMonitor {
 
     // From the audit (status.ts), as any leader reads it: a leader that corrected and crashed or
     // froze before its next check lost the page when it lived in that leader's memory alone.
-    const reorgAt = status.lastReorgCorrectionAt === null ? undefined : Date.parse(status.lastReorgCorrectionAt);
+    // Its age by the database's clock: the sidecar's own, minutes off, silenced the page or held it.
+    const ageS = status.lastReorgCorrectionAgeS;
     alerts.set(
       "reorg_correction",
-      reorgAt !== undefined && Date.now() - reorgAt < config.alertRepeatMs,
+      ageS !== null && ageS * 1000 < config.alertRepeatMs,
       "warning",
       "developers corrected after a reorg deeper than CONFIRMATIONS",
     );

@@ -58,8 +58,9 @@ export const TAKE_OVER_AFTER_MS = 2 * EFFECTS_QUERY_MS;
  * worker (migration 021): at the take-over of the last, the job is dead instead of claimed. Each
  * such claim may have sent the email (its worker killed or frozen after the server took it), so
  * this bounds the copies a developer gets when a job's send keeps ending in a crash; a deploy that
- * kills one send in the middle costs nothing, and a claim that ends with its outcome recorded (a
- * failure, a claim given back) starts the count again.
+ * kills one send in the middle costs nothing, and a claim that ends with its failure recorded
+ * starts the count again (a claim given back unsent leaves it: the take-overs before it may have
+ * sent).
  */
 export const LAPSES_AT_MOST = 3;
 
@@ -168,7 +169,7 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
  */
 export async function releaseJob(db: Queryable, job: Job, fence: Fence) {
   await db.query(
-    `UPDATE stakesync.outbox SET locked_until = NULL, lapses = 0
+    `UPDATE stakesync.outbox SET locked_until = NULL
       WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3`,
     [job.id, fence.workerId, job.attempts],
   );

@@ -169,7 +169,8 @@ export class OutboxWorker {
       return;
     }
 
-    for (let n = 0; n < JOBS_PER_TICK && !this.stopping; n++) {
+    // Held meanwhile too (a re-check said the configuration is wrong, holdSends): the batch stops.
+    for (let n = 0; n < JOBS_PER_TICK && !this.stopping && !this.sendsHeld; n++) {
       const current = fence();
       if (!current) return; // leadership went: stop here
       if (this.clock() < this.pausedUntil) return; // the server said try later
@@ -195,7 +196,7 @@ export class OutboxWorker {
       const askedAt = this.clock();
       const may = await maySend(this.pool, job, current);
       const late = may && this.clock() - askedAt > MAY_SEND_FRESH_MS;
-      if (!may || late) {
+      if (!may || late || this.sendsHeld) {
         // Nothing went out: the claim is given back (if still ours) for whoever leads to send at
         // once, rather than after its lease and the take-over wait (17 minutes).
         await releaseJob(this.pool, job, current);

@@ -9,7 +9,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
-import { afterEach, expect, it } from "vitest";
+import { afterEach, expect, it, vi } from "vitest";
 import { waitFor } from "../../lib/wait";
 import type { Queryable } from "../../sidecar/db/queryable";
 import { Alerts, leaderFiring, type Rule, type Severity } from "../../sidecar/effects/alerts";
@@ -1002,7 +1002,14 @@ it("pages reorg_correction from the audit, also on a leader that did not make th
     await alerts.flush();
     return status;
   };
-  const status = await check();
+  // The sidecar's clock an hour ahead of the database's: the correction's age is the database's.
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 3_600_000 });
+  let status: Awaited<ReturnType<typeof check>>;
+  try {
+    status = await check();
+  } finally {
+    vi.useRealTimers();
+  }
   // Before: a new monitor knew of no correction, and the page was lost with the last leader.
   expect(alerts.firing().map((f) => f.rule)).toContain("reorg_correction");
   const { rows } = await fake.db.query<{ at: Date }>("SELECT created_at AS at FROM stakesync.audit");

@@ -525,3 +525,25 @@ it("sends no welcome while the start's check of the configuration has not answer
   expect(smtp.mails).toHaveLength(1);
   await later.close();
 });
+
+it("stops a batch under way once its sends are held (a re-check found the configuration wrong), the claim given back", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(13), "mo@example.test");
+  await fake.register(wallet(14), "ned@example.test");
+  await db.query(
+    "INSERT INTO stakesync.outbox (kind, wallet, run_at) VALUES ('welcome_email', $1, now() + interval '1 ms')",
+    [wallet(14)],
+  );
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]));
+  // The verdict comes while the first email is being taken.
+  smtp.state.beforeAccepting = async () => worker.holdSends();
+  await worker.tick(state);
+  expect(smtp.mails).toHaveLength(1);
+  const { rows } = await db.query("SELECT state, locked_until IS NULL AS free FROM stakesync.outbox ORDER BY id");
+  expect(rows).toEqual([
+    { state: "sent", free: true },
+    { state: "pending", free: true },
+  ]);
+  await worker.close();
+});

@@ -179,9 +179,14 @@ it("makes a dead letter of a job whose claim ran out three times in a row into a
     if (!job) throw new Error("no job claimed");
     return job;
   };
-  // A claim given back unsent is no lapse, however many.
+  // A claim given back unsent is no lapse, however many; nor does it start the count again.
   for (let i = 0; i < 4; i++) await releaseJob(fake.db, await claim(worker(`r${i}`)), worker(`r${i}`));
   expect(await lapses()).toBe(0);
+  await claim(worker("x"));
+  await ranOut();
+  await releaseJob(fake.db, await claim(worker("y")), worker("y"));
+  expect(await lapses()).toBe(1);
+  await fake.db.query("UPDATE stakesync.outbox SET lapses = 0");
   // A worker killed mid-send, and another takes over: two lapses; then a failure recorded ends
   // the run, and two more lapses leave the job pending.
   await claim(worker("a"));
