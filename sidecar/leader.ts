@@ -22,6 +22,21 @@ export const leaderLockHeldBy = (pid: string) =>
   `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = ${LEADER_LOCK}
                    AND objsubid = 1 AND granted AND pid = ${pid})`;
 
+/**
+ * Which server a connection reached, for as long as it runs: its start, to the microsecond, as
+ * seconds since 1970 (not a timestamp's text, which follows the session's TimeZone and DateStyle).
+ */
+export const SERVER_START = "extract(epoch from pg_postmaster_start_time())::text";
+
+/**
+ * leaderLockHeldBy, on the leader's own server when `server` (an SQL expression, text: its start,
+ * as LeaderConnection.server) is not null. After a failover that left the old primary running, an
+ * old leader's pools reach the new primary, where another sidecar's leader connection may have the
+ * same pid (pids repeat, containers restart): by pid alone, its fenced writes went through there.
+ */
+export const leaderLockHeldOn = (pid: string, server: string) =>
+  `(${leaderLockHeldBy(pid)} AND (${server}::text IS NULL OR ${SERVER_START} = ${server}::text))`;
+
 const RETRY_MS = 1000;
 
 /**
@@ -101,12 +116,6 @@ async function prepareSession(client: pg.Client): Promise<{ pid: number; server:
 const TRY_BOUND = { query_timeout: CONNECT_MS };
 
 /**
- * Which server a connection reached, for as long as it runs: its start, to the microsecond, as
- * seconds since 1970 (not a timestamp's text, which follows the session's TimeZone and DateStyle).
- */
-const SERVER_START = "extract(epoch from pg_postmaster_start_time())::text";
-
-/**
  * The leader's session: if this process freezes, in a transaction or between two, the server
  * ends the session after `limitS` and frees the lock; if its host vanishes, the server's
  * keepalives notice within seconds. While a statement runs (the session is busy, and neither limit
@@ -138,10 +147,10 @@ export async function holdsLeaderLock(db: Queryable, pid: number, server?: strin
   // On the leader's server: after a failover that left the old primary running, the leader's
   // connection goes on there, and a connection made since reaches the new one, where another
   // sidecar leads (whose pid may be this one's).
-  const { rows } = await db.query<{ held: boolean }>(
-    `SELECT ${leaderLockHeldBy("$1::int")} AND ($2::text IS NULL OR ${SERVER_START} = $2) AS held`,
-    [pid, server ?? null],
-  );
+  const { rows } = await db.query<{ held: boolean }>(`SELECT ${leaderLockHeldOn("$1::int", "$2")} AS held`, [
+    pid,
+    server ?? null,
+  ]);
   return rows[0]?.held === true;
 }
 

@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import { backoffMs } from "../../lib/backoff";
 import { fetchUrl } from "../../lib/fetch-url";
 import type { Queryable } from "../db/queryable";
-import { leaderLockHeldBy } from "../leader";
+import { leaderLockHeldOn } from "../leader";
 import { type Metrics, RULES } from "../metrics";
 import { errorText } from "../redact";
 
@@ -54,11 +54,12 @@ const IDENTIFYING = ["sidecar"] as const;
 const OWN_ROW = "date_trunc('milliseconds', sent_at) = ANY ($2::timestamptz[])";
 
 /**
- * A write's fence (`param`: the leader connection's backend pid): the server has the leader lock
- * held by that connection. Unfenced when the pid is NULL: an Alerts that never adopted as a leader
- * (a test's); run.ts adopts with the term's pid before any write.
+ * A write's fence (`pid`: the leader connection's backend pid; `server`: its server's start, or
+ * NULL): the server has the leader lock held by that connection, on that server. Unfenced when the
+ * pid is NULL: an Alerts that never adopted as a leader (a test's); run.ts adopts with the term's
+ * pid and server before any write.
  */
-const FENCED = (param: string) => `(${param}::int IS NULL OR ${leaderLockHeldBy(`${param}::int`)})`;
+const FENCED = (pid: string, server: string) => `(${pid}::int IS NULL OR ${leaderLockHeldOn(`${pid}::int`, server)})`;
 
 /**
  * `own`: every sent_at this sidecar wrote or adopted for the rule's row while it fired. Its row is
@@ -89,6 +90,8 @@ export class Alerts {
    * Unset (never adopted as a leader): unfenced.
    */
   private fence: number | undefined;
+  /** The term's server (LoopState.leaderServer), fenced with the pid; null: the pid alone. */
+  private fenceServer: string | null = null;
   /** Writes to stakesync.alert_firing, one after another, in the order of the changes. */
   private stored: Promise<unknown> = Promise.resolve();
   /**
@@ -121,10 +124,13 @@ export class Alerts {
    * new leader's resolve then deleted nothing, the page showed firing on every standby, and a
    * retried resolved took that row for a firing since and was dropped: the page stayed open.
    */
-  async adopt(leaderPid?: number) {
+  async adopt(leaderPid?: number, server: string | null = null) {
     const { db } = this.options;
     if (this.adopted || !db) return;
-    if (leaderPid !== undefined) this.fence = leaderPid;
+    if (leaderPid !== undefined) {
+      this.fence = leaderPid;
+      this.fenceServer = server;
+    }
     const { rows } = await db.query<{
       rule: Rule;
       severity: Severity;
@@ -177,9 +183,18 @@ export class Alerts {
       // Delivered once the webhook took it (post), at once without a webhook (the log is the page).
       this.store(
         `INSERT INTO stakesync.alert_firing (rule, severity, text, sent_at, first_at, delivered)
-         SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $7::boolean WHERE ${FENCED("$6")}
+         SELECT $1::text, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $7::boolean WHERE ${FENCED("$6", "$8")}
          ON CONFLICT (rule) DO UPDATE SET severity = $2, text = $3, sent_at = $4, first_at = $5, delivered = $7`,
-        [rule, severity, text, new Date(now), new Date(firstAt), this.fence ?? null, !this.options.webhookUrl],
+        [
+          rule,
+          severity,
+          text,
+          new Date(now),
+          new Date(firstAt),
+          this.fence ?? null,
+          !this.options.webhookUrl,
+          this.fenceServer,
+        ],
       );
       this.options.metrics.alerts.inc({ rule });
       this.options.metrics.alertFiring.set({ rule }, 1);
@@ -189,10 +204,11 @@ export class Alerts {
       // Its own row only (sent_at to the millisecond, as a JavaScript date holds it): a DELETE
       // queued behind a slow write could otherwise take a newer leader's, and that page was lost
       // to the leader after it.
-      this.store(`DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW} AND ${FENCED("$3")}`, [
+      this.store(`DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW} AND ${FENCED("$3", "$4")}`, [
         rule,
         state.own,
         this.fence ?? null,
+        this.fenceServer,
       ]);
       if (RULES.includes(rule)) this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver(

@@ -12,7 +12,7 @@
 import { backoffMs } from "../../lib/backoff";
 import { EFFECTS_QUERY_MS } from "../db/pools";
 import type { Queryable } from "../db/queryable";
-import { leaderLockHeldBy } from "../leader";
+import { leaderLockHeldOn } from "../leader";
 import { redact } from "../redact";
 import { stillWaits } from "../sync/sql/unwritten-developers";
 import { WRITE_FAILING_CURRENT_S } from "../sync/sql/write-failing";
@@ -29,7 +29,12 @@ export type Job = {
 };
 
 /** Who may act: this worker's id, and the backend pid of its sidecar's leader connection. */
-export type Fence = { workerId: string; leaderPid: number };
+export type Fence = {
+  workerId: string;
+  leaderPid: number;
+  /** The leader's server (LoopState.leaderServer): the lock is held on it, not on another with the same pid. */
+  server?: string | null;
+};
 
 /**
  * One job's lease: several times as long as one send may take (mailer.ts, SEND_DEADLINE_MS), so
@@ -115,7 +120,7 @@ export async function claimNextJob(
        SELECT id FROM stakesync.outbox
         WHERE state = 'pending' AND run_at <= now()
           AND (locked_until IS NULL OR (locked_until < now() AND (locked_by = $1 OR $3::boolean)))
-          AND ${leaderLockHeldBy("$2::int")}
+          AND ${leaderLockHeldOn("$2::int", "$4")}
         ORDER BY run_at, id
         LIMIT 1
           FOR UPDATE SKIP LOCKED
@@ -141,7 +146,7 @@ export async function claimNextJob(
               WHERE lower(d.wallet_address) = c.wallet AND coalesce(d.email, '') <> ''
               ORDER BY d.email LIMIT 1) AS email
        FROM claimed c`,
-    [fence.workerId, fence.leaderPid, takeOver],
+    [fence.workerId, fence.leaderPid, takeOver, fence.server ?? null],
   );
   return rows[0];
 }
@@ -155,8 +160,8 @@ export async function maySend(db: Queryable, job: Job, fence: Fence): Promise<bo
     `SELECT 1 FROM stakesync.outbox
       WHERE id = $1 AND state = 'pending' AND locked_by = $2 AND attempts = $3
         AND locked_until > now() + interval '${LEASE_LEFT_TO_SEND}'
-        AND ${leaderLockHeldBy("$4::int")}`,
-    [job.id, fence.workerId, job.attempts, fence.leaderPid],
+        AND ${leaderLockHeldOn("$4::int", "$5")}`,
+    [job.id, fence.workerId, job.attempts, fence.leaderPid, fence.server ?? null],
   );
   return rowCount === 1;
 }

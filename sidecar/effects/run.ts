@@ -48,12 +48,20 @@ export function startEffects(deps: {
     await worker.tick(loop.state);
   });
   let announcedAt = 0;
-  /** The term (its leader connection's pid) whose rules the last tick read; null while a standby. */
-  let lastTerm: number | null = null;
+  /**
+   * The term whose rules the last tick read; null while a standby. Counted, not its pid: a term
+   * that ended and began again between two ticks with the same pid (on another server after a
+   * failover: pids repeat) is another term.
+   */
+  let lastTerm: string | null = null;
+  const termOf = () =>
+    loop.state.role === "leader" && loop.state.leaderPid !== null
+      ? `${loop.state.terms ?? 0}:${loop.state.leaderPid}`
+      : null;
   const alerting = every(1000, async () => {
     // A new term also when one began after another ended between two ticks: what the last one
     // saw is not this one's, and its writes were fenced by the last one's lock (alerts.ts).
-    if (loop.state.role !== "leader" || loop.state.leaderPid !== lastTerm) {
+    if (loop.state.role !== "leader" || termOf() !== lastTerm) {
       monitor.standDown();
       alerts.standDown();
       lastTerm = null;
@@ -68,9 +76,10 @@ export function startEffects(deps: {
       );
     }
     const term = loop.state.leaderPid;
+    const server = loop.state.leaderServer ?? null;
     if (loop.state.role !== "leader" || term === null) return;
-    lastTerm = term;
-    await alerts.adopt(term);
+    lastTerm = termOf();
+    await alerts.adopt(term, server);
     // Every read the rules judge, Ponder's /metrics too, before any rule is judged: check() waits
     // for nothing, so that what is confirmed next still holds while it runs.
     const [status, ponder] = await Promise.all([
@@ -81,10 +90,10 @@ export function startEffects(deps: {
     // (SIGSTOP) thaws believing it leads until its loop hears that its session ended, and the
     // answers waiting for it may come before the late timers that tell PauseWatch of the pause.
     // Judged on, its rules repeated a page another leader had adopted (alerts.ts).
-    if (!(await holdsLeaderLock(pool, term))) return;
+    if (!(await holdsLeaderLock(pool, term, server ?? undefined))) return;
     // The term may have ended during the reads: a standby's state (no errors) would resolve the
     // pages, and delete them from what the next leader adopts.
-    if (loop.state.role !== "leader" || loop.state.leaderPid !== term) return;
+    if (loop.state.role !== "leader" || termOf() !== lastTerm) return;
     // Checked last: a tick stopped with the process, in the middle of its reads, goes on here.
     if (pauses.settling()) return;
     monitor.check(status, loop.state, indexer.judged(), ponder);

@@ -150,7 +150,7 @@ export class OutboxWorker {
   private async work(leader: LoopState, startedAt: number) {
     const fence = (): Fence | undefined =>
       leader.role === "leader" && leader.leaderPid !== null
-        ? { workerId: this.workerId, leaderPid: leader.leaderPid }
+        ? { workerId: this.workerId, leaderPid: leader.leaderPid, server: leader.leaderServer ?? null }
         : undefined;
     if (!(await this.recordSent())) {
       this.reachableSince = undefined;

@@ -68,6 +68,13 @@ export type LoopState = {
   role: "leader" | "standby";
   /** While leader: the backend pid of the connection holding the leader lock (the fence). */
   leaderPid: number | null;
+  /**
+   * While leader: its server's start (leader.ts SERVER_START), which the fences check with the
+   * pid; null (or unset) checks the pid alone.
+   */
+  leaderServer?: string | null;
+  /** How many terms this sidecar has led: a term ended and begun again between two looks at it is another. */
+  terms?: number;
   consecutiveErrors: number;
   lastError: { kind: ErrorKind; message: string; at: string } | null;
   /**
@@ -225,6 +232,8 @@ export class SyncLoop {
     this.state = {
       role: "standby",
       leaderPid: null,
+      leaderServer: null,
+      terms: 0,
       consecutiveErrors: 0,
       lastError: null,
       unreachable: { tries: 0, error: null },
@@ -335,6 +344,8 @@ export class SyncLoop {
       this.plainErrorLogged = false;
       this.state.role = "leader";
       this.state.leaderPid = connection.pid;
+      this.state.leaderServer = connection.server;
+      this.state.terms = (this.state.terms ?? 0) + 1;
       this.leaderServer = connection.server;
       if (!connection.userTimeout && !this.userTimeoutWarned) {
         this.userTimeoutWarned = true;
@@ -353,6 +364,7 @@ export class SyncLoop {
         this.state.role = "standby";
         this.state.syncedThisTerm = false;
         this.state.leaderPid = null;
+        this.state.leaderServer = null;
         this.leaderClient = undefined;
         // A standby reads nothing; its /status shows the first instance, where a next term starts.
         this.state.source = this.config.ponderSchema;

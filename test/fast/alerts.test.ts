@@ -18,6 +18,7 @@ import { PauseWatch } from "../../sidecar/effects/pause-watch";
 import { startEffects } from "../../sidecar/effects/run";
 import { OutboxWorker } from "../../sidecar/effects/worker";
 import { IndexerWatch } from "../../sidecar/indexer-watch";
+import { SERVER_START } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics, observeStatus } from "../../sidecar/metrics";
 import { announceSettings, settingsDiffer, withdrawSettings } from "../../sidecar/settings";
@@ -566,6 +567,30 @@ it("evaluates no rule for a while after the sidecar itself was stopped, then pag
   }
 });
 
+it("takes a term that ended and began again between two ticks, with the same pid, for another: stands down", async () => {
+  fake = await fakePonder();
+  const { metrics, heads, alerts, ownAlerts, loop } = sidecarParts(fake.config);
+  const leader = await leadingSession(fake.url);
+  loop.state.role = "leader";
+  loop.state.leaderPid = leader.pid;
+  loop.state.terms = 1;
+  const standDowns = vi.spyOn(alerts, "standDown");
+  const adoptions = vi.spyOn(alerts, "adopt");
+  const pool = new pg.Pool({ connectionString: fake.url, max: 3 });
+  const stop = effectsOn(pool, { metrics, heads, ownAlerts, loop }, alerts);
+  try {
+    await waitFor("the first term adopted", () => adoptions.mock.calls.length > 0);
+    const before = standDowns.mock.calls.length;
+    // Another term (a failover: on the new primary, its leader connection has the same pid).
+    loop.state.terms = 2;
+    await waitFor("stood down", () => standDowns.mock.calls.length > before, { timeoutMs: 15_000 });
+  } finally {
+    await stop();
+    await pool.end();
+    await leader.client.end();
+  }
+});
+
 it("judges no rule on reads that outlasted its term: the leader stood down during them", async () => {
   fake = await fakePonder();
   webhook = await startWebhook();
@@ -971,9 +996,17 @@ it("writes nothing to alert_firing without the leader lock: a sidecar whose term
     old.set("dead_letter", false, "warning", "");
     await old.flush();
     expect(await rows()).toEqual(left);
+    // Nor one whose term's server is another (a failover left the old primary running, and B's
+    // leader connection here has A's pid there): the same pid, not the same server.
+    const stale = sidecarAlerts(0);
+    await stale.adopt(b.pid, "1234567890.123456");
+    stale.set("lag", true, "warning", "behind");
+    await stale.flush();
+    expect(await rows()).toEqual(left);
     // B, which holds the lock, writes: it adopts the row and resolves it.
+    const { rows: servers } = await fake.db.query<{ server: string }>(`SELECT ${SERVER_START} AS server`);
     const next = sidecarAlerts(0);
-    await next.adopt(b.pid);
+    await next.adopt(b.pid, servers[0]?.server ?? null);
     next.set("dead_letter", false, "warning", "");
     await next.flush();
     expect(await rows()).toEqual([]);

@@ -13,6 +13,7 @@ import { createPools } from "../../sidecar/db/pools";
 import { createMailer, SEND_DEADLINE_MS } from "../../sidecar/effects/mailer";
 import { LEASE_MS } from "../../sidecar/effects/outbox";
 import { OutboxWorker } from "../../sidecar/effects/worker";
+import { SERVER_START } from "../../sidecar/leader";
 import { createLogger } from "../../sidecar/log";
 import { createMetrics } from "../../sidecar/metrics";
 import type { LoopState } from "../../sidecar/sync/loop";
@@ -545,5 +546,19 @@ it("stops a batch under way once its sends are held (a re-check found the config
     { state: "sent", free: true },
     { state: "pending", free: true },
   ]);
+  await worker.close();
+});
+
+it("fences its claims and sends by its leader's server as well as its pid", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(15), "ola@example.test");
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]));
+  // The loop's state names another server (its pools reach the new primary after a failover).
+  await worker.tick({ ...state, leaderServer: "1234567890.123456" });
+  expect(smtp.mails).toHaveLength(0);
+  const { rows } = await db.query<{ server: string }>(`SELECT ${SERVER_START} AS server`);
+  await worker.tick({ ...state, leaderServer: rows[0]?.server ?? null });
+  expect(smtp.mails).toHaveLength(1);
   await worker.close();
 });

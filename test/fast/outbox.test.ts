@@ -16,7 +16,7 @@ import {
   releaseJob,
   retryDeadLetter,
 } from "../../sidecar/effects/outbox";
-import { LEADER_LOCK } from "../../sidecar/leader";
+import { LEADER_LOCK, SERVER_START } from "../../sidecar/leader";
 import { errorText } from "../../sidecar/redact";
 import { type Fake, fakePonder, wallet } from "./ponder-fake";
 
@@ -220,4 +220,19 @@ it("makes a dead letter of a job whose claim ran out three times in a row into a
   expect(await claim(worker("h"))).toMatchObject({ state: "pending" });
   await ranOut();
   expect(await claim(worker("i"))).toMatchObject({ state: "pending" });
+});
+
+it("claims and sends only on the leader's own server: the same pid holding the lock on another server is no fence", async () => {
+  const { w, table, fence } = await jobDue(5);
+  const { rows } = await fake.db.query<{ server: string }>(`SELECT ${SERVER_START} AS server`);
+  const here = rows[0]?.server as string;
+  // A leader whose connection still reaches the old primary after a failover, asking over a pool
+  // that reaches the new one, where another sidecar's leader connection has its pid.
+  const elsewhere = { ...fence, server: "1234567890.123456" };
+  expect(await claimNextJob(fake.db, table, elsewhere, false)).toBeUndefined();
+  const job = await claimNextJob(fake.db, table, { ...fence, server: here }, false);
+  expect(job).toMatchObject({ wallet: w });
+  if (!job) return;
+  expect(await maySend(fake.db, job, elsewhere)).toBe(false);
+  expect(await maySend(fake.db, job, { ...fence, server: here })).toBe(true);
 });
