@@ -148,9 +148,12 @@ async function webhookAnswering(answer: (n: number) => { status: number; delayMs
   return { alerts, url, received, requests: () => requests, close: () => server.close() };
 }
 
-it("sends no firing retried by a sidecar that stood down: it landed after the new leader's resolved", async () => {
+/**
+ * Sidecars on a fresh fake whose webhook answers 502 to its first request (a proxy restarting),
+ * then takes each; `a` leads and has fired `lag`, its POST answered 502 and its retry due in 500 ms.
+ */
+async function firedInto502() {
   fake = await fakePonder();
-  // A webhook that answers 502 to its first request (a proxy restarting), then takes each.
   const webhook = await webhookAnswering((n) => ({ status: n === 1 ? 502 : 204 }));
   const sidecar = () =>
     new Alerts({
@@ -161,13 +164,17 @@ it("sends no firing retried by a sidecar that stood down: it landed after the ne
       metrics: createMetrics([31337]),
       db: fake.db,
     });
+  const a = sidecar();
+  await a.adopt();
+  a.set("lag", true, "warning", "sync lag above 100 blocks");
+  await a.flush();
+  await waitFor("the first POST", () => webhook.requests() === 1, { timeoutMs: 10_000, intervalMs: 5 });
+  return { webhook, sidecar, a };
+}
+
+it("sends no firing retried by a sidecar that stood down: it landed after the new leader's resolved", async () => {
+  const { webhook, sidecar, a } = await firedInto502();
   try {
-    // A leads and fires; its POST gets the 502, the retry is due in 500 ms.
-    const a = sidecar();
-    await a.adopt();
-    a.set("lag", true, "warning", "sync lag above 100 blocks");
-    await a.flush();
-    await waitFor("the first POST", () => webhook.requests() === 1, { timeoutMs: 10_000, intervalMs: 5 });
     // A loses the lead; B takes over, adopts A's page and resolves it (the lag is gone).
     a.standDown();
     const b = sidecar();
@@ -186,24 +193,8 @@ it("sends no firing retried by a sidecar that stood down: it landed after the ne
 });
 
 it("sends at once a firing adopted from a sidecar that stood down before delivering it, not after ALERT_REPEAT_MS", async () => {
-  fake = await fakePonder();
-  // The webhook fails A's POST (a proxy restarting), then takes each.
-  const webhook = await webhookAnswering((n) => ({ status: n === 1 ? 502 : 204 }));
-  const sidecar = () =>
-    new Alerts({
-      webhookUrl: webhook.url,
-      repeatMs: 60_000,
-      retry: { attempts: 3, delayMs: 500 },
-      log: createLogger("silent"),
-      metrics: createMetrics([31337]),
-      db: fake.db,
-    });
+  const { webhook, sidecar, a } = await firedInto502();
   try {
-    const a = sidecar();
-    await a.adopt();
-    a.set("lag", true, "warning", "sync lag above 100 blocks");
-    await a.flush();
-    await waitFor("the first POST", () => webhook.requests() === 1, { timeoutMs: 10_000, intervalMs: 5 });
     // A stands down with its firing undelivered (dropped, see above); B adopts the row, and the
     // lag lasts. Before, B took the row for a page sent and repeated it a minute later.
     a.standDown();
