@@ -75,6 +75,13 @@ export class OutboxWorker {
    * each tick records these first, and claims nothing while one is left.
    */
   private readonly unrecorded: { job: Job; fence: Fence }[] = [];
+  /**
+   * Failed sends whose record failed (failJob), kept as the sends are: a failure that counts may
+   * have been delivered (a connection lost after the server took the message), and its claim,
+   * run out, was taken again by this worker, which counts no lapse of its own: uncounted, such a
+   * job went out again at each lease for as long as the records failed.
+   */
+  private readonly unrecordedFailures: { job: Job; fence: Fence; message: string; temporary: boolean }[] = [];
   /** Set when the sidecar stops: the job being sent is finished and recorded, no other claimed. */
   private stopping = false;
   /**
@@ -152,7 +159,7 @@ export class OutboxWorker {
       leader.role === "leader" && leader.leaderPid !== null
         ? { workerId: this.workerId, leaderPid: leader.leaderPid, server: leader.leaderServer ?? null }
         : undefined;
-    if (!(await this.recordSent())) {
+    if (!(await this.recordSent()) || !(await this.recordFailed())) {
       this.reachableSince = undefined;
       return;
     }
@@ -214,12 +221,13 @@ export class OutboxWorker {
         // The server's reply can quote the address (550 <dave@…>: rejected): redacted.
         const message = errorText(error);
         const later = temporary(error);
-        const state = await failJob(this.pool, job, current, message, {
-          attempts: this.config.retryAttempts,
-          delayMs: this.config.retryDelayMs,
-          temporary: later,
-        });
         this.metrics.syncErrors.inc({ kind: "email" });
+        this.unrecordedFailures.push({ job, fence: current, message, temporary: later });
+        if (!(await this.recordFailed())) {
+          this.reachableSince = undefined; // a statement failed: a break (see tick)
+          return;
+        }
+        const state = this.lastFailedState;
         if (later) {
           // The server is limiting or out of reach: no other job until RETRY_DELAY_MS (each would
           // meet the same answer, at ten a tick), and this one is not counted toward dead.
@@ -278,6 +286,34 @@ export class OutboxWorker {
     return true;
   }
 
+  /** The state the last failure recorded left its job in (recordFailed). */
+  private lastFailedState: "pending" | "dead" | undefined;
+
+  /**
+   * Records the failed sends not yet recorded, as recordSent does the sent ones; false while one
+   * cannot be (kept, and tried again at the next tick, before any claim).
+   */
+  private async recordFailed(): Promise<boolean> {
+    while (this.unrecordedFailures.length > 0) {
+      const { job, fence, message, temporary } = this.unrecordedFailures[0] as (typeof this.unrecordedFailures)[0];
+      try {
+        this.lastFailedState = await failJob(this.pool, job, fence, message, {
+          attempts: this.config.retryAttempts,
+          delayMs: this.config.retryDelayMs,
+          temporary,
+        });
+      } catch (error) {
+        this.log.warn(
+          { developer: job.wallet, job_id: job.id, attempt: job.attempts, err: errorText(error) },
+          "welcome email failed, and its failure not recorded yet: recording it before any other job",
+        );
+        return false;
+      }
+      this.unrecordedFailures.shift();
+    }
+    return true;
+  }
+
   /** Claims no more jobs: the sidecar stops (the send under way goes on, and is recorded). */
   stop() {
     this.stopping = true;
@@ -285,6 +321,12 @@ export class OutboxWorker {
 
   /** Records what it can of the emails sent and not yet recorded, then closes the mailer. */
   async close() {
+    if (!(await this.recordFailed())) {
+      this.log.error(
+        { jobs: this.unrecordedFailures.map(({ job }) => job.id) },
+        "stopping with failed welcome emails not recorded: each is tried again once its claim's lease ends",
+      );
+    }
     if (!(await this.recordSent())) {
       this.log.error(
         { jobs: this.unrecorded.map(({ job }) => job.id) },

@@ -562,3 +562,31 @@ it("fences its claims and sends by its leader's server as well as its pid", asyn
   expect(smtp.mails).toHaveLength(1);
   await worker.close();
 });
+
+it("records a failed send whose record failed before any other claim, so that its own claim run out is not sent again uncounted", async () => {
+  const { smtp, fake, db, state } = await welcomeDue(wallet(16), "pia@example.test");
+  const pool = new pg.Pool({ connectionString: fake.url, max: 2 });
+  ends.push(() => pool.end());
+  const worker = new OutboxWorker(fake.config, pool, createLogger("silent"), createMetrics([31337]), 0);
+  // The server refuses for good; recording the failure fails (a blip of the database, here a
+  // trigger refusing the failure's UPDATE).
+  smtp.state.failing = true;
+  smtp.state.failCode = 554;
+  await db.query(`CREATE FUNCTION refuse_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN RAISE EXCEPTION 'not now'; END $$`);
+  await db.query(`CREATE TRIGGER refuse_failure BEFORE UPDATE ON stakesync.outbox FOR EACH ROW
+                    WHEN (NEW.last_error IS NOT NULL) EXECUTE FUNCTION refuse_failure()`);
+  await worker.tick(state);
+  // Its claim runs out (15 minutes on); the same worker, which counts no lapse of its own, takes
+  // it again only after the failure is recorded: nothing is claimed while it cannot be.
+  await db.query("UPDATE stakesync.outbox SET locked_until = now() - interval '1 second'");
+  const claims = async () => (await db.query("SELECT attempts, failures FROM stakesync.outbox")).rows[0];
+  await worker.tick(state);
+  expect(await claims()).toEqual({ attempts: 1, failures: 0 });
+  await db.query("DROP TRIGGER refuse_failure ON stakesync.outbox");
+  await worker.tick(state);
+  // Recorded first (counted: a 5xx), then the job backs off; before, the failure was lost and
+  // each lease's claim sent it again, uncounted.
+  expect(await claims()).toMatchObject({ failures: 1 });
+  await worker.close();
+});
