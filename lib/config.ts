@@ -270,7 +270,7 @@ const DATABASE_URL_OVERRIDES = [
 ];
 
 /** `variable`'s URL, or a ConfigError naming the first query option that would override the code's (never the URL). */
-function connectionOptionsOnly(variable: string, url: string): string {
+function refuseOverridingOptions(variable: string, url: string): string {
   let query: URLSearchParams;
   try {
     query = new URL(url).searchParams;
@@ -302,11 +302,11 @@ export function loadDatabase(env: Env, urlVariable = "DATABASE_URL"): DatabaseCo
   return {
     url:
       own === undefined
-        ? connectionOptionsOnly(
+        ? refuseOverridingOptions(
             "DATABASE_URL",
             read(env, "DATABASE_URL", postgresUrl, "a postgresql:// connection URL"),
           )
-        : connectionOptionsOnly(urlVariable, own),
+        : refuseOverridingOptions(urlVariable, own),
     schema: read(
       env,
       "DATABASE_SCHEMA",

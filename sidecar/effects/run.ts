@@ -49,9 +49,9 @@ export function startEffects(deps: {
   });
   let announcedAt = 0;
   /**
-   * The term whose rules the last tick read; null while a standby. Counted, not its pid: a term
-   * that ended and began again between two ticks with the same pid (on another server after a
-   * failover: pids repeat) is another term.
+   * The term whose rules the last tick read; null while a standby. By the loop's count of its
+   * terms, not its pid alone: a term that ended and began again between two ticks with the same
+   * pid (on another server after a failover: pids repeat) is another term.
    */
   let lastTerm: string | null = null;
   const termOf = () =>

@@ -72,16 +72,12 @@ export class OutboxWorker {
   /**
    * Emails the SMTP server took whose record failed (the database restarting, unreachable). The
    * claim stays ours until its lease ends, and then another claim would send the email again:
-   * each tick records these first, and claims nothing while one is left.
+   * each tick records these first, and claims nothing while one is left. A failed send's record
+   * too (`failed`): a failure that counts may have been delivered (a connection lost after the
+   * server took the message), and its claim, run out, was taken again by this worker, which counts
+   * no lapse of its own: uncounted, such a job went out again at each lease while records failed.
    */
-  private readonly unrecorded: { job: Job; fence: Fence }[] = [];
-  /**
-   * Failed sends whose record failed (failJob), kept as the sends are: a failure that counts may
-   * have been delivered (a connection lost after the server took the message), and its claim,
-   * run out, was taken again by this worker, which counts no lapse of its own: uncounted, such a
-   * job went out again at each lease for as long as the records failed.
-   */
-  private readonly unrecordedFailures: { job: Job; fence: Fence; message: string; temporary: boolean }[] = [];
+  private readonly unrecorded: { job: Job; fence: Fence; failed?: { message: string; temporary: boolean } }[] = [];
   /** Set when the sidecar stops: the job being sent is finished and recorded, no other claimed. */
   private stopping = false;
   /**
@@ -159,7 +155,7 @@ export class OutboxWorker {
       leader.role === "leader" && leader.leaderPid !== null
         ? { workerId: this.workerId, leaderPid: leader.leaderPid, server: leader.leaderServer ?? null }
         : undefined;
-    if (!(await this.recordSent()) || !(await this.recordFailed())) {
+    if (!(await this.record())) {
       this.reachableSince = undefined;
       return;
     }
@@ -222,28 +218,22 @@ export class OutboxWorker {
         const message = errorText(error);
         const later = temporary(error);
         this.metrics.syncErrors.inc({ kind: "email" });
-        this.unrecordedFailures.push({ job, fence: current, message, temporary: later });
-        if (!(await this.recordFailed())) {
+        this.unrecorded.push({ job, fence: current, failed: { message, temporary: later } });
+        if (!(await this.record())) {
           this.reachableSince = undefined; // a statement failed: a break (see tick)
           return;
         }
-        const state = this.lastFailedState;
         if (later) {
           // The server is limiting or out of reach: no other job until RETRY_DELAY_MS (each would
           // meet the same answer, at ten a tick), and this one is not counted toward dead.
           this.pausedUntil = this.clock() + this.config.retryDelayMs;
-          this.log.warn(
-            { ...context, err: message, state },
-            "welcome email failed for now (the SMTP server says try later, or is out of reach); tried again, not counted toward RETRY_ATTEMPTS",
-          );
           return;
         }
-        this.log[state === "dead" ? "error" : "warn"]({ ...context, err: message, state }, "welcome email failed");
         continue;
       }
       this.metrics.emailsSent.inc();
       this.unrecorded.push({ job, fence: current });
-      if (!(await this.recordSent())) return;
+      if (!(await this.record())) return;
     }
   }
 
@@ -261,55 +251,47 @@ export class OutboxWorker {
   }
 
   /**
-   * Records the emails sent and not yet recorded; false while one cannot be (it is kept, and
-   * tried again at the next tick). Recorded even if leadership went meanwhile: the claim is still
-   * ours and the mail is out.
+   * Records the sends, and failed sends, not yet recorded, in order; false while one cannot be
+   * (it is kept, and tried again at the next tick, before any claim). Recorded even if leadership
+   * went meanwhile: the claim is still ours and the mail is out (or may be).
    */
-  private async recordSent(): Promise<boolean> {
+  private async record(): Promise<boolean> {
     while (this.unrecorded.length > 0) {
-      const { job, fence } = this.unrecorded[0] as { job: Job; fence: Fence };
+      const { job, fence, failed } = this.unrecorded[0] as (typeof this.unrecorded)[0];
       const context = { developer: job.wallet, job_id: job.id, attempt: job.attempts };
-      let recorded: boolean;
+      let log: () => void;
       try {
-        recorded = await finishJob(this.pool, job, fence, "sent");
+        if (failed) {
+          const state = await failJob(this.pool, job, fence, failed.message, {
+            attempts: this.config.retryAttempts,
+            delayMs: this.config.retryDelayMs,
+            temporary: failed.temporary,
+          });
+          const fields = { ...context, err: failed.message, state };
+          log = failed.temporary
+            ? () =>
+                this.log.warn(
+                  fields,
+                  "welcome email failed for now (the SMTP server says try later, or is out of reach); tried again, not counted toward RETRY_ATTEMPTS",
+                )
+            : () => this.log[state === "dead" ? "error" : "warn"](fields, "welcome email failed");
+        } else {
+          const recorded = await finishJob(this.pool, job, fence, "sent");
+          log = recorded
+            ? () => this.log.info(context, "welcome email sent")
+            : () => this.log.warn(context, "welcome email sent, but the claim was lost meanwhile");
+        }
       } catch (error) {
         this.log.warn(
           { ...context, err: errorText(error) },
-          "welcome email sent, but not recorded yet: recording it before any other job",
+          failed
+            ? "welcome email failed, and its failure not recorded yet: recording it before any other job"
+            : "welcome email sent, but not recorded yet: recording it before any other job",
         );
         return false;
       }
       this.unrecorded.shift();
-      if (recorded) this.log.info(context, "welcome email sent");
-      else this.log.warn(context, "welcome email sent, but the claim was lost meanwhile");
-    }
-    return true;
-  }
-
-  /** The state the last failure recorded left its job in (recordFailed). */
-  private lastFailedState: "pending" | "dead" | undefined;
-
-  /**
-   * Records the failed sends not yet recorded, as recordSent does the sent ones; false while one
-   * cannot be (kept, and tried again at the next tick, before any claim).
-   */
-  private async recordFailed(): Promise<boolean> {
-    while (this.unrecordedFailures.length > 0) {
-      const { job, fence, message, temporary } = this.unrecordedFailures[0] as (typeof this.unrecordedFailures)[0];
-      try {
-        this.lastFailedState = await failJob(this.pool, job, fence, message, {
-          attempts: this.config.retryAttempts,
-          delayMs: this.config.retryDelayMs,
-          temporary,
-        });
-      } catch (error) {
-        this.log.warn(
-          { developer: job.wallet, job_id: job.id, attempt: job.attempts, err: errorText(error) },
-          "welcome email failed, and its failure not recorded yet: recording it before any other job",
-        );
-        return false;
-      }
-      this.unrecordedFailures.shift();
+      log();
     }
     return true;
   }
@@ -321,16 +303,10 @@ export class OutboxWorker {
 
   /** Records what it can of the emails sent and not yet recorded, then closes the mailer. */
   async close() {
-    if (!(await this.recordFailed())) {
-      this.log.error(
-        { jobs: this.unrecordedFailures.map(({ job }) => job.id) },
-        "stopping with failed welcome emails not recorded: each is tried again once its claim's lease ends",
-      );
-    }
-    if (!(await this.recordSent())) {
+    if (!(await this.record())) {
       this.log.error(
         { jobs: this.unrecorded.map(({ job }) => job.id) },
-        "stopping with welcome emails sent but not recorded: each is sent again once its claim's lease ends",
+        "stopping with welcome emails sent (or failed) but not recorded: each is tried again once its claim's lease ends",
       );
     }
     this.mailer?.close();

@@ -246,22 +246,37 @@ export function noteCommits(
   if (cameDown.size > 0) {
     for (const source of sources) {
       if (source.schema === current || !source.progress) continue;
-      // Only on those chains: on another (one without new blocks) it would wait for a block.
-      const shows = commitsOf(config, source);
-      const commits: Commits = new Map(
-        [...cameDown].flatMap(([chainId, to]) => {
-          const c = shows.get(chainId);
-          return c !== undefined && (source.progress?.get(chainId)?.indexed ?? -1) > to ? [[chainId, c] as const] : [];
-        }),
-      );
-      if (commits.size === 0) continue;
-      const left = watch.left.get(source.schema) ?? new Map();
-      for (const [chainId, c] of commits) left.set(chainId, c);
-      watch.left.set(source.schema, left);
-      newlyLeft.push({ schema: source.schema, commits: new Map(left) });
+      const left = leaveAbove(config, watch, source.schema, source.progress, cameDown);
+      if (left) newlyLeft.push(left);
     }
   }
   return { moved, newlyLeft };
+}
+
+/**
+ * Leaves `schema` (showing `progress`) on each chain of `above` where it shows a block above the
+ * one given, with what it shows there: only on those chains (on another, one without new blocks,
+ * it would wait for a block). Returns its record if that changed it.
+ */
+function leaveAbove(
+  config: Pick<SidecarConfig, "chains">,
+  watch: Watch,
+  schema: string,
+  progress: Map<number, PonderProgress>,
+  above: Map<number, number>,
+): { schema: string; commits: Commits } | undefined {
+  const shows = commitsOf(config, { schema, progress });
+  const commits: Commits = new Map(
+    [...above].flatMap(([chainId, block]) => {
+      const c = shows.get(chainId);
+      return c !== undefined && (progress.get(chainId)?.indexed ?? -1) > block ? [[chainId, c] as const] : [];
+    }),
+  );
+  if (commits.size === 0) return undefined;
+  const left = watch.left.get(schema) ?? new Map();
+  for (const [chainId, c] of commits) left.set(chainId, c);
+  watch.left.set(schema, left);
+  return { schema, commits: new Map(left) };
 }
 
 /**
@@ -279,22 +294,12 @@ export function leaveOnTakeBack(
   chains: { chainId: number; from: number; removed: number }[],
 ): { schema: string; commits: Commits }[] {
   const changed: { schema: string; commits: Commits }[] = [];
-  const took = chains.filter((c) => c.removed > 0);
-  if (took.length === 0) return changed;
+  const took = new Map(chains.filter((c) => c.removed > 0).map((c) => [c.chainId, c.from]));
+  if (took.size === 0) return changed;
   for (const [schema, progress] of watch.last) {
     if (schema === current) continue;
-    const shows = commitsOf(config, { schema, progress });
-    const commits: Commits = new Map(
-      took.flatMap(({ chainId, from }) => {
-        const c = shows.get(chainId);
-        return c !== undefined && (progress.get(chainId)?.indexed ?? -1) > from ? [[chainId, c] as const] : [];
-      }),
-    );
-    if (commits.size === 0) continue;
-    const left = watch.left.get(schema) ?? new Map();
-    for (const [chainId, c] of commits) left.set(chainId, c);
-    watch.left.set(schema, left);
-    changed.push({ schema, commits: new Map(left) });
+    const left = leaveAbove(config, watch, schema, progress, took);
+    if (left) changed.push(left);
   }
   return changed;
 }
