@@ -85,13 +85,11 @@ export class Alerts {
   /** Whether this term as leader has read the rules an earlier leader left firing. */
   private adopted = false;
   /**
-   * The leader connection's backend pid of the term that last adopted: every write to
+   * The term that last adopted, its leader connection's backend pid and server: every write to
    * stakesync.alert_firing is made only while the server has the leader lock held by it (FENCED).
    * Unset (never adopted as a leader): unfenced.
    */
-  private fence: number | undefined;
-  /** The term's server (LoopState.leaderServer), fenced with the pid; null: the pid alone. */
-  private fenceServer: string | null = null;
+  private fence: { pid: number; server: string | null } | undefined;
   /** Writes to stakesync.alert_firing, one after another, in the order of the changes. */
   private stored: Promise<unknown> = Promise.resolve();
   /**
@@ -128,8 +126,7 @@ export class Alerts {
     const { db } = this.options;
     if (this.adopted || !db) return;
     if (leaderPid !== undefined) {
-      this.fence = leaderPid;
-      this.fenceServer = server;
+      this.fence = { pid: leaderPid, server };
     }
     const { rows } = await db.query<{
       rule: Rule;
@@ -191,9 +188,9 @@ export class Alerts {
           text,
           new Date(now),
           new Date(firstAt),
-          this.fence ?? null,
+          this.fence?.pid ?? null,
           !this.options.webhookUrl,
-          this.fenceServer,
+          this.fence?.server ?? null,
         ],
       );
       this.options.metrics.alerts.inc({ rule });
@@ -207,8 +204,8 @@ export class Alerts {
       this.store(`DELETE FROM stakesync.alert_firing WHERE rule = $1 AND ${OWN_ROW} AND ${FENCED("$3", "$4")}`, [
         rule,
         state.own,
-        this.fence ?? null,
-        this.fenceServer,
+        this.fence?.pid ?? null,
+        this.fence?.server ?? null,
       ]);
       if (RULES.includes(rule)) this.options.metrics.alertFiring.set({ rule }, 0);
       this.deliver(

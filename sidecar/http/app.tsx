@@ -39,8 +39,6 @@ export type AppDeps = {
 };
 
 const WALLET = /^0x[0-9a-fA-F]{40}$/;
-/** Shadow mode's comparison, not read this time. */
-const UNKNOWN = Symbol("unknown");
 const COUNT_CACHE_MS = 5000;
 const SHADOW_CACHE_MS = 10_000;
 
@@ -114,7 +112,8 @@ export function createApp({ config, pool, probePool = pool, heads, indexer, loop
   const extras = () =>
     Promise.all([
       developerCounts.get().catch(() => null),
-      differing.get().catch(() => (config.mode === "shadow" ? UNKNOWN : null)),
+      // undefined: not shadow mode, nothing to compare; null: not read this time.
+      config.mode === "shadow" ? differing.get().catch(() => null) : undefined,
       firing().catch(() => null),
     ]);
 
@@ -126,7 +125,7 @@ export function createApp({ config, pool, probePool = pool, heads, indexer, loop
       developers: {
         ...s.developers,
         byStatus,
-        ...(diff === null ? {} : { differing: diff === UNKNOWN ? null : diff }),
+        ...(diff === undefined ? {} : { differing: diff }),
       },
       alerts: firingNow,
     });
@@ -173,7 +172,7 @@ export function createApp({ config, pool, probePool = pool, heads, indexer, loop
         maxLagBlocks={config.maxLagBlocks}
         developerCounts={counts}
         emailConfigured={config.smtpUrl !== undefined}
-        shadow={diff === null ? null : { differing: diff === UNKNOWN ? null : diff }}
+        shadow={diff === undefined ? null : { differing: diff }}
         refreshSeconds={refresh === undefined ? undefined : Number(refresh)}
       />,
     );
